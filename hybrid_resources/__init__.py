@@ -1,0 +1,1 @@
+"""What assets talk to: quantum backends, the kernel engine, the warehouse, artifact storage."""

@@ -1,0 +1,53 @@
+"""Where the platform keeps its data: one root, `HYBRID_DATA_DIR` (default `./data`)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class DataLayout:
+    """The folders and files under the data root.
+
+    - ``landing/``: files waiting to be ingested (CSV or Parquet)
+    - ``quarantine/``: rejected files, bytes unchanged, each with a ``.reason.json`` sidecar
+    - ``warehouse.duckdb``: raw rows, features, the experiment log, the quarantine table
+    - ``artifacts/``: arrays (``.npy``/``.npz``), JSON specs, plots
+    """
+
+    root: Path
+
+    @classmethod
+    def from_env(cls) -> "DataLayout":
+        return cls(Path(os.environ.get("HYBRID_DATA_DIR", "data")).resolve())
+
+    @property
+    def landing(self) -> Path:
+        return self.root / "landing"
+
+    @property
+    def quarantine(self) -> Path:
+        return self.root / "quarantine"
+
+    @property
+    def warehouse(self) -> Path:
+        return self.root / "warehouse.duckdb"
+
+    @property
+    def artifacts(self) -> Path:
+        return self.root / "artifacts"
+
+    @property
+    def kernel_cache(self) -> Path:
+        return self.root / "kernel_cache"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    def ensure(self) -> "DataLayout":
+        for folder in (self.landing, self.quarantine, self.artifacts):
+            folder.mkdir(parents=True, exist_ok=True)
+        return self

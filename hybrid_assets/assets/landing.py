@@ -1,0 +1,154 @@
+"""Landing files -> raw rows (one partition per file) -> deduplicated, split features."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import polars as pl
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    Config,
+    DataVersion,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+from pydantic import Field
+
+from hybrid_assets.data_prep import build_features
+from hybrid_assets.ingestion import find_landing_file, ingest_file, recorded_outcome
+from hybrid_assets.partitions import landing_files_partitions
+from hybrid_resources.contract import DatasetContract, validate_contract
+from hybrid_resources.paths import DataLayout
+from hybrid_resources.warehouse import Warehouse
+
+CONTRACT = DatasetContract()
+
+
+@asset(
+    partitions_def=landing_files_partitions,
+    pool="warehouse",
+    code_version="1",
+    group_name="ingest",
+    kinds={"duckdb"},
+    check_specs=[AssetCheckSpec("landing_contract", asset="raw_samples",
+                                description="The file parses and meets the dataset contract (Great Expectations suite)")],
+)
+def raw_samples(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
+    """Rows of one landing file in the warehouse, or the file quarantined with its reason (zero rows)."""
+    layout = DataLayout.from_env().ensure()
+    partition_key = context.partition_key
+    with warehouse.connect() as connection:
+        path = find_landing_file(layout.landing, partition_key)
+        if path is not None:
+            outcome = ingest_file(connection, path, partition_key, quarantine_dir=layout.quarantine,
+                                  contract=CONTRACT, run_id=context.run_id)
+        else:
+            outcome = recorded_outcome(connection, partition_key)
+            if outcome is None:
+                raise Failure(f"No file for partition {partition_key!r} in {layout.landing} and no record of it; "
+                              "land the file again or delete the partition.")
+    if outcome.status == "quarantined":
+        context.log.warning(f"Quarantined {outcome.file_name!r}: [{outcome.check}] {outcome.reason}")
+    check = AssetCheckResult(
+        check_name="landing_contract",
+        passed=outcome.status != "quarantined",
+        severity=AssetCheckSeverity.WARN,  # the file is kept out; nothing downstream is affected
+        metadata={"status": outcome.status, "failed_check": outcome.check, "reason": outcome.reason,
+                  "validation": MetadataValue.json(outcome.validation)},
+    )
+    return MaterializeResult(
+        data_version=DataVersion(f"{outcome.file_hash}:{outcome.status}"),
+        metadata={
+            "status": outcome.status,
+            "file_name": outcome.file_name,
+            "file_hash": outcome.file_hash,
+            "row_count": outcome.n_rows,
+            "reason": outcome.reason,
+            "quarantined_path": outcome.quarantined_path,
+        },
+        check_results=[check],
+    )
+
+
+class FeaturesConfig(Config):
+    test_fraction: float = Field(default=0.2, gt=0.0, lt=1.0, description="Share of sample ids in the holdout split")
+    split_seed: int = Field(default=42, description="Seed of the hash that assigns each sample id to a split")
+
+
+RAW_ROWS_SQL = """
+SELECT r.sample_id, r.label, r.features, r.file_hash,
+       row_number() OVER (ORDER BY f.recorded_at, r.file_hash, r.row_number) AS "order"
+FROM raw_rows r JOIN landing_files f ON r.file_hash = f.file_hash AND f.status = 'ingested'
+"""
+
+
+def features_gate(features: pl.DataFrame, feature_names: list[str]) -> AssetCheckResult:
+    """The contract re-checked on the combined features, plus what training needs (both splits)."""
+    counts = {split: features.filter(pl.col("split") == split).height for split in ("train", "test")}
+    if features.is_empty():
+        return AssetCheckResult(check_name="features_contract", passed=False,
+                                metadata={"reason": "no ingested rows yet; land a valid file"})
+    wide = features.select(
+        "sample_id", "label", pl.col("features").list.to_struct(fields=feature_names)
+    ).unnest("features")
+    report = validate_contract(wide, CONTRACT)
+    reasons = list(report.reasons)
+    reasons += [f"the {split} split is too small ({n} rows)" for split, n in counts.items() if n < 2]
+    train_classes = features.filter(pl.col("split") == "train")["label"].n_unique()
+    if train_classes != CONTRACT.n_classes:
+        reasons.append(f"the train split has {train_classes} label classes, need {CONTRACT.n_classes}")
+    return AssetCheckResult(
+        check_name="features_contract",
+        passed=not reasons,
+        metadata={"reasons": MetadataValue.json(reasons), "train_rows": counts["train"], "test_rows": counts["test"],
+                  "validation": MetadataValue.json(report.to_metadata())},
+    )
+
+
+@asset(
+    deps=[raw_samples],
+    pool="warehouse",
+    code_version="1",
+    group_name="ingest",
+    kinds={"duckdb", "polars"},
+    check_specs=[AssetCheckSpec("features_contract", asset="features", blocking=True,
+                                description="Combined features meet the contract; both splits usable")],
+)
+def features(context: AssetExecutionContext, config: FeaturesConfig, warehouse: Warehouse) -> MaterializeResult:
+    """Cleaned, deduplicated features of every ingested file, with a split stable per sample id."""
+    with warehouse.connect() as connection:
+        raw = connection.execute(RAW_ROWS_SQL).pl()
+        names_row = connection.execute(
+            "SELECT feature_names FROM landing_files WHERE status = 'ingested' ORDER BY recorded_at LIMIT 1"
+        ).fetchone()
+        table = build_features(raw, test_fraction=config.test_fraction, seed=config.split_seed)
+        connection.execute("BEGIN TRANSACTION")
+        connection.execute("DELETE FROM features")
+        connection.register("new_features", table.to_arrow())
+        connection.execute("INSERT INTO features SELECT * FROM new_features")
+        connection.execute("COMMIT")
+    feature_names = json.loads(names_row[0]) if names_row else []
+    digest = hashlib.sha256("\n".join(
+        f"{sid},{h},{s}" for sid, h, s in table.select("sample_id", "row_hash", "split").iter_rows()
+    ).encode()).hexdigest()
+    return MaterializeResult(
+        data_version=DataVersion(digest),
+        metadata={
+            "content_hash": digest,
+            "row_count": table.height,
+            "feature_count": len(feature_names),
+            "files": raw["file_hash"].n_unique() if raw.height else 0,
+            "duplicates_dropped": raw.height - table.height,
+            "label_counts": MetadataValue.json(dict(table["label"].value_counts().iter_rows()) if table.height else {}),
+            "split_counts": MetadataValue.json(dict(table["split"].value_counts().iter_rows()) if table.height else {}),
+            "test_fraction": config.test_fraction,
+            "split_seed": config.split_seed,
+        },
+        check_results=[features_gate(table, feature_names)],
+    )

@@ -1,0 +1,40 @@
+"""The one Definitions of this code location (``dagster dev``, ``workspace.yaml``, ``[tool.dagster]``)."""
+
+from __future__ import annotations
+
+import os
+
+from dagster import Definitions, load_assets_from_modules
+
+from hybrid_assets.assets import classical, evaluation, landing, quantum
+from hybrid_assets.jobs import ingest_landing_file_job, refresh_models_job
+from hybrid_resources.artifacts import ArtifactIOManager
+from hybrid_resources.quantum_backend import QuantumBackend
+from hybrid_resources.warehouse import Warehouse
+
+
+def quantum_backend_from_env() -> QuantumBackend:
+    """The backend named by ``HYBRID_QUANTUM_DEVICE`` / ``HYBRID_QUANTUM_SHOTS`` (exact simulator if unset).
+
+    Every field stays editable in the launchpad; the environment only sets the defaults.
+    """
+    shots = os.environ.get("HYBRID_QUANTUM_SHOTS", "").strip()
+    return QuantumBackend(
+        device_name=os.environ.get("HYBRID_QUANTUM_DEVICE", "default.qubit"),
+        shots=int(shots) if shots else None,
+        device_arn=os.environ.get("HYBRID_BRAKET_DEVICE_ARN", ""),
+        s3_destination=os.environ.get("HYBRID_BRAKET_S3_DESTINATION", ""),
+    )
+
+
+all_assets = load_assets_from_modules([landing, quantum, classical, evaluation])
+
+defs = Definitions(
+    assets=all_assets,
+    jobs=[ingest_landing_file_job, refresh_models_job],
+    resources={
+        "io_manager": ArtifactIOManager(),
+        "warehouse": Warehouse(),
+        "quantum_backend": quantum_backend_from_env(),
+    },
+)

@@ -1,0 +1,33 @@
+"""How assets report what they produced: content-hash data versions and common metadata."""
+
+from __future__ import annotations
+
+from importlib import metadata as package_metadata
+from typing import Any
+
+from dagster import DataVersion, MetadataValue, Output
+
+from hybrid_resources.artifacts import content_hash
+
+_TRACKED_PACKAGES = ("dagster", "pennylane", "amazon-braket-pennylane-plugin", "numpy", "scikit-learn")
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries whose behaviour shapes the numbers (recorded for audits)."""
+    versions = {}
+    for name in _TRACKED_PACKAGES:
+        try:
+            versions[name] = package_metadata.version(name)
+        except package_metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def artifact_output(value: Any, metadata: dict[str, Any]) -> Output:
+    """Wrap an artifact with its content hash as the Dagster data version, plus metadata."""
+    digest = content_hash(value)
+    return Output(
+        value,
+        data_version=DataVersion(digest),
+        metadata={"content_hash": digest, "library_versions": MetadataValue.json(library_versions()), **metadata},
+    )

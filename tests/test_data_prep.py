@@ -1,0 +1,77 @@
+import numpy as np
+import polars as pl
+import pytest
+
+from hybrid_assets.data_prep import ENCODING_RANGE, build_features, reduce_embeddings, row_hash, split_of
+
+
+def raw_rows(frame: pl.DataFrame, file_hash: str = "f1", order_offset: int = 0) -> pl.DataFrame:
+    feature_columns = [c for c in frame.columns if c.startswith("f")]
+    return pl.DataFrame({
+        "sample_id": frame["sample_id"],
+        "label": frame["label"],
+        "features": frame.select(feature_columns).to_numpy().tolist(),
+        "file_hash": [file_hash] * frame.height,
+        "order": np.arange(frame.height) + order_offset,
+    })
+
+
+def test_split_is_a_pure_function_of_the_id():
+    ids = [f"id-{i}" for i in range(4000)]
+    splits = [split_of(i, test_fraction=0.2, seed=1) for i in ids]
+    assert splits == [split_of(i, test_fraction=0.2, seed=1) for i in ids]
+    assert 0.17 < splits.count("test") / len(ids) < 0.23
+    assert splits != [split_of(i, test_fraction=0.2, seed=2) for i in ids]
+
+
+def test_split_is_stable_as_data_grows(blobs):
+    small = build_features(raw_rows(blobs.head(30)), test_fraction=0.3, seed=0)
+    grown = build_features(raw_rows(blobs), test_fraction=0.3, seed=0)
+    joined = small.join(grown, on="sample_id", suffix="_grown")
+    assert joined.height == 30
+    assert (joined["split"] == joined["split_grown"]).all()
+
+
+def test_first_delivery_wins_and_identical_rows_collapse(blobs):
+    first = raw_rows(blobs.head(10), "a", 0)
+    again = raw_rows(blobs.head(10), "b", 100)
+    table = build_features(pl.concat([first, again]), test_fraction=0.2, seed=0)
+    assert table.height == 10
+    assert set(table["file_hash"]) == {"a"}
+    assert table["row_hash"][0] == row_hash(table["label"][0], table["features"][0].to_list())
+
+
+def test_test_fraction_is_validated(blobs):
+    with pytest.raises(ValueError, match="test_fraction"):
+        build_features(raw_rows(blobs), test_fraction=1.0, seed=0)
+
+
+def test_embeddings_fit_on_train_only_and_lie_in_the_encoding_range(blobs):
+    table = build_features(raw_rows(blobs), test_fraction=0.25, seed=0)
+    bundle = reduce_embeddings(table, n_qubits=3)
+    assert bundle["X_train"].shape == (int((table["split"] == "train").sum()), 3)
+    assert bundle["X_test"].shape[1] == 3
+    low, high = ENCODING_RANGE
+    for name in ("X_train", "X_test"):
+        assert bundle[name].min() >= low and bundle[name].max() <= high
+    assert np.isclose(bundle["X_train"].min(axis=0), low).all() and np.isclose(bundle["X_train"].max(axis=0), high).all()
+    # Changing only test rows leaves the fitted transform (and train embeddings) unchanged.
+    shifted = table.with_columns(
+        pl.when(pl.col("split") == "test").then(pl.col("features").list.eval(pl.element() * 10)).otherwise(pl.col("features"))
+    )
+    other = reduce_embeddings(shifted, n_qubits=3)
+    np.testing.assert_array_equal(bundle["components"], other["components"])
+    np.testing.assert_array_equal(bundle["X_train"], other["X_train"])
+    assert bundle["classes"].tolist() == ["0", "1"]
+    assert set(np.unique(bundle["y_train"])) == {0, 1}
+
+
+def test_embedding_dims_capped_by_feature_count(blobs):
+    table = build_features(raw_rows(blobs), test_fraction=0.25, seed=0)
+    assert reduce_embeddings(table, n_qubits=12)["X_train"].shape[1] == 5
+
+
+def test_one_class_is_refused(blobs):
+    table = build_features(raw_rows(blobs.filter(pl.col("label") == "1")), test_fraction=0.25, seed=0)
+    with pytest.raises(ValueError, match="exactly 2 label classes"):
+        reduce_embeddings(table, n_qubits=2)

@@ -1,0 +1,57 @@
+import numpy as np
+import pytest
+from sklearn.metrics.pairwise import rbf_kernel
+from sklearn.svm import SVC
+
+from hybrid_assets.modeling import (
+    comparison_table,
+    fit_precomputed_svm,
+    fit_rbf_svm,
+    heatmap_png,
+    holdout_metrics,
+    precomputed_decision,
+    rbf_decision,
+)
+
+
+@pytest.fixture
+def data():
+    rng = np.random.default_rng(3)
+    y = np.arange(80) % 2
+    X = rng.normal(size=(80, 3)) + 1.2 * y[:, None]
+    return X[:60], y[:60], X[60:], y[60:]
+
+
+def test_precomputed_svm_as_arrays_matches_sklearn(data):
+    X_train, y_train, X_test, _ = data
+    K_train, K_test = rbf_kernel(X_train, X_train, gamma=0.5), rbf_kernel(X_test, X_train, gamma=0.5)
+    model = fit_precomputed_svm(K_train, y_train, C=2.0)
+    reference = SVC(kernel="precomputed", C=2.0).fit(K_train, y_train)
+    np.testing.assert_allclose(precomputed_decision(model, K_test), reference.decision_function(K_test), atol=1e-10)
+    assert all(value.dtype != object for value in model.values())
+
+
+def test_rbf_svm_as_arrays_matches_sklearn(data):
+    X_train, y_train, X_test, _ = data
+    model = fit_rbf_svm(X_train, y_train, C=1.0)
+    reference = SVC(kernel="rbf", C=1.0, gamma="scale").fit(X_train, y_train)
+    np.testing.assert_allclose(rbf_decision(model, X_test), reference.decision_function(X_test), atol=1e-10)
+
+
+def test_metrics_follow_the_decision_sign():
+    y = np.array([0, 0, 1, 1])
+    perfect = holdout_metrics(y, np.array([-2.0, -1.0, 1.0, 2.0]))
+    assert perfect == {"accuracy": 1.0, "f1": 1.0, "roc_auc": 1.0}
+    inverted = holdout_metrics(y, np.array([2.0, 1.0, -1.0, -2.0]))
+    assert inverted["accuracy"] == 0.0 and inverted["roc_auc"] == 0.0
+
+
+def test_comparison_table_lists_every_model_and_metric():
+    table = comparison_table({"q": {"accuracy": 0.5, "f1": 0.25}, "c": {"accuracy": 1.0, "f1": 1.0}}, ["accuracy", "f1"])
+    lines = table.splitlines()
+    assert lines[0] == "| model | accuracy | f1 |"
+    assert "| q | 0.5000 | 0.2500 |" in lines and "| c | 1.0000 | 1.0000 |" in lines
+
+
+def test_heatmap_is_a_png():
+    assert heatmap_png(np.eye(5), "eye")[:8] == b"\x89PNG\r\n\x1a\n"

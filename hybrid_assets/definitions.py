@@ -8,6 +8,7 @@ from dagster import Definitions, load_assets_from_modules
 
 from hybrid_assets.assets import classical, evaluation, landing, quantum
 from hybrid_assets.jobs import ingest_landing_file_job, refresh_models_job
+from hybrid_assets.sensors import automation_sensor, landing_sensor
 from hybrid_resources.artifacts import ArtifactIOManager
 from hybrid_resources.quantum_backend import QuantumBackend
 from hybrid_resources.warehouse import Warehouse
@@ -32,6 +33,7 @@ all_assets = load_assets_from_modules([landing, quantum, classical, evaluation])
 defs = Definitions(
     assets=all_assets,
     jobs=[ingest_landing_file_job, refresh_models_job],
+    sensors=[landing_sensor, automation_sensor],
     resources={
         "io_manager": ArtifactIOManager(),
         "warehouse": Warehouse(),

@@ -51,3 +51,12 @@ class DataLayout:
         for folder in (self.landing, self.quarantine, self.artifacts):
             folder.mkdir(parents=True, exist_ok=True)
         return self
+
+
+def landing_location():
+    """Where landing files arrive: ``HYBRID_LANDING_URI`` (any fsspec/UPath URI, e.g.
+    ``s3://bucket/prefix``) or, by default, the local ``$HYBRID_DATA_DIR/landing``."""
+    from upath import UPath
+
+    uri = os.environ.get("HYBRID_LANDING_URI", "").strip()
+    return UPath(uri) if uri else UPath(DataLayout.from_env().landing)

@@ -58,6 +58,15 @@ CREATE TABLE IF NOT EXISTS quarantine (
     reason           VARCHAR NOT NULL,
     quarantined_at   TIMESTAMP DEFAULT current_timestamp
 );
+CREATE TABLE IF NOT EXISTS quantum_spend (
+    run_id        VARCHAR NOT NULL,
+    asset         VARCHAR NOT NULL,
+    device        VARCHAR NOT NULL,
+    tasks         BIGINT NOT NULL,
+    shots         BIGINT NOT NULL,
+    estimated_usd DOUBLE NOT NULL,
+    recorded_at   TIMESTAMP DEFAULT current_timestamp
+);
 CREATE TABLE IF NOT EXISTS experiment_log (
     run_id    VARCHAR NOT NULL,
     asset     VARCHAR NOT NULL,
@@ -120,3 +129,23 @@ class Warehouse(ConfigurableResource):
                 [run_id, asset, json.dumps(params, sort_keys=True, default=str),
                  json.dumps(figures, sort_keys=True, default=str)],
             )
+
+    def record_spend(self, run_id: str, asset: str, device: str, tasks: int, shots: int, estimated_usd: float) -> None:
+        """Record what a quantum step actually submitted (tasks, shots, estimated USD)."""
+        with self.connect() as connection:
+            connection.execute(
+                "INSERT INTO quantum_spend (run_id, asset, device, tasks, shots, estimated_usd) VALUES (?, ?, ?, ?, ?, ?)",
+                [run_id, asset, device, tasks, shots, estimated_usd],
+            )
+
+    def spent_usd(self, *, run_id: str | None = None) -> float:
+        """Estimated USD recorded for one run (``run_id``) or, without it, today (UTC) across runs."""
+        with self.connect() as connection:
+            if run_id is not None:
+                row = connection.execute("SELECT sum(estimated_usd) FROM quantum_spend WHERE run_id = ?", [run_id]).fetchone()
+            else:
+                row = connection.execute(
+                    "SELECT sum(estimated_usd) FROM quantum_spend "
+                    "WHERE CAST(recorded_at AS DATE) = current_date"
+                ).fetchone()
+        return float(row[0] or 0.0)

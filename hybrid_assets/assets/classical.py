@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dagster import Output, asset
+from dagster import AutomationCondition, Output, asset
 
 from hybrid_assets.assets.quantum import SvmConfig
 from hybrid_assets.modeling import fit_rbf_svm, holdout_metrics, rbf_decision
 from hybrid_assets.outputs import artifact_output
 
 
-@asset(code_version="1", group_name="models", kinds={"sklearn"})
+@asset(automation_condition=AutomationCondition.eager(), code_version="1", group_name="models", kinds={"sklearn"})
 def classical_svm(config: SvmConfig, reduced_embeddings: dict) -> Output:
     """RBF SVM (gamma='scale') stored as arrays (support vectors, dual coefficients, gamma)."""
     model = fit_rbf_svm(reduced_embeddings["X_train"], reduced_embeddings["y_train"], C=config.C)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from dagster import AssetExecutionContext, MetadataValue, Output, asset
+from dagster import AutomationCondition, AssetExecutionContext, MetadataValue, Output, asset
 
 from hybrid_assets.modeling import (
     comparison_table,
@@ -31,7 +31,7 @@ def evaluate_models(
     }
 
 
-@asset(code_version="1", group_name="models", kinds={"markdown"})
+@asset(automation_condition=AutomationCondition.eager(), code_version="1", group_name="models", kinds={"markdown"})
 def model_evaluation(
     context: AssetExecutionContext,
     quantum_svm: dict,

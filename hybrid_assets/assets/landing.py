@@ -7,6 +7,7 @@ import json
 
 import polars as pl
 from dagster import (
+    AutomationCondition,
     AssetCheckResult,
     AssetCheckSeverity,
     AssetCheckSpec,
@@ -112,6 +113,7 @@ def features_gate(features: pl.DataFrame, feature_names: list[str]) -> AssetChec
 
 
 @asset(
+    automation_condition=AutomationCondition.eager(),
     deps=[raw_samples],
     pool="warehouse",
     code_version="1",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from dagster import AssetExecutionContext, Config, MetadataValue, Output, asset
+from dagster import AutomationCondition, AssetExecutionContext, Config, MetadataValue, Output, asset
 from pydantic import Field
 
 from hybrid_assets.assets.landing import features
@@ -26,7 +26,7 @@ class EmbeddingConfig(Config):
     n_qubits: int = Field(default=6, ge=1, le=20, description="Reduced dimensions = qubits of the feature map")
 
 
-@asset(deps=[features], code_version="1", group_name="quantum", kinds={"numpy"})
+@asset(automation_condition=AutomationCondition.eager(), deps=[features], code_version="1", group_name="quantum", kinds={"numpy"})
 def reduced_embeddings(context: AssetExecutionContext, config: EmbeddingConfig, warehouse: Warehouse) -> Output:
     """PCA (fit on train only) of the features to n_qubits dims, scaled into the encoding range."""
     with warehouse.connect(read_only=True) as connection:
@@ -47,7 +47,7 @@ class CircuitConfig(Config):
     entanglement: str = Field(default="linear", description="linear | circular | full (IQP map)")
 
 
-@asset(code_version=FEATURE_MAP_VERSIONS, group_name="quantum", kinds={"pennylane"})
+@asset(automation_condition=AutomationCondition.eager(), code_version=FEATURE_MAP_VERSIONS, group_name="quantum", kinds={"pennylane"})
 def circuit_artifact(context: AssetExecutionContext, config: CircuitConfig, reduced_embeddings: dict) -> Output:
     """The versioned feature-map spec, its OpenQASM 2.0 bound to a reference input, and its size."""
     spec = FeatureMapSpec(name=config.feature_map, n_qubits=int(reduced_embeddings["X_train"].shape[1]),
@@ -90,14 +90,14 @@ def _kernel_output(result: KernelResult, backend: QuantumBackend, circuit: dict)
     })
 
 
-@asset(code_version="1", group_name="quantum", pool="quantum", kinds={"pennylane", "numpy"})
+@asset(automation_condition=AutomationCondition.eager(), code_version="1", group_name="quantum", pool="quantum", kinds={"pennylane", "numpy"})
 def quantum_kernel_train(reduced_embeddings: dict, circuit_artifact: dict, quantum_backend: QuantumBackend) -> Output:
     """Gram matrix of the train embeddings, (n_train, n_train), entries in [0, 1]."""
     result = _kernel(reduced_embeddings["X_train"], None, circuit_artifact, quantum_backend)
     return _kernel_output(result, quantum_backend, circuit_artifact)
 
 
-@asset(code_version="1", group_name="quantum", pool="quantum", kinds={"pennylane", "numpy"})
+@asset(automation_condition=AutomationCondition.eager(), code_version="1", group_name="quantum", pool="quantum", kinds={"pennylane", "numpy"})
 def quantum_kernel_test(reduced_embeddings: dict, circuit_artifact: dict, quantum_backend: QuantumBackend) -> Output:
     """Kernel between test and train embeddings, (n_test, n_train), entries in [0, 1]."""
     result = _kernel(reduced_embeddings["X_test"], reduced_embeddings["X_train"], circuit_artifact, quantum_backend)
@@ -108,7 +108,7 @@ class SvmConfig(Config):
     C: float = Field(default=1.0, gt=0.0, description="SVM regularization (larger = less regularized)")
 
 
-@asset(code_version="1", group_name="models", kinds={"sklearn"})
+@asset(automation_condition=AutomationCondition.eager(), code_version="1", group_name="models", kinds={"sklearn"})
 def quantum_svm(config: SvmConfig, quantum_kernel_train: np.ndarray, reduced_embeddings: dict) -> Output:
     """SVM on the precomputed quantum kernel, stored as arrays (support indices, dual coefficients)."""
     model = fit_precomputed_svm(quantum_kernel_train, reduced_embeddings["y_train"], C=config.C)

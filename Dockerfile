@@ -1,0 +1,24 @@
+# Serves this code location as a Dagster gRPC code server (port 4000).
+# A Dagster webserver/daemon elsewhere loads it with a workspace entry such as:
+#   load_from:
+#     - grpc_server: {host: hybrid-quantum, port: 4000, location_name: hybrid_quantum}
+# Or run the UI in this image directly:
+#   docker run -p 3000:3000 IMAGE dagster dev -h 0.0.0.0 -p 3000 -w workspace.yaml
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    DAGSTER_HOME=/opt/dagster/home \
+    HYBRID_DATA_DIR=/opt/dagster/data
+
+WORKDIR /opt/dagster/app
+COPY pyproject.toml README.md ./
+COPY hybrid_assets ./hybrid_assets
+COPY hybrid_resources ./hybrid_resources
+COPY workspace.yaml dagster.yaml ./
+RUN pip install --no-cache-dir . \
+    && mkdir -p "$DAGSTER_HOME" "$HYBRID_DATA_DIR" \
+    && cp dagster.yaml "$DAGSTER_HOME/dagster.yaml"
+
+EXPOSE 4000
+CMD ["dagster", "code-server", "start", "-h", "0.0.0.0", "-p", "4000", "-m", "hybrid_assets.definitions"]

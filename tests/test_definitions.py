@@ -1,0 +1,67 @@
+"""The one Definitions loads, and its asset graph matches the reviewed snapshot.
+
+After an intended change to the graph, regenerate with ``UPDATE_SNAPSHOTS=1 make test`` and
+review the diff of ``tests/snapshots/asset_specs.json`` like code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from dagster import AssetKey
+
+from hybrid_assets.definitions import defs
+
+SNAPSHOT = Path(__file__).parent / "snapshots" / "asset_specs.json"
+
+
+def graph_snapshot() -> dict:
+    repository = defs.get_repository_def()
+    graph = repository.asset_graph
+    specs = {}
+    for key in sorted(graph.get_all_asset_keys(), key=lambda k: k.to_user_string()):
+        node = graph.get(key)
+        condition = node.automation_condition
+        specs[key.to_user_string()] = {
+            "deps": sorted(parent.to_user_string() for parent in node.parent_keys),
+            "code_version": node.code_version,
+            "group": node.group_name,
+            "partitioned": node.partitions_def is not None,
+            "pools": sorted(node.pools or []),
+            "automation": condition.get_label() if condition else None,
+            "checks": sorted(
+                f"{check.name}{' (blocking)' if check.blocking else ''}"
+                for check in (graph.get(check_key) for check_key in node.check_keys)
+            ),
+        }
+    return {
+        "assets": specs,
+        "jobs": sorted(job.name for job in repository.get_all_jobs() if not job.name.startswith("__")),
+        "sensors": sorted(sensor.name for sensor in repository.sensor_defs),
+        "resources": sorted(repository.get_top_level_resources()),
+    }
+
+
+def test_definitions_load_and_resolve():
+    defs.validate_loadable()
+    assert defs.get_job_def("refresh_models") is not None
+    assert defs.get_assets_def(AssetKey("model_evaluation")) is not None
+
+
+def test_asset_graph_matches_reviewed_snapshot():
+    current = graph_snapshot()
+    if os.environ.get("UPDATE_SNAPSHOTS") == "1":
+        SNAPSHOT.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n")
+    assert SNAPSHOT.exists(), "no snapshot yet: run UPDATE_SNAPSHOTS=1 make test and review it"
+    assert current == json.loads(SNAPSHOT.read_text()), (
+        "The asset graph changed. If intended, run UPDATE_SNAPSHOTS=1 make test and commit the reviewed snapshot."
+    )
+
+
+def test_quantum_steps_run_in_the_quantum_pool():
+    snapshot = graph_snapshot()["assets"]
+    assert snapshot["quantum_kernel_train"]["pools"] == ["quantum"]
+    assert snapshot["quantum_kernel_test"]["pools"] == ["quantum"]
+    assert snapshot["raw_samples"]["pools"] == ["warehouse"]

@@ -1,0 +1,198 @@
+"""Backend configuration, device construction, and retries for quantum kernel execution.
+
+A :class:`BackendConfig` is plain, hashable data (no credentials): AWS credentials come from
+the environment (boto3's own variables), never from here. ``cache_key()`` identifies which
+results a configuration produces, so cached kernel entries are never mixed across devices,
+shot counts or seeds.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, TypeVar
+
+import pennylane as qml
+
+T = TypeVar("T")
+
+# Devices that can hand back the exact statevector; with shots=None the engine simulates
+# states itself (same gates, tested equal to PennyLane) and never submits pair circuits.
+STATEVECTOR_DEVICES = frozenset(
+    {"default.qubit", "lightning.qubit", "lightning.gpu", "lightning.kokkos", "default.tensor"}
+)
+
+# Option names that could carry secrets: refused in device_options, dropped from cache keys.
+_SECRET_PATTERN = re.compile(r"(secret|token|password|passwd|credential|access_key|session)", re.I)
+
+
+class TransientBackendError(RuntimeError):
+    """A fault worth retrying: throttling, a dropped connection, a queue timeout."""
+
+
+class BackendUnavailableError(RuntimeError):
+    """Raised when retries are exhausted; the message says what to do next."""
+
+
+@dataclass(frozen=True)
+class BackendConfig:
+    """Which PennyLane device runs kernel circuits, and how work is submitted to it.
+
+    - ``shots``: None = exact/analytic; N >= 1 = estimates from N shots per circuit.
+    - ``seed``: seeds the shot sampler (per batch, so results do not depend on thread order).
+    - ``max_parallel``: concurrent batch submissions (threads; Braket ``parallel=True``).
+    - ``batch_size``: circuits per submitted batch (>= 1).
+    - ``max_retries`` / ``backoff_s``: retries of a transient fault, exponential backoff
+      ``backoff_s * 2**attempt`` with up to 100% jitter.
+    - ``device_options``: extra keyword arguments for ``qml.device`` as sorted (name, value)
+      string pairs, e.g. (("device_arn", ...), ("s3_destination_folder", "bucket/prefix")).
+      ``s3_destination_folder`` given as "bucket/prefix" becomes Braket's (bucket, prefix).
+    """
+
+    device_name: str = "default.qubit"
+    shots: int | None = None
+    seed: int = 0
+    max_parallel: int = 1
+    batch_size: int = 64
+    max_retries: int = 3
+    backoff_s: float = 0.5
+    device_options: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.shots is not None and self.shots < 1:
+            raise ValueError(f"shots must be None or >= 1, got {self.shots}")
+        if self.batch_size < 1 or self.max_parallel < 1 or self.max_retries < 0:
+            raise ValueError("batch_size and max_parallel must be >= 1, max_retries >= 0")
+        for name, _ in self.device_options:
+            if _SECRET_PATTERN.search(name):
+                raise ValueError(
+                    f"device option {name!r} looks like a credential; put credentials in the "
+                    "environment (AWS_PROFILE / boto3 variables), not in the backend config"
+                )
+
+    @property
+    def is_exact(self) -> bool:
+        """shots is None and the device can return a statevector (exact Gram via states)."""
+        return self.shots is None and self.device_name in STATEVECTOR_DEVICES
+
+    def cache_key(self) -> dict[str, Any]:
+        """JSON-safe identity of the results this backend produces (no secrets)."""
+        return {
+            "device_name": self.device_name,
+            "shots": self.shots,
+            "seed": self.seed,
+            "device_options": {k: v for k, v in sorted(self.device_options) if not _SECRET_PATTERN.search(k)},
+        }
+
+
+def _device_kwargs(config: BackendConfig) -> dict[str, Any]:
+    kwargs: dict[str, Any] = dict(config.device_options)
+    if config.device_name.startswith("braket."):
+        dest = kwargs.get("s3_destination_folder")
+        if isinstance(dest, str):
+            bucket, _, prefix = dest.partition("/")
+            kwargs["s3_destination_folder"] = (bucket, prefix or "pennylane")
+        if config.max_parallel > 1:
+            # The plugin's batch execution submits a Braket task batch when parallel=True.
+            kwargs.setdefault("parallel", True)
+            kwargs.setdefault("max_parallel", config.max_parallel)
+    return kwargs
+
+
+def make_device(config: BackendConfig, wires: int, *, seed: int | None = None):
+    """A PennyLane device with ``wires`` qubits for this config.
+
+    Shots are NOT set on the device (deprecated in PennyLane 0.45): the engine puts them on
+    the tapes. ``seed`` (default ``config.seed``) seeds simulators that accept one
+    (default.qubit, lightning.*); Braket's local simulator has no seed option.
+    The Braket plugin is imported only for ``braket.*`` devices.
+    """
+    kwargs = _device_kwargs(config)
+    name = config.device_name
+    if name.startswith("braket."):
+        try:
+            import braket.pennylane_plugin  # noqa: F401  (registers the braket.* devices)
+        except ImportError as exc:  # pragma: no cover - the plugin is a project dependency
+            raise BackendUnavailableError(
+                "amazon-braket-pennylane-plugin is not installed: pip install amazon-braket-pennylane-plugin"
+            ) from exc
+    elif name in ("default.qubit", "lightning.qubit", "lightning.gpu", "lightning.kokkos"):
+        kwargs.setdefault("seed", config.seed if seed is None else seed)
+    return qml.device(name, wires=wires, **kwargs)
+
+
+_TRANSIENT_NAMES = frozenset(
+    {
+        "ThrottlingException",
+        "TooManyRequestsException",
+        "ServiceUnavailableException",
+        "InternalServiceException",
+        "EndpointConnectionError",
+        "ConnectTimeoutError",
+        "ReadTimeoutError",
+        "ConnectionClosedError",
+    }
+)
+_TRANSIENT_CODES = frozenset(
+    {"ThrottlingException", "Throttling", "TooManyRequestsException", "ServiceUnavailable",
+     "ServiceUnavailableException", "InternalServiceException", "RequestTimeout"}
+)
+
+
+def is_transient_error(exc: BaseException) -> bool:
+    """Default classifier: our TransientBackendError, connection/timeout errors, AWS throttling.
+
+    botocore is not imported: errors are recognised by class name and ClientError code.
+    """
+    if isinstance(exc, (TransientBackendError, ConnectionError, TimeoutError)):
+        return True
+    if type(exc).__name__ in _TRANSIENT_NAMES:
+        return True
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        code = response.get("Error", {}).get("Code")
+        return code in _TRANSIENT_CODES
+    return False
+
+
+def call_with_retries(
+    fn: Callable[[], T],
+    *,
+    max_retries: int,
+    backoff_s: float,
+    seed: int = 0,
+    sleep: Callable[[float], None] = time.sleep,
+    is_transient: Callable[[BaseException], bool] = is_transient_error,
+    on_retry: Callable[[int, BaseException, float], None] | None = None,
+) -> T:
+    """Call ``fn()``; retry transient failures up to ``max_retries`` times.
+
+    Delay before retry k (0-based) is ``backoff_s * 2**k * (1 + u)``, u ~ U[0, 1) from a
+    ``random.Random(seed)`` (jitter spreads retries of parallel workers; seeded for tests).
+    Non-transient errors propagate at once. When retries are exhausted raises
+    :class:`BackendUnavailableError` chained to the last error.
+    ``on_retry(attempt, exc, delay_s)`` is called before each sleep (for counting/logging).
+    """
+    rng = random.Random(seed)
+    attempt = 0
+    while True:
+        try:
+            return fn()
+        except Exception as exc:  # noqa: BLE001 - classified just below
+            if not is_transient(exc):
+                raise
+            if attempt >= max_retries:
+                raise BackendUnavailableError(
+                    f"quantum backend still failing after {max_retries} retries "
+                    f"({type(exc).__name__}: {exc}). Check the device status and your quota "
+                    "(for Braket: the device availability window and AWS credentials), then "
+                    "re-run; or raise max_retries / backoff_s in the backend config, or switch "
+                    "device_name to a local simulator (default.qubit)."
+                ) from exc
+            delay = backoff_s * (2**attempt) * (1.0 + rng.random())
+            if on_retry is not None:
+                on_retry(attempt, exc, delay)
+            sleep(delay)
+            attempt += 1

@@ -1,0 +1,261 @@
+"""Incremental on-disk cache of kernel entries (and exact feature states). No pickle.
+
+Layout under ``root`` (the caller passes ``HYBRID_DATA_DIR/kernel_cache``)::
+
+    <namespace>/namespace.json            what produced the entries: spec dict + backend key
+    <namespace>/panels/<id>.npy           float64 (len(rows), len(cols)) kernel values
+    <namespace>/panels/<id>.json          {"rows": [key, ...], "cols": [key, ...]}
+    <namespace>/states/<id>.npy           (len(keys), 2**n) statevectors (exact path only)
+    <namespace>/states/<id>.json          {"keys": [key, ...]}
+
+``namespace`` = sha256 of (feature-map spec hash, backend cache key): a different circuit
+version, device, shot count or seed lands in a different folder, so nothing stale is reused.
+Keys are per-sample content hashes. A panel is written once and never modified (the .npy
+first, then the .json that makes it visible, each via a temp file and ``os.replace``), so
+readers never see a half-written panel and concurrent writers cannot corrupt each other.
+Entries are symmetric: k(a, b) is also used for k(b, a).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pathlib
+import tempfile
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+FORMAT_VERSION = 1
+
+
+def namespace_id(spec_hash: str, backend_key: dict[str, Any]) -> str:
+    """sha256 hex (first 32 chars) of the canonical JSON of spec hash + backend key."""
+    payload = json.dumps(
+        {"format": FORMAT_VERSION, "spec_hash": spec_hash, "backend": backend_key},
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()[:32]
+
+
+def _keys_id(*key_lists: Sequence[str]) -> str:
+    h = hashlib.sha256()
+    for keys in key_lists:
+        h.update(str(len(keys)).encode())
+        for k in keys:
+            h.update(b"\0")
+            h.update(k.encode())
+        h.update(b"\1")
+    return h.hexdigest()[:32]
+
+
+def _atomic_write_bytes(path: pathlib.Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        pathlib.Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _atomic_save_npy(path: pathlib.Path, array: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, np.ascontiguousarray(array), allow_pickle=False)
+        os.replace(tmp, path)
+    except BaseException:
+        pathlib.Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _as_slice(idx: np.ndarray) -> slice | np.ndarray:
+    """A slice when ``idx`` is a contiguous increasing run (cheap block copies), else idx."""
+    if idx.size and idx[-1] - idx[0] == idx.size - 1 and (idx.size < 2 or np.all(np.diff(idx) == 1)):
+        return slice(int(idx[0]), int(idx[-1]) + 1)
+    return idx
+
+
+@dataclass(frozen=True)
+class _Panel:
+    pid: str
+    rows: tuple[str, ...]
+    cols: tuple[str, ...]
+
+
+class KernelCache:
+    """Content-addressed kernel entries, shared by every run that uses the same root."""
+
+    def __init__(self, root: pathlib.Path):
+        self.root = pathlib.Path(root)
+        # Panels are immutable once visible, so their key lists can be memoised by id.
+        self._panel_memo: dict[tuple[str, str], _Panel] = {}
+        self._states_memo: dict[tuple[str, str], tuple[str, ...]] = {}
+
+    # -- namespaces ---------------------------------------------------------------------
+
+    def namespace(self, spec: Any, backend: Any) -> str:
+        """Namespace id for a FeatureMapSpec + BackendConfig; writes namespace.json once."""
+        ns = namespace_id(spec.spec_hash, backend.cache_key())
+        meta = self.root / ns / "namespace.json"
+        if not meta.exists():
+            body = {"format": FORMAT_VERSION, "spec": spec.to_dict(), "spec_hash": spec.spec_hash,
+                    "backend": backend.cache_key()}
+            _atomic_write_bytes(meta, json.dumps(body, sort_keys=True, indent=1).encode())
+        return ns
+
+    def namespaces(self) -> list[str]:
+        if not self.root.exists():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if (p / "namespace.json").exists())
+
+    # -- kernel panels ------------------------------------------------------------------
+
+    def _panels(self, ns: str) -> list[_Panel]:
+        folder = self.root / ns / "panels"
+        if not folder.exists():
+            return []
+        panels = []
+        for meta in sorted(folder.glob("*.json")):
+            pid = meta.stem
+            memo = self._panel_memo.get((ns, pid))
+            if memo is None:
+                d = json.loads(meta.read_text())
+                memo = _Panel(pid, tuple(d["rows"]), tuple(d["cols"]))
+                self._panel_memo[(ns, pid)] = memo
+            panels.append(memo)
+        return panels
+
+    def store_panel(self, ns: str, row_keys: Sequence[str], col_keys: Sequence[str], values: np.ndarray) -> str:
+        """Persist values (len(row_keys), len(col_keys)) float64; returns the panel id."""
+        values = np.asarray(values, dtype=np.float64)
+        if values.shape != (len(row_keys), len(col_keys)):
+            raise ValueError(f"values shape {values.shape} != ({len(row_keys)}, {len(col_keys)})")
+        if values.size == 0:
+            return ""
+        pid = _keys_id(row_keys, col_keys)
+        folder = self.root / ns / "panels"
+        if (folder / f"{pid}.json").exists():
+            return pid  # same keys, same namespace => same entries already stored
+        _atomic_save_npy(folder / f"{pid}.npy", values)
+        _atomic_write_bytes(folder / f"{pid}.json", json.dumps({"rows": list(row_keys), "cols": list(col_keys)}).encode())
+        return pid
+
+    def fill(self, ns: str, row_keys: Sequence[str], col_keys: Sequence[str], out: np.ndarray,
+             known: np.ndarray, report: dict[str, Any] | None = None) -> int:
+        """Copy every cached entry for (row_keys x col_keys) into ``out``; mark it in ``known``.
+
+        out: float64 (R, C); known: bool (R, C), updated in place. Uses both k(a,b) and k(b,a).
+        Returns the number of entries copied (an entry in two panels counts twice).
+        ``report`` (optional) gets "one_sided": True when some copied region is not
+        symmetric in itself (a rectangle or a transposed panel), i.e. a symmetric request
+        must mirror ``known``/``out`` to see everything.
+        """
+        copied = 0
+        one_sided = False
+        rpos = {k: i for i, k in enumerate(row_keys)}
+        cpos = rpos if col_keys is row_keys else {k: i for i, k in enumerate(col_keys)}
+        for panel in self._panels(ns):
+            mm: np.ndarray | None = None
+            square = panel.rows == panel.cols
+            for prow, pcol, transpose in ((panel.rows, panel.cols, False), (panel.cols, panel.rows, True)):
+                if transpose and square:
+                    break  # a square panel over one key list is symmetric already
+                r_src, r_dst = _positions(prow, rpos)
+                if r_dst.size == 0:
+                    continue
+                c_src, c_dst = (r_src, r_dst) if (square and cpos is rpos) else _positions(pcol, cpos)
+                if c_dst.size == 0:
+                    continue
+                if mm is None:
+                    mm = np.load(self.root / ns / "panels" / f"{panel.pid}.npy", mmap_mode="r", allow_pickle=False)
+                src = mm.T if transpose else mm
+                rs, cs = _as_slice(r_src), _as_slice(c_src)
+                rd, cd = _as_slice(r_dst), _as_slice(c_dst)
+                _put(out, rd, cd, _take(src, rs, cs))
+                _put(known, rd, cd, True)
+                copied += r_dst.size * c_dst.size
+                one_sided = one_sided or not (square and cpos is rpos)
+        if report is not None:
+            report["one_sided"] = one_sided
+        return copied
+
+    # -- exact feature states -----------------------------------------------------------
+
+    def store_states(self, ns: str, keys: Sequence[str], states: np.ndarray) -> str:
+        """Persist (len(keys), 2**n) statevectors for the exact path."""
+        if len(keys) == 0:
+            return ""
+        sid = _keys_id(keys)
+        folder = self.root / ns / "states"
+        if (folder / f"{sid}.json").exists():
+            return sid
+        _atomic_save_npy(folder / f"{sid}.npy", states)
+        _atomic_write_bytes(folder / f"{sid}.json", json.dumps({"keys": list(keys)}).encode())
+        return sid
+
+    def load_states(self, ns: str, keys: Sequence[str], out: np.ndarray) -> np.ndarray:
+        """Fill rows of ``out`` (len(keys), 2**n) with cached states; returns a bool found mask."""
+        found = np.zeros(len(keys), dtype=bool)
+        folder = self.root / ns / "states"
+        if not folder.exists() or len(keys) == 0:
+            return found
+        pos = {k: i for i, k in enumerate(keys)}
+        for meta in sorted(folder.glob("*.json")):
+            sid = meta.stem
+            skeys = self._states_memo.get((ns, sid))
+            if skeys is None:
+                skeys = tuple(json.loads(meta.read_text())["keys"])
+                self._states_memo[(ns, sid)] = skeys
+            src, dst = _positions(skeys, pos)
+            keep = ~found[dst]
+            src, dst = src[keep], dst[keep]
+            if dst.size == 0:
+                continue
+            mm = np.load(folder / f"{sid}.npy", mmap_mode="r", allow_pickle=False)
+            if mm.shape[1] != out.shape[1]:
+                continue
+            out[_as_slice(dst)] = mm[_as_slice(src)]
+            found[dst] = True
+            if found.all():
+                break
+        return found
+
+
+def _positions(panel_keys: Sequence[str], pos: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+    """(indices into panel_keys, indices into the request) of keys present in both."""
+    src, dst = [], []
+    for i, k in enumerate(panel_keys):
+        j = pos.get(k)
+        if j is not None:
+            src.append(i)
+            dst.append(j)
+    return np.asarray(src, dtype=np.intp), np.asarray(dst, dtype=np.intp)
+
+
+def _take(a: np.ndarray, r: slice | np.ndarray, c: slice | np.ndarray) -> np.ndarray:
+    if isinstance(r, slice) and isinstance(c, slice):
+        return a[r, c]
+    if isinstance(r, slice):
+        return a[r][:, c]
+    if isinstance(c, slice):
+        return a[:, c][r]
+    return a[np.ix_(r, c)]
+
+
+def _put(a: np.ndarray, r: slice | np.ndarray, c: slice | np.ndarray, v: Any) -> None:
+    if isinstance(r, slice) and isinstance(c, slice):
+        a[r, c] = v
+    elif isinstance(r, slice):
+        a[r, c] = v  # basic + advanced indexing on distinct axes assigns the block
+    elif isinstance(c, slice):
+        a[r, c] = v
+    else:
+        a[np.ix_(r, c)] = v

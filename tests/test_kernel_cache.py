@@ -1,0 +1,111 @@
+"""Incremental kernel cache: incremental == full, invalidation, atomic files, no pickle."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hybrid_resources.backends import BackendConfig
+from hybrid_resources.feature_maps import FeatureMapSpec
+from hybrid_resources.kernel_cache import KernelCache
+from hybrid_resources.kernel_engine import quantum_kernel
+
+SPEC = FeatureMapSpec("iqp", 3, reps=2, entanglement="circular")
+
+
+@pytest.fixture
+def cache(tmp_path: Path) -> KernelCache:
+    return KernelCache(tmp_path / "kernel_cache")
+
+
+def _data(n: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(-np.pi, np.pi, size=(n, 3))
+
+
+@pytest.mark.parametrize("spec", [SPEC, FeatureMapSpec("angle", 3)], ids=["iqp", "angle"])
+def test_incremental_rows_equals_full(cache: KernelCache, spec: FeatureMapSpec):
+    X = _data(30)
+    first = quantum_kernel(X[:24], spec=spec, cache=cache)
+    assert first.stats.entries_from_cache == 0
+    grown = quantum_kernel(X, spec=spec, cache=cache, block_size=7)
+    full = quantum_kernel(X, spec=spec)
+    np.testing.assert_allclose(grown.matrix, full.matrix, atol=1e-12)
+    np.testing.assert_array_equal(grown.matrix, grown.matrix.T)
+    assert grown.stats.entries_from_cache == 24 * 23
+    assert grown.stats.entries_computed == 30 * 29 - 24 * 23
+    assert grown.stats.states_simulated == 6  # old states come from the cache
+    # A full cache hit computes nothing, in any row order.
+    perm = np.random.default_rng(1).permutation(30)
+    again = quantum_kernel(X[perm], spec=spec, cache=cache)
+    assert again.stats.entries_computed == 0 and again.stats.states_simulated == 0
+    np.testing.assert_allclose(again.matrix, full.matrix[np.ix_(perm, perm)], atol=1e-12)
+
+
+def test_incremental_rectangular_and_from_square(cache: KernelCache):
+    X, Y = _data(20), _data(8, seed=5)
+    quantum_kernel(X, spec=SPEC, cache=cache)
+    # Train x train entries from the square panel serve a rectangular request.
+    sub = quantum_kernel(X[:5], X[10:], spec=SPEC, cache=cache)
+    assert sub.stats.entries_computed == 0
+    rect = quantum_kernel(Y[:6], X, spec=SPEC, cache=cache)
+    grown = quantum_kernel(Y, X, spec=SPEC, cache=cache)
+    assert grown.stats.entries_from_cache == 6 * 20
+    np.testing.assert_allclose(grown.matrix, quantum_kernel(Y, X, spec=SPEC).matrix, atol=1e-12)
+    # New columns only.
+    X2 = np.vstack([X, _data(3, seed=9)])
+    more = quantum_kernel(Y, X2, spec=SPEC, cache=cache)
+    assert more.stats.entries_computed == 8 * 3
+    np.testing.assert_allclose(more.matrix, quantum_kernel(Y, X2, spec=SPEC).matrix, atol=1e-12)
+    # k(b, a) is served from k(a, b).
+    flipped = quantum_kernel(X, Y, spec=SPEC, cache=cache)
+    assert flipped.stats.entries_computed == 0
+    np.testing.assert_allclose(flipped.matrix, rect.matrix.T if False else grown.matrix.T, atol=1e-12)
+
+
+def test_cache_invalidates_on_spec_or_backend_change(cache: KernelCache):
+    X = _data(10)
+    quantum_kernel(X, spec=SPEC, cache=cache)
+    assert quantum_kernel(X, spec=SPEC, cache=cache).stats.entries_computed == 0
+    other_spec = FeatureMapSpec("iqp", 3, reps=3, entanglement="circular")
+    assert quantum_kernel(X, spec=other_spec, cache=cache).stats.entries_from_cache == 0
+    other_backend = BackendConfig(seed=1)
+    assert quantum_kernel(X, spec=SPEC, backend=other_backend, cache=cache).stats.entries_from_cache == 0
+    assert len(cache.namespaces()) == 3
+
+
+def test_shot_path_cache_skips_executed_pairs(cache: KernelCache):
+    X = _data(7)
+    backend = BackendConfig(shots=200, seed=4)
+    first = quantum_kernel(X[:5], spec=SPEC, backend=backend, cache=cache)
+    assert first.stats.circuits_executed == 10
+    planned: list[tuple[int, int]] = []
+    grown = quantum_kernel(X, spec=SPEC, backend=backend, cache=cache,
+                           before_submit=lambda c, s: planned.append((c, s)))
+    # Only pairs involving the 2 new rows: 5*2 + 1.
+    assert planned == [(11, 2200)] and grown.stats.circuits_executed == 11
+    np.testing.assert_array_equal(grown.matrix[:5, :5], first.matrix)
+    np.testing.assert_array_equal(grown.matrix, grown.matrix.T)
+    hit = quantum_kernel(X, spec=SPEC, backend=backend, cache=cache)
+    assert hit.stats.circuits_executed == 0
+    np.testing.assert_array_equal(hit.matrix, grown.matrix)
+    # Exact entries are a different namespace: never mixed with shot estimates.
+    assert quantum_kernel(X, spec=SPEC, cache=cache).stats.entries_from_cache == 0
+
+
+def test_explicit_keys_and_files_are_plain(cache: KernelCache):
+    X = _data(6)
+    keys = [f"sample-{i}" for i in range(6)]
+    quantum_kernel(X, spec=SPEC, cache=cache, x_keys=keys)
+    # Same keys => served from the cache even though we pass other numbers (keys are the identity).
+    hit = quantum_kernel(X + 0.0, spec=SPEC, cache=cache, x_keys=keys)
+    assert hit.stats.entries_computed == 0
+    files = [p for p in cache.root.rglob("*") if p.is_file()]
+    assert files and all(p.suffix in {".npy", ".json"} for p in files)
+    assert not any(p.name.endswith(".tmp") for p in files)
+    for p in files:
+        if p.suffix == ".npy":
+            np.load(p, allow_pickle=False)
+    with pytest.raises(ValueError):
+        quantum_kernel(X, spec=SPEC, cache=cache, x_keys=keys[:3])

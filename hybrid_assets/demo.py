@@ -55,16 +55,20 @@ def run_demo() -> int:
     partitions_name = landing_files_partitions.name
     instance.add_dynamic_partitions(partitions_name, [k for k in keys if not instance.has_dynamic_partition(partitions_name, k)])
 
+    # Step logs stay in the instance (and the UI); the terminal gets warnings and the summary.
+    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     failures: list[str] = []
-    ingest = defs.get_job_def("ingest_landing_file")
+    ingest = defs.resolve_job_def("ingest_landing_file")
     for key in keys:
-        result = ingest.execute_in_process(partition_key=key, instance=instance, raise_on_error=False)
+        result = ingest.execute_in_process(partition_key=key, instance=instance, raise_on_error=False,
+                                           run_config=quiet)
         status = result.asset_materializations_for_node("raw_samples")[-1].metadata["status"].value if result.success else "failed"
         print(f"  landing file {key!r}: {status}")
         if not result.success:
             failures.append(f"ingest of {key!r} (run {result.run_id})")
 
-    refresh = defs.get_job_def("refresh_models").execute_in_process(instance=instance, raise_on_error=False)
+    refresh = defs.resolve_job_def("refresh_models").execute_in_process(
+        instance=instance, raise_on_error=False, run_config=quiet)
     if not refresh.success:
         failures.append(f"refresh_models (run {refresh.run_id})")
     for evaluation in refresh.get_asset_check_evaluations():

@@ -10,7 +10,7 @@ import json
 import os
 from pathlib import Path
 
-from dagster import AssetKey
+from dagster import AssetKey, Definitions
 
 from hybrid_assets.definitions import defs
 
@@ -32,8 +32,8 @@ def graph_snapshot() -> dict:
             "pools": sorted(node.pools or []),
             "automation": condition.get_label() if condition else None,
             "checks": sorted(
-                f"{check.name}{' (blocking)' if check.blocking else ''}"
-                for check in (graph.get(check_key) for check_key in node.check_keys)
+                f"{check_key.name}{' (blocking)' if graph.get(check_key).blocking else ''}"
+                for check_key in node.check_keys
             ),
         }
     return {
@@ -45,8 +45,8 @@ def graph_snapshot() -> dict:
 
 
 def test_definitions_load_and_resolve():
-    defs.validate_loadable()
-    assert defs.get_job_def("refresh_models") is not None
+    Definitions.validate_loadable(defs)
+    assert defs.resolve_job_def("refresh_models") is not None
     assert defs.get_assets_def(AssetKey("model_evaluation")) is not None
 
 

@@ -1,7 +1,5 @@
 """The classical baseline: an RBF SVM on the same embeddings and split as the quantum model."""
 
-from __future__ import annotations
-
 from dagster import AutomationCondition, Output, asset
 
 from hybrid_assets.assets.quantum import SvmConfig

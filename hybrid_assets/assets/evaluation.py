@@ -1,7 +1,5 @@
 """Quantum vs classical on the same holdout: the report users and gates read."""
 
-from __future__ import annotations
-
 import numpy as np
 from dagster import AutomationCondition, AssetExecutionContext, MetadataValue, Output, asset
 

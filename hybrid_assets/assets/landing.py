@@ -1,7 +1,5 @@
 """Landing files -> raw rows (one partition per file) -> deduplicated, split features."""
 
-from __future__ import annotations
-
 import hashlib
 import json
 

@@ -1,7 +1,5 @@
 """Features -> reduced embeddings -> circuit artifact -> quantum kernels -> quantum SVM."""
 
-from __future__ import annotations
-
 import numpy as np
 from dagster import AutomationCondition, AssetExecutionContext, Config, MetadataValue, Output, asset
 from pydantic import Field

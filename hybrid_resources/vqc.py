@@ -1,0 +1,586 @@
+"""Variational quantum classifier (VQC): model, resumable training loop, seeded restarts.
+
+Model (``TRAINER_VERSION`` names it; changing any of this must bump the version):
+
+- ``d`` features -> ``d`` qubits; feature ``x_i`` (radians, expected in ``[0, pi]``) is
+  angle-encoded as ``RY(x_i)`` on wire ``i``;
+- ``qml.StronglyEntanglingLayers(weights)`` with ``weights.shape == (layers, d, 3)``;
+- readout ``z = <PauliZ(0)>`` in ``[-1, 1]``, mapped to
+  ``p(y=1 | x) = sigmoid(-LOGIT_SCALE * z + bias)`` (``bias`` is a trainable classical scalar);
+- loss: mean **binary cross-entropy** over the minibatch (computed from logits, stable).
+
+Gradients: autograd through ``pennylane.numpy``. ``shots=None`` -> exact expectation values
+with ``backprop`` on ``default.qubit`` (``adjoint`` on lightning devices); ``shots=N`` ->
+``parameter-shift`` on sampled estimates. Each minibatch runs as one broadcast execution.
+
+Optimisers (Adam, plain gradient descent) are implemented here in numpy so their state is
+plain arrays that go into the checkpoint. Everything random comes from
+``np.random.Generator(PCG64)`` streams seeded from ``config.seed``; the shuffling stream's
+``bit_generator.state`` is checkpointed (as JSON), and shot-noise seeds are derived from
+``(seed, restart, step)``, so a run resumed from any checkpoint reaches bit-identical
+parameters to an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pennylane as qml
+from pennylane import numpy as pnp
+
+from hybrid_resources.checkpoints import CheckpointStore
+
+TRAINER_VERSION = "vqc-1"
+# <Z> lies in [-1, 1]; a scale of 3 lets p reach sigmoid(3 + bias) ~ 0.95 without a bias,
+# enough confidence for BCE to be a useful signal, small enough to keep gradients tame.
+LOGIT_SCALE = 3.0
+VAL_FRACTION = 0.2
+ADAM_BETA1 = 0.9
+ADAM_BETA2 = 0.999
+ADAM_EPS = 1e-8
+_OPTIMIZERS = ("adam", "gd")
+# Domain-separation tags for the derived seed streams (arbitrary, fixed forever).
+_TAG_VAL_SPLIT = 0x5A11
+_TAG_STEP_SHOTS = 0x5307
+_TAG_EVAL_SHOTS = 0xE7A1
+_TAG_PREDICT_SHOTS = 0x9E0D
+
+
+# ---------------------------------------------------------------------------- config / result
+@dataclass(frozen=True)
+class VqcConfig:
+    """Hyper-parameters of one VQC training run (all of them feed :meth:`config_hash`)."""
+
+    layers: int = 2  # StronglyEntanglingLayers layers
+    optimizer: str = "adam"  # "adam" | "gd"
+    step_size: float = 0.1  # learning rate
+    batch_size: int = 16  # samples per optimiser step (last batch of an epoch may be smaller)
+    epochs: int = 10  # passes over the training split, per restart
+    seed: int = 0  # root of every random stream
+    restarts: int = 1  # independent seeded initialisations; best final val loss kept
+    checkpoint_every: int = 1  # optimiser steps between checkpoints (the final step always saves)
+    device_name: str = "default.qubit"
+    shots: int | None = None  # None -> exact (backprop/adjoint); int -> sampled, parameter-shift
+
+    def __post_init__(self) -> None:
+        if self.layers < 1:
+            raise ValueError("layers must be >= 1")
+        if self.optimizer not in _OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {_OPTIMIZERS}, got {self.optimizer!r}")
+        if not (self.step_size > 0 and math.isfinite(self.step_size)):
+            raise ValueError("step_size must be a positive finite number")
+        if self.batch_size < 1 or self.epochs < 1 or self.restarts < 1 or self.checkpoint_every < 1:
+            raise ValueError("batch_size, epochs, restarts and checkpoint_every must be >= 1")
+        if self.seed < 0:
+            raise ValueError("seed must be >= 0 (it seeds numpy SeedSequence)")
+        if self.shots is not None and self.shots < 1:
+            raise ValueError("shots must be None or >= 1")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def config_hash(self) -> str:
+        """sha256 hex of the canonical JSON (sorted keys, compact separators) of all fields."""
+        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    """Outcome of :func:`train_vqc`.
+
+    ``params``: circuit weights of the kept restart, shape ``(layers, d, 3)``, radians.
+    ``bias``: the classical logit offset that goes with them.
+    ``history``: one dict per restart ``{"restart", "loss", "val_loss", "val_accuracy",
+    "step_loss"}``; ``loss``/``val_*`` are per epoch (``loss`` = mean minibatch BCE over
+    the epoch), ``step_loss`` per optimiser step.
+    ``steps_run``: optimiser steps executed by *this call*; ``resumed_from_step``: the
+    global step of the checkpoint it resumed from (None for a fresh start), so
+    ``steps_run + (resumed_from_step or 0) == total_steps``.
+    """
+
+    params: np.ndarray
+    bias: float
+    best_restart: int
+    history: list[dict]
+    steps_run: int
+    resumed_from_step: int | None
+    total_steps: int = 0
+    val_loss: float = float("nan")  # kept restart's final validation BCE
+    val_accuracy: float = float("nan")  # kept restart's final validation accuracy in [0, 1]
+    lineage: str = ""
+    config_hash: str = ""
+    checkpoint_warnings: tuple[str, ...] = field(default=())
+
+    def to_metadata(self) -> dict[str, Any]:
+        """JSON-safe summary for asset metadata (no arrays beyond small lists)."""
+        return {
+            "trainer_version": TRAINER_VERSION,
+            "lineage": self.lineage,
+            "config_hash": self.config_hash,
+            "best_restart": self.best_restart,
+            "val_loss": float(self.val_loss),
+            "val_accuracy": float(self.val_accuracy),
+            "final_train_loss": float(self.history[self.best_restart]["loss"][-1]) if self.history else None,
+            "restart_val_losses": [float(h["val_loss"][-1]) if h["val_loss"] else None for h in self.history],
+            "steps_run": self.steps_run,
+            "resumed_from_step": self.resumed_from_step,
+            "total_steps": self.total_steps,
+            "n_params": int(np.asarray(self.params).size) + 1,
+            "params_shape": list(np.asarray(self.params).shape),
+            "checkpoint_warnings": list(self.checkpoint_warnings),
+        }
+
+
+def lineage_key(data_version: str, circuit_version: str, config: VqcConfig) -> str:
+    """Checkpoint lineage id: same data + circuit + config (+ trainer code version) => same id.
+
+    Returns ``"vqc-" + 24 hex chars``; safe as a directory name.
+    """
+    canonical = json.dumps(
+        {
+            "data_version": data_version,
+            "circuit_version": circuit_version,
+            "config_hash": config.config_hash(),
+            "trainer_version": TRAINER_VERSION,
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return "vqc-" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:24]
+
+
+# ---------------------------------------------------------------------------- cost estimates
+def weight_shape(config: VqcConfig, n_qubits: int) -> tuple[int, int, int]:
+    """Shape of the circuit weights: ``(layers, n_qubits, 3)``."""
+    return tuple(qml.StronglyEntanglingLayers.shape(n_layers=config.layers, n_wires=n_qubits))
+
+
+def n_circuit_params(config: VqcConfig, n_qubits: int) -> int:
+    """Trainable gate angles in the circuit (excludes the classical bias)."""
+    return int(np.prod(weight_shape(config, n_qubits)))
+
+
+def circuits_per_step(config: VqcConfig, batch_size: int, n_params: int) -> int:
+    """Circuit executions one optimiser step costs on hardware (no broadcasting there).
+
+    ``n_params``: trainable *gate* angles (see :func:`n_circuit_params`). With shots,
+    parameter-shift needs 2 shifted circuits per angle per sample plus the forward pass:
+    ``batch_size * (2 * n_params + 1)``. Exact simulation (backprop/adjoint) needs only the
+    forward pass per sample: ``batch_size``. Multiply by ``shots`` for the shot budget; the
+    per-epoch validation pass adds ``n_val`` circuits per epoch.
+    """
+    if batch_size < 1 or n_params < 0:
+        raise ValueError("batch_size must be >= 1 and n_params >= 0")
+    if config.shots is None:
+        return batch_size
+    return batch_size * (2 * n_params + 1)
+
+
+# ---------------------------------------------------------------------------- circuit
+def _diff_method(config: VqcConfig) -> str:
+    if config.shots is not None:
+        return "parameter-shift"
+    if config.device_name == "default.qubit":
+        return "backprop"
+    if config.device_name.startswith("lightning."):
+        return "adjoint"
+    return "best"
+
+
+def _derived_seed(*entropy: int) -> int:
+    """A 32-bit seed from a tuple of non-negative ints (stable across processes/platforms)."""
+    return int(np.random.SeedSequence(list(entropy)).generate_state(1)[0])
+
+
+def _make_qnode(config: VqcConfig, n_qubits: int, shot_seed: int | None) -> qml.QNode:
+    """QNode ``f(X (B, d) radians, weights (layers, d, 3)) -> <Z0> (B,)``.
+
+    Shots are set on the QNode (PennyLane 0.45 deprecates device-level shots); the device
+    gets ``shot_seed`` so sampled estimates are reproducible.
+    """
+    dev_kwargs: dict[str, Any] = {"wires": n_qubits}
+    if config.shots is not None and shot_seed is not None:
+        dev_kwargs["seed"] = shot_seed
+    try:
+        dev = qml.device(config.device_name, **dev_kwargs)
+    except TypeError:
+        # Some plugin devices take no seed; sampling is then not reproducible across resumes.
+        dev_kwargs.pop("seed", None)
+        dev = qml.device(config.device_name, **dev_kwargs)
+    wires = list(range(n_qubits))
+
+    def circuit(x, weights):
+        for i in wires:
+            qml.RY(x[..., i], wires=i)  # x[..., i] has shape (B,): one broadcast execution
+        qml.StronglyEntanglingLayers(weights, wires=wires)
+        return qml.expval(qml.PauliZ(0))
+
+    return qml.QNode(circuit, dev, diff_method=_diff_method(config), shots=config.shots)
+
+
+def _logits(qnode: qml.QNode, X: np.ndarray, weights: Any, bias: Any) -> Any:
+    """Logits ``-LOGIT_SCALE * <Z0> + bias``, shape ``(B,)``; autograd-traceable."""
+    z = qnode(X, weights)
+    return -LOGIT_SCALE * pnp.reshape(z, (-1,)) + bias
+
+
+def _bce(logits: Any, y: np.ndarray) -> Any:
+    """Mean BCE of labels ``y`` in {0,1} given logits: mean(softplus(l) - y*l); stable."""
+    return pnp.mean(pnp.logaddexp(0.0, logits) - y * logits)
+
+
+def _sigmoid(v: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * v))  # overflow-free sigmoid
+
+
+def predict_proba(params: np.ndarray, bias: float, X: np.ndarray, config: VqcConfig,
+                  *, shot_seed: int | None = None) -> np.ndarray:
+    """P(class 1) for each row of ``X`` (n, d) radians; returns float64 shape ``(n,)`` in [0, 1].
+
+    ``params`` shape ``(layers, d, 3)``. With ``config.shots`` set, the estimate is sampled
+    using ``shot_seed`` (default: derived from ``config.seed``).
+    """
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2:
+        raise ValueError(f"X must be 2-D (n, d), got shape {X.shape}")
+    params = np.asarray(params, dtype=np.float64)
+    if params.shape != weight_shape(config, X.shape[1]):
+        raise ValueError(f"params shape {params.shape} does not fit {X.shape[1]} features / config")
+    if X.shape[0] == 0:
+        return np.zeros(0)
+    if shot_seed is None:
+        shot_seed = _derived_seed(config.seed, _TAG_PREDICT_SHOTS)
+    qnode = _make_qnode(config, X.shape[1], shot_seed)
+    logits = np.asarray(_logits(qnode, X, params, float(bias)), dtype=np.float64)
+    return _sigmoid(logits)
+
+
+def evaluate_vqc(params: np.ndarray, bias: float, X: np.ndarray, y: np.ndarray, config: VqcConfig,
+                 *, shot_seed: int | None = None) -> dict[str, float]:
+    """``{"loss": mean BCE, "accuracy": fraction correct at p >= 0.5}`` on (X, y)."""
+    p = predict_proba(params, bias, X, config, shot_seed=shot_seed)
+    y = np.asarray(y)
+    p_c = np.clip(p, 1e-12, 1 - 1e-12)
+    loss = float(-np.mean(y * np.log(p_c) + (1 - y) * np.log1p(-p_c)))
+    return {"loss": loss, "accuracy": float(np.mean((p >= 0.5).astype(int) == y))}
+
+
+# ---------------------------------------------------------------------------- optimisers
+def adam_update(theta: np.ndarray, grad: np.ndarray, m: np.ndarray, v: np.ndarray, t: int,
+                step_size: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """One Adam step (Kingma & Ba, bias-corrected). Returns new ``(theta, m, v, t)``; pure."""
+    t = t + 1
+    m = ADAM_BETA1 * m + (1 - ADAM_BETA1) * grad
+    v = ADAM_BETA2 * v + (1 - ADAM_BETA2) * grad * grad
+    m_hat = m / (1 - ADAM_BETA1**t)
+    v_hat = v / (1 - ADAM_BETA2**t)
+    return theta - step_size * m_hat / (np.sqrt(v_hat) + ADAM_EPS), m, v, t
+
+
+def gd_update(theta: np.ndarray, grad: np.ndarray, step_size: float) -> np.ndarray:
+    """Plain gradient descent: ``theta - step_size * grad``."""
+    return theta - step_size * grad
+
+
+# ---------------------------------------------------------------------------- data helpers
+def _check_xy(X: np.ndarray, y: np.ndarray, name: str, n_features: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    y_arr = np.asarray(y)
+    if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0:
+        raise ValueError(f"X_{name} must be a non-empty 2-D array (n, d), got shape {X.shape}")
+    if n_features is not None and X.shape[1] != n_features:
+        raise ValueError(f"X_{name} has {X.shape[1]} features, expected {n_features}")
+    if y_arr.shape != (X.shape[0],):
+        raise ValueError(f"y_{name} must have shape ({X.shape[0]},), got {y_arr.shape}")
+    if not np.all(np.isfinite(X)):
+        raise ValueError(f"X_{name} contains NaN/inf")
+    if not np.all(np.isin(y_arr, (0, 1))):
+        raise ValueError(f"y_{name} must contain only 0/1 labels")
+    if X.min() < -1e-9 or X.max() > np.pi + 1e-9:
+        # Angle encoding is 2*pi-periodic, so this still runs; but it usually means unscaled data.
+        warnings.warn(f"X_{name} has values outside [0, pi] (min {X.min():.3g}, max {X.max():.3g})",
+                      stacklevel=3)
+    return X, np.ascontiguousarray(y_arr, dtype=np.int64)
+
+
+def split_validation(X: np.ndarray, y: np.ndarray, seed: int,
+                     fraction: float = VAL_FRACTION) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Seeded, class-stratified hold-out: returns ``(X_train, y_train, X_val, y_val)``.
+
+    Each class contributes ``round(fraction * count)`` rows (at least 1 when it has >= 2),
+    so small datasets still validate on both classes. Row order within each part is sorted
+    by original index.
+    """
+    rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, _TAG_VAL_SPLIT])))
+    val_idx: list[np.ndarray] = []
+    for label in (0, 1):
+        members = np.flatnonzero(y == label)
+        k = int(round(fraction * members.size))
+        if members.size >= 2:
+            k = min(max(k, 1), members.size - 1)
+        else:
+            k = 0
+        val_idx.append(rng.permutation(members)[:k])
+    val = np.sort(np.concatenate(val_idx)).astype(np.int64)
+    if val.size == 0:
+        raise ValueError("not enough rows to hold out a validation split; pass X_val/y_val")
+    train = np.setdiff1d(np.arange(y.shape[0]), val)
+    return X[train], y[train], X[val], y[val]
+
+
+def _data_sha256(*arrays: np.ndarray) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(str((a.dtype.str, a.shape)).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------------------- run state
+@dataclass
+class _RunState:
+    """Everything needed to continue training; position fields point at the NEXT step."""
+
+    restart: int
+    epoch: int  # == config.epochs means this restart is finished
+    batch: int  # next batch index within the epoch
+    step: int  # global optimiser steps completed (across restarts)
+    theta: np.ndarray  # flat [weights.ravel(), bias]
+    adam_m: np.ndarray
+    adam_v: np.ndarray
+    adam_t: int
+    epoch_rng_state: dict  # shuffling stream state *before* this epoch's permutation was drawn
+    best_restart: int
+    best_val_loss: float
+    best_theta: np.ndarray
+    history: list[dict]
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        arrays: dict[str, np.ndarray] = {
+            "restart": np.int64(self.restart), "epoch": np.int64(self.epoch),
+            "batch": np.int64(self.batch), "step": np.int64(self.step),
+            "theta": self.theta, "adam_m": self.adam_m, "adam_v": self.adam_v,
+            "adam_t": np.int64(self.adam_t),
+            # PCG64 state is a dict of (big) ints: JSON keeps it exact and pickle-free.
+            "epoch_rng_state": np.array(json.dumps(self.epoch_rng_state, sort_keys=True)),
+            "best_restart": np.int64(self.best_restart), "best_val_loss": np.float64(self.best_val_loss),
+            "best_theta": self.best_theta, "n_history": np.int64(len(self.history)),
+        }
+        for r, h in enumerate(self.history):
+            for key in ("loss", "val_loss", "val_accuracy", "step_loss"):
+                arrays[f"history_{r}_{key}"] = np.asarray(h[key], dtype=np.float64)
+        return arrays
+
+    @classmethod
+    def from_arrays(cls, a: dict[str, np.ndarray]) -> _RunState:
+        history = []
+        for r in range(int(a["n_history"])):
+            h = {"restart": r}
+            for key in ("loss", "val_loss", "val_accuracy", "step_loss"):
+                h[key] = [float(v) for v in a[f"history_{r}_{key}"]]
+            history.append(h)
+        return cls(
+            restart=int(a["restart"]), epoch=int(a["epoch"]), batch=int(a["batch"]), step=int(a["step"]),
+            theta=np.array(a["theta"], dtype=np.float64), adam_m=np.array(a["adam_m"], dtype=np.float64),
+            adam_v=np.array(a["adam_v"], dtype=np.float64), adam_t=int(a["adam_t"]),
+            epoch_rng_state=json.loads(str(a["epoch_rng_state"])),
+            best_restart=int(a["best_restart"]), best_val_loss=float(a["best_val_loss"]),
+            best_theta=np.array(a["best_theta"], dtype=np.float64), history=history,
+        )
+
+
+def _restart_rng(seed: int, restart: int) -> np.random.Generator:
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, restart])))
+
+
+def _begin_restart(state: _RunState | None, config: VqcConfig, restart: int, n_qubits: int) -> _RunState:
+    """Fresh seeded initialisation for ``restart``; keeps best-so-far and history from ``state``."""
+    rng = _restart_rng(config.seed, restart)
+    # Uniform angles over the full period: the standard StronglyEntanglingLayers init.
+    weights = rng.uniform(0.0, 2 * np.pi, size=weight_shape(config, n_qubits))
+    theta = np.concatenate([weights.ravel(), [0.0]])
+    history = list(state.history) if state else []
+    history.append({"restart": restart, "loss": [], "val_loss": [], "val_accuracy": [], "step_loss": []})
+    return _RunState(
+        restart=restart, epoch=0, batch=0, step=state.step if state else 0,
+        theta=theta, adam_m=np.zeros_like(theta), adam_v=np.zeros_like(theta), adam_t=0,
+        epoch_rng_state=rng.bit_generator.state,
+        best_restart=state.best_restart if state else -1,
+        best_val_loss=state.best_val_loss if state else float("inf"),
+        best_theta=state.best_theta if state else np.full_like(theta, np.nan),
+        history=history,
+    )
+
+
+# ---------------------------------------------------------------------------- training
+def train_vqc(
+    X_train: np.ndarray,
+    y_train: np.ndarray,
+    config: VqcConfig,
+    *,
+    checkpoint_dir: Path,
+    lineage: str,
+    X_val: np.ndarray | None = None,
+    y_val: np.ndarray | None = None,
+    on_step: Callable[[dict], None] | None = None,
+    keep_checkpoints: int = 3,
+) -> TrainingResult:
+    """Train the VQC with minibatch Adam/GD, ``config.restarts`` seeded restarts, checkpoints.
+
+    ``X_train`` (n, d) float radians in [0, pi]; ``y_train`` (n,) ints in {0, 1}. Without
+    ``X_val``/``y_val`` a seeded stratified 20% of train is held out (:func:`split_validation`).
+    Checkpoints go to ``checkpoint_dir / lineage`` every ``config.checkpoint_every`` steps and
+    at the final step; if that lineage already holds a verified checkpoint, training resumes
+    from it (a finished lineage returns immediately). Corrupt newest checkpoints are skipped
+    with a :class:`~hybrid_resources.checkpoints.CheckpointWarning`.
+
+    Kept model: the restart whose *final-epoch* validation BCE is lowest (ties -> earliest).
+    ``on_step`` gets ``{"restart", "epoch", "step", "total_steps", "loss", "eta_s"}`` after
+    every optimiser step (``step`` is global, 1-based; ``eta_s`` seconds, from this call's pace).
+
+    Raises ``ValueError`` if the lineage's checkpoints were written for another config or
+    other data (lineages must encode both; see :func:`lineage_key`).
+    """
+    X_train, y_train = _check_xy(X_train, y_train, "train")
+    n_qubits = X_train.shape[1]
+    if (X_val is None) != (y_val is None):
+        raise ValueError("pass both X_val and y_val, or neither")
+    if X_val is None:
+        X_fit, y_fit, X_v, y_v = split_validation(X_train, y_train, config.seed)
+    else:
+        X_fit, y_fit = X_train, y_train
+        X_v, y_v = _check_xy(X_val, y_val, "val", n_features=n_qubits)
+
+    n_fit = X_fit.shape[0]
+    batch_size = min(config.batch_size, n_fit)
+    n_batches = math.ceil(n_fit / batch_size)
+    total_steps = config.restarts * config.epochs * n_batches
+    w_shape = weight_shape(config, n_qubits)
+    n_w = int(np.prod(w_shape))
+    cfg_hash = config.config_hash()
+    data_hash = _data_sha256(X_fit, y_fit, X_v, y_v)
+    meta_base = {
+        "trainer_version": TRAINER_VERSION, "config": config.to_dict(), "config_hash": cfg_hash,
+        "data_sha256": data_hash, "lineage": lineage, "n_qubits": n_qubits, "total_steps": total_steps,
+    }
+
+    store = CheckpointStore(Path(checkpoint_dir), lineage, keep=keep_checkpoints)
+    ckpt = store.latest()
+    resumed_from: int | None = None
+    if ckpt is not None:
+        for key in ("trainer_version", "config_hash", "data_sha256"):
+            if ckpt.meta.get(key) != meta_base[key]:
+                raise ValueError(
+                    f"checkpoint lineage {lineage!r} was written with a different {key} "
+                    f"({ckpt.meta.get(key)!r} != {meta_base[key]!r}); use a new lineage_key"
+                )
+        state = _RunState.from_arrays(ckpt.state)
+        resumed_from = state.step
+    else:
+        state = _begin_restart(None, config, 0, n_qubits)
+
+    exact_qnode = _make_qnode(config, n_qubits, None) if config.shots is None else None
+
+    def qnode_for(*seed_parts: int) -> qml.QNode:
+        # Exact mode reuses one QNode; with shots every step gets a device seeded from
+        # (seed, restart, step), so sampled gradients don't depend on where we resumed.
+        if exact_qnode is not None:
+            return exact_qnode
+        return _make_qnode(config, n_qubits, _derived_seed(config.seed, *seed_parts))
+
+    def save() -> None:
+        meta = dict(meta_base, step=state.step, restart=state.restart, epoch=state.epoch, batch=state.batch)
+        store.save(state.step, state.to_arrays(), meta)
+
+    steps_here = 0
+    t0 = time.perf_counter()
+    while True:
+        if state.epoch >= config.epochs:
+            if state.restart + 1 >= config.restarts:
+                break
+            state = _begin_restart(state, config, state.restart + 1, n_qubits)
+            continue
+
+        # The epoch's order is re-derived from the checkpointed pre-epoch RNG state, so
+        # resuming mid-epoch replays exactly the same minibatches.
+        rng = np.random.Generator(np.random.PCG64())
+        rng.bit_generator.state = state.epoch_rng_state
+        order = rng.permutation(n_fit)
+        post_epoch_rng_state = rng.bit_generator.state
+
+        for b in range(state.batch, n_batches):
+            idx = order[b * batch_size:(b + 1) * batch_size]
+            Xb, yb = X_fit[idx], y_fit[idx]
+            epoch_of_step = state.epoch
+            qnode = qnode_for(_TAG_STEP_SHOTS, state.restart, state.step)
+
+            def cost(theta):
+                return _bce(_logits(qnode, Xb, pnp.reshape(theta[:n_w], w_shape), theta[n_w]), yb)
+
+            grad_fn = qml.grad(cost)
+            grad = np.asarray(grad_fn(pnp.array(state.theta, requires_grad=True)), dtype=np.float64)
+            loss = float(grad_fn.forward)
+            if config.optimizer == "adam":
+                state.theta, state.adam_m, state.adam_v, state.adam_t = adam_update(
+                    state.theta, grad, state.adam_m, state.adam_v, state.adam_t, config.step_size)
+            else:
+                state.theta = gd_update(state.theta, grad, config.step_size)
+            state.step += 1
+            state.batch = b + 1
+            steps_here += 1
+            hist = state.history[state.restart]
+            hist["step_loss"].append(loss)
+
+            if state.batch == n_batches:  # epoch finished: validate, advance the position
+                hist["loss"].append(float(np.mean(hist["step_loss"][-n_batches:])))
+                ev = evaluate_vqc(
+                    state.theta[:n_w].reshape(w_shape), float(state.theta[n_w]), X_v, y_v, config,
+                    shot_seed=_derived_seed(config.seed, _TAG_EVAL_SHOTS, state.restart, state.epoch),
+                )
+                hist["val_loss"].append(ev["loss"])
+                hist["val_accuracy"].append(ev["accuracy"])
+                state.epoch += 1
+                state.batch = 0
+                state.epoch_rng_state = post_epoch_rng_state
+                if state.epoch == config.epochs and ev["loss"] < state.best_val_loss:
+                    state.best_val_loss = ev["loss"]
+                    state.best_restart = state.restart
+                    state.best_theta = state.theta.copy()
+
+            if state.step % config.checkpoint_every == 0 or state.step == total_steps:
+                save()
+            if on_step is not None:
+                elapsed = time.perf_counter() - t0
+                on_step({
+                    "restart": state.restart, "epoch": epoch_of_step,
+                    "step": state.step, "total_steps": total_steps, "loss": loss,
+                    "eta_s": elapsed / steps_here * (total_steps - state.step),
+                })
+        # Loop back: the next epoch (or restart) re-derives its order from the saved RNG state.
+
+    best = state.best_restart
+    best_hist = state.history[best]
+    return TrainingResult(
+        params=state.best_theta[:n_w].reshape(w_shape).copy(),
+        bias=float(state.best_theta[n_w]),
+        best_restart=best,
+        history=[{k: (list(v) if isinstance(v, list) else v) for k, v in h.items()} for h in state.history],
+        steps_run=steps_here,
+        resumed_from_step=resumed_from,
+        total_steps=total_steps,
+        val_loss=float(best_hist["val_loss"][-1]),
+        val_accuracy=float(best_hist["val_accuracy"][-1]),
+        lineage=lineage,
+        config_hash=cfg_hash,
+        checkpoint_warnings=tuple(store.last_warnings),
+    )

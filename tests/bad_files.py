@@ -1,0 +1,145 @@
+"""Writers of landing files, good and bad, for contract, quarantine, pipeline and daemon tests.
+
+``BAD_FILE_WRITERS`` maps a case name to (writer, the contract check expected to reject it).
+Every writer takes a folder and returns the path it wrote.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import polars as pl
+
+
+def good_frame(n_rows: int = 40, n_features: int = 5, seed: int = 0, with_ids: bool = True, id_offset: int = 0,
+               labels: tuple[str, str] = ("0", "1")) -> pl.DataFrame:
+    rng = np.random.default_rng(seed)
+    y = np.arange(n_rows) % 2
+    X = rng.normal(size=(n_rows, n_features)) + 2.0 * y[:, None]
+    frame = pl.DataFrame(X, schema=[f"f{i}" for i in range(n_features)], orient="row")
+    frame = frame.with_columns(pl.Series("label", [labels[v] for v in y]))
+    if with_ids:
+        frame = frame.with_columns(pl.Series("sample_id", [f"s{id_offset + i:05d}" for i in range(n_rows)]))
+    return frame
+
+
+def write_good_csv(folder: Path, n_rows: int = 40, n_features: int = 5, seed: int = 0, name: str = "good.csv",
+                   with_ids: bool = True, id_offset: int = 0) -> Path:
+    path = Path(folder) / name
+    good_frame(n_rows, n_features, seed, with_ids, id_offset).write_csv(path)
+    return path
+
+
+def _text(folder: Path, name: str, text: str) -> Path:
+    path = Path(folder) / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def write_empty(folder: Path) -> Path:
+    return _text(folder, "empty.csv", "")
+
+
+def write_header_only(folder: Path) -> Path:
+    return _text(folder, "header_only.csv", "sample_id,label,f0,f1\n")
+
+
+def write_wrong_delimiter(folder: Path) -> Path:
+    return _text(folder, "semicolons.csv", "sample_id;label;f0;f1\n" + "".join(f"s{i};{i % 2};{i}.5;1.0\n" for i in range(10)))
+
+
+def write_missing_label(folder: Path) -> Path:
+    path = Path(folder) / "no_label.csv"
+    good_frame().drop("label").write_csv(path)
+    return path
+
+
+def write_one_class(folder: Path) -> Path:
+    path = Path(folder) / "one_class.csv"
+    good_frame().with_columns(pl.lit("1").alias("label")).write_csv(path)
+    return path
+
+
+def write_three_classes(folder: Path) -> Path:
+    path = Path(folder) / "three_classes.csv"
+    frame = good_frame(n_rows=30)
+    frame.with_columns(pl.Series("label", [str(i % 3) for i in range(30)])).write_csv(path)
+    return path
+
+
+def write_extra_text_column(folder: Path) -> Path:
+    path = Path(folder) / "with_comments.csv"
+    good_frame().with_columns(pl.lit("looks fine").alias("comment")).write_csv(path)
+    return path
+
+
+def write_non_numeric_value(folder: Path) -> Path:
+    path = Path(folder) / "abc_value.csv"
+    frame = good_frame().with_columns(pl.col("f2").cast(pl.String))
+    frame = frame.with_columns(pl.when(pl.int_range(pl.len()) == 6).then(pl.lit("abc")).otherwise(pl.col("f2")).alias("f2"))
+    frame.write_csv(path)
+    return path
+
+
+def write_nan_and_inf(folder: Path) -> Path:
+    path = Path(folder) / "nan_inf.csv"
+    frame = good_frame()
+    values = frame["f1"].to_numpy().copy()
+    values[[1, 2, 3]] = [np.nan, np.inf, -np.inf]
+    frame.with_columns(pl.Series("f1", values)).write_csv(path)
+    return path
+
+
+def write_duplicate_ids(folder: Path) -> Path:
+    path = Path(folder) / "duplicate_ids.csv"
+    frame = good_frame()
+    frame.with_columns(pl.when(pl.int_range(pl.len()) == 5).then(pl.lit("s00000")).otherwise(pl.col("sample_id")).alias("sample_id")).write_csv(path)
+    return path
+
+
+def write_absurd_values(folder: Path) -> Path:
+    path = Path(folder) / "absurd.csv"
+    frame = good_frame()
+    values = frame["f0"].to_numpy().copy()
+    values[4] = 1e300
+    frame.with_columns(pl.Series("f0", values)).write_csv(path)
+    return path
+
+
+def write_non_utf8(folder: Path) -> Path:
+    path = Path(folder) / "latin1.csv"
+    text = "sample_id,label,f0\n" + "".join(f"caf\u00e9{i},{i % 2},{i}.0\n" for i in range(10))
+    path.write_bytes(text.encode("latin-1"))
+    return path
+
+
+def write_binary_garbage(folder: Path) -> Path:
+    path = Path(folder) / "garbage.csv"
+    path.write_bytes(np.random.default_rng(0).integers(0, 256, size=4096, dtype=np.uint8).tobytes())
+    return path
+
+
+def write_wrong_parquet_schema(folder: Path) -> Path:
+    path = Path(folder) / "wrong_schema.parquet"
+    good_frame().rename({"label": "target"}).write_parquet(path)
+    return path
+
+
+BAD_FILE_WRITERS: dict[str, tuple[Callable[[Path], Path], str]] = {
+    "empty": (write_empty, "parse"),
+    "header_only": (write_header_only, "row_count"),
+    "wrong_delimiter": (write_wrong_delimiter, "parse"),
+    "missing_label": (write_missing_label, "required_columns"),
+    "one_class": (write_one_class, "label_classes"),
+    "three_classes": (write_three_classes, "label_classes"),
+    "extra_text_column": (write_extra_text_column, "numeric_features"),
+    "non_numeric_value": (write_non_numeric_value, "numeric_features"),
+    "nan_and_inf": (write_nan_and_inf, "finite_values"),
+    "duplicate_sample_id": (write_duplicate_ids, "unique_sample_id"),
+    "absurd_values": (write_absurd_values, "value_range"),
+    "non_utf8": (write_non_utf8, "encoding"),
+    "binary_garbage": (write_binary_garbage, "parse"),
+    "wrong_parquet_schema": (write_wrong_parquet_schema, "required_columns"),
+}

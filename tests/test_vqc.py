@@ -1,0 +1,241 @@
+"""VQC training: learning, SIGKILL-safe resume, corrupt checkpoints, lineages, restarts."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hybrid_resources.checkpoints import CheckpointStore, CheckpointWarning
+from hybrid_resources.vqc import (
+    TrainingResult,
+    VqcConfig,
+    circuits_per_step,
+    evaluate_vqc,
+    lineage_key,
+    n_circuit_params,
+    predict_proba,
+    split_validation,
+    train_vqc,
+)
+
+WORKER = Path(__file__).with_name("vqc_worker.py")
+REPO_ROOT = WORKER.parents[1]
+# 20 training rows / batch 5 -> 4 steps per epoch: small, but enough for mid-epoch resumes.
+SMALL = VqcConfig(layers=1, optimizer="adam", step_size=0.1, batch_size=5, epochs=4, seed=3, restarts=1)
+
+
+def blobs(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two separable 2-D blobs already scaled into [0, pi]: class 1 near (3pi/4, 3pi/4)."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 2
+    centres = np.where(y[:, None] == 1, 0.75 * np.pi, 0.25 * np.pi)
+    return np.clip(centres + 0.3 * rng.normal(size=(n, 2)), 0.0, np.pi), y
+
+
+X_TR, Y_TR = blobs(20, seed=0)
+X_VA, Y_VA = blobs(12, seed=1)
+
+
+def _train(cfg: VqcConfig, root: Path, **kwargs) -> TrainingResult:
+    return train_vqc(X_TR, Y_TR, cfg, checkpoint_dir=root, lineage=lineage_key("data-v1", "circ-v1", cfg),
+                     X_val=X_VA, y_val=Y_VA, **kwargs)
+
+
+def _assert_same_model(a: TrainingResult, b: TrainingResult) -> None:
+    np.testing.assert_allclose(a.params, b.params, rtol=0, atol=1e-8)
+    assert abs(a.bias - b.bias) <= 1e-8
+    assert a.best_restart == b.best_restart
+    for ha, hb in zip(a.history, b.history, strict=True):
+        np.testing.assert_allclose(ha["step_loss"], hb["step_loss"], rtol=0, atol=1e-10)
+        np.testing.assert_allclose(ha["val_loss"], hb["val_loss"], rtol=0, atol=1e-10)
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def test_training_lowers_loss_and_beats_chance(tmp_path: Path) -> None:
+    cfg = replace(SMALL, epochs=6, seed=2)  # an initialisation that starts far from a good fit
+    seen: list[dict] = []
+    res = _train(cfg, tmp_path, on_step=seen.append)
+    h = res.history[0]
+    assert len(h["loss"]) == len(h["val_loss"]) == len(h["val_accuracy"]) == 6
+    assert h["loss"][-1] < h["loss"][0] - 0.5, h["loss"]
+    assert h["val_loss"][-1] < h["val_loss"][0] - 0.5, h["val_loss"]
+    assert res.val_accuracy >= 0.8  # 12 validation rows: chance is 0.5
+    assert res.params.shape == (1, 2, 3) and res.steps_run == res.total_steps == 24
+    assert res.resumed_from_step is None
+    # on_step contract: every step, 1-based global steps, a finite ETA that ends at 0
+    assert [s["step"] for s in seen] == list(range(1, 25))
+    assert set(seen[0]) >= {"restart", "step", "total_steps", "loss", "eta_s"}
+    assert seen[-1]["eta_s"] == 0.0 and all(np.isfinite(s["eta_s"]) for s in seen)
+    # predict_proba / evaluate agree with the recorded final validation loss
+    p = predict_proba(res.params, res.bias, X_VA, cfg)
+    assert p.shape == (12,) and np.all((p >= 0) & (p <= 1))
+    assert evaluate_vqc(res.params, res.bias, X_VA, Y_VA, cfg)["loss"] == pytest.approx(res.val_loss, abs=1e-10)
+    meta = res.to_metadata()
+    json.dumps(meta)  # JSON-safe
+    assert meta["total_steps"] == 24 and meta["best_restart"] == 0
+
+
+def test_holds_out_seeded_validation_when_none_given(tmp_path: Path) -> None:
+    X, y = blobs(20, seed=5)
+    Xf, yf, Xv, yv = split_validation(X, y, seed=3)
+    assert len(yv) == 4 and set(yv.tolist()) == {0, 1} and len(yf) == 16
+    Xf2, _, Xv2, _ = split_validation(X, y, seed=3)
+    np.testing.assert_array_equal(Xv, Xv2)  # seeded
+    cfg = replace(SMALL, epochs=1, batch_size=8)
+    res = train_vqc(X, y, cfg, checkpoint_dir=tmp_path, lineage=lineage_key("d", "c", cfg))
+    assert res.total_steps == 2  # 16 fit rows / batch 8
+    assert res.val_loss == pytest.approx(evaluate_vqc(res.params, res.bias, Xv, yv, cfg)["loss"], abs=1e-10)
+
+
+def test_sigkilled_worker_resumes_to_identical_parameters(tmp_path: Path) -> None:
+    cfg = replace(SMALL, epochs=5, checkpoint_every=1)  # 20 steps
+    lineage = lineage_key("data-v1", "circ-v1", cfg)
+    data = tmp_path / "data.npz"
+    np.savez(data, X_train=X_TR, y_train=Y_TR, X_val=X_VA, y_val=Y_VA)
+    killed_dir = tmp_path / "killed"
+    store = CheckpointStore(killed_dir, lineage)
+    proc = subprocess.Popen(
+        [sys.executable, str(WORKER), str(data), json.dumps(asdict(cfg)), str(killed_dir), lineage, "0.1"],
+        cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        # Wait for >= 6 completed checkpoints (sidecar present = complete); step 6 is mid-epoch 1.
+        while not any((killed_dir / lineage / f"step-{s:06d}.json").exists() for s in range(6, 21)):
+            assert proc.poll() is None, proc.communicate()[1].decode()[-2000:]
+            assert time.monotonic() < deadline, "worker wrote no checkpoints in time"
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+    assert proc.returncode == -signal.SIGKILL
+    on_disk = store.steps_on_disk()
+    assert 6 <= max(on_disk) < 20, on_disk  # killed mid-training, not after it finished
+
+    resumed = _train(cfg, killed_dir)
+    assert resumed.resumed_from_step is not None and resumed.resumed_from_step >= 5
+    assert resumed.steps_run == 20 - resumed.resumed_from_step
+    fresh = _train(cfg, tmp_path / "fresh")
+    assert fresh.resumed_from_step is None
+    _assert_same_model(resumed, fresh)
+    # every checkpoint file the killed + resumed runs left behind loads without pickle
+    for npz in (killed_dir / lineage).glob("step-*.npz"):
+        with np.load(npz, allow_pickle=False) as arrays:
+            for name in arrays.files:
+                arrays[name]
+
+
+@pytest.mark.parametrize(("restarts", "stop_after"), [(1, 6), (2, 8), (2, 13)])
+def test_in_process_interrupt_resumes_exactly(tmp_path: Path, restarts: int, stop_after: int) -> None:
+    """Mid-epoch (6, 13) and restart-boundary (8) interruptions, deterministic positions."""
+    cfg = replace(SMALL, epochs=2, restarts=restarts)  # 8 steps per restart
+
+    def stop(info: dict) -> None:
+        if info["step"] == stop_after:
+            raise _Interrupt
+
+    with pytest.raises(_Interrupt):
+        _train(cfg, tmp_path / "a", on_step=stop)
+    resumed = _train(cfg, tmp_path / "a")
+    assert resumed.resumed_from_step == stop_after
+    _assert_same_model(resumed, _train(cfg, tmp_path / "b"))
+    again = _train(cfg, tmp_path / "a")  # a finished lineage returns without training
+    assert again.steps_run == 0 and again.resumed_from_step == again.total_steps
+    _assert_same_model(again, resumed)
+
+
+def test_corrupt_newest_checkpoint_falls_back_with_warning(tmp_path: Path) -> None:
+    cfg = replace(SMALL, epochs=2)  # 8 steps
+    lineage = lineage_key("data-v1", "circ-v1", cfg)
+
+    def stop(info: dict) -> None:
+        if info["step"] == 6:
+            raise _Interrupt
+
+    with pytest.raises(_Interrupt):
+        _train(cfg, tmp_path, on_step=stop)
+    newest = tmp_path / lineage / "step-000006.npz"
+    newest.write_bytes(newest.read_bytes()[:100])  # truncated, as by a full disk
+    with pytest.warns(CheckpointWarning, match="step 6"):
+        resumed = _train(cfg, tmp_path)
+    assert resumed.resumed_from_step == 5
+    assert len(resumed.checkpoint_warnings) == 1
+    _assert_same_model(resumed, _train(cfg, tmp_path / "fresh"))
+
+
+def test_config_change_starts_a_fresh_lineage(tmp_path: Path) -> None:
+    a = replace(SMALL, epochs=1)
+    b = replace(a, step_size=0.05)
+    assert a.config_hash() != b.config_hash() and a.config_hash() == replace(a).config_hash()
+    assert lineage_key("d", "c", a) != lineage_key("d", "c", b)
+    assert lineage_key("d", "c", a) != lineage_key("d2", "c", a) != lineage_key("d", "c2", a)
+    first = _train(a, tmp_path)
+    assert _train(a, tmp_path).resumed_from_step == first.total_steps  # same config: resumes
+    other = _train(b, tmp_path)
+    assert other.resumed_from_step is None and other.steps_run == other.total_steps
+    # Reusing a lineage with another config is refused, not silently mixed.
+    with pytest.raises(ValueError, match="config_hash"):
+        train_vqc(X_TR, Y_TR, b, checkpoint_dir=tmp_path, lineage=lineage_key("data-v1", "circ-v1", a),
+                  X_val=X_VA, y_val=Y_VA)
+
+
+def test_restarts_keep_the_lower_validation_loss(tmp_path: Path) -> None:
+    cfg = replace(SMALL, epochs=2, restarts=2, step_size=0.05)
+    res = _train(cfg, tmp_path)
+    assert [h["restart"] for h in res.history] == [0, 1]
+    finals = [h["val_loss"][-1] for h in res.history]
+    assert finals[0] != finals[1]  # different seeded initialisations
+    assert res.best_restart == int(np.argmin(finals))
+    assert res.val_loss == min(finals)
+    # the kept parameters really are the winning restart's: recompute its validation loss
+    assert evaluate_vqc(res.params, res.bias, X_VA, Y_VA, cfg)["loss"] == pytest.approx(min(finals), abs=1e-10)
+    # restart 0 of a 2-restart run is the same trajectory as a 1-restart run
+    single = _train(replace(cfg, restarts=1), tmp_path)
+    np.testing.assert_allclose(single.history[0]["step_loss"], res.history[0]["step_loss"], atol=1e-12)
+
+
+def test_shot_based_training_is_resumable_and_cost_estimate(tmp_path: Path) -> None:
+    cfg = replace(SMALL, epochs=1, shots=100)
+    n_params = n_circuit_params(cfg, 2)
+    assert n_params == 6
+    assert circuits_per_step(cfg, 5, n_params) == 5 * 13
+    assert circuits_per_step(replace(cfg, shots=None), 5, n_params) == 5
+
+    def stop(info: dict) -> None:
+        if info["step"] == 2:
+            raise _Interrupt
+
+    with pytest.raises(_Interrupt):
+        _train(cfg, tmp_path / "a", on_step=stop)
+    _assert_same_model(_train(cfg, tmp_path / "a"), _train(cfg, tmp_path / "b"))
+
+
+def test_rejects_bad_inputs(tmp_path: Path) -> None:
+    with pytest.raises(ValueError):
+        VqcConfig(optimizer="sgd")
+    with pytest.raises(ValueError, match="0/1"):
+        train_vqc(X_TR, Y_TR + 1, SMALL, checkpoint_dir=tmp_path, lineage="x")
+    with pytest.raises(ValueError, match="both"):
+        train_vqc(X_TR, Y_TR, SMALL, checkpoint_dir=tmp_path, lineage="x", X_val=X_VA)
+
+
+def test_gd_optimizer_trains(tmp_path: Path) -> None:
+    res = _train(replace(SMALL, optimizer="gd", step_size=0.5, epochs=3), tmp_path)
+    assert res.history[0]["loss"][-1] < res.history[0]["loss"][0]

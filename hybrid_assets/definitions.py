@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from dagster import Definitions, load_assets_from_modules
+from dagster import Definitions, in_process_executor, load_assets_from_modules
 
 from hybrid_assets.assets import classical, evaluation, landing, quantum
 from hybrid_assets.jobs import ingest_landing_file_job, refresh_models_job
@@ -32,6 +32,9 @@ all_assets = load_assets_from_modules([landing, quantum, classical, evaluation])
 
 defs = Definitions(
     assets=all_assets,
+    # One process per run: each step is seconds of work, while a fresh step process would pay
+    # the pennylane/dagster imports again. Kernel blocks can become separate steps when N grows.
+    executor=in_process_executor,
     jobs=[ingest_landing_file_job, refresh_models_job],
     sensors=[landing_sensor, automation_sensor],
     resources={

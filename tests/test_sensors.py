@@ -1,0 +1,62 @@
+"""The landing sensor evaluated with Dagster's own context on a real instance and real files."""
+
+from __future__ import annotations
+
+import pytest
+from dagster import DagsterInstance, SensorResult, SkipReason, build_sensor_context, instance_for_test
+
+from hybrid_assets.sensors import landing_sensor
+from hybrid_resources.quarantine import safe_partition_key
+from tests.bad_files import write_good_csv
+
+
+@pytest.fixture
+def instance():
+    with instance_for_test() as test_instance:
+        yield test_instance
+
+
+def tick(instance: DagsterInstance, cursor: str | None) -> tuple[SensorResult | SkipReason, str | None]:
+    """One sensor evaluation; returns its result and the cursor the daemon would store."""
+    context = build_sensor_context(instance=instance, cursor=cursor)
+    result = landing_sensor(context)
+    next_cursor = result.cursor if isinstance(result, SensorResult) else context.cursor
+    return result, next_cursor
+
+
+def test_nothing_new_is_a_skip(data_layout, instance):
+    result, _ = tick(instance, None)
+    assert isinstance(result, SkipReason) and "No new landing files" in result.skip_message
+
+
+def test_a_stable_file_becomes_one_partition_and_one_run_keyed_by_its_hash(data_layout, instance):
+    write_good_csv(data_layout.landing, name="batch 1.csv")
+    first, cursor = tick(instance, None)
+    assert isinstance(first, SkipReason) and "waiting for 1 file" in first.skip_message
+    second, cursor = tick(instance, cursor)
+    (request,) = second.run_requests
+    key = safe_partition_key("batch 1.csv")
+    assert request.partition_key == key
+    assert request.tags["landing/sha256"] in request.run_key
+    assert second.dynamic_partitions_requests[0].partition_keys == [key]
+    third, _ = tick(instance, cursor)
+    assert isinstance(third, SkipReason)
+
+
+def test_a_growing_file_waits_and_new_content_under_the_same_name_runs_again(data_layout, instance):
+    path = write_good_csv(data_layout.landing, name="grow.csv", n_rows=10)
+    _, cursor = tick(instance, None)
+    with path.open("a") as handle:  # still being written
+        handle.write("s99999,1,0,0,0,0,0\n")
+    waiting, cursor = tick(instance, cursor)
+    assert isinstance(waiting, SkipReason) and "waiting for 1 file" in waiting.skip_message
+    stable, cursor = tick(instance, cursor)
+    (request,) = stable.run_requests
+
+    write_good_csv(data_layout.landing, name="grow.csv", n_rows=12, seed=5)  # re-landed, new content
+    _, cursor = tick(instance, cursor)
+    again, _ = tick(instance, cursor)
+    (second_request,) = again.run_requests
+    assert second_request.partition_key == request.partition_key
+    assert second_request.run_key != request.run_key
+    assert second_request.tags["landing/sha256"] != request.tags["landing/sha256"]

@@ -46,12 +46,12 @@ def run_demo() -> int:
 
     layout = DataLayout.from_env().ensure()
     started = time.perf_counter()
-    if not landing_files(layout.landing):
+    if not landing_files():
         write_example_dataset(layout.landing / EXAMPLE_FILE_NAME)
         print(f"Landing zone was empty: wrote the example dataset to {layout.landing / EXAMPLE_FILE_NAME}")
 
     instance = DagsterInstance.get()
-    keys = [safe_partition_key(path.name) for path in landing_files(layout.landing)]
+    keys = [safe_partition_key(path.name) for path in landing_files()]
     partitions_name = landing_files_partitions.name
     instance.add_dynamic_partitions(partitions_name, [k for k in keys if not instance.has_dynamic_partition(partitions_name, k)])
 

@@ -13,6 +13,9 @@ partition would stall eager automation downstream; see DESIGN.md).
 from __future__ import annotations
 
 import json
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,7 @@ from typing import Any
 import duckdb
 import numpy as np
 import polars as pl
+from upath import UPath
 
 from hybrid_assets.data_prep import row_hash
 from hybrid_resources.contract import (
@@ -30,10 +34,8 @@ from hybrid_resources.contract import (
     file_sha256,
     load_landing_file,
 )
+from hybrid_resources.paths import DataLayout, landing_location
 from hybrid_resources.quarantine import quarantine_file, safe_partition_key
-
-LANDING_SUFFIXES = (".csv", ".parquet", ".pq")
-
 
 @dataclass(frozen=True)
 class IngestOutcome:
@@ -50,19 +52,41 @@ class IngestOutcome:
     quarantined_path: str = ""
 
 
-def landing_files(landing_dir: Path) -> list[Path]:
-    """Regular files in the landing folder, sorted by name (hidden and temporary files skipped)."""
-    if not landing_dir.exists():
+def is_local(location: UPath) -> bool:
+    return location.protocol in ("", "file", "local")
+
+
+def landing_files(location: UPath | None = None) -> list[UPath]:
+    """Regular files in the landing location, sorted by name (hidden and temporary files skipped)."""
+    location = landing_location() if location is None else location
+    if not location.exists():
         return []
     return sorted(
-        path for path in landing_dir.iterdir()
-        if path.is_file() and not path.name.startswith(".") and not path.name.endswith((".tmp", ".part"))
+        (path for path in location.iterdir()
+         if path.is_file() and not path.name.startswith(".") and not path.name.endswith((".tmp", ".part"))),
+        key=lambda path: path.name,
     )
 
 
-def find_landing_file(landing_dir: Path, partition_key: str) -> Path | None:
+def find_landing_file(partition_key: str, location: UPath | None = None) -> UPath | None:
     """The landing file whose partition key is ``partition_key``, if it is still there."""
-    return next((path for path in landing_files(landing_dir) if safe_partition_key(path.name) == partition_key), None)
+    return next((path for path in landing_files(location) if safe_partition_key(path.name) == partition_key), None)
+
+
+@contextmanager
+def local_copy(source: UPath, staging_dir: Path) -> Iterator[Path]:
+    """A local path to read ``source`` from: itself when local, else a staged download (removed after)."""
+    if is_local(source):
+        yield Path(source.path)
+        return
+    staging_dir.mkdir(parents=True, exist_ok=True)
+    staged = staging_dir / safe_partition_key(source.name)
+    with source.open("rb") as remote, open(staged, "wb") as local:
+        shutil.copyfileobj(remote, local, 1 << 20)
+    try:
+        yield staged
+    finally:
+        staged.unlink(missing_ok=True)
 
 
 def recorded_outcome(connection: duckdb.DuckDBPyConnection, partition_key: str) -> IngestOutcome | None:
@@ -127,6 +151,29 @@ def _order_columns(table: LandingTable) -> LandingTable:
 
 def ingest_file(
     connection: duckdb.DuckDBPyConnection,
+    source: UPath,
+    partition_key: str,
+    *,
+    layout: DataLayout,
+    contract: DatasetContract,
+    run_id: str,
+) -> IngestOutcome:
+    """Validate a landing file and write its rows, or quarantine it; one transaction each way.
+
+    A remote file (any fsspec URI) is staged locally first; when quarantined, its copy goes
+    to the local quarantine and the remote original is removed from the landing location.
+    Idempotent: re-ingesting the same partition replaces its rows.
+    """
+    with local_copy(source, layout.root / "staging") as path:
+        outcome = _ingest_local(connection, path, partition_key, quarantine_dir=layout.quarantine,
+                                contract=contract, run_id=run_id)
+    if outcome.status == "quarantined" and not is_local(source):
+        source.unlink()  # the verified copy is in quarantine now
+    return outcome
+
+
+def _ingest_local(
+    connection: duckdb.DuckDBPyConnection,
     path: Path,
     partition_key: str,
     *,
@@ -134,10 +181,6 @@ def ingest_file(
     contract: DatasetContract,
     run_id: str,
 ) -> IngestOutcome:
-    """Validate ``path`` and write its rows (or quarantine it) in one transaction.
-
-    Idempotent: re-ingesting the same partition replaces its rows.
-    """
     file_hash = file_sha256(path)
     duplicate_of = connection.execute(
         "SELECT partition_key FROM landing_files WHERE file_hash = ? AND status = 'ingested' AND partition_key <> ?",

@@ -24,6 +24,7 @@ from dagster import (
     sensor,
 )
 
+from hybrid_assets.ingestion import landing_files
 from hybrid_assets.jobs import ingest_landing_file_job
 from hybrid_assets.partitions import landing_files_partitions
 from hybrid_resources.paths import landing_location
@@ -79,15 +80,11 @@ def plan_landing(listing: list[LandedFile], cursor: dict) -> LandingPlan:
 
 
 def list_landing() -> list[LandedFile]:
-    location = landing_location()
-    if not location.exists():
-        return []
     listing = []
-    for path in location.iterdir():
-        if path.is_file() and not path.name.startswith(".") and not path.name.endswith((".tmp", ".part")):
-            stat = path.stat()
-            mtime_ns = getattr(stat, "st_mtime_ns", None) or int(float(stat.st_mtime) * 1e9)
-            listing.append(LandedFile(path.name, int(stat.st_size), int(mtime_ns)))
+    for path in landing_files():
+        stat = path.stat()
+        mtime_ns = getattr(stat, "st_mtime_ns", None) or int(float(stat.st_mtime) * 1e9)
+        listing.append(LandedFile(path.name, int(stat.st_size), int(mtime_ns)))
     return listing
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import polars as pl
 import pytest
 from dagster import AssetKey, AssetSelection, DagsterInstance, instance_for_test, materialize
 
@@ -15,6 +16,7 @@ from hybrid_resources.artifacts import ArtifactIOManager, read_artifact
 from hybrid_resources.quantum_backend import QuantumBackend
 from hybrid_resources.quarantine import safe_partition_key
 from hybrid_resources.warehouse import Warehouse
+from tests.bad_files import write_good_csv
 from tests.conftest import blobs_frame
 
 RESOURCES = {"io_manager": ArtifactIOManager(), "warehouse": Warehouse(), "quantum_backend": QuantumBackend()}
@@ -106,3 +108,76 @@ def test_quarantined_only_data_fails_the_blocking_gate_and_stops_downstream(data
     assert instance.get_latest_materialization_event(AssetKey("model_evaluation")) is None
     sidecars = list(data_layout.quarantine.glob("*.reason.json"))
     assert len(sidecars) == 1 and json.loads(sidecars[0].read_text())["check"]
+
+
+def warehouse_rows(sql: str) -> list[tuple]:
+    with Warehouse().connect(read_only=True) as connection:
+        return connection.execute(sql).fetchall()
+
+
+def test_every_bad_file_is_quarantined_with_its_reason_and_good_rows_flow_on(data_layout, instance):
+    from tests.bad_files import BAD_FILE_WRITERS
+
+    write_good_csv(data_layout.landing, n_rows=40, name="good one.csv")
+    bad_names = [writer(data_layout.landing).name for writer, _ in BAD_FILE_WRITERS.values()]
+    statuses = ingest(instance, "good one.csv", *bad_names)
+    assert statuses.pop("good one.csv") == "ingested"
+    assert set(statuses.values()) == {"quarantined"}
+    for (writer, expected_check), name in zip(BAD_FILE_WRITERS.values(), bad_names):
+        sidecar = json.loads((data_layout.quarantine / f"{safe_partition_key(name)}.reason.json").read_text())
+        assert sidecar["check"] == expected_check and sidecar["original_name"] == name
+        assert not (data_layout.landing / name).exists()
+    assert warehouse_rows("SELECT count(*) FROM raw_rows") == [(40,)]
+    assert warehouse_rows("SELECT count(*) FROM quarantine") == [(len(bad_names),)]
+    assert refresh(instance).success
+
+
+def test_cross_file_rules_duplicates_and_conflicts(data_layout, instance):
+    first = write_good_csv(data_layout.landing, n_rows=30, name="first.csv")
+    (data_layout.landing / "copy of first.csv").write_bytes(first.read_bytes())
+    # Same ids as first.csv, different values: conflicting rows.
+    write_good_csv(data_layout.landing, n_rows=30, seed=9, name="conflict.csv")
+    # Same feature columns in another order, new ids: accepted and aligned.
+    frame = pl.read_csv(first).with_columns(pl.col("sample_id").str.replace("s", "t"))
+    frame.select(list(reversed(frame.columns))).write_csv(data_layout.landing / "reordered.csv")
+    write_good_csv(data_layout.landing, n_rows=30, n_features=7, id_offset=500, name="other schema.csv")
+
+    statuses = ingest(instance, "first.csv", "copy of first.csv", "conflict.csv", "reordered.csv", "other schema.csv")
+    assert statuses == {"first.csv": "ingested", "copy of first.csv": "duplicate", "conflict.csv": "quarantined",
+                        "reordered.csv": "ingested", "other schema.csv": "quarantined"}
+    checks = dict(warehouse_rows("SELECT original_name, check_name FROM quarantine"))
+    assert checks == {"conflict.csv": "conflicting_sample_id", "other schema.csv": "schema_mismatch"}
+    assert warehouse_rows("SELECT count(*) FROM raw_rows") == [(60,)]
+    assert refresh(instance).success
+    assert warehouse_rows("SELECT count(*) FROM features") == [(60,)]
+    aligned = warehouse_rows("SELECT f.features FROM features f WHERE sample_id IN ('s00003', 't00003') ORDER BY sample_id")
+    assert aligned[0] == aligned[1]
+
+
+def test_names_with_spaces_unicode_and_dots_and_a_very_wide_file(data_layout, instance):
+    names = ["with space.csv", "données 日本.csv", "..hidden..csv"]
+    for i, name in enumerate(names):
+        write_good_csv(data_layout.landing, n_rows=20, n_features=1000, id_offset=100 * i, name=name)
+    visible = [name for name in names if not name.startswith(".")]  # dot-files are never picked up
+    assert set(ingest(instance, *visible).values()) == {"ingested"}
+    assert warehouse_rows("SELECT count(*), max(len(features)) FROM raw_rows") == [(40, 1000)]
+    assert refresh(instance).success
+
+
+def test_a_remote_landing_uri_is_ingested_and_bad_files_leave_it(data_layout, instance, monkeypatch):
+    from upath import UPath
+
+    from hybrid_assets.ingestion import landing_files
+
+    monkeypatch.setenv("HYBRID_LANDING_URI", "memory://landing-test/incoming")
+    remote = UPath("memory://landing-test/incoming")
+    remote.mkdir(parents=True, exist_ok=True)
+    write_good_csv(data_layout.root, n_rows=30, name="remote.csv")
+    (remote / "remote.csv").write_bytes((data_layout.root / "remote.csv").read_bytes())
+    (remote / "bad.csv").write_bytes(b"")
+    assert [path.name for path in landing_files()] == ["bad.csv", "remote.csv"]
+
+    assert ingest(instance, "remote.csv", "bad.csv") == {"remote.csv": "ingested", "bad.csv": "quarantined"}
+    assert [path.name for path in landing_files()] == ["remote.csv"]
+    assert (data_layout.quarantine / "bad.csv").exists()
+    assert warehouse_rows("SELECT count(*) FROM raw_rows") == [(30,)]

@@ -23,7 +23,7 @@ from hybrid_assets.data_prep import build_features
 from hybrid_assets.ingestion import find_landing_file, ingest_file, recorded_outcome
 from hybrid_assets.partitions import landing_files_partitions
 from hybrid_resources.contract import DatasetContract, validate_contract
-from hybrid_resources.paths import DataLayout
+from hybrid_resources.paths import DataLayout, landing_location
 from hybrid_resources.warehouse import Warehouse
 
 CONTRACT = DatasetContract()
@@ -43,14 +43,14 @@ def raw_samples(context: AssetExecutionContext, warehouse: Warehouse) -> Materia
     layout = DataLayout.from_env().ensure()
     partition_key = context.partition_key
     with warehouse.connect() as connection:
-        path = find_landing_file(layout.landing, partition_key)
-        if path is not None:
-            outcome = ingest_file(connection, path, partition_key, quarantine_dir=layout.quarantine,
-                                  contract=CONTRACT, run_id=context.run_id)
+        source = find_landing_file(partition_key)
+        if source is not None:
+            outcome = ingest_file(connection, source, partition_key, layout=layout, contract=CONTRACT,
+                                  run_id=context.run_id)
         else:
             outcome = recorded_outcome(connection, partition_key)
             if outcome is None:
-                raise Failure(f"No file for partition {partition_key!r} in {layout.landing} and no record of it; "
+                raise Failure(f"No file for partition {partition_key!r} in {landing_location()} and no record of it; "
                               "land the file again or delete the partition.")
     if outcome.status == "quarantined":
         context.log.warning(f"Quarantined {outcome.file_name!r}: [{outcome.check}] {outcome.reason}")

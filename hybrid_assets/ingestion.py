@@ -36,6 +36,7 @@ from hybrid_resources.contract import (
 )
 from hybrid_resources.paths import DataLayout, landing_location
 from hybrid_resources.quarantine import quarantine_file, safe_partition_key
+from hybrid_resources.warehouse import Warehouse
 
 @dataclass(frozen=True)
 class IngestOutcome:
@@ -150,7 +151,7 @@ def _order_columns(table: LandingTable) -> LandingTable:
 
 
 def ingest_file(
-    connection: duckdb.DuckDBPyConnection,
+    warehouse: Warehouse,
     source: UPath,
     partition_key: str,
     *,
@@ -158,75 +159,86 @@ def ingest_file(
     contract: DatasetContract,
     run_id: str,
 ) -> IngestOutcome:
-    """Validate a landing file and write its rows, or quarantine it; one transaction each way.
+    """Validate a landing file and write its rows, or quarantine it with its reason.
 
-    A remote file (any fsspec URI) is staged locally first; when quarantined, its copy goes
-    to the local quarantine and the remote original is removed from the landing location.
+    The contract is checked before the warehouse is opened (Great Expectations takes
+    seconds); the cross-file rules and the write then happen under one connection, which
+    DuckDB holds for this process alone, so no other writer can slip in between.
+    A remote file (any fsspec URI) is staged locally first; when quarantined, the verified
+    copy goes to the local quarantine and the remote original leaves the landing location.
     Idempotent: re-ingesting the same partition replaces its rows.
     """
     with local_copy(source, layout.root / "staging") as path:
-        outcome = _ingest_local(connection, path, partition_key, quarantine_dir=layout.quarantine,
-                                contract=contract, run_id=run_id)
+        file_hash = file_sha256(path)
+        table, validation, violation = None, {}, None
+        try:
+            table, report = load_landing_file(path, contract)
+            table, validation = _order_columns(table), report.to_metadata()
+        except ContractViolation as error:
+            violation = error
+        with warehouse.connect() as connection:
+            duplicate_of = connection.execute(
+                "SELECT partition_key FROM landing_files WHERE file_hash = ? AND status = 'ingested' "
+                "AND partition_key <> ?",
+                [file_hash, partition_key],
+            ).fetchone()
+            if duplicate_of:
+                outcome = IngestOutcome(partition_key, source.name, file_hash, "duplicate", 0,
+                                        reason=f"same bytes already ingested as partition {duplicate_of[0]!r}")
+                _record(connection, outcome, feature_names=None, run_id=run_id)
+                return outcome
+            if violation is None:
+                try:
+                    check_against_warehouse(connection, table, partition_key, file_hash)
+                except ContractViolation as error:
+                    violation = error
+            if violation is not None:
+                outcome = _quarantine(connection, path, source.name, partition_key, file_hash, violation,
+                                      validation, layout.quarantine, run_id)
+            else:
+                outcome = _write_rows(connection, table, source.name, partition_key, file_hash, validation, run_id)
     if outcome.status == "quarantined" and not is_local(source):
         source.unlink()  # the verified copy is in quarantine now
     return outcome
 
 
-def _ingest_local(
-    connection: duckdb.DuckDBPyConnection,
-    path: Path,
-    partition_key: str,
-    *,
-    quarantine_dir: Path,
-    contract: DatasetContract,
-    run_id: str,
+def _quarantine(
+    connection: duckdb.DuckDBPyConnection, path: Path, original_name: str, partition_key: str, file_hash: str,
+    violation: ContractViolation, validation: dict[str, Any], quarantine_dir: Path, run_id: str,
 ) -> IngestOutcome:
-    file_hash = file_sha256(path)
-    duplicate_of = connection.execute(
-        "SELECT partition_key FROM landing_files WHERE file_hash = ? AND status = 'ingested' AND partition_key <> ?",
-        [file_hash, partition_key],
-    ).fetchone()
-    validation: dict[str, Any] = {}
-    try:
-        if duplicate_of:
-            outcome = IngestOutcome(partition_key, path.name, file_hash, "duplicate", 0,
-                                    reason=f"same bytes already ingested as partition {duplicate_of[0]!r}")
-            _record(connection, outcome, feature_names=None, run_id=run_id)
-            return outcome
-        table, report = load_landing_file(path, contract)
-        validation = report.to_metadata()
-        table = _order_columns(table)
-        check_against_warehouse(connection, table, partition_key, file_hash)
-    except ContractViolation as violation:
-        record = quarantine_file(path, quarantine_dir, check=violation.check, reason=violation.reason,
-                                 details=violation.details)
-        outcome = IngestOutcome(partition_key, path.name, file_hash, "quarantined", 0, check=violation.check,
-                                reason=violation.reason, validation=validation,
-                                quarantined_path=record.quarantined_path)
-        connection.execute("BEGIN TRANSACTION")
-        connection.execute(
-            "INSERT INTO quarantine (file_hash, original_name, quarantined_path, check_name, reason) VALUES (?, ?, ?, ?, ?)",
-            [file_hash, path.name, record.quarantined_path, violation.check, violation.reason],
-        )
-        _record(connection, outcome, feature_names=None, run_id=run_id, in_transaction=True)
-        connection.execute("COMMIT")
-        return outcome
+    record = quarantine_file(path, quarantine_dir, check=violation.check, reason=violation.reason,
+                             details={**violation.details, "original_name": original_name})
+    outcome = IngestOutcome(partition_key, original_name, file_hash, "quarantined", 0, check=violation.check,
+                            reason=violation.reason, validation=validation, quarantined_path=record.quarantined_path)
+    connection.execute("BEGIN TRANSACTION")
+    connection.execute(
+        "INSERT INTO quarantine (file_hash, original_name, quarantined_path, check_name, reason) VALUES (?, ?, ?, ?, ?)",
+        [file_hash, original_name, record.quarantined_path, violation.check, violation.reason],
+    )
+    _record(connection, outcome, feature_names=None, run_id=run_id)
+    connection.execute("COMMIT")
+    return outcome
 
+
+def _write_rows(
+    connection: duckdb.DuckDBPyConnection, table: LandingTable, file_name: str, partition_key: str,
+    file_hash: str, validation: dict[str, Any], run_id: str,
+) -> IngestOutcome:
+    incoming = pl.DataFrame({
+        "file_hash": [file_hash] * table.n_rows(),
+        "row_number": np.arange(table.n_rows(), dtype=np.int64),
+        "sample_id": table.sample_ids,
+        "label": table.labels,
+        "features": pl.Series(table.features).cast(pl.List(pl.Float64)),
+    })
+    outcome = IngestOutcome(partition_key, file_name, file_hash, "ingested", table.n_rows(), validation=validation)
     connection.execute("BEGIN TRANSACTION")
     try:
         connection.execute("DELETE FROM raw_rows WHERE file_hash = ?", [file_hash])
-        incoming = pl.DataFrame({
-            "file_hash": [file_hash] * table.n_rows(),
-            "row_number": np.arange(table.n_rows(), dtype=np.int64),
-            "sample_id": table.sample_ids,
-            "label": table.labels,
-            "features": pl.Series(table.features).cast(pl.List(pl.Float64)),
-        })
         connection.register("incoming_rows", incoming.to_arrow())
         connection.execute("INSERT INTO raw_rows SELECT * FROM incoming_rows")
         connection.unregister("incoming_rows")
-        outcome = IngestOutcome(partition_key, path.name, file_hash, "ingested", table.n_rows(), validation=validation)
-        _record(connection, outcome, feature_names=table.feature_names, run_id=run_id, in_transaction=True)
+        _record(connection, outcome, feature_names=table.feature_names, run_id=run_id)
         connection.execute("COMMIT")
     except Exception:
         connection.execute("ROLLBACK")
@@ -235,18 +247,12 @@ def _ingest_local(
 
 
 def _record(
-    connection: duckdb.DuckDBPyConnection,
-    outcome: IngestOutcome,
-    *,
-    feature_names: list[str] | None,
-    run_id: str,
-    in_transaction: bool = False,
+    connection: duckdb.DuckDBPyConnection, outcome: IngestOutcome, *, feature_names: list[str] | None, run_id: str,
 ) -> None:
-    statement = (
-        "INSERT OR REPLACE INTO landing_files (partition_key, file_name, file_hash, status, n_rows, feature_names, reason, run_id) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    connection.execute(
+        "INSERT OR REPLACE INTO landing_files "
+        "(partition_key, file_name, file_hash, status, n_rows, feature_names, reason, run_id) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [outcome.partition_key, outcome.file_name, outcome.file_hash, outcome.status, outcome.n_rows,
+         json.dumps(feature_names) if feature_names is not None else None, outcome.reason, run_id],
     )
-    connection.execute(statement, [
-        outcome.partition_key, outcome.file_name, outcome.file_hash, outcome.status, outcome.n_rows,
-        json.dumps(feature_names) if feature_names is not None else None, outcome.reason, run_id,
-    ])

@@ -91,9 +91,10 @@ def open_warehouse(
     Backoff doubles from ``backoff_s`` with jitter (about 40 s in all with the defaults).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
+    read_only = read_only and path.exists()  # a missing file is created (with the schema) first
     for attempt in range(attempts):
         try:
-            connection = duckdb.connect(str(path), read_only=read_only and path.exists())
+            connection = duckdb.connect(str(path), read_only=read_only)
             break
         except duckdb.IOException as error:
             if not _is_lock_error(error) or attempt == attempts - 1:

@@ -42,16 +42,15 @@ def raw_samples(context: AssetExecutionContext, warehouse: Warehouse) -> Materia
     """Rows of one landing file in the warehouse, or the file quarantined with its reason (zero rows)."""
     layout = DataLayout.from_env().ensure()
     partition_key = context.partition_key
-    with warehouse.connect() as connection:
-        source = find_landing_file(partition_key)
-        if source is not None:
-            outcome = ingest_file(connection, source, partition_key, layout=layout, contract=CONTRACT,
-                                  run_id=context.run_id)
-        else:
+    source = find_landing_file(partition_key)
+    if source is not None:
+        outcome = ingest_file(warehouse, source, partition_key, layout=layout, contract=CONTRACT, run_id=context.run_id)
+    else:
+        with warehouse.connect(read_only=True) as connection:
             outcome = recorded_outcome(connection, partition_key)
-            if outcome is None:
-                raise Failure(f"No file for partition {partition_key!r} in {landing_location()} and no record of it; "
-                              "land the file again or delete the partition.")
+        if outcome is None:
+            raise Failure(f"No file for partition {partition_key!r} in {landing_location()} and no record of it; "
+                          "land the file again or delete the partition.")
     if outcome.status == "quarantined":
         context.log.warning(f"Quarantined {outcome.file_name!r}: [{outcome.check}] {outcome.reason}")
     check = AssetCheckResult(

@@ -10,6 +10,8 @@ from hybrid_assets.assets import classical, evaluation, landing, quantum
 from hybrid_assets.jobs import ingest_landing_file_job, refresh_models_job
 from hybrid_assets.sensors import automation_sensor, landing_sensor
 from hybrid_resources.artifacts import ArtifactIOManager
+from hybrid_resources.cost_policy import CostPolicy
+from hybrid_resources.gate_policy import GatePolicy
 from hybrid_resources.quantum_backend import QuantumBackend
 from hybrid_resources.warehouse import Warehouse
 
@@ -41,5 +43,10 @@ defs = Definitions(
         "io_manager": ArtifactIOManager(),
         "warehouse": Warehouse(),
         "quantum_backend": quantum_backend_from_env(),
+        "cost_policy": CostPolicy(
+            run_budget_usd=float(os.environ.get("HYBRID_RUN_BUDGET_USD", "10")),
+            daily_budget_usd=float(os.environ.get("HYBRID_DAILY_BUDGET_USD", "50")),
+        ),
+        "gate_policy": GatePolicy(),
     },
 )

@@ -71,10 +71,12 @@ def run_demo() -> int:
         instance=instance, raise_on_error=False, run_config=quiet)
     if not refresh.success:
         failures.append(f"refresh_models (run {refresh.run_id})")
+    from dagster import AssetCheckSeverity
+
     for evaluation in refresh.get_asset_check_evaluations():
-        if not evaluation.passed:
-            failures.append(f"check {evaluation.asset_key.to_user_string()}:{evaluation.check_name} "
-                            f"({evaluation.severity.value})")
+        # A failed ERROR check stops what depends on it: a failure. A failed WARN gate only blocks promotion.
+        if not evaluation.passed and evaluation.severity == AssetCheckSeverity.ERROR:
+            failures.append(f"check {evaluation.asset_key.to_user_string()}:{evaluation.check_name}")
 
     report_path = layout.artifacts / "model_evaluation" / "value.json"
     if refresh.success and report_path.exists():
@@ -84,6 +86,10 @@ def run_demo() -> int:
         report = json.loads(report_path.read_text())
         print(f"\nHoldout comparison ({report['n_train']} train / {report['n_test']} test samples):\n")
         print(comparison_table(report["metrics"], METRICS))
+        print(f"\nQuantum stage: {report['quantum_stage']}. Promotion gates:")
+        for name, gate in report["gates"].items():
+            print(f"  {'pass' if gate['passed'] else 'FAIL'}  {name}: {gate['message']}")
+        print("Promoted: " + ("yes (asset promoted_model)" if report["promotable"] else "no, the quantum model stays a candidate"))
     print(f"\nDone in {time.perf_counter() - started:.1f} s (after imports).")
     print(f"  data, warehouse, artifacts: {layout.root}")
     print(f"  Dagster instance (run history): {instance.root_directory}")

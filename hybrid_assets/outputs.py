@@ -31,3 +31,13 @@ def artifact_output(value: Any, metadata: dict[str, Any]) -> Output:
         data_version=DataVersion(digest),
         metadata={"content_hash": digest, "library_versions": MetadataValue.json(library_versions()), **metadata},
     )
+
+
+def latest_metadata(instance, asset: str) -> dict[str, Any]:
+    """Plain values of the latest materialization's metadata of ``asset`` (empty if none)."""
+    from dagster import AssetKey
+
+    event = instance.get_latest_materialization_event(AssetKey(asset))
+    if event is None:
+        return {}
+    return {key: getattr(value, "value", value) for key, value in event.asset_materialization.metadata.items()}

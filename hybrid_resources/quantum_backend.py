@@ -22,6 +22,7 @@ from hybrid_resources.backends import BackendConfig
 class QuantumBackend(ConfigurableResource):
     """A PennyLane device plus how to submit to it."""
 
+    enabled: bool = Field(default=True, description="False: skip the quantum stage; the classical path still delivers")
     device_name: str = Field(default="default.qubit", description="PennyLane device name")
     shots: Optional[int] = Field(default=None, description="None = exact/analytic; N = shot-based estimates")
     seed: int = Field(default=7, description="Seed of the shot sampler (reproducible estimates)")

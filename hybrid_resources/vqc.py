@@ -569,6 +569,8 @@ def train_vqc(
         # Loop back: the next epoch (or restart) re-derives its order from the saved RNG state.
 
     best = state.best_restart
+    if best < 0:  # only possible if every restart's validation loss was NaN (diverged)
+        raise RuntimeError("no restart produced a finite validation loss; lower step_size")
     best_hist = state.history[best]
     return TrainingResult(
         params=state.best_theta[:n_w].reshape(w_shape).copy(),

@@ -13,13 +13,16 @@ from hybrid_assets.assets.landing import raw_samples
 from hybrid_assets.definitions import all_assets
 from hybrid_assets.partitions import landing_files_partitions
 from hybrid_resources.artifacts import ArtifactIOManager, read_artifact
+from hybrid_resources.cost_policy import CostPolicy
+from hybrid_resources.gate_policy import GatePolicy
 from hybrid_resources.quantum_backend import QuantumBackend
 from hybrid_resources.quarantine import safe_partition_key
 from hybrid_resources.warehouse import Warehouse
 from tests.bad_files import write_good_csv
 from tests.conftest import blobs_frame
 
-RESOURCES = {"io_manager": ArtifactIOManager(), "warehouse": Warehouse(), "quantum_backend": QuantumBackend()}
+RESOURCES = {"io_manager": ArtifactIOManager(), "warehouse": Warehouse(), "quantum_backend": QuantumBackend(),
+             "cost_policy": CostPolicy(), "gate_policy": GatePolicy()}
 DOWNSTREAM = AssetSelection.all() - AssetSelection.assets(raw_samples)
 SMALL_RUN_CONFIG = {"ops": {"reduced_embeddings": {"config": {"n_qubits": 3}}}}
 

@@ -1,16 +1,32 @@
 """Features -> reduced embeddings -> circuit artifact -> quantum kernels -> quantum SVM."""
 
+from collections.abc import Iterator
+
 import numpy as np
-from dagster import AutomationCondition, AssetExecutionContext, Config, MetadataValue, Output, asset
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AutomationCondition,
+    Config,
+    Failure,
+    MetadataValue,
+    Output,
+    asset,
+)
 from pydantic import Field
 
 from hybrid_assets.assets.landing import features
 from hybrid_assets.data_prep import ENCODING_RANGE, reduce_embeddings
+from hybrid_assets.gates import circuit_ceilings, kernel_health
 from hybrid_assets.modeling import fit_precomputed_svm, holdout_metrics, precomputed_decision
 from hybrid_assets.outputs import artifact_output
+from hybrid_resources.backends import BackendConfig, BackendUnavailableError
+from hybrid_resources.cost_policy import BudgetExceededError, CostPolicy, UnknownPriceError, admit
 from hybrid_resources.feature_maps import FEATURE_MAPS, FeatureMapSpec, circuit_resources, to_openqasm
+from hybrid_resources.gate_policy import GatePolicy
 from hybrid_resources.kernel_cache import KernelCache
-from hybrid_resources.kernel_engine import KernelResult, quantum_kernel
+from hybrid_resources.kernel_engine import quantum_kernel
 from hybrid_resources.paths import DataLayout
 from hybrid_resources.quantum_backend import QuantumBackend
 from hybrid_resources.warehouse import Warehouse
@@ -18,14 +34,15 @@ from hybrid_resources.warehouse import Warehouse
 # The circuit artifact's code version is the registry's feature-map versions: bumping a map's
 # semantic version marks the circuit and everything downstream stale.
 FEATURE_MAP_VERSIONS = ",".join(f"{name}@{fm.version}" for name, fm in sorted(FEATURE_MAPS.items()))
+EAGER = AutomationCondition.eager()
 
 
 class EmbeddingConfig(Config):
     n_qubits: int = Field(default=6, ge=1, le=20, description="Reduced dimensions = qubits of the feature map")
 
 
-@asset(automation_condition=AutomationCondition.eager(), deps=[features], code_version="1", group_name="quantum", kinds={"numpy"})
-def reduced_embeddings(context: AssetExecutionContext, config: EmbeddingConfig, warehouse: Warehouse) -> Output:
+@asset(automation_condition=EAGER, deps=[features], code_version="1", group_name="quantum", kinds={"numpy"})
+def reduced_embeddings(config: EmbeddingConfig, warehouse: Warehouse) -> Output:
     """PCA (fit on train only) of the features to n_qubits dims, scaled into the encoding range."""
     with warehouse.connect(read_only=True) as connection:
         table = connection.execute("SELECT sample_id, label, features, split FROM features ORDER BY sample_id").pl()
@@ -45,8 +62,10 @@ class CircuitConfig(Config):
     entanglement: str = Field(default="linear", description="linear | circular | full (IQP map)")
 
 
-@asset(automation_condition=AutomationCondition.eager(), code_version=FEATURE_MAP_VERSIONS, group_name="quantum", kinds={"pennylane"})
-def circuit_artifact(context: AssetExecutionContext, config: CircuitConfig, reduced_embeddings: dict) -> Output:
+@asset(automation_condition=EAGER, code_version=FEATURE_MAP_VERSIONS, group_name="quantum", kinds={"pennylane"},
+       check_specs=[AssetCheckSpec("circuit_ceilings", asset="circuit_artifact", blocking=True,
+                                   description="Width, depth and two-qubit gates after decomposition under the ceilings")])
+def circuit_artifact(config: CircuitConfig, reduced_embeddings: dict, gate_policy: GatePolicy) -> Iterator:
     """The versioned feature-map spec, its OpenQASM 2.0 bound to a reference input, and its size."""
     spec = FeatureMapSpec(name=config.feature_map, n_qubits=int(reduced_embeddings["X_train"].shape[1]),
                           reps=config.reps, entanglement=config.entanglement)
@@ -62,7 +81,7 @@ def circuit_artifact(context: AssetExecutionContext, config: CircuitConfig, redu
     qasm_path = DataLayout.from_env().artifacts / "circuit_artifact" / "circuit.qasm"
     qasm_path.parent.mkdir(parents=True, exist_ok=True)
     qasm_path.write_text(artifact["openqasm"])
-    return artifact_output(artifact, {
+    yield artifact_output(artifact, {
         "feature_map": spec.name,
         "circuit_version": spec.to_dict()["version"],
         "spec_hash": spec.spec_hash,
@@ -72,47 +91,106 @@ def circuit_artifact(context: AssetExecutionContext, config: CircuitConfig, redu
         "gate_counts": MetadataValue.json(resources["gate_counts"]),
         "openqasm_path": str(qasm_path),
     })
+    ceilings = circuit_ceilings(resources, max_width=gate_policy.max_width, max_depth=gate_policy.max_depth,
+                                max_two_qubit_gates=gate_policy.max_two_qubit_gates)
+    yield AssetCheckResult(check_name="circuit_ceilings", passed=ceilings.passed,
+                           metadata={"message": ceilings.message, **ceilings.figures})
 
 
-def _kernel(X: np.ndarray, Y: np.ndarray | None, circuit: dict, backend: QuantumBackend) -> KernelResult:
-    return quantum_kernel(X, Y, spec=FeatureMapSpec.from_dict(circuit["spec"]), backend=backend.backend_config(),
-                          cache=KernelCache(DataLayout.from_env().kernel_cache))
+def cost_admission(cost_policy: CostPolicy, warehouse: Warehouse, backend: BackendConfig, run_id: str):
+    """The engine's ``before_submit``: estimate the plan and refuse it over budget, before any task is sent."""
+
+    def before_submit(planned_circuits: int, planned_shots: int) -> None:
+        estimate = cost_policy.estimate(backend, planned_circuits, backend.shots or 0)
+        admit(estimate, spent_this_run=warehouse.spent_usd(run_id=run_id), spent_today=warehouse.spent_usd(),
+              run_budget_usd=cost_policy.run_budget_usd, daily_budget_usd=cost_policy.daily_budget_usd)
+
+    return before_submit
 
 
-def _kernel_output(result: KernelResult, backend: QuantumBackend, circuit: dict) -> Output:
-    return artifact_output(result.matrix, {
+def _quantum_kernel_asset(context: AssetExecutionContext, X: np.ndarray, Y: np.ndarray | None, circuit: dict,
+                          quantum_backend: QuantumBackend, cost_policy: CostPolicy, warehouse: Warehouse,
+                          gates: GatePolicy) -> Iterator:
+    """Compute a kernel within budget, record its cost, gate its shape. Degrade (an empty (0, 0)
+    kernel, never a crash) when the backend is disabled or still failing after the engine's retries;
+    refuse with a clear failure when the plan is over budget."""
+    backend = quantum_backend.backend_config()
+    asset = context.asset_key.to_user_string()
+    common = {"backend": MetadataValue.json(quantum_backend.describe()), "spec_hash": circuit["spec_hash"]}
+    reason = ""
+    if not quantum_backend.enabled:
+        reason = "quantum backend disabled by configuration (quantum_backend.enabled = false)"
+    else:
+        try:
+            result = quantum_kernel(X, Y, spec=FeatureMapSpec.from_dict(circuit["spec"]), backend=backend,
+                                    cache=KernelCache(DataLayout.from_env().kernel_cache),
+                                    before_submit=cost_admission(cost_policy, warehouse, backend, context.run_id))
+        except (BudgetExceededError, UnknownPriceError) as refused:
+            raise Failure(description=str(refused), metadata={"refused_before_submission": True}) from refused
+        except BackendUnavailableError as unavailable:
+            reason = str(unavailable)
+    if reason:
+        context.log.warning(f"{asset}: quantum stage degraded, the classical path carries on: {reason}")
+        yield artifact_output(np.empty((0, 0)), {**common, "degraded": True, "degraded_reason": reason})
+        yield AssetCheckResult(check_name="kernel_well_formed", passed=True,
+                               metadata={"degraded": True, "reason": reason})
+        return
+    stats = result.stats
+    cost = cost_policy.estimate(backend, stats.circuits_executed, backend.shots or 0)
+    warehouse.record_spend(context.run_id, asset, cost.device, stats.circuits_executed, stats.shots_executed, cost.usd)
+    yield artifact_output(result.matrix, {
+        **common,
         "shape": list(result.matrix.shape),
-        "backend": MetadataValue.json(backend.describe()),
-        "spec_hash": circuit["spec_hash"],
-        **{key: value for key, value in result.stats.to_dict().items() if value is not None},
+        "degraded": False,
+        "estimated_cost_usd": cost.usd,
+        **{key: value for key, value in stats.to_dict().items() if value is not None},
     })
+    health = kernel_health(result.matrix, shots=backend.shots, symmetry_tolerance=gates.symmetry_tolerance,
+                           psd_tolerance=gates.psd_tolerance, psd_shot_factor=gates.psd_shot_factor, square=Y is None)
+    yield AssetCheckResult(check_name="kernel_well_formed", passed=health.passed,
+                           metadata={"message": health.message, **health.figures})
 
 
-@asset(automation_condition=AutomationCondition.eager(), code_version="1", group_name="quantum", pool="quantum", kinds={"pennylane", "numpy"})
-def quantum_kernel_train(reduced_embeddings: dict, circuit_artifact: dict, quantum_backend: QuantumBackend) -> Output:
-    """Gram matrix of the train embeddings, (n_train, n_train), entries in [0, 1]."""
-    result = _kernel(reduced_embeddings["X_train"], None, circuit_artifact, quantum_backend)
-    return _kernel_output(result, quantum_backend, circuit_artifact)
+def _kernel_check(asset: str) -> AssetCheckSpec:
+    return AssetCheckSpec("kernel_well_formed", asset=asset, blocking=True,
+                          description="Symmetric, unit diagonal, PSD within tolerance (train); entries in [0, 1]")
 
 
-@asset(automation_condition=AutomationCondition.eager(), code_version="1", group_name="quantum", pool="quantum", kinds={"pennylane", "numpy"})
-def quantum_kernel_test(reduced_embeddings: dict, circuit_artifact: dict, quantum_backend: QuantumBackend) -> Output:
-    """Kernel between test and train embeddings, (n_test, n_train), entries in [0, 1]."""
-    result = _kernel(reduced_embeddings["X_test"], reduced_embeddings["X_train"], circuit_artifact, quantum_backend)
-    return _kernel_output(result, quantum_backend, circuit_artifact)
+@asset(automation_condition=EAGER, code_version="2", group_name="quantum", pool="quantum",
+       kinds={"pennylane", "numpy"}, check_specs=[_kernel_check("quantum_kernel_train")])
+def quantum_kernel_train(context: AssetExecutionContext, reduced_embeddings: dict, circuit_artifact: dict,
+                         quantum_backend: QuantumBackend, cost_policy: CostPolicy, warehouse: Warehouse,
+                         gate_policy: GatePolicy) -> Iterator:
+    """Gram matrix of the train embeddings, (n_train, n_train), entries in [0, 1]; (0, 0) when degraded."""
+    yield from _quantum_kernel_asset(context, reduced_embeddings["X_train"], None, circuit_artifact,
+                                     quantum_backend, cost_policy, warehouse, gate_policy)
+
+
+@asset(automation_condition=EAGER, code_version="2", group_name="quantum", pool="quantum",
+       kinds={"pennylane", "numpy"}, check_specs=[_kernel_check("quantum_kernel_test")])
+def quantum_kernel_test(context: AssetExecutionContext, reduced_embeddings: dict, circuit_artifact: dict,
+                        quantum_backend: QuantumBackend, cost_policy: CostPolicy, warehouse: Warehouse,
+                        gate_policy: GatePolicy) -> Iterator:
+    """Kernel between test and train embeddings, (n_test, n_train), entries in [0, 1]; (0, 0) when degraded."""
+    yield from _quantum_kernel_asset(context, reduced_embeddings["X_test"], reduced_embeddings["X_train"],
+                                     circuit_artifact, quantum_backend, cost_policy, warehouse, gate_policy)
 
 
 class SvmConfig(Config):
     C: float = Field(default=1.0, gt=0.0, description="SVM regularization (larger = less regularized)")
 
 
-@asset(automation_condition=AutomationCondition.eager(), code_version="1", group_name="models", kinds={"sklearn"})
+@asset(automation_condition=EAGER, code_version="2", group_name="models", kinds={"sklearn"})
 def quantum_svm(config: SvmConfig, quantum_kernel_train: np.ndarray, reduced_embeddings: dict) -> Output:
-    """SVM on the precomputed quantum kernel, stored as arrays (support indices, dual coefficients)."""
+    """SVM on the precomputed quantum kernel, stored as arrays (support indices, dual coefficients);
+    ``{"degraded": [True]}`` when the quantum stage was degraded."""
+    if quantum_kernel_train.size == 0:
+        return artifact_output({"degraded": np.array([True])}, {"degraded": True})
     model = fit_precomputed_svm(quantum_kernel_train, reduced_embeddings["y_train"], C=config.C)
     train_metrics = holdout_metrics(reduced_embeddings["y_train"], precomputed_decision(model, quantum_kernel_train))
     return artifact_output(model, {
         "C": config.C,
+        "degraded": False,
         "n_support_vectors": int(model["support"].size),
         "train_accuracy": train_metrics["accuracy"],
     })

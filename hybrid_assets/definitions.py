@@ -6,7 +6,7 @@ import os
 
 from dagster import Definitions, in_process_executor, load_assets_from_modules
 
-from hybrid_assets.assets import classical, evaluation, landing, quantum
+from hybrid_assets.assets import classical, evaluation, landing, quantum, variational
 from hybrid_assets.jobs import ingest_landing_file_job, refresh_models_job
 from hybrid_assets.sensors import automation_sensor, landing_sensor
 from hybrid_resources.artifacts import ArtifactIOManager
@@ -30,7 +30,7 @@ def quantum_backend_from_env() -> QuantumBackend:
     )
 
 
-all_assets = load_assets_from_modules([landing, quantum, classical, evaluation])
+all_assets = load_assets_from_modules([landing, quantum, classical, variational, evaluation])
 
 defs = Definitions(
     assets=all_assets,

@@ -63,20 +63,20 @@ def circuit_ceilings(resources: dict[str, Any], *, max_width: int, max_depth: in
 
 
 def margin_gate(metrics: dict[str, dict[str, float]], *, metric: str, min_margin: float,
+                candidate: str = "quantum_svm", name: str = "quantum_beats_classical",
                 degraded_reason: str = "") -> GateResult:
-    """Quantum must beat the classical baseline by more than ``min_margin`` on the same holdout."""
+    """``candidate`` must beat ``classical_svm`` by more than ``min_margin`` on the same holdout."""
     if degraded_reason:
-        return GateResult("quantum_beats_classical", False, f"quantum stage degraded: {degraded_reason}",
-                          {"metric": metric})
-    quantum, classical = metrics["quantum_svm"][metric], metrics["classical_svm"][metric]
+        return GateResult(name, False, f"quantum stage degraded: {degraded_reason}", {"metric": metric})
+    quantum, classical = metrics[candidate][metric], metrics["classical_svm"][metric]
     difference = quantum - classical
-    figures = {"metric": metric, "quantum": quantum, "classical": classical, "difference": difference,
-               "min_margin": min_margin}
+    figures = {"metric": metric, "candidate": candidate, "quantum": quantum, "classical": classical,
+               "difference": difference, "min_margin": min_margin}
     if difference > min_margin:
-        return GateResult("quantum_beats_classical", True,
-                          f"quantum {metric} {quantum:.4f} beats classical {classical:.4f} by {difference:+.4f}", figures)
-    return GateResult("quantum_beats_classical", False,
-                      f"quantum {metric} {quantum:.4f} vs classical {classical:.4f}: lost by {-difference:.4f} "
+        return GateResult(name, True,
+                          f"{candidate} {metric} {quantum:.4f} beats classical {classical:.4f} by {difference:+.4f}", figures)
+    return GateResult(name, False,
+                      f"{candidate} {metric} {quantum:.4f} vs classical {classical:.4f}: lost by {-difference:.4f} "
                       f"(needs a margin above {min_margin:+.4f}); promotion blocked", figures)
 
 

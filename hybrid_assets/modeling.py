@@ -91,3 +91,27 @@ def heatmap_png(matrix: np.ndarray, title: str, max_side: int = 200) -> bytes:
 def markdown_image(png: bytes, alt: str) -> str:
     """Inline a PNG into Markdown (rendered by the Dagster UI's metadata view)."""
     return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"
+
+
+def training_curves_png(history: list[dict], title: str) -> bytes:
+    """A PNG of each restart's per-epoch train loss, validation loss and validation accuracy."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(7, 3), dpi=90)
+    for curve in history:
+        epochs = range(1, len(curve["loss"]) + 1)
+        loss_axis.plot(epochs, curve["loss"], label=f"train r{curve['restart']}")
+        loss_axis.plot(epochs, curve["val_loss"], linestyle="--", label=f"val r{curve['restart']}")
+        accuracy_axis.plot(epochs, curve["val_accuracy"], label=f"r{curve['restart']}")
+    loss_axis.set(title="loss (BCE)", xlabel="epoch")
+    accuracy_axis.set(title="validation accuracy", xlabel="epoch", ylim=(0, 1))
+    loss_axis.legend(fontsize=7)
+    figure.suptitle(title, fontsize=9)
+    buffer = io.BytesIO()
+    figure.tight_layout()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    return buffer.getvalue()

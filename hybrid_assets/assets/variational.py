@@ -1,0 +1,89 @@
+"""The variational quantum classifier: trained with a checkpoint after every step, resumable after a crash."""
+
+import numpy as np
+from dagster import AssetExecutionContext, AutomationCondition, Config, Failure, MetadataValue, Output, asset
+from pydantic import Field
+
+from hybrid_assets.modeling import holdout_metrics, markdown_image, training_curves_png
+from hybrid_assets.outputs import artifact_output
+from hybrid_resources.artifacts import content_hash
+from hybrid_resources.cost_policy import BudgetExceededError, CostPolicy, UnknownPriceError, admit
+from hybrid_resources.paths import DataLayout
+from hybrid_resources.quantum_backend import QuantumBackend
+from hybrid_resources.vqc import (
+    TRAINER_VERSION,
+    VqcConfig,
+    circuits_per_step,
+    lineage_key,
+    n_circuit_params,
+    predict_proba,
+    train_vqc,
+)
+from hybrid_resources.warehouse import Warehouse
+
+
+class VqcAssetConfig(Config):
+    layers: int = Field(default=2, ge=1, description="StronglyEntanglingLayers layers")
+    optimizer: str = Field(default="adam", description="adam | gd")
+    step_size: float = Field(default=0.1, gt=0.0)
+    batch_size: int = Field(default=32, ge=1)
+    epochs: int = Field(default=3, ge=1)
+    seed: int = Field(default=0, ge=0)
+    restarts: int = Field(default=1, ge=1, description="Seeded random restarts; best validation loss kept")
+    checkpoint_every: int = Field(default=1, ge=1, description="Optimizer steps between checkpoints")
+    log_every: int = Field(default=10, ge=1, description="Steps between progress lines in the run log")
+
+
+def vqc_training_plan(config: VqcConfig, n_train: int, n_qubits: int) -> dict[str, int]:
+    """Steps and circuits a full training run submits (validation included as one pass per epoch)."""
+    n_fit = n_train - int(round(0.2 * n_train))
+    steps_per_epoch = -(-n_fit // config.batch_size)
+    steps = steps_per_epoch * config.epochs * config.restarts
+    circuits = steps * circuits_per_step(config, config.batch_size, n_circuit_params(config, n_qubits))
+    return {"steps": steps, "circuits": circuits}
+
+
+@asset(automation_condition=AutomationCondition.eager(), code_version=TRAINER_VERSION, group_name="models",
+       pool="quantum", kinds={"pennylane"})
+def vqc_model(context: AssetExecutionContext, config: VqcAssetConfig, reduced_embeddings: dict,
+              quantum_backend: QuantumBackend, cost_policy: CostPolicy, warehouse: Warehouse) -> Output:
+    """Variational classifier on the same embeddings and split; resumes from its last checkpoint."""
+    backend = quantum_backend.backend_config()
+    vqc_config = VqcConfig(layers=config.layers, optimizer=config.optimizer, step_size=config.step_size,
+                           batch_size=config.batch_size, epochs=config.epochs, seed=config.seed,
+                           restarts=config.restarts, checkpoint_every=config.checkpoint_every,
+                           device_name=backend.device_name, shots=backend.shots)
+    X_train, y_train = reduced_embeddings["X_train"], reduced_embeddings["y_train"]
+    plan = vqc_training_plan(vqc_config, len(y_train), X_train.shape[1])
+    estimate = cost_policy.estimate(backend, plan["circuits"], backend.shots or 0)
+    try:  # before the first circuit: a training run is many small submissions
+        admit(estimate, spent_this_run=warehouse.spent_usd(run_id=context.run_id), spent_today=warehouse.spent_usd(),
+              run_budget_usd=cost_policy.run_budget_usd, daily_budget_usd=cost_policy.daily_budget_usd)
+    except (BudgetExceededError, UnknownPriceError) as refused:
+        raise Failure(description=str(refused), metadata={"refused_before_submission": True}) from refused
+
+    lineage = lineage_key(content_hash(reduced_embeddings), TRAINER_VERSION, vqc_config)
+
+    def progress(update: dict) -> None:
+        if update["step"] % config.log_every == 0 or update["step"] == update["total_steps"]:
+            context.log.info(f"vqc restart {update['restart']} step {update['step']}/{update['total_steps']} "
+                             f"loss {update['loss']:.4f} eta {update['eta_s']:.0f}s")
+
+    result = train_vqc(X_train, y_train, vqc_config, checkpoint_dir=DataLayout.from_env().checkpoints,
+                       lineage=lineage, on_step=progress)
+    warehouse.record_spend(context.run_id, "vqc_model", estimate.device, plan["circuits"],
+                           plan["circuits"] * (backend.shots or 0), estimate.usd)
+    probabilities = predict_proba(result.params, result.bias, reduced_embeddings["X_test"], vqc_config)
+    holdout = holdout_metrics(reduced_embeddings["y_test"], probabilities - 0.5)
+    if result.resumed_from_step is not None:
+        context.log.info(f"resumed from checkpoint step {result.resumed_from_step} of lineage {lineage}")
+    curves = training_curves_png(result.history, "VQC training curves")
+    model = {"params": np.asarray(result.params, dtype=np.float64), "bias": np.array([result.bias], dtype=np.float64)}
+    return artifact_output(model, {
+        **{f"holdout/{name}": value for name, value in holdout.items()},
+        "training": MetadataValue.json(result.to_metadata()),
+        "training_curves": MetadataValue.md(markdown_image(curves, "VQC training curves")),
+        "config": MetadataValue.json(vqc_config.to_dict()),
+        "planned_circuits": plan["circuits"],
+        "estimated_cost_usd": estimate.usd,
+    })

@@ -196,8 +196,8 @@ def _read_csv(path: Path, contract: DatasetContract) -> pl.DataFrame:
                                 {"size_bytes": path.stat().st_size})
     _reject_binary(path.name, head)
     _check_utf8(path)
-    header = _header_fields(head)
-    _reject_duplicate_headers(path.name, header)
+    header_line = _header_line(path)
+    _reject_duplicate_headers(path.name, next(csv.reader(io.StringIO(header_line)), []))
     try:
         # All as text: polars' type inference would either fail on a late "abc" or turn a
         # column into String silently; we decide types ourselves below.
@@ -208,7 +208,7 @@ def _read_csv(path: Path, contract: DatasetContract) -> pl.DataFrame:
         message = str(error).splitlines()[0]
         raise ContractViolation("parse", f"{path.name!r} is not a well-formed comma-separated file: {message}",
                                 {"error": message}) from error
-    _reject_wrong_delimiter(path.name, frame, head)
+    _reject_wrong_delimiter(path.name, frame, header_line)
     if frame.height == 0:
         raise ContractViolation(
             "row_count",
@@ -266,9 +266,13 @@ def _check_utf8(path: Path) -> None:
                                     {"offset": offset}) from error
 
 
-def _header_fields(head: bytes) -> list[str]:
-    first_line = head.decode("utf-8", errors="replace").lstrip("\ufeff").splitlines()[0]
-    return next(csv.reader(io.StringIO(first_line)), [])
+def _header_line(path: Path) -> str:
+    """The first non-blank line, whole (a wide header can be longer than the sniffed bytes)."""
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        for line in handle:
+            if line.strip():
+                return line.rstrip("\r\n")
+    return ""
 
 
 def _reject_duplicate_headers(name: str, header: list[str]) -> None:
@@ -280,18 +284,17 @@ def _reject_duplicate_headers(name: str, header: list[str]) -> None:
                                 {"duplicate_columns": duplicates})
 
 
-def _reject_wrong_delimiter(name: str, frame: pl.DataFrame, head: bytes) -> None:
+def _reject_wrong_delimiter(name: str, frame: pl.DataFrame, header_line: str) -> None:
     """One column where ';', tab or '|' would split the header: the file uses another delimiter."""
     if frame.width != 1:
         return
-    first_line = head.decode("utf-8", errors="replace").lstrip("\ufeff").splitlines()[0]
     for delimiter, spoken in _CANDIDATE_DELIMITERS.items():
-        fields = first_line.split(delimiter)
+        fields = header_line.split(delimiter)
         if len(fields) > 1:
             raise ContractViolation(
                 "parse",
-                f"{name!r} has a single column {frame.columns[0][:60]!r}: it looks {spoken}-delimited "
-                f"({len(fields)} columns when split on {spoken}); landing CSVs must be comma-separated",
+                f"{name!r} has a single column {frame.columns[0][:60]!r}: it looks delimited by {spoken} "
+                f"({len(fields)} columns when split on it); landing CSVs must be comma-separated",
                 {"detected_delimiter": delimiter, "columns_if_split": len(fields)},
             )
 
@@ -346,19 +349,18 @@ def feature_profile(df: pl.DataFrame, contract: DatasetContract = DatasetContrac
     Non-numeric columns have null numeric statistics so they fail only ``numeric_features``.
     """
     features = contract.feature_columns(df.columns)
-    numeric = [name for name in features if _is_numeric(df.schema[name])]
+    schema = df.schema  # polars rebuilds the schema on every access: O(columns) each time
+    numeric = [name for name in features if _is_numeric(schema[name])]
     stats: dict[str, list[Any]] = {"missing": [], "nan": [], "pos_inf": [], "neg_inf": [], "max_abs": []}
     if numeric and df.height:
-        floats = [pl.col(name).cast(pl.Float64) for name in numeric]
-        row = df.select(
-            *[c.null_count().alias(f"missing{i}") for i, c in enumerate(floats)],
-            *[c.is_nan().sum().alias(f"nan{i}") for i, c in enumerate(floats)],
-            *[(c == float("inf")).sum().alias(f"pos_inf{i}") for i, c in enumerate(floats)],
-            *[(c == float("-inf")).sum().alias(f"neg_inf{i}") for i, c in enumerate(floats)],
-            *[c.filter(c.is_finite()).abs().max().alias(f"max_abs{i}") for i, c in enumerate(floats)],
-        ).row(0, named=True)
-        for key in stats:
-            stats[key] = [row[f"{key}{i}"] for i in range(len(numeric))]
+        # One wildcard expression per statistic: 1,000 columns x 5 hand-built expressions
+        # took polars ~1.3 s to plan; pl.all() expands cheaply (~50 ms).
+        floats = df.select(pl.col(numeric).cast(pl.Float64))
+        stats["missing"] = list(floats.null_count().row(0))
+        stats["nan"] = list(floats.select(pl.all().is_nan().sum()).row(0))
+        stats["pos_inf"] = list(floats.select((pl.all() == float("inf")).sum()).row(0))
+        stats["neg_inf"] = list(floats.select((pl.all() == float("-inf")).sum()).row(0))
+        stats["max_abs"] = list(floats.select(pl.all().filter(pl.all().is_finite()).abs().max()).row(0))
     else:
         stats = {key: [0 if key != "max_abs" else None] * len(numeric) for key in stats}
     by_name = {name: {key: values[i] for key, values in stats.items()} for i, name in enumerate(numeric)}
@@ -368,16 +370,17 @@ def feature_profile(df: pl.DataFrame, contract: DatasetContract = DatasetContrac
     rows = [
         {
             "feature": name,
-            "dtype": str(df.schema[name]),
+            "dtype": str(schema[name]),
             "is_numeric": name in by_name,
             "bad_values": bad_counts.get(name, 0),
             **by_name.get(name, empty),
         }
         for name in features
     ]
-    schema = {"feature": pl.String, "dtype": pl.String, "is_numeric": pl.Boolean, "bad_values": pl.Int64,
-              "missing": pl.Int64, "nan": pl.Int64, "pos_inf": pl.Int64, "neg_inf": pl.Int64, "max_abs": pl.Float64}
-    profile = pl.DataFrame(rows, schema=schema)
+    profile_schema = {"feature": pl.String, "dtype": pl.String, "is_numeric": pl.Boolean, "bad_values": pl.Int64,
+                      "missing": pl.Int64, "nan": pl.Int64, "pos_inf": pl.Int64, "neg_inf": pl.Int64,
+                      "max_abs": pl.Float64}
+    profile = pl.DataFrame(rows, schema=profile_schema, orient="row")
     return profile.with_columns(non_finite=pl.col("missing") + pl.col("nan") + pl.col("pos_inf") + pl.col("neg_inf"))
 
 
@@ -501,6 +504,16 @@ def validate_contract(df: pl.DataFrame, contract: DatasetContract = DatasetContr
     )
 
 
+def _raised_exception(result: Any) -> str:
+    """GE's exception message for a result, if computing it raised ('' otherwise).
+
+    ``exception_info`` is either one info dict or a dict of them keyed by metric.
+    """
+    info = result.exception_info or {}
+    infos = [info] if "raised_exception" in info else [v for v in info.values() if isinstance(v, dict)]
+    return "; ".join(str(i.get("exception_message")) for i in infos if i.get("raised_exception"))
+
+
 def _flagged_features(result: Any) -> list[str]:
     return [item["feature"] for item in (result.result or {}).get("unexpected_index_list") or []]
 
@@ -514,14 +527,13 @@ def _explain(check: str, result: Any, df: pl.DataFrame, profile: pl.DataFrame,
              contract: DatasetContract) -> tuple[str, dict[str, Any]]:
     """One human sentence (and JSON-safe details) for a failed expectation."""
     observed = (result.result or {}).get("observed_value")
+    if hasattr(observed, "item"):  # numpy scalar -> plain Python, so details stay JSON-safe
+        observed = observed.item()
     label, sid = contract.label_column, contract.id_column
-    if result.exception_info and any(
-        info.get("raised_exception") for info in (
-            result.exception_info.values() if "raised_exception" not in result.exception_info
-            else [result.exception_info])
-        if isinstance(info, dict)
-    ) and check != "required_columns":
-        return f"GE could not evaluate the {check} check: {result.exception_info}", {}
+    error = _raised_exception(result)
+    if error and check != "required_columns":
+        # GE could not compute the metric: report it rather than guess what the data holds.
+        return f"the {check} check could not be evaluated: {error}", {"exception": error}
     if check == "required_columns":
         return (f"required column {label!r} is missing; columns found: {_named(df.columns)}",
                 {"missing": [label], "columns": df.columns[:100]})
@@ -593,7 +605,10 @@ def _describe_non_numeric(df: pl.DataFrame, name: str) -> str:
     n_bad = int(bad.sum())
     n_filled = int(text.is_not_null().sum())
     positions = np.flatnonzero(bad.to_numpy())
-    examples = [str(value)[:40] for value in text.filter(bad).head(3).to_list()]
+    examples = [str(value)[:40] for value in text.filter(bad).unique(maintain_order=True).head(3).to_list()]
+    if n_bad == 0:
+        # Parquet can store numbers as text: the type itself is out of contract.
+        return f"{name!r} holds numbers stored as {column.dtype}; the contract needs a numeric type"
     if n_bad == n_filled:
         return f"{name!r} is a text column (e.g. {_named(examples)})"
     where = ", ".join(str(int(i) + 1) for i in positions[:3])

@@ -29,6 +29,7 @@ class QuantumBackend(ConfigurableResource):
     max_parallel: int = Field(default=1, description="Concurrent batch submissions to the device")
     batch_size: int = Field(default=64, description="Circuits per submitted batch")
     max_retries: int = Field(default=3, description="Retries of a transient device error, with backoff")
+    backoff_s: float = Field(default=0.5, ge=0.0, description="First retry delay in seconds; doubles each retry, with jitter")
     device_arn: str = Field(default="", description="Braket device ARN (braket.aws.qubit only)")
     s3_destination: str = Field(default="", description="'bucket/prefix' for Braket results (braket.aws.qubit only)")
 
@@ -45,6 +46,7 @@ class QuantumBackend(ConfigurableResource):
             max_parallel=self.max_parallel,
             batch_size=self.batch_size,
             max_retries=self.max_retries,
+            backoff_s=self.backoff_s,
             device_options=tuple(sorted(options.items())),
         )
 

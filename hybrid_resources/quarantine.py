@@ -60,11 +60,37 @@ def safe_partition_key(file_name: str) -> str:
     return f"{cleaned}-{hashlib.sha256(file_name.encode()).hexdigest()[:8]}"
 
 
-def _free_destination(folder: Path, name: str, file_hash: str) -> Path:
-    destination = folder / name
-    if not destination.exists():
-        return destination
-    return folder / f"{file_hash[:12]}-{name}"
+def _stored_name(file_name: str) -> str:
+    """The name a quarantined file keeps: its own, unless that is not a plain file name.
+
+    Spaces and non-ASCII letters are fine on disk and keep the file recognisable; an empty
+    name, '.', '..', or one with a path separator or NUL is replaced by its partition key.
+    """
+    plain = (
+        file_name not in ("", ".", "..")
+        and "/" not in file_name and "\\" not in file_name and "\x00" not in file_name
+        and len(file_name.encode()) <= 200  # room for a hash prefix and the sidecar suffix
+    )
+    return file_name if plain else safe_partition_key(file_name)
+
+
+def _destination(folder: Path, name: str, file_hash: str) -> Path:
+    """A free path in ``folder`` for these bytes, or the path that already holds them.
+
+    Reusing an identical copy makes a retry after a crash (copied, not yet unlinked)
+    idempotent instead of filling quarantine with duplicates.
+    """
+    candidates = [name, f"{file_hash[:12]}-{name}"] + [f"{file_hash[:12]}-{n}-{name}" for n in range(1, 1000)]
+    for candidate in candidates:
+        destination = folder / candidate
+        if not destination.exists() or file_sha256(destination) == file_hash:
+            return destination
+    raise OSError(f"no free quarantine name for {name!r} in {folder}")
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
 
 
 def quarantine_file(
@@ -73,21 +99,29 @@ def quarantine_file(
 ) -> QuarantineRecord:
     """Move ``path`` into ``quarantine_dir`` unchanged, with ``<name>.reason.json`` beside it.
 
-    The copy's SHA-256 must equal the original's before the original is removed; otherwise
-    the copy is deleted, the original stays in landing and an ``OSError`` says why.
+    The file keeps its name (prefixed with 12 hex of its SHA-256 when another file already
+    has it). Steps: copy to a hidden temporary name, fsync, verify the copy's SHA-256 equals
+    the original's, rename into place, write the sidecar (temporary + rename), and only
+    then remove the original. If verification fails the copy is deleted, the original stays
+    in landing and an ``OSError`` says why. ``details`` must be JSON-serialisable (other
+    values are written with ``str``).
     """
     source = Path(path)
     folder = Path(quarantine_dir)
     folder.mkdir(parents=True, exist_ok=True)
     file_hash = file_sha256(source)
-    # The stored name is made safe too: a name like '..' must not escape the quarantine folder.
-    destination = _free_destination(folder, safe_partition_key(source.name), file_hash)
-    temporary = destination.with_name(f".{destination.name}.copying")
-    shutil.copyfile(source, temporary)
-    if file_sha256(temporary) != file_hash:
-        temporary.unlink(missing_ok=True)
-        raise OSError(f"quarantine copy of {source.name!r} does not match the original; the original was kept in place")
-    os.replace(temporary, destination)
+    destination = _destination(folder, _stored_name(source.name), file_hash)
+    if destination.resolve().parent != folder.resolve():  # belt and braces against traversal
+        raise OSError(f"refusing to quarantine {source.name!r} outside {folder}")
+    if not destination.exists():
+        temporary = destination.with_name(f".{destination.name}.copying")
+        shutil.copyfile(source, temporary)
+        _fsync(temporary)
+        if file_sha256(temporary) != file_hash:
+            temporary.unlink(missing_ok=True)
+            raise OSError(f"quarantine copy of {source.name!r} does not match the original; "
+                          "the original was kept in place")
+        os.replace(temporary, destination)
     sidecar = destination.with_name(destination.name + SIDECAR_SUFFIX)
     record = QuarantineRecord(
         original_name=source.name,
@@ -99,7 +133,15 @@ def quarantine_file(
         quarantined_at=datetime.now(timezone.utc).isoformat(),
     )
     sidecar_temporary = sidecar.with_name(f".{sidecar.name}.tmp")
-    sidecar_temporary.write_text(json.dumps({**record.to_dict(), "details": details or {}}, indent=2, default=str))
+    payload = {**record.to_dict(), "details": details or {}}
+    sidecar_temporary.write_text(json.dumps(payload, indent=2, default=str, ensure_ascii=False), encoding="utf-8")
+    _fsync(sidecar_temporary)
     os.replace(sidecar_temporary, sidecar)
     source.unlink()
     return record
+
+
+def read_sidecar(quarantined_path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The reason record written beside a quarantined file."""
+    path = Path(quarantined_path)
+    return json.loads(path.with_name(path.name + SIDECAR_SUFFIX).read_text(encoding="utf-8"))

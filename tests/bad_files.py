@@ -1,7 +1,9 @@
 """Writers of landing files, good and bad, for contract, quarantine, pipeline and daemon tests.
 
-``BAD_FILE_WRITERS`` maps a case name to (writer, the contract check expected to reject it).
-Every writer takes a folder and returns the path it wrote.
+``BAD_FILE_WRITERS`` maps a case name to (writer, the contract check expected to reject it);
+``GOOD_FILE_WRITERS`` maps a case name to a writer of a file that must load;
+``AWKWARD_NAME_WRITERS`` write a valid file under a name with spaces, unicode or '..'.
+Every writer takes a folder and returns the path it wrote. Deterministic (fixed seeds).
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import polars as pl
 
 
 def good_frame(n_rows: int = 40, n_features: int = 5, seed: int = 0, with_ids: bool = True, id_offset: int = 0,
-               labels: tuple[str, str] = ("0", "1")) -> pl.DataFrame:
+               labels: tuple = ("0", "1")) -> pl.DataFrame:
+    """Two separable Gaussian blobs: f0..f{n-1}, label (alternating), sample_id s00000.. (optional)."""
     rng = np.random.default_rng(seed)
     y = np.arange(n_rows) % 2
     X = rng.normal(size=(n_rows, n_features)) + 2.0 * y[:, None]
@@ -27,6 +30,7 @@ def good_frame(n_rows: int = 40, n_features: int = 5, seed: int = 0, with_ids: b
 
 def write_good_csv(folder: Path, n_rows: int = 40, n_features: int = 5, seed: int = 0, name: str = "good.csv",
                    with_ids: bool = True, id_offset: int = 0) -> Path:
+    """A valid CSV landing file."""
     path = Path(folder) / name
     good_frame(n_rows, n_features, seed, with_ids, id_offset).write_csv(path)
     return path
@@ -125,6 +129,63 @@ def write_wrong_parquet_schema(folder: Path) -> Path:
     path = Path(folder) / "wrong_schema.parquet"
     good_frame().rename({"label": "target"}).write_parquet(path)
     return path
+
+
+def write_good_csv_without_ids(folder: Path) -> Path:
+    return write_good_csv(folder, name="good_no_ids.csv", with_ids=False)
+
+
+def write_good_parquet(folder: Path) -> Path:
+    path = Path(folder) / "good.parquet"
+    good_frame(seed=1).write_parquet(path)
+    return path
+
+
+def write_string_labels(folder: Path) -> Path:
+    path = Path(folder) / "string_labels.csv"
+    good_frame(seed=2, labels=("B", "M")).write_csv(path)
+    return path
+
+
+def write_int_labels_parquet(folder: Path) -> Path:
+    """Integer labels and integer-typed features in Parquet: both are in contract."""
+    path = Path(folder) / "int_labels.parquet"
+    frame = good_frame(seed=3, labels=(0, 1)).with_columns(pl.col("f0").round(0).cast(pl.Int64))
+    frame.write_parquet(path)
+    return path
+
+
+def write_wide_csv(folder: Path) -> Path:
+    """1,000 numeric feature columns: valid, and must validate in well under a second."""
+    return write_good_csv(folder, n_rows=60, n_features=1000, seed=4, name="wide.csv")
+
+
+def write_name_with_spaces(folder: Path) -> Path:
+    return write_good_csv(folder, name="batch 2024 final (1).csv", id_offset=1000)
+
+
+def write_unicode_name(folder: Path) -> Path:
+    return write_good_csv(folder, name="données_été_数据.csv", id_offset=2000)
+
+
+def write_dotdot_name(folder: Path) -> Path:
+    return write_good_csv(folder, name="..batch..v2...csv", id_offset=3000)
+
+
+GOOD_FILE_WRITERS: dict[str, Callable[[Path], Path]] = {
+    "csv_with_ids": write_good_csv,
+    "csv_without_ids": write_good_csv_without_ids,
+    "parquet": write_good_parquet,
+    "string_labels": write_string_labels,
+    "int_labels_parquet": write_int_labels_parquet,
+    "wide_1000_columns": write_wide_csv,
+}
+
+AWKWARD_NAME_WRITERS: dict[str, Callable[[Path], Path]] = {
+    "spaces": write_name_with_spaces,
+    "unicode": write_unicode_name,
+    "dotdot": write_dotdot_name,
+}
 
 
 BAD_FILE_WRITERS: dict[str, tuple[Callable[[Path], Path], str]] = {

@@ -67,10 +67,12 @@ def test_landing_file_to_evaluated_models(data_layout, instance):
     assert (data_layout.artifacts / "quantum_kernel_train" / "value.npy").exists()
 
     report = read_artifact(data_layout.artifacts / "model_evaluation" / "value")
-    assert set(report["metrics"]) == {"quantum_svm", "classical_svm"}
-    for metrics in report["metrics"].values():
+    assert set(report["metrics"]) == {"quantum_svm", "classical_svm", "vqc_model"}
+    for model, metrics in report["metrics"].items():
         assert set(metrics) == {"accuracy", "f1", "roc_auc"}
-        assert metrics["accuracy"] > 0.75  # well-separated blobs
+        assert all(0.0 <= value <= 1.0 for value in metrics.values())
+        if model != "vqc_model":  # three epochs of a VQC are not meant to match the SVMs
+            assert metrics["accuracy"] > 0.75  # well-separated blobs
     circuit = read_artifact(data_layout.artifacts / "circuit_artifact" / "value")
     assert circuit["openqasm"].startswith("OPENQASM 2.0")
     assert circuit["spec"]["n_qubits"] == 3

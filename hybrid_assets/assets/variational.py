@@ -7,6 +7,7 @@ from pydantic import Field
 from hybrid_assets.modeling import holdout_metrics, markdown_image, training_curves_png
 from hybrid_assets.outputs import artifact_output
 from hybrid_resources.artifacts import content_hash
+from hybrid_resources.backends import BackendUnavailableError, call_with_retries
 from hybrid_resources.cost_policy import BudgetExceededError, CostPolicy, UnknownPriceError, admit
 from hybrid_resources.paths import DataLayout
 from hybrid_resources.quantum_backend import QuantumBackend
@@ -69,8 +70,21 @@ def vqc_model(context: AssetExecutionContext, config: VqcAssetConfig, reduced_em
             context.log.info(f"vqc restart {update['restart']} step {update['step']}/{update['total_steps']} "
                              f"loss {update['loss']:.4f} eta {update['eta_s']:.0f}s")
 
-    result = train_vqc(X_train, y_train, vqc_config, checkpoint_dir=DataLayout.from_env().checkpoints,
-                       lineage=lineage, on_step=progress)
+    def train():  # each attempt resumes from the last checkpoint of this lineage
+        return train_vqc(X_train, y_train, vqc_config, checkpoint_dir=DataLayout.from_env().checkpoints,
+                         lineage=lineage, on_step=progress)
+
+    def retrying(attempt: int, error: BaseException, delay_s: float) -> None:
+        context.log.warning(f"vqc training hit a transient device error ({error}); retry {attempt + 1} "
+                            f"in {delay_s:.1f}s resumes from the last checkpoint")
+
+    try:
+        result = call_with_retries(train, max_retries=backend.max_retries, backoff_s=backend.backoff_s,
+                                   seed=backend.seed, on_retry=retrying)
+    except BackendUnavailableError as unavailable:
+        context.log.warning(f"vqc_model degraded, the other models carry on: {unavailable}")
+        return artifact_output({"degraded": np.array([True])},
+                               {"degraded": True, "degraded_reason": str(unavailable), "lineage": lineage})
     warehouse.record_spend(context.run_id, "vqc_model", estimate.device, plan["circuits"],
                            plan["circuits"] * (backend.shots or 0), estimate.usd)
     probabilities = predict_proba(result.params, result.bias, reduced_embeddings["X_test"], vqc_config)
@@ -84,6 +98,8 @@ def vqc_model(context: AssetExecutionContext, config: VqcAssetConfig, reduced_em
         "training": MetadataValue.json(result.to_metadata()),
         "training_curves": MetadataValue.md(markdown_image(curves, "VQC training curves")),
         "config": MetadataValue.json(vqc_config.to_dict()),
+        "degraded": False,
+        "lineage": lineage,
         "planned_circuits": plan["circuits"],
         "estimated_cost_usd": estimate.usd,
     })

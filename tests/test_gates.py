@@ -1,0 +1,191 @@
+"""Stage gates and cost control, each passing and failing for a real reason on a real instance.
+
+Devices are real (default.qubit); where a failure is needed, the device's own ``execute`` is
+wrapped at the boundary to fail or to count circuits. Admission, cost, retry and fallback
+logic is the project's real code.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from dagster import AssetKey, DagsterInstance, instance_for_test, materialize
+from pennylane.devices import DefaultQubit
+
+from hybrid_assets.definitions import all_assets
+from hybrid_assets.gates import kernel_health
+from hybrid_resources.artifacts import read_artifact
+from hybrid_resources.cost_policy import CostPolicy, load_price_table
+from hybrid_resources.gate_policy import GatePolicy
+from hybrid_resources.quantum_backend import QuantumBackend
+from tests.bad_files import write_good_csv
+from tests.test_pipeline import DOWNSTREAM, RESOURCES, SMALL_RUN_CONFIG, ingest
+
+REPO = Path(__file__).parents[1]
+
+
+class ThrottlingException(RuntimeError):
+    """Named like the AWS error the engine treats as transient."""
+
+
+class DeviceBoundary:
+    """Wraps the real DefaultQubit.execute: counts circuits, optionally fails the first calls."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, fail_first: int = 0):
+        self.circuits, self.calls, self.fail_first = 0, 0, fail_first
+        original, boundary = DefaultQubit.execute, self
+
+        def execute(device, circuits, execution_config=None):
+            boundary.calls += 1
+            if boundary.calls <= boundary.fail_first:
+                raise ThrottlingException("Rate exceeded")
+            boundary.circuits += len(circuits)
+            return original(device, circuits, execution_config)
+
+        monkeypatch.setattr(DefaultQubit, "execute", execute)
+
+
+@pytest.fixture
+def instance():
+    with instance_for_test() as test_instance:
+        yield test_instance
+
+
+@pytest.fixture
+def landed(data_layout, instance):
+    write_good_csv(data_layout.landing, n_rows=48, n_features=5, seed=4, name="data.csv")
+    ingest(instance, "data.csv")
+    return data_layout
+
+
+def run(instance: DagsterInstance, run_config: dict | None = None, **resources):
+    config = json.loads(json.dumps(SMALL_RUN_CONFIG))
+    for op, op_config in (run_config or {}).items():
+        config["ops"].setdefault(op, {"config": {}})["config"].update(op_config)
+    return materialize(all_assets, selection=DOWNSTREAM, instance=instance, resources={**RESOURCES, **resources},
+                       run_config=config, raise_on_error=False)
+
+
+def checks(result) -> dict[str, bool]:
+    return {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+
+
+def materialized(instance: DagsterInstance, asset: str) -> bool:
+    return instance.get_latest_materialization_event(AssetKey(asset)) is not None
+
+
+def test_kernel_health_passes_real_kernels_and_fails_broken_ones():
+    from hybrid_resources.feature_maps import FeatureMapSpec
+    from hybrid_resources.kernel_engine import quantum_kernel
+
+    X = np.random.default_rng(0).uniform(0, np.pi, size=(12, 3))
+    real = quantum_kernel(X, spec=FeatureMapSpec("iqp", 3)).matrix
+    args = dict(shots=None, symmetry_tolerance=1e-8, psd_tolerance=1e-8, psd_shot_factor=1.5, square=True)
+    assert kernel_health(real, **args).passed
+    broken = real.copy()
+    broken[0, 1] += 0.2
+    assert "asymmetric" in kernel_health(broken, **args).message
+    not_psd = np.ones((3, 3)) - 1.9 * (np.ones((3, 3)) - np.eye(3)) * np.array([[0, 1, 0], [1, 0, 1], [0, 1, 0]])
+    verdict = kernel_health(np.clip(not_psd, 0, 1) * 0 + np.array([[1, 1, 0], [1, 1, 1], [0, 1, 1.0]]), **args)
+    assert not verdict.passed and verdict.figures["min_eigenvalue"] < 0
+
+
+def test_promotion_when_every_gate_passes(landed, instance):
+    result = run(instance, gate_policy=GatePolicy(min_margin=-1.0))
+    assert result.success
+    assert checks(result) | {} and all(checks(result)[name] for name in
+                                       ("kernel_well_formed", "circuit_ceilings", "quantum_beats_classical",
+                                        "reproducibility", "cost_within_budget"))
+    record = read_artifact(landed.artifacts / "promoted_model" / "value")
+    assert set(record["gates"]) == {"quantum_beats_classical", "reproducibility", "cost_within_budget"}
+    report = read_artifact(landed.artifacts / "model_evaluation" / "value")
+    assert report["promotable"] and set(report["dashboard"]) == {"quantum_svm", "classical_svm", "vqc_model"}
+
+
+def test_a_deliberately_poor_circuit_fails_the_margin_gate_and_blocks_promotion(landed, instance):
+    # Many repetitions of a fully entangled IQP map on [0, pi] inputs: near-orthogonal states, a
+    # kernel close to the identity, and a model that cannot generalize.
+    poor = {"circuit_artifact": {"feature_map": "iqp", "reps": 8, "entanglement": "full"},
+            "reduced_embeddings": {"n_qubits": 5}}
+    result = run(instance, poor)
+    assert result.success  # a lost comparison is a decision, not a crash
+    assert checks(result)["quantum_beats_classical"] is False
+    report = read_artifact(landed.artifacts / "model_evaluation" / "value")
+    assert "lost by" in report["gates"]["quantum_beats_classical"]["message"]
+    assert report["gates"]["quantum_beats_classical"]["figures"]["difference"] < 0
+    assert not materialized(instance, "promoted_model")
+    assert materialized(instance, "classical_svm")
+
+
+def test_circuit_ceilings_are_blocking(landed, instance):
+    result = run(instance, gate_policy=GatePolicy(max_depth=3))
+    assert not result.success and checks(result)["circuit_ceilings"] is False
+    assert not materialized(instance, "quantum_kernel_train")
+    assert materialized(instance, "classical_svm")
+
+
+def test_reproducibility_fails_for_noisy_shot_kernels_and_reports_the_variance(landed, instance):
+    noisy = QuantumBackend(shots=16, backoff_s=0.0)
+    result = run(instance, quantum_backend=noisy, gate_policy=GatePolicy(min_margin=-1.0, reproducibility_tolerance=0.0,
+                                                                         psd_shot_factor=10.0))
+    assert checks(result)["reproducibility"] is False
+    figures = read_artifact(landed.artifacts / "model_evaluation" / "value")["gates"]["reproducibility"]["figures"]
+    assert figures["max_kernel_spread"] > 0 and len(figures["accuracy_per_seed"]) == 3
+    assert not materialized(instance, "promoted_model")
+
+
+def test_an_over_budget_plan_is_refused_before_any_circuit(landed, instance, monkeypatch, tmp_path):
+    table = load_price_table()
+    table["free_devices"].remove("default.qubit")
+    table["devices"]["default.qubit"] = {"per_task": 0.30, "per_shot": 0.08}  # priced like a QPU
+    (tmp_path / "prices.json").write_text(json.dumps(table))
+    monkeypatch.setenv("HYBRID_PRICE_TABLE", str(tmp_path / "prices.json"))
+    boundary = DeviceBoundary(monkeypatch)
+    result = run(instance, quantum_backend=QuantumBackend(shots=100), cost_policy=CostPolicy(run_budget_usd=1.0))
+    assert not result.success
+    assert boundary.circuits == 0 and boundary.calls == 0
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    message = failure.step_failure_data.user_failure_data.description
+    assert "Refused before submission" in message and "$1.00" in message and "run_budget_usd" in message
+    assert materialized(instance, "classical_svm")
+
+
+def test_a_transient_failure_is_retried_then_succeeds(landed, instance, monkeypatch):
+    boundary = DeviceBoundary(monkeypatch, fail_first=1)
+    result = run(instance, quantum_backend=QuantumBackend(shots=200, backoff_s=0.01))
+    assert result.success and boundary.calls > 1
+    kernel_retries = sum(
+        instance.get_latest_materialization_event(AssetKey(asset)).asset_materialization.metadata["retries"].value
+        for asset in ("quantum_kernel_train", "quantum_kernel_test"))
+    vqc_retries = sum("resumes from the last checkpoint" in entry.user_message for entry in instance.all_logs(result.run_id))
+    assert kernel_retries + vqc_retries == 1  # whichever step met the throttled call retried it, once
+    report = read_artifact(landed.artifacts / "model_evaluation" / "value")
+    assert report["quantum_stage"] == "ok"
+
+
+@pytest.mark.parametrize("cause", ["permanent_failure", "disabled"])
+def test_degraded_quantum_stage_falls_back_to_the_classical_model(landed, instance, monkeypatch, cause):
+    if cause == "permanent_failure":
+        DeviceBoundary(monkeypatch, fail_first=10**6)
+        backend = QuantumBackend(shots=100, max_retries=2, backoff_s=0.01)
+    else:
+        backend = QuantumBackend(enabled=False)
+    result = run(instance, quantum_backend=backend, gate_policy=GatePolicy(min_margin=-1.0))
+    assert result.success
+    report = read_artifact(landed.artifacts / "model_evaluation" / "value")
+    assert report["quantum_stage"] == "degraded" and report["degraded_reason"]
+    assert report["metrics"]["classical_svm"]["accuracy"] > 0.7
+    assert report["gates"]["quantum_beats_classical"]["passed"] is False
+    assert not materialized(instance, "promoted_model")
+    if cause == "permanent_failure":
+        assert "retries" in report["degraded_reason"]
+
+
+def test_the_pool_limits_are_in_the_instance_config(tmp_path):
+    shutil.copy(REPO / "dagster.yaml", tmp_path / "dagster.yaml")
+    with DagsterInstance.from_config(str(tmp_path)) as instance:
+        assert instance.get_concurrency_config().pool_config.default_pool_limit == 1

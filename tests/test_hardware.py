@@ -1,0 +1,240 @@
+"""The hardware-evaluation job against a fake paid Braket device, faked at the device boundary only.
+
+Only ``AwsDevice`` inside the Braket PennyLane plugin is replaced (tests/fake_braket.py); the
+plugin, PennyLane, the kernel engine's batching and retries, the cost admission and the Dagster
+job are the real code, run on a real (test) instance with a tmp ``HYBRID_DATA_DIR``.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from dagster import (
+    AssetKey,
+    AssetSelection,
+    DagsterEventType,
+    DagsterInstance,
+    Definitions,
+    in_process_executor,
+    instance_for_test,
+    load_assets_from_modules,
+    materialize,
+)
+
+from hybrid_assets.assets import classical, evaluation, landing, quantum, variational
+from hybrid_assets.assets.hardware import (
+    hardware_backend_from_env,
+    hardware_evaluation_job,
+    hardware_kernel_spread,
+    kernel_spread,
+)
+from hybrid_assets.assets.landing import raw_samples
+from hybrid_assets.partitions import landing_files_partitions
+from hybrid_resources.artifacts import ArtifactIOManager, read_artifact
+from hybrid_resources.cost_policy import CostPolicy
+from hybrid_resources.gate_policy import GatePolicy
+from hybrid_resources.quantum_backend import QuantumBackend
+from hybrid_resources.quarantine import safe_partition_key
+from hybrid_resources.warehouse import Warehouse
+from tests.conftest import blobs_frame
+from tests.fake_braket import BraketLedger, install_fake_braket
+
+GARNET = "arn:aws:braket:eu-north-1::device/qpu/iqm/Garnet"    # 0.30/task + 0.00145/shot: 16 x 100 = $7.12
+FORTE = "arn:aws:braket:us-east-1::device/qpu/ionq/Forte-1"     # 0.30/task + 0.08/shot: 16 x 100 = $132.80
+S3 = "hybrid-test-results/hardware"
+CANARY = "canary-SECRET-12345"
+
+# The pipeline's own assets, built here (not from hybrid_assets.definitions), so these tests do
+# not depend on how the hardware job is registered there.
+PIPELINE = load_assets_from_modules([landing, quantum, classical, variational, evaluation])
+DOWNSTREAM = AssetSelection.all() - AssetSelection.assets(raw_samples)
+SMALL_RUN_CONFIG = {"ops": {"reduced_embeddings": {"config": {"n_qubits": 3}}}}
+
+
+def resources(**overrides) -> dict:
+    base = {
+        "io_manager": ArtifactIOManager(),
+        "warehouse": Warehouse(),
+        "quantum_backend": QuantumBackend(),
+        "cost_policy": CostPolicy(),
+        "gate_policy": GatePolicy(min_margin=-1.0),  # promotion passes on any margin
+        "hardware_backend": QuantumBackend(device_name="braket.aws.qubit", shots=100, device_arn=GARNET,
+                                           s3_destination=S3, max_retries=2),
+    }
+    return {**base, **overrides}
+
+
+@pytest.fixture
+def instance():
+    with instance_for_test() as test_instance:
+        yield test_instance
+
+
+@pytest.fixture
+def aws_env(monkeypatch, tmp_path):
+    """Hermetic AWS environment: no profile or config files, no instance metadata lookups."""
+    for name in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    return monkeypatch
+
+
+@pytest.fixture
+def promoted(data_layout, instance, aws_env):
+    """A small dataset ingested and refreshed until promoted_model exists."""
+    blobs_frame(n_rows=40, seed=1).write_csv(data_layout.landing / "batch.csv")
+    key = safe_partition_key("batch.csv")
+    instance.add_dynamic_partitions(landing_files_partitions.name, [key])
+    assert materialize([raw_samples], partition_key=key, instance=instance, resources=resources()).success
+    result = materialize(PIPELINE, selection=DOWNSTREAM, instance=instance, resources=resources(),
+                         run_config=SMALL_RUN_CONFIG)
+    assert result.success
+    assert instance.get_latest_materialization_event(AssetKey("promoted_model")) is not None
+    return data_layout
+
+
+def run_hardware_job(instance: DagsterInstance, **resource_overrides):
+    defs = Definitions(assets=[*PIPELINE, hardware_kernel_spread], jobs=[hardware_evaluation_job],
+                       executor=in_process_executor, resources=resources(**resource_overrides))
+    return defs.resolve_job_def("hardware_evaluation").execute_in_process(instance=instance, raise_on_error=False)
+
+
+def spend_rows(run_id: str) -> list[tuple]:
+    with Warehouse().connect(read_only=True) as connection:
+        return connection.execute("SELECT asset, device, tasks, shots, estimated_usd FROM quantum_spend "
+                                  "WHERE run_id = ?", [run_id]).fetchall()
+
+
+def failure_message(result) -> str:
+    failures = [event for event in result.all_events if event.event_type == DagsterEventType.STEP_FAILURE]
+    assert failures, "expected a step failure"
+    error = failures[0].step_failure_data.user_failure_data
+    return (error.description or "") if error is not None else failures[0].step_failure_data.error.message
+
+
+def hardware_metadata(result) -> dict:
+    [materialization] = result.asset_materializations_for_node("hardware_kernel_spread")
+    return {key: getattr(value, "value", value) for key, value in materialization.metadata.items()}
+
+
+def test_hardware_job_runs_within_budget_on_the_paid_device(promoted, instance, aws_env):
+    ledger = install_fake_braket(aws_env)
+    result = run_hardware_job(instance)
+    assert result.success
+
+    report = read_artifact(promoted.artifacts / "hardware_kernel_spread" / "value")
+    simulator_kernel = read_artifact(promoted.artifacts / "quantum_kernel_test" / "value")
+    hardware = np.array(report["hardware_kernel"])
+    assert hardware.shape == (4, 4) and np.all((hardware >= 0) & (hardware <= 1))
+    np.testing.assert_allclose(report["simulator_kernel"], simulator_kernel[:4, :4])
+    diff = np.abs(hardware - simulator_kernel[:4, :4])
+    assert report["max_abs_diff"] == pytest.approx(diff.max())
+    assert report["mean_abs_diff"] == pytest.approx(diff.mean())
+    assert report["max_abs_diff"] < 0.25  # 100 shots of a noiseless simulator: a few percent
+
+    # What the paid device saw is what the artifact, the metadata and the warehouse say.
+    assert ledger.tasks == ledger.circuits == report["circuits_submitted"] == 16
+    assert ledger.shots == report["shots_submitted"] == 1600
+    assert set(ledger.device_arns) == {GARNET}
+    assert set(ledger.s3_destinations) == {("hybrid-test-results", "hardware")}
+    assert report["device_arn"] == GARNET and report["retries"] == 0
+    assert report["estimated_cost_usd"] == pytest.approx(16 * 0.30 + 1600 * 0.00145)
+    assert spend_rows(result.run_id) == [("hardware_kernel_spread", "qpu/iqm/garnet", 16, 1600,
+                                          pytest.approx(report["estimated_cost_usd"]))]
+    metadata = hardware_metadata(result)
+    assert metadata["circuits_submitted"] == 16 and metadata["device_arn"] == GARNET
+    assert metadata["max_abs_diff"] == pytest.approx(report["max_abs_diff"])
+
+
+def test_over_budget_plan_is_refused_before_any_task(promoted, instance, aws_env):
+    ledger = install_fake_braket(aws_env)
+    forte = QuantumBackend(device_name="braket.aws.qubit", shots=100, device_arn=FORTE, s3_destination=S3)
+    result = run_hardware_job(instance, hardware_backend=forte, cost_policy=CostPolicy(run_budget_usd=0.01))
+    assert not result.success
+    message = failure_message(result)
+    assert "Refused before submission" in message
+    assert "$132.80" in message and "$0.01" in message and "qpu/ionq/forte-1" in message
+    assert ledger.tasks == ledger.submissions == ledger.circuits == ledger.shots == 0
+    assert spend_rows(result.run_id) == []
+    assert not (promoted.artifacts / "hardware_kernel_spread" / "value.json").exists()
+
+
+def test_missing_device_arn_fails_clearly_and_submits_nothing(promoted, instance, aws_env):
+    ledger = install_fake_braket(aws_env)
+    aws_env.delenv("HYBRID_BRAKET_DEVICE_ARN", raising=False)
+    aws_env.setenv("HYBRID_BRAKET_S3_DESTINATION", S3)
+    result = run_hardware_job(instance, hardware_backend=hardware_backend_from_env())
+    assert not result.success
+    assert "HYBRID_BRAKET_DEVICE_ARN" in failure_message(result)
+    assert ledger.devices_created == ledger.submissions == 0
+
+
+def test_transient_throttling_is_retried_then_succeeds(promoted, instance, aws_env):
+    ledger = install_fake_braket(aws_env, throttle_first=1)
+    result = run_hardware_job(instance)
+    assert result.success
+    assert ledger.throttled == 1 and ledger.submissions == ledger.tasks + 1
+    metadata = hardware_metadata(result)
+    assert metadata["retries"] >= 1
+    assert metadata["circuits_submitted"] == ledger.tasks == 16  # the throttled call created no task
+
+
+def test_device_that_keeps_throttling_fails_with_advice(promoted, instance, aws_env):
+    ledger = install_fake_braket(aws_env, throttle_always=True)
+    result = run_hardware_job(instance, hardware_backend=QuantumBackend(
+        device_name="braket.aws.qubit", shots=100, device_arn=GARNET, s3_destination=S3, max_retries=1))
+    assert not result.success
+    message = failure_message(result)
+    assert "ThrottlingException" in message and "retries" in message
+    assert ledger.tasks == 0 and ledger.throttled == 2
+    assert spend_rows(result.run_id) == []
+
+
+def test_credentials_come_from_env_and_never_reach_logs_metadata_or_files(promoted, instance, aws_env):
+    aws_env.setenv("AWS_ACCESS_KEY_ID", "AKIACANARY0000000000")
+    aws_env.setenv("AWS_SECRET_ACCESS_KEY", CANARY)
+    aws_env.setenv("HYBRID_BRAKET_DEVICE_ARN", GARNET)
+    aws_env.setenv("HYBRID_BRAKET_S3_DESTINATION", S3)
+    ledger = install_fake_braket(aws_env)
+    result = run_hardware_job(instance, hardware_backend=hardware_backend_from_env())
+    assert result.success
+    assert ledger.credential_methods == ["env"]  # boto3 would find them in the environment
+
+    records = instance.all_logs(result.run_id)
+    assert records
+    for record in records:
+        assert CANARY not in record.to_json()
+    run = instance.get_run_by_id(result.run_id)
+    assert CANARY not in json.dumps(run.run_config, default=str) and CANARY not in json.dumps(run.tags)
+    for name in ("hardware_kernel_spread", "promoted_model", "quantum_kernel_test"):
+        event = instance.get_latest_materialization_event(AssetKey(name))
+        assert CANARY not in json.dumps({k: str(getattr(v, "value", v)) for k, v in
+                                         event.asset_materialization.metadata.items()})
+    canary_bytes = CANARY.encode()
+    files = [path for path in promoted.root.rglob("*") if path.is_file()]
+    assert any(path.name == "warehouse.duckdb" for path in files)
+    assert not [path for path in files if canary_bytes in path.read_bytes()]
+
+
+def test_kernel_spread_figures():
+    simulator = np.array([[1.0, 0.5], [0.25, 0.0]])
+    hardware = np.array([[0.9, 0.6], [0.25, 0.1]])
+    spread = kernel_spread(simulator, hardware, shots=100)
+    assert spread["max_abs_diff"] == pytest.approx(0.1)
+    assert spread["mean_abs_diff"] == pytest.approx(0.075)
+    assert spread["shot_noise_std_mean"] == pytest.approx((0.05 + np.sqrt(0.1875) / 10) / 4)
+
+
+def test_hardware_backend_from_env_defaults(monkeypatch):
+    for name in ("HYBRID_HARDWARE_SHOTS", "HYBRID_BRAKET_DEVICE_ARN", "HYBRID_BRAKET_S3_DESTINATION"):
+        monkeypatch.delenv(name, raising=False)
+    backend = hardware_backend_from_env()
+    assert (backend.device_name, backend.shots, backend.device_arn) == ("braket.aws.qubit", 100, "")
+    monkeypatch.setenv("HYBRID_HARDWARE_SHOTS", "250")
+    monkeypatch.setenv("HYBRID_BRAKET_DEVICE_ARN", FORTE)
+    backend = hardware_backend_from_env()
+    assert backend.shots == 250 and dict(backend.backend_config().device_options)["device_arn"] == FORTE

@@ -135,11 +135,12 @@ def audit_trail(instance: DagsterInstance, asset: str | None = None, run_id: str
         key = record.asset_materialization.asset_key
         for parent in sorted(graph.get(key).parent_keys, key=lambda k: k.to_user_string()) if graph.has(key) else []:
             pointer = node["inputs"].get(parent.to_user_string())
-            if pointer:
+            if graph.get(parent).partitions_def is not None:
+                # The pointer names only the newest partition; the child read every partition.
+                queue.extend(_partition_records_before(instance, parent, record.storage_id))
+            elif pointer:
                 upstream = _record_by_storage_id(instance, parent.to_user_string(), pointer["storage_id"])
                 queue.extend([upstream] if upstream else [])
-            elif graph.get(parent).partitions_def is not None:
-                queue.extend(_partition_records_before(instance, parent, record.storage_id))
     landing = [
         {key: node["metadata"].get(key) for key in ("file_name", "file_hash", "status", "row_count", "reason")}
         | {"partition": node["partition"], "run_id": node["run_id"]}

@@ -6,7 +6,8 @@ import os
 
 from dagster import Definitions, in_process_executor, load_assets_from_modules
 
-from hybrid_assets.assets import classical, evaluation, landing, quantum, variational
+from hybrid_assets.assets import classical, evaluation, hardware, landing, quantum, variational
+from hybrid_assets.assets.hardware import hardware_backend_from_env, hardware_evaluation_job
 from hybrid_assets.jobs import ingest_landing_file_job, refresh_models_job
 from hybrid_assets.sensors import automation_sensor, landing_sensor
 from hybrid_resources.artifacts import ArtifactIOManager
@@ -30,14 +31,14 @@ def quantum_backend_from_env() -> QuantumBackend:
     )
 
 
-all_assets = load_assets_from_modules([landing, quantum, classical, variational, evaluation])
+all_assets = load_assets_from_modules([landing, quantum, classical, variational, evaluation, hardware])
 
 defs = Definitions(
     assets=all_assets,
     # One process per run: each step is seconds of work, while a fresh step process would pay
     # the pennylane/dagster imports again. Kernel blocks can become separate steps when N grows.
     executor=in_process_executor,
-    jobs=[ingest_landing_file_job, refresh_models_job],
+    jobs=[ingest_landing_file_job, refresh_models_job, hardware_evaluation_job],
     sensors=[landing_sensor, automation_sensor],
     resources={
         "io_manager": ArtifactIOManager(),
@@ -48,5 +49,6 @@ defs = Definitions(
             daily_budget_usd=float(os.environ.get("HYBRID_DAILY_BUDGET_USD", "50")),
         ),
         "gate_policy": GatePolicy(),
+        "hardware_backend": hardware_backend_from_env(),
     },
 )

@@ -14,6 +14,7 @@ ingest_landing_file_job = define_asset_job(
 
 refresh_models_job = define_asset_job(
     "refresh_models",
-    selection=AssetSelection.all() - AssetSelection.assets(raw_samples),
+    # The paid-hardware evaluation is launched on purpose only (job hardware_evaluation).
+    selection=AssetSelection.all() - AssetSelection.assets(raw_samples) - AssetSelection.groups("hardware"),
     description="Features -> embeddings -> circuit -> kernels -> models -> evaluation, on all ingested data.",
 )

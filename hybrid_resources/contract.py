@@ -443,12 +443,21 @@ def build_expectations(contract: DatasetContract, columns: list[str]) -> tuple[l
 
 def _run_suite(name: str, frame: "pd.DataFrame", expectations: list[Any], result_format: dict | str) -> list[Any]:
     import great_expectations as gx
-    from great_expectations.data_context.types.base import ProgressBarsConfig
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
 
     # A fresh ephemeral context per call (~4 ms): nothing is shared between validations or
-    # threads, and nothing is written to disk.
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+    # threads. In-memory stores, no data-docs site (GE would otherwise reserve a temporary
+    # directory per context), no progress bars in Dagster's logs, no analytics.
+    config = DataContextConfig(
+        store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
+        progress_bars=ProgressBarsConfig(globally=False, metric_calculations=False),
+        analytics_enabled=False,
+    )
+    context = gx.get_context(mode="ephemeral", project_config=config)
     batch = (
         context.data_sources.add_pandas(f"{name}_source")
         .add_dataframe_asset(f"{name}_asset")

@@ -35,11 +35,12 @@ from hybrid_assets.partitions import landing_files_partitions
 from hybrid_resources.artifacts import ArtifactIOManager, read_artifact
 from hybrid_resources.cost_policy import CostPolicy
 from hybrid_resources.gate_policy import GatePolicy
+from hybrid_resources.paths import DataLayout
 from hybrid_resources.quantum_backend import QuantumBackend
 from hybrid_resources.quarantine import safe_partition_key
 from hybrid_resources.warehouse import Warehouse
 from tests.conftest import blobs_frame
-from tests.fake_braket import BraketLedger, install_fake_braket
+from tests.fake_braket import install_fake_braket
 
 GARNET = "arn:aws:braket:eu-north-1::device/qpu/iqm/Garnet"    # 0.30/task + 0.00145/shot: 16 x 100 = $7.12
 FORTE = "arn:aws:braket:us-east-1::device/qpu/ionq/Forte-1"     # 0.30/task + 0.08/shot: 16 x 100 = $132.80
@@ -58,7 +59,8 @@ def resources(**overrides) -> dict:
         "io_manager": ArtifactIOManager(),
         "warehouse": Warehouse(),
         "quantum_backend": QuantumBackend(),
-        "cost_policy": CostPolicy(),
+        # A daily budget that the module's runs together stay far from (they share one warehouse).
+        "cost_policy": CostPolicy(daily_budget_usd=1000.0),
         "gate_policy": GatePolicy(min_margin=-1.0),  # promotion passes on any margin
         "hardware_backend": QuantumBackend(device_name="braket.aws.qubit", shots=100, device_arn=GARNET,
                                            s3_destination=S3, max_retries=2),
@@ -66,10 +68,28 @@ def resources(**overrides) -> dict:
     return {**base, **overrides}
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def instance():
     with instance_for_test() as test_instance:
         yield test_instance
+
+
+@pytest.fixture(scope="module")
+def promoted(tmp_path_factory, instance):
+    """One small dataset ingested and refreshed until promoted_model exists, shared by this module
+    (a tmp HYBRID_DATA_DIR, like the data_layout fixture, kept for the module)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HYBRID_DATA_DIR", str(tmp_path_factory.mktemp("hardware") / "data"))
+        layout = DataLayout.from_env().ensure()
+        blobs_frame(n_rows=40, seed=1).write_csv(layout.landing / "batch.csv")
+        key = safe_partition_key("batch.csv")
+        instance.add_dynamic_partitions(landing_files_partitions.name, [key])
+        assert materialize([raw_samples], partition_key=key, instance=instance, resources=resources()).success
+        result = materialize(PIPELINE, selection=DOWNSTREAM, instance=instance, resources=resources(),
+                             run_config=SMALL_RUN_CONFIG)
+        assert result.success
+        assert instance.get_latest_materialization_event(AssetKey("promoted_model")) is not None
+        yield layout
 
 
 @pytest.fixture
@@ -81,20 +101,6 @@ def aws_env(monkeypatch, tmp_path):
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     return monkeypatch
-
-
-@pytest.fixture
-def promoted(data_layout, instance, aws_env):
-    """A small dataset ingested and refreshed until promoted_model exists."""
-    blobs_frame(n_rows=40, seed=1).write_csv(data_layout.landing / "batch.csv")
-    key = safe_partition_key("batch.csv")
-    instance.add_dynamic_partitions(landing_files_partitions.name, [key])
-    assert materialize([raw_samples], partition_key=key, instance=instance, resources=resources()).success
-    result = materialize(PIPELINE, selection=DOWNSTREAM, instance=instance, resources=resources(),
-                         run_config=SMALL_RUN_CONFIG)
-    assert result.success
-    assert instance.get_latest_materialization_event(AssetKey("promoted_model")) is not None
-    return data_layout
 
 
 def run_hardware_job(instance: DagsterInstance, **resource_overrides):
@@ -160,7 +166,7 @@ def test_over_budget_plan_is_refused_before_any_task(promoted, instance, aws_env
     assert "$132.80" in message and "$0.01" in message and "qpu/ionq/forte-1" in message
     assert ledger.tasks == ledger.submissions == ledger.circuits == ledger.shots == 0
     assert spend_rows(result.run_id) == []
-    assert not (promoted.artifacts / "hardware_kernel_spread" / "value.json").exists()
+    assert result.asset_materializations_for_node("hardware_kernel_spread") == []
 
 
 def test_missing_device_arn_fails_clearly_and_submits_nothing(promoted, instance, aws_env):

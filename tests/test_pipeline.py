@@ -22,8 +22,9 @@ from tests.bad_files import write_good_csv
 from tests.conftest import blobs_frame
 
 RESOURCES = {"io_manager": ArtifactIOManager(), "warehouse": Warehouse(), "quantum_backend": QuantumBackend(),
-             "cost_policy": CostPolicy(), "gate_policy": GatePolicy()}
-DOWNSTREAM = AssetSelection.all() - AssetSelection.assets(raw_samples)
+             "cost_policy": CostPolicy(), "gate_policy": GatePolicy(),
+             "hardware_backend": QuantumBackend(device_name="braket.aws.qubit", shots=100)}
+DOWNSTREAM = AssetSelection.all() - AssetSelection.assets(raw_samples) - AssetSelection.groups("hardware")
 SMALL_RUN_CONFIG = {"ops": {"reduced_embeddings": {"config": {"n_qubits": 3}}}}
 
 

@@ -72,19 +72,28 @@ def comparison_table(rows: dict[str, dict[str, float | str]], columns: list[str]
 
 def heatmap_png(matrix: np.ndarray, title: str, max_side: int = 200) -> bytes:
     """A PNG heatmap of (the top-left ``max_side`` corner of) a kernel matrix."""
+    figure, axis = _pyplot().subplots(figsize=(4, 3.4), dpi=90)
+    image = axis.imshow(matrix[:max_side, :max_side], cmap="viridis", vmin=0.0, vmax=1.0)
+    figure.colorbar(image, ax=axis)
+    axis.set_title(title, fontsize=9)
+    return _png(figure)
+
+
+def _pyplot():
+    """matplotlib's pyplot on the headless Agg backend (imported on first plot: it costs ~0.5 s)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axis = plt.subplots(figsize=(4, 3.4), dpi=90)
-    image = axis.imshow(matrix[:max_side, :max_side], cmap="viridis", vmin=0.0, vmax=1.0)
-    figure.colorbar(image, ax=axis)
-    axis.set_title(title, fontsize=9)
+    return plt
+
+
+def _png(figure) -> bytes:
     buffer = io.BytesIO()
     figure.tight_layout()
     figure.savefig(buffer, format="png")
-    plt.close(figure)
+    _pyplot().close(figure)
     return buffer.getvalue()
 
 
@@ -95,12 +104,7 @@ def markdown_image(png: bytes, alt: str) -> str:
 
 def training_curves_png(history: list[dict], title: str) -> bytes:
     """A PNG of each restart's per-epoch train loss, validation loss and validation accuracy."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(7, 3), dpi=90)
+    figure, (loss_axis, accuracy_axis) = _pyplot().subplots(1, 2, figsize=(7, 3), dpi=90)
     for curve in history:
         epochs = range(1, len(curve["loss"]) + 1)
         loss_axis.plot(epochs, curve["loss"], label=f"train r{curve['restart']}")
@@ -110,8 +114,4 @@ def training_curves_png(history: list[dict], title: str) -> bytes:
     accuracy_axis.set(title="validation accuracy", xlabel="epoch", ylim=(0, 1))
     loss_axis.legend(fontsize=7)
     figure.suptitle(title, fontsize=9)
-    buffer = io.BytesIO()
-    figure.tight_layout()
-    figure.savefig(buffer, format="png")
-    plt.close(figure)
-    return buffer.getvalue()
+    return _png(figure)

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -34,3 +39,30 @@ def blobs_frame(n_rows: int = 60, n_features: int = 5, seed: int = 0, id_offset:
 @pytest.fixture
 def blobs() -> pl.DataFrame:
     return blobs_frame()
+
+
+REPO = Path(__file__).parents[1]
+
+
+@dataclass(frozen=True)
+class LocalProject:
+    """What `make demo` sets up: a DAGSTER_HOME with our dagster.yaml and a data root with landing/."""
+
+    home: Path
+    data: Path
+    env: dict[str, str]
+
+    def command(self, name: str, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+        """Run one of the venv's console scripts (hybrid-demo, hybrid-audit, ...) in this project."""
+        executable = Path(sys.executable).with_name(name)
+        return subprocess.run([str(executable), *args], env=self.env, cwd=REPO, capture_output=True, text=True,
+                              timeout=timeout)
+
+
+@pytest.fixture
+def local_project(tmp_path: Path) -> LocalProject:
+    home, data = tmp_path / "dagster_home", tmp_path / "data"
+    home.mkdir()
+    (data / "landing").mkdir(parents=True)
+    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    return LocalProject(home, data, {**os.environ, "DAGSTER_HOME": str(home), "HYBRID_DATA_DIR": str(data)})

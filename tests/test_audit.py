@@ -3,43 +3,31 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from dagster import AssetKey, DagsterInstance, Definitions, map_asset_specs
 
 from tests.bad_files import write_good_csv
 
-REPO = Path(__file__).parents[1]
 CANARY = "canary-SECRET-7f3a9c"
 MODEL_CHAIN = {"quantum_svm", "quantum_kernel_train", "reduced_embeddings", "circuit_artifact", "features", "raw_samples"}
 
 
 @pytest.fixture
-def workspace(tmp_path):
-    home, data = tmp_path / "home", tmp_path / "data"
-    home.mkdir()
-    (data / "landing").mkdir(parents=True)
-    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+def workspace(local_project):
     # A credential the quantum backend would read from the environment: it must never leak.
-    env = {**os.environ, "DAGSTER_HOME": str(home), "HYBRID_DATA_DIR": str(data),
-           "AWS_SECRET_ACCESS_KEY": CANARY, "HYBRID_QUANTUM_API_TOKEN": CANARY}
-    return home, data, env
+    local_project.env.update({"AWS_SECRET_ACCESS_KEY": CANARY, "HYBRID_QUANTUM_API_TOKEN": CANARY})
+    return local_project.home, local_project.data, local_project
 
 
-def command(name: str, env: dict, *args: str) -> str:
-    completed = subprocess.run([str(Path(sys.executable).with_name(name)), *args], env=env, cwd=REPO,
-                               capture_output=True, text=True, timeout=600)
+def command(name: str, project, *args: str) -> str:
+    completed = project.command(name, *args)
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
     return completed.stdout
 
 
-def audit(env: dict, *args: str) -> dict:
-    return json.loads(command("hybrid-audit", env, "--format", "json", *args))
+def audit(project, *args: str) -> dict:
+    return json.loads(command("hybrid-audit", project, "--format", "json", *args))
 
 
 def versions(trail: dict) -> dict[str, str]:
@@ -48,10 +36,10 @@ def versions(trail: dict) -> dict[str, str]:
 
 
 def test_audit_trail_follows_the_event_log_across_new_data(workspace):
-    home, data, env = workspace
+    home, data, project = workspace
     write_good_csv(data / "landing", n_rows=50, name="first.csv")
-    command("hybrid-demo", env)
-    first = audit(env)
+    command("hybrid-demo", project)
+    first = audit(project)
     assert first["target"]["asset"] == "quantum_svm"
     assert {node["asset"] for node in first["chain"]} >= MODEL_CHAIN
     (landed,) = first["landing_files"]
@@ -63,21 +51,21 @@ def test_audit_trail_follows_the_event_log_across_new_data(workspace):
     assert [check["check"] for check in kernel["checks"]] == ["kernel_well_formed"]
     circuit = next(node for node in first["chain"] if node["asset"] == "circuit_artifact")
     assert circuit["code_version"] == "angle@1.0.0,iqp@1.0.0"
-    markdown = command("hybrid-audit", env)
+    markdown = command("hybrid-audit", project)
     assert markdown.startswith("# Audit trail: quantum_svm") and "first.csv" in markdown
 
     # Re-materializing with the same data, code and seeds reproduces every data version.
-    command("hybrid-demo", env)
-    assert versions(audit(env)) == versions(first)
+    command("hybrid-demo", project)
+    assert versions(audit(project)) == versions(first)
 
     write_good_csv(data / "landing", n_rows=30, id_offset=1000, seed=3, name="second.csv")
-    command("hybrid-demo", env)
-    second = audit(env)
+    command("hybrid-demo", project)
+    second = audit(project)
     assert {f["file_name"] for f in second["landing_files"]} == {"first.csv", "second.csv"}
     assert versions(second)["quantum_svm"] != versions(first)["quantum_svm"]
     assert versions(second)["features"] != versions(first)["features"]
     # The first model's report, asked for by its run id, still describes the first model.
-    again = audit(env, "quantum_svm", "--run-id", first["target"]["run_id"])
+    again = audit(project, "quantum_svm", "--run-id", first["target"]["run_id"])
     assert versions(again) == versions(first)
     assert [f["file_name"] for f in again["landing_files"]] == ["first.csv"]
 
@@ -90,9 +78,8 @@ def test_audit_trail_follows_the_event_log_across_new_data(workspace):
 
 
 def test_unknown_asset_or_run_gives_an_actionable_error(workspace):
-    home, data, env = workspace
-    completed = subprocess.run([str(Path(sys.executable).with_name("hybrid-audit"))], env=env, cwd=REPO,
-                               capture_output=True, text=True, timeout=120)
+    home, data, project = workspace
+    completed = project.command("hybrid-audit")
     assert completed.returncode == 2 and "make demo" in completed.stderr
 
 
@@ -102,9 +89,9 @@ def test_a_circuit_version_bump_marks_downstream_stale(workspace):
 
     from hybrid_assets.definitions import defs
 
-    home, data, env = workspace
+    home, data, project = workspace
     write_good_csv(data / "landing", n_rows=40, name="first.csv")
-    command("hybrid-demo", env)
+    command("hybrid-demo", project)
     with DagsterInstance.from_config(str(home)) as instance:
         def status(definitions: Definitions, asset: str) -> StaleStatus:
             resolver = CachingStaleStatusResolver(instance, definitions.get_repository_def().asset_graph,

@@ -19,8 +19,8 @@ import pytest
 from dagster import AssetKey, DagsterInstance, DagsterRunStatus, RunsFilter
 
 from tests.bad_files import write_good_csv, write_nan_and_inf
+from tests.conftest import REPO
 
-REPO = Path(__file__).parents[1]
 UNFINISHED = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
               DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
 
@@ -45,20 +45,16 @@ def wait_for(condition, timeout_s: float, what: str, daemon: subprocess.Popen, l
 
 
 @pytest.fixture
-def daemon(tmp_path):
-    home, data = tmp_path / "home", tmp_path / "data"
-    home.mkdir()
-    (data / "landing").mkdir(parents=True)
-    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+def daemon(local_project, tmp_path):
     log = tmp_path / "daemon.log"
-    env = {**os.environ, "DAGSTER_HOME": str(home), "HYBRID_DATA_DIR": str(data)}
     executable = Path(sys.executable).with_name("dagster-daemon")
     with open(log, "w") as output:
-        process = subprocess.Popen([str(executable), "run", "-w", str(REPO / "workspace.yaml")], cwd=REPO, env=env,
-                                   stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
-    instance = DagsterInstance.from_config(str(home))
+        process = subprocess.Popen([str(executable), "run", "-w", str(REPO / "workspace.yaml")], cwd=REPO,
+                                   env=local_project.env, stdout=output, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+    instance = DagsterInstance.from_config(str(local_project.home))
     try:
-        yield instance, data, process, log
+        yield instance, local_project.data, process, log
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         try:

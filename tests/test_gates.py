@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from dagster import AssetKey, DagsterInstance, instance_for_test, materialize
-from pennylane.devices import DefaultQubit
 
 from hybrid_assets.definitions import all_assets
 from hybrid_assets.gates import kernel_health
@@ -23,30 +22,10 @@ from hybrid_resources.cost_policy import CostPolicy, load_price_table
 from hybrid_resources.gate_policy import GatePolicy
 from hybrid_resources.quantum_backend import QuantumBackend
 from tests.bad_files import write_good_csv
+from tests.devices import DeviceBoundary
 from tests.test_pipeline import DOWNSTREAM, RESOURCES, SMALL_RUN_CONFIG, ingest
 
 REPO = Path(__file__).parents[1]
-
-
-class ThrottlingException(RuntimeError):
-    """Named like the AWS error the engine treats as transient."""
-
-
-class DeviceBoundary:
-    """Wraps the real DefaultQubit.execute: counts circuits, optionally fails the first calls."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, fail_first: int = 0):
-        self.circuits, self.calls, self.fail_first = 0, 0, fail_first
-        original, boundary = DefaultQubit.execute, self
-
-        def execute(device, circuits, execution_config=None):
-            boundary.calls += 1
-            if boundary.calls <= boundary.fail_first:
-                raise ThrottlingException("Rate exceeded")
-            boundary.circuits += len(circuits)
-            return original(device, circuits, execution_config)
-
-        monkeypatch.setattr(DefaultQubit, "execute", execute)
 
 
 @pytest.fixture

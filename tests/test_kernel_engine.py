@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pennylane as qml
 import pytest
-from pennylane.devices import DefaultQubit
 
 from hybrid_resources.backends import (
     BackendConfig,
@@ -16,6 +15,7 @@ from hybrid_resources.backends import (
 )
 from hybrid_resources.feature_maps import ENTANGLEMENTS, FeatureMapSpec, apply_feature_map
 from hybrid_resources.kernel_engine import planned_circuits, quantum_kernel
+from tests.devices import DeviceBoundary
 
 SPECS = [FeatureMapSpec("angle", 3)] + [FeatureMapSpec("iqp", 3, reps=2, entanglement=e) for e in ENTANGLEMENTS]
 
@@ -85,28 +85,8 @@ def test_shot_kernel_close_to_exact_and_deterministic():
     assert not np.array_equal(other.matrix, K)
 
 
-class _ExecCounter:
-    """Wraps the real DefaultQubit.execute to count submitted circuits (no mocking of results)."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, fail_first: int = 0):
-        self.circuits = 0
-        self.calls = 0
-        self.fail_first = fail_first
-        original = DefaultQubit.execute
-        counter = self
-
-        def execute(dev_self, circuits, execution_config=None):
-            counter.calls += 1
-            if counter.calls <= counter.fail_first:
-                raise TransientBackendError("simulated throttling")
-            counter.circuits += len(circuits)
-            return original(dev_self, circuits, execution_config)
-
-        monkeypatch.setattr(DefaultQubit, "execute", execute)
-
-
 def test_before_submit_gets_plan_and_can_refuse(monkeypatch: pytest.MonkeyPatch):
-    counter = _ExecCounter(monkeypatch)
+    counter = DeviceBoundary(monkeypatch)
     spec = FeatureMapSpec("angle", 2)
     X = np.random.default_rng(0).normal(size=(5, 2))
     Y = np.random.default_rng(1).normal(size=(3, 2))
@@ -135,7 +115,7 @@ def test_before_submit_gets_plan_and_can_refuse(monkeypatch: pytest.MonkeyPatch)
 
 
 def test_engine_retries_transient_device_error(monkeypatch: pytest.MonkeyPatch):
-    counter = _ExecCounter(monkeypatch, fail_first=1)
+    counter = DeviceBoundary(monkeypatch, fail_first=1, error=TransientBackendError)
     spec = FeatureMapSpec("angle", 2)
     X = np.random.default_rng(0).normal(size=(3, 2))
     res = quantum_kernel(X, spec=spec, backend=BackendConfig(shots=50, backoff_s=0.0))
@@ -143,7 +123,7 @@ def test_engine_retries_transient_device_error(monkeypatch: pytest.MonkeyPatch):
 
 
 def test_engine_gives_up(monkeypatch: pytest.MonkeyPatch):
-    _ExecCounter(monkeypatch, fail_first=100)
+    DeviceBoundary(monkeypatch, fail_first=100, error=TransientBackendError)
     spec = FeatureMapSpec("angle", 2)
     X = np.random.default_rng(0).normal(size=(3, 2))
     with pytest.raises(BackendUnavailableError):

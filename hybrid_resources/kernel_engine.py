@@ -129,7 +129,9 @@ def _states(X: np.ndarray, spec: FeatureMapSpec) -> np.ndarray:
 def _gram_block(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """|a b^H|^2 as float64 (len(a), len(b))."""
     if np.iscomplexobj(a):
-        g = a @ b.T.conj()
+        # |a b^H|^2 == |conj(a) b^T|^2: conjugate whichever side is smaller (a refresh pairs a
+        # few new rows with every cached state).
+        g = a.conj() @ b.T if a.shape[0] <= b.shape[0] else a @ b.T.conj()
         # |z|^2 = re^2 + im^2 without the sqrt of np.abs.
         return np.square(g.real) + np.square(g.imag)
     g = a @ b.T

@@ -83,11 +83,15 @@ def test_unknown_asset_or_run_gives_an_actionable_error(workspace):
     assert completed.returncode == 2 and "make demo" in completed.stderr
 
 
-def test_a_circuit_version_bump_marks_downstream_stale(workspace):
+def test_a_circuit_version_bump_marks_downstream_stale(workspace, monkeypatch):
+    import dataclasses
+
+    from dagster import materialize
     from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
     from dagster._core.loader import LoadingContextForTest
 
     from hybrid_assets.definitions import defs
+    from hybrid_resources.feature_maps import FEATURE_MAPS
 
     home, data, project = workspace
     write_good_csv(data / "landing", n_rows=40, name="first.csv")
@@ -99,6 +103,8 @@ def test_a_circuit_version_bump_marks_downstream_stale(workspace):
             return resolver.get_status(AssetKey(asset))
 
         assert status(defs, "quantum_kernel_train") == StaleStatus.FRESH
+        # What a release of iqp 1.1.0 changes: the registry's version, hence the circuit's code version.
+        monkeypatch.setitem(FEATURE_MAPS, "iqp", dataclasses.replace(FEATURE_MAPS["iqp"], version="1.1.0"))
         bumped_assets = map_asset_specs(
             lambda spec: spec.replace_attributes(code_version="angle@1.0.0,iqp@1.1.0")
             if spec.key == AssetKey("circuit_artifact") else spec,
@@ -110,6 +116,15 @@ def test_a_circuit_version_bump_marks_downstream_stale(workspace):
                                               LoadingContextForTest(instance))
         assert [cause.reason for cause in resolver.get_stale_causes(AssetKey("circuit_artifact"))] == [
             "has a new code version"]
-        # Dagster 1.13 marks the changed asset itself; its re-materialization carries a new spec
-        # (the version is part of the hashed spec), which then marks kernels and models stale.
+
+        # Re-materializing the circuit records the new spec (its version is hashed into the data
+        # version): the kernels built on the old circuit are now stale (Dagster 1.13 reports the
+        # direct dependents; their refresh then carries it on). The classical side is untouched.
+        monkeypatch.setenv("HYBRID_DATA_DIR", str(data))
+        result = materialize(bumped_assets, selection=[AssetKey("circuit_artifact")], instance=instance,
+                             resources=defs.resources)
+        assert result.success
+        assert status(bumped, "circuit_artifact") == StaleStatus.FRESH
+        for downstream in ("quantum_kernel_train", "quantum_kernel_test"):
+            assert status(bumped, downstream) == StaleStatus.STALE, downstream
         assert status(bumped, "classical_svm") == StaleStatus.FRESH

@@ -1,0 +1,79 @@
+"""vqc_model as an asset: a materialization killed with SIGKILL resumes from its checkpoint."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+from dagster import AssetKey, DagsterInstance, DagsterRunStatus, materialize
+
+from hybrid_assets.assets.variational import vqc_model
+from hybrid_assets.definitions import all_assets
+from hybrid_resources.artifacts import content_hash, read_artifact
+from hybrid_resources.vqc import TRAINER_VERSION, VqcConfig, lineage_key, train_vqc
+from tests.bad_files import write_good_csv
+from tests.conftest import REPO
+from tests.test_pipeline import RESOURCES
+
+VQC_CONFIG = {"layers": 1, "batch_size": 8, "epochs": 6, "seed": 3, "log_every": 1}
+
+TRAIN_IN_A_PROCESS = """
+import sys, time
+from dagster import DagsterInstance, materialize
+from hybrid_assets.definitions import all_assets
+from tests.test_pipeline import RESOURCES
+import hybrid_resources.vqc as vqc
+
+slow = vqc.CheckpointStore.save
+def save(self, *args, **kwargs):  # slow each step down so the test can kill mid-training
+    slow(self, *args, **kwargs)
+    time.sleep(0.3)
+vqc.CheckpointStore.save = save
+with DagsterInstance.get() as instance:
+    materialize(all_assets, selection=["vqc_model"], instance=instance, resources=RESOURCES,
+                run_config={"ops": {"vqc_model": {"config": %r}}})
+"""
+
+
+def test_a_killed_training_run_resumes_from_its_checkpoint(local_project, monkeypatch):
+    monkeypatch.setenv("HYBRID_DATA_DIR", str(local_project.data))
+    write_good_csv(local_project.data / "landing", n_rows=60, n_features=4, name="data.csv")
+    assert local_project.command("hybrid-demo").returncode == 0
+    embeddings = read_artifact(local_project.data / "artifacts" / "reduced_embeddings" / "value")
+    config = VqcConfig(**{k: v for k, v in VQC_CONFIG.items() if k != "log_every"})
+    lineage = lineage_key(content_hash(embeddings), TRAINER_VERSION, config)
+    checkpoints = local_project.data / "checkpoints" / lineage
+
+    worker = subprocess.Popen([sys.executable, "-c", TRAIN_IN_A_PROCESS % VQC_CONFIG], cwd=REPO,
+                              env=local_project.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and len(list(checkpoints.glob("step-*.json"))) < 2:
+        assert worker.poll() is None, "the training process ended before it could be killed"
+        time.sleep(0.1)
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.wait(timeout=30)
+    assert list(checkpoints.glob("step-*.json")), "no checkpoint was written before the kill"
+
+    with DagsterInstance.from_config(str(local_project.home)) as instance:
+        # What the daemon's run monitoring does for a run whose process died: mark it failed and
+        # give back its `quantum` pool slot, so the re-run is not left waiting for it.
+        (killed,) = [run for run in instance.get_runs() if run.status == DagsterRunStatus.STARTED]
+        instance.report_run_failed(killed)
+        instance.event_log_storage.free_concurrency_slots_for_run(killed.run_id)
+        result = materialize(all_assets, selection=[vqc_model.key], instance=instance, resources=RESOURCES,
+                             run_config={"ops": {"vqc_model": {"config": VQC_CONFIG}}})
+        assert result.success
+        metadata = instance.get_latest_materialization_event(AssetKey("vqc_model")).asset_materialization.metadata
+    training = metadata["training"].value
+    assert training["resumed_from_step"] is not None and training["steps_run"] < training["total_steps"]
+    resumed = read_artifact(local_project.data / "artifacts" / "vqc_model" / "value")
+
+    uninterrupted = train_vqc(embeddings["X_train"], embeddings["y_train"], config,
+                              checkpoint_dir=local_project.data / "fresh_checkpoints", lineage=lineage)
+    np.testing.assert_allclose(resumed["params"], uninterrupted.params, atol=1e-8)
+    np.testing.assert_allclose(resumed["bias"][0], uninterrupted.bias, atol=1e-8)
+    assert "data:image/png;base64," in metadata["training_curves"].value

@@ -109,3 +109,17 @@ def reproducibility_study(embeddings: dict[str, np.ndarray], spec: FeatureMapSpe
     message = (f"{metric} std {std:.4f}, kernel spread {spread:.3g} across {seeds} seeds "
                f"({'within' if passed else 'above'} tolerance {tolerance:g})")
     return GateResult("reproducibility", passed, message, figures)
+
+
+def restart_spread(values: list[float], *, metric: str, tolerance: float,
+                   name: str = "vqc_reproducibility") -> GateResult:
+    """Spread of a validation metric across seeded training restarts (needs at least two)."""
+    if len(values) < 2:
+        return GateResult(name, False, f"needs at least 2 seeded restarts to measure, got {len(values)}",
+                          {f"{metric}_per_restart": values})
+    std = float(np.std(values))
+    figures = {f"{metric}_per_restart": values, f"{metric}_std": std, f"{metric}_variance": std**2,
+               "tolerance": tolerance}
+    passed = std <= tolerance
+    return GateResult(name, passed, f"validation {metric} std {std:.4f} across {len(values)} seeded restarts "
+                                    f"({'within' if passed else 'above'} tolerance {tolerance:g})", figures)

@@ -168,3 +168,12 @@ def test_the_pool_limits_are_in_the_instance_config(tmp_path):
     shutil.copy(REPO / "dagster.yaml", tmp_path / "dagster.yaml")
     with DagsterInstance.from_config(str(tmp_path)) as instance:
         assert instance.get_concurrency_config().pool_config.default_pool_limit == 1
+
+
+def test_restart_spread_gate():
+    from hybrid_assets.gates import restart_spread
+
+    assert restart_spread([0.90, 0.91], metric="accuracy", tolerance=0.05).passed
+    noisy = restart_spread([0.55, 0.95], metric="accuracy", tolerance=0.05)
+    assert not noisy.passed and noisy.figures["accuracy_std"] == pytest.approx(0.2)
+    assert not restart_spread([0.9], metric="accuracy", tolerance=0.05).passed

@@ -19,7 +19,7 @@ from tests.bad_files import write_good_csv
 from tests.conftest import REPO
 from tests.test_pipeline import RESOURCES
 
-VQC_CONFIG = {"layers": 1, "batch_size": 8, "epochs": 6, "seed": 3, "log_every": 1}
+VQC_CONFIG = {"layers": 1, "batch_size": 8, "epochs": 4, "seed": 3, "restarts": 2, "log_every": 1}
 
 TRAIN_IN_A_PROCESS = """
 import sys, time

@@ -15,7 +15,7 @@ from dagster import (
     asset,
 )
 
-from hybrid_assets.gates import GateResult, margin_gate, reproducibility_study
+from hybrid_assets.gates import GateResult, margin_gate, reproducibility_study, restart_spread
 from hybrid_assets.modeling import (
     comparison_table,
     heatmap_png,
@@ -103,6 +103,8 @@ def _gate_check(gate: GateResult) -> AssetCheckResult:
                        description="Estimated quantum spend of this run within the run budget"),
         AssetCheckSpec("vqc_beats_classical", asset="model_evaluation",
                        description="The variational classifier beats the classical baseline by the same margin"),
+        AssetCheckSpec("vqc_reproducibility", asset="model_evaluation",
+                       description="The variational classifier's validation metric is stable across seeded restarts"),
     ],
     deps=[vqc_model],
 )
@@ -128,6 +130,8 @@ def model_evaluation(
     metrics["vqc_model"] = {name: float(vqc.get(f"holdout/{name}", math.nan)) for name in METRICS}
     vqc_margin = margin_gate(metrics, metric=gate_policy.metric, min_margin=gate_policy.min_margin,
                              candidate="vqc_model", name="vqc_beats_classical")
+    vqc_reproducibility = restart_spread(list(vqc.get("restart_val_accuracy") or []), metric="accuracy",
+                                         tolerance=gate_policy.reproducibility_tolerance)
 
     margin = margin_gate(metrics, metric=gate_policy.metric, min_margin=gate_policy.min_margin,
                          degraded_reason=degraded_reason)
@@ -185,9 +189,9 @@ def model_evaluation(
         heatmap_path.write_bytes(png)
         metadata |= {"kernel_heatmap": MetadataValue.md(markdown_image(png, "quantum kernel heatmap")),
                      "heatmap_path": str(heatmap_path)}
-    report["gates_other_models"] = {vqc_margin.name: vqc_margin.to_dict()}
+    report["gates_other_models"] = {gate.name: gate.to_dict() for gate in (vqc_margin, vqc_reproducibility)}
     yield artifact_output(report, metadata)
-    for gate in [*gates, vqc_margin]:
+    for gate in [*gates, vqc_margin, vqc_reproducibility]:
         yield _gate_check(gate)
 
 

@@ -30,7 +30,6 @@ from hybrid_resources.contract import (
     ContractViolation,
     DatasetContract,
     LandingTable,
-    ValidationReport,
     file_sha256,
     load_landing_file,
 )

@@ -11,7 +11,6 @@ from dagster import (
     AssetExecutionContext,
     AutomationCondition,
     MetadataValue,
-    Output,
     asset,
 )
 

@@ -46,13 +46,17 @@ def wait_for(condition, timeout_s: float, what: str, daemon: subprocess.Popen, l
 
 @pytest.fixture
 def daemon(local_project, tmp_path):
+    # Create the sqlite storage before the daemon and its code server open it: processes that
+    # initialize one fresh instance at the same moment can race on its schema stamp (as
+    # `make home` does for `make ui`, with `dagster instance concurrency set`).
+    instance = DagsterInstance.from_config(str(local_project.home))
+    instance.get_runs(limit=1)
     log = tmp_path / "daemon.log"
     executable = Path(sys.executable).with_name("dagster-daemon")
     with open(log, "w") as output:
         process = subprocess.Popen([str(executable), "run", "-w", str(REPO / "workspace.yaml")], cwd=REPO,
                                    env=local_project.env, stdout=output, stderr=subprocess.STDOUT,
                                    start_new_session=True)
-    instance = DagsterInstance.from_config(str(local_project.home))
     try:
         yield instance, local_project.data, process, log
     finally:

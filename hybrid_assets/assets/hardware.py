@@ -26,7 +26,7 @@ from dagster import (
 )
 from pydantic import Field
 
-from hybrid_assets.assets.quantum import cost_admission
+from hybrid_assets.assets.quantum import cost_admission, refused
 from hybrid_assets.outputs import artifact_output, latest_metadata
 from hybrid_resources.backends import BackendUnavailableError
 from hybrid_resources.cost_policy import BudgetExceededError, CostPolicy, UnknownPriceError
@@ -133,8 +133,8 @@ def hardware_kernel_spread(
     try:
         result = quantum_kernel(X_test[:rows], X_train[:cols], spec=spec, backend=backend,
                                 before_submit=cost_admission(cost_policy, warehouse, backend, context.run_id))
-    except (BudgetExceededError, UnknownPriceError) as refused:
-        raise Failure(description=str(refused), metadata={"refused_before_submission": True}) from refused
+    except (BudgetExceededError, UnknownPriceError) as error:
+        raise refused(error) from error
     except BackendUnavailableError as unavailable:
         raise Failure(description=f"Hardware evaluation failed on {arn or backend.device_name}: {unavailable}",
                       metadata={"refused_before_submission": False}) from unavailable

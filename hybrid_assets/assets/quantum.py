@@ -108,6 +108,11 @@ def cost_admission(cost_policy: CostPolicy, warehouse: Warehouse, backend: Backe
     return before_submit
 
 
+def refused(error: BudgetExceededError | UnknownPriceError) -> Failure:
+    """The clear failure for a plan the cost policy refused (nothing was sent to the device)."""
+    return Failure(description=str(error), metadata={"refused_before_submission": True})
+
+
 def _quantum_kernel_asset(context: AssetExecutionContext, X: np.ndarray, Y: np.ndarray | None, circuit: dict,
                           quantum_backend: QuantumBackend, cost_policy: CostPolicy, warehouse: Warehouse,
                           gates: GatePolicy) -> Iterator:
@@ -125,8 +130,8 @@ def _quantum_kernel_asset(context: AssetExecutionContext, X: np.ndarray, Y: np.n
             result = quantum_kernel(X, Y, spec=FeatureMapSpec.from_dict(circuit["spec"]), backend=backend,
                                     cache=KernelCache(DataLayout.from_env().kernel_cache),
                                     before_submit=cost_admission(cost_policy, warehouse, backend, context.run_id))
-        except (BudgetExceededError, UnknownPriceError) as refused:
-            raise Failure(description=str(refused), metadata={"refused_before_submission": True}) from refused
+        except (BudgetExceededError, UnknownPriceError) as error:
+            raise refused(error) from error
         except BackendUnavailableError as unavailable:
             reason = str(unavailable)
     if reason:

@@ -1,14 +1,15 @@
 """The variational quantum classifier: trained with a checkpoint after every step, resumable after a crash."""
 
 import numpy as np
-from dagster import AssetExecutionContext, AutomationCondition, Config, Failure, MetadataValue, Output, asset
+from dagster import AssetExecutionContext, AutomationCondition, Config, MetadataValue, Output, asset
 from pydantic import Field
 
+from hybrid_assets.assets.quantum import cost_admission, refused
 from hybrid_assets.modeling import holdout_metrics, markdown_image, training_curves_png
 from hybrid_assets.outputs import artifact_output
 from hybrid_resources.artifacts import content_hash
 from hybrid_resources.backends import BackendUnavailableError, call_with_retries
-from hybrid_resources.cost_policy import BudgetExceededError, CostPolicy, UnknownPriceError, admit
+from hybrid_resources.cost_policy import BudgetExceededError, CostPolicy, UnknownPriceError
 from hybrid_resources.paths import DataLayout
 from hybrid_resources.quantum_backend import QuantumBackend
 from hybrid_resources.vqc import (
@@ -59,11 +60,11 @@ def vqc_model(context: AssetExecutionContext, config: VqcAssetConfig, reduced_em
     X_train, y_train = reduced_embeddings["X_train"], reduced_embeddings["y_train"]
     plan = vqc_training_plan(vqc_config, len(y_train), X_train.shape[1])
     estimate = cost_policy.estimate(backend, plan["circuits"], backend.shots or 0)
-    try:  # before the first circuit: a training run is many small submissions
-        admit(estimate, spent_this_run=warehouse.spent_usd(run_id=context.run_id), spent_today=warehouse.spent_usd(),
-              run_budget_usd=cost_policy.run_budget_usd, daily_budget_usd=cost_policy.daily_budget_usd)
-    except (BudgetExceededError, UnknownPriceError) as refused:
-        raise Failure(description=str(refused), metadata={"refused_before_submission": True}) from refused
+    try:  # the whole plan, before the first circuit: a training run is many small submissions
+        cost_admission(cost_policy, warehouse, backend, context.run_id)(plan["circuits"],
+                                                                         plan["circuits"] * (backend.shots or 0))
+    except (BudgetExceededError, UnknownPriceError) as error:
+        raise refused(error) from error
 
     lineage = lineage_key(content_hash(reduced_embeddings), TRAINER_VERSION, vqc_config)
 

@@ -44,10 +44,8 @@ def namespace_id(spec_hash: str, backend_key: dict[str, Any]) -> str:
 def _keys_id(*key_lists: Sequence[str]) -> str:
     h = hashlib.sha256()
     for keys in key_lists:
-        h.update(str(len(keys)).encode())
-        for k in keys:
-            h.update(b"\0")
-            h.update(k.encode())
+        h.update(f"{len(keys)}\0".encode())
+        h.update("\0".join(keys).encode())
         h.update(b"\1")
     return h.hexdigest()[:32]
 
@@ -76,11 +74,33 @@ def _atomic_save_npy(path: pathlib.Path, array: np.ndarray) -> None:
         raise
 
 
-def _as_slice(idx: np.ndarray) -> slice | np.ndarray:
-    """A slice when ``idx`` is a contiguous increasing run (cheap block copies), else idx."""
+Index = slice | np.ndarray  # a contiguous run as a slice (cheap block copies), else intp indices
+
+
+def as_slice(idx: np.ndarray) -> Index:
+    """A slice when ``idx`` is a contiguous increasing run, else ``idx`` itself."""
     if idx.size and idx[-1] - idx[0] == idx.size - 1 and (idx.size < 2 or np.all(np.diff(idx) == 1)):
         return slice(int(idx[0]), int(idx[-1]) + 1)
     return idx
+
+
+def take_block(a: np.ndarray, r: Index, c: Index) -> np.ndarray:
+    """a[rows][:, cols]; a view when both are slices."""
+    if isinstance(r, slice) and isinstance(c, slice):
+        return a[r, c]
+    if isinstance(r, slice):
+        return a[r][:, c]
+    if isinstance(c, slice):
+        return a[:, c][r]
+    return a[np.ix_(r, c)]
+
+
+def put_block(a: np.ndarray, r: Index, c: Index, v: Any) -> None:
+    """a[rows][:, cols] = v, in place."""
+    if isinstance(r, slice) or isinstance(c, slice):
+        a[r, c] = v  # basic + advanced indexing on distinct axes assigns the block
+    else:
+        a[np.ix_(r, c)] = v
 
 
 @dataclass(frozen=True)
@@ -160,28 +180,28 @@ class KernelCache:
         """
         copied = 0
         one_sided = False
-        rpos = {k: i for i, k in enumerate(row_keys)}
-        cpos = rpos if col_keys is row_keys else {k: i for i, k in enumerate(col_keys)}
+        rreq = tuple(row_keys)
+        creq = rreq if col_keys is row_keys else tuple(col_keys)
+        rpos = {k: i for i, k in enumerate(rreq)}
+        cpos = rpos if creq is rreq else {k: i for i, k in enumerate(creq)}
         for panel in self._panels(ns):
             mm: np.ndarray | None = None
             square = panel.rows == panel.cols
             for prow, pcol, transpose in ((panel.rows, panel.cols, False), (panel.cols, panel.rows, True)):
                 if transpose and square:
                     break  # a square panel over one key list is symmetric already
-                r_src, r_dst = _positions(prow, rpos)
-                if r_dst.size == 0:
+                rs, rd, nr = _match(prow, rreq, rpos)
+                if nr == 0:
                     continue
-                c_src, c_dst = (r_src, r_dst) if (square and cpos is rpos) else _positions(pcol, cpos)
-                if c_dst.size == 0:
+                cs, cd, nc = (rs, rd, nr) if (square and cpos is rpos) else _match(pcol, creq, cpos)
+                if nc == 0:
                     continue
                 if mm is None:
                     mm = np.load(self.root / ns / "panels" / f"{panel.pid}.npy", mmap_mode="r", allow_pickle=False)
                 src = mm.T if transpose else mm
-                rs, cs = _as_slice(r_src), _as_slice(c_src)
-                rd, cd = _as_slice(r_dst), _as_slice(c_dst)
-                _put(out, rd, cd, _take(src, rs, cs))
-                _put(known, rd, cd, True)
-                copied += r_dst.size * c_dst.size
+                put_block(out, rd, cd, take_block(src, rs, cs))
+                put_block(known, rd, cd, True)
+                copied += nr * nc
                 one_sided = one_sided or not (square and cpos is rpos)
         if report is not None:
             report["one_sided"] = one_sided
@@ -207,55 +227,52 @@ class KernelCache:
         folder = self.root / ns / "states"
         if not folder.exists() or len(keys) == 0:
             return found
-        pos = {k: i for i, k in enumerate(keys)}
+        request = tuple(keys)
+        pos = {k: i for i, k in enumerate(request)}
         for meta in sorted(folder.glob("*.json")):
             sid = meta.stem
             skeys = self._states_memo.get((ns, sid))
             if skeys is None:
                 skeys = tuple(json.loads(meta.read_text())["keys"])
                 self._states_memo[(ns, sid)] = skeys
-            src, dst = _positions(skeys, pos)
-            keep = ~found[dst]
-            src, dst = src[keep], dst[keep]
-            if dst.size == 0:
+            src, dst, count = _match(skeys, request, pos)
+            if count == 0:
                 continue
+            if not isinstance(dst, slice) or found[dst].any():
+                # Keep the first copy of each state (a key may sit in several files).
+                src_i, dst_i = np.arange(len(skeys))[src], np.arange(len(request))[dst]
+                keep = ~found[dst_i]
+                if not keep.any():
+                    continue
+                src, dst = as_slice(src_i[keep]), as_slice(dst_i[keep])
             mm = np.load(folder / f"{sid}.npy", mmap_mode="r", allow_pickle=False)
             if mm.shape[1] != out.shape[1]:
                 continue
-            out[_as_slice(dst)] = mm[_as_slice(src)]
+            out[dst] = mm[src]
             found[dst] = True
             if found.all():
                 break
         return found
 
 
-def _positions(panel_keys: Sequence[str], pos: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
-    """(indices into panel_keys, indices into the request) of keys present in both."""
-    src, dst = [], []
-    for i, k in enumerate(panel_keys):
-        j = pos.get(k)
-        if j is not None:
-            src.append(i)
-            dst.append(j)
-    return np.asarray(src, dtype=np.intp), np.asarray(dst, dtype=np.intp)
+def _match(stored: tuple[str, ...], request: tuple[str, ...], pos: dict[str, int]) -> tuple[Index, Index, int]:
+    """(indices into ``stored``, indices into ``request``, count) of the keys in both.
 
-
-def _take(a: np.ndarray, r: slice | np.ndarray, c: slice | np.ndarray) -> np.ndarray:
-    if isinstance(r, slice) and isinstance(c, slice):
-        return a[r, c]
-    if isinstance(r, slice):
-        return a[r][:, c]
-    if isinstance(c, slice):
-        return a[:, c][r]
-    return a[np.ix_(r, c)]
-
-
-def _put(a: np.ndarray, r: slice | np.ndarray, c: slice | np.ndarray, v: Any) -> None:
-    if isinstance(r, slice) and isinstance(c, slice):
-        a[r, c] = v
-    elif isinstance(r, slice):
-        a[r, c] = v  # basic + advanced indexing on distinct axes assigns the block
-    elif isinstance(c, slice):
-        a[r, c] = v
-    else:
-        a[np.ix_(r, c)] = v
+    ``pos`` maps each request key to its index. The usual layouts (a stored run inside the
+    request, e.g. old rows before new ones, or the request inside a stored run) are found
+    by comparing whole key runs, without a per-key Python loop.
+    """
+    m, n = len(stored), len(request)
+    if m == 0 or n == 0:
+        return slice(0, 0), slice(0, 0), 0
+    j0 = pos.get(stored[0])
+    if j0 is not None and request[j0 : j0 + m] == stored:
+        return slice(0, m), slice(j0, j0 + m), m
+    if n <= m and request[0] in stored:
+        i0 = stored.index(request[0])
+        if stored[i0 : i0 + n] == request:
+            return slice(i0, i0 + n), slice(0, n), n
+    dst = np.fromiter((pos.get(k, -1) for k in stored), dtype=np.intp, count=m)
+    src = np.flatnonzero(dst >= 0)
+    dst = dst[src]
+    return as_slice(src), as_slice(dst), int(src.size)

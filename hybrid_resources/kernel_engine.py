@@ -21,16 +21,14 @@ import hashlib
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pennylane as qml
 
 from hybrid_resources.backends import BackendConfig, call_with_retries, make_device
 from hybrid_resources.feature_maps import FeatureMapSpec, apply_feature_map, is_real_map, simulate_states
-
-if TYPE_CHECKING:
-    from hybrid_resources.kernel_cache import KernelCache
+from hybrid_resources.kernel_cache import KernelCache, as_slice, put_block, take_block
 
 
 @dataclass(frozen=True)
@@ -257,7 +255,7 @@ def quantum_kernel(
     *,
     spec: FeatureMapSpec,
     backend: BackendConfig = BackendConfig(),
-    cache: "KernelCache | None" = None,
+    cache: KernelCache | None = None,
     x_keys: Sequence[str] | None = None,
     y_keys: Sequence[str] | None = None,
     block_size: int = 2048,
@@ -386,17 +384,14 @@ def _exact_path(X, Y, spec, out, known, symmetric, block_size, cache, ns, rkeys,
         r_states, n_sim_r = _cached_states(X, rkeys, need_r, spec, cache, ns)
         c_states, n_sim_c = _cached_states(Y, ckeys, need_c, spec, cache, ns)
     stats_kw["states_simulated"] = n_sim_r + n_sim_c
-    r_at = {int(i): k for k, i in enumerate(need_r)}
-    c_at = {int(i): k for k, i in enumerate(need_c)}
     for rows, cols in plan:
-        A = r_states[[r_at[int(i)] for i in rows]]
-        B = c_states[[c_at[int(j)] for j in cols]]
-        rr = _maybe_slice(rows)
-        cc = _maybe_slice(cols)
+        A = _states_for(r_states, need_r, rows)
+        B = _states_for(c_states, need_c, cols)
+        rr, cc = as_slice(rows), as_slice(cols)
         _gram_into(out, rr, cc, A, B, block_size, symmetric=False)
         if symmetric:
             # Mirror so the matrix stays exactly symmetric.
-            out[np.ix_(cols, rows)] = out[np.ix_(rows, cols)].T
+            put_block(out, cc, rr, take_block(out, rr, cc).T)
             both = np.intersect1d(rows, cols)
             if both.size > 1:
                 # Entries computed twice (rows and cols overlap): keep the upper copy.
@@ -404,13 +399,16 @@ def _exact_path(X, Y, spec, out, known, symmetric, block_size, cache, ns, rkeys,
                 iu = np.triu_indices(both.size, 1)
                 sub[iu[1], iu[0]] = sub[iu]
                 out[np.ix_(both, both)] = sub
-        cache.store_panel(ns, [rkeys[i] for i in rows], [ckeys[j] for j in cols], out[np.ix_(rows, cols)])
+        cache.store_panel(ns, [rkeys[i] for i in rows], [ckeys[j] for j in cols], take_block(out, rr, cc))
 
 
-def _maybe_slice(idx: np.ndarray) -> np.ndarray | slice:
-    if idx.size and idx[-1] - idx[0] == idx.size - 1 and np.all(np.diff(idx) == 1):
-        return slice(int(idx[0]), int(idx[-1]) + 1)
-    return idx
+def _states_for(states: np.ndarray, have: np.ndarray, want: np.ndarray) -> np.ndarray:
+    """Rows of ``states`` (row k holds sample ``have[k]``) for samples ``want``.
+
+    ``have`` and ``want`` are sorted and unique with ``want`` a subset of ``have``, so equal
+    sizes mean the same samples and ``states`` is returned without a copy.
+    """
+    return states if want.size == have.size else states[np.searchsorted(have, want)]
 
 
 def _cached_states(X, keys, idx, spec, cache, ns) -> tuple[np.ndarray, int]:

@@ -109,3 +109,24 @@ def test_explicit_keys_and_files_are_plain(cache: KernelCache):
             np.load(p, allow_pickle=False)
     with pytest.raises(ValueError):
         quantum_kernel(X, spec=SPEC, cache=cache, x_keys=keys[:3])
+
+
+@pytest.mark.parametrize(
+    "stored, request_keys, expected",
+    [
+        ("abc", "abcde", ([0, 1, 2], [0, 1, 2])),  # old rows first, new rows appended
+        ("cde", "abcde", ([0, 1, 2], [2, 3, 4])),
+        ("abcde", "bcd", ([1, 2, 3], [0, 1, 2])),  # request inside a stored run
+        ("abc", "bcd", ([1, 2], [0, 1])),  # partial overlap
+        ("dbxa", "abcd", ([0, 1, 3], [3, 1, 0])),  # scattered order
+        ("xyz", "abc", ([], [])),
+    ],
+)
+def test_match_finds_every_shared_key(stored: str, request_keys: str, expected: tuple[list[int], list[int]]):
+    from hybrid_resources.kernel_cache import _match
+
+    request = tuple(request_keys)
+    src, dst, count = _match(tuple(stored), request, {k: i for i, k in enumerate(request)})
+    assert count == len(expected[0])
+    assert list(np.arange(len(stored))[src]) == expected[0]
+    assert list(np.arange(len(request))[dst]) == expected[1]

@@ -4,7 +4,7 @@ Layout under ``root`` (the caller passes ``HYBRID_DATA_DIR/kernel_cache``)::
 
     <namespace>/namespace.json            what produced the entries: spec dict + backend key
     <namespace>/panels/<id>.npy           float64 (len(rows), len(cols)) kernel values
-    <namespace>/panels/<id>.json          {"rows": [key, ...], "cols": [key, ...]}
+    <namespace>/panels/<id>.json          {"rows": [key, ...], "cols": [key, ...] or null (= rows)}
     <namespace>/states/<id>.npy           (len(keys), 2**n) statevectors (exact path only)
     <namespace>/states/<id>.json          {"keys": [key, ...]}
 
@@ -28,7 +28,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: a square panel stores its keys once
 
 
 def namespace_id(spec_hash: str, backend_key: dict[str, Any]) -> str:
@@ -72,6 +72,12 @@ def _atomic_save_npy(path: pathlib.Path, array: np.ndarray) -> None:
     except BaseException:
         pathlib.Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _load_mapped(path: pathlib.Path) -> np.ndarray:
+    """A .npy file memory-mapped read-only, as a plain ndarray view (slicing an np.memmap
+    runs Python code per slice, which adds up over many block copies)."""
+    return np.load(path, mmap_mode="r", allow_pickle=False).view(np.ndarray)
 
 
 Index = slice | np.ndarray  # a contiguous run as a slice (cheap block copies), else intp indices
@@ -148,7 +154,8 @@ class KernelCache:
             memo = self._panel_memo.get((ns, pid))
             if memo is None:
                 d = json.loads(meta.read_text())
-                memo = _Panel(pid, tuple(d["rows"]), tuple(d["cols"]))
+                rows = tuple(d["rows"])
+                memo = _Panel(pid, rows, rows if d["cols"] is None else tuple(d["cols"]))
                 self._panel_memo[(ns, pid)] = memo
             panels.append(memo)
         return panels
@@ -165,7 +172,9 @@ class KernelCache:
         if (folder / f"{pid}.json").exists():
             return pid  # same keys, same namespace => same entries already stored
         _atomic_save_npy(folder / f"{pid}.npy", values)
-        _atomic_write_bytes(folder / f"{pid}.json", json.dumps({"rows": list(row_keys), "cols": list(col_keys)}).encode())
+        square = len(row_keys) == len(col_keys) and list(row_keys) == list(col_keys)
+        meta = {"rows": list(row_keys), "cols": None if square else list(col_keys)}
+        _atomic_write_bytes(folder / f"{pid}.json", json.dumps(meta).encode())
         return pid
 
     def fill(self, ns: str, row_keys: Sequence[str], col_keys: Sequence[str], out: np.ndarray,
@@ -186,7 +195,7 @@ class KernelCache:
         cpos = rpos if creq is rreq else {k: i for i, k in enumerate(creq)}
         for panel in self._panels(ns):
             mm: np.ndarray | None = None
-            square = panel.rows == panel.cols
+            square = panel.rows is panel.cols or panel.rows == panel.cols
             for prow, pcol, transpose in ((panel.rows, panel.cols, False), (panel.cols, panel.rows, True)):
                 if transpose and square:
                     break  # a square panel over one key list is symmetric already
@@ -197,10 +206,18 @@ class KernelCache:
                 if nc == 0:
                     continue
                 if mm is None:
-                    mm = np.load(self.root / ns / "panels" / f"{panel.pid}.npy", mmap_mode="r", allow_pickle=False)
+                    mm = _load_mapped(self.root / ns / "panels" / f"{panel.pid}.npy")
                 src = mm.T if transpose else mm
-                put_block(out, rd, cd, take_block(src, rs, cs))
-                put_block(known, rd, cd, True)
+                row_runs, col_runs = _runs(rs, rd), _runs(cs, cd)
+                if len(row_runs) * len(col_runs) <= _MAX_BLOCK_COPIES:
+                    # Block copies, even for interleaved keys: far cheaper than a fancy scatter.
+                    for r_src, r_dst in row_runs:
+                        for c_src, c_dst in col_runs:
+                            out[r_dst, c_dst] = src[r_src, c_src]
+                            known[r_dst, c_dst] = True
+                else:
+                    put_block(out, rd, cd, take_block(src, rs, cs))
+                    put_block(known, rd, cd, True)
                 copied += nr * nc
                 one_sided = one_sided or not (square and cpos is rpos)
         if report is not None:
@@ -245,14 +262,31 @@ class KernelCache:
                 if not keep.any():
                     continue
                 src, dst = as_slice(src_i[keep]), as_slice(dst_i[keep])
-            mm = np.load(folder / f"{sid}.npy", mmap_mode="r", allow_pickle=False)
+            mm = _load_mapped(folder / f"{sid}.npy")
             if mm.shape[1] != out.shape[1]:
                 continue
-            out[dst] = mm[src]
+            for rows_src, rows_dst in _runs(src, dst):
+                out[rows_dst] = mm[rows_src]
             found[dst] = True
             if found.all():
                 break
         return found
+
+
+_MAX_BLOCK_COPIES = 1024  # above this many run x run blocks, one fancy-indexed copy is cheaper
+
+
+def _runs(src: Index, dst: Index) -> list[tuple[slice, slice]]:
+    """Split matched index pairs (``src[k]`` goes to ``dst[k]``) into maximal runs that are
+    contiguous on both sides, as (src slice, dst slice) pairs."""
+    if isinstance(src, slice) and isinstance(dst, slice):
+        return [(src, dst)]
+    s = np.arange(src.start, src.stop) if isinstance(src, slice) else src
+    d = np.arange(dst.start, dst.stop) if isinstance(dst, slice) else dst
+    starts = np.concatenate(([0], np.flatnonzero((np.diff(s) != 1) | (np.diff(d) != 1)) + 1))
+    ends = np.append(starts[1:], s.size)
+    return [(slice(int(s[a]), int(s[a]) + int(b - a)), slice(int(d[a]), int(d[a]) + int(b - a)))
+            for a, b in zip(starts, ends)]
 
 
 def _match(stored: tuple[str, ...], request: tuple[str, ...], pos: dict[str, int]) -> tuple[Index, Index, int]:

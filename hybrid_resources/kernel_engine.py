@@ -373,14 +373,13 @@ def _exact_path(X, Y, spec, out, known, symmetric, block_size, cache, ns, rkeys,
     plan = _plan(known, nR, nC, symmetric)
     if not plan:
         return
-    need_r = np.unique(np.concatenate([r for r, _ in plan]))
-    need_c = np.unique(np.concatenate([c for _, c in plan]))
     if symmetric:
         # One state lookup for every index either side needs.
-        need_r = need_c = np.union1d(need_r, need_c)
+        need_r = need_c = _union(nR, *(r for r, _ in plan), *(c for _, c in plan))
         r_states, n_sim_r = _cached_states(X, rkeys, need_r, spec, cache, ns)
         c_states, n_sim_c = r_states, 0
     else:
+        need_r, need_c = _union(nR, *(r for r, _ in plan)), _union(nC, *(c for _, c in plan))
         r_states, n_sim_r = _cached_states(X, rkeys, need_r, spec, cache, ns)
         c_states, n_sim_c = _cached_states(Y, ckeys, need_c, spec, cache, ns)
     stats_kw["states_simulated"] = n_sim_r + n_sim_c
@@ -392,7 +391,7 @@ def _exact_path(X, Y, spec, out, known, symmetric, block_size, cache, ns, rkeys,
         if symmetric:
             # Mirror so the matrix stays exactly symmetric.
             put_block(out, cc, rr, take_block(out, rr, cc).T)
-            both = np.intersect1d(rows, cols)
+            both = rows[_mask(nC, cols)[rows]]
             if both.size > 1:
                 # Entries computed twice (rows and cols overlap): keep the upper copy.
                 sub = out[np.ix_(both, both)]
@@ -400,6 +399,19 @@ def _exact_path(X, Y, spec, out, known, symmetric, block_size, cache, ns, rkeys,
                 sub[iu[1], iu[0]] = sub[iu]
                 out[np.ix_(both, both)] = sub
         cache.store_panel(ns, [rkeys[i] for i in rows], [ckeys[j] for j in cols], take_block(out, rr, cc))
+
+
+def _mask(n: int, *indices: np.ndarray) -> np.ndarray:
+    """bool (n,): True at every index in any of ``indices``."""
+    mask = np.zeros(n, dtype=bool)
+    for idx in indices:
+        mask[idx] = True
+    return mask
+
+
+def _union(n: int, *indices: np.ndarray) -> np.ndarray:
+    """Sorted unique indices in [0, n) found in any of ``indices`` (a mask: no sort)."""
+    return np.flatnonzero(_mask(n, *indices))
 
 
 def _states_for(states: np.ndarray, have: np.ndarray, want: np.ndarray) -> np.ndarray:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from importlib import metadata as package_metadata
+from pathlib import Path
 from typing import Any
 
 from dagster import DataVersion, MetadataValue, Output
 
-from hybrid_resources.artifacts import content_hash
+from hybrid_resources.artifacts import content_hash, read_artifact
 
 _TRACKED_PACKAGES = ("dagster", "pennylane", "amazon-braket-pennylane-plugin", "numpy", "scikit-learn")
 
@@ -41,3 +42,14 @@ def latest_metadata(instance, asset: str) -> dict[str, Any]:
     if event is None:
         return {}
     return {key: getattr(value, "value", value) for key, value in event.asset_materialization.metadata.items()}
+
+
+def latest_artifact(instance, asset: str) -> Any | None:
+    """The stored value of ``asset``'s latest materialization, or None when there is none or
+    the file no longer holds what that materialization recorded (its content hash differs)."""
+    recorded = latest_metadata(instance, asset)
+    path = recorded.get("artifact_path")
+    if not path or not Path(path).exists():
+        return None
+    value = read_artifact(Path(path).with_suffix(""))
+    return value if content_hash(value) == recorded.get("content_hash") else None

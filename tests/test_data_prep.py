@@ -2,7 +2,16 @@ import numpy as np
 import polars as pl
 import pytest
 
-from hybrid_assets.data_prep import ENCODING_RANGE, build_features, reduce_embeddings, row_hash, split_of
+from hybrid_assets.data_prep import (
+    ENCODING_RANGE,
+    EmbeddingTransform,
+    build_features,
+    reduce_embeddings,
+    refit_reason,
+    row_hash,
+    split_of,
+)
+from tests.conftest import blobs_frame
 
 
 def raw_rows(frame: pl.DataFrame, file_hash: str = "f1", order_offset: int = 0) -> pl.DataFrame:
@@ -75,3 +84,32 @@ def test_one_class_is_refused(blobs):
     table = build_features(raw_rows(blobs.filter(pl.col("label") == "1")), test_fraction=0.25, seed=0)
     with pytest.raises(ValueError, match="exactly 2 label classes"):
         reduce_embeddings(table, n_qubits=2)
+
+
+def test_a_kept_transform_keeps_old_embeddings_until_the_train_split_grows_past_refit_growth(blobs):
+    base = build_features(raw_rows(blobs.head(40)), test_fraction=0.25, seed=0)
+    first = reduce_embeddings(base, n_qubits=3)
+    transform = EmbeddingTransform.from_bundle(first)
+    assert transform is not None and len(transform.fit_ids) == len(first["ids_train"])
+    assert refit_reason(None, base, n_qubits=3, refit_growth=0.2) == "no fitted transform yet"
+    assert refit_reason(transform, base, n_qubits=3, refit_growth=0.0) is None  # same rows: keep
+
+    grown = build_features(raw_rows(blobs.head(44)), test_fraction=0.25, seed=0)
+    growth = (grown["split"] == "train").sum() / len(transform.fit_ids) - 1
+    assert 0 < growth <= 0.2
+    assert refit_reason(transform, grown, n_qubits=3, refit_growth=0.2) is None
+    assert "grew" in refit_reason(transform, grown, n_qubits=3, refit_growth=0.0)
+    kept = reduce_embeddings(grown, n_qubits=3, transform=transform)
+    old = np.isin(kept["ids_train"], first["ids_train"])
+    np.testing.assert_array_equal(kept["X_train"][old], first["X_train"])
+    np.testing.assert_array_equal(kept["fit_ids"], first["fit_ids"])
+    low, high = ENCODING_RANGE
+    assert kept["X_train"].min() >= low and kept["X_train"].max() <= high  # new rows clipped into range
+
+    assert "dimensions" in refit_reason(transform, grown, n_qubits=2, refit_growth=0.2)
+    narrower = grown.with_columns(pl.col("features").list.head(4))
+    assert "feature columns" in refit_reason(transform, narrower, n_qubits=3, refit_growth=0.2)
+    other = build_features(raw_rows(blobs_frame(n_rows=60, seed=9, id_offset=5000)), test_fraction=0.25, seed=0)
+    assert "no longer in the train split" in refit_reason(transform, other, n_qubits=3, refit_growth=1.0)
+    # Bundles written before fit_ids existed carry no reusable transform.
+    assert EmbeddingTransform.from_bundle({k: v for k, v in first.items() if k != "fit_ids"}) is None

@@ -14,7 +14,9 @@ from hybrid_assets.definitions import all_assets
 from hybrid_assets.partitions import landing_files_partitions
 from hybrid_resources.artifacts import ArtifactIOManager, read_artifact
 from hybrid_resources.cost_policy import CostPolicy
+from hybrid_resources.feature_maps import FeatureMapSpec
 from hybrid_resources.gate_policy import GatePolicy
+from hybrid_resources.kernel_engine import quantum_kernel
 from hybrid_resources.quantum_backend import QuantumBackend
 from hybrid_resources.quarantine import safe_partition_key
 from hybrid_resources.warehouse import Warehouse
@@ -187,3 +189,46 @@ def test_a_remote_landing_uri_is_ingested_and_bad_files_leave_it(data_layout, in
     assert [path.name for path in landing_files()] == ["remote.csv"]
     assert (data_layout.quarantine / "bad.csv").exists()
     assert warehouse_rows("SELECT count(*) FROM raw_rows") == [(30,)]
+
+
+def test_growing_data_keeps_the_embedding_and_refreshes_the_kernel_incrementally(data_layout, instance):
+    kernel_path = AssetSelection.assets("features", "reduced_embeddings", "circuit_artifact", "quantum_kernel_train")
+
+    def refresh_kernel() -> tuple[dict, dict]:
+        assert materialize(all_assets, selection=kernel_path, instance=instance, resources=RESOURCES,
+                           run_config=SMALL_RUN_CONFIG).success
+        meta = {asset: {key: getattr(value, "value", value) for key, value in
+                        instance.get_latest_materialization_event(AssetKey(asset)).asset_materialization.metadata.items()}
+                for asset in ("reduced_embeddings", "quantum_kernel_train")}
+        return read_artifact(data_layout.artifacts / "reduced_embeddings" / "value"), meta
+
+    blobs_frame(n_rows=60, seed=4).write_csv(data_layout.landing / "first.csv")
+    ingest(instance, "first.csv")
+    first, meta = refresh_kernel()
+    assert meta["reduced_embeddings"]["transform"].startswith("fit on")
+    n_old = len(first["ids_train"])
+
+    # +10% rows (under the default refit_growth of 20%): same transform, old samples first and
+    # unchanged, and the kernel computes only the new rows.
+    blobs_frame(n_rows=6, seed=5, id_offset=500).write_csv(data_layout.landing / "second.csv")
+    ingest(instance, "second.csv")
+    grown, meta = refresh_kernel()
+    n_new = len(grown["ids_train"]) - n_old
+    assert n_new > 0
+    assert meta["reduced_embeddings"]["transform"].startswith(f"kept (fit on {n_old} train rows")
+    np.testing.assert_array_equal(grown["ids_train"][:n_old], first["ids_train"])
+    np.testing.assert_array_equal(grown["X_train"][:n_old], first["X_train"])
+    kernel_meta = meta["quantum_kernel_train"]
+    assert kernel_meta["entries_from_cache"] == n_old * (n_old - 1)
+    assert kernel_meta["states_simulated"] == n_new
+    kernel = read_artifact(data_layout.artifacts / "quantum_kernel_train" / "value")
+    spec = FeatureMapSpec.from_dict(read_artifact(data_layout.artifacts / "circuit_artifact" / "value")["spec"])
+    np.testing.assert_allclose(kernel, quantum_kernel(grown["X_train"], spec=spec).matrix, atol=1e-12)
+
+    # A large batch re-fits the transform; nothing stale is reused.
+    blobs_frame(n_rows=60, seed=6, id_offset=2000).write_csv(data_layout.landing / "third.csv")
+    ingest(instance, "third.csv")
+    refit, meta = refresh_kernel()
+    assert "grew" in meta["reduced_embeddings"]["transform"]
+    assert len(refit["fit_ids"]) == len(refit["ids_train"])
+    assert meta["quantum_kernel_train"]["entries_from_cache"] == 0

@@ -17,10 +17,10 @@ from dagster import (
 from pydantic import Field
 
 from hybrid_assets.assets.landing import features
-from hybrid_assets.data_prep import ENCODING_RANGE, reduce_embeddings
+from hybrid_assets.data_prep import ENCODING_RANGE, EmbeddingTransform, reduce_embeddings, refit_reason
 from hybrid_assets.gates import circuit_ceilings, kernel_health
 from hybrid_assets.modeling import fit_precomputed_svm, holdout_metrics, precomputed_decision
-from hybrid_assets.outputs import artifact_output
+from hybrid_assets.outputs import artifact_output, latest_artifact
 from hybrid_resources.backends import BackendConfig, BackendUnavailableError
 from hybrid_resources.cost_policy import BudgetExceededError, CostPolicy, UnknownPriceError, admit
 from hybrid_resources.feature_maps import FEATURE_MAPS, FeatureMapSpec, circuit_resources, to_openqasm
@@ -39,20 +39,45 @@ EAGER = AutomationCondition.eager()
 
 class EmbeddingConfig(Config):
     n_qubits: int = Field(default=6, ge=1, le=20, description="Reduced dimensions = qubits of the feature map")
+    refit_growth: float = Field(
+        default=0.2, ge=0.0,
+        description="Keep the fitted PCA until the train split has grown by more than this fraction since "
+                    "the fit, so old samples keep their embeddings and cached kernel entries; 0 re-fits on any growth")
 
 
-@asset(automation_condition=EAGER, deps=[features], code_version="1", group_name="quantum", kinds={"numpy"})
-def reduced_embeddings(config: EmbeddingConfig, warehouse: Warehouse) -> Output:
-    """PCA (fit on train only) of the features to n_qubits dims, scaled into the encoding range."""
+# Arrival order (the file that first delivered a sample, then sample id): as data grows, new
+# samples come after the old ones, so the kernel cache serves the old block in one copy.
+_FEATURES_IN_ARRIVAL_ORDER = """
+SELECT f.sample_id, f.label, f.features, f.split
+FROM features f
+LEFT JOIN (SELECT file_hash, min(recorded_at) AS landed_at FROM landing_files GROUP BY file_hash) l USING (file_hash)
+ORDER BY l.landed_at, f.file_hash, f.sample_id
+"""
+
+
+@asset(automation_condition=EAGER, deps=[features], code_version="2", group_name="quantum", kinds={"numpy"})
+def reduced_embeddings(context: AssetExecutionContext, config: EmbeddingConfig, warehouse: Warehouse) -> Output:
+    """PCA (fit on train only) of the features to n_qubits dims, scaled into the encoding range.
+
+    The fitted transform is kept across materializations while the train split grows by at
+    most ``refit_growth`` (see :func:`refit_reason`); the metadata says which happened.
+    """
     with warehouse.connect(read_only=True) as connection:
-        table = connection.execute("SELECT sample_id, label, features, split FROM features ORDER BY sample_id").pl()
-    bundle = reduce_embeddings(table, n_qubits=config.n_qubits)
+        table = connection.execute(_FEATURES_IN_ARRIVAL_ORDER).pl()
+    previous_bundle = latest_artifact(context.instance, "reduced_embeddings")
+    previous = EmbeddingTransform.from_bundle(previous_bundle) if isinstance(previous_bundle, dict) else None
+    reason = refit_reason(previous, table, n_qubits=config.n_qubits, refit_growth=config.refit_growth)
+    bundle = reduce_embeddings(table, n_qubits=config.n_qubits, transform=None if reason else previous)
+    n_fit = len(bundle["fit_ids"])
     return artifact_output(bundle, {
         "train_shape": list(bundle["X_train"].shape),
         "test_shape": list(bundle["X_test"].shape),
         "n_qubits": int(bundle["X_train"].shape[1]),
         "classes": MetadataValue.json(bundle["classes"].tolist()),
         "encoding_range": list(ENCODING_RANGE),
+        "transform": f"fit on {n_fit} train rows: {reason}" if reason else
+                     f"kept (fit on {n_fit} train rows, the train split now has {len(bundle['ids_train'])})",
+        "transform_fit_rows": n_fit,
     })
 
 

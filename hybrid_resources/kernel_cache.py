@@ -153,7 +153,10 @@ class KernelCache:
             pid = meta.stem
             memo = self._panel_memo.get((ns, pid))
             if memo is None:
-                d = json.loads(meta.read_text())
+                try:
+                    d = json.loads(meta.read_text())
+                except FileNotFoundError:
+                    continue  # compacted away since the listing
                 rows = tuple(d["rows"])
                 memo = _Panel(pid, rows, rows if d["cols"] is None else tuple(d["cols"]))
                 self._panel_memo[(ns, pid)] = memo
@@ -183,12 +186,12 @@ class KernelCache:
 
         out: float64 (R, C); known: bool (R, C), updated in place. Uses both k(a,b) and k(b,a).
         Returns the number of entries copied (an entry in two panels counts twice).
-        ``report`` (optional) gets "one_sided": True when some copied region is not
-        symmetric in itself (a rectangle or a transposed panel), i.e. a symmetric request
-        must mirror ``known``/``out`` to see everything.
+        A panel is copied both ways round, so for a symmetric request (``col_keys is
+        row_keys``) ``known`` comes back symmetric. ``report`` (optional) gets "panels": the
+        ids copied from (for :meth:`compact_panels`).
         """
         copied = 0
-        one_sided = False
+        used: list[str] = []
         rreq = tuple(row_keys)
         creq = rreq if col_keys is row_keys else tuple(col_keys)
         rpos = {k: i for i, k in enumerate(rreq)}
@@ -206,7 +209,11 @@ class KernelCache:
                 if nc == 0:
                     continue
                 if mm is None:
-                    mm = _load_mapped(self.root / ns / "panels" / f"{panel.pid}.npy")
+                    try:
+                        mm = _load_mapped(self.root / ns / "panels" / f"{panel.pid}.npy")
+                    except FileNotFoundError:
+                        break  # compacted away since the listing: its entries are elsewhere or get computed
+                    used.append(panel.pid)
                 src = mm.T if transpose else mm
                 row_runs, col_runs = _runs(rs, rd), _runs(cs, cd)
                 if len(row_runs) * len(col_runs) <= _MAX_BLOCK_COPIES:
@@ -219,9 +226,8 @@ class KernelCache:
                     put_block(out, rd, cd, take_block(src, rs, cs))
                     put_block(known, rd, cd, True)
                 copied += nr * nc
-                one_sided = one_sided or not (square and cpos is rpos)
         if report is not None:
-            report["one_sided"] = one_sided
+            report["panels"] = used
         return copied
 
     # -- exact feature states -----------------------------------------------------------
@@ -238,9 +244,16 @@ class KernelCache:
         _atomic_write_bytes(folder / f"{sid}.json", json.dumps({"keys": list(keys)}).encode())
         return sid
 
-    def load_states(self, ns: str, keys: Sequence[str], out: np.ndarray) -> np.ndarray:
-        """Fill rows of ``out`` (len(keys), 2**n) with cached states; returns a bool found mask."""
+    def load_states(self, ns: str, keys: Sequence[str], out: np.ndarray,
+                    report: dict[str, Any] | None = None) -> np.ndarray:
+        """Fill rows of ``out`` (len(keys), 2**n) with cached states; returns a bool found mask.
+
+        ``report`` (optional) gets "files": the ids read from (for :meth:`compact_states`).
+        """
         found = np.zeros(len(keys), dtype=bool)
+        used: list[str] = []
+        if report is not None:
+            report["files"] = used
         folder = self.root / ns / "states"
         if not folder.exists() or len(keys) == 0:
             return found
@@ -250,7 +263,10 @@ class KernelCache:
             sid = meta.stem
             skeys = self._states_memo.get((ns, sid))
             if skeys is None:
-                skeys = tuple(json.loads(meta.read_text())["keys"])
+                try:
+                    skeys = tuple(json.loads(meta.read_text())["keys"])
+                except FileNotFoundError:
+                    continue  # compacted away since the listing
                 self._states_memo[(ns, sid)] = skeys
             src, dst, count = _match(skeys, request, pos)
             if count == 0:
@@ -262,15 +278,88 @@ class KernelCache:
                 if not keep.any():
                     continue
                 src, dst = as_slice(src_i[keep]), as_slice(dst_i[keep])
-            mm = _load_mapped(folder / f"{sid}.npy")
+            try:
+                mm = _load_mapped(folder / f"{sid}.npy")
+            except FileNotFoundError:
+                continue
             if mm.shape[1] != out.shape[1]:
                 continue
             for rows_src, rows_dst in _runs(src, dst):
                 out[rows_dst] = mm[rows_src]
             found[dst] = True
+            used.append(sid)
             if found.all():
                 break
         return found
+
+    # -- compaction ---------------------------------------------------------------------
+    #
+    # Every refresh adds a panel (new rows x all columns) and a states file, and each one
+    # read costs a little, so a growing dataset would slow refreshes down linearly. After a
+    # request that read more than MAX_FILES_PER_REQUEST of either, they are rewritten as
+    # two: the largest one ("base") and one file with everything else the request holds,
+    # or as one file once that rest outgrows half the base. Then every file inside the
+    # request is deleted (json first, so readers that listed it skip it).
+
+    def compact_panels(self, ns: str, row_keys: Sequence[str], col_keys: Sequence[str], matrix: np.ndarray,
+                       used: Sequence[str], *, symmetric: bool) -> list[str]:
+        """Rewrite the panels that served a finished request; returns the ids kept ([] if none needed).
+
+        ``matrix`` (len(row_keys), len(col_keys)) holds every entry of the request; ``used`` is
+        fill()'s "panels". A symmetric request keeps its largest square panel and adds one
+        strip (keys outside it x all keys); together with its mirror that covers the request.
+        """
+        if len(used) <= MAX_FILES_PER_REQUEST:
+            return []
+        panels = {p.pid: p for p in self._panels(ns)}
+        squares = [panels[pid] for pid in used if pid in panels and panels[pid].rows == panels[pid].cols]
+        base = max(squares, key=lambda p: len(p.rows), default=None) if symmetric else None
+        rest = _outside(row_keys, base.rows if base else ())
+        if base is not None and rest.size <= len(base.rows) // 2:
+            keep = [base.pid, self.store_panel(ns, [row_keys[i] for i in rest], col_keys,
+                                               take_block(matrix, as_slice(rest), slice(None)))]
+        else:
+            keep = [self.store_panel(ns, row_keys, col_keys, matrix)]
+        rows, cols = set(row_keys), set(col_keys)
+        for panel in panels.values():
+            inside = ((rows.issuperset(panel.rows) and cols.issuperset(panel.cols))
+                      or (cols.issuperset(panel.rows) and rows.issuperset(panel.cols)))
+            if inside and panel.pid not in keep:
+                _remove(self.root / ns / "panels", panel.pid)
+        return keep
+
+    def compact_states(self, ns: str, keys: Sequence[str], states: np.ndarray, used: Sequence[str]) -> list[str]:
+        """Rewrite the states files that served a request; ``states`` (len(keys), 2**n) holds all of
+        its states and ``used`` is load_states()'s "files". Returns the ids kept ([] if none needed)."""
+        if len(used) <= MAX_FILES_PER_REQUEST:
+            return []
+        files = {sid: self._states_memo[(ns, sid)] for sid in used if (ns, sid) in self._states_memo}
+        base = max(files, key=lambda sid: len(files[sid]), default=None)
+        rest = _outside(keys, files[base] if base else ())
+        if base is not None and rest.size <= len(files[base]) // 2:
+            keep = [base, self.store_states(ns, [keys[i] for i in rest], states[rest])]
+        else:
+            keep = [self.store_states(ns, keys, states)]
+        wanted = set(keys)
+        for sid, skeys in files.items():
+            if sid not in keep and wanted.issuperset(skeys):
+                _remove(self.root / ns / "states", sid)
+        return keep
+
+
+MAX_FILES_PER_REQUEST = 6  # panels or states files one request may read before they are compacted
+
+
+def _outside(keys: Sequence[str], stored: Sequence[str]) -> np.ndarray:
+    """Indices of ``keys`` not among ``stored``."""
+    have = set(stored)
+    return np.fromiter((i for i, k in enumerate(keys) if k not in have), dtype=np.intp)
+
+
+def _remove(folder: pathlib.Path, file_id: str) -> None:
+    """Delete a stored panel or states file: its json first, so it disappears from listings."""
+    (folder / f"{file_id}.json").unlink(missing_ok=True)
+    (folder / f"{file_id}.npy").unlink(missing_ok=True)
 
 
 _MAX_BLOCK_COPIES = 1024  # above this many run x run blocks, one fancy-indexed copy is cheaper

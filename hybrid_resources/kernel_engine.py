@@ -308,14 +308,8 @@ def quantum_kernel(
         known = np.zeros((nR, nC), dtype=bool)
         fill_report: dict[str, Any] = {}
         cache.fill(ns, rkeys, ckeys, out, known, report=fill_report)
-        if symmetric:
-            # The diagonal is 1 by definition (set at the end); it is left out of `known`
-            # here so that rows with nothing cached are recognised as new rows.
-            # Mirror entries known only on one side (panels written as rectangles).
-            one_sided = (known.T & ~known) if fill_report.get("one_sided") else None
-            if one_sided is not None and one_sided.any():
-                out[one_sided] = out.T[one_sided]
-                known |= one_sided
+        # The diagonal of a symmetric request is 1 by definition (set at the end) and not
+        # counted as cached; rows with nothing cached are the new rows.
         from_cache = int(np.count_nonzero(known)) - (int(np.trace(known)) if symmetric else 0)
 
     if exact:
@@ -328,6 +322,8 @@ def quantum_kernel(
     if symmetric:
         # k(x, x) = 1 by definition; the shot path never executes it.
         out[np.diag_indices(nR)] = 1.0
+    if cache is not None:
+        cache.compact_panels(ns, rkeys, ckeys, out, fill_report["panels"], symmetric=symmetric)
     total = nR * nC
     stats = KernelStats(
         n_rows=nR, n_cols=nC, method=method, device_name=backend.device_name, shots=backend.shots,
@@ -427,12 +423,15 @@ def _cached_states(X, keys, idx, spec, cache, ns) -> tuple[np.ndarray, int]:
     """States for rows ``idx`` of X: from the cache, else simulated (and stored)."""
     dtype = np.float64 if is_real_map(spec) else np.complex128
     states = np.empty((idx.size, 2**spec.n_qubits), dtype=dtype)
-    found = cache.load_states(ns, [keys[i] for i in idx], states)
+    wanted = [keys[i] for i in idx]
+    report: dict[str, Any] = {}
+    found = cache.load_states(ns, wanted, states, report)
     missing = np.flatnonzero(~found)
     if missing.size:
         sim = _states(X[idx[missing]], spec)
         states[missing] = sim
-        cache.store_states(ns, [keys[i] for i in idx[missing]], sim)
+        cache.store_states(ns, [wanted[i] for i in missing], sim)
+    cache.compact_states(ns, wanted, states, report["files"])
     return states, int(missing.size)
 
 

@@ -130,3 +130,40 @@ def test_match_finds_every_shared_key(stored: str, request_keys: str, expected: 
     assert count == len(expected[0])
     assert list(np.arange(len(stored))[src]) == expected[0]
     assert list(np.arange(len(request))[dst]) == expected[1]
+
+
+def test_many_small_refreshes_are_compacted_and_stay_exact(cache: KernelCache):
+    from hybrid_resources.kernel_cache import MAX_FILES_PER_REQUEST
+
+    X = _data(60, seed=3)
+    quantum_kernel(X[:30], spec=SPEC, cache=cache)
+    for n in range(32, 61, 2):  # 15 refreshes of 2 new rows each
+        grown = quantum_kernel(X[:n], spec=SPEC, cache=cache)
+        assert grown.stats.entries_computed == n * (n - 1) - (n - 2) * (n - 3)
+        assert grown.stats.states_simulated == 2
+        (ns,) = cache.namespaces()
+        assert len(list((cache.root / ns / "panels").glob("*.json"))) <= MAX_FILES_PER_REQUEST + 2
+        assert len(list((cache.root / ns / "states").glob("*.json"))) <= MAX_FILES_PER_REQUEST + 2
+    np.testing.assert_allclose(grown.matrix, quantum_kernel(X, spec=SPEC).matrix, atol=1e-12)
+    np.testing.assert_array_equal(grown.matrix, grown.matrix.T)
+    # The rectangular (test x train) kernel is compacted the same way.
+    Y = _data(20, seed=4)
+    for m in range(2, 21, 2):
+        rect = quantum_kernel(Y[:m], X, spec=SPEC, cache=cache)
+        assert rect.stats.entries_computed == 2 * 60
+    # square base + train strip + at most MAX_FILES_PER_REQUEST test panels
+    assert len(list((cache.root / ns / "panels").glob("*.json"))) <= MAX_FILES_PER_REQUEST + 3
+    np.testing.assert_allclose(rect.matrix, quantum_kernel(Y, X, spec=SPEC).matrix, atol=1e-12)
+    assert quantum_kernel(Y, X, spec=SPEC, cache=cache).stats.entries_computed == 0
+    assert quantum_kernel(X, spec=SPEC, cache=cache).stats.entries_computed == 0
+
+
+def test_a_panel_deleted_while_listed_is_skipped_and_recomputed(cache: KernelCache):
+    X = _data(12, seed=6)
+    quantum_kernel(X, spec=SPEC, cache=cache)
+    (ns,) = cache.namespaces()
+    for npy in (cache.root / ns / "panels").glob("*.npy"):
+        npy.unlink()  # a compaction elsewhere removed it after this reader listed its json
+    again = quantum_kernel(X, spec=SPEC, cache=cache)
+    assert again.stats.entries_computed == 12 * 11 and again.stats.entries_from_cache == 0
+    np.testing.assert_allclose(again.matrix, quantum_kernel(X, spec=SPEC).matrix, atol=1e-12)

@@ -12,6 +12,7 @@ Compares, on the same inputs (IQP map, reps=2, linear entanglement, x ~ U(-pi, p
 - ``incremental`` / ``incremental-interleaved``: cached refresh after +1% rows vs a full
   recompute (exact path), the new rows appended or spread among the old ones, plus a
   hand-written floor for the appended layout
+- ``steady``: 30 refreshes of +1% in a row on one cache (compaction keeps the cost flat)
 
 Every case runs in its own subprocess so its peak RSS (ru_maxrss) is its own.
 Results go to bench/results/kernel_bench-<timestamp>.json and a table on stdout.
@@ -213,12 +214,41 @@ def run_incremental(N: int, n: int, growth: float = 0.01, repeats: int = 5,
     return res
 
 
+def run_steady(N: int, n: int, refreshes: int = 30, growth: float = 0.01) -> dict[str, Any]:
+    """``refreshes`` refreshes in a row, each adding ``growth`` * N rows to one cache: shows that
+    compaction keeps the refresh cost from growing with the number of refreshes."""
+    from hybrid_resources.kernel_cache import KernelCache
+    from hybrid_resources.kernel_engine import quantum_kernel, sample_keys
+
+    spec = _spec(n)
+    step = max(1, int(round(N * growth)))
+    X = _inputs(N + step * refreshes, n, seed=1)
+    keys = sample_keys(X)
+    ratios, files = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        quantum_kernel(X[:N], spec=spec, cache=KernelCache(Path(tmp)), x_keys=keys[:N])
+        for k in range(1, refreshes + 1):
+            M = N + step * k
+            t = time.perf_counter()
+            quantum_kernel(X[:M], spec=spec, cache=KernelCache(Path(tmp)), x_keys=keys[:M])
+            refresh = time.perf_counter() - t
+            t = time.perf_counter()
+            quantum_kernel(X[:M], spec=spec)
+            ratios.append(refresh / (time.perf_counter() - t))
+            files.append(sum(1 for _ in Path(tmp).glob("*/*/*.json")))
+    return {"refreshes": refreshes, "ratio_median": float(np.median(ratios)), "ratio_first": ratios[0],
+            "ratio_last5_median": float(np.median(ratios[-5:])), "ratio_max": max(ratios),
+            "cache_files_max": max(files), "ratios": ratios}
+
+
 # ---------------------------------------------------------------------------------------
 # One case per subprocess
 # ---------------------------------------------------------------------------------------
 
 
 def child(impl: str, N: int, n: int, repeats: int) -> dict[str, Any]:
+    if impl == "steady":
+        return {"status": "ok", **run_steady(N, n), "peak_rss_mib": _peak_rss_mib()}
     if impl.startswith("incremental"):
         res = run_incremental(N, n, layout="interleaved" if impl == "incremental-interleaved" else "appended")
         res.update(peak_rss_mib=_peak_rss_mib())
@@ -282,7 +312,7 @@ def plan(quick: bool) -> list[tuple[str, int, int, int]]:
             cases += [("engine", N, n, 3), ("numpy-ref", N, n, 3)]
             if not (quick and N == 2000 and n != 8):
                 cases.append(("qiskit", N, n, 1))
-    cases += [("incremental", 2000, 8, 1), ("incremental-interleaved", 2000, 8, 1)]
+    cases += [("incremental", 2000, 8, 1), ("incremental-interleaved", 2000, 8, 1), ("steady", 2000, 8, 1)]
     if not quick:
         cases += [("incremental", 2000, 10, 1), ("incremental-interleaved", 2000, 10, 1)]
         cases += [("engine", 20000, 10, 1), ("numpy-ref", 20000, 10, 1)]
@@ -296,7 +326,7 @@ def _fmt(x: Any, spec: str = ".3g") -> str:
 def report(results: list[dict[str, Any]]) -> list[str]:
     lines = [f"{'impl':<13}{'n':>3}{'N':>7}{'seconds':>10}{'entries/s':>12}{'peak MiB':>10}{'max|diff|':>11}  status"]
     for r in results:
-        if r["impl"].startswith("incremental"):
+        if r["impl"].startswith("incremental") or r["impl"] == "steady":
             continue
         lines.append(
             f"{r['impl']:<13}{r['n']:>3}{r['N']:>7}{_fmt(r.get('seconds', '-')):>10}"
@@ -335,6 +365,15 @@ def report(results: list[dict[str, Any]]) -> list[str]:
             )
         elif r["impl"].startswith("incremental"):
             lines.append(f"Incremental n={r['n']} N={r['N']} {r['impl']}: {r.get('status')}")
+        elif r["impl"] == "steady" and "ratio_median" in r:
+            lines.append(
+                f"Steady n={r['n']} N={r['N']}, {r['refreshes']} refreshes of +1% in a row: refresh/full "
+                f"median {100 * r['ratio_median']:.1f}%, first {100 * r['ratio_first']:.1f}%, last five "
+                f"{100 * r['ratio_last5_median']:.1f}%, max {100 * r['ratio_max']:.1f}% (compaction rounds); "
+                f"at most {r['cache_files_max']} cache files"
+            )
+        elif r["impl"] == "steady":
+            lines.append(f"Steady n={r['n']} N={r['N']}: {r.get('status')}")
     return lines
 
 

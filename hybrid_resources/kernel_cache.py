@@ -13,7 +13,8 @@ version, device, shot count or seed lands in a different folder, so nothing stal
 Keys are per-sample content hashes. A panel is written once and never modified (the .npy
 first, then the .json that makes it visible, each via a temp file and ``os.replace``), so
 readers never see a half-written panel and concurrent writers cannot corrupt each other.
-Entries are symmetric: k(a, b) is also used for k(b, a).
+Compaction may delete a panel whose entries another panel now holds (the .json first); a
+reader that listed it just skips it. Entries are symmetric: k(a, b) is also used for k(b, a).
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from dagster import AssetKey, DagsterInstance, DagsterRunStatus, RunsFilter
 
+from hybrid_assets.outputs import latest_metadata
 from tests.bad_files import write_good_csv, write_nan_and_inf
 from tests.conftest import REPO
 
@@ -99,3 +100,14 @@ def test_dropped_files_refresh_the_model_without_a_click(daemon):
     assert features.metadata["row_count"].value == 60
     failed = instance.get_runs(RunsFilter(statuses=[DagsterRunStatus.FAILURE]))
     assert not failed, [run.run_id for run in failed]
+
+    # A small good file: a new model whose kernel comes mostly from the cache.
+    land(data / "landing", write_good_csv, n_rows=6, seed=7, id_offset=900, name="more.csv")
+    wait_for(lambda: latest_version(instance, "quantum_svm") != model_version, 300, "the refreshed model", process, log)
+    wait_for(lambda: idle(instance), 180, "runs to finish", process, log)
+    embeddings = latest_metadata(instance, "reduced_embeddings")
+    kernel = latest_metadata(instance, "quantum_kernel_train")
+    assert embeddings["transform"].startswith("kept"), embeddings["transform"]
+    n_old = embeddings["transform_fit_rows"]
+    assert kernel["entries_from_cache"] == n_old * (n_old - 1) and kernel["entries_computed"] > 0
+    assert not instance.get_runs(RunsFilter(statuses=[DagsterRunStatus.FAILURE]))

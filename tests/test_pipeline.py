@@ -206,6 +206,7 @@ def test_growing_data_keeps_the_embedding_and_refreshes_the_kernel_incrementally
     ingest(instance, "first.csv")
     first, meta = refresh_kernel()
     assert meta["reduced_embeddings"]["transform"].startswith("fit on")
+    fit_run = meta["reduced_embeddings"]["transform_fit_run"]
     n_old = len(first["ids_train"])
 
     # +10% rows (under the default refit_growth of 20%): same transform, old samples first and
@@ -216,6 +217,7 @@ def test_growing_data_keeps_the_embedding_and_refreshes_the_kernel_incrementally
     n_new = len(grown["ids_train"]) - n_old
     assert n_new > 0
     assert meta["reduced_embeddings"]["transform"].startswith(f"kept (fit on {n_old} train rows")
+    assert meta["reduced_embeddings"]["transform_fit_run"] == fit_run
     np.testing.assert_array_equal(grown["ids_train"][:n_old], first["ids_train"])
     np.testing.assert_array_equal(grown["X_train"][:n_old], first["X_train"])
     kernel_meta = meta["quantum_kernel_train"]
@@ -230,5 +232,6 @@ def test_growing_data_keeps_the_embedding_and_refreshes_the_kernel_incrementally
     ingest(instance, "third.csv")
     refit, meta = refresh_kernel()
     assert "grew" in meta["reduced_embeddings"]["transform"]
+    assert meta["reduced_embeddings"]["transform_fit_run"] != fit_run
     assert len(refit["fit_ids"]) == len(refit["ids_train"])
     assert meta["quantum_kernel_train"]["entries_from_cache"] == 0

@@ -20,7 +20,7 @@ from hybrid_assets.assets.landing import features
 from hybrid_assets.data_prep import ENCODING_RANGE, EmbeddingTransform, reduce_embeddings, refit_reason
 from hybrid_assets.gates import circuit_ceilings, kernel_health
 from hybrid_assets.modeling import fit_precomputed_svm, holdout_metrics, precomputed_decision
-from hybrid_assets.outputs import artifact_output, latest_artifact
+from hybrid_assets.outputs import artifact_output, latest_artifact, latest_metadata
 from hybrid_resources.backends import BackendConfig, BackendUnavailableError
 from hybrid_resources.cost_policy import BudgetExceededError, CostPolicy, UnknownPriceError, admit
 from hybrid_resources.feature_maps import FEATURE_MAPS, FeatureMapSpec, circuit_resources, to_openqasm
@@ -69,6 +69,9 @@ def reduced_embeddings(context: AssetExecutionContext, config: EmbeddingConfig, 
     reason = refit_reason(previous, table, n_qubits=config.n_qubits, refit_growth=config.refit_growth)
     bundle = reduce_embeddings(table, n_qubits=config.n_qubits, transform=None if reason else previous)
     n_fit = len(bundle["fit_ids"])
+    # The run that fit the transform in use: a kept transform's lineage is not an edge of the graph.
+    fit_run = context.run_id if reason else latest_metadata(context.instance, "reduced_embeddings").get(
+        "transform_fit_run", "unknown")
     return artifact_output(bundle, {
         "train_shape": list(bundle["X_train"].shape),
         "test_shape": list(bundle["X_test"].shape),
@@ -78,6 +81,7 @@ def reduced_embeddings(context: AssetExecutionContext, config: EmbeddingConfig, 
         "transform": f"fit on {n_fit} train rows: {reason}" if reason else
                      f"kept (fit on {n_fit} train rows, the train split now has {len(bundle['ids_train'])})",
         "transform_fit_rows": n_fit,
+        "transform_fit_run": fit_run,
     })
 
 

@@ -10,7 +10,8 @@ from dagster import DataVersion, MetadataValue, Output
 
 from hybrid_resources.artifacts import content_hash, read_artifact
 
-_TRACKED_PACKAGES = ("dagster", "pennylane", "amazon-braket-pennylane-plugin", "numpy", "scikit-learn")
+_TRACKED_PACKAGES = ("dagster", "pennylane", "amazon-braket-pennylane-plugin", "numpy", "scikit-learn", "polars",
+                     "duckdb", "great-expectations")
 
 
 def library_versions() -> dict[str, str]:

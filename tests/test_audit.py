@@ -48,6 +48,8 @@ def test_audit_trail_follows_the_event_log_across_new_data(workspace):
     assert kernel["metadata"]["backend"]["device_name"] == "default.qubit"
     assert {"seed", "shots_executed", "circuits_executed", "wall_time_s", "estimated_cost_usd"} <= set(kernel["metadata"])
     assert "pennylane" in kernel["metadata"]["library_versions"]
+    # Every node of the trail, the landing file and the features included, records its library versions.
+    assert all("numpy" in node["metadata"]["library_versions"] for node in first["chain"])
     assert [check["check"] for check in kernel["checks"]] == ["kernel_well_formed"]
     circuit = next(node for node in first["chain"] if node["asset"] == "circuit_artifact")
     assert circuit["code_version"] == "angle@1.0.0,iqp@1.0.0"

@@ -21,6 +21,7 @@ from pydantic import Field
 
 from hybrid_assets.data_prep import build_features
 from hybrid_assets.ingestion import find_landing_file, ingest_file, recorded_outcome
+from hybrid_assets.outputs import library_versions
 from hybrid_assets.partitions import landing_files_partitions
 from hybrid_resources.contract import DatasetContract, validate_contract
 from hybrid_resources.paths import DataLayout, landing_location
@@ -69,6 +70,7 @@ def raw_samples(context: AssetExecutionContext, warehouse: Warehouse) -> Materia
             "row_count": outcome.n_rows,
             "reason": outcome.reason,
             "quarantined_path": outcome.quarantined_path,
+            "library_versions": MetadataValue.json(library_versions()),
         },
         check_results=[check],
     )
@@ -148,6 +150,7 @@ def features(context: AssetExecutionContext, config: FeaturesConfig, warehouse: 
             "split_counts": MetadataValue.json(dict(table["split"].value_counts().iter_rows()) if table.height else {}),
             "test_fraction": config.test_fraction,
             "split_seed": config.split_seed,
+            "library_versions": MetadataValue.json(library_versions()),
         },
         check_results=[features_gate(table, feature_names)],
     )

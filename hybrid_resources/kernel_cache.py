@@ -19,13 +19,15 @@ reader that listed it just skips it. Entries are symmetric: k(a, b) is also used
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import pathlib
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -312,40 +314,64 @@ class KernelCache:
         """
         if len(used) <= MAX_FILES_PER_REQUEST:
             return []
-        panels = {p.pid: p for p in self._panels(ns)}
-        squares = [panels[pid] for pid in used if pid in panels and panels[pid].rows == panels[pid].cols]
-        base = max(squares, key=lambda p: len(p.rows), default=None) if symmetric else None
-        rest = _outside(row_keys, base.rows if base else ())
-        if base is not None and rest.size <= len(base.rows) // 2:
-            keep = [base.pid, self.store_panel(ns, [row_keys[i] for i in rest], col_keys,
-                                               take_block(matrix, as_slice(rest), slice(None)))]
-        else:
-            keep = [self.store_panel(ns, row_keys, col_keys, matrix)]
-        rows, cols = set(row_keys), set(col_keys)
-        for panel in panels.values():
-            inside = ((rows.issuperset(panel.rows) and cols.issuperset(panel.cols))
-                      or (cols.issuperset(panel.rows) and rows.issuperset(panel.cols)))
-            if inside and panel.pid not in keep:
-                _remove(self.root / ns / "panels", panel.pid)
-        return keep
+        with self._compacting(ns) as alone:
+            if not alone:
+                return []
+            panels = {p.pid: p for p in self._panels(ns)}  # listed under the lock: nothing vanishes now
+            squares = [panels[pid] for pid in used if pid in panels and panels[pid].rows == panels[pid].cols]
+            base = max(squares, key=lambda p: len(p.rows), default=None) if symmetric else None
+            rest = _outside(row_keys, base.rows if base else ())
+            if base is not None and rest.size <= len(base.rows) // 2:
+                keep = [base.pid, self.store_panel(ns, [row_keys[i] for i in rest], col_keys,
+                                                   take_block(matrix, as_slice(rest), slice(None)))]
+            else:
+                keep = [self.store_panel(ns, row_keys, col_keys, matrix)]
+            rows, cols = set(row_keys), set(col_keys)
+            for panel in panels.values():
+                inside = ((rows.issuperset(panel.rows) and cols.issuperset(panel.cols))
+                          or (cols.issuperset(panel.rows) and rows.issuperset(panel.cols)))
+                if inside and panel.pid not in keep:
+                    _remove(self.root / ns / "panels", panel.pid)
+            return keep
 
     def compact_states(self, ns: str, keys: Sequence[str], states: np.ndarray, used: Sequence[str]) -> list[str]:
         """Rewrite the states files that served a request; ``states`` (len(keys), 2**n) holds all of
         its states and ``used`` is load_states()'s "files". Returns the ids kept ([] if none needed)."""
         if len(used) <= MAX_FILES_PER_REQUEST:
             return []
-        files = {sid: self._states_memo[(ns, sid)] for sid in used if (ns, sid) in self._states_memo}
-        base = max(files, key=lambda sid: len(files[sid]), default=None)
-        rest = _outside(keys, files[base] if base else ())
-        if base is not None and rest.size <= len(files[base]) // 2:
-            keep = [base, self.store_states(ns, [keys[i] for i in rest], states[rest])]
-        else:
-            keep = [self.store_states(ns, keys, states)]
-        wanted = set(keys)
-        for sid, skeys in files.items():
-            if sid not in keep and wanted.issuperset(skeys):
-                _remove(self.root / ns / "states", sid)
-        return keep
+        folder = self.root / ns / "states"
+        with self._compacting(ns) as alone:
+            if not alone:
+                return []
+            files = {sid: self._states_memo[(ns, sid)] for sid in used
+                     if (ns, sid) in self._states_memo and (folder / f"{sid}.json").exists()}
+            base = max(files, key=lambda sid: len(files[sid]), default=None)
+            rest = _outside(keys, files[base] if base else ())
+            if base is not None and rest.size <= len(files[base]) // 2:
+                keep = [base, self.store_states(ns, [keys[i] for i in rest], states[rest])]
+            else:
+                keep = [self.store_states(ns, keys, states)]
+            wanted = set(keys)
+            for sid, skeys in files.items():
+                if sid not in keep and wanted.issuperset(skeys):
+                    _remove(folder, sid)
+            return keep
+
+    @contextmanager
+    def _compacting(self, ns: str) -> Iterator[bool]:
+        """Whether this process may compact ``ns`` now: an exclusive, non-blocking flock on its
+        namespace.json. One compactor at a time means none deletes what another one keeps;
+        a busy lock just skips this round (compaction only saves time)."""
+        with open(self.root / ns / "namespace.json", "rb") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 MAX_FILES_PER_REQUEST = 6  # panels or states files one request may read before they are compacted

@@ -167,3 +167,29 @@ def test_a_panel_deleted_while_listed_is_skipped_and_recomputed(cache: KernelCac
     again = quantum_kernel(X, spec=SPEC, cache=cache)
     assert again.stats.entries_computed == 12 * 11 and again.stats.entries_from_cache == 0
     np.testing.assert_allclose(again.matrix, quantum_kernel(X, spec=SPEC).matrix, atol=1e-12)
+
+
+def _refresh_many(root: str, seed: int) -> list[float]:
+    """One worker process: 25 growing requests on a shared cache; returns each result's max |diff| vs full."""
+    X = _data(40, seed=11)
+    order = np.random.default_rng(seed).permutation(40)  # each worker grows the data in its own order
+    diffs = []
+    for n in range(16, 41):
+        rows = X[np.sort(order[:n])]
+        got = quantum_kernel(rows, spec=SPEC, cache=KernelCache(Path(root)))
+        diffs.append(float(np.abs(got.matrix - quantum_kernel(rows, spec=SPEC).matrix).max()))
+    return diffs
+
+
+def test_concurrent_processes_refreshing_and_compacting_one_cache_stay_exact(tmp_path: Path):
+    import multiprocessing
+
+    root = tmp_path / "kernel_cache"
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        results = pool.starmap(_refresh_many, [(str(root), 1), (str(root), 2)])
+    assert all(diff <= 1e-12 for diffs in results for diff in diffs)
+    assert not list(root.rglob("*.tmp")) and not list(root.rglob(".*.tmp"))
+    X = _data(40, seed=11)
+    final = quantum_kernel(X, spec=SPEC, cache=KernelCache(root))
+    assert final.stats.entries_computed == 0  # both workers' entries ended up served by the cache
+    np.testing.assert_allclose(final.matrix, quantum_kernel(X, spec=SPEC).matrix, atol=1e-12)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ import numpy as np
 from dagster import ConfigurableIOManager, InputContext, OutputContext
 from pydantic import Field
 
-from hybrid_resources.paths import DataLayout
+from hybrid_resources.paths import DataLayout, atomic_write
 
 ArrayBundle = dict[str, np.ndarray]
 
@@ -51,24 +50,15 @@ def _is_bundle(value: Any) -> bool:
 
 def write_artifact(base: Path, value: np.ndarray | ArrayBundle | dict[str, Any]) -> Path:
     """Write ``value`` next to ``base`` (suffix chosen by type), atomically. Returns the file."""
-    base.parent.mkdir(parents=True, exist_ok=True)
     if isinstance(value, np.ndarray):
-        path = base.with_suffix(".npy")
+        path, write = base.with_suffix(".npy"), lambda f: np.save(f, value, allow_pickle=False)
     elif _is_bundle(value):
-        path = base.with_suffix(".npz")
+        path, write = base.with_suffix(".npz"), lambda f: np.savez(f, **value)
     elif isinstance(value, dict):
-        path = base.with_suffix(".json")
+        path, write = base.with_suffix(".json"), lambda f: f.write(json.dumps(value, indent=2, sort_keys=True).encode())
     else:
         raise TypeError(f"cannot store {type(value).__name__} without pickle; use arrays or JSON dicts")
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(temporary, "wb") as handle:
-        if path.suffix == ".npy":
-            np.save(handle, value, allow_pickle=False)
-        elif path.suffix == ".npz":
-            np.savez(handle, **value)
-        else:
-            handle.write(json.dumps(value, indent=2, sort_keys=True).encode())
-    os.replace(temporary, path)
+    atomic_write(path, write)
     return path
 
 

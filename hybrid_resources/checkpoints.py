@@ -6,8 +6,8 @@ the JSON parses, the npz hash matches and the npz loads with ``allow_pickle=Fals
 
 Write protocol (crash-safe against SIGKILL / power loss at any instant):
 
-1. npz bytes -> ``.tmp-*`` file in the same directory, flush + fsync, ``os.replace`` to its
-   final name (a rename within one directory is atomic on POSIX);
+1. npz bytes -> a ``.*.tmp`` file in the same directory, flush + fsync, ``os.replace`` to its
+   final name (:func:`hybrid_resources.paths.atomic_write`) (a rename within one directory is atomic on POSIX);
 2. the JSON sidecar the same way - written *last*, so a crash between 1 and 2 leaves an
    npz without a sidecar, which :meth:`CheckpointStore.latest` skips;
 3. fsync the directory so the renames themselves are durable.
@@ -23,7 +23,6 @@ import io
 import json
 import os
 import re
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -31,6 +30,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
+
+from hybrid_resources.paths import atomic_write
 
 FORMAT_VERSION = 1
 _STEP_RE = re.compile(r"^step-(\d{6,})\.(npz|json)$")
@@ -74,23 +75,6 @@ def _fsync_dir(path: Path) -> None:
         pass
     finally:
         os.close(fd)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so readers see either the old file or the whole new one."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def _npz_bytes(state: Mapping[str, np.ndarray]) -> bytes:
@@ -166,8 +150,9 @@ class CheckpointStore:
         }
         # Serialise the JSON before touching disk so a non-JSON meta fails without side effects.
         sidecar_bytes = json.dumps(sidecar, sort_keys=True, indent=1).encode("utf-8")
-        _atomic_write(npz_path, payload)
-        _atomic_write(json_path, sidecar_bytes)  # last: its presence marks the checkpoint complete
+        atomic_write(npz_path, lambda f: f.write(payload), durable=True)
+        # last: its presence marks the checkpoint complete
+        atomic_write(json_path, lambda f: f.write(sidecar_bytes), durable=True)
         _fsync_dir(self.directory)
         self._prune(keep_step=step)
         return npz_path

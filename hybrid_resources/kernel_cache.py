@@ -22,14 +22,14 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
-import os
 import pathlib
-import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
 import numpy as np
+
+from hybrid_resources.paths import atomic_write
 
 FORMAT_VERSION = 2  # 2: a square panel stores its keys once
 
@@ -53,28 +53,8 @@ def _keys_id(*key_lists: Sequence[str]) -> str:
     return h.hexdigest()[:32]
 
 
-def _atomic_write_bytes(path: pathlib.Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        pathlib.Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _atomic_save_npy(path: pathlib.Path, array: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, np.ascontiguousarray(array), allow_pickle=False)
-        os.replace(tmp, path)
-    except BaseException:
-        pathlib.Path(tmp).unlink(missing_ok=True)
-        raise
+def _save_npy(path: pathlib.Path, array: np.ndarray) -> None:
+    atomic_write(path, lambda f: np.save(f, np.ascontiguousarray(array), allow_pickle=False))
 
 
 def _load_mapped(path: pathlib.Path) -> np.ndarray:
@@ -137,7 +117,7 @@ class KernelCache:
         if not meta.exists():
             body = {"format": FORMAT_VERSION, "spec": spec.to_dict(), "spec_hash": spec.spec_hash,
                     "backend": backend.cache_key()}
-            _atomic_write_bytes(meta, json.dumps(body, sort_keys=True, indent=1).encode())
+            atomic_write(meta, lambda f: f.write(json.dumps(body, sort_keys=True, indent=1).encode()))
         return ns
 
     def namespaces(self) -> list[str]:
@@ -177,10 +157,10 @@ class KernelCache:
         folder = self.root / ns / "panels"
         if (folder / f"{pid}.json").exists():
             return pid  # same keys, same namespace => same entries already stored
-        _atomic_save_npy(folder / f"{pid}.npy", values)
+        _save_npy(folder / f"{pid}.npy", values)
         square = len(row_keys) == len(col_keys) and list(row_keys) == list(col_keys)
         meta = {"rows": list(row_keys), "cols": None if square else list(col_keys)}
-        _atomic_write_bytes(folder / f"{pid}.json", json.dumps(meta).encode())
+        atomic_write(folder / f"{pid}.json", lambda f: f.write(json.dumps(meta).encode()))
         return pid
 
     def fill(self, ns: str, row_keys: Sequence[str], col_keys: Sequence[str], out: np.ndarray,
@@ -243,8 +223,8 @@ class KernelCache:
         folder = self.root / ns / "states"
         if (folder / f"{sid}.json").exists():
             return sid
-        _atomic_save_npy(folder / f"{sid}.npy", states)
-        _atomic_write_bytes(folder / f"{sid}.json", json.dumps({"keys": list(keys)}).encode())
+        _save_npy(folder / f"{sid}.npy", states)
+        atomic_write(folder / f"{sid}.json", lambda f: f.write(json.dumps({"keys": list(keys)}).encode()))
         return sid
 
     def load_states(self, ns: str, keys: Sequence[str], out: np.ndarray,

@@ -3,8 +3,31 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO, Callable
+
+
+def atomic_write(path: Path, write: Callable[[BinaryIO], object], *, durable: bool = False) -> None:
+    """Create or replace ``path`` so readers see the old file (or none) or the whole new one.
+
+    ``write`` fills a temporary file in the same folder (``.<name>.<random>.tmp``) that then
+    replaces ``path``; on any error the temporary is removed and the error raised.
+    ``durable`` also fsyncs the bytes before the rename (survives a power cut, costs a flush).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from hybrid_resources.contract import file_sha256
+from hybrid_resources.paths import atomic_write
 
 SIDECAR_SUFFIX = ".reason.json"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -132,11 +133,9 @@ def quarantine_file(
         reason=reason,
         quarantined_at=datetime.now(timezone.utc).isoformat(),
     )
-    sidecar_temporary = sidecar.with_name(f".{sidecar.name}.tmp")
     payload = {**record.to_dict(), "details": details or {}}
-    sidecar_temporary.write_text(json.dumps(payload, indent=2, default=str, ensure_ascii=False), encoding="utf-8")
-    _fsync(sidecar_temporary)
-    os.replace(sidecar_temporary, sidecar)
+    text = json.dumps(payload, indent=2, default=str, ensure_ascii=False)
+    atomic_write(sidecar, lambda handle: handle.write(text.encode("utf-8")), durable=True)
     source.unlink()
     return record
 

@@ -31,8 +31,16 @@ def good_frame(n_rows: int = 40, n_features: int = 5, seed: int = 0, with_ids: b
 def write_good_csv(folder: Path, n_rows: int = 40, n_features: int = 5, seed: int = 0, name: str = "good.csv",
                    with_ids: bool = True, id_offset: int = 0) -> Path:
     """A valid CSV landing file."""
+    return _frame(folder, name, good_frame(n_rows, n_features, seed, with_ids, id_offset))
+
+
+def _frame(folder: Path, name: str, frame: pl.DataFrame) -> Path:
+    """Write ``frame`` as CSV, or as Parquet for a ``.parquet`` name."""
     path = Path(folder) / name
-    good_frame(n_rows, n_features, seed, with_ids, id_offset).write_csv(path)
+    if path.suffix == ".parquet":
+        frame.write_parquet(path)
+    else:
+        frame.write_csv(path)
     return path
 
 
@@ -55,61 +63,45 @@ def write_wrong_delimiter(folder: Path) -> Path:
 
 
 def write_missing_label(folder: Path) -> Path:
-    path = Path(folder) / "no_label.csv"
-    good_frame().drop("label").write_csv(path)
-    return path
+    return _frame(folder, "no_label.csv", good_frame().drop("label"))
 
 
 def write_one_class(folder: Path) -> Path:
-    path = Path(folder) / "one_class.csv"
-    good_frame().with_columns(pl.lit("1").alias("label")).write_csv(path)
-    return path
+    return _frame(folder, "one_class.csv", good_frame().with_columns(pl.lit("1").alias("label")))
 
 
 def write_three_classes(folder: Path) -> Path:
-    path = Path(folder) / "three_classes.csv"
     frame = good_frame(n_rows=30)
-    frame.with_columns(pl.Series("label", [str(i % 3) for i in range(30)])).write_csv(path)
-    return path
+    return _frame(folder, "three_classes.csv", frame.with_columns(pl.Series("label", [str(i % 3) for i in range(30)])))
 
 
 def write_extra_text_column(folder: Path) -> Path:
-    path = Path(folder) / "with_comments.csv"
-    good_frame().with_columns(pl.lit("looks fine").alias("comment")).write_csv(path)
-    return path
+    return _frame(folder, "with_comments.csv", good_frame().with_columns(pl.lit("looks fine").alias("comment")))
 
 
 def write_non_numeric_value(folder: Path) -> Path:
-    path = Path(folder) / "abc_value.csv"
     frame = good_frame().with_columns(pl.col("f2").cast(pl.String))
     frame = frame.with_columns(pl.when(pl.int_range(pl.len()) == 6).then(pl.lit("abc")).otherwise(pl.col("f2")).alias("f2"))
-    frame.write_csv(path)
-    return path
+    return _frame(folder, "abc_value.csv", frame)
 
 
 def write_nan_and_inf(folder: Path) -> Path:
-    path = Path(folder) / "nan_inf.csv"
     frame = good_frame()
     values = frame["f1"].to_numpy().copy()
     values[[1, 2, 3]] = [np.nan, np.inf, -np.inf]
-    frame.with_columns(pl.Series("f1", values)).write_csv(path)
-    return path
+    return _frame(folder, "nan_inf.csv", frame.with_columns(pl.Series("f1", values)))
 
 
 def write_duplicate_ids(folder: Path) -> Path:
-    path = Path(folder) / "duplicate_ids.csv"
-    frame = good_frame()
-    frame.with_columns(pl.when(pl.int_range(pl.len()) == 5).then(pl.lit("s00000")).otherwise(pl.col("sample_id")).alias("sample_id")).write_csv(path)
-    return path
+    repeated = pl.when(pl.int_range(pl.len()) == 5).then(pl.lit("s00000")).otherwise(pl.col("sample_id"))
+    return _frame(folder, "duplicate_ids.csv", good_frame().with_columns(repeated.alias("sample_id")))
 
 
 def write_absurd_values(folder: Path) -> Path:
-    path = Path(folder) / "absurd.csv"
     frame = good_frame()
     values = frame["f0"].to_numpy().copy()
     values[4] = 1e300
-    frame.with_columns(pl.Series("f0", values)).write_csv(path)
-    return path
+    return _frame(folder, "absurd.csv", frame.with_columns(pl.Series("f0", values)))
 
 
 def write_non_utf8(folder: Path) -> Path:
@@ -126,9 +118,7 @@ def write_binary_garbage(folder: Path) -> Path:
 
 
 def write_wrong_parquet_schema(folder: Path) -> Path:
-    path = Path(folder) / "wrong_schema.parquet"
-    good_frame().rename({"label": "target"}).write_parquet(path)
-    return path
+    return _frame(folder, "wrong_schema.parquet", good_frame().rename({"label": "target"}))
 
 
 def write_good_csv_without_ids(folder: Path) -> Path:
@@ -136,23 +126,17 @@ def write_good_csv_without_ids(folder: Path) -> Path:
 
 
 def write_good_parquet(folder: Path) -> Path:
-    path = Path(folder) / "good.parquet"
-    good_frame(seed=1).write_parquet(path)
-    return path
+    return _frame(folder, "good.parquet", good_frame(seed=1))
 
 
 def write_string_labels(folder: Path) -> Path:
-    path = Path(folder) / "string_labels.csv"
-    good_frame(seed=2, labels=("B", "M")).write_csv(path)
-    return path
+    return _frame(folder, "string_labels.csv", good_frame(seed=2, labels=("B", "M")))
 
 
 def write_int_labels_parquet(folder: Path) -> Path:
     """Integer labels and integer-typed features in Parquet: both are in contract."""
-    path = Path(folder) / "int_labels.parquet"
     frame = good_frame(seed=3, labels=(0, 1)).with_columns(pl.col("f0").round(0).cast(pl.Int64))
-    frame.write_parquet(path)
-    return path
+    return _frame(folder, "int_labels.parquet", frame)
 
 
 def write_wide_csv(folder: Path) -> Path:

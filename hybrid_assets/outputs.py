@@ -45,10 +45,9 @@ def latest_metadata(instance, asset: str) -> dict[str, Any]:
     return {key: getattr(value, "value", value) for key, value in event.asset_materialization.metadata.items()}
 
 
-def latest_artifact(instance, asset: str) -> Any | None:
-    """The stored value of ``asset``'s latest materialization, or None when there is none or
-    the file no longer holds what that materialization recorded (its content hash differs)."""
-    recorded = latest_metadata(instance, asset)
+def recorded_artifact(recorded: dict[str, Any]) -> Any | None:
+    """The stored value a materialization's metadata (:func:`latest_metadata`) points at, or
+    None when there is none or the file no longer holds what was recorded (content hash differs)."""
     path = recorded.get("artifact_path")
     if not path or not Path(path).exists():
         return None

@@ -20,7 +20,7 @@ from hybrid_assets.assets.landing import features
 from hybrid_assets.data_prep import ENCODING_RANGE, EmbeddingTransform, reduce_embeddings, refit_reason
 from hybrid_assets.gates import circuit_ceilings, kernel_health
 from hybrid_assets.modeling import fit_precomputed_svm, holdout_metrics, precomputed_decision
-from hybrid_assets.outputs import artifact_output, latest_artifact, latest_metadata
+from hybrid_assets.outputs import artifact_output, latest_metadata, recorded_artifact
 from hybrid_resources.backends import BackendConfig, BackendUnavailableError
 from hybrid_resources.cost_policy import BudgetExceededError, CostPolicy, UnknownPriceError, admit
 from hybrid_resources.feature_maps import FEATURE_MAPS, FeatureMapSpec, circuit_resources, to_openqasm
@@ -64,14 +64,14 @@ def reduced_embeddings(context: AssetExecutionContext, config: EmbeddingConfig, 
     """
     with warehouse.connect(read_only=True) as connection:
         table = connection.execute(_FEATURES_IN_ARRIVAL_ORDER).pl()
-    previous_bundle = latest_artifact(context.instance, "reduced_embeddings")
+    recorded = latest_metadata(context.instance, "reduced_embeddings")
+    previous_bundle = recorded_artifact(recorded)
     previous = EmbeddingTransform.from_bundle(previous_bundle) if isinstance(previous_bundle, dict) else None
     reason = refit_reason(previous, table, n_qubits=config.n_qubits, refit_growth=config.refit_growth)
     bundle = reduce_embeddings(table, n_qubits=config.n_qubits, transform=None if reason else previous)
     n_fit = len(bundle["fit_ids"])
     # The run that fit the transform in use: a kept transform's lineage is not an edge of the graph.
-    fit_run = context.run_id if reason else latest_metadata(context.instance, "reduced_embeddings").get(
-        "transform_fit_run", "unknown")
+    fit_run = context.run_id if reason else recorded.get("transform_fit_run", "unknown")
     return artifact_output(bundle, {
         "train_shape": list(bundle["X_train"].shape),
         "test_shape": list(bundle["X_test"].shape),

@@ -28,7 +28,7 @@ import pennylane as qml
 
 from hybrid_resources.backends import BackendConfig, call_with_retries, make_device
 from hybrid_resources.feature_maps import FeatureMapSpec, apply_feature_map, is_real_map, simulate_states
-from hybrid_resources.kernel_cache import KernelCache, as_slice, put_block, take_block
+from hybrid_resources.kernel_cache import Index, KernelCache, as_slice, put_block, take_block
 
 
 @dataclass(frozen=True)
@@ -137,7 +137,7 @@ def _gram_block(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return g
 
 
-def _gram_into(out: np.ndarray, rows: np.ndarray | slice, cols: np.ndarray | slice,
+def _gram_into(out: np.ndarray, rows: Index, cols: Index,
                A: np.ndarray, B: np.ndarray, block_size: int, symmetric: bool) -> None:
     """Write |A B^H|^2 into out[rows][:, cols] block by block.
 
@@ -145,10 +145,6 @@ def _gram_into(out: np.ndarray, rows: np.ndarray | slice, cols: np.ndarray | sli
     Peak temporaries: ~block_size**2 * 32 bytes.
     """
     nA, nB = A.shape[0], B.shape[0]
-    r_idx = np.arange(out.shape[0])[rows] if isinstance(rows, slice) else rows
-    c_idx = np.arange(out.shape[1])[cols] if isinstance(cols, slice) else cols
-    r_contig = isinstance(rows, slice)
-    c_contig = isinstance(cols, slice)
     for i0 in range(0, nA, block_size):
         i1 = min(i0 + block_size, nA)
         j_start = i0 if symmetric else 0
@@ -159,9 +155,17 @@ def _gram_into(out: np.ndarray, rows: np.ndarray | slice, cols: np.ndarray | sli
                 # BLAS does not return a bitwise-Hermitian a a^H: copy the upper triangle
                 # down so the matrix is exactly symmetric.
                 _mirror_upper(g)
-            _assign(out, r_idx, c_idx, r_contig, c_contig, i0, i1, j0, j1, g)
+            put_block(out, _part(rows, i0, i1), _part(cols, j0, j1), g)
             if symmetric and j0 != i0:
-                _assign(out, c_idx, r_idx, c_contig, r_contig, j0, j1, i0, i1, g.T)
+                put_block(out, _part(cols, j0, j1), _part(rows, i0, i1), g.T)
+
+
+def _part(idx: Index, start: int, stop: int) -> Index:
+    """Positions start..stop-1 of an index (a slice stays a slice)."""
+    if isinstance(idx, slice):
+        first = idx.start or 0
+        return slice(first + start, first + stop)
+    return idx[start:stop]
 
 
 def _mirror_upper(g: np.ndarray, tile: int = 256) -> None:
@@ -174,14 +178,6 @@ def _mirror_upper(g: np.ndarray, tile: int = 256) -> None:
         d[lower] = d.T[lower]
         if i1 < n:
             g[i1:, i0:i1] = g[i0:i1, i1:].T
-
-
-def _assign(out, r_idx, c_idx, r_contig, c_contig, i0, i1, j0, j1, g) -> None:
-    if r_contig and c_contig:
-        r0, c0 = int(r_idx[0]) if len(r_idx) else 0, int(c_idx[0]) if len(c_idx) else 0
-        out[r0 + i0 : r0 + i1, c0 + j0 : c0 + j1] = g
-    else:
-        out[np.ix_(r_idx[i0:i1], c_idx[j0:j1])] = g
 
 
 # ---------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 Compares, on the same inputs (IQP map, reps=2, linear entanglement, x ~ U(-pi, pi)):
 
-- ``engine``: hybrid_resources.kernel_engine.quantum_kernel, exact statevector path
+- ``engine``: hybrid_resources.quantum.kernel_engine.quantum_kernel, exact statevector path
 - ``numpy-ref``: a plain numpy reference: gate-by-gate statevector simulation, then
   ``|S S^H|^2`` in row chunks (full matrix, no symmetry tricks)
 - ``pl-default`` / ``pl-lightning``: PennyLane ``qml.kernels.square_kernel_matrix`` with a
@@ -93,13 +93,13 @@ def run_numpy_reference(X: np.ndarray, chunk: int = 2048) -> np.ndarray:
 
 
 def _spec(n: int):
-    from hybrid_resources.feature_maps import FeatureMapSpec
+    from hybrid_resources.quantum.feature_maps import FeatureMapSpec
 
     return FeatureMapSpec("iqp", n, reps=REPS, entanglement=ENTANGLEMENT)
 
 
 def run_engine(X: np.ndarray) -> np.ndarray:
-    from hybrid_resources.kernel_engine import quantum_kernel
+    from hybrid_resources.quantum.kernel_engine import quantum_kernel
 
     return quantum_kernel(X, spec=_spec(X.shape[1])).matrix
 
@@ -107,7 +107,7 @@ def run_engine(X: np.ndarray) -> np.ndarray:
 def run_pennylane(X: np.ndarray, device: str) -> np.ndarray:
     import pennylane as qml
 
-    from hybrid_resources.feature_maps import apply_feature_map
+    from hybrid_resources.quantum.feature_maps import apply_feature_map
 
     spec = _spec(X.shape[1])
     n = spec.n_qubits
@@ -149,9 +149,9 @@ def run_incremental(N: int, n: int, growth: float = 0.01, repeats: int = 5,
     matrix, copy the cached block, simulate and multiply the new rows, store them), i.e. what
     any file-backed cache must pay at least.
     """
-    from hybrid_resources.backends import BackendConfig
-    from hybrid_resources.kernel_cache import KernelCache
-    from hybrid_resources.kernel_engine import _gram_block, _states, quantum_kernel, sample_keys
+    from hybrid_resources.quantum.backends import BackendConfig
+    from hybrid_resources.quantum.kernel_cache import KernelCache
+    from hybrid_resources.quantum.kernel_engine import _gram_block, _states, quantum_kernel, sample_keys
 
     spec = _spec(n)
     n_new = max(1, int(round(N * growth)))
@@ -217,8 +217,8 @@ def run_incremental(N: int, n: int, growth: float = 0.01, repeats: int = 5,
 def run_steady(N: int, n: int, refreshes: int = 30, growth: float = 0.01) -> dict[str, Any]:
     """``refreshes`` refreshes in a row, each adding ``growth`` * N rows to one cache: shows that
     compaction keeps the refresh cost from growing with the number of refreshes."""
-    from hybrid_resources.kernel_cache import KernelCache
-    from hybrid_resources.kernel_engine import quantum_kernel, sample_keys
+    from hybrid_resources.quantum.kernel_cache import KernelCache
+    from hybrid_resources.quantum.kernel_engine import quantum_kernel, sample_keys
 
     spec = _spec(n)
     step = max(1, int(round(N * growth)))

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from hybrid_resources.paths import DataLayout
+from hybrid_resources.data.paths import DataLayout
 
 EXAMPLE_FILE_NAME = "breast_cancer.csv"
 
@@ -42,7 +42,7 @@ def run_demo() -> int:
     from hybrid_assets.definitions import defs
     from hybrid_assets.ingestion import landing_files
     from hybrid_assets.partitions import landing_files_partitions
-    from hybrid_resources.quarantine import safe_partition_key
+    from hybrid_resources.data.quarantine import safe_partition_key
 
     layout = DataLayout.from_env().ensure()
     started = time.perf_counter()

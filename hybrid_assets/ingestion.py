@@ -26,16 +26,16 @@ import polars as pl
 from upath import UPath
 
 from hybrid_assets.data_prep import row_hash
-from hybrid_resources.contract import (
+from hybrid_resources.data.contract import (
     ContractViolation,
     DatasetContract,
     LandingTable,
     file_sha256,
     load_landing_file,
 )
-from hybrid_resources.paths import DataLayout, landing_location
-from hybrid_resources.quarantine import quarantine_file, safe_partition_key
-from hybrid_resources.warehouse import Warehouse
+from hybrid_resources.data.paths import DataLayout, landing_location
+from hybrid_resources.data.quarantine import quarantine_file, safe_partition_key
+from hybrid_resources.data.warehouse import Warehouse
 
 @dataclass(frozen=True)
 class IngestOutcome:

@@ -8,7 +8,7 @@ from typing import Any
 
 from dagster import DataVersion, MetadataValue, Output
 
-from hybrid_resources.artifacts import content_hash, read_artifact
+from hybrid_resources.data.artifacts import content_hash, read_artifact
 
 _TRACKED_PACKAGES = ("dagster", "pennylane", "amazon-braket-pennylane-plugin", "numpy", "scikit-learn", "polars",
                      "duckdb", "great-expectations")

@@ -27,8 +27,8 @@ from dagster import (
 from hybrid_assets.ingestion import landing_files
 from hybrid_assets.jobs import ingest_landing_file_job
 from hybrid_assets.partitions import landing_files_partitions
-from hybrid_resources.paths import landing_location
-from hybrid_resources.quarantine import safe_partition_key
+from hybrid_resources.data.paths import landing_location
+from hybrid_resources.data.quarantine import safe_partition_key
 
 MAX_RUNS_PER_TICK = 25
 

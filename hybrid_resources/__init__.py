@@ -1,1 +1,3 @@
-"""What assets talk to: quantum backends, the kernel engine, the warehouse, artifact storage."""
+"""What assets talk to. ``quantum/``: backends, feature maps, simulator, kernel engine and cache, VQC.
+``data/``: paths, artifacts, checkpoints, contract, quarantine, warehouse. At the top: the cost and
+gate policies. Nothing here imports ``hybrid_assets``."""

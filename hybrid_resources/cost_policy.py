@@ -17,7 +17,7 @@ from typing import Any
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from hybrid_resources.backends import BackendConfig
+from hybrid_resources.quantum.backends import BackendConfig
 
 DEFAULT_PRICE_TABLE = Path(__file__).with_name("prices.json")
 

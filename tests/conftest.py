@@ -13,7 +13,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from hybrid_resources.paths import DataLayout
+from hybrid_resources.data.paths import DataLayout
 
 
 @pytest.fixture

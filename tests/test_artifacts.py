@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from hybrid_resources.artifacts import content_hash, read_artifact, write_artifact
+from hybrid_resources.data.artifacts import content_hash, read_artifact, write_artifact
 
 
 @pytest.mark.parametrize("value", [

@@ -93,7 +93,7 @@ def test_a_circuit_version_bump_marks_downstream_stale(workspace, monkeypatch):
     from dagster._core.loader import LoadingContextForTest
 
     from hybrid_assets.definitions import defs
-    from hybrid_resources.feature_maps import FEATURE_MAPS
+    from hybrid_resources.quantum.feature_maps import FEATURE_MAPS
 
     home, data, project = workspace
     write_good_csv(data / "landing", n_rows=40, name="first.csv")

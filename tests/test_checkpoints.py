@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hybrid_resources.checkpoints import CheckpointStore, CheckpointWarning
+from hybrid_resources.data.checkpoints import CheckpointStore, CheckpointWarning
 
 
 def _state(step: int) -> dict[str, np.ndarray]:

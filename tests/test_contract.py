@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from hybrid_resources.contract import (
+from hybrid_resources.data.contract import (
     ContractViolation,
     DatasetContract,
     derive_sample_ids,

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from hybrid_resources.backends import BackendConfig
+from hybrid_resources.quantum.backends import BackendConfig
 from hybrid_resources.cost_policy import (
     BudgetExceededError,
     UnknownPriceError,

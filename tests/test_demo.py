@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from hybrid_resources.artifacts import read_artifact
+from hybrid_resources.data.artifacts import read_artifact
 
 
 def test_demo_fills_an_empty_landing_zone_and_prints_both_models(local_project):

@@ -9,17 +9,17 @@ import numpy as np
 import pennylane as qml
 import pytest
 
-from hybrid_resources.feature_maps import (
+from hybrid_resources.quantum.feature_maps import (
     ENTANGLEMENTS,
     FEATURE_MAPS,
     FeatureMapSpec,
     apply_feature_map,
     circuit_resources,
     entangling_pairs,
-    simulate_states,
     to_openqasm,
 )
-from hybrid_resources.kernel_engine import feature_states
+from hybrid_resources.quantum.simulator import simulate_states
+from hybrid_resources.quantum.kernel_engine import feature_states
 
 ALL_SPECS = [
     FeatureMapSpec(name, n, reps=reps, entanglement=ent)

@@ -17,10 +17,10 @@ from dagster import AssetKey, DagsterInstance, instance_for_test, materialize
 
 from hybrid_assets.definitions import all_assets
 from hybrid_assets.gates import kernel_health
-from hybrid_resources.artifacts import read_artifact
+from hybrid_resources.data.artifacts import read_artifact
 from hybrid_resources.cost_policy import CostPolicy, load_price_table
 from hybrid_resources.gate_policy import GatePolicy
-from hybrid_resources.quantum_backend import QuantumBackend
+from hybrid_resources.quantum.backends import QuantumBackend
 from tests.bad_files import write_good_csv
 from tests.devices import DeviceBoundary
 from tests.test_pipeline import DOWNSTREAM, RESOURCES, SMALL_RUN_CONFIG, ingest
@@ -58,8 +58,8 @@ def materialized(instance: DagsterInstance, asset: str) -> bool:
 
 
 def test_kernel_health_passes_real_kernels_and_fails_broken_ones():
-    from hybrid_resources.feature_maps import FeatureMapSpec
-    from hybrid_resources.kernel_engine import quantum_kernel
+    from hybrid_resources.quantum.feature_maps import FeatureMapSpec
+    from hybrid_resources.quantum.kernel_engine import quantum_kernel
 
     X = np.random.default_rng(0).uniform(0, np.pi, size=(12, 3))
     real = quantum_kernel(X, spec=FeatureMapSpec("iqp", 3)).matrix

@@ -32,13 +32,13 @@ from hybrid_assets.assets.hardware import (
 )
 from hybrid_assets.assets.landing import raw_samples
 from hybrid_assets.partitions import landing_files_partitions
-from hybrid_resources.artifacts import ArtifactIOManager, read_artifact
+from hybrid_resources.data.artifacts import ArtifactIOManager, read_artifact
 from hybrid_resources.cost_policy import CostPolicy
 from hybrid_resources.gate_policy import GatePolicy
-from hybrid_resources.paths import DataLayout
-from hybrid_resources.quantum_backend import QuantumBackend
-from hybrid_resources.quarantine import safe_partition_key
-from hybrid_resources.warehouse import Warehouse
+from hybrid_resources.data.paths import DataLayout
+from hybrid_resources.quantum.backends import QuantumBackend
+from hybrid_resources.data.quarantine import safe_partition_key
+from hybrid_resources.data.warehouse import Warehouse
 from tests.conftest import blobs_frame
 from tests.fake_braket import install_fake_braket
 

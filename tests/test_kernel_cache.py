@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hybrid_resources.backends import BackendConfig
-from hybrid_resources.feature_maps import FeatureMapSpec
-from hybrid_resources.kernel_cache import KernelCache
-from hybrid_resources.kernel_engine import quantum_kernel
+from hybrid_resources.quantum.backends import BackendConfig
+from hybrid_resources.quantum.feature_maps import FeatureMapSpec
+from hybrid_resources.quantum.kernel_cache import KernelCache
+from hybrid_resources.quantum.kernel_engine import quantum_kernel
 
 SPEC = FeatureMapSpec("iqp", 3, reps=2, entanglement="circular")
 
@@ -123,7 +123,7 @@ def test_explicit_keys_and_files_are_plain(cache: KernelCache):
     ],
 )
 def test_match_finds_every_shared_key(stored: str, request_keys: str, expected: tuple[list[int], list[int]]):
-    from hybrid_resources.kernel_cache import _match
+    from hybrid_resources.quantum.kernel_cache import _match
 
     request = tuple(request_keys)
     src, dst, count = _match(tuple(stored), request, {k: i for i, k in enumerate(request)})
@@ -133,7 +133,7 @@ def test_match_finds_every_shared_key(stored: str, request_keys: str, expected: 
 
 
 def test_many_small_refreshes_are_compacted_and_stay_exact(cache: KernelCache):
-    from hybrid_resources.kernel_cache import MAX_FILES_PER_REQUEST
+    from hybrid_resources.quantum.kernel_cache import MAX_FILES_PER_REQUEST
 
     X = _data(60, seed=3)
     quantum_kernel(X[:30], spec=SPEC, cache=cache)

@@ -6,15 +6,15 @@ import numpy as np
 import pennylane as qml
 import pytest
 
-from hybrid_resources.backends import (
+from hybrid_resources.quantum.backends import (
     BackendConfig,
     BackendUnavailableError,
     TransientBackendError,
     call_with_retries,
     make_device,
 )
-from hybrid_resources.feature_maps import ENTANGLEMENTS, FeatureMapSpec, apply_feature_map
-from hybrid_resources.kernel_engine import planned_circuits, quantum_kernel
+from hybrid_resources.quantum.feature_maps import ENTANGLEMENTS, FeatureMapSpec, apply_feature_map
+from hybrid_resources.quantum.kernel_engine import planned_circuits, quantum_kernel
 from tests.devices import DeviceBoundary
 
 SPECS = [FeatureMapSpec("angle", 3)] + [FeatureMapSpec("iqp", 3, reps=2, entanglement=e) for e in ENTANGLEMENTS]

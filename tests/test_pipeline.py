@@ -12,14 +12,14 @@ from dagster import AssetKey, AssetSelection, DagsterInstance, instance_for_test
 from hybrid_assets.assets.landing import raw_samples
 from hybrid_assets.definitions import all_assets
 from hybrid_assets.partitions import landing_files_partitions
-from hybrid_resources.artifacts import ArtifactIOManager, read_artifact
+from hybrid_resources.data.artifacts import ArtifactIOManager, read_artifact
 from hybrid_resources.cost_policy import CostPolicy
-from hybrid_resources.feature_maps import FeatureMapSpec
+from hybrid_resources.quantum.feature_maps import FeatureMapSpec
 from hybrid_resources.gate_policy import GatePolicy
-from hybrid_resources.kernel_engine import quantum_kernel
-from hybrid_resources.quantum_backend import QuantumBackend
-from hybrid_resources.quarantine import safe_partition_key
-from hybrid_resources.warehouse import Warehouse
+from hybrid_resources.quantum.kernel_engine import quantum_kernel
+from hybrid_resources.quantum.backends import QuantumBackend
+from hybrid_resources.data.quarantine import safe_partition_key
+from hybrid_resources.data.warehouse import Warehouse
 from tests.bad_files import write_good_csv
 from tests.conftest import blobs_frame
 

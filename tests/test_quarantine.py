@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from hybrid_resources.contract import ContractViolation, file_sha256, load_landing_file
-from hybrid_resources.quarantine import SIDECAR_SUFFIX, quarantine_file, read_sidecar, safe_partition_key
+from hybrid_resources.data.contract import ContractViolation, file_sha256, load_landing_file
+from hybrid_resources.data.quarantine import SIDECAR_SUFFIX, quarantine_file, read_sidecar, safe_partition_key
 from tests.bad_files import AWKWARD_NAME_WRITERS, BAD_FILE_WRITERS
 
 # Dagster refuses partition keys containing these (dagster/_core/definitions/partitions/utils/base.py).
@@ -100,7 +100,7 @@ def test_a_bad_copy_keeps_the_original_in_landing(tmp_path, monkeypatch):
     def corrupting_copy(source, target):
         Path(target).write_bytes(b"truncated")
 
-    monkeypatch.setattr("hybrid_resources.quarantine.shutil.copyfile", corrupting_copy)
+    monkeypatch.setattr("hybrid_resources.data.quarantine.shutil.copyfile", corrupting_copy)
     with pytest.raises(OSError, match="does not match"):
         quarantine_file(path, tmp_path / "q", check="parse", reason="bad")
     assert path.read_bytes() == b"precious"

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hybrid_resources.checkpoints import CheckpointStore, CheckpointWarning
-from hybrid_resources.vqc import (
+from hybrid_resources.data.checkpoints import CheckpointStore, CheckpointWarning
+from hybrid_resources.quantum.vqc import (
     TrainingResult,
     VqcConfig,
     circuits_per_step,

@@ -13,8 +13,8 @@ from dagster import AssetKey, DagsterInstance, DagsterRunStatus, materialize
 
 from hybrid_assets.assets.variational import vqc_model
 from hybrid_assets.definitions import all_assets
-from hybrid_resources.artifacts import content_hash, read_artifact
-from hybrid_resources.vqc import TRAINER_VERSION, VqcConfig, lineage_key, train_vqc
+from hybrid_resources.data.artifacts import content_hash, read_artifact
+from hybrid_resources.quantum.vqc import TRAINER_VERSION, VqcConfig, lineage_key, train_vqc
 from tests.bad_files import write_good_csv
 from tests.conftest import REPO
 from tests.test_pipeline import RESOURCES
@@ -26,7 +26,7 @@ import sys, time
 from dagster import DagsterInstance, materialize
 from hybrid_assets.definitions import all_assets
 from tests.test_pipeline import RESOURCES
-import hybrid_resources.vqc as vqc
+import hybrid_resources.quantum.vqc as vqc
 
 slow = vqc.CheckpointStore.save
 def save(self, *args, **kwargs):  # slow each step down so the test can kill mid-training

@@ -7,16 +7,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hybrid_resources.warehouse import Warehouse, open_warehouse
+from hybrid_resources.data.warehouse import Warehouse, open_warehouse
 from tests.bad_files import write_good_csv
 
 WRITER = """
 import sys
 from upath import UPath
 from hybrid_assets.ingestion import ingest_file
-from hybrid_resources.contract import DatasetContract
-from hybrid_resources.paths import DataLayout
-from hybrid_resources.warehouse import Warehouse
+from hybrid_resources.data.contract import DatasetContract
+from hybrid_resources.data.paths import DataLayout
+from hybrid_resources.data.warehouse import Warehouse
 
 layout = DataLayout.from_env()
 warehouse = Warehouse()

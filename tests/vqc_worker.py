@@ -22,7 +22,7 @@ import numpy as np
 # Runs as a plain script: make the repository importable without relying on an install.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hybrid_resources.vqc import VqcConfig, train_vqc  # noqa: E402
+from hybrid_resources.quantum.vqc import VqcConfig, train_vqc  # noqa: E402
 
 
 def main(argv: list[str]) -> int:

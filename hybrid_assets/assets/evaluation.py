@@ -27,11 +27,11 @@ from hybrid_assets.assets.quantum import cost_admission
 from hybrid_assets.assets.variational import vqc_model
 from hybrid_assets.outputs import artifact_output, latest_metadata
 from hybrid_resources.cost_policy import CostPolicy
-from hybrid_resources.feature_maps import FeatureMapSpec
+from hybrid_resources.quantum.feature_maps import FeatureMapSpec
 from hybrid_resources.gate_policy import GatePolicy
-from hybrid_resources.paths import DataLayout
-from hybrid_resources.quantum_backend import QuantumBackend
-from hybrid_resources.warehouse import Warehouse
+from hybrid_resources.data.paths import DataLayout
+from hybrid_resources.quantum.backends import QuantumBackend
+from hybrid_resources.data.warehouse import Warehouse
 
 METRICS = ["accuracy", "f1", "roc_auc"]
 PROMOTION_GATES = ("quantum_beats_classical", "reproducibility", "cost_within_budget")

@@ -28,12 +28,12 @@ from pydantic import Field
 
 from hybrid_assets.assets.quantum import cost_admission, refused
 from hybrid_assets.outputs import artifact_output, latest_metadata
-from hybrid_resources.backends import BackendUnavailableError
+from hybrid_resources.quantum.backends import BackendUnavailableError
 from hybrid_resources.cost_policy import BudgetExceededError, CostPolicy, UnknownPriceError
-from hybrid_resources.feature_maps import FeatureMapSpec
-from hybrid_resources.kernel_engine import planned_circuits, quantum_kernel
-from hybrid_resources.quantum_backend import QuantumBackend
-from hybrid_resources.warehouse import Warehouse
+from hybrid_resources.quantum.feature_maps import FeatureMapSpec
+from hybrid_resources.quantum.kernel_engine import planned_circuits, quantum_kernel
+from hybrid_resources.quantum.backends import QuantumBackend
+from hybrid_resources.data.warehouse import Warehouse
 
 MANAGED_DEVICES = ("braket.aws.qubit",)
 DEFAULT_HARDWARE_SHOTS = 100

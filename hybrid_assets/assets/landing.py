@@ -23,9 +23,9 @@ from hybrid_assets.data_prep import build_features
 from hybrid_assets.ingestion import find_landing_file, ingest_file, recorded_outcome
 from hybrid_assets.outputs import library_versions
 from hybrid_assets.partitions import landing_files_partitions
-from hybrid_resources.contract import DatasetContract, validate_contract
-from hybrid_resources.paths import DataLayout, landing_location
-from hybrid_resources.warehouse import Warehouse
+from hybrid_resources.data.contract import DatasetContract, validate_contract
+from hybrid_resources.data.paths import DataLayout, landing_location
+from hybrid_resources.data.warehouse import Warehouse
 
 CONTRACT = DatasetContract()
 

@@ -21,15 +21,15 @@ from hybrid_assets.data_prep import ENCODING_RANGE, EmbeddingTransform, reduce_e
 from hybrid_assets.gates import circuit_ceilings, kernel_health
 from hybrid_assets.modeling import fit_precomputed_svm, holdout_metrics, precomputed_decision
 from hybrid_assets.outputs import artifact_output, latest_metadata, recorded_artifact
-from hybrid_resources.backends import BackendConfig, BackendUnavailableError
+from hybrid_resources.quantum.backends import BackendConfig, BackendUnavailableError
 from hybrid_resources.cost_policy import BudgetExceededError, CostPolicy, UnknownPriceError, admit
-from hybrid_resources.feature_maps import FEATURE_MAPS, FeatureMapSpec, circuit_resources, to_openqasm
+from hybrid_resources.quantum.feature_maps import FEATURE_MAPS, FeatureMapSpec, circuit_resources, to_openqasm
 from hybrid_resources.gate_policy import GatePolicy
-from hybrid_resources.kernel_cache import KernelCache
-from hybrid_resources.kernel_engine import quantum_kernel
-from hybrid_resources.paths import DataLayout
-from hybrid_resources.quantum_backend import QuantumBackend
-from hybrid_resources.warehouse import Warehouse
+from hybrid_resources.quantum.kernel_cache import KernelCache
+from hybrid_resources.quantum.kernel_engine import quantum_kernel
+from hybrid_resources.data.paths import DataLayout
+from hybrid_resources.quantum.backends import QuantumBackend
+from hybrid_resources.data.warehouse import Warehouse
 
 # The circuit artifact's code version is the registry's feature-map versions: bumping a map's
 # semantic version marks the circuit and everything downstream stale.

@@ -7,12 +7,12 @@ from pydantic import Field
 from hybrid_assets.assets.quantum import cost_admission, refused
 from hybrid_assets.modeling import holdout_metrics, markdown_image, training_curves_png
 from hybrid_assets.outputs import artifact_output
-from hybrid_resources.artifacts import content_hash
-from hybrid_resources.backends import BackendUnavailableError, call_with_retries
+from hybrid_resources.data.artifacts import content_hash
+from hybrid_resources.quantum.backends import BackendUnavailableError, call_with_retries
 from hybrid_resources.cost_policy import BudgetExceededError, CostPolicy, UnknownPriceError
-from hybrid_resources.paths import DataLayout
-from hybrid_resources.quantum_backend import QuantumBackend
-from hybrid_resources.vqc import (
+from hybrid_resources.data.paths import DataLayout
+from hybrid_resources.quantum.backends import QuantumBackend
+from hybrid_resources.quantum.vqc import (
     TRAINER_VERSION,
     VqcConfig,
     circuits_per_step,
@@ -21,7 +21,7 @@ from hybrid_resources.vqc import (
     predict_proba,
     train_vqc,
 )
-from hybrid_resources.warehouse import Warehouse
+from hybrid_resources.data.warehouse import Warehouse
 
 
 class VqcAssetConfig(Config):

@@ -20,7 +20,7 @@ import numpy as np
 from dagster import ConfigurableIOManager, InputContext, OutputContext
 from pydantic import Field
 
-from hybrid_resources.paths import DataLayout, atomic_write
+from hybrid_resources.data.paths import DataLayout, atomic_write
 
 ArrayBundle = dict[str, np.ndarray]
 

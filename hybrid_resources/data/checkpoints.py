@@ -7,7 +7,7 @@ the JSON parses, the npz hash matches and the npz loads with ``allow_pickle=Fals
 Write protocol (crash-safe against SIGKILL / power loss at any instant):
 
 1. npz bytes -> a ``.*.tmp`` file in the same directory, flush + fsync, ``os.replace`` to its
-   final name (:func:`hybrid_resources.paths.atomic_write`) (a rename within one directory is atomic on POSIX);
+   final name (:func:`hybrid_resources.data.paths.atomic_write`) (a rename within one directory is atomic on POSIX);
 2. the JSON sidecar the same way - written *last*, so a crash between 1 and 2 leaves an
    npz without a sidecar, which :meth:`CheckpointStore.latest` skips;
 3. fsync the directory so the renames themselves are durable.
@@ -31,7 +31,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from hybrid_resources.paths import atomic_write
+from hybrid_resources.data.paths import atomic_write
 
 FORMAT_VERSION = 1
 _STEP_RE = re.compile(r"^step-(\d{6,})\.(npz|json)$")

@@ -29,7 +29,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from hybrid_resources.paths import atomic_write
+from hybrid_resources.data.paths import atomic_write
 
 FORMAT_VERSION = 2  # 2: a square panel stores its keys once
 

@@ -17,8 +17,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from hybrid_resources.contract import file_sha256
-from hybrid_resources.paths import atomic_write
+from hybrid_resources.data.contract import file_sha256
+from hybrid_resources.data.paths import atomic_write
 
 SIDECAR_SUFFIX = ".reason.json"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")

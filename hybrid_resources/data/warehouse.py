@@ -20,7 +20,7 @@ import duckdb
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from hybrid_resources.paths import DataLayout
+from hybrid_resources.data.paths import DataLayout
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS landing_files (

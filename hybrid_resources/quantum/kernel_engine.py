@@ -11,7 +11,7 @@ Two paths (see DESIGN.md "The kernel engine"):
   upper triangle only for a symmetric matrix, diagonal = 1 without executing, submitted in
   batches with retries of transient faults.
 
-With a :class:`~hybrid_resources.kernel_cache.KernelCache` only entries not cached under the
+With a :class:`~hybrid_resources.quantum.kernel_cache.KernelCache` only entries not cached under the
 same (feature-map spec, backend) namespace are computed.
 """
 
@@ -26,9 +26,10 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pennylane as qml
 
-from hybrid_resources.backends import BackendConfig, call_with_retries, make_device
-from hybrid_resources.feature_maps import FeatureMapSpec, apply_feature_map, is_real_map, simulate_states
-from hybrid_resources.kernel_cache import Index, KernelCache, as_slice, put_block, take_block
+from hybrid_resources.quantum.backends import BackendConfig, call_with_retries, make_device
+from hybrid_resources.quantum.feature_maps import FeatureMapSpec, apply_feature_map, is_real_map
+from hybrid_resources.quantum.simulator import simulate_states
+from hybrid_resources.quantum.kernel_cache import Index, KernelCache, as_slice, put_block, take_block
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ import numpy as np
 import pennylane as qml
 from pennylane import numpy as pnp
 
-from hybrid_resources.checkpoints import CheckpointStore
+from hybrid_resources.data.checkpoints import CheckpointStore
 
 TRAINER_VERSION = "vqc-1"
 # <Z> lies in [-1, 1]; a scale of 3 lets p reach sigmoid(3 + bias) ~ 0.95 without a bias,
@@ -442,7 +442,7 @@ def train_vqc(
     Checkpoints go to ``checkpoint_dir / lineage`` every ``config.checkpoint_every`` steps and
     at the final step; if that lineage already holds a verified checkpoint, training resumes
     from it (a finished lineage returns immediately). Corrupt newest checkpoints are skipped
-    with a :class:`~hybrid_resources.checkpoints.CheckpointWarning`.
+    with a :class:`~hybrid_resources.data.checkpoints.CheckpointWarning`.
 
     Kept model: the restart whose *final-epoch* validation BCE is lowest (ties -> earliest).
     ``on_step`` gets ``{"restart", "epoch", "step", "total_steps", "loss", "eta_s"}`` after

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from hybrid_resources.data.contract import row_hash
+
 ENCODING_RANGE = (0.0, np.pi)
 """Reduced features are scaled into this interval (radians) before the feature map."""
 
@@ -25,12 +27,6 @@ def split_of(sample_id: str, *, test_fraction: float, seed: int) -> str:
     digest = hashlib.sha256(f"{seed}:{sample_id}".encode()).digest()
     position = int.from_bytes(digest[:8], "big") / 2**64
     return "test" if position < test_fraction else "train"
-
-
-def row_hash(label: str, features: list[float]) -> str:
-    """Content hash of one sample (label + feature values), 16 hex characters."""
-    payload = label.encode() + b"|" + np.asarray(features, dtype=np.float64).tobytes()
-    return hashlib.sha256(payload).hexdigest()[:16]
 
 
 def build_features(raw_rows: pl.DataFrame, *, test_fraction: float, seed: int) -> pl.DataFrame:

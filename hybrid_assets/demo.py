@@ -41,8 +41,7 @@ def run_demo() -> int:
 
     from hybrid_assets.definitions import defs
     from hybrid_assets.ingestion import landing_files
-    from hybrid_assets.partitions import landing_files_partitions
-    from hybrid_resources.data.quarantine import safe_partition_key
+    from hybrid_assets.partitions import landing_files_partitions, safe_partition_key
 
     layout = DataLayout.from_env().ensure()
     started = time.perf_counter()

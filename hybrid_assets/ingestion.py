@@ -12,7 +12,6 @@ partition would stall eager automation downstream; see DESIGN.md).
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,22 +19,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import numpy as np
-import polars as pl
 from upath import UPath
 
-from hybrid_assets.data_prep import row_hash
+from hybrid_assets.partitions import safe_partition_key
 from hybrid_resources.data.contract import (
     ContractViolation,
     DatasetContract,
     LandingTable,
     file_sha256,
     load_landing_file,
+    row_hash,
 )
 from hybrid_resources.data.paths import DataLayout, landing_location
-from hybrid_resources.data.quarantine import quarantine_file, safe_partition_key
-from hybrid_resources.data.warehouse import Warehouse
+from hybrid_resources.data.quarantine import quarantine_file
+from hybrid_resources.data.warehouse import LandingRecord, Warehouse, WarehouseSession
+
 
 @dataclass(frozen=True)
 class IngestOutcome:
@@ -50,6 +49,11 @@ class IngestOutcome:
     reason: str = ""
     validation: dict[str, Any] = field(default_factory=dict)
     quarantined_path: str = ""
+
+    @property
+    def record(self) -> LandingRecord:
+        """What the warehouse's landing register keeps of this outcome."""
+        return LandingRecord(self.partition_key, self.file_name, self.file_hash, self.status, self.n_rows, self.reason)
 
 
 def is_local(location: UPath) -> bool:
@@ -89,32 +93,19 @@ def local_copy(source: UPath, staging_dir: Path) -> Iterator[Path]:
         staged.unlink(missing_ok=True)
 
 
-def recorded_outcome(connection: duckdb.DuckDBPyConnection, partition_key: str) -> IngestOutcome | None:
+def recorded_outcome(warehouse: Warehouse, partition_key: str) -> IngestOutcome | None:
     """The outcome recorded for a partition by an earlier run, if any."""
-    row = connection.execute(
-        "SELECT file_name, file_hash, status, n_rows, reason FROM landing_files WHERE partition_key = ?",
-        [partition_key],
-    ).fetchone()
-    if row is None:
+    record = warehouse.landing_record(partition_key)
+    if record is None:
         return None
-    return IngestOutcome(partition_key, row[0], row[1], row[2], int(row[3]), reason=row[4] or "")
+    return IngestOutcome(record.partition_key, record.file_name, record.file_hash, record.status, record.n_rows,
+                         reason=record.reason)
 
 
-def _established_feature_names(connection: duckdb.DuckDBPyConnection, partition_key: str) -> list[str] | None:
-    row = connection.execute(
-        "SELECT feature_names FROM landing_files WHERE status = 'ingested' AND partition_key <> ? "
-        "ORDER BY recorded_at LIMIT 1",
-        [partition_key],
-    ).fetchone()
-    return json.loads(row[0]) if row else None
-
-
-def check_against_warehouse(
-    connection: duckdb.DuckDBPyConnection, table: LandingTable, partition_key: str, file_hash: str
-) -> None:
+def check_against_warehouse(session: WarehouseSession, table: LandingTable, partition_key: str, file_hash: str) -> None:
     """Cross-file rules: same feature columns as the data already ingested, and no sample id
     that another file delivered with different content. Raises :class:`ContractViolation`."""
-    established = _established_feature_names(connection, partition_key)
+    established = session.established_feature_names(other_than=partition_key)
     if established is not None and sorted(established) != sorted(table.feature_names):
         missing = sorted(set(established) - set(table.feature_names))
         extra = sorted(set(table.feature_names) - set(established))
@@ -123,12 +114,8 @@ def check_against_warehouse(
             f"feature columns differ from the ingested data: missing {missing[:10]}, unexpected {extra[:10]}",
             {"missing": missing, "unexpected": extra},
         )
-    hashes = {sid: row_hash(label, list(values)) for sid, label, values in zip(table.sample_ids, table.labels, table.features)}
-    existing = connection.execute(
-        "SELECT r.sample_id, r.label, r.features FROM raw_rows r JOIN landing_files f ON r.file_hash = f.file_hash "
-        "WHERE f.status = 'ingested' AND r.file_hash <> ? AND r.sample_id IN (SELECT unnest(?))",
-        [file_hash, list(hashes)],
-    ).fetchall()
+    hashes = {sid: row_hash(label, values) for sid, label, values in zip(table.sample_ids, table.labels, table.features)}
+    existing = session.ingested_rows_with_ids(list(hashes), other_than_file=file_hash)
     conflicts = sorted({sid for sid, label, values in existing if row_hash(label, values) != hashes[sid]})
     if conflicts:
         raise ContractViolation(
@@ -175,83 +162,43 @@ def ingest_file(
             table, validation = _order_columns(table), report.to_metadata()
         except ContractViolation as error:
             violation = error
-        with warehouse.connect() as connection:
-            duplicate_of = connection.execute(
-                "SELECT partition_key FROM landing_files WHERE file_hash = ? AND status = 'ingested' "
-                "AND partition_key <> ?",
-                [file_hash, partition_key],
-            ).fetchone()
+        with warehouse.session() as session:
+            duplicate_of = session.ingested_partition_with_hash(file_hash, other_than=partition_key)
             if duplicate_of:
                 outcome = IngestOutcome(partition_key, source.name, file_hash, "duplicate", 0,
-                                        reason=f"same bytes already ingested as partition {duplicate_of[0]!r}")
-                _record(connection, outcome, feature_names=None, run_id=run_id)
+                                        reason=f"same bytes already ingested as partition {duplicate_of!r}")
+                session.record_landing(outcome.record, feature_names=None, run_id=run_id)
                 return outcome
             if violation is None:
                 try:
-                    check_against_warehouse(connection, table, partition_key, file_hash)
+                    check_against_warehouse(session, table, partition_key, file_hash)
                 except ContractViolation as error:
                     violation = error
             if violation is not None:
-                outcome = _quarantine(connection, path, source.name, partition_key, file_hash, violation,
+                outcome = _quarantine(session, path, source.name, partition_key, file_hash, violation,
                                       validation, layout.quarantine, run_id)
             else:
-                outcome = _write_rows(connection, table, source.name, partition_key, file_hash, validation, run_id)
+                outcome = IngestOutcome(partition_key, source.name, file_hash, "ingested", table.n_rows(),
+                                        validation=validation)
+                with session.transaction():
+                    session.replace_file_rows(file_hash, table.sample_ids, table.labels, table.features)
+                    session.record_landing(outcome.record, feature_names=table.feature_names, run_id=run_id)
     if outcome.status == "quarantined" and not is_local(source):
         source.unlink()  # the verified copy is in quarantine now
     return outcome
 
 
 def _quarantine(
-    connection: duckdb.DuckDBPyConnection, path: Path, original_name: str, partition_key: str, file_hash: str,
+    session: WarehouseSession, path: Path, original_name: str, partition_key: str, file_hash: str,
     violation: ContractViolation, validation: dict[str, Any], quarantine_dir: Path, run_id: str,
 ) -> IngestOutcome:
     record = quarantine_file(path, quarantine_dir, check=violation.check, reason=violation.reason,
                              details={**violation.details, "original_name": original_name})
     outcome = IngestOutcome(partition_key, original_name, file_hash, "quarantined", 0, check=violation.check,
                             reason=violation.reason, validation=validation, quarantined_path=record.quarantined_path)
-    connection.execute("BEGIN TRANSACTION")
-    connection.execute(
-        "INSERT INTO quarantine (file_hash, original_name, quarantined_path, check_name, reason) VALUES (?, ?, ?, ?, ?)",
-        [file_hash, original_name, record.quarantined_path, violation.check, violation.reason],
-    )
-    _record(connection, outcome, feature_names=None, run_id=run_id)
-    connection.execute("COMMIT")
+    with session.transaction():
+        session.record_quarantine(file_hash=file_hash, original_name=original_name,
+                                  quarantined_path=record.quarantined_path, check=violation.check,
+                                  reason=violation.reason)
+        session.record_landing(outcome.record, feature_names=None, run_id=run_id)
     return outcome
-
-
-def _write_rows(
-    connection: duckdb.DuckDBPyConnection, table: LandingTable, file_name: str, partition_key: str,
-    file_hash: str, validation: dict[str, Any], run_id: str,
-) -> IngestOutcome:
-    incoming = pl.DataFrame({
-        "file_hash": [file_hash] * table.n_rows(),
-        "row_number": np.arange(table.n_rows(), dtype=np.int64),
-        "sample_id": table.sample_ids,
-        "label": table.labels,
-        "features": pl.Series(table.features).cast(pl.List(pl.Float64)),
-    })
-    outcome = IngestOutcome(partition_key, file_name, file_hash, "ingested", table.n_rows(), validation=validation)
-    connection.execute("BEGIN TRANSACTION")
-    try:
-        connection.execute("DELETE FROM raw_rows WHERE file_hash = ?", [file_hash])
-        connection.register("incoming_rows", incoming.to_arrow())
-        connection.execute("INSERT INTO raw_rows SELECT * FROM incoming_rows")
-        connection.unregister("incoming_rows")
-        _record(connection, outcome, feature_names=table.feature_names, run_id=run_id)
-        connection.execute("COMMIT")
-    except Exception:
-        connection.execute("ROLLBACK")
-        raise
-    return outcome
-
-
-def _record(
-    connection: duckdb.DuckDBPyConnection, outcome: IngestOutcome, *, feature_names: list[str] | None, run_id: str,
-) -> None:
-    connection.execute(
-        "INSERT OR REPLACE INTO landing_files "
-        "(partition_key, file_name, file_hash, status, n_rows, feature_names, reason, run_id) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        [outcome.partition_key, outcome.file_name, outcome.file_hash, outcome.status, outcome.n_rows,
-         json.dumps(feature_names) if feature_names is not None else None, outcome.reason, run_id],
-    )

@@ -9,7 +9,6 @@ submitted, so an unchanged file is not re-run and a re-landed file with new cont
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 
@@ -26,9 +25,9 @@ from dagster import (
 
 from hybrid_assets.ingestion import landing_files
 from hybrid_assets.jobs import ingest_landing_file_job
-from hybrid_assets.partitions import landing_files_partitions
+from hybrid_assets.partitions import landing_files_partitions, safe_partition_key
+from hybrid_resources.data.contract import file_sha256
 from hybrid_resources.data.paths import landing_location
-from hybrid_resources.data.quarantine import safe_partition_key
 
 MAX_RUNS_PER_TICK = 25
 
@@ -88,14 +87,6 @@ def list_landing() -> list[LandedFile]:
     return listing
 
 
-def _sha256(name: str) -> str:
-    digest = hashlib.sha256()
-    with (landing_location() / name).open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 @sensor(
     job=ingest_landing_file_job,
     minimum_interval_seconds=10,
@@ -110,7 +101,7 @@ def landing_sensor(context: SensorEvaluationContext) -> SensorResult | SkipReaso
         key = safe_partition_key(landed.name)
         if not context.instance.has_dynamic_partition(landing_files_partitions.name, key):
             new_keys.append(key)
-        content_hash = _sha256(landed.name)
+        content_hash = file_sha256(landing_location() / landed.name)
         requests.append(RunRequest(
             partition_key=key,
             run_key=f"{key}:{content_hash}:{landed.mtime_ns}",

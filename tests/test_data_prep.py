@@ -8,9 +8,9 @@ from hybrid_assets.data_prep import (
     build_features,
     reduce_embeddings,
     refit_reason,
-    row_hash,
     split_of,
 )
+from hybrid_resources.data.contract import row_hash
 from tests.conftest import blobs_frame
 
 

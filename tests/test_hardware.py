@@ -37,7 +37,7 @@ from hybrid_resources.cost_policy import CostPolicy
 from hybrid_resources.gate_policy import GatePolicy
 from hybrid_resources.data.paths import DataLayout
 from hybrid_resources.quantum.backends import QuantumBackend
-from hybrid_resources.data.quarantine import safe_partition_key
+from hybrid_assets.partitions import safe_partition_key
 from hybrid_resources.data.warehouse import Warehouse
 from tests.conftest import blobs_frame
 from tests.fake_braket import install_fake_braket

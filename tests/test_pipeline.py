@@ -18,7 +18,7 @@ from hybrid_resources.quantum.feature_maps import FeatureMapSpec
 from hybrid_resources.gate_policy import GatePolicy
 from hybrid_resources.quantum.kernel_engine import quantum_kernel
 from hybrid_resources.quantum.backends import QuantumBackend
-from hybrid_resources.data.quarantine import safe_partition_key
+from hybrid_assets.partitions import safe_partition_key
 from hybrid_resources.data.warehouse import Warehouse
 from tests.bad_files import write_good_csv
 from tests.conftest import blobs_frame

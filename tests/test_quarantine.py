@@ -9,11 +9,9 @@ from pathlib import Path
 import pytest
 
 from hybrid_resources.data.contract import ContractViolation, file_sha256, load_landing_file
-from hybrid_resources.data.quarantine import SIDECAR_SUFFIX, quarantine_file, read_sidecar, safe_partition_key
+from hybrid_assets.partitions import safe_partition_key
+from hybrid_resources.data.quarantine import SIDECAR_SUFFIX, quarantine_file, read_sidecar
 from tests.bad_files import AWKWARD_NAME_WRITERS, BAD_FILE_WRITERS
-
-# Dagster refuses partition keys containing these (dagster/_core/definitions/partitions/utils/base.py).
-DAGSTER_INVALID = ["...", "\a", "\b", "\f", "\n", "\r", "\t", "\v", "\0"]
 
 
 @pytest.mark.parametrize("name", ["plain.csv", "with space.csv", "données.csv", "日本語.csv", "..csv", "a..b.csv"])
@@ -105,18 +103,3 @@ def test_a_bad_copy_keeps_the_original_in_landing(tmp_path, monkeypatch):
         quarantine_file(path, tmp_path / "q", check="parse", reason="bad")
     assert path.read_bytes() == b"precious"
     assert list((tmp_path / "q").iterdir()) == []
-
-
-def test_partition_keys_are_safe_deterministic_and_distinct():
-    names = ["a b.csv", "a_b.csv", "a/b.csv", "../x.csv", "..", ".", "", "é.csv", "e.csv", "日本語.csv",
-             "x...y.csv", "tab\there.csv", "new\nline.csv", "x" * 300 + ".csv"]
-    keys = [safe_partition_key(n) for n in names]
-    assert keys == [safe_partition_key(n) for n in names]
-    assert len(set(keys)) == len(keys)
-    for key in keys:
-        assert key and "/" not in key and "\\" not in key and ".." not in key and not key.startswith(".")
-        assert not any(bad in key for bad in DAGSTER_INVALID)
-        assert key.isascii() and len(key) <= 130
-    assert safe_partition_key("batch_1.csv") == "batch_1.csv"  # safe names are unchanged
-    assert safe_partition_key("é.csv").startswith("e.csv-")  # readable: accents folded
-    assert safe_partition_key("batch 1.csv") == "batch_1.csv-4bca0352"  # documented example

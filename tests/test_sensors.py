@@ -6,7 +6,7 @@ import pytest
 from dagster import DagsterInstance, SensorResult, SkipReason, build_sensor_context, instance_for_test
 
 from hybrid_assets.sensors import landing_sensor
-from hybrid_resources.data.quarantine import safe_partition_key
+from hybrid_assets.partitions import safe_partition_key
 from tests.bad_files import write_good_csv
 
 

@@ -1,7 +1,6 @@
 """Landing files -> raw rows (one partition per file) -> deduplicated, split features."""
 
 import hashlib
-import json
 
 import polars as pl
 from dagster import (
@@ -47,8 +46,7 @@ def raw_samples(context: AssetExecutionContext, warehouse: Warehouse) -> Materia
     if source is not None:
         outcome = ingest_file(warehouse, source, partition_key, layout=layout, contract=CONTRACT, run_id=context.run_id)
     else:
-        with warehouse.connect(read_only=True) as connection:
-            outcome = recorded_outcome(connection, partition_key)
+        outcome = recorded_outcome(warehouse, partition_key)
         if outcome is None:
             raise Failure(f"No file for partition {partition_key!r} in {landing_location()} and no record of it; "
                           "land the file again or delete the partition.")
@@ -79,13 +77,6 @@ def raw_samples(context: AssetExecutionContext, warehouse: Warehouse) -> Materia
 class FeaturesConfig(Config):
     test_fraction: float = Field(default=0.2, gt=0.0, lt=1.0, description="Share of sample ids in the holdout split")
     split_seed: int = Field(default=42, description="Seed of the hash that assigns each sample id to a split")
-
-
-RAW_ROWS_SQL = """
-SELECT r.sample_id, r.label, r.features, r.file_hash,
-       row_number() OVER (ORDER BY f.recorded_at, r.file_hash, r.row_number) AS "order"
-FROM raw_rows r JOIN landing_files f ON r.file_hash = f.file_hash AND f.status = 'ingested'
-"""
 
 
 def features_gate(features: pl.DataFrame, feature_names: list[str]) -> AssetCheckResult:
@@ -123,18 +114,11 @@ def features_gate(features: pl.DataFrame, feature_names: list[str]) -> AssetChec
 )
 def features(context: AssetExecutionContext, config: FeaturesConfig, warehouse: Warehouse) -> MaterializeResult:
     """Cleaned, deduplicated features of every ingested file, with a split stable per sample id."""
-    with warehouse.connect() as connection:
-        raw = connection.execute(RAW_ROWS_SQL).pl()
-        names_row = connection.execute(
-            "SELECT feature_names FROM landing_files WHERE status = 'ingested' ORDER BY recorded_at LIMIT 1"
-        ).fetchone()
+    with warehouse.session() as session:
+        raw = session.ingested_rows()
         table = build_features(raw, test_fraction=config.test_fraction, seed=config.split_seed)
-        connection.execute("BEGIN TRANSACTION")
-        connection.execute("DELETE FROM features")
-        connection.register("new_features", table.to_arrow())
-        connection.execute("INSERT INTO features SELECT * FROM new_features")
-        connection.execute("COMMIT")
-    feature_names = json.loads(names_row[0]) if names_row else []
+        session.replace_features(table)
+        feature_names = session.established_feature_names() or []
     digest = hashlib.sha256("\n".join(
         f"{sid},{h},{s}" for sid, h, s in table.select("sample_id", "row_hash", "split").iter_rows()
     ).encode()).hexdigest()

@@ -45,16 +45,6 @@ class EmbeddingConfig(Config):
                     "the fit, so old samples keep their embeddings and cached kernel entries; 0 re-fits on any growth")
 
 
-# Arrival order (the file that first delivered a sample, then sample id): as data grows, new
-# samples come after the old ones, so the kernel cache serves the old block in one copy.
-_FEATURES_IN_ARRIVAL_ORDER = """
-SELECT f.sample_id, f.label, f.features, f.split
-FROM features f
-LEFT JOIN (SELECT file_hash, min(recorded_at) AS landed_at FROM landing_files GROUP BY file_hash) l USING (file_hash)
-ORDER BY l.landed_at, f.file_hash, f.sample_id
-"""
-
-
 @asset(automation_condition=EAGER, deps=[features], code_version="2", group_name="quantum", kinds={"numpy"})
 def reduced_embeddings(context: AssetExecutionContext, config: EmbeddingConfig, warehouse: Warehouse) -> Output:
     """PCA (fit on train only) of the features to n_qubits dims, scaled into the encoding range.
@@ -62,8 +52,9 @@ def reduced_embeddings(context: AssetExecutionContext, config: EmbeddingConfig, 
     The fitted transform is kept across materializations while the train split grows by at
     most ``refit_growth`` (see :func:`refit_reason`); the metadata says which happened.
     """
-    with warehouse.connect(read_only=True) as connection:
-        table = connection.execute(_FEATURES_IN_ARRIVAL_ORDER).pl()
+    # Arrival order: as data grows, new samples come after the old ones, so the kernel cache
+    # serves the old block in one copy.
+    table = warehouse.features_in_arrival_order()
     recorded = latest_metadata(context.instance, "reduced_embeddings")
     previous_bundle = recorded_artifact(recorded)
     previous = EmbeddingTransform.from_bundle(previous_bundle) if isinstance(previous_bundle, dict) else None

@@ -152,12 +152,28 @@ class ValidationReport:
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:
-    """SHA-256 hex digest of a file's bytes, read in 1 MiB chunks (constant memory)."""
+    """SHA-256 hex digest of a file's bytes, read in 1 MiB chunks (constant memory).
+
+    ``path`` is a local path or any object with ``open("rb")`` (a ``UPath`` on S3, memory, ...).
+    """
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with (path.open("rb") if hasattr(path, "open") else open(path, "rb")) as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def row_hash(label: str, features: Any) -> str:
+    """Content hash of one sample: sha256(label | float64 bytes of its features), 16 hex characters.
+
+    -0.0 is folded into 0.0, so the same values written by another tool hash alike. Features
+    must be in the canonical (sorted column name) order, the order the warehouse stores.
+
+    >>> row_hash("1", [0.5, -0.0]) == row_hash("1", [0.5, 0.0])
+    True
+    """
+    values = np.asarray(features, dtype=np.float64) + 0.0  # -0.0 -> 0.0
+    return hashlib.sha256(label.encode() + b"|" + values.tobytes()).hexdigest()[:16]
 
 
 def read_landing_file(path: str | os.PathLike[str], contract: DatasetContract = DatasetContract()) -> pl.DataFrame:
@@ -630,18 +646,15 @@ def _describe_non_numeric(df: pl.DataFrame, name: str) -> str:
 
 
 def derive_sample_ids(labels: list[str], features: np.ndarray, feature_names: list[str]) -> list[str]:
-    """Content ids for rows without a ``sample_id``: sha256(label | float64 bytes)[:16].
+    """Content ids for rows without a ``sample_id``: :func:`row_hash` of each row.
 
-    Features are hashed in sorted column-name order and -0.0 is folded into 0.0, so the same
-    row in another file (columns in another order, written by another tool) gets the same id.
-    Identical rows in one file get the same id: they are the same sample.
+    Features are hashed in sorted column-name order, so the same row in another file (columns
+    in another order, written by another tool) gets the same id. Identical rows in one file
+    get the same id: they are the same sample.
     """
     order = np.argsort(np.asarray(feature_names, dtype=object), kind="stable")
-    canonical = np.ascontiguousarray(features[:, order], dtype=np.float64) + 0.0  # -0.0 -> 0.0
-    return [
-        hashlib.sha256(label.encode() + b"|" + row.tobytes()).hexdigest()[:16]
-        for label, row in zip(labels, canonical)
-    ]
+    canonical = np.ascontiguousarray(features[:, order], dtype=np.float64)
+    return [row_hash(label, row) for label, row in zip(labels, canonical)]
 
 
 def to_landing_table(df: pl.DataFrame, contract: DatasetContract = DatasetContract()) -> LandingTable:

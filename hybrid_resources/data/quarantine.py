@@ -9,9 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shutil
-import unicodedata
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,7 +19,6 @@ from hybrid_resources.data.contract import file_sha256
 from hybrid_resources.data.paths import atomic_write
 
 SIDECAR_SUFFIX = ".reason.json"
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 @dataclass(frozen=True)
@@ -40,39 +37,19 @@ class QuarantineRecord:
         return asdict(self)
 
 
-def safe_partition_key(file_name: str) -> str:
-    """A readable, deterministic Dagster partition key for a landing file name.
-
-    Accents are folded to ASCII, runs of other characters (spaces, '/', non-Latin text)
-    become '_', and leading dots are dropped, so '..' can never climb out of a folder when
-    the key is used in a path. When anything was changed, 8 hex characters of the original
-    name's hash are appended, so two names that fold alike keep distinct keys.
-
-    >>> safe_partition_key("batch 1.csv")
-    'batch_1.csv-4bca0352'
-    >>> safe_partition_key("batch_1.csv")
-    'batch_1.csv'
-    """
-    folded = unicodedata.normalize("NFKD", file_name).encode("ascii", "ignore").decode()
-    cleaned = _UNSAFE.sub("_", folded).lstrip(".")
-    cleaned = cleaned.replace("..", "_")[:120] or "file"
-    if cleaned == file_name:
-        return cleaned
-    return f"{cleaned}-{hashlib.sha256(file_name.encode()).hexdigest()[:8]}"
-
-
 def _stored_name(file_name: str) -> str:
     """The name a quarantined file keeps: its own, unless that is not a plain file name.
 
     Spaces and non-ASCII letters are fine on disk and keep the file recognisable; an empty
-    name, '.', '..', or one with a path separator or NUL is replaced by its partition key.
+    name, '.', '..', one with a path separator or NUL, or one too long for a prefix and the
+    sidecar suffix becomes a hash of the name (the sidecar keeps the original name).
     """
     plain = (
         file_name not in ("", ".", "..")
         and "/" not in file_name and "\\" not in file_name and "\x00" not in file_name
         and len(file_name.encode()) <= 200  # room for a hash prefix and the sidecar suffix
     )
-    return file_name if plain else safe_partition_key(file_name)
+    return file_name if plain else f"renamed-{hashlib.sha256(file_name.encode()).hexdigest()[:16]}"
 
 
 def _destination(folder: Path, name: str, file_hash: str) -> Path:

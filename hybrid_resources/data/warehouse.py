@@ -1,4 +1,10 @@
-"""The DuckDB warehouse: landing-file register, raw rows, features, quarantine, experiment log.
+"""The DuckDB warehouse: landing-file register, raw rows, features, quarantine, spend, experiment log.
+
+This is the only module that knows table names or writes SQL. Assets call :class:`Warehouse`
+methods for single operations, or open a :meth:`Warehouse.session` when several reads and
+writes must happen under one connection (DuckDB holds its file for one process at a time,
+so a session is also a lock: the cross-file landing rules and the row write of one file
+cannot be interleaved with another writer).
 
 DuckDB locks its file per process, and sensors, runs, tests and the audit command are
 separate processes. So every use is short (open, work, close) and opening retries on the
@@ -13,10 +19,13 @@ import random
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
+import polars as pl
 from dagster import ConfigurableResource
 from pydantic import Field
 
@@ -108,6 +117,154 @@ def open_warehouse(
         connection.close()
 
 
+@dataclass(frozen=True)
+class LandingRecord:
+    """One landing file's final state in the register (``landing_files``)."""
+
+    partition_key: str
+    file_name: str
+    file_hash: str
+    status: str  # ingested | duplicate | quarantined
+    n_rows: int
+    reason: str = ""
+
+
+class WarehouseSession:
+    """The warehouse's statements, on one open connection (see :meth:`Warehouse.session`)."""
+
+    def __init__(self, connection: duckdb.DuckDBPyConnection):
+        self.connection = connection
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All statements inside commit together, or none (rolled back on any error)."""
+        self.connection.execute("BEGIN TRANSACTION")
+        try:
+            yield
+        except BaseException:
+            self.connection.execute("ROLLBACK")
+            raise
+        self.connection.execute("COMMIT")
+
+    # -- landing register ---------------------------------------------------------------
+
+    def landing_record(self, partition_key: str) -> LandingRecord | None:
+        """What an earlier run recorded for a partition, if anything."""
+        row = self.connection.execute(
+            "SELECT partition_key, file_name, file_hash, status, n_rows, reason FROM landing_files "
+            "WHERE partition_key = ?", [partition_key],
+        ).fetchone()
+        return None if row is None else LandingRecord(row[0], row[1], row[2], row[3], int(row[4]), row[5] or "")
+
+    def ingested_partition_with_hash(self, file_hash: str, *, other_than: str) -> str | None:
+        """The partition that already ingested these exact bytes, other than ``other_than``."""
+        row = self.connection.execute(
+            "SELECT partition_key FROM landing_files WHERE file_hash = ? AND status = 'ingested' "
+            "AND partition_key <> ?", [file_hash, other_than],
+        ).fetchone()
+        return row[0] if row else None
+
+    def established_feature_names(self, *, other_than: str | None = None) -> list[str] | None:
+        """The feature columns of the first ingested file (other than partition ``other_than``)."""
+        row = self.connection.execute(
+            "SELECT feature_names FROM landing_files WHERE status = 'ingested' AND partition_key <> ? "
+            "ORDER BY recorded_at LIMIT 1", [other_than or ""],
+        ).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def ingested_rows_with_ids(self, sample_ids: list[str], *, other_than_file: str) -> list[tuple[str, str, list]]:
+        """(sample_id, label, features) of rows other ingested files delivered under these ids."""
+        return self.connection.execute(
+            "SELECT r.sample_id, r.label, r.features FROM raw_rows r JOIN landing_files f ON r.file_hash = f.file_hash "
+            "WHERE f.status = 'ingested' AND r.file_hash <> ? AND r.sample_id IN (SELECT unnest(?))",
+            [other_than_file, sample_ids],
+        ).fetchall()
+
+    def record_landing(self, record: LandingRecord, *, feature_names: list[str] | None, run_id: str) -> None:
+        self.connection.execute(
+            "INSERT OR REPLACE INTO landing_files "
+            "(partition_key, file_name, file_hash, status, n_rows, feature_names, reason, run_id) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [record.partition_key, record.file_name, record.file_hash, record.status, record.n_rows,
+             json.dumps(feature_names) if feature_names is not None else None, record.reason, run_id],
+        )
+
+    def record_quarantine(self, *, file_hash: str, original_name: str, quarantined_path: str, check: str,
+                          reason: str) -> None:
+        self.connection.execute(
+            "INSERT INTO quarantine (file_hash, original_name, quarantined_path, check_name, reason) "
+            "VALUES (?, ?, ?, ?, ?)", [file_hash, original_name, quarantined_path, check, reason],
+        )
+
+    def replace_file_rows(self, file_hash: str, sample_ids: list[str], labels: list[str],
+                          features: np.ndarray) -> None:
+        """The rows of one file, keyed by (file hash, row number); a re-ingest replaces them."""
+        incoming = pl.DataFrame({
+            "file_hash": [file_hash] * len(sample_ids),
+            "row_number": np.arange(len(sample_ids), dtype=np.int64),
+            "sample_id": sample_ids,
+            "label": labels,
+            "features": pl.Series(features).cast(pl.List(pl.Float64)),
+        })
+        self.connection.execute("DELETE FROM raw_rows WHERE file_hash = ?", [file_hash])
+        self.connection.register("incoming_rows", incoming.to_arrow())
+        self.connection.execute("INSERT INTO raw_rows SELECT * FROM incoming_rows")
+        self.connection.unregister("incoming_rows")
+
+    # -- features -----------------------------------------------------------------------
+
+    def ingested_rows(self) -> pl.DataFrame:
+        """Rows of every ingested file: sample_id, label, features, file_hash, and ``order``
+        (files in the order they were recorded, then row number)."""
+        return self.connection.execute(
+            'SELECT r.sample_id, r.label, r.features, r.file_hash, '
+            'row_number() OVER (ORDER BY f.recorded_at, r.file_hash, r.row_number) AS "order" '
+            "FROM raw_rows r JOIN landing_files f ON r.file_hash = f.file_hash AND f.status = 'ingested'"
+        ).pl()
+
+    def replace_features(self, table: pl.DataFrame) -> None:
+        """Replace the features table with ``table`` (its columns in table order), atomically."""
+        with self.transaction():
+            self.connection.execute("DELETE FROM features")
+            self.connection.register("new_features", table.to_arrow())
+            self.connection.execute("INSERT INTO features SELECT * FROM new_features")
+            self.connection.unregister("new_features")
+
+    def features_in_arrival_order(self) -> pl.DataFrame:
+        """sample_id, label, features, split; ordered by the file that first delivered each
+        sample (when it landed), then sample id, so new samples come after old ones."""
+        return self.connection.execute(
+            "SELECT f.sample_id, f.label, f.features, f.split FROM features f "
+            "LEFT JOIN (SELECT file_hash, min(recorded_at) AS landed_at FROM landing_files GROUP BY file_hash) l "
+            "USING (file_hash) ORDER BY l.landed_at, f.file_hash, f.sample_id"
+        ).pl()
+
+    # -- spend and experiments ----------------------------------------------------------
+
+    def record_spend(self, run_id: str, asset: str, device: str, tasks: int, shots: int, estimated_usd: float) -> None:
+        self.connection.execute(
+            "INSERT INTO quantum_spend (run_id, asset, device, tasks, shots, estimated_usd) VALUES (?, ?, ?, ?, ?, ?)",
+            [run_id, asset, device, tasks, shots, estimated_usd],
+        )
+
+    def spent_usd(self, *, run_id: str | None = None) -> float:
+        if run_id is not None:
+            row = self.connection.execute(
+                "SELECT sum(estimated_usd) FROM quantum_spend WHERE run_id = ?", [run_id]).fetchone()
+        else:
+            row = self.connection.execute(
+                "SELECT sum(estimated_usd) FROM quantum_spend WHERE CAST(recorded_at AS DATE) = current_date"
+            ).fetchone()
+        return float(row[0] or 0.0)
+
+    def log_experiment(self, run_id: str, asset: str, params: dict[str, Any], figures: dict[str, Any]) -> None:
+        self.connection.execute(
+            "INSERT INTO experiment_log (run_id, asset, params, figures) VALUES (?, ?, ?, ?)",
+            [run_id, asset, json.dumps(params, sort_keys=True, default=str),
+             json.dumps(figures, sort_keys=True, default=str)],
+        )
+
+
 class Warehouse(ConfigurableResource):
     """The DuckDB warehouse file (default ``$HYBRID_DATA_DIR/warehouse.duckdb``)."""
 
@@ -119,34 +276,35 @@ class Warehouse(ConfigurableResource):
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A raw connection, for tools and tests that query the tables directly."""
         with open_warehouse(self.file, read_only=read_only) as connection:
             yield connection
 
+    @contextmanager
+    def session(self, read_only: bool = False) -> Iterator[WarehouseSession]:
+        """Several statements under one connection (one process holds the file meanwhile)."""
+        with self.connect(read_only=read_only) as connection:
+            yield WarehouseSession(connection)
+
+    def landing_record(self, partition_key: str) -> LandingRecord | None:
+        with self.session(read_only=True) as session:
+            return session.landing_record(partition_key)
+
+    def features_in_arrival_order(self) -> pl.DataFrame:
+        with self.session(read_only=True) as session:
+            return session.features_in_arrival_order()
+
     def log_experiment(self, run_id: str, asset: str, params: dict[str, Any], figures: dict[str, Any]) -> None:
         """Append one row to the experiment log (every kernel/model run, its params and figures)."""
-        with self.connect() as connection:
-            connection.execute(
-                "INSERT INTO experiment_log (run_id, asset, params, figures) VALUES (?, ?, ?, ?)",
-                [run_id, asset, json.dumps(params, sort_keys=True, default=str),
-                 json.dumps(figures, sort_keys=True, default=str)],
-            )
+        with self.session() as session:
+            session.log_experiment(run_id, asset, params, figures)
 
     def record_spend(self, run_id: str, asset: str, device: str, tasks: int, shots: int, estimated_usd: float) -> None:
         """Record what a quantum step actually submitted (tasks, shots, estimated USD)."""
-        with self.connect() as connection:
-            connection.execute(
-                "INSERT INTO quantum_spend (run_id, asset, device, tasks, shots, estimated_usd) VALUES (?, ?, ?, ?, ?, ?)",
-                [run_id, asset, device, tasks, shots, estimated_usd],
-            )
+        with self.session() as session:
+            session.record_spend(run_id, asset, device, tasks, shots, estimated_usd)
 
     def spent_usd(self, *, run_id: str | None = None) -> float:
         """Estimated USD recorded for one run (``run_id``) or, without it, today (UTC) across runs."""
-        with self.connect() as connection:
-            if run_id is not None:
-                row = connection.execute("SELECT sum(estimated_usd) FROM quantum_spend WHERE run_id = ?", [run_id]).fetchone()
-            else:
-                row = connection.execute(
-                    "SELECT sum(estimated_usd) FROM quantum_spend "
-                    "WHERE CAST(recorded_at AS DATE) = current_date"
-                ).fetchone()
-        return float(row[0] or 0.0)
+        with self.session(read_only=True) as session:
+            return session.spent_usd(run_id=run_id)

@@ -156,6 +156,23 @@ def write_dotdot_name(folder: Path) -> Path:
     return write_good_csv(folder, name="..batch..v2...csv", id_offset=3000)
 
 
+def write_trailing_blank_lines(folder: Path, name: str = "spreadsheet_export.csv", n_rows: int = 20) -> Path:
+    """A valid CSV as spreadsheets export it: CRLF line ends, then blank and whitespace-only lines."""
+    path = write_good_csv(folder, n_rows=n_rows, name=name)
+    text = path.read_text().replace("\n", "\r\n")
+    path.write_bytes((text + "\r\n\r\n   \r\n\t\r\n").encode())
+    return path
+
+
+def write_record_of_empty_fields(folder: Path) -> Path:
+    """A valid CSV plus one record of empty fields (``,,,,``): a row, not a blank line."""
+    path = write_good_csv(folder, name="empty_record.csv")
+    columns = path.read_text().splitlines()[0].count(",")
+    with path.open("a") as handle:
+        handle.write("," * columns + "\n")
+    return path
+
+
 GOOD_FILE_WRITERS: dict[str, Callable[[Path], Path]] = {
     "csv_with_ids": write_good_csv,
     "csv_without_ids": write_good_csv_without_ids,
@@ -163,6 +180,7 @@ GOOD_FILE_WRITERS: dict[str, Callable[[Path], Path]] = {
     "string_labels": write_string_labels,
     "int_labels_parquet": write_int_labels_parquet,
     "wide_1000_columns": write_wide_csv,
+    "trailing_blank_lines": write_trailing_blank_lines,
 }
 
 AWKWARD_NAME_WRITERS: dict[str, Callable[[Path], Path]] = {
@@ -187,4 +205,5 @@ BAD_FILE_WRITERS: dict[str, tuple[Callable[[Path], Path], str]] = {
     "non_utf8": (write_non_utf8, "encoding"),
     "binary_garbage": (write_binary_garbage, "parse"),
     "wrong_parquet_schema": (write_wrong_parquet_schema, "required_columns"),
+    "record_of_empty_fields": (write_record_of_empty_fields, "missing_labels"),
 }

@@ -140,6 +140,16 @@ def test_every_bad_file_is_quarantined_with_its_reason_and_good_rows_flow_on(dat
     assert refresh(instance).success
 
 
+def test_a_spreadsheet_export_with_trailing_blank_lines_is_ingested_whole(data_layout, instance):
+    from tests.bad_files import write_trailing_blank_lines
+
+    path = write_trailing_blank_lines(data_layout.landing, n_rows=20)
+    assert ingest(instance, path.name) == {path.name: "ingested"}
+    assert warehouse_rows("SELECT count(*) FROM raw_rows") == [(20,)]
+    metadata = instance.get_latest_materialization_event(AssetKey("raw_samples")).asset_materialization.metadata
+    assert metadata["row_count"].value == 20 and metadata["blank_lines_skipped"].value == 4
+
+
 def test_cross_file_rules_duplicates_and_conflicts(data_layout, instance):
     first = write_good_csv(data_layout.landing, n_rows=30, name="first.csv")
     (data_layout.landing / "copy of first.csv").write_bytes(first.read_bytes())

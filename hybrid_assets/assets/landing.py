@@ -66,6 +66,7 @@ def raw_samples(context: AssetExecutionContext, warehouse: Warehouse) -> Materia
             "file_name": outcome.file_name,
             "file_hash": outcome.file_hash,
             "row_count": outcome.n_rows,
+            "blank_lines_skipped": int(outcome.validation.get("blank_lines_skipped", 0)),
             "reason": outcome.reason,
             "quarantined_path": outcome.quarantined_path,
             "library_versions": MetadataValue.json(library_versions()),

@@ -32,7 +32,10 @@ import csv
 import hashlib
 import io
 import os
-from dataclasses import asdict, dataclass, field
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -131,6 +134,7 @@ class ValidationReport:
     n_feature_columns: int = 0
     contract_fingerprint: str = ""
     details: dict[str, Any] = field(default_factory=dict)  # per failed check, JSON-safe
+    blank_lines_skipped: int = 0  # blank or whitespace-only CSV lines left out before validation
 
     def to_metadata(self) -> dict[str, Any]:
         """JSON-safe summary for Dagster metadata (and quarantine sidecars)."""
@@ -143,12 +147,21 @@ class ValidationReport:
             "n_rows": self.n_rows,
             "n_feature_columns": self.n_feature_columns,
             "contract_fingerprint": self.contract_fingerprint,
+            "blank_lines_skipped": self.blank_lines_skipped,
         }
 
 
 # --------------------------------------------------------------------------------------
 # Reading
 # --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ParsedFile:
+    """A landing file parsed into a table, and what parsing left out."""
+
+    frame: pl.DataFrame
+    blank_lines_skipped: int = 0
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:
@@ -176,7 +189,7 @@ def row_hash(label: str, features: Any) -> str:
     return hashlib.sha256(label.encode() + b"|" + values.tobytes()).hexdigest()[:16]
 
 
-def read_landing_file(path: str | os.PathLike[str], contract: DatasetContract = DatasetContract()) -> pl.DataFrame:
+def read_landing_file(path: str | os.PathLike[str], contract: DatasetContract = DatasetContract()) -> ParsedFile:
     """Parse a landing file into a polars DataFrame, or raise :class:`ContractViolation`.
 
     The format comes from the extension (``.csv``, ``.parquet``, ``.pq``; case-insensitive).
@@ -196,7 +209,7 @@ def read_landing_file(path: str | os.PathLike[str], contract: DatasetContract = 
     if suffix in CSV_SUFFIXES:
         return _read_csv(path, contract)
     if suffix in PARQUET_SUFFIXES:
-        return _read_parquet(path)
+        return ParsedFile(_read_parquet(path))
     raise ContractViolation(
         "parse",
         f"unsupported file type {path.suffix or '(no extension)'!r} for {path.name!r}: "
@@ -205,7 +218,7 @@ def read_landing_file(path: str | os.PathLike[str], contract: DatasetContract = 
     )
 
 
-def _read_csv(path: Path, contract: DatasetContract) -> pl.DataFrame:
+def _read_csv(path: Path, contract: DatasetContract) -> ParsedFile:
     head = _read_head(path)
     if not head.strip():
         raise ContractViolation("parse", f"{path.name!r} is empty ({path.stat().st_size} bytes): no header, no rows",
@@ -214,24 +227,51 @@ def _read_csv(path: Path, contract: DatasetContract) -> pl.DataFrame:
     _check_utf8(path)
     header_line = _header_line(path)
     _reject_duplicate_headers(path.name, next(csv.reader(io.StringIO(header_line)), []))
-    try:
-        # All as text: polars' type inference would either fail on a late "abc" or turn a
-        # column into String silently; we decide types ourselves below.
-        frame = pl.read_csv(path, infer_schema=False, separator=",", quote_char='"', encoding="utf8")
-    except pl.exceptions.NoDataError as error:
-        raise ContractViolation("parse", f"{path.name!r} has no CSV content: {error}") from error
-    except (pl.exceptions.ComputeError, pl.exceptions.PolarsError) as error:
-        message = str(error).splitlines()[0]
-        raise ContractViolation("parse", f"{path.name!r} is not a well-formed comma-separated file: {message}",
-                                {"error": message}) from error
+    with _without_blank_lines(path) as (text_path, skipped):
+        try:
+            # All as text: polars' type inference would either fail on a late "abc" or turn a
+            # column into String silently; we decide types ourselves below.
+            frame = pl.read_csv(text_path, infer_schema=False, separator=",", quote_char='"', encoding="utf8")
+        except pl.exceptions.NoDataError as error:
+            raise ContractViolation("parse", f"{path.name!r} has no CSV content: {error}") from error
+        except (pl.exceptions.ComputeError, pl.exceptions.PolarsError) as error:
+            message = str(error).splitlines()[0]
+            raise ContractViolation("parse", f"{path.name!r} is not a well-formed comma-separated file: {message}",
+                                    {"error": message}) from error
     _reject_wrong_delimiter(path.name, frame, header_line)
     if frame.height == 0:
         raise ContractViolation(
             "row_count",
             f"{path.name!r} has a header ({frame.width} columns) but no data rows",
-            {"columns": frame.columns[:50], "n_rows": 0},
+            {"columns": frame.columns[:50], "n_rows": 0, "blank_lines_skipped": skipped},
         )
-    return _type_csv_columns(frame, contract)
+    return ParsedFile(_type_csv_columns(frame, contract), skipped)
+
+
+def _blank_line_flags(path: Path) -> Iterator[tuple[str, bool]]:
+    """Each line of a UTF-8 CSV with whether it is blank: only whitespace, outside a quoted field."""
+    inside_quotes = False
+    with open(path, encoding="utf-8", newline="") as handle:
+        for line in handle:
+            yield line, not inside_quotes and not line.strip()
+            if line.count('"') % 2:  # an escaped quote ("") counts twice and changes nothing
+                inside_quotes = not inside_quotes
+
+
+@contextmanager
+def _without_blank_lines(path: Path) -> Iterator[tuple[Path, int]]:
+    """``path`` itself when it has no blank lines, else a temporary copy without them; and how
+    many were dropped. polars reads a blank line as a row of nulls, which the contract would
+    then reject as a row without a label."""
+    skipped = sum(blank for _, blank in _blank_line_flags(path))
+    if not skipped:
+        yield path, 0
+        return
+    with tempfile.TemporaryDirectory(prefix="landing-") as folder:
+        cleaned = Path(folder) / path.name
+        with open(cleaned, "w", encoding="utf-8", newline="") as out:
+            out.writelines(line for line, blank in _blank_line_flags(path) if not blank)
+        yield cleaned, skipped
 
 
 def _read_head(path: Path) -> bytes:
@@ -683,12 +723,12 @@ def load_landing_file(
     contract check fails (the first failed check; all reasons joined by "; "; details hold
     the report's metadata and per-check details).
     """
-    frame = read_landing_file(path, contract)
-    report = validate_contract(frame, contract)
+    parsed = read_landing_file(path, contract)
+    report = replace(validate_contract(parsed.frame, contract), blank_lines_skipped=parsed.blank_lines_skipped)
     if not report.success:
         raise ContractViolation(
             report.failed_checks[0],
             "; ".join(report.reasons),
             {**report.to_metadata(), "checks": report.details},
         )
-    return to_landing_table(frame, contract), report
+    return to_landing_table(parsed.frame, contract), report

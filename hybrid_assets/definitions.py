@@ -31,6 +31,7 @@ def quantum_backend_from_env() -> QuantumBackend:
     )
 
 
+WAREHOUSE = Warehouse()
 all_assets = load_assets_from_modules([landing, quantum, classical, variational, evaluation, hardware])
 
 defs = Definitions(
@@ -42,9 +43,10 @@ defs = Definitions(
     sensors=[landing_sensor, automation_sensor],
     resources={
         "io_manager": ArtifactIOManager(),
-        "warehouse": Warehouse(),
+        "warehouse": WAREHOUSE,
         "quantum_backend": quantum_backend_from_env(),
         "cost_policy": CostPolicy(
+            warehouse=WAREHOUSE,
             run_budget_usd=float(os.environ.get("HYBRID_RUN_BUDGET_USD", "10")),
             daily_budget_usd=float(os.environ.get("HYBRID_DAILY_BUDGET_USD", "50")),
         ),

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from hybrid_assets.modeling import fit_precomputed_svm, holdout_metrics, precomputed_decision
-from hybrid_resources.quantum.backends import BackendConfig
+from hybrid_resources.quantum.backends import BackendConfig, SubmissionLedger
 from hybrid_resources.quantum.feature_maps import FeatureMapSpec
 from hybrid_resources.quantum.kernel_engine import quantum_kernel
 
@@ -82,11 +82,12 @@ def margin_gate(metrics: dict[str, dict[str, float]], *, metric: str, min_margin
 
 def reproducibility_study(embeddings: dict[str, np.ndarray], spec: FeatureMapSpec, backend: BackendConfig, *,
                           seeds: int, samples: int, C: float, metric: str, tolerance: float,
-                          before_submit=None) -> GateResult:
+                          ledger: SubmissionLedger | None = None) -> GateResult:
     """Re-run the quantum kernel on a fixed subsample with ``seeds`` different seeds.
 
     Reports the spread of kernel entries and the std of the holdout metric across repeats
-    (exact simulators: zero by construction; shot devices: the shot noise).
+    (exact simulators: zero by construction; shot devices: the shot noise). Every repeat is
+    admitted and recorded by ``ledger`` like any other device work.
     """
     n_train = min(samples, len(embeddings["y_train"]))
     n_test = min(max(samples // 2, 4), len(embeddings["y_test"]))
@@ -95,8 +96,8 @@ def reproducibility_study(embeddings: dict[str, np.ndarray], spec: FeatureMapSpe
     kernels, scores = [], []
     for repeat in range(seeds):
         repeat_backend = BackendConfig(**{**asdict(backend), "seed": backend.seed + repeat})
-        k_train = quantum_kernel(X_train, spec=spec, backend=repeat_backend, before_submit=before_submit).matrix
-        k_test = quantum_kernel(X_test, X_train, spec=spec, backend=repeat_backend, before_submit=before_submit).matrix
+        k_train = quantum_kernel(X_train, spec=spec, backend=repeat_backend, ledger=ledger).matrix
+        k_test = quantum_kernel(X_test, X_train, spec=spec, backend=repeat_backend, ledger=ledger).matrix
         kernels.append(k_test)
         if len(np.unique(y_train)) == 2:
             model = fit_precomputed_svm(k_train, y_train, C=C)

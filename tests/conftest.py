@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -66,3 +67,27 @@ def local_project(tmp_path: Path) -> LocalProject:
     (data / "landing").mkdir(parents=True)
     shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
     return LocalProject(home, data, {**os.environ, "DAGSTER_HOME": str(home), "HYBRID_DATA_DIR": str(data)})
+
+
+def priced_like_a_qpu(tmp_path: Path, device: str = "default.qubit", per_task: float = 0.30,
+                      per_shot: float = 0.08) -> Path:
+    """A copy of the shipped price table in which a local simulator is priced like a QPU, so the
+    real cost machinery (admission, ledger, budgets) runs against a device that costs nothing."""
+    from hybrid_resources.cost_policy import load_price_table
+
+    table = load_price_table()
+    table["free_devices"] = [name for name in table["free_devices"] if name != device]
+    table["devices"][device] = {"per_task": per_task, "per_shot": per_shot}
+    path = tmp_path / "priced_prices.json"
+    path.write_text(json.dumps(table))
+    return path
+
+
+@pytest.fixture
+def priced_policy(tmp_path: Path):
+    """A CostPolicy with default.qubit priced like a QPU, its own warehouse file, $1,000 budgets."""
+    from hybrid_resources.cost_policy import CostPolicy
+    from hybrid_resources.data.warehouse import Warehouse
+
+    return CostPolicy(warehouse=Warehouse(path=str(tmp_path / "ledger.duckdb")), run_budget_usd=1000.0,
+                      daily_budget_usd=1000.0, price_table_path=str(priced_like_a_qpu(tmp_path)))

@@ -110,9 +110,10 @@ def run_hardware_job(instance: DagsterInstance, **resource_overrides):
 
 
 def spend_rows(run_id: str) -> list[tuple]:
+    """What the ledger recorded for a run, summed per (asset, device) (a paid device is recorded task by task)."""
     with Warehouse().connect(read_only=True) as connection:
-        return connection.execute("SELECT asset, device, tasks, shots, estimated_usd FROM quantum_spend "
-                                  "WHERE run_id = ?", [run_id]).fetchall()
+        return connection.execute("SELECT asset, device, sum(tasks), sum(shots), sum(estimated_usd) FROM quantum_spend "
+                                  "WHERE run_id = ? GROUP BY asset, device", [run_id]).fetchall()
 
 
 def failure_message(result) -> str:

@@ -75,16 +75,15 @@ def test_cache_invalidates_on_spec_or_backend_change(cache: KernelCache):
     assert len(cache.namespaces()) == 3
 
 
-def test_shot_path_cache_skips_executed_pairs(cache: KernelCache):
+def test_shot_path_cache_skips_executed_pairs(cache: KernelCache, priced_policy):
     X = _data(7)
     backend = BackendConfig(shots=200, seed=4)
     first = quantum_kernel(X[:5], spec=SPEC, backend=backend, cache=cache)
     assert first.stats.circuits_executed == 10
-    planned: list[tuple[int, int]] = []
-    grown = quantum_kernel(X, spec=SPEC, backend=backend, cache=cache,
-                           before_submit=lambda c, s: planned.append((c, s)))
+    with priced_policy.ledger(run_id="r", asset="k", backend=backend) as ledger:
+        grown = quantum_kernel(X, spec=SPEC, backend=backend, cache=cache, ledger=ledger)
     # Only pairs involving the 2 new rows: 5*2 + 1.
-    assert planned == [(11, 2200)] and grown.stats.circuits_executed == 11
+    assert grown.stats.circuits_executed == ledger.tasks == 11 and ledger.shots == 2200
     np.testing.assert_array_equal(grown.matrix[:5, :5], first.matrix)
     np.testing.assert_array_equal(grown.matrix, grown.matrix.T)
     hit = quantum_kernel(X, spec=SPEC, backend=backend, cache=cache)

@@ -15,6 +15,7 @@ from hybrid_resources.quantum.backends import (
 )
 from hybrid_resources.quantum.feature_maps import ENTANGLEMENTS, FeatureMapSpec, apply_feature_map
 from hybrid_resources.quantum.kernel_engine import planned_circuits, quantum_kernel
+from hybrid_resources.cost_policy import SubmissionRefused
 from tests.devices import DeviceBoundary
 
 SPECS = [FeatureMapSpec("angle", 3)] + [FeatureMapSpec("iqp", 3, reps=2, entanglement=e) for e in ENTANGLEMENTS]
@@ -85,33 +86,29 @@ def test_shot_kernel_close_to_exact_and_deterministic():
     assert not np.array_equal(other.matrix, K)
 
 
-def test_before_submit_gets_plan_and_can_refuse(monkeypatch: pytest.MonkeyPatch):
+def test_the_ledger_admits_the_plan_first_and_records_what_ran(monkeypatch: pytest.MonkeyPatch, priced_policy):
     counter = DeviceBoundary(monkeypatch)
     spec = FeatureMapSpec("angle", 2)
     X = np.random.default_rng(0).normal(size=(5, 2))
     Y = np.random.default_rng(1).normal(size=(3, 2))
-    seen: list[tuple[int, int]] = []
-
-    class Refused(Exception):
-        pass
-
-    def refuse(circuits: int, shots: int) -> None:
-        seen.append((circuits, shots))
-        raise Refused
-
     backend = BackendConfig(shots=100)
-    with pytest.raises(Refused):
-        quantum_kernel(X, spec=spec, backend=backend, before_submit=refuse)
-    with pytest.raises(Refused):
-        quantum_kernel(X, Y, spec=spec, backend=backend, before_submit=refuse)
-    assert seen == [(10, 1000), (15, 1500)]
+    tight = priced_policy.model_copy(update={"run_budget_usd": 1.0})
+    for args, plan in (((X,), "10 tasks x 100 shots"), ((X, Y), "15 tasks x 100 shots")):
+        with tight.ledger(run_id="refused", asset="k", backend=backend) as ledger:
+            with pytest.raises(SubmissionRefused, match=plan):
+                quantum_kernel(*args, spec=spec, backend=backend, ledger=ledger)
+        assert ledger.tasks == 0
     assert counter.circuits == 0
-    # Accepting runs exactly the planned circuits.
-    res = quantum_kernel(X, spec=spec, backend=backend, before_submit=lambda c, s: seen.append((c, s)))
-    assert counter.circuits == res.stats.circuits_executed == 10
-    # The exact path submits nothing and does not call the hook.
-    quantum_kernel(X, spec=spec, before_submit=refuse)
-    assert counter.circuits == 10
+    # Admitted: exactly the planned circuits run, and the ledger records each of them.
+    with priced_policy.ledger(run_id="ok", asset="k", backend=backend) as ledger:
+        res = quantum_kernel(X, spec=spec, backend=backend, ledger=ledger)
+    assert counter.circuits == res.stats.circuits_executed == ledger.tasks == 10
+    assert ledger.shots == 1000 and ledger.usd == pytest.approx(10 * (0.30 + 100 * 0.08))
+    assert priced_policy.warehouse.spent_usd(run_id="ok") == pytest.approx(ledger.usd)
+    # The exact path submits nothing: nothing to admit or record.
+    with tight.ledger(run_id="exact", asset="k", backend=BackendConfig()) as ledger:
+        quantum_kernel(X, spec=spec, ledger=ledger)
+    assert counter.circuits == 10 and ledger.tasks == 0
 
 
 def test_engine_retries_transient_device_error(monkeypatch: pytest.MonkeyPatch):

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from hybrid_resources.data.checkpoints import CheckpointStore, CheckpointWarning
+from hybrid_resources.quantum.backends import BackendConfig
 from hybrid_resources.quantum.vqc import (
     TrainingResult,
     VqcConfig,
@@ -45,9 +46,9 @@ X_TR, Y_TR = blobs(20, seed=0)
 X_VA, Y_VA = blobs(12, seed=1)
 
 
-def _train(cfg: VqcConfig, root: Path, **kwargs) -> TrainingResult:
-    return train_vqc(X_TR, Y_TR, cfg, checkpoint_dir=root, lineage=lineage_key("data-v1", "circ-v1", cfg),
-                     X_val=X_VA, y_val=Y_VA, **kwargs)
+def _train(cfg: VqcConfig, root: Path, backend: BackendConfig = BackendConfig(), **kwargs) -> TrainingResult:
+    return train_vqc(X_TR, Y_TR, cfg, checkpoint_dir=root, lineage=lineage_key("data-v1", "circ-v1", cfg, backend),
+                     X_val=X_VA, y_val=Y_VA, backend=backend, **kwargs)
 
 
 def _assert_same_model(a: TrainingResult, b: TrainingResult) -> None:
@@ -186,6 +187,9 @@ def test_config_change_starts_a_fresh_lineage(tmp_path: Path) -> None:
     assert a.config_hash() != b.config_hash() and a.config_hash() == replace(a).config_hash()
     assert lineage_key("d", "c", a) != lineage_key("d", "c", b)
     assert lineage_key("d", "c", a) != lineage_key("d2", "c", a) != lineage_key("d", "c2", a)
+    # Another device or shot count is another lineage: its checkpoints are never mixed in.
+    assert lineage_key("d", "c", a) != lineage_key("d", "c", a, BackendConfig(shots=100))
+    assert lineage_key("d", "c", a) != lineage_key("d", "c", a, BackendConfig("braket.local.qubit", shots=100))
     first = _train(a, tmp_path)
     assert _train(a, tmp_path).resumed_from_step == first.total_steps  # same config: resumes
     other = _train(b, tmp_path)
@@ -212,19 +216,20 @@ def test_restarts_keep_the_lower_validation_loss(tmp_path: Path) -> None:
 
 
 def test_shot_based_training_is_resumable_and_cost_estimate(tmp_path: Path) -> None:
-    cfg = replace(SMALL, epochs=1, shots=100)
+    cfg = replace(SMALL, epochs=1)
+    shots = BackendConfig(shots=100)
     n_params = n_circuit_params(cfg, 2)
     assert n_params == 6
-    assert circuits_per_step(cfg, 5, n_params) == 5 * 13
-    assert circuits_per_step(replace(cfg, shots=None), 5, n_params) == 5
+    assert circuits_per_step(100, 5, n_params) == 5 * 13
+    assert circuits_per_step(None, 5, n_params) == 5
 
     def stop(info: dict) -> None:
         if info["step"] == 2:
             raise _Interrupt
 
     with pytest.raises(_Interrupt):
-        _train(cfg, tmp_path / "a", on_step=stop)
-    _assert_same_model(_train(cfg, tmp_path / "a"), _train(cfg, tmp_path / "b"))
+        _train(cfg, tmp_path / "a", on_step=stop, backend=shots)
+    _assert_same_model(_train(cfg, tmp_path / "a", backend=shots), _train(cfg, tmp_path / "b", backend=shots))
 
 
 def test_rejects_bad_inputs(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from dagster import AssetKey, DagsterInstance, DagsterRunStatus, materialize
 from hybrid_assets.assets.variational import vqc_model
 from hybrid_assets.definitions import all_assets
 from hybrid_resources.data.artifacts import content_hash, read_artifact
+from hybrid_resources.quantum.backends import QuantumBackend
 from hybrid_resources.quantum.vqc import TRAINER_VERSION, VqcConfig, lineage_key, train_vqc
 from tests.bad_files import write_good_csv
 from tests.conftest import REPO
@@ -45,7 +46,7 @@ def test_a_killed_training_run_resumes_from_its_checkpoint(local_project, monkey
     assert local_project.command("hybrid-demo").returncode == 0
     embeddings = read_artifact(local_project.data / "artifacts" / "reduced_embeddings" / "value")
     config = VqcConfig(**{k: v for k, v in VQC_CONFIG.items() if k != "log_every"})
-    lineage = lineage_key(content_hash(embeddings), TRAINER_VERSION, config)
+    lineage = lineage_key(content_hash(embeddings), TRAINER_VERSION, config, QuantumBackend().backend_config())
     checkpoints = local_project.data / "checkpoints" / lineage
 
     worker = subprocess.Popen([sys.executable, "-c", TRAIN_IN_A_PROCESS % VQC_CONFIG], cwd=REPO,
@@ -73,7 +74,8 @@ def test_a_killed_training_run_resumes_from_its_checkpoint(local_project, monkey
     resumed = read_artifact(local_project.data / "artifacts" / "vqc_model" / "value")
 
     uninterrupted = train_vqc(embeddings["X_train"], embeddings["y_train"], config,
-                              checkpoint_dir=local_project.data / "fresh_checkpoints", lineage=lineage)
+                              checkpoint_dir=local_project.data / "fresh_checkpoints", lineage=lineage,
+                              backend=QuantumBackend().backend_config())
     np.testing.assert_allclose(resumed["params"], uninterrupted.params, atol=1e-8)
     np.testing.assert_allclose(resumed["bias"][0], uninterrupted.bias, atol=1e-8)
     assert "data:image/png;base64," in metadata["training_curves"].value

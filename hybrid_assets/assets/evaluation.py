@@ -23,7 +23,6 @@ from hybrid_assets.modeling import (
     precomputed_decision,
     rbf_decision,
 )
-from hybrid_assets.assets.quantum import cost_admission
 from hybrid_assets.assets.variational import vqc_model
 from hybrid_assets.outputs import artifact_output, latest_metadata
 from hybrid_resources.cost_policy import CostPolicy
@@ -92,6 +91,7 @@ def _gate_check(gate: GateResult) -> AssetCheckResult:
     automation_condition=AutomationCondition.eager(),
     code_version="2",
     group_name="models",
+    pool="quantum",  # the reproducibility repeats submit quantum work
     kinds={"markdown"},
     check_specs=[
         AssetCheckSpec("quantum_beats_classical", asset="model_evaluation",
@@ -138,12 +138,12 @@ def model_evaluation(
         reproducibility = GateResult("reproducibility", False, f"quantum stage degraded: {degraded_reason}")
     else:
         backend = quantum_backend.backend_config()
-        reproducibility = reproducibility_study(
-            reduced_embeddings, FeatureMapSpec.from_dict(circuit_artifact["spec"]), backend,
-            seeds=gate_policy.reproducibility_seeds, samples=gate_policy.reproducibility_samples,
-            C=float(latest_metadata(instance, "quantum_svm").get("C", 1.0)), metric=gate_policy.metric,
-            tolerance=gate_policy.reproducibility_tolerance,
-            before_submit=cost_admission(cost_policy, warehouse, backend, context.run_id))
+        with cost_policy.ledger(run_id=context.run_id, asset="model_evaluation", backend=backend) as ledger:
+            reproducibility = reproducibility_study(
+                reduced_embeddings, FeatureMapSpec.from_dict(circuit_artifact["spec"]), backend,
+                seeds=gate_policy.reproducibility_seeds, samples=gate_policy.reproducibility_samples,
+                C=float(latest_metadata(instance, "quantum_svm").get("C", 1.0)), metric=gate_policy.metric,
+                tolerance=gate_policy.reproducibility_tolerance, ledger=ledger)
     spent = warehouse.spent_usd(run_id=context.run_id)
     cost = GateResult("cost_within_budget", spent <= cost_policy.run_budget_usd,
                       f"estimated ${spent:.2f} spent this run of a ${cost_policy.run_budget_usd:.2f} budget",

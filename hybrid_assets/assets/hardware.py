@@ -26,10 +26,9 @@ from dagster import (
 )
 from pydantic import Field
 
-from hybrid_assets.assets.quantum import cost_admission, refused
 from hybrid_assets.outputs import artifact_output, latest_metadata
 from hybrid_resources.quantum.backends import BackendUnavailableError
-from hybrid_resources.cost_policy import BudgetExceededError, CostPolicy, UnknownPriceError
+from hybrid_resources.cost_policy import CostPolicy
 from hybrid_resources.quantum.feature_maps import FeatureMapSpec
 from hybrid_resources.quantum.kernel_engine import planned_circuits, quantum_kernel
 from hybrid_resources.quantum.backends import QuantumBackend
@@ -130,26 +129,19 @@ def hardware_kernel_spread(
     arn = hardware_backend.device_arn
     context.log.info(f"hardware evaluation: {planned_circuits(rows, cols)} circuits x {backend.shots} shots "
                      f"on {arn or backend.device_name}")
-    try:
-        result = quantum_kernel(X_test[:rows], X_train[:cols], spec=spec, backend=backend,
-                                before_submit=cost_admission(cost_policy, warehouse, backend, context.run_id))
-    except (BudgetExceededError, UnknownPriceError) as error:
-        raise refused(error) from error
-    except BackendUnavailableError as unavailable:
-        raise Failure(description=f"Hardware evaluation failed on {arn or backend.device_name}: {unavailable}",
-                      metadata={"refused_before_submission": False}) from unavailable
-
+    with cost_policy.ledger(run_id=context.run_id, asset=context.asset_key.to_user_string(), backend=backend) as ledger:
+        try:
+            result = quantum_kernel(X_test[:rows], X_train[:cols], spec=spec, backend=backend, ledger=ledger)
+        except BackendUnavailableError as unavailable:
+            raise Failure(description=f"Hardware evaluation failed on {arn or backend.device_name}: {unavailable}",
+                          metadata={"refused_before_submission": False}) from unavailable
     stats = result.stats
     asset_name = context.asset_key.to_user_string()
-    cost = cost_policy.estimate(backend, stats.circuits_executed, backend.shots or 0)
-    warehouse.record_spend(context.run_id, asset_name, cost.device, stats.circuits_executed,
-                           stats.shots_executed, cost.usd)
-
     simulator = np.asarray(quantum_kernel_test[:rows, :cols], dtype=np.float64)
     spread = kernel_spread(simulator, result.matrix, backend.shots)
     report = {
         "device_arn": arn,
-        "device": cost.device,
+        "device": ledger.device,
         "backend": described,
         "circuit_spec_hash": promoted_model["circuit_spec_hash"],
         "model_data_version": promoted_model.get("model_data_version"),
@@ -158,11 +150,11 @@ def hardware_kernel_spread(
         **spread,
         "simulator_kernel": simulator.tolist(),
         "hardware_kernel": result.matrix.tolist(),
-        "circuits_submitted": stats.circuits_executed,
-        "shots_submitted": stats.shots_executed,
+        "circuits_submitted": ledger.tasks,
+        "shots_submitted": ledger.shots,
         "shots_per_circuit": backend.shots,
         "retries": stats.retries,
-        "estimated_cost_usd": cost.usd,
+        "estimated_cost_usd": ledger.usd,
         "wall_time_s": stats.wall_time_s,
     }
     warehouse.log_experiment(context.run_id, asset_name, {"circuit": promoted_model["circuit"], "backend": described,
@@ -172,7 +164,7 @@ def hardware_kernel_spread(
                                                            "estimated_cost_usd")})
     context.log.info(f"hardware vs simulator on {rows}x{cols} entries: max |diff| {spread['max_abs_diff']:.4f}, "
                      f"mean |diff| {spread['mean_abs_diff']:.4f} (shot noise ~{spread['shot_noise_std_mean']:.4f}); "
-                     f"{stats.circuits_executed} circuits, {stats.retries} retries, est. ${cost.usd:.2f}")
+                     f"{ledger.tasks} circuits, {stats.retries} retries, est. ${ledger.usd:.2f}")
     return artifact_output(report, {
         "device_arn": arn,
         "backend": MetadataValue.json(described),
@@ -180,10 +172,10 @@ def hardware_kernel_spread(
         "max_abs_diff": spread["max_abs_diff"],
         "mean_abs_diff": spread["mean_abs_diff"],
         "shot_noise_std_mean": spread["shot_noise_std_mean"],
-        "circuits_submitted": stats.circuits_executed,
-        "shots_submitted": stats.shots_executed,
+        "circuits_submitted": ledger.tasks,
+        "shots_submitted": ledger.shots,
         "retries": stats.retries,
-        "estimated_cost_usd": cost.usd,
+        "estimated_cost_usd": ledger.usd,
         "wall_time_s": stats.wall_time_s,
         "simulator_kernel": MetadataValue.json(report["simulator_kernel"]),
         "hardware_kernel": MetadataValue.json(report["hardware_kernel"]),

@@ -9,7 +9,6 @@ from dagster import (
     AssetExecutionContext,
     AutomationCondition,
     Config,
-    Failure,
     MetadataValue,
     Output,
     asset,
@@ -21,8 +20,8 @@ from hybrid_assets.data_prep import ENCODING_RANGE, EmbeddingTransform, reduce_e
 from hybrid_assets.gates import circuit_ceilings, kernel_health
 from hybrid_assets.modeling import fit_precomputed_svm, holdout_metrics, precomputed_decision
 from hybrid_assets.outputs import artifact_output, latest_metadata, recorded_artifact
-from hybrid_resources.quantum.backends import BackendConfig, BackendUnavailableError
-from hybrid_resources.cost_policy import BudgetExceededError, CostPolicy, UnknownPriceError, admit
+from hybrid_resources.quantum.backends import BackendUnavailableError
+from hybrid_resources.cost_policy import CostPolicy
 from hybrid_resources.quantum.feature_maps import FEATURE_MAPS, FeatureMapSpec, circuit_resources, to_openqasm
 from hybrid_resources.gate_policy import GatePolicy
 from hybrid_resources.quantum.kernel_cache import KernelCache
@@ -117,28 +116,11 @@ def circuit_artifact(config: CircuitConfig, reduced_embeddings: dict, gate_polic
                            metadata={"message": ceilings.message, **ceilings.figures})
 
 
-def cost_admission(cost_policy: CostPolicy, warehouse: Warehouse, backend: BackendConfig, run_id: str):
-    """The engine's ``before_submit``: estimate the plan and refuse it over budget, before any task is sent."""
-
-    def before_submit(planned_circuits: int, planned_shots: int) -> None:
-        estimate = cost_policy.estimate(backend, planned_circuits, backend.shots or 0)
-        admit(estimate, spent_this_run=warehouse.spent_usd(run_id=run_id), spent_today=warehouse.spent_usd(),
-              run_budget_usd=cost_policy.run_budget_usd, daily_budget_usd=cost_policy.daily_budget_usd)
-
-    return before_submit
-
-
-def refused(error: BudgetExceededError | UnknownPriceError) -> Failure:
-    """The clear failure for a plan the cost policy refused (nothing was sent to the device)."""
-    return Failure(description=str(error), metadata={"refused_before_submission": True})
-
-
 def _quantum_kernel_asset(context: AssetExecutionContext, X: np.ndarray, Y: np.ndarray | None, circuit: dict,
-                          quantum_backend: QuantumBackend, cost_policy: CostPolicy, warehouse: Warehouse,
-                          gates: GatePolicy) -> Iterator:
-    """Compute a kernel within budget, record its cost, gate its shape. Degrade (an empty (0, 0)
+                          quantum_backend: QuantumBackend, cost_policy: CostPolicy, gates: GatePolicy) -> Iterator:
+    """Compute a kernel within budget, record what it ran, gate its shape. Degrade (an empty (0, 0)
     kernel, never a crash) when the backend is disabled or still failing after the engine's retries;
-    refuse with a clear failure when the plan is over budget."""
+    a plan over budget is refused by the ledger before anything is sent."""
     backend = quantum_backend.backend_config()
     asset = context.asset_key.to_user_string()
     common = {"backend": MetadataValue.json(quantum_backend.describe()), "spec_hash": circuit["spec_hash"]}
@@ -146,14 +128,12 @@ def _quantum_kernel_asset(context: AssetExecutionContext, X: np.ndarray, Y: np.n
     if not quantum_backend.enabled:
         reason = "quantum backend disabled by configuration (quantum_backend.enabled = false)"
     else:
-        try:
-            result = quantum_kernel(X, Y, spec=FeatureMapSpec.from_dict(circuit["spec"]), backend=backend,
-                                    cache=KernelCache(DataLayout.from_env().kernel_cache),
-                                    before_submit=cost_admission(cost_policy, warehouse, backend, context.run_id))
-        except (BudgetExceededError, UnknownPriceError) as error:
-            raise refused(error) from error
-        except BackendUnavailableError as unavailable:
-            reason = str(unavailable)
+        with cost_policy.ledger(run_id=context.run_id, asset=asset, backend=backend) as ledger:
+            try:
+                result = quantum_kernel(X, Y, spec=FeatureMapSpec.from_dict(circuit["spec"]), backend=backend,
+                                        cache=KernelCache(DataLayout.from_env().kernel_cache), ledger=ledger)
+            except BackendUnavailableError as unavailable:
+                reason = str(unavailable)
     if reason:
         context.log.warning(f"{asset}: quantum stage degraded, the classical path carries on: {reason}")
         yield artifact_output(np.empty((0, 0)), {**common, "degraded": True, "degraded_reason": reason})
@@ -161,13 +141,11 @@ def _quantum_kernel_asset(context: AssetExecutionContext, X: np.ndarray, Y: np.n
                                metadata={"degraded": True, "reason": reason})
         return
     stats = result.stats
-    cost = cost_policy.estimate(backend, stats.circuits_executed, backend.shots or 0)
-    warehouse.record_spend(context.run_id, asset, cost.device, stats.circuits_executed, stats.shots_executed, cost.usd)
     yield artifact_output(result.matrix, {
         **common,
         "shape": list(result.matrix.shape),
         "degraded": False,
-        "estimated_cost_usd": cost.usd,
+        "estimated_cost_usd": ledger.usd,
         **{key: value for key, value in stats.to_dict().items() if value is not None},
     })
     health = kernel_health(result.matrix, shots=backend.shots, symmetry_tolerance=gates.symmetry_tolerance,
@@ -184,21 +162,19 @@ def _kernel_check(asset: str) -> AssetCheckSpec:
 @asset(automation_condition=EAGER, code_version="2", group_name="quantum", pool="quantum",
        kinds={"pennylane", "numpy"}, check_specs=[_kernel_check("quantum_kernel_train")])
 def quantum_kernel_train(context: AssetExecutionContext, reduced_embeddings: dict, circuit_artifact: dict,
-                         quantum_backend: QuantumBackend, cost_policy: CostPolicy, warehouse: Warehouse,
-                         gate_policy: GatePolicy) -> Iterator:
+                         quantum_backend: QuantumBackend, cost_policy: CostPolicy, gate_policy: GatePolicy) -> Iterator:
     """Gram matrix of the train embeddings, (n_train, n_train), entries in [0, 1]; (0, 0) when degraded."""
     yield from _quantum_kernel_asset(context, reduced_embeddings["X_train"], None, circuit_artifact,
-                                     quantum_backend, cost_policy, warehouse, gate_policy)
+                                     quantum_backend, cost_policy, gate_policy)
 
 
 @asset(automation_condition=EAGER, code_version="2", group_name="quantum", pool="quantum",
        kinds={"pennylane", "numpy"}, check_specs=[_kernel_check("quantum_kernel_test")])
 def quantum_kernel_test(context: AssetExecutionContext, reduced_embeddings: dict, circuit_artifact: dict,
-                        quantum_backend: QuantumBackend, cost_policy: CostPolicy, warehouse: Warehouse,
-                        gate_policy: GatePolicy) -> Iterator:
+                        quantum_backend: QuantumBackend, cost_policy: CostPolicy, gate_policy: GatePolicy) -> Iterator:
     """Kernel between test and train embeddings, (n_test, n_train), entries in [0, 1]; (0, 0) when degraded."""
     yield from _quantum_kernel_asset(context, reduced_embeddings["X_test"], reduced_embeddings["X_train"],
-                                     circuit_artifact, quantum_backend, cost_policy, warehouse, gate_policy)
+                                     circuit_artifact, quantum_backend, cost_policy, gate_policy)
 
 
 class SvmConfig(Config):

@@ -4,12 +4,11 @@ import numpy as np
 from dagster import AssetExecutionContext, AutomationCondition, Config, MetadataValue, Output, asset
 from pydantic import Field
 
-from hybrid_assets.assets.quantum import cost_admission, refused
 from hybrid_assets.modeling import holdout_metrics, markdown_image, training_curves_png
 from hybrid_assets.outputs import artifact_output
 from hybrid_resources.data.artifacts import content_hash
 from hybrid_resources.quantum.backends import BackendUnavailableError, call_with_retries
-from hybrid_resources.cost_policy import BudgetExceededError, CostPolicy, UnknownPriceError
+from hybrid_resources.cost_policy import CostPolicy
 from hybrid_resources.data.paths import DataLayout
 from hybrid_resources.quantum.backends import QuantumBackend
 from hybrid_resources.quantum.vqc import (
@@ -21,7 +20,6 @@ from hybrid_resources.quantum.vqc import (
     predict_proba,
     train_vqc,
 )
-from hybrid_resources.data.warehouse import Warehouse
 
 
 class VqcAssetConfig(Config):
@@ -38,59 +36,56 @@ class VqcAssetConfig(Config):
     log_every: int = Field(default=10, ge=1, description="Steps between progress lines in the run log")
 
 
-def vqc_training_plan(config: VqcConfig, n_train: int, n_qubits: int) -> dict[str, int]:
-    """Steps and circuits a full training run submits (validation included as one pass per epoch)."""
+def vqc_training_plan(config: VqcConfig, shots: int | None, n_train: int, n_qubits: int) -> dict[str, int]:
+    """Steps and circuits a full training run submits at most (validation: one pass per epoch)."""
     n_fit = n_train - int(round(0.2 * n_train))
     steps_per_epoch = -(-n_fit // config.batch_size)
     steps = steps_per_epoch * config.epochs * config.restarts
-    circuits = steps * circuits_per_step(config, config.batch_size, n_circuit_params(config, n_qubits))
-    return {"steps": steps, "circuits": circuits}
+    step_circuits = circuits_per_step(shots, config.batch_size, n_circuit_params(config, n_qubits))
+    validation = (n_train - n_fit) * config.epochs * config.restarts
+    return {"steps": steps, "circuits": steps * step_circuits + validation}
 
 
 @asset(automation_condition=AutomationCondition.eager(), code_version=TRAINER_VERSION, group_name="models",
        pool="quantum", kinds={"pennylane"})
 def vqc_model(context: AssetExecutionContext, config: VqcAssetConfig, reduced_embeddings: dict,
-              quantum_backend: QuantumBackend, cost_policy: CostPolicy, warehouse: Warehouse) -> Output:
-    """Variational classifier on the same embeddings and split; resumes from its last checkpoint."""
+              quantum_backend: QuantumBackend, cost_policy: CostPolicy) -> Output:
+    """Variational classifier on the same embeddings and split, on the configured quantum backend;
+    resumes from its last checkpoint. The whole plan is admitted before the first circuit; what
+    the device actually runs is recorded."""
     backend = quantum_backend.backend_config()
     vqc_config = VqcConfig(layers=config.layers, optimizer=config.optimizer, step_size=config.step_size,
                            batch_size=config.batch_size, epochs=config.epochs, seed=config.seed,
-                           restarts=config.restarts, checkpoint_every=config.checkpoint_every,
-                           device_name=backend.device_name, shots=backend.shots)
+                           restarts=config.restarts, checkpoint_every=config.checkpoint_every)
     X_train, y_train = reduced_embeddings["X_train"], reduced_embeddings["y_train"]
-    plan = vqc_training_plan(vqc_config, len(y_train), X_train.shape[1])
-    estimate = cost_policy.estimate(backend, plan["circuits"], backend.shots or 0)
-    try:  # the whole plan, before the first circuit: a training run is many small submissions
-        cost_admission(cost_policy, warehouse, backend, context.run_id)(plan["circuits"],
-                                                                         plan["circuits"] * (backend.shots or 0))
-    except (BudgetExceededError, UnknownPriceError) as error:
-        raise refused(error) from error
-
-    lineage = lineage_key(content_hash(reduced_embeddings), TRAINER_VERSION, vqc_config)
+    plan = vqc_training_plan(vqc_config, backend.shots, len(y_train), X_train.shape[1])
+    lineage = lineage_key(content_hash(reduced_embeddings), TRAINER_VERSION, vqc_config, backend)
 
     def progress(update: dict) -> None:
         if update["step"] % config.log_every == 0 or update["step"] == update["total_steps"]:
             context.log.info(f"vqc restart {update['restart']} step {update['step']}/{update['total_steps']} "
                              f"loss {update['loss']:.4f} eta {update['eta_s']:.0f}s")
 
-    def train():  # each attempt resumes from the last checkpoint of this lineage
-        return train_vqc(X_train, y_train, vqc_config, checkpoint_dir=DataLayout.from_env().checkpoints,
-                         lineage=lineage, on_step=progress)
-
     def retrying(attempt: int, error: BaseException, delay_s: float) -> None:
         context.log.warning(f"vqc training hit a transient device error ({error}); retry {attempt + 1} "
                             f"in {delay_s:.1f}s resumes from the last checkpoint")
 
-    try:
-        result = call_with_retries(train, max_retries=backend.max_retries, backoff_s=backend.backoff_s,
-                                   seed=backend.seed, on_retry=retrying)
-    except BackendUnavailableError as unavailable:
-        context.log.warning(f"vqc_model degraded, the other models carry on: {unavailable}")
-        return artifact_output({"degraded": np.array([True])},
-                               {"degraded": True, "degraded_reason": str(unavailable), "lineage": lineage})
-    warehouse.record_spend(context.run_id, "vqc_model", estimate.device, plan["circuits"],
-                           plan["circuits"] * (backend.shots or 0), estimate.usd)
-    probabilities = predict_proba(result.params, result.bias, reduced_embeddings["X_test"], vqc_config)
+    with cost_policy.ledger(run_id=context.run_id, asset="vqc_model", backend=backend) as ledger:
+        estimate = ledger.admit(plan["circuits"], backend.shots or 0)  # before the first circuit
+
+        def train():  # each attempt resumes from the last checkpoint of this lineage
+            return train_vqc(X_train, y_train, vqc_config, checkpoint_dir=DataLayout.from_env().checkpoints,
+                             lineage=lineage, backend=backend, ledger=ledger, on_step=progress)
+
+        try:
+            result = call_with_retries(train, max_retries=backend.max_retries, backoff_s=backend.backoff_s,
+                                       seed=backend.seed, on_retry=retrying)
+        except BackendUnavailableError as unavailable:
+            context.log.warning(f"vqc_model degraded, the other models carry on: {unavailable}")
+            return artifact_output({"degraded": np.array([True])},
+                                   {"degraded": True, "degraded_reason": str(unavailable), "lineage": lineage})
+        probabilities = predict_proba(result.params, result.bias, reduced_embeddings["X_test"], vqc_config, backend,
+                                      ledger=ledger)
     holdout = holdout_metrics(reduced_embeddings["y_test"], probabilities - 0.5)
     if result.resumed_from_step is not None:
         context.log.info(f"resumed from checkpoint step {result.resumed_from_step} of lineage {lineage}")
@@ -101,9 +96,13 @@ def vqc_model(context: AssetExecutionContext, config: VqcAssetConfig, reduced_em
         "training": MetadataValue.json(result.to_metadata()),
         "training_curves": MetadataValue.md(markdown_image(curves, "VQC training curves")),
         "config": MetadataValue.json(vqc_config.to_dict()),
+        "backend": MetadataValue.json(backend.cache_key()),
         "degraded": False,
         "lineage": lineage,
         "restart_val_accuracy": [float(curve["val_accuracy"][-1]) for curve in result.history],
         "planned_circuits": plan["circuits"],
-        "estimated_cost_usd": estimate.usd,
+        "planned_cost_usd": estimate.usd,
+        "circuits_executed": ledger.tasks,
+        "shots_executed": ledger.shots,
+        "estimated_cost_usd": ledger.usd,
     })

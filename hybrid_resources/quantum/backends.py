@@ -20,7 +20,7 @@ import random
 import re
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, TypeVar
+from typing import Any, Callable, Optional, Protocol, TypeVar
 
 import pennylane as qml
 from dagster import ConfigurableResource
@@ -36,6 +36,17 @@ STATEVECTOR_DEVICES = frozenset(
 
 # Option names that could carry secrets: refused in device_options, dropped from cache keys.
 _SECRET_PATTERN = re.compile(r"(secret|token|password|passwd|credential|access_key|session)", re.I)
+
+
+class SubmissionLedger(Protocol):
+    """Where device work is admitted before it is sent and recorded as the device runs it
+    (the cost policy's ledger implements it; see :mod:`hybrid_resources.cost_policy`)."""
+
+    def admit(self, circuits: int, shots_per_circuit: int) -> None:
+        """Raise (and send nothing) when the planned work is not allowed."""
+
+    def watch(self, device: Any) -> None:
+        """Record every circuit ``device`` executes from now on."""
 
 
 class TransientBackendError(RuntimeError):
@@ -83,6 +94,19 @@ class BackendConfig:
                 )
 
     @property
+    def circuits_per_call(self) -> int:
+        """Circuits sent in one device call: the unit a transient failure retries.
+
+        The Braket plugin without parallel submission turns a batch into one task per circuit,
+        sent in turn, so a throttle in the middle of a batch would make a retry re-send the
+        tasks that had completed before it: one circuit per call retries only the throttled
+        one (and costs nothing, the plugin sends them one by one anyway).
+        """
+        if self.device_name.startswith("braket.") and self.max_parallel == 1:
+            return 1
+        return self.batch_size
+
+    @property
     def is_exact(self) -> bool:
         """shots is None and the device can return a statevector (exact Gram via states)."""
         return self.shots is None and self.device_name in STATEVECTOR_DEVICES
@@ -111,13 +135,17 @@ def _device_kwargs(config: BackendConfig) -> dict[str, Any]:
     return kwargs
 
 
-def make_device(config: BackendConfig, wires: int, *, seed: int | None = None):
-    """A PennyLane device with ``wires`` qubits for this config.
+def make_device(config: BackendConfig, wires: int, *, seed: int | None = None,
+                ledger: SubmissionLedger | None = None):
+    """A PennyLane device with ``wires`` qubits for this config: the one place devices are built
+    (kernels, the variational classifier and the hardware job all come here).
 
-    Shots are NOT set on the device (deprecated in PennyLane 0.45): the engine puts them on
-    the tapes. ``seed`` (default ``config.seed``) seeds simulators that accept one
-    (default.qubit, lightning.*); Braket's local simulator has no seed option.
-    The Braket plugin is imported only for ``braket.*`` devices.
+    Shots are NOT set on the device (deprecated in PennyLane 0.45): callers put them on the
+    tapes or the QNode. ``seed`` (default ``config.seed``) seeds simulators that accept one
+    (default.qubit, lightning.*); Braket's local simulator has no seed option. The Braket
+    plugin is imported only for ``braket.*`` devices; ``braket.aws.qubit`` gets the device ARN
+    and S3 results folder from ``device_options``. With a ``ledger``, every circuit the device
+    executes is recorded there.
     """
     kwargs = _device_kwargs(config)
     name = config.device_name
@@ -130,7 +158,10 @@ def make_device(config: BackendConfig, wires: int, *, seed: int | None = None):
             ) from exc
     elif name in ("default.qubit", "lightning.qubit", "lightning.gpu", "lightning.kokkos"):
         kwargs.setdefault("seed", config.seed if seed is None else seed)
-    return qml.device(name, wires=wires, **kwargs)
+    device = qml.device(name, wires=wires, **kwargs)
+    if ledger is not None:
+        ledger.watch(device)
+    return device
 
 
 _TRANSIENT_NAMES = frozenset(

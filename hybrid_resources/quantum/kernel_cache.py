@@ -1,5 +1,14 @@
 """Incremental on-disk cache of kernel entries (and exact feature states). No pickle.
 
+One exchange per kernel request (see :mod:`hybrid_resources.quantum.kernel_engine`):
+
+1. :meth:`KernelCache.lookup` copies every cached entry of the request into the result and
+   says, once, what it holds: a :class:`CachedEntries` with the ``known`` mask, the states
+   it can serve (:meth:`CachedEntries.states`), and a journal for work in progress;
+2. the engine computes what is missing;
+3. :meth:`KernelCache.store` takes the :class:`KernelUpdate` back, once: it writes the new
+   panels and states, compacts what the request read, and folds the journal away.
+
 Layout under ``root`` (the caller passes ``HYBRID_DATA_DIR/kernel_cache``)::
 
     <namespace>/namespace.json            what produced the entries: spec dict + backend key
@@ -7,6 +16,8 @@ Layout under ``root`` (the caller passes ``HYBRID_DATA_DIR/kernel_cache``)::
     <namespace>/panels/<id>.json          {"rows": [key, ...], "cols": [key, ...] or null (= rows)}
     <namespace>/states/<id>.npy           (len(keys), 2**n) statevectors (exact path only)
     <namespace>/states/<id>.json          {"keys": [key, ...]}
+    <namespace>/journal/<id>.jsonl        shot-path entries of a request still running (or killed):
+                                          one {"r": [key...], "c": [key...], "v": [value...]} per batch
 
 ``namespace`` = sha256 of (feature-map spec hash, backend cache key): a different circuit
 version, device, shot count or seed lands in a different folder, so nothing stale is reused.
@@ -15,6 +26,8 @@ first, then the .json that makes it visible, each via a temp file and ``os.repla
 readers never see a half-written panel and concurrent writers cannot corrupt each other.
 Compaction may delete a panel whose entries another panel now holds (the .json first); a
 reader that listed it just skips it. Entries are symmetric: k(a, b) is also used for k(b, a).
+The journal is what lets a killed shot-based request resume without sending its finished
+circuits again: each batch is appended (and flushed) as soon as the device returns it.
 """
 
 from __future__ import annotations
@@ -22,16 +35,23 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import os
 import pathlib
+import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import numpy as np
 
 from hybrid_resources.data.paths import atomic_write
 
+if TYPE_CHECKING:  # pragma: no cover - typing only (the engine imports this module)
+    from hybrid_resources.quantum.kernel_engine import KernelRequest
+
 FORMAT_VERSION = 2  # 2: a square panel stores its keys once
+MAX_FILES_PER_REQUEST = 6  # panels or states files one request may read before they are compacted
+_MAX_BLOCK_COPIES = 1024  # above this many run x run blocks, one fancy-indexed copy is cheaper
 
 
 def namespace_id(spec_hash: str, backend_key: dict[str, Any]) -> str:
@@ -42,25 +62,6 @@ def namespace_id(spec_hash: str, backend_key: dict[str, Any]) -> str:
         separators=(",", ":"),
     )
     return hashlib.sha256(payload.encode()).hexdigest()[:32]
-
-
-def _keys_id(*key_lists: Sequence[str]) -> str:
-    h = hashlib.sha256()
-    for keys in key_lists:
-        h.update(f"{len(keys)}\0".encode())
-        h.update("\0".join(keys).encode())
-        h.update(b"\1")
-    return h.hexdigest()[:32]
-
-
-def _save_npy(path: pathlib.Path, array: np.ndarray) -> None:
-    atomic_write(path, lambda f: np.save(f, np.ascontiguousarray(array), allow_pickle=False))
-
-
-def _load_mapped(path: pathlib.Path) -> np.ndarray:
-    """A .npy file memory-mapped read-only, as a plain ndarray view (slicing an np.memmap
-    runs Python code per slice, which adds up over many block copies)."""
-    return np.load(path, mmap_mode="r", allow_pickle=False).view(np.ndarray)
 
 
 Index = slice | np.ndarray  # a contiguous run as a slice (cheap block copies), else intp indices
@@ -92,6 +93,84 @@ def put_block(a: np.ndarray, r: Index, c: Index, v: Any) -> None:
         a[np.ix_(r, c)] = v
 
 
+# ---------------------------------------------------------------------------------------
+# What goes back and forth between the engine and the cache
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class StateLookup:
+    """Statevectors for ``keys``: rows found in the cache are filled; the engine fills the rest.
+
+    ``states`` (len(keys), 2**n); ``found`` bool (len(keys),); ``files`` the cached files read.
+    """
+
+    keys: list[str]
+    states: np.ndarray
+    found: np.ndarray
+    files: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class KernelUpdate:
+    """What the engine computed for a request, handed back to the cache once.
+
+    ``matrix`` is the finished (R, C) result; ``blocks`` the (row indices, column indices)
+    rectangles it computed (each entry of them is final in ``matrix``); ``states`` the state
+    lookups it made, with the rows it simulated filled in.
+    """
+
+    matrix: np.ndarray
+    blocks: Sequence[tuple[np.ndarray, np.ndarray]] = ()
+    states: Sequence[StateLookup] = ()
+
+
+@dataclass
+class CachedEntries:
+    """What the cache holds for one request, said once by :meth:`KernelCache.lookup`.
+
+    ``known`` (R, C) bool marks the entries already copied into the result (from panels and
+    from journals of earlier, interrupted requests); ``from_cache`` counts them, the diagonal
+    of a symmetric request excluded (it is 1 by definition).
+    """
+
+    cache: KernelCache
+    request: KernelRequest
+    namespace: str
+    known: np.ndarray
+    from_cache: int
+    panels_read: list[str]
+    journals_read: list[pathlib.Path]
+    _journal: pathlib.Path | None = None
+
+    def states(self, indices: np.ndarray, side: str, dtype: np.dtype, width: int) -> StateLookup:
+        """Cached states of the request's rows (``side="rows"``) or columns at ``indices``."""
+        keys = self.request.row_keys if side == "rows" else self.request.col_keys
+        wanted = [keys[i] for i in indices]
+        lookup = StateLookup(wanted, np.empty((len(wanted), width), dtype=dtype), np.zeros(len(wanted), dtype=bool))
+        self.cache._load_states(self.namespace, lookup)
+        return lookup
+
+    def record_progress(self, pairs: np.ndarray, values: np.ndarray) -> None:
+        """Append finished (row, col) entries to this request's journal, flushed to disk at once,
+        so a killed request resumes without computing (or paying for) them again."""
+        if self._journal is None:
+            self._journal = self.cache.root / self.namespace / "journal" / f"{os.getpid()}-{uuid.uuid4().hex}.jsonl"
+            self._journal.parent.mkdir(parents=True, exist_ok=True)
+        rows, cols = self.request.row_keys, self.request.col_keys
+        line = json.dumps({"r": [rows[i] for i in pairs[:, 0]], "c": [cols[j] for j in pairs[:, 1]],
+                           "v": [float(v) for v in values]})
+        with open(self._journal, "a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+# ---------------------------------------------------------------------------------------
+# The cache
+# ---------------------------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class _Panel:
     pid: str
@@ -107,6 +186,37 @@ class KernelCache:
         # Panels are immutable once visible, so their key lists can be memoised by id.
         self._panel_memo: dict[tuple[str, str], _Panel] = {}
         self._states_memo: dict[tuple[str, str], tuple[str, ...]] = {}
+
+    # -- the exchange -------------------------------------------------------------------
+
+    def lookup(self, request: KernelRequest, out: np.ndarray) -> CachedEntries:
+        """Copy every cached entry of ``request`` into ``out`` (R, C) and say what the cache holds."""
+        ns = self.namespace(request.spec, request.backend)
+        known = np.zeros(out.shape, dtype=bool)
+        panels = self._fill(ns, request.row_keys, request.col_keys, out, known)
+        journals = self._replay_journals(ns, request, out, known)
+        from_cache = int(np.count_nonzero(known)) - (int(np.trace(known)) if request.symmetric else 0)
+        return CachedEntries(self, request, ns, known, from_cache, panels, journals)
+
+    def store(self, held: CachedEntries, update: KernelUpdate) -> None:
+        """Persist what the engine computed for ``held.request``, compact what it read, and
+        drop the journals its panels now cover."""
+        ns, request = held.namespace, held.request
+        rows, cols = request.row_keys, request.col_keys
+        for r, c in update.blocks:
+            self._store_panel(ns, [rows[i] for i in r], [cols[j] for j in c],
+                              take_block(update.matrix, as_slice(r), as_slice(c)))
+        for lookup in update.states:
+            simulated = np.flatnonzero(~lookup.found)
+            if simulated.size:
+                self._store_states(ns, [lookup.keys[i] for i in simulated], lookup.states[simulated])
+            self._compact_states(ns, lookup.keys, lookup.states, lookup.files)
+        if held.journals_read:
+            # Entries replayed from a journal are in the result but in no block: keep them in a panel.
+            self._store_panel(ns, rows, cols, update.matrix)
+        self._compact_panels(ns, rows, cols, update.matrix, held.panels_read, symmetric=request.symmetric)
+        for journal in [*held.journals_read, *([held._journal] if held._journal else [])]:
+            journal.unlink(missing_ok=True)
 
     # -- namespaces ---------------------------------------------------------------------
 
@@ -146,7 +256,7 @@ class KernelCache:
             panels.append(memo)
         return panels
 
-    def store_panel(self, ns: str, row_keys: Sequence[str], col_keys: Sequence[str], values: np.ndarray) -> str:
+    def _store_panel(self, ns: str, row_keys: Sequence[str], col_keys: Sequence[str], values: np.ndarray) -> str:
         """Persist values (len(row_keys), len(col_keys)) float64; returns the panel id."""
         values = np.asarray(values, dtype=np.float64)
         if values.shape != (len(row_keys), len(col_keys)):
@@ -163,17 +273,14 @@ class KernelCache:
         atomic_write(folder / f"{pid}.json", lambda f: f.write(json.dumps(meta).encode()))
         return pid
 
-    def fill(self, ns: str, row_keys: Sequence[str], col_keys: Sequence[str], out: np.ndarray,
-             known: np.ndarray, report: dict[str, Any] | None = None) -> int:
+    def _fill(self, ns: str, row_keys: Sequence[str], col_keys: Sequence[str], out: np.ndarray,
+              known: np.ndarray) -> list[str]:
         """Copy every cached entry for (row_keys x col_keys) into ``out``; mark it in ``known``.
 
-        out: float64 (R, C); known: bool (R, C), updated in place. Uses both k(a,b) and k(b,a).
-        Returns the number of entries copied (an entry in two panels counts twice).
-        A panel is copied both ways round, so for a symmetric request (``col_keys is
-        row_keys``) ``known`` comes back symmetric. ``report`` (optional) gets "panels": the
-        ids copied from (for :meth:`compact_panels`).
+        Uses both k(a,b) and k(b,a): a panel is copied both ways round, so for a symmetric
+        request (``col_keys is row_keys``) ``known`` comes back symmetric. Returns the ids of
+        the panels copied from (for compaction).
         """
-        copied = 0
         used: list[str] = []
         rreq = tuple(row_keys)
         creq = rreq if col_keys is row_keys else tuple(col_keys)
@@ -208,14 +315,36 @@ class KernelCache:
                 else:
                     put_block(out, rd, cd, take_block(src, rs, cs))
                     put_block(known, rd, cd, True)
-                copied += nr * nc
-        if report is not None:
-            report["panels"] = used
-        return copied
+        return used
+
+    # -- the journal of requests in progress ---------------------------------------------
+
+    def _replay_journals(self, ns: str, request: KernelRequest, out: np.ndarray, known: np.ndarray) -> list[pathlib.Path]:
+        """Copy journaled entries of ``request`` into ``out``; returns the journals wholly inside it
+        (their entries end up in this request's panels, so :meth:`store` can delete them)."""
+        folder = self.root / ns / "journal"
+        if not folder.exists():
+            return []
+        rpos = {k: i for i, k in enumerate(request.row_keys)}
+        cpos = rpos if request.symmetric else {k: i for i, k in enumerate(request.col_keys)}
+        covered = []
+        for journal in sorted(folder.glob("*.jsonl")):
+            inside = True
+            for entry in _journal_entries(journal):
+                for rk, ck, value in zip(entry["r"], entry["c"], entry["v"]):
+                    hit = False
+                    for a, b in ((rk, ck), (ck, rk)):
+                        i, j = rpos.get(a), cpos.get(b)
+                        if i is not None and j is not None:
+                            out[i, j], known[i, j], hit = value, True, True
+                    inside = inside and hit
+            if inside:
+                covered.append(journal)
+        return covered
 
     # -- exact feature states -----------------------------------------------------------
 
-    def store_states(self, ns: str, keys: Sequence[str], states: np.ndarray) -> str:
+    def _store_states(self, ns: str, keys: Sequence[str], states: np.ndarray) -> str:
         """Persist (len(keys), 2**n) statevectors for the exact path."""
         if len(keys) == 0:
             return ""
@@ -227,20 +356,14 @@ class KernelCache:
         atomic_write(folder / f"{sid}.json", lambda f: f.write(json.dumps({"keys": list(keys)}).encode()))
         return sid
 
-    def load_states(self, ns: str, keys: Sequence[str], out: np.ndarray,
-                    report: dict[str, Any] | None = None) -> np.ndarray:
-        """Fill rows of ``out`` (len(keys), 2**n) with cached states; returns a bool found mask.
-
-        ``report`` (optional) gets "files": the ids read from (for :meth:`compact_states`).
-        """
-        found = np.zeros(len(keys), dtype=bool)
-        used: list[str] = []
-        if report is not None:
-            report["files"] = used
+    def _load_states(self, ns: str, lookup: StateLookup) -> None:
+        """Fill the rows of ``lookup.states`` that the cache holds; mark them in ``lookup.found``
+        and name the files read in ``lookup.files``."""
         folder = self.root / ns / "states"
-        if not folder.exists() or len(keys) == 0:
-            return found
-        request = tuple(keys)
+        if not folder.exists() or len(lookup.keys) == 0:
+            return
+        out, found = lookup.states, lookup.found
+        request = tuple(lookup.keys)
         pos = {k: i for i, k in enumerate(request)}
         for meta in sorted(folder.glob("*.json")):
             sid = meta.stem
@@ -270,10 +393,9 @@ class KernelCache:
             for rows_src, rows_dst in _runs(src, dst):
                 out[rows_dst] = mm[rows_src]
             found[dst] = True
-            used.append(sid)
+            lookup.files.append(sid)
             if found.all():
                 break
-        return found
 
     # -- compaction ---------------------------------------------------------------------
     #
@@ -284,12 +406,12 @@ class KernelCache:
     # or as one file once that rest outgrows half the base. Then every file inside the
     # request is deleted (json first, so readers that listed it skip it).
 
-    def compact_panels(self, ns: str, row_keys: Sequence[str], col_keys: Sequence[str], matrix: np.ndarray,
-                       used: Sequence[str], *, symmetric: bool) -> list[str]:
+    def _compact_panels(self, ns: str, row_keys: Sequence[str], col_keys: Sequence[str], matrix: np.ndarray,
+                        used: Sequence[str], *, symmetric: bool) -> list[str]:
         """Rewrite the panels that served a finished request; returns the ids kept ([] if none needed).
 
-        ``matrix`` (len(row_keys), len(col_keys)) holds every entry of the request; ``used`` is
-        fill()'s "panels". A symmetric request keeps its largest square panel and adds one
+        ``matrix`` (len(row_keys), len(col_keys)) holds every entry of the request; ``used`` the
+        panels the lookup read. A symmetric request keeps its largest square panel and adds one
         strip (keys outside it x all keys); together with its mirror that covers the request.
         """
         if len(used) <= MAX_FILES_PER_REQUEST:
@@ -302,10 +424,10 @@ class KernelCache:
             base = max(squares, key=lambda p: len(p.rows), default=None) if symmetric else None
             rest = _outside(row_keys, base.rows if base else ())
             if base is not None and rest.size <= len(base.rows) // 2:
-                keep = [base.pid, self.store_panel(ns, [row_keys[i] for i in rest], col_keys,
-                                                   take_block(matrix, as_slice(rest), slice(None)))]
+                keep = [base.pid, self._store_panel(ns, [row_keys[i] for i in rest], col_keys,
+                                                    take_block(matrix, as_slice(rest), slice(None)))]
             else:
-                keep = [self.store_panel(ns, row_keys, col_keys, matrix)]
+                keep = [self._store_panel(ns, row_keys, col_keys, matrix)]
             rows, cols = set(row_keys), set(col_keys)
             for panel in panels.values():
                 inside = ((rows.issuperset(panel.rows) and cols.issuperset(panel.cols))
@@ -314,9 +436,9 @@ class KernelCache:
                     _remove(self.root / ns / "panels", panel.pid)
             return keep
 
-    def compact_states(self, ns: str, keys: Sequence[str], states: np.ndarray, used: Sequence[str]) -> list[str]:
-        """Rewrite the states files that served a request; ``states`` (len(keys), 2**n) holds all of
-        its states and ``used`` is load_states()'s "files". Returns the ids kept ([] if none needed)."""
+    def _compact_states(self, ns: str, keys: Sequence[str], states: np.ndarray, used: Sequence[str]) -> list[str]:
+        """Rewrite the states files that served a lookup; ``states`` (len(keys), 2**n) holds all of
+        its states and ``used`` the files it read. Returns the ids kept ([] if none needed)."""
         if len(used) <= MAX_FILES_PER_REQUEST:
             return []
         folder = self.root / ns / "states"
@@ -328,9 +450,9 @@ class KernelCache:
             base = max(files, key=lambda sid: len(files[sid]), default=None)
             rest = _outside(keys, files[base] if base else ())
             if base is not None and rest.size <= len(files[base]) // 2:
-                keep = [base, self.store_states(ns, [keys[i] for i in rest], states[rest])]
+                keep = [base, self._store_states(ns, [keys[i] for i in rest], states[rest])]
             else:
-                keep = [self.store_states(ns, keys, states)]
+                keep = [self._store_states(ns, keys, states)]
             wanted = set(keys)
             for sid, skeys in files.items():
                 if sid not in keep and wanted.issuperset(skeys):
@@ -354,7 +476,43 @@ class KernelCache:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-MAX_FILES_PER_REQUEST = 6  # panels or states files one request may read before they are compacted
+# ---------------------------------------------------------------------------------------
+# Files and key matching
+# ---------------------------------------------------------------------------------------
+
+
+def _keys_id(*key_lists: Sequence[str]) -> str:
+    h = hashlib.sha256()
+    for keys in key_lists:
+        h.update(f"{len(keys)}\0".encode())
+        h.update("\0".join(keys).encode())
+        h.update(b"\1")
+    return h.hexdigest()[:32]
+
+
+def _save_npy(path: pathlib.Path, array: np.ndarray) -> None:
+    atomic_write(path, lambda f: np.save(f, np.ascontiguousarray(array), allow_pickle=False))
+
+
+def _load_mapped(path: pathlib.Path) -> np.ndarray:
+    """A .npy file memory-mapped read-only, as a plain ndarray view (slicing an np.memmap
+    runs Python code per slice, which adds up over many block copies)."""
+    return np.load(path, mmap_mode="r", allow_pickle=False).view(np.ndarray)
+
+
+def _journal_entries(path: pathlib.Path) -> Iterator[dict[str, list]]:
+    """The complete lines of a journal (a line torn by a kill is skipped)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if len(entry.get("r", ())) == len(entry.get("c", ())) == len(entry.get("v", ())):
+            yield entry
 
 
 def _outside(keys: Sequence[str], stored: Sequence[str]) -> np.ndarray:
@@ -367,9 +525,6 @@ def _remove(folder: pathlib.Path, file_id: str) -> None:
     """Delete a stored panel or states file: its json first, so it disappears from listings."""
     (folder / f"{file_id}.json").unlink(missing_ok=True)
     (folder / f"{file_id}.npy").unlink(missing_ok=True)
-
-
-_MAX_BLOCK_COPIES = 1024  # above this many run x run blocks, one fancy-indexed copy is cheaper
 
 
 def _runs(src: Index, dst: Index) -> list[tuple[slice, slice]]:

@@ -12,7 +12,10 @@ Two paths (see DESIGN.md "The kernel engine"):
   batches with retries of transient faults.
 
 With a :class:`~hybrid_resources.quantum.kernel_cache.KernelCache` only entries not cached under the
-same (feature-map spec, backend) namespace are computed.
+same (feature-map spec, backend) namespace are computed: the cache says once what it holds
+(``lookup``), the engine computes the rest, and hands it back once (``store``). With a
+:class:`~hybrid_resources.quantum.backends.SubmissionLedger`, planned device work is admitted
+before anything is sent and every circuit the device runs is recorded.
 """
 
 from __future__ import annotations
@@ -21,15 +24,24 @@ import hashlib
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pennylane as qml
 
-from hybrid_resources.quantum.backends import BackendConfig, call_with_retries, make_device
+from hybrid_resources.quantum.backends import BackendConfig, SubmissionLedger, call_with_retries, make_device
 from hybrid_resources.quantum.feature_maps import FeatureMapSpec, apply_feature_map, is_real_map
 from hybrid_resources.quantum.simulator import simulate_states
-from hybrid_resources.quantum.kernel_cache import Index, KernelCache, as_slice, put_block, take_block
+from hybrid_resources.quantum.kernel_cache import (
+    CachedEntries,
+    Index,
+    KernelCache,
+    KernelUpdate,
+    StateLookup,
+    as_slice,
+    put_block,
+    take_block,
+)
 
 
 @dataclass(frozen=True)
@@ -59,6 +71,48 @@ class KernelStats:
 class KernelResult:
     matrix: np.ndarray  # float64 (len(X), len(Y)); square symmetric, diagonal 1 when Y is None
     stats: KernelStats
+
+
+@dataclass(frozen=True)
+class KernelRequest:
+    """One kernel matrix to compute: rows of ``X`` against rows of ``Y``.
+
+    ``X`` (R, n) and ``Y`` (C, n) float64 radians; ``symmetric`` when Y is X itself (then the
+    result is symmetric with a unit diagonal). ``row_keys``/``col_keys`` are per-row content
+    keys, the identity of a sample in the cache (empty without a cache; for a symmetric
+    request ``col_keys is row_keys``).
+    """
+
+    X: np.ndarray
+    Y: np.ndarray
+    spec: FeatureMapSpec
+    backend: BackendConfig
+    symmetric: bool
+    row_keys: tuple[str, ...] = ()
+    col_keys: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, X: np.ndarray, Y: np.ndarray | None, *, spec: FeatureMapSpec, backend: BackendConfig,
+           keyed: bool = False, x_keys: Sequence[str] | None = None,
+           y_keys: Sequence[str] | None = None) -> "KernelRequest":
+        """Validate the inputs; with ``keyed``, take or compute the per-row cache keys."""
+        X = np.asarray(X, dtype=np.float64)
+        symmetric = Y is None
+        Y = X if symmetric else np.asarray(Y, dtype=np.float64)
+        for name, arr in (("X", X), ("Y", Y)):
+            if arr.ndim != 2 or arr.shape[1] != spec.n_qubits:
+                raise ValueError(f"{name} must be (N, {spec.n_qubits}), got {arr.shape}")
+        row_keys = col_keys = ()
+        if keyed:
+            row_keys = tuple(x_keys) if x_keys is not None else tuple(sample_keys(X))
+            col_keys = row_keys if symmetric else (tuple(y_keys) if y_keys is not None else tuple(sample_keys(Y)))
+            if len(row_keys) != len(X) or len(col_keys) != len(Y):
+                raise ValueError("x_keys/y_keys must have one key per row")
+        return cls(X, Y, spec, backend, symmetric, row_keys, col_keys)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.X.shape[0], self.Y.shape[0]
 
 
 def planned_circuits(n_rows: int, n_cols: int | None) -> int:
@@ -182,66 +236,6 @@ def _mirror_upper(g: np.ndarray, tile: int = 256) -> None:
 
 
 # ---------------------------------------------------------------------------------------
-# Compute-uncompute (shot / hardware) path
-# ---------------------------------------------------------------------------------------
-
-
-def _pair_tape(spec: FeatureMapSpec, a: np.ndarray, b: np.ndarray, shots: int | None) -> qml.tape.QuantumScript:
-    """U(a) then U(b)^dagger, measuring probabilities; P(|0..0>) = |<phi(b)|phi(a)>|^2."""
-    wires = list(range(spec.n_qubits))
-    with qml.queuing.AnnotatedQueue() as q:
-        apply_feature_map(spec, a, wires)
-        qml.adjoint(apply_feature_map)(spec, b, wires)
-    return qml.tape.QuantumScript(q.queue, [qml.probs(wires=wires)], shots=shots)
-
-
-def _batch_seed(seed: int, batch_index: int) -> int:
-    # Seeding each batch separately makes results independent of thread scheduling.
-    return int.from_bytes(hashlib.blake2b(f"{seed}:{batch_index}".encode(), digest_size=8).digest(), "little") >> 1
-
-
-def _run_pairs(spec: FeatureMapSpec, backend: BackendConfig, Xr: np.ndarray, Xc: np.ndarray,
-               pairs: np.ndarray) -> tuple[np.ndarray, int, int, int]:
-    """Execute compute-uncompute circuits for (row, col) index pairs.
-
-    Returns (values (len(pairs),), circuits_executed, shots_executed, retries).
-    """
-    values = np.empty(len(pairs), dtype=np.float64)
-    batches = [pairs[s : s + backend.batch_size] for s in range(0, len(pairs), backend.batch_size)]
-    retries = [0] * len(batches)
-    is_braket = backend.device_name.startswith("braket.")
-    shared_dev = make_device(backend, spec.n_qubits) if is_braket else None
-
-    def run_batch(bi: int) -> np.ndarray:
-        batch = batches[bi]
-        tapes = [_pair_tape(spec, Xr[i], Xc[j], backend.shots) for i, j in batch]
-        dev = shared_dev if shared_dev is not None else make_device(
-            backend, spec.n_qubits, seed=_batch_seed(backend.seed, bi))
-
-        def submit():
-            return qml.execute(tapes, dev, diff_method=None)
-
-        def count(attempt, exc, delay):
-            retries[bi] += 1
-
-        res = call_with_retries(submit, max_retries=backend.max_retries, backoff_s=backend.backoff_s,
-                                seed=backend.seed + bi, on_retry=count)
-        return np.array([float(np.asarray(r)[0]) for r in res])
-
-    offsets = np.cumsum([0] + [len(b) for b in batches])
-    if backend.max_parallel > 1 and not is_braket and len(batches) > 1:
-        # Braket parallelism lives inside the plugin (parallel=True task batches).
-        with ThreadPoolExecutor(max_workers=backend.max_parallel) as pool:
-            for bi, vals in enumerate(pool.map(run_batch, range(len(batches)))):
-                values[offsets[bi] : offsets[bi + 1]] = vals
-    else:
-        for bi in range(len(batches)):
-            values[offsets[bi] : offsets[bi + 1]] = run_batch(bi)
-    n = len(pairs)
-    return np.clip(values, 0.0, 1.0), n, n * (backend.shots or 0), sum(retries)
-
-
-# ---------------------------------------------------------------------------------------
 # Public entry point
 # ---------------------------------------------------------------------------------------
 
@@ -256,7 +250,7 @@ def quantum_kernel(
     x_keys: Sequence[str] | None = None,
     y_keys: Sequence[str] | None = None,
     block_size: int = 2048,
-    before_submit: Callable[[int, int], None] | None = None,
+    ledger: SubmissionLedger | None = None,
     out: np.ndarray | None = None,
 ) -> KernelResult:
     """Fidelity kernel matrix between rows of X and rows of Y (Y=None: X with itself).
@@ -265,84 +259,69 @@ def quantum_kernel(
     matrix in [0, 1]; for Y=None it is symmetric with an exact 1.0 diagonal.
     ``x_keys``/``y_keys``: per-row content hashes used by the cache (default: hash of the
     row's float64 bytes). ``block_size`` bounds Gram temporaries (~block_size**2 * 32 bytes).
-    ``before_submit(planned_circuits, planned_shots)`` is called on the compute-uncompute path
-    before anything is submitted (after cache hits are subtracted); raising from it aborts
-    with nothing executed. ``out``: optional preallocated float64 (N, M) array (e.g. an
-    ``np.memmap``) to write into, so huge matrices need not fit in RAM.
+    ``ledger``: on the compute-uncompute path, ``ledger.admit(circuits, shots)`` is called
+    before anything is submitted (after cache hits are subtracted; raising from it aborts
+    with nothing executed), and every circuit the device runs is recorded by it.
+    ``out``: optional preallocated float64 (N, M) array (e.g. an ``np.memmap``) to write
+    into, so huge matrices need not fit in RAM.
     """
     t0 = time.perf_counter()
-    X = np.asarray(X, dtype=np.float64)
-    symmetric = Y is None
-    Yv = X if symmetric else np.asarray(Y, dtype=np.float64)
-    for name, arr in (("X", X), ("Y", Yv)):
-        if arr.ndim != 2 or arr.shape[1] != spec.n_qubits:
-            raise ValueError(f"{name} must be (N, {spec.n_qubits}), got {arr.shape}")
-    nR, nC = X.shape[0], Yv.shape[0]
     if block_size < 1:
         raise ValueError("block_size must be >= 1")
-
+    request = KernelRequest.of(X, Y, spec=spec, backend=backend, keyed=cache is not None, x_keys=x_keys,
+                               y_keys=y_keys)
+    n_rows, n_cols = request.shape
     if out is None:
-        out = np.empty((nR, nC), dtype=np.float64)
-    elif out.shape != (nR, nC) or out.dtype != np.float64:
-        raise ValueError(f"out must be float64 {(nR, nC)}, got {out.dtype} {out.shape}")
+        out = np.empty((n_rows, n_cols), dtype=np.float64)
+    elif out.shape != (n_rows, n_cols) or out.dtype != np.float64:
+        raise ValueError(f"out must be float64 {(n_rows, n_cols)}, got {out.dtype} {out.shape}")
 
-    exact = backend.is_exact
-    method = "statevector" if exact else "compute-uncompute"
-    stats_kw: dict[str, Any] = dict(circuits_executed=0, shots_executed=0, retries=0, states_simulated=0)
-
-    ns = None
-    known = None
-    from_cache = 0
-    if cache is not None:
-        rkeys = list(x_keys) if x_keys is not None else sample_keys(X)
-        if symmetric:
-            ckeys = rkeys
-        else:
-            ckeys = list(y_keys) if y_keys is not None else sample_keys(Yv)
-        if len(rkeys) != nR or len(ckeys) != nC:
-            raise ValueError("x_keys/y_keys must have one key per row")
-        ns = cache.namespace(spec, backend)
-        known = np.zeros((nR, nC), dtype=bool)
-        fill_report: dict[str, Any] = {}
-        cache.fill(ns, rkeys, ckeys, out, known, report=fill_report)
-        # The diagonal of a symmetric request is 1 by definition (set at the end) and not
-        # counted as cached; rows with nothing cached are the new rows.
-        from_cache = int(np.count_nonzero(known)) - (int(np.trace(known)) if symmetric else 0)
-
-    if exact:
-        _exact_path(X, Yv, spec, out, known, symmetric, block_size, cache, ns,
-                    rkeys if cache is not None else None, ckeys if cache is not None else None, stats_kw)
+    held = cache.lookup(request, out) if cache is not None else None
+    if backend.is_exact:
+        work = _exact_entries(request, out, held, block_size)
     else:
-        _shot_path(X, Yv, spec, backend, out, known, symmetric, before_submit, cache, ns,
-                   rkeys if cache is not None else None, ckeys if cache is not None else None, stats_kw)
-
-    if symmetric:
+        work = _shot_entries(request, out, held, ledger)
+    if request.symmetric:
         # k(x, x) = 1 by definition; the shot path never executes it.
-        out[np.diag_indices(nR)] = 1.0
+        out[np.diag_indices(n_rows)] = 1.0
     if cache is not None:
-        cache.compact_panels(ns, rkeys, ckeys, out, fill_report["panels"], symmetric=symmetric)
-    total = nR * nC
+        cache.store(held, work.update)
+    from_cache = held.from_cache if held is not None else 0
     stats = KernelStats(
-        n_rows=nR, n_cols=nC, method=method, device_name=backend.device_name, shots=backend.shots,
-        seed=backend.seed, entries_computed=total - from_cache - (nR if symmetric else 0),
-        entries_from_cache=from_cache, wall_time_s=time.perf_counter() - t0, spec_hash=spec.spec_hash,
-        **stats_kw,
+        n_rows=n_rows, n_cols=n_cols, method="statevector" if backend.is_exact else "compute-uncompute",
+        device_name=backend.device_name, shots=backend.shots, seed=backend.seed,
+        entries_computed=n_rows * n_cols - from_cache - (n_rows if request.symmetric else 0),
+        entries_from_cache=from_cache, circuits_executed=work.circuits, shots_executed=work.shots,
+        wall_time_s=time.perf_counter() - t0, retries=work.retries, states_simulated=work.states_simulated,
+        spec_hash=spec.spec_hash,
     )
     return KernelResult(matrix=out, stats=stats)
 
 
-def _plan(known: np.ndarray | None, nR: int, nC: int, symmetric: bool) -> list[tuple[np.ndarray, np.ndarray]]:
+@dataclass(frozen=True)
+class _Work:
+    """What one path computed: the update for the cache, and what it cost."""
+
+    update: KernelUpdate
+    states_simulated: int = 0
+    circuits: int = 0
+    shots: int = 0
+    retries: int = 0
+
+
+def _plan(known: np.ndarray | None, n_rows: int, n_cols: int, symmetric: bool) -> list[tuple[np.ndarray, np.ndarray]]:
     """Rectangles (row indices, col indices) that cover every unknown entry.
 
     First rows with nothing known (new samples) against all columns; then the remaining
     rows with gaps against the columns with gaps (e.g. old rows vs new columns).
+    ``known`` is updated to mark what the plan covers.
     """
     if known is None:
-        return [(np.arange(nR), np.arange(nC))]
+        return [(np.arange(n_rows), np.arange(n_cols))]
     plan = []
-    fresh = np.flatnonzero(~known.any(axis=1)) if nC else np.arange(0)
+    fresh = np.flatnonzero(~known.any(axis=1)) if n_cols else np.arange(0)
     if fresh.size:
-        plan.append((fresh, np.arange(nC)))
+        plan.append((fresh, np.arange(n_cols)))
         known[fresh, :] = True
         if symmetric:
             known[:, fresh] = True
@@ -353,45 +332,68 @@ def _plan(known: np.ndarray | None, nR: int, nC: int, symmetric: bool) -> list[t
     return plan
 
 
-def _exact_path(X, Y, spec, out, known, symmetric, block_size, cache, ns, rkeys, ckeys, stats_kw) -> None:
-    nR, nC = X.shape[0], Y.shape[0]
-    if known is None:
-        # No cache: whole matrix, upper blocks only when symmetric.
-        A = _states(X, spec)
-        B = A if symmetric else _states(Y, spec)
-        stats_kw["states_simulated"] = nR + (0 if symmetric else nC)
-        _gram_into(out, slice(0, nR), slice(0, nC), A, B, block_size, symmetric)
-        return
+# ---------------------------------------------------------------------------------------
+# Exact path
+# ---------------------------------------------------------------------------------------
 
-    plan = _plan(known, nR, nC, symmetric)
+
+def _exact_entries(request: KernelRequest, out: np.ndarray, held: CachedEntries | None, block_size: int) -> _Work:
+    """Fill the entries ``held`` does not know (all without a cache) from exact statevectors."""
+    n_rows, n_cols = request.shape
+    spec, symmetric = request.spec, request.symmetric
+    if held is None:
+        # No cache: whole matrix, upper blocks only when symmetric.
+        A = _states(request.X, spec)
+        B = A if symmetric else _states(request.Y, spec)
+        _gram_into(out, slice(0, n_rows), slice(0, n_cols), A, B, block_size, symmetric)
+        return _Work(KernelUpdate(out), states_simulated=n_rows + (0 if symmetric else n_cols))
+
+    plan = _plan(held.known.copy(), n_rows, n_cols, symmetric)
     if not plan:
-        return
+        return _Work(KernelUpdate(out))
     if symmetric:
         # One state lookup for every index either side needs.
-        need_r = need_c = _union(nR, *(r for r, _ in plan), *(c for _, c in plan))
-        r_states, n_sim_r = _cached_states(X, rkeys, need_r, spec, cache, ns)
-        c_states, n_sim_c = r_states, 0
+        need_rows = need_cols = _union(n_rows, *(r for r, _ in plan), *(c for _, c in plan))
+        row_states = col_states = _states_of(held, request.X, need_rows, "rows")
+        lookups = [row_states]
     else:
-        need_r, need_c = _union(nR, *(r for r, _ in plan)), _union(nC, *(c for _, c in plan))
-        r_states, n_sim_r = _cached_states(X, rkeys, need_r, spec, cache, ns)
-        c_states, n_sim_c = _cached_states(Y, ckeys, need_c, spec, cache, ns)
-    stats_kw["states_simulated"] = n_sim_r + n_sim_c
+        need_rows, need_cols = _union(n_rows, *(r for r, _ in plan)), _union(n_cols, *(c for _, c in plan))
+        row_states = _states_of(held, request.X, need_rows, "rows")
+        col_states = _states_of(held, request.Y, need_cols, "cols")
+        lookups = [row_states, col_states]
     for rows, cols in plan:
-        A = _states_for(r_states, need_r, rows)
-        B = _states_for(c_states, need_c, cols)
+        A = _states_for(row_states.states, need_rows, rows)
+        B = _states_for(col_states.states, need_cols, cols)
         rr, cc = as_slice(rows), as_slice(cols)
         _gram_into(out, rr, cc, A, B, block_size, symmetric=False)
         if symmetric:
-            # Mirror so the matrix stays exactly symmetric.
-            put_block(out, cc, rr, take_block(out, rr, cc).T)
-            both = rows[_mask(nC, cols)[rows]]
-            if both.size > 1:
-                # Entries computed twice (rows and cols overlap): keep the upper copy.
-                sub = out[np.ix_(both, both)]
-                iu = np.triu_indices(both.size, 1)
-                sub[iu[1], iu[0]] = sub[iu]
-                out[np.ix_(both, both)] = sub
-        cache.store_panel(ns, [rkeys[i] for i in rows], [ckeys[j] for j in cols], take_block(out, rr, cc))
+            _mirror_rectangle(out, rows, cols, n_cols)
+    simulated = sum(int(np.count_nonzero(~lookup.found)) for lookup in lookups)
+    return _Work(KernelUpdate(out, blocks=plan, states=lookups), states_simulated=simulated)
+
+
+def _states_of(held: CachedEntries, X: np.ndarray, idx: np.ndarray, side: str) -> StateLookup:
+    """States for rows ``idx`` of X: from the cache, the rest simulated (the cache stores them later)."""
+    dtype = np.float64 if is_real_map(held.request.spec) else np.complex128
+    lookup = held.states(idx, side, dtype, 2**held.request.spec.n_qubits)
+    missing = np.flatnonzero(~lookup.found)
+    if missing.size:
+        lookup.states[missing] = _states(X[idx[missing]], held.request.spec)
+    return lookup
+
+
+def _mirror_rectangle(out: np.ndarray, rows: np.ndarray, cols: np.ndarray, n_cols: int) -> None:
+    """After computing out[rows][:, cols] of a symmetric matrix, copy it to out[cols][:, rows]
+    so the matrix stays exactly symmetric."""
+    rr, cc = as_slice(rows), as_slice(cols)
+    put_block(out, cc, rr, take_block(out, rr, cc).T)
+    both = rows[_mask(n_cols, cols)[rows]]
+    if both.size > 1:
+        # Entries computed twice (rows and cols overlap): keep the upper copy.
+        sub = out[np.ix_(both, both)]
+        iu = np.triu_indices(both.size, 1)
+        sub[iu[1], iu[0]] = sub[iu]
+        out[np.ix_(both, both)] = sub
 
 
 def _mask(n: int, *indices: np.ndarray) -> np.ndarray:
@@ -416,57 +418,105 @@ def _states_for(states: np.ndarray, have: np.ndarray, want: np.ndarray) -> np.nd
     return states if want.size == have.size else states[np.searchsorted(have, want)]
 
 
-def _cached_states(X, keys, idx, spec, cache, ns) -> tuple[np.ndarray, int]:
-    """States for rows ``idx`` of X: from the cache, else simulated (and stored)."""
-    dtype = np.float64 if is_real_map(spec) else np.complex128
-    states = np.empty((idx.size, 2**spec.n_qubits), dtype=dtype)
-    wanted = [keys[i] for i in idx]
-    report: dict[str, Any] = {}
-    found = cache.load_states(ns, wanted, states, report)
-    missing = np.flatnonzero(~found)
-    if missing.size:
-        sim = _states(X[idx[missing]], spec)
-        states[missing] = sim
-        cache.store_states(ns, [wanted[i] for i in missing], sim)
-    cache.compact_states(ns, wanted, states, report["files"])
-    return states, int(missing.size)
+# ---------------------------------------------------------------------------------------
+# Compute-uncompute (shot / hardware) path
+# ---------------------------------------------------------------------------------------
 
 
-def _shot_path(X, Y, spec, backend, out, known, symmetric, before_submit, cache, ns, rkeys, ckeys,
-               stats_kw) -> None:
-    nR, nC = X.shape[0], Y.shape[0]
-    if known is None:
-        if symmetric:
-            pairs = np.argwhere(np.triu(np.ones((nR, nR), dtype=bool), k=1))
-        else:
-            pairs = np.argwhere(np.ones((nR, nC), dtype=bool))
-    else:
-        todo = ~known
-        if symmetric:
-            todo = np.triu(todo, k=1)
-        pairs = np.argwhere(todo)
-    n_circ = int(len(pairs))
-    if before_submit is not None:
-        before_submit(n_circ, n_circ * (backend.shots or 0))
-    if n_circ == 0:
-        return
-    values, circuits, shots, retries = _run_pairs(spec, backend, X, Y, pairs)
+def _pair_tape(spec: FeatureMapSpec, a: np.ndarray, b: np.ndarray, shots: int | None) -> qml.tape.QuantumScript:
+    """U(a) then U(b)^dagger, measuring probabilities; P(|0..0>) = |<phi(b)|phi(a)>|^2."""
+    wires = list(range(spec.n_qubits))
+    with qml.queuing.AnnotatedQueue() as q:
+        apply_feature_map(spec, a, wires)
+        qml.adjoint(apply_feature_map)(spec, b, wires)
+    return qml.tape.QuantumScript(q.queue, [qml.probs(wires=wires)], shots=shots)
+
+
+def _batch_seed(seed: int, batch_index: int) -> int:
+    # Seeding each batch separately makes results independent of thread scheduling.
+    return int.from_bytes(hashlib.blake2b(f"{seed}:{batch_index}".encode(), digest_size=8).digest(), "little") >> 1
+
+
+def _shot_entries(request: KernelRequest, out: np.ndarray, held: CachedEntries | None,
+                  ledger: SubmissionLedger | None) -> _Work:
+    """Fill the entries ``held`` does not know with one compute-uncompute circuit per pair
+    (upper triangle only for a symmetric matrix), admitted by the ledger first."""
+    n_rows, n_cols = request.shape
+    todo = np.ones((n_rows, n_cols), dtype=bool) if held is None else ~held.known
+    if request.symmetric:
+        todo = np.triu(todo, k=1)
+    pairs = np.argwhere(todo)
+    if ledger is not None:
+        ledger.admit(len(pairs), request.backend.shots or 0)
+    if len(pairs) == 0:
+        return _Work(KernelUpdate(out))
+    progress = held.record_progress if held is not None else None
+    values, retries = _run_pairs(request, pairs, ledger, progress)
     out[pairs[:, 0], pairs[:, 1]] = values
-    if symmetric:
+    if request.symmetric:
         out[pairs[:, 1], pairs[:, 0]] = values
-    stats_kw.update(circuits_executed=circuits, shots_executed=shots, retries=retries)
-    if cache is not None:
-        # Store the new entries as one rectangle when every entry of it is now known
-        # (always the case for a symmetric matrix after mirroring), else one panel per row.
-        now = known.copy()
-        now[pairs[:, 0], pairs[:, 1]] = True
-        if symmetric:
-            now |= now.T
-        rows = np.unique(pairs[:, 0])
-        cols = np.unique(pairs[:, 1])
-        if now[np.ix_(rows, cols)].all():
-            cache.store_panel(ns, [rkeys[i] for i in rows], [ckeys[j] for j in cols], out[np.ix_(rows, cols)])
-        else:
-            for i in rows:
-                cs = pairs[pairs[:, 0] == i, 1]
-                cache.store_panel(ns, [rkeys[i]], [ckeys[j] for j in cs], out[i, cs][None, :])
+    circuits = len(pairs)
+    work = dict(circuits=circuits, shots=circuits * (request.backend.shots or 0), retries=retries)
+    if held is None:
+        return _Work(KernelUpdate(out), **work)
+    return _Work(KernelUpdate(out, blocks=_pair_blocks(held.known, pairs, request.symmetric)), **work)
+
+
+def _pair_blocks(known: np.ndarray, pairs: np.ndarray, symmetric: bool) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Rectangles to store the new pair entries in: one when every entry of rows x cols is now
+    known (always the case for a symmetric matrix after mirroring), else one per row."""
+    now = known.copy()
+    now[pairs[:, 0], pairs[:, 1]] = True
+    if symmetric:
+        now |= now.T
+    rows, cols = np.unique(pairs[:, 0]), np.unique(pairs[:, 1])
+    if now[np.ix_(rows, cols)].all():
+        return [(rows, cols)]
+    return [(np.array([i]), pairs[pairs[:, 0] == i, 1]) for i in rows]
+
+
+def _run_pairs(request: KernelRequest, pairs: np.ndarray, ledger: SubmissionLedger | None,
+               progress) -> tuple[np.ndarray, int]:
+    """Execute the compute-uncompute circuits of (row, col) index ``pairs``.
+
+    Circuits go to the device ``backend.circuits_per_call`` at a time, each call retried on
+    transient faults; ``progress(pairs, values)`` (optional) is called as each call returns.
+    Returns (values (len(pairs),) clipped to [0, 1], retries).
+    """
+    backend, spec = request.backend, request.spec
+    values = np.empty(len(pairs), dtype=np.float64)
+    size = backend.circuits_per_call
+    calls = [pairs[s : s + size] for s in range(0, len(pairs), size)]
+    retries = [0] * len(calls)
+    is_braket = backend.device_name.startswith("braket.")
+    shared_dev = make_device(backend, spec.n_qubits, ledger=ledger) if is_braket else None
+
+    def run_call(ci: int) -> np.ndarray:
+        batch = calls[ci]
+        tapes = [_pair_tape(spec, request.X[i], request.Y[j], backend.shots) for i, j in batch]
+        dev = shared_dev if shared_dev is not None else make_device(
+            backend, spec.n_qubits, seed=_batch_seed(backend.seed, ci), ledger=ledger)
+
+        def submit():
+            return qml.execute(tapes, dev, diff_method=None)
+
+        def count(attempt, exc, delay):
+            retries[ci] += 1
+
+        res = call_with_retries(submit, max_retries=backend.max_retries, backoff_s=backend.backoff_s,
+                                seed=backend.seed + ci, on_retry=count)
+        result = np.array([float(np.asarray(r)[0]) for r in res])
+        if progress is not None:
+            progress(batch, np.clip(result, 0.0, 1.0))
+        return result
+
+    offsets = np.cumsum([0] + [len(b) for b in calls])
+    if backend.max_parallel > 1 and not is_braket and len(calls) > 1:
+        # Braket parallelism lives inside the plugin (parallel=True task batches).
+        with ThreadPoolExecutor(max_workers=backend.max_parallel) as pool:
+            for ci, vals in enumerate(pool.map(run_call, range(len(calls)))):
+                values[offsets[ci] : offsets[ci + 1]] = vals
+    else:
+        for ci in range(len(calls)):
+            values[offsets[ci] : offsets[ci + 1]] = run_call(ci)
+    return np.clip(values, 0.0, 1.0), sum(retries)

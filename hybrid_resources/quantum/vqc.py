@@ -9,9 +9,15 @@ Model (``TRAINER_VERSION`` names it; changing any of this must bump the version)
   ``p(y=1 | x) = sigmoid(-LOGIT_SCALE * z + bias)`` (``bias`` is a trainable classical scalar);
 - loss: mean **binary cross-entropy** over the minibatch (computed from logits, stable).
 
+The device comes from a :class:`~hybrid_resources.quantum.backends.BackendConfig` through
+:func:`~hybrid_resources.quantum.backends.make_device`, like every other device: a local
+simulator, ``braket.local.qubit``, or ``braket.aws.qubit`` with its ARN and S3 folder. With a
+ledger, every circuit it runs is recorded.
+
 Gradients: autograd through ``pennylane.numpy``. ``shots=None`` -> exact expectation values
 with ``backprop`` on ``default.qubit`` (``adjoint`` on lightning devices); ``shots=N`` ->
-``parameter-shift`` on sampled estimates. Each minibatch runs as one broadcast execution.
+``parameter-shift`` on sampled estimates. Each minibatch runs as one broadcast execution
+(devices without broadcasting, such as Braket's, get one circuit per sample).
 
 Optimisers (Adam, plain gradient descent) are implemented here in numpy so their state is
 plain arrays that go into the checkpoint. Everything random comes from
@@ -37,8 +43,9 @@ import pennylane as qml
 from pennylane import numpy as pnp
 
 from hybrid_resources.data.checkpoints import CheckpointStore
+from hybrid_resources.quantum.backends import BackendConfig, SubmissionLedger, make_device
 
-TRAINER_VERSION = "vqc-1"
+TRAINER_VERSION = "vqc-2"  # 2: the device and shots come from a BackendConfig
 # <Z> lies in [-1, 1]; a scale of 3 lets p reach sigmoid(3 + bias) ~ 0.95 without a bias,
 # enough confidence for BCE to be a useful signal, small enough to keep gradients tame.
 LOGIT_SCALE = 3.0
@@ -67,8 +74,6 @@ class VqcConfig:
     seed: int = 0  # root of every random stream
     restarts: int = 1  # independent seeded initialisations; best final val loss kept
     checkpoint_every: int = 1  # optimiser steps between checkpoints (the final step always saves)
-    device_name: str = "default.qubit"
-    shots: int | None = None  # None -> exact (backprop/adjoint); int -> sampled, parameter-shift
 
     def __post_init__(self) -> None:
         if self.layers < 1:
@@ -81,8 +86,6 @@ class VqcConfig:
             raise ValueError("batch_size, epochs, restarts and checkpoint_every must be >= 1")
         if self.seed < 0:
             raise ValueError("seed must be >= 0 (it seeds numpy SeedSequence)")
-        if self.shots is not None and self.shots < 1:
-            raise ValueError("shots must be None or >= 1")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -140,8 +143,9 @@ class TrainingResult:
         }
 
 
-def lineage_key(data_version: str, circuit_version: str, config: VqcConfig) -> str:
-    """Checkpoint lineage id: same data + circuit + config (+ trainer code version) => same id.
+def lineage_key(data_version: str, circuit_version: str, config: VqcConfig,
+                backend: BackendConfig = BackendConfig()) -> str:
+    """Checkpoint lineage id: same data + circuit + config + backend (+ trainer code version) => same id.
 
     Returns ``"vqc-" + 24 hex chars``; safe as a directory name.
     """
@@ -150,6 +154,7 @@ def lineage_key(data_version: str, circuit_version: str, config: VqcConfig) -> s
             "data_version": data_version,
             "circuit_version": circuit_version,
             "config_hash": config.config_hash(),
+            "backend": backend.cache_key(),
             "trainer_version": TRAINER_VERSION,
         },
         sort_keys=True,
@@ -169,7 +174,7 @@ def n_circuit_params(config: VqcConfig, n_qubits: int) -> int:
     return int(np.prod(weight_shape(config, n_qubits)))
 
 
-def circuits_per_step(config: VqcConfig, batch_size: int, n_params: int) -> int:
+def circuits_per_step(shots: int | None, batch_size: int, n_params: int) -> int:
     """Circuit executions one optimiser step costs on hardware (no broadcasting there).
 
     ``n_params``: trainable *gate* angles (see :func:`n_circuit_params`). With shots,
@@ -180,18 +185,18 @@ def circuits_per_step(config: VqcConfig, batch_size: int, n_params: int) -> int:
     """
     if batch_size < 1 or n_params < 0:
         raise ValueError("batch_size must be >= 1 and n_params >= 0")
-    if config.shots is None:
+    if shots is None:
         return batch_size
     return batch_size * (2 * n_params + 1)
 
 
 # ---------------------------------------------------------------------------- circuit
-def _diff_method(config: VqcConfig) -> str:
-    if config.shots is not None:
+def _diff_method(backend: BackendConfig) -> str:
+    if backend.shots is not None:
         return "parameter-shift"
-    if config.device_name == "default.qubit":
+    if backend.device_name == "default.qubit":
         return "backprop"
-    if config.device_name.startswith("lightning."):
+    if backend.device_name.startswith("lightning."):
         return "adjoint"
     return "best"
 
@@ -201,21 +206,14 @@ def _derived_seed(*entropy: int) -> int:
     return int(np.random.SeedSequence(list(entropy)).generate_state(1)[0])
 
 
-def _make_qnode(config: VqcConfig, n_qubits: int, shot_seed: int | None) -> qml.QNode:
-    """QNode ``f(X (B, d) radians, weights (layers, d, 3)) -> <Z0> (B,)``.
+def _make_qnode(backend: BackendConfig, n_qubits: int, shot_seed: int | None,
+                ledger: SubmissionLedger | None = None) -> qml.QNode:
+    """QNode ``f(X (B, d) radians, weights (layers, d, 3)) -> <Z0> (B,)`` on the backend's device.
 
-    Shots are set on the QNode (PennyLane 0.45 deprecates device-level shots); the device
-    gets ``shot_seed`` so sampled estimates are reproducible.
+    Shots are set on the QNode (PennyLane 0.45 deprecates device-level shots); simulators that
+    take a seed get ``shot_seed``, so sampled estimates are reproducible across resumes.
     """
-    dev_kwargs: dict[str, Any] = {"wires": n_qubits}
-    if config.shots is not None and shot_seed is not None:
-        dev_kwargs["seed"] = shot_seed
-    try:
-        dev = qml.device(config.device_name, **dev_kwargs)
-    except TypeError:
-        # Some plugin devices take no seed; sampling is then not reproducible across resumes.
-        dev_kwargs.pop("seed", None)
-        dev = qml.device(config.device_name, **dev_kwargs)
+    dev = make_device(backend, n_qubits, seed=shot_seed, ledger=ledger)
     wires = list(range(n_qubits))
 
     def circuit(x, weights):
@@ -224,7 +222,7 @@ def _make_qnode(config: VqcConfig, n_qubits: int, shot_seed: int | None) -> qml.
         qml.StronglyEntanglingLayers(weights, wires=wires)
         return qml.expval(qml.PauliZ(0))
 
-    return qml.QNode(circuit, dev, diff_method=_diff_method(config), shots=config.shots)
+    return qml.QNode(circuit, dev, diff_method=_diff_method(backend), shots=backend.shots)
 
 
 def _logits(qnode: qml.QNode, X: np.ndarray, weights: Any, bias: Any) -> Any:
@@ -243,10 +241,11 @@ def _sigmoid(v: np.ndarray) -> np.ndarray:
 
 
 def predict_proba(params: np.ndarray, bias: float, X: np.ndarray, config: VqcConfig,
-                  *, shot_seed: int | None = None) -> np.ndarray:
+                  backend: BackendConfig = BackendConfig(), *, shot_seed: int | None = None,
+                  ledger: SubmissionLedger | None = None) -> np.ndarray:
     """P(class 1) for each row of ``X`` (n, d) radians; returns float64 shape ``(n,)`` in [0, 1].
 
-    ``params`` shape ``(layers, d, 3)``. With ``config.shots`` set, the estimate is sampled
+    ``params`` shape ``(layers, d, 3)``. With ``backend.shots`` set, the estimate is sampled
     using ``shot_seed`` (default: derived from ``config.seed``).
     """
     X = np.asarray(X, dtype=np.float64)
@@ -259,15 +258,16 @@ def predict_proba(params: np.ndarray, bias: float, X: np.ndarray, config: VqcCon
         return np.zeros(0)
     if shot_seed is None:
         shot_seed = _derived_seed(config.seed, _TAG_PREDICT_SHOTS)
-    qnode = _make_qnode(config, X.shape[1], shot_seed)
+    qnode = _make_qnode(backend, X.shape[1], shot_seed, ledger)
     logits = np.asarray(_logits(qnode, X, params, float(bias)), dtype=np.float64)
     return _sigmoid(logits)
 
 
 def evaluate_vqc(params: np.ndarray, bias: float, X: np.ndarray, y: np.ndarray, config: VqcConfig,
-                 *, shot_seed: int | None = None) -> dict[str, float]:
+                 backend: BackendConfig = BackendConfig(), *, shot_seed: int | None = None,
+                 ledger: SubmissionLedger | None = None) -> dict[str, float]:
     """``{"loss": mean BCE, "accuracy": fraction correct at p >= 0.5}`` on (X, y)."""
-    p = predict_proba(params, bias, X, config, shot_seed=shot_seed)
+    p = predict_proba(params, bias, X, config, backend, shot_seed=shot_seed, ledger=ledger)
     y = np.asarray(y)
     p_c = np.clip(p, 1e-12, 1 - 1e-12)
     loss = float(-np.mean(y * np.log(p_c) + (1 - y) * np.log1p(-p_c)))
@@ -430,6 +430,8 @@ def train_vqc(
     *,
     checkpoint_dir: Path,
     lineage: str,
+    backend: BackendConfig = BackendConfig(),
+    ledger: SubmissionLedger | None = None,
     X_val: np.ndarray | None = None,
     y_val: np.ndarray | None = None,
     on_step: Callable[[dict], None] | None = None,
@@ -437,7 +439,8 @@ def train_vqc(
 ) -> TrainingResult:
     """Train the VQC with minibatch Adam/GD, ``config.restarts`` seeded restarts, checkpoints.
 
-    ``X_train`` (n, d) float radians in [0, pi]; ``y_train`` (n,) ints in {0, 1}. Without
+    ``X_train`` (n, d) float radians in [0, pi]; ``y_train`` (n,) ints in {0, 1}. Circuits run on
+    ``backend`` (its device, shots and options; every circuit recorded by ``ledger``). Without
     ``X_val``/``y_val`` a seeded stratified 20% of train is held out (:func:`split_validation`).
     Checkpoints go to ``checkpoint_dir / lineage`` every ``config.checkpoint_every`` steps and
     at the final step; if that lineage already holds a verified checkpoint, training resumes
@@ -471,6 +474,7 @@ def train_vqc(
     data_hash = _data_sha256(X_fit, y_fit, X_v, y_v)
     meta_base = {
         "trainer_version": TRAINER_VERSION, "config": config.to_dict(), "config_hash": cfg_hash,
+        "backend": backend.cache_key(),
         "data_sha256": data_hash, "lineage": lineage, "n_qubits": n_qubits, "total_steps": total_steps,
     }
 
@@ -478,7 +482,7 @@ def train_vqc(
     ckpt = store.latest()
     resumed_from: int | None = None
     if ckpt is not None:
-        for key in ("trainer_version", "config_hash", "data_sha256"):
+        for key in ("trainer_version", "config_hash", "data_sha256", "backend"):
             if ckpt.meta.get(key) != meta_base[key]:
                 raise ValueError(
                     f"checkpoint lineage {lineage!r} was written with a different {key} "
@@ -489,14 +493,14 @@ def train_vqc(
     else:
         state = _begin_restart(None, config, 0, n_qubits)
 
-    exact_qnode = _make_qnode(config, n_qubits, None) if config.shots is None else None
+    exact_qnode = _make_qnode(backend, n_qubits, None, ledger) if backend.shots is None else None
 
     def qnode_for(*seed_parts: int) -> qml.QNode:
         # Exact mode reuses one QNode; with shots every step gets a device seeded from
         # (seed, restart, step), so sampled gradients don't depend on where we resumed.
         if exact_qnode is not None:
             return exact_qnode
-        return _make_qnode(config, n_qubits, _derived_seed(config.seed, *seed_parts))
+        return _make_qnode(backend, n_qubits, _derived_seed(config.seed, *seed_parts), ledger)
 
     def save() -> None:
         meta = dict(meta_base, step=state.step, restart=state.restart, epoch=state.epoch, batch=state.batch)
@@ -544,8 +548,9 @@ def train_vqc(
             if state.batch == n_batches:  # epoch finished: validate, advance the position
                 hist["loss"].append(float(np.mean(hist["step_loss"][-n_batches:])))
                 ev = evaluate_vqc(
-                    state.theta[:n_w].reshape(w_shape), float(state.theta[n_w]), X_v, y_v, config,
+                    state.theta[:n_w].reshape(w_shape), float(state.theta[n_w]), X_v, y_v, config, backend,
                     shot_seed=_derived_seed(config.seed, _TAG_EVAL_SHOTS, state.restart, state.epoch),
+                    ledger=ledger,
                 )
                 hist["val_loss"].append(ev["loss"])
                 hist["val_accuracy"].append(ev["accuracy"])

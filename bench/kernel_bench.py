@@ -151,7 +151,12 @@ def run_incremental(N: int, n: int, growth: float = 0.01, repeats: int = 5,
     """
     from hybrid_resources.quantum.backends import BackendConfig
     from hybrid_resources.quantum.kernel_cache import KernelCache
-    from hybrid_resources.quantum.kernel_engine import _gram_block, _states, quantum_kernel, sample_keys
+    from hybrid_resources.quantum.kernel_engine import (
+        _gram_block,
+        _states,
+        quantum_kernel,
+        sample_keys,
+    )
 
     spec = _spec(n)
     n_new = max(1, int(round(N * growth)))

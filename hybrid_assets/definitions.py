@@ -6,15 +6,25 @@ import os
 
 from dagster import Definitions, in_process_executor, load_assets_from_modules
 
-from hybrid_assets.assets import classical, evaluation, hardware, landing, quantum, variational
-from hybrid_assets.assets.hardware import hardware_backend_from_env, hardware_evaluation_job
+from hybrid_assets.assets import (
+    classical,
+    evaluation,
+    hardware,
+    landing,
+    quantum,
+    variational,
+)
+from hybrid_assets.assets.hardware import (
+    hardware_backend_from_env,
+    hardware_evaluation_job,
+)
 from hybrid_assets.jobs import ingest_landing_file_job, refresh_models_job
 from hybrid_assets.sensors import automation_sensor, landing_sensor
-from hybrid_resources.data.artifacts import ArtifactIOManager
 from hybrid_resources.cost_policy import CostPolicy
+from hybrid_resources.data.artifacts import ArtifactIOManager
+from hybrid_resources.data.warehouse import Warehouse
 from hybrid_resources.gate_policy import GatePolicy
 from hybrid_resources.quantum.backends import QuantumBackend
-from hybrid_resources.data.warehouse import Warehouse
 
 
 def quantum_backend_from_env() -> QuantumBackend:

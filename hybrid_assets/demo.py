@@ -8,11 +8,11 @@ step or blocking check fails.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
 
+from hybrid_resources.data.artifacts import ArtifactStore
 from hybrid_resources.data.paths import DataLayout
 
 EXAMPLE_FILE_NAME = "breast_cancer.csv"
@@ -77,12 +77,11 @@ def run_demo() -> int:
         if not evaluation.passed and evaluation.severity == AssetCheckSeverity.ERROR:
             failures.append(f"check {evaluation.asset_key.to_user_string()}:{evaluation.check_name}")
 
-    report_path = layout.artifacts / "model_evaluation" / "value.json"
-    if refresh.success and report_path.exists():
+    if refresh.success and ArtifactStore(layout.artifacts).latest_version(["model_evaluation"]):
         from hybrid_assets.assets.evaluation import METRICS
         from hybrid_assets.modeling import comparison_table
 
-        report = json.loads(report_path.read_text())
+        report = ArtifactStore(layout.artifacts).read(["model_evaluation"])
         print(f"\nHoldout comparison ({report['n_train']} train / {report['n_test']} test samples):\n")
         print(comparison_table(report["metrics"], METRICS))
         print(f"\nQuantum stage: {report['quantum_stage']}. Promotion gates:")

@@ -8,7 +8,11 @@ from typing import Any
 
 import numpy as np
 
-from hybrid_assets.modeling import fit_precomputed_svm, holdout_metrics, precomputed_decision
+from hybrid_assets.modeling import (
+    fit_precomputed_svm,
+    holdout_metrics,
+    precomputed_decision,
+)
 from hybrid_resources.quantum.backends import BackendConfig, SubmissionLedger
 from hybrid_resources.quantum.feature_maps import FeatureMapSpec
 from hybrid_resources.quantum.kernel_engine import quantum_kernel

@@ -91,3 +91,76 @@ def priced_policy(tmp_path: Path):
 
     return CostPolicy(warehouse=Warehouse(path=str(tmp_path / "ledger.duckdb")), run_budget_usd=1000.0,
                       daily_budget_usd=1000.0, price_table_path=str(priced_like_a_qpu(tmp_path)))
+
+
+def latest_artifact(artifacts_root: Path, asset: str):
+    """The value an asset's latest materialization stored (its newest version)."""
+    from hybrid_resources.data.artifacts import ArtifactStore
+
+    return ArtifactStore(artifacts_root).read([asset])
+
+
+# ---------------------------------------------------------------------------------------
+# Materializing the graph on a real (test) instance
+# ---------------------------------------------------------------------------------------
+
+def _resources() -> dict:
+    from hybrid_resources.cost_policy import CostPolicy
+    from hybrid_resources.data.artifacts import ArtifactIOManager
+    from hybrid_resources.data.warehouse import Warehouse
+    from hybrid_resources.gate_policy import GatePolicy
+    from hybrid_resources.quantum.backends import QuantumBackend
+
+    warehouse = Warehouse()
+    return {"io_manager": ArtifactIOManager(), "warehouse": warehouse, "quantum_backend": QuantumBackend(),
+            "cost_policy": CostPolicy(warehouse=warehouse), "gate_policy": GatePolicy(),
+            "hardware_backend": QuantumBackend(device_name="braket.aws.qubit", shots=100)}
+
+
+RESOURCES = _resources()
+SMALL_RUN_CONFIG = {"ops": {"reduced_embeddings": {"config": {"n_qubits": 3}}}}
+
+
+def _downstream():
+    from dagster import AssetSelection
+
+    return AssetSelection.all() - AssetSelection.assets("raw_samples") - AssetSelection.groups("hardware")
+
+
+DOWNSTREAM = _downstream()
+
+
+def ingest(instance, *names: str) -> dict[str, str]:
+    """Materialize the raw_samples partition of each landing file; returns {file: status}."""
+    from dagster import materialize
+
+    from hybrid_assets.assets.landing import raw_samples
+    from hybrid_assets.partitions import landing_files_partitions, safe_partition_key
+
+    keys = [safe_partition_key(name) for name in names]
+    instance.add_dynamic_partitions(landing_files_partitions.name, keys)
+    statuses = {}
+    for name, key in zip(names, keys):
+        result = materialize([raw_samples], partition_key=key, instance=instance, resources=RESOURCES)
+        assert result.success
+        statuses[name] = result.asset_materializations_for_node("raw_samples")[0].metadata["status"].value
+    return statuses
+
+
+def refresh(instance, run_config: dict = SMALL_RUN_CONFIG, **resources):
+    """Materialize everything downstream of the landing rows (the hardware job excepted)."""
+    from dagster import materialize
+
+    from hybrid_assets.definitions import all_assets
+
+    return materialize(all_assets, selection=DOWNSTREAM, instance=instance, resources={**RESOURCES, **resources},
+                       run_config=run_config)
+
+
+@pytest.fixture
+def instance():
+    """A real, temporary Dagster instance."""
+    from dagster import instance_for_test
+
+    with instance_for_test() as test_instance:
+        yield test_instance

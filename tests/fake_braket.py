@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -44,6 +45,20 @@ class ThrottlingException(ClientError):
                           "ResponseMetadata": {"HTTPStatusCode": 429}}, operation)
 
 
+class ServiceUnavailable(ClientError):
+    """A device that went offline: boto3's ``ServiceUnavailableException`` on every call."""
+
+    def __init__(self, operation: str = "CreateQuantumTask") -> None:
+        super().__init__({"Error": {"Code": "ServiceUnavailableException", "Message": "Device is offline"},
+                          "ResponseMetadata": {"HTTPStatusCode": 503}}, operation)
+
+
+def counted_tasks(count_file: str | Path) -> tuple[int, int]:
+    """(tasks, shots) a fake device appended to ``count_file``, in any number of processes."""
+    lines = Path(count_file).read_text().splitlines() if Path(count_file).exists() else []
+    return len(lines), sum(int(line.split()[1]) for line in lines)
+
+
 @dataclass
 class BraketLedger:
     """What reached the fake device. ``tasks``: quantum tasks created (what AWS bills per task);
@@ -51,7 +66,10 @@ class BraketLedger:
 
     throttle_first: int = 0          # raise ThrottlingException on the first k submissions
     throttle_always: bool = False    # ... or on every submission
+    throttle_at: tuple[int, ...] = ()  # ... or on these submissions (1-based), e.g. mid-batch
+    fail_after_tasks: int | None = None  # once this many tasks ran, refuse every submission (device offline)
     program_sets: bool = False       # advertise OPENQASM_PROGRAM_SET like devices that support it
+    count_file: str | None = None    # also append "<executables> <shots>" per task here (counts across processes)
     tasks: int = 0
     circuits: int = 0
     shots: int = 0
@@ -67,7 +85,9 @@ class BraketLedger:
     def _admit_submission(self, operation: str) -> None:
         with self._lock:
             self.submissions += 1
-            if self.throttle_always or self.submissions <= self.throttle_first:
+            if self.fail_after_tasks is not None and self.tasks >= self.fail_after_tasks:
+                raise ServiceUnavailable(operation)
+            if self.throttle_always or self.submissions <= self.throttle_first or self.submissions in self.throttle_at:
                 self.throttled += 1
                 raise ThrottlingException(operation)
 
@@ -76,9 +96,13 @@ class BraketLedger:
         with self._lock:
             self.tasks += 1
             self.circuits += executables
-            self.shots += executables * int(shots or 0) if not hasattr(specification, "total_shots") \
+            task_shots = executables * int(shots or 0) if not hasattr(specification, "total_shots") \
                 else int(specification.total_shots)
+            self.shots += task_shots
             self.s3_destinations.append(s3_destination)
+            if self.count_file:
+                with open(self.count_file, "a") as handle:
+                    handle.write(f"{executables} {task_shots}\n")
 
 
 class _FakeAwsSession:

@@ -89,7 +89,10 @@ def test_a_circuit_version_bump_marks_downstream_stale(workspace, monkeypatch):
     import dataclasses
 
     from dagster import materialize
-    from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
+    from dagster._core.definitions.data_version import (
+        CachingStaleStatusResolver,
+        StaleStatus,
+    )
     from dagster._core.loader import LoadingContextForTest
 
     from hybrid_assets.definitions import defs

@@ -2,7 +2,6 @@ import json
 
 import pytest
 
-from hybrid_resources.quantum.backends import BackendConfig
 from hybrid_resources.cost_policy import (
     BudgetExceededError,
     UnknownPriceError,
@@ -10,6 +9,7 @@ from hybrid_resources.cost_policy import (
     estimate_cost,
     load_price_table,
 )
+from hybrid_resources.quantum.backends import BackendConfig
 
 FORTE = BackendConfig(device_name="braket.aws.qubit", shots=100,
                       device_options=(("device_arn", "arn:aws:braket:us-east-1::device/qpu/ionq/Forte-1"),))

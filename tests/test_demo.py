@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from hybrid_resources.data.artifacts import read_artifact
+from tests.conftest import latest_artifact
 
 
 def test_demo_fills_an_empty_landing_zone_and_prints_both_models(local_project):
@@ -15,7 +15,7 @@ def test_demo_fills_an_empty_landing_zone_and_prints_both_models(local_project):
     assert (data / "landing" / "breast_cancer.csv").exists()
     assert "| quantum_svm |" in completed.stdout and "| classical_svm |" in completed.stdout
     assert "Promotion gates" in completed.stdout
-    report = read_artifact(data / "artifacts" / "model_evaluation" / "value")
+    report = latest_artifact(data / "artifacts", "model_evaluation")
     assert report["n_train"] + report["n_test"] == 569
     assert report["metrics"]["classical_svm"]["accuracy"] > 0.9
     assert report["metrics"]["quantum_svm"]["accuracy"] > 0.8
@@ -39,7 +39,7 @@ def test_demo_runs_another_csv_in_another_data_dir(local_project):
     completed = local_project.command("hybrid-demo")
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert not (landing / "breast_cancer.csv").exists()
-    report = read_artifact(local_project.data / "artifacts" / "model_evaluation" / "value")
+    report = latest_artifact(local_project.data / "artifacts", "model_evaluation")
     assert report["n_train"] + report["n_test"] == 90
-    embeddings = read_artifact(local_project.data / "artifacts" / "reduced_embeddings" / "value")
+    embeddings = latest_artifact(local_project.data / "artifacts", "reduced_embeddings")
     assert embeddings["classes"].tolist() == ["setosa", "virginica"]

@@ -18,8 +18,8 @@ from hybrid_resources.quantum.feature_maps import (
     entangling_pairs,
     to_openqasm,
 )
-from hybrid_resources.quantum.simulator import simulate_states
 from hybrid_resources.quantum.kernel_engine import feature_states
+from hybrid_resources.quantum.simulator import simulate_states
 
 ALL_SPECS = [
     FeatureMapSpec(name, n, reps=reps, entanglement=ent)

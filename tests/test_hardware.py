@@ -31,15 +31,14 @@ from hybrid_assets.assets.hardware import (
     kernel_spread,
 )
 from hybrid_assets.assets.landing import raw_samples
-from hybrid_assets.partitions import landing_files_partitions
-from hybrid_resources.data.artifacts import ArtifactIOManager, read_artifact
+from hybrid_assets.partitions import landing_files_partitions, safe_partition_key
 from hybrid_resources.cost_policy import CostPolicy
-from hybrid_resources.gate_policy import GatePolicy
+from hybrid_resources.data.artifacts import ArtifactIOManager
 from hybrid_resources.data.paths import DataLayout
-from hybrid_resources.quantum.backends import QuantumBackend
-from hybrid_assets.partitions import safe_partition_key
 from hybrid_resources.data.warehouse import Warehouse
-from tests.conftest import blobs_frame
+from hybrid_resources.gate_policy import GatePolicy
+from hybrid_resources.quantum.backends import QuantumBackend
+from tests.conftest import blobs_frame, latest_artifact
 from tests.fake_braket import install_fake_braket
 
 GARNET = "arn:aws:braket:eu-north-1::device/qpu/iqm/Garnet"    # 0.30/task + 0.00145/shot: 16 x 100 = $7.12
@@ -133,8 +132,8 @@ def test_hardware_job_runs_within_budget_on_the_paid_device(promoted, instance, 
     result = run_hardware_job(instance)
     assert result.success
 
-    report = read_artifact(promoted.artifacts / "hardware_kernel_spread" / "value")
-    simulator_kernel = read_artifact(promoted.artifacts / "quantum_kernel_test" / "value")
+    report = latest_artifact(promoted.artifacts, "hardware_kernel_spread")
+    simulator_kernel = latest_artifact(promoted.artifacts, "quantum_kernel_test")["matrix"]
     hardware = np.array(report["hardware_kernel"])
     assert hardware.shape == (4, 4) and np.all((hardware >= 0) & (hardware <= 1))
     np.testing.assert_allclose(report["simulator_kernel"], simulator_kernel[:4, :4])

@@ -6,6 +6,7 @@ import numpy as np
 import pennylane as qml
 import pytest
 
+from hybrid_resources.cost_policy import SubmissionRefused
 from hybrid_resources.quantum.backends import (
     BackendConfig,
     BackendUnavailableError,
@@ -13,9 +14,12 @@ from hybrid_resources.quantum.backends import (
     call_with_retries,
     make_device,
 )
-from hybrid_resources.quantum.feature_maps import ENTANGLEMENTS, FeatureMapSpec, apply_feature_map
+from hybrid_resources.quantum.feature_maps import (
+    ENTANGLEMENTS,
+    FeatureMapSpec,
+    apply_feature_map,
+)
 from hybrid_resources.quantum.kernel_engine import planned_circuits, quantum_kernel
-from hybrid_resources.cost_policy import SubmissionRefused
 from tests.devices import DeviceBoundary
 
 SPECS = [FeatureMapSpec("angle", 3)] + [FeatureMapSpec("iqp", 3, reps=2, entanglement=e) for e in ENTANGLEMENTS]

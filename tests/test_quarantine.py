@@ -8,9 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from hybrid_resources.data.contract import ContractViolation, file_sha256, load_landing_file
 from hybrid_assets.partitions import safe_partition_key
-from hybrid_resources.data.quarantine import SIDECAR_SUFFIX, quarantine_file, read_sidecar
+from hybrid_resources.data.contract import (
+    ContractViolation,
+    file_sha256,
+    load_landing_file,
+)
+from hybrid_resources.data.quarantine import (
+    SIDECAR_SUFFIX,
+    quarantine_file,
+    read_sidecar,
+)
 from tests.bad_files import AWKWARD_NAME_WRITERS, BAD_FILE_WRITERS
 
 

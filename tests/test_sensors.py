@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-import pytest
-from dagster import DagsterInstance, SensorResult, SkipReason, build_sensor_context, instance_for_test
+from dagster import DagsterInstance, SensorResult, SkipReason, build_sensor_context
 
-from hybrid_assets.sensors import landing_sensor
 from hybrid_assets.partitions import safe_partition_key
+from hybrid_assets.sensors import landing_sensor
 from tests.bad_files import write_good_csv
-
-
-@pytest.fixture
-def instance():
-    with instance_for_test() as test_instance:
-        yield test_instance
 
 
 def tick(instance: DagsterInstance, cursor: str | None) -> tuple[SensorResult | SkipReason, str | None]:

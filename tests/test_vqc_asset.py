@@ -13,12 +13,16 @@ from dagster import AssetKey, DagsterInstance, DagsterRunStatus, materialize
 
 from hybrid_assets.assets.variational import vqc_model
 from hybrid_assets.definitions import all_assets
-from hybrid_resources.data.artifacts import content_hash, read_artifact
+from hybrid_resources.data.artifacts import content_hash
 from hybrid_resources.quantum.backends import QuantumBackend
-from hybrid_resources.quantum.vqc import TRAINER_VERSION, VqcConfig, lineage_key, train_vqc
+from hybrid_resources.quantum.vqc import (
+    TRAINER_VERSION,
+    VqcConfig,
+    lineage_key,
+    train_vqc,
+)
 from tests.bad_files import write_good_csv
-from tests.conftest import REPO
-from tests.test_pipeline import RESOURCES
+from tests.conftest import REPO, RESOURCES, latest_artifact
 
 VQC_CONFIG = {"layers": 1, "batch_size": 8, "epochs": 4, "seed": 3, "restarts": 2, "log_every": 1}
 
@@ -26,8 +30,8 @@ TRAIN_IN_A_PROCESS = """
 import sys, time
 from dagster import DagsterInstance, materialize
 from hybrid_assets.definitions import all_assets
-from tests.test_pipeline import RESOURCES
 import hybrid_resources.quantum.vqc as vqc
+from tests.conftest import RESOURCES
 
 slow = vqc.CheckpointStore.save
 def save(self, *args, **kwargs):  # slow each step down so the test can kill mid-training
@@ -44,7 +48,7 @@ def test_a_killed_training_run_resumes_from_its_checkpoint(local_project, monkey
     monkeypatch.setenv("HYBRID_DATA_DIR", str(local_project.data))
     write_good_csv(local_project.data / "landing", n_rows=60, n_features=4, name="data.csv")
     assert local_project.command("hybrid-demo").returncode == 0
-    embeddings = read_artifact(local_project.data / "artifacts" / "reduced_embeddings" / "value")
+    embeddings = latest_artifact(local_project.data / "artifacts", "reduced_embeddings")
     config = VqcConfig(**{k: v for k, v in VQC_CONFIG.items() if k != "log_every"})
     lineage = lineage_key(content_hash(embeddings), TRAINER_VERSION, config, QuantumBackend().backend_config())
     checkpoints = local_project.data / "checkpoints" / lineage
@@ -71,7 +75,7 @@ def test_a_killed_training_run_resumes_from_its_checkpoint(local_project, monkey
         metadata = instance.get_latest_materialization_event(AssetKey("vqc_model")).asset_materialization.metadata
     training = metadata["training"].value
     assert training["resumed_from_step"] is not None and training["steps_run"] < training["total_steps"]
-    resumed = read_artifact(local_project.data / "artifacts" / "vqc_model" / "value")
+    resumed = latest_artifact(local_project.data / "artifacts", "vqc_model")
 
     uninterrupted = train_vqc(embeddings["X_train"], embeddings["y_train"], config,
                               checkpoint_dir=local_project.data / "fresh_checkpoints", lineage=lineage,

@@ -15,7 +15,6 @@ from pathlib import Path
 from tests.bad_files import write_good_csv
 from tests.conftest import REPO
 
-
 QUERY = """
 {
   assetNodes { assetKey { path } groupName opVersion }

@@ -26,13 +26,13 @@ from dagster import (
 )
 from pydantic import Field
 
-from hybrid_assets.outputs import artifact_output, latest_metadata
-from hybrid_resources.quantum.backends import BackendUnavailableError
+from hybrid_assets.outputs import artifact_output
 from hybrid_resources.cost_policy import CostPolicy
+from hybrid_resources.data.artifacts import info_of
+from hybrid_resources.data.warehouse import Warehouse
+from hybrid_resources.quantum.backends import BackendUnavailableError, QuantumBackend
 from hybrid_resources.quantum.feature_maps import FeatureMapSpec
 from hybrid_resources.quantum.kernel_engine import planned_circuits, quantum_kernel
-from hybrid_resources.quantum.backends import QuantumBackend
-from hybrid_resources.data.warehouse import Warehouse
 
 MANAGED_DEVICES = ("braket.aws.qubit",)
 DEFAULT_HARDWARE_SHOTS = 100
@@ -91,13 +91,13 @@ class HardwareEvaluationConfig(Config):
     train_samples: int = Field(default=4, ge=1, description="Train rows (kernel columns) re-run on the device")
 
 
-@asset(code_version="1", group_name="hardware", pool="quantum", kinds={"braket", "json"})
+@asset(code_version="2", group_name="hardware", pool="quantum", kinds={"braket", "json"})
 def hardware_kernel_spread(
     context: AssetExecutionContext,
     config: HardwareEvaluationConfig,
     promoted_model: dict,
     reduced_embeddings: dict,
-    quantum_kernel_test: np.ndarray,
+    quantum_kernel_test: dict,
     hardware_backend: QuantumBackend,
     cost_policy: CostPolicy,
     warehouse: Warehouse,
@@ -110,17 +110,18 @@ def hardware_kernel_spread(
                                   + "; ".join(missing), metadata={"refused_before_submission": True})
     if not hardware_backend.enabled:
         raise Failure(description="hardware_backend.enabled is false: the hardware evaluation was not run.")
-    if quantum_kernel_test.size == 0:
+    simulator_kernel, simulator_info = quantum_kernel_test["matrix"], info_of(quantum_kernel_test)
+    if simulator_kernel.size == 0:
         raise Failure(description="The simulator kernel quantum_kernel_test is degraded (empty); materialize it "
                                   "on a working simulator before comparing with hardware.")
     spec = FeatureMapSpec.from_dict(promoted_model["circuit"])
-    simulator_hash = latest_metadata(context.instance, "quantum_kernel_test").get("spec_hash")
-    if simulator_hash and simulator_hash != promoted_model["circuit_spec_hash"]:
-        raise Failure(description=f"quantum_kernel_test was computed with circuit {simulator_hash[:12]}, the promoted "
-                                  f"model uses {promoted_model['circuit_spec_hash'][:12]}: refresh the models first.")
+    if simulator_info.get("spec_hash") != promoted_model["circuit_spec_hash"]:
+        raise Failure(description=f"quantum_kernel_test was computed with circuit "
+                                  f"{str(simulator_info.get('spec_hash'))[:12]}, the promoted model uses "
+                                  f"{promoted_model['circuit_spec_hash'][:12]}: refresh the models first.")
     X_test, X_train = reduced_embeddings["X_test"], reduced_embeddings["X_train"]
-    if quantum_kernel_test.shape != (len(X_test), len(X_train)):
-        raise Failure(description=f"quantum_kernel_test {quantum_kernel_test.shape} does not match the embeddings "
+    if simulator_kernel.shape != (len(X_test), len(X_train)):
+        raise Failure(description=f"quantum_kernel_test {simulator_kernel.shape} does not match the embeddings "
                                   f"({len(X_test)} test x {len(X_train)} train): refresh the models first.")
     rows, cols = min(config.samples, len(X_test)), min(config.train_samples, len(X_train))
 
@@ -137,7 +138,7 @@ def hardware_kernel_spread(
                           metadata={"refused_before_submission": False}) from unavailable
     stats = result.stats
     asset_name = context.asset_key.to_user_string()
-    simulator = np.asarray(quantum_kernel_test[:rows, :cols], dtype=np.float64)
+    simulator = np.asarray(simulator_kernel[:rows, :cols], dtype=np.float64)
     spread = kernel_spread(simulator, result.matrix, backend.shots)
     report = {
         "device_arn": arn,

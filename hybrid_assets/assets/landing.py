@@ -4,11 +4,11 @@ import hashlib
 
 import polars as pl
 from dagster import (
-    AutomationCondition,
     AssetCheckResult,
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
+    AutomationCondition,
     Config,
     DataVersion,
     Failure,

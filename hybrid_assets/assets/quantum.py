@@ -16,19 +16,33 @@ from dagster import (
 from pydantic import Field
 
 from hybrid_assets.assets.landing import features
-from hybrid_assets.data_prep import ENCODING_RANGE, EmbeddingTransform, reduce_embeddings, refit_reason
+from hybrid_assets.data_prep import (
+    ENCODING_RANGE,
+    EmbeddingTransform,
+    reduce_embeddings,
+    refit_reason,
+)
 from hybrid_assets.gates import circuit_ceilings, kernel_health
-from hybrid_assets.modeling import fit_precomputed_svm, holdout_metrics, precomputed_decision
+from hybrid_assets.modeling import (
+    fit_precomputed_svm,
+    holdout_metrics,
+    precomputed_decision,
+)
 from hybrid_assets.outputs import artifact_output, latest_metadata, recorded_artifact
-from hybrid_resources.quantum.backends import BackendUnavailableError
 from hybrid_resources.cost_policy import CostPolicy
-from hybrid_resources.quantum.feature_maps import FEATURE_MAPS, FeatureMapSpec, circuit_resources, to_openqasm
+from hybrid_resources.data.artifacts import content_hash, info_of, telemetry_of, with_info
+from hybrid_resources.data.paths import DataLayout
+from hybrid_resources.data.warehouse import Warehouse
 from hybrid_resources.gate_policy import GatePolicy
+from hybrid_resources.quantum.backends import BackendUnavailableError, QuantumBackend
+from hybrid_resources.quantum.feature_maps import (
+    FEATURE_MAPS,
+    FeatureMapSpec,
+    circuit_resources,
+    to_openqasm,
+)
 from hybrid_resources.quantum.kernel_cache import KernelCache
 from hybrid_resources.quantum.kernel_engine import quantum_kernel
-from hybrid_resources.data.paths import DataLayout
-from hybrid_resources.quantum.backends import QuantumBackend
-from hybrid_resources.data.warehouse import Warehouse
 
 # The circuit artifact's code version is the registry's feature-map versions: bumping a map's
 # semantic version marks the circuit and everything downstream stale.
@@ -136,17 +150,23 @@ def _quantum_kernel_asset(context: AssetExecutionContext, X: np.ndarray, Y: np.n
                 reason = str(unavailable)
     if reason:
         context.log.warning(f"{asset}: quantum stage degraded, the classical path carries on: {reason}")
-        yield artifact_output(np.empty((0, 0)), {**common, "degraded": True, "degraded_reason": reason})
+        info = {"degraded": True, "degraded_reason": reason, "spec_hash": circuit["spec_hash"],
+                "backend": backend.cache_key()}
+        yield artifact_output(with_info({"matrix": np.empty((0, 0))}, info), {**common, "degraded": True,
+                                                                             "degraded_reason": reason})
         yield AssetCheckResult(check_name="kernel_well_formed", passed=True,
                                metadata={"degraded": True, "reason": reason})
         return
-    stats = result.stats
-    yield artifact_output(result.matrix, {
+    stats = {key: value for key, value in result.stats.to_dict().items() if value is not None}
+    info = {"degraded": False, "spec_hash": circuit["spec_hash"], "backend": backend.cache_key(),
+            "shape": list(result.matrix.shape)}
+    telemetry = {**stats, "estimated_cost_usd": ledger.usd}
+    yield artifact_output(with_info({"matrix": result.matrix}, info, telemetry), {
         **common,
         "shape": list(result.matrix.shape),
         "degraded": False,
         "estimated_cost_usd": ledger.usd,
-        **{key: value for key, value in stats.to_dict().items() if value is not None},
+        **stats,
     })
     health = kernel_health(result.matrix, shots=backend.shots, symmetry_tolerance=gates.symmetry_tolerance,
                            psd_tolerance=gates.psd_tolerance, psd_shot_factor=gates.psd_shot_factor, square=Y is None)
@@ -159,20 +179,22 @@ def _kernel_check(asset: str) -> AssetCheckSpec:
                           description="Symmetric, unit diagonal, PSD within tolerance (train); entries in [0, 1]")
 
 
-@asset(automation_condition=EAGER, code_version="2", group_name="quantum", pool="quantum",
+@asset(automation_condition=EAGER, code_version="3", group_name="quantum", pool="quantum",
        kinds={"pennylane", "numpy"}, check_specs=[_kernel_check("quantum_kernel_train")])
 def quantum_kernel_train(context: AssetExecutionContext, reduced_embeddings: dict, circuit_artifact: dict,
                          quantum_backend: QuantumBackend, cost_policy: CostPolicy, gate_policy: GatePolicy) -> Iterator:
-    """Gram matrix of the train embeddings, (n_train, n_train), entries in [0, 1]; (0, 0) when degraded."""
+    """Gram matrix of the train embeddings: ``matrix`` (n_train, n_train), entries in [0, 1], (0, 0) when
+    degraded; ``info`` what computed it (backend, spec hash, circuits, cache hits, cost, wall time)."""
     yield from _quantum_kernel_asset(context, reduced_embeddings["X_train"], None, circuit_artifact,
                                      quantum_backend, cost_policy, gate_policy)
 
 
-@asset(automation_condition=EAGER, code_version="2", group_name="quantum", pool="quantum",
+@asset(automation_condition=EAGER, code_version="3", group_name="quantum", pool="quantum",
        kinds={"pennylane", "numpy"}, check_specs=[_kernel_check("quantum_kernel_test")])
 def quantum_kernel_test(context: AssetExecutionContext, reduced_embeddings: dict, circuit_artifact: dict,
                         quantum_backend: QuantumBackend, cost_policy: CostPolicy, gate_policy: GatePolicy) -> Iterator:
-    """Kernel between test and train embeddings, (n_test, n_train), entries in [0, 1]; (0, 0) when degraded."""
+    """Kernel between test and train embeddings: ``matrix`` (n_test, n_train), entries in [0, 1], (0, 0)
+    when degraded; ``info`` as for the train kernel."""
     yield from _quantum_kernel_asset(context, reduced_embeddings["X_test"], reduced_embeddings["X_train"],
                                      circuit_artifact, quantum_backend, cost_policy, gate_policy)
 
@@ -181,17 +203,34 @@ class SvmConfig(Config):
     C: float = Field(default=1.0, gt=0.0, description="SVM regularization (larger = less regularized)")
 
 
-@asset(automation_condition=EAGER, code_version="2", group_name="models", kinds={"sklearn"})
-def quantum_svm(config: SvmConfig, quantum_kernel_train: np.ndarray, reduced_embeddings: dict) -> Output:
-    """SVM on the precomputed quantum kernel, stored as arrays (support indices, dual coefficients);
-    ``{"degraded": [True]}`` when the quantum stage was degraded."""
-    if quantum_kernel_train.size == 0:
-        return artifact_output({"degraded": np.array([True])}, {"degraded": True})
-    model = fit_precomputed_svm(quantum_kernel_train, reduced_embeddings["y_train"], C=config.C)
-    train_metrics = holdout_metrics(reduced_embeddings["y_train"], precomputed_decision(model, quantum_kernel_train))
-    return artifact_output(model, {
+@asset(automation_condition=EAGER, code_version="3", group_name="models", kinds={"sklearn"})
+def quantum_svm(config: SvmConfig, quantum_kernel_train: dict, quantum_kernel_test: dict,
+                reduced_embeddings: dict) -> Output:
+    """SVM on the precomputed quantum kernel, stored as arrays (support indices, dual coefficients,
+    intercept) with ``info`` (C, holdout metrics, both kernels' info and the versions of its
+    inputs) and ``telemetry`` (both kernels' circuits, cache hits, cost, wall time). A degraded
+    quantum stage gives ``{"degraded": [True]}`` with the reason in ``info``."""
+    kernels = {"train": info_of(quantum_kernel_train), "test": info_of(quantum_kernel_test)}
+    telemetry = {"kernels": {"train": telemetry_of(quantum_kernel_train), "test": telemetry_of(quantum_kernel_test)}}
+    info = {"model": "quantum_svm", "C": config.C, "spec_hash": kernels["train"].get("spec_hash"), "kernels": kernels,
+            "inputs": {"quantum_kernel_train": content_hash(quantum_kernel_train),
+                       "quantum_kernel_test": content_hash(quantum_kernel_test),
+                       "reduced_embeddings": content_hash(reduced_embeddings)}}
+    degraded = next((k.get("degraded_reason", "") for k in kernels.values() if k.get("degraded")), "")
+    if degraded:
+        info |= {"degraded": True, "degraded_reason": degraded}
+        return artifact_output(with_info({"degraded": np.array([True])}, info, telemetry),
+                               {"C": config.C, "degraded": True})
+    y_train, y_test = reduced_embeddings["y_train"], reduced_embeddings["y_test"]
+    model = fit_precomputed_svm(quantum_kernel_train["matrix"], y_train, C=config.C)
+    train = holdout_metrics(y_train, precomputed_decision(model, quantum_kernel_train["matrix"]))
+    holdout = holdout_metrics(y_test, precomputed_decision(model, quantum_kernel_test["matrix"]))
+    info |= {"degraded": False, "n_support_vectors": int(model["support"].size), "train_accuracy": train["accuracy"],
+             "holdout": holdout}
+    return artifact_output(with_info(model, info, telemetry), {
         "C": config.C,
         "degraded": False,
-        "n_support_vectors": int(model["support"].size),
-        "train_accuracy": train_metrics["accuracy"],
+        "n_support_vectors": info["n_support_vectors"],
+        "train_accuracy": train["accuracy"],
+        **{f"holdout/{name}": value for name, value in holdout.items()},
     })

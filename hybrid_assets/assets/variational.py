@@ -1,16 +1,26 @@
 """The variational quantum classifier: trained with a checkpoint after every step, resumable after a crash."""
 
 import numpy as np
-from dagster import AssetExecutionContext, AutomationCondition, Config, MetadataValue, Output, asset
+from dagster import (
+    AssetExecutionContext,
+    AutomationCondition,
+    Config,
+    MetadataValue,
+    Output,
+    asset,
+)
 from pydantic import Field
 
 from hybrid_assets.modeling import holdout_metrics, markdown_image, training_curves_png
 from hybrid_assets.outputs import artifact_output
-from hybrid_resources.data.artifacts import content_hash
-from hybrid_resources.quantum.backends import BackendUnavailableError, call_with_retries
 from hybrid_resources.cost_policy import CostPolicy
+from hybrid_resources.data.artifacts import content_hash, with_info
 from hybrid_resources.data.paths import DataLayout
-from hybrid_resources.quantum.backends import QuantumBackend
+from hybrid_resources.quantum.backends import (
+    BackendUnavailableError,
+    QuantumBackend,
+    call_with_retries,
+)
 from hybrid_resources.quantum.vqc import (
     TRAINER_VERSION,
     VqcConfig,
@@ -50,9 +60,10 @@ def vqc_training_plan(config: VqcConfig, shots: int | None, n_train: int, n_qubi
        pool="quantum", kinds={"pennylane"})
 def vqc_model(context: AssetExecutionContext, config: VqcAssetConfig, reduced_embeddings: dict,
               quantum_backend: QuantumBackend, cost_policy: CostPolicy) -> Output:
-    """Variational classifier on the same embeddings and split, on the configured quantum backend;
-    resumes from its last checkpoint. The whole plan is admitted before the first circuit; what
-    the device actually runs is recorded."""
+    """Variational classifier on the same embeddings and split, on the configured quantum backend:
+    ``params`` (layers, d, 3) and ``bias`` with ``info`` (config, backend, holdout metrics, restart
+    accuracies) and ``telemetry`` (training progress, circuits run, cost). Resumes from its last checkpoint. The whole plan is
+    admitted before the first circuit; what the device actually runs is recorded."""
     backend = quantum_backend.backend_config()
     vqc_config = VqcConfig(layers=config.layers, optimizer=config.optimizer, step_size=config.step_size,
                            batch_size=config.batch_size, epochs=config.epochs, seed=config.seed,
@@ -82,7 +93,11 @@ def vqc_model(context: AssetExecutionContext, config: VqcAssetConfig, reduced_em
                                        seed=backend.seed, on_retry=retrying)
         except BackendUnavailableError as unavailable:
             context.log.warning(f"vqc_model degraded, the other models carry on: {unavailable}")
-            return artifact_output({"degraded": np.array([True])},
+            info = {"model": "vqc_model", "degraded": True, "degraded_reason": str(unavailable), "lineage": lineage,
+                    "backend": backend.cache_key()}
+            telemetry = {"circuits_executed": ledger.tasks, "shots_executed": ledger.shots,
+                         "estimated_cost_usd": ledger.usd}
+            return artifact_output(with_info({"degraded": np.array([True])}, info, telemetry),
                                    {"degraded": True, "degraded_reason": str(unavailable), "lineage": lineage})
         probabilities = predict_proba(result.params, result.bias, reduced_embeddings["X_test"], vqc_config, backend,
                                       ledger=ledger)
@@ -90,16 +105,24 @@ def vqc_model(context: AssetExecutionContext, config: VqcAssetConfig, reduced_em
     if result.resumed_from_step is not None:
         context.log.info(f"resumed from checkpoint step {result.resumed_from_step} of lineage {lineage}")
     curves = training_curves_png(result.history, "VQC training curves")
+    info = {
+        "model": "vqc_model", "degraded": False, "config": vqc_config.to_dict(), "backend": backend.cache_key(),
+        "lineage": lineage, "holdout": holdout, "val_loss": result.val_loss, "best_restart": result.best_restart,
+        "restart_val_accuracy": [float(curve["val_accuracy"][-1]) for curve in result.history],
+        "planned_circuits": plan["circuits"], "planned_cost_usd": estimate.usd,
+    }
+    telemetry = {"training": result.to_metadata(), "circuits_executed": ledger.tasks, "shots_executed": ledger.shots,
+                 "estimated_cost_usd": ledger.usd}
     model = {"params": np.asarray(result.params, dtype=np.float64), "bias": np.array([result.bias], dtype=np.float64)}
-    return artifact_output(model, {
+    return artifact_output(with_info(model, info, telemetry), {
         **{f"holdout/{name}": value for name, value in holdout.items()},
-        "training": MetadataValue.json(result.to_metadata()),
+        "training": MetadataValue.json(telemetry["training"]),
         "training_curves": MetadataValue.md(markdown_image(curves, "VQC training curves")),
-        "config": MetadataValue.json(vqc_config.to_dict()),
-        "backend": MetadataValue.json(backend.cache_key()),
+        "config": MetadataValue.json(info["config"]),
+        "backend": MetadataValue.json(info["backend"]),
         "degraded": False,
         "lineage": lineage,
-        "restart_val_accuracy": [float(curve["val_accuracy"][-1]) for curve in result.history],
+        "restart_val_accuracy": info["restart_val_accuracy"],
         "planned_circuits": plan["circuits"],
         "planned_cost_usd": estimate.usd,
         "circuits_executed": ledger.tasks,

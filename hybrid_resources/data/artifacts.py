@@ -1,18 +1,33 @@
-"""Artifact storage without pickle: arrays as ``.npy``/``.npz``, specs and reports as JSON.
+"""Versioned, content-addressed artifacts without pickle: arrays as ``.npy``/``.npz``, the rest JSON.
 
-The IO manager stores each asset's output under ``$HYBRID_DATA_DIR/artifacts/<asset key>``:
+Each materialization's output is stored under its data version, which is the content hash of
+the value (:func:`content_hash`), so an old version stays loadable after newer ones::
+
+    <root>/<asset key>/[<partition>/]<version>/value.(npy|npz|json)
+    <root>/<asset key>/[<partition>/]<version>/written.json     run id and time of the last write
+    <root>/<asset key>/[<partition>/]<version>/pinned-by-*.json  kept whatever the retention says
+    <root>/<asset key>/[<partition>/]latest.json                 the version written last
 
 - ``np.ndarray``            -> ``.npy``
-- ``dict[str, np.ndarray]`` -> ``.npz`` (a bundle: embeddings with their fitted transform, a model)
+- ``dict[str, np.ndarray]`` -> ``.npz`` (a bundle: embeddings with their fitted transform, a model);
+  a bundle may carry JSON facts about itself (:func:`with_info`): ``"info"``, part of its content
+  (hyperparameters, holdout metrics), and ``"telemetry"``, how this copy was computed (wall time,
+  cache hits, circuits run, cost), which the content hash leaves out: the same data computed
+  again, or served from a cache, keeps its data version
 - JSON-safe ``dict``        -> ``.json``
 
 Files are written to a temporary name and renamed, so a crash never leaves half an artifact.
+Retention keeps the last ``keep_versions`` versions of each asset, the latest always, and every
+version pinned by a promoted model.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import shutil
+import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,25 +38,57 @@ from pydantic import Field
 from hybrid_resources.data.paths import DataLayout, atomic_write
 
 ArrayBundle = dict[str, np.ndarray]
+INFO_KEY = "info"
+TELEMETRY_KEY = "telemetry"
 
 
 def content_hash(value: np.ndarray | ArrayBundle | dict[str, Any]) -> str:
     """SHA-256 of an artifact's content (names, dtypes, shapes and bytes; or canonical JSON).
 
     Stable across processes and independent of file timestamps, so it serves as the
-    Dagster data version of the asset that produced ``value``.
+    Dagster data version of the asset that produced ``value``. A bundle's telemetry is not
+    content (see the module docstring).
     """
     digest = hashlib.sha256()
     if isinstance(value, np.ndarray):
         value = {"": value}
     if all(isinstance(item, np.ndarray) for item in value.values()):
-        for name in sorted(value):
+        for name in sorted(set(value) - {TELEMETRY_KEY}):
             array = np.ascontiguousarray(value[name])
             digest.update(f"{name}|{array.dtype.str}|{array.shape}|".encode())
-            digest.update(array.tobytes())
+            digest.update(memoryview(array).cast("B") if array.size else b"")  # no copy of big arrays
     else:
         digest.update(json.dumps(value, sort_keys=True, default=str).encode())
     return digest.hexdigest()
+
+
+def with_info(arrays: dict[str, np.ndarray], info: dict[str, Any],
+              telemetry: dict[str, Any] | None = None) -> ArrayBundle:
+    """An array bundle that also carries JSON facts about itself (each stored as one text array):
+    ``info`` is part of its content, ``telemetry`` is not."""
+    bundle = {**arrays, INFO_KEY: np.array(json.dumps(info, sort_keys=True, default=_plain))}
+    if telemetry:
+        bundle[TELEMETRY_KEY] = np.array(json.dumps(telemetry, sort_keys=True, default=_plain))
+    return bundle
+
+
+def info_of(bundle: ArrayBundle) -> dict[str, Any]:
+    """The facts :func:`with_info` stored in a bundle ({} when it has none)."""
+    return json.loads(str(bundle[INFO_KEY])) if INFO_KEY in bundle else {}
+
+
+def telemetry_of(bundle: ArrayBundle) -> dict[str, Any]:
+    """How this copy of a bundle was computed ({} when not recorded)."""
+    return json.loads(str(bundle[TELEMETRY_KEY])) if TELEMETRY_KEY in bundle else {}
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars and arrays as plain JSON values."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
 
 
 def _is_bundle(value: Any) -> bool:
@@ -76,23 +123,113 @@ def read_artifact(base: Path) -> np.ndarray | ArrayBundle | dict[str, Any]:
     raise FileNotFoundError(f"no artifact at {base}.(npy|npz|json); materialize the upstream asset first")
 
 
+class ArtifactStore:
+    """The versions of every asset's artifacts under one root (see the module docstring)."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def folder(self, key: Sequence[str], partition: str | None = None) -> Path:
+        folder = self.root.joinpath(*key)
+        return folder / partition if partition else folder
+
+    def write(self, key: Sequence[str], value: Any, *, version: str, run_id: str = "",
+              partition: str | None = None) -> Path:
+        """Store ``value`` as ``version`` of ``key`` and make it the latest; returns the file."""
+        folder = self.folder(key, partition)
+        path = write_artifact(folder / version / "value", value)
+        stamp = json.dumps({"run_id": run_id, "written_at": time.time()}).encode()
+        atomic_write(folder / version / "written.json", lambda f: f.write(stamp))
+        atomic_write(folder / "latest.json", lambda f: f.write(json.dumps({"version": version}).encode()))
+        return path
+
+    def latest_version(self, key: Sequence[str], partition: str | None = None) -> str | None:
+        pointer = self.folder(key, partition) / "latest.json"
+        return json.loads(pointer.read_text())["version"] if pointer.exists() else None
+
+    def read(self, key: Sequence[str], version: str | None = None, partition: str | None = None) -> Any:
+        """Version ``version`` of ``key`` (default: the latest written)."""
+        folder = self.folder(key, partition)
+        version = version or self.latest_version(key, partition)
+        if version is None:
+            if any(folder.glob("value.*")):  # written before artifacts were versioned
+                return read_artifact(folder / "value")
+            raise FileNotFoundError(f"no artifact for {'/'.join(key)} under {self.root}; "
+                                    "materialize the upstream asset first")
+        try:
+            return read_artifact(folder / version / "value")
+        except FileNotFoundError as missing:
+            raise FileNotFoundError(f"version {version[:12]} of {'/'.join(key)} is no longer stored under "
+                                    f"{self.root} (removed by retention, or written elsewhere)") from missing
+
+    def versions(self, key: Sequence[str], partition: str | None = None) -> list[str]:
+        """Stored versions of ``key``, oldest write first."""
+        folder = self.folder(key, partition)
+        stamped = [(json.loads((v / "written.json").read_text())["written_at"], v.name)
+                   for v in folder.iterdir() if (v / "written.json").exists()] if folder.exists() else []
+        return [name for _, name in sorted(stamped)]
+
+    def pin(self, key: Sequence[str], version: str, holder: str, partition: str | None = None) -> None:
+        """Keep ``version`` of ``key`` whatever the retention says, on behalf of ``holder``."""
+        folder = self.folder(key, partition) / version
+        if folder.exists():
+            safe = hashlib.sha256(holder.encode()).hexdigest()[:16]
+            atomic_write(folder / f"pinned-by-{safe}.json", lambda f: f.write(json.dumps({"holder": holder}).encode()))
+
+    def prune(self, key: Sequence[str], keep: int, partition: str | None = None) -> list[str]:
+        """Remove all but the newest ``keep`` versions of ``key``; the latest and pinned ones stay."""
+        latest = self.latest_version(key, partition)
+        versions = self.versions(key, partition)
+        removed = []
+        for version in versions[: max(0, len(versions) - keep)]:
+            folder = self.folder(key, partition) / version
+            if version != latest and not any(folder.glob("pinned-by-*.json")):
+                shutil.rmtree(folder, ignore_errors=True)
+                removed.append(version)
+        return removed
+
+
+def _metadata_value(metadata: dict[str, Any], name: str) -> Any:
+    value = metadata.get(name)
+    return getattr(value, "value", value)
+
+
 class ArtifactIOManager(ConfigurableIOManager):
-    """Stores asset outputs as files under the artifacts folder (no pickle)."""
+    """Stores each asset output under its data version (content hash), no pickle; loads the
+    version Dagster records as the input (so an evaluation can never mix versions)."""
 
     root: str = Field(default="", description="Artifacts folder; empty means $HYBRID_DATA_DIR/artifacts")
+    keep_versions: int = Field(default=5, ge=1, description="Versions kept per asset (plus the latest and "
+                                                            "every version a promoted model references)")
 
-    def _base(self, context: OutputContext | InputContext) -> Path:
-        root = Path(self.root) if self.root else DataLayout.from_env().artifacts
-        base = root.joinpath(*context.asset_key.path)
-        if context.has_asset_partitions:
-            base = base / context.asset_partition_key
-        return base / "value"
+    def store(self) -> ArtifactStore:
+        return ArtifactStore(Path(self.root) if self.root else DataLayout.from_env().artifacts)
 
     def handle_output(self, context: OutputContext, obj: Any) -> None:
         if obj is None:
             return
-        path = write_artifact(self._base(context), obj)
-        context.add_output_metadata({"artifact_path": str(path)})
+        metadata = context.output_metadata
+        version = _metadata_value(metadata, "content_hash") or content_hash(obj)
+        partition = context.asset_partition_key if context.has_asset_partitions else None
+        store, key = self.store(), context.asset_key.path
+        path = store.write(key, obj, version=version, run_id=context.run_id, partition=partition)
+        holder = f"{context.asset_key.to_user_string()}@{version}"
+        for asset, referenced in (_metadata_value(metadata, "references") or {}).items():
+            store.pin(asset.split("/"), referenced, holder)
+        store.prune(key, self.keep_versions, partition)
+        context.add_output_metadata({"artifact_path": str(path), "artifact_version": version})
 
     def load_input(self, context: InputContext) -> Any:
-        return read_artifact(self._base(context))
+        partition = context.asset_partition_key if context.has_asset_partitions else None
+        return self.store().read(context.asset_key.path, _input_version(context), partition)
+
+
+def _input_version(context: InputContext) -> str | None:
+    """The data version Dagster records for this input (None: read the latest written)."""
+    try:
+        info = context.step_context.maybe_fetch_and_get_input_asset_version_info(context.asset_key)
+    except Exception:  # noqa: BLE001 - a context built outside a run (build_input_context) has no step
+        return None
+    if info is None or info.data_version is None or context.has_asset_partitions:
+        return None
+    return info.data_version.value

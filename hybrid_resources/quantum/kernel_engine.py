@@ -29,9 +29,17 @@ from typing import Any, Sequence
 import numpy as np
 import pennylane as qml
 
-from hybrid_resources.quantum.backends import BackendConfig, SubmissionLedger, call_with_retries, make_device
-from hybrid_resources.quantum.feature_maps import FeatureMapSpec, apply_feature_map, is_real_map
-from hybrid_resources.quantum.simulator import simulate_states
+from hybrid_resources.quantum.backends import (
+    BackendConfig,
+    SubmissionLedger,
+    call_with_retries,
+    make_device,
+)
+from hybrid_resources.quantum.feature_maps import (
+    FeatureMapSpec,
+    apply_feature_map,
+    is_real_map,
+)
 from hybrid_resources.quantum.kernel_cache import (
     CachedEntries,
     Index,
@@ -42,6 +50,7 @@ from hybrid_resources.quantum.kernel_cache import (
     put_block,
     take_block,
 )
+from hybrid_resources.quantum.simulator import simulate_states
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,11 @@ import pennylane as qml
 from pennylane import numpy as pnp
 
 from hybrid_resources.data.checkpoints import CheckpointStore
-from hybrid_resources.quantum.backends import BackendConfig, SubmissionLedger, make_device
+from hybrid_resources.quantum.backends import (
+    BackendConfig,
+    SubmissionLedger,
+    make_device,
+)
 
 TRAINER_VERSION = "vqc-2"  # 2: the device and shots come from a BackendConfig
 # <Z> lies in [-1, 1]; a scale of 3 lets p reach sigmoid(3 + bias) ~ 0.95 without a bias,

@@ -6,19 +6,27 @@ pointers Dagster records on every materialization (``dagster/input_event_pointer
 the report cannot drift from what actually ran. For each ancestor: run id, timestamp, code
 version, data version, metadata and asset-check results; down to the landing files and their
 hashes. Output is Markdown (default) or JSON (``--format json``).
+
+``--rescore`` loads the stored arrays of that materialization and of its inputs (artifacts are
+kept per data version) and recomputes the model's holdout metrics, to show that an old model
+still reproduces what it recorded.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections import deque
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from dagster import AssetKey, AssetRecordsFilter, DagsterEventType, DagsterInstance
 from dagster._core.event_api import EventLogRecord
+
+from hybrid_resources.data.artifacts import read_artifact
 
 DEFAULT_TARGETS = ("promoted_model", "quantum_svm")
 INPUT_POINTER_TAG = "dagster/input_event_pointer/"
@@ -155,6 +163,43 @@ def audit_trail(instance: DagsterInstance, asset: str | None = None, run_id: str
     }
 
 
+def stored_value(record: EventLogRecord) -> Any:
+    """The artifact a materialization stored (its own version, kept by the versioned artifact store)."""
+    path = _metadata_value(record.asset_materialization.metadata.get("artifact_path"))
+    name = record.asset_materialization.asset_key.to_user_string()
+    if not path:
+        raise LookupError(f"the materialization of {name} in run {record.run_id} recorded no artifact")
+    try:
+        return read_artifact(Path(path).with_suffix(""))
+    except FileNotFoundError as missing:
+        raise LookupError(f"the artifact of {name} from run {record.run_id} is no longer stored at {path} "
+                          "(removed by retention: raise keep_versions on the io_manager to keep more)") from missing
+
+
+def rescore(instance: DagsterInstance, asset: str | None = None, run_id: str | None = None) -> dict[str, Any]:
+    """Recompute a stored model's holdout metrics from the stored versions of its inputs."""
+    from hybrid_assets.modeling import model_holdout
+
+    target = find_target(instance, asset or "quantum_svm", run_id)
+    node = describe_materialization(instance, target)
+    inputs = {}
+    for parent, pointer in node["inputs"].items():
+        upstream = _record_by_storage_id(instance, parent, pointer["storage_id"])
+        if upstream is not None:
+            inputs[parent] = stored_value(upstream)
+    try:
+        rescored = model_holdout(node["asset"], stored_value(target), inputs)
+    except ValueError as error:
+        raise LookupError(str(error)) from error
+    recorded = {name.split("/", 1)[1]: value for name, value in node["metadata"].items() if name.startswith("holdout/")}
+    same = recorded.keys() == rescored.keys() and all(
+        recorded[name] == rescored[name] or (math.isnan(recorded[name]) and math.isnan(rescored[name]))
+        for name in recorded)
+    return {"asset": node["asset"], "run_id": node["run_id"], "data_version": node["data_version"],
+            "inputs": {parent: pointer["data_version"] for parent, pointer in node["inputs"].items()},
+            "recorded": recorded, "rescored": rescored, "reproduced": same}
+
+
 def _cell(value: Any) -> str:
     text = json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else str(value)
     return text.replace("|", "\\|").replace("\n", " ")
@@ -199,20 +244,38 @@ def to_markdown(trail: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _rescore_markdown(result: dict[str, Any]) -> str:
+    lines = [f"# Rescore: {result['asset']} from run `{result['run_id']}`", "",
+             f"- data version `{result['data_version']}`",
+             *[f"- input `{name}`: data version `{version}`" for name, version in sorted(result["inputs"].items())],
+             "", "| metric | recorded | rescored |", "| --- | --- | --- |",
+             *[f"| {name} | {result['recorded'].get(name)} | {value} |" for name, value in result["rescored"].items()],
+             "", f"Reproduced: {'yes' if result['reproduced'] else 'NO'}"]
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hybrid-audit", description=__doc__.split("\n\n")[0])
     parser.add_argument("asset", nargs="?", help="asset key, e.g. quantum_svm (default: promoted_model, else quantum_svm)")
     parser.add_argument("--run-id", help="audit the materialization from this run (default: the latest)")
     parser.add_argument("--format", choices=("markdown", "json"), default="markdown")
     parser.add_argument("--output", help="write to this file instead of stdout")
+    parser.add_argument("--rescore", action="store_true",
+                        help="load the model's stored arrays and inputs and recompute its holdout metrics")
     args = parser.parse_args(argv)
     with DagsterInstance.get() as instance:
         try:
-            trail = audit_trail(instance, args.asset, args.run_id)
+            if args.rescore:
+                result = rescore(instance, args.asset, args.run_id)
+            else:
+                trail = audit_trail(instance, args.asset, args.run_id)
         except LookupError as error:
             print(f"hybrid-audit: {error}", file=sys.stderr)
             return 2
-    text = json.dumps(trail, indent=2, sort_keys=True) if args.format == "json" else to_markdown(trail)
+    if args.rescore:
+        text = json.dumps(result, indent=2, sort_keys=True) if args.format == "json" else _rescore_markdown(result)
+    else:
+        text = json.dumps(trail, indent=2, sort_keys=True) if args.format == "json" else to_markdown(trail)
     if args.output:
         with open(args.output, "w", encoding="utf-8") as handle:
             handle.write(text)

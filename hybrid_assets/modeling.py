@@ -59,6 +59,34 @@ def holdout_metrics(y_true: np.ndarray, decision: np.ndarray) -> dict[str, float
     }
 
 
+def model_holdout(model_asset: str, model: dict[str, np.ndarray], inputs: dict) -> dict[str, float]:
+    """Holdout metrics of a stored model, from the stored inputs it was trained with.
+
+    What the model assets report and what ``hybrid-audit --rescore`` checks again. ``inputs``
+    holds ``reduced_embeddings`` and, for ``quantum_svm``, ``quantum_kernel_test``. A VQC is
+    rescored only on an exact simulator: on a shot device rescoring would submit circuits.
+    """
+    embeddings = inputs["reduced_embeddings"]
+    if model_asset == "quantum_svm":
+        return holdout_metrics(embeddings["y_test"], precomputed_decision(model, inputs["quantum_kernel_test"]["matrix"]))
+    if model_asset == "classical_svm":
+        return holdout_metrics(embeddings["y_test"], rbf_decision(model, embeddings["X_test"]))
+    if model_asset == "vqc_model":
+        from hybrid_resources.data.artifacts import info_of
+        from hybrid_resources.quantum.backends import BackendConfig
+        from hybrid_resources.quantum.vqc import VqcConfig, predict_proba
+
+        info = info_of(model)
+        backend = BackendConfig(device_name=info["backend"]["device_name"], seed=info["backend"]["seed"])
+        if info["backend"]["shots"] is not None or not backend.is_exact:
+            raise ValueError(f"vqc_model ran on {backend.device_name} with shots={info['backend']['shots']}: "
+                             "rescoring it would submit circuits again, so it is not rescored here")
+        probabilities = predict_proba(model["params"], float(model["bias"][0]), embeddings["X_test"],
+                                      VqcConfig(**info["config"]), backend)
+        return holdout_metrics(embeddings["y_test"], probabilities - 0.5)
+    raise ValueError(f"{model_asset!r} is not a model; rescorable: quantum_svm, classical_svm, vqc_model")
+
+
 def comparison_table(rows: dict[str, dict[str, float | str]], columns: list[str]) -> str:
     """A Markdown table: one row per model, the given columns, floats to 4 decimals."""
     header = "| model | " + " | ".join(columns) + " |"

@@ -71,12 +71,62 @@ def test_audit_trail_follows_the_event_log_across_new_data(workspace):
     assert versions(again) == versions(first)
     assert [f["file_name"] for f in again["landing_files"]] == ["first.csv"]
 
+    # After a third refresh, the first run's model is still stored (versioned artifacts): its arrays
+    # and its inputs load, and rescoring them reproduces the holdout metrics it recorded, exactly.
+    write_good_csv(data / "landing", n_rows=30, id_offset=2000, seed=4, name="third.csv")
+    command("hybrid-demo", project)
+    assert versions(audit(project))["quantum_svm"] not in (versions(first)["quantum_svm"], versions(second)["quantum_svm"])
+    rescored = audit(project, "quantum_svm", "--run-id", first["target"]["run_id"], "--rescore")
+    assert rescored["data_version"] == versions(first)["quantum_svm"]
+    first_node = next(node for node in first["chain"] if node["asset"] == "quantum_svm")
+    assert rescored["recorded"] == {name.split("/")[1]: value for name, value in first_node["metadata"].items()
+                                    if name.startswith("holdout/")}
+    assert rescored["rescored"] == rescored["recorded"] and rescored["reproduced"] is True
+    assert "Reproduced: yes" in command("hybrid-audit", project, "classical_svm", "--run-id",
+                                        first["target"]["run_id"], "--rescore")
+
     # The canary credential appears nowhere: event log storage, artifacts, warehouse, reports.
     for root in (home, data):
         for path in root.rglob("*"):
             if path.is_file():
                 assert CANARY.encode() not in path.read_bytes(), path
     assert CANARY not in markdown and CANARY not in json.dumps(second)
+
+
+def test_an_evaluation_reports_the_versions_it_was_given_not_the_latest(workspace, monkeypatch):
+    from dagster import materialize
+
+    from hybrid_assets.definitions import all_assets
+    from hybrid_resources.data.artifacts import ArtifactStore, info_of
+    from tests.conftest import RESOURCES
+
+    home, data, project = workspace
+    write_good_csv(data / "landing", n_rows=40, name="first.csv")
+    command("hybrid-demo", project)  # run A: C = 1.0 (the default)
+    monkeypatch.setenv("HYBRID_DATA_DIR", str(data))
+    store = ArtifactStore(data / "artifacts")
+    with DagsterInstance.from_config(str(home)) as instance:
+        def evaluate(c: float) -> str:
+            config = {"ops": {"quantum_svm": {"config": {"C": c}}}}
+            selection = ["quantum_svm", "model_evaluation"] if c != 0.25 else ["quantum_svm"]
+            result = materialize(all_assets, selection=selection, instance=instance, resources=RESOURCES,
+                                 run_config=config)
+            assert result.success
+            return result.run_id
+
+        run_b = evaluate(0.5)       # run B: quantum_svm with C = 0.5, and an evaluation of it
+        evaluate(0.25)              # run C: a newer quantum_svm (C = 0.25), nothing evaluated
+    trail = audit(project, "model_evaluation", "--run-id", run_b)
+    evaluation = trail["chain"][0]
+    assert evaluation["metadata"]["quantum_svm/C"] == 0.5
+    given = evaluation["inputs"]["quantum_svm"]["data_version"]
+    assert info_of(store.read(["quantum_svm"], given))["C"] == 0.5  # the version it read, still stored
+    assert info_of(store.read(["quantum_svm"]))["C"] == 0.25  # though a newer one exists
+    report = store.read(["model_evaluation"], evaluation["data_version"])
+    assert report["models"]["quantum_svm"]["C"] == 0.5 and report["inputs"]["quantum_svm"] == given
+    # The trail lists every materialization whose data reached the evaluation, the VQC included.
+    assert {"quantum_svm", "classical_svm", "vqc_model", "quantum_kernel_train", "quantum_kernel_test",
+            "reduced_embeddings", "circuit_artifact", "features"} <= {node["asset"] for node in trail["chain"]}
 
 
 def test_unknown_asset_or_run_gives_an_actionable_error(workspace):

@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,7 +22,7 @@ from hybrid_assets.definitions import all_assets
 from hybrid_resources.cost_policy import CostPolicy
 from hybrid_resources.data.warehouse import Warehouse
 from hybrid_resources.gate_policy import GatePolicy
-from hybrid_resources.quantum.backends import BackendConfig, BackendUnavailableError, QuantumBackend
+from hybrid_resources.quantum.backends import BackendUnavailableError, QuantumBackend
 from hybrid_resources.quantum.feature_maps import FeatureMapSpec
 from hybrid_resources.quantum.kernel_cache import KernelCache
 from hybrid_resources.quantum.kernel_engine import planned_circuits, quantum_kernel

@@ -5,7 +5,12 @@ import time
 from dagster import AutomationCondition, Output, asset
 
 from hybrid_assets.assets.quantum import SvmConfig
-from hybrid_assets.modeling import fit_rbf_svm, holdout_metrics, rbf_decision
+from hybrid_assets.modeling import (
+    fit_rbf_svm,
+    holdout_metrics,
+    model_holdout,
+    rbf_decision,
+)
 from hybrid_assets.outputs import artifact_output
 from hybrid_resources.data.artifacts import with_info
 
@@ -18,7 +23,7 @@ def classical_svm(config: SvmConfig, reduced_embeddings: dict) -> Output:
     model = fit_rbf_svm(reduced_embeddings["X_train"], reduced_embeddings["y_train"], C=config.C)
     wall_time_s = time.perf_counter() - started
     train = holdout_metrics(reduced_embeddings["y_train"], rbf_decision(model, reduced_embeddings["X_train"]))
-    holdout = holdout_metrics(reduced_embeddings["y_test"], rbf_decision(model, reduced_embeddings["X_test"]))
+    holdout = model_holdout("classical_svm", model, {"reduced_embeddings": reduced_embeddings})
     info = {"model": "classical_svm", "C": config.C, "gamma": float(model["gamma"][0]), "degraded": False,
             "n_support_vectors": int(model["support_vectors"].shape[0]), "train_accuracy": train["accuracy"],
             "holdout": holdout}

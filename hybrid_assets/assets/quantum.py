@@ -26,11 +26,17 @@ from hybrid_assets.gates import circuit_ceilings, kernel_health
 from hybrid_assets.modeling import (
     fit_precomputed_svm,
     holdout_metrics,
+    model_holdout,
     precomputed_decision,
 )
 from hybrid_assets.outputs import artifact_output, latest_metadata, recorded_artifact
 from hybrid_resources.cost_policy import CostPolicy
-from hybrid_resources.data.artifacts import content_hash, info_of, telemetry_of, with_info
+from hybrid_resources.data.artifacts import (
+    content_hash,
+    info_of,
+    telemetry_of,
+    with_info,
+)
 from hybrid_resources.data.paths import DataLayout
 from hybrid_resources.data.warehouse import Warehouse
 from hybrid_resources.gate_policy import GatePolicy
@@ -221,10 +227,11 @@ def quantum_svm(config: SvmConfig, quantum_kernel_train: dict, quantum_kernel_te
         info |= {"degraded": True, "degraded_reason": degraded}
         return artifact_output(with_info({"degraded": np.array([True])}, info, telemetry),
                                {"C": config.C, "degraded": True})
-    y_train, y_test = reduced_embeddings["y_train"], reduced_embeddings["y_test"]
+    y_train = reduced_embeddings["y_train"]
     model = fit_precomputed_svm(quantum_kernel_train["matrix"], y_train, C=config.C)
     train = holdout_metrics(y_train, precomputed_decision(model, quantum_kernel_train["matrix"]))
-    holdout = holdout_metrics(y_test, precomputed_decision(model, quantum_kernel_test["matrix"]))
+    holdout = model_holdout("quantum_svm", model, {"quantum_kernel_test": quantum_kernel_test,
+                                                   "reduced_embeddings": reduced_embeddings})
     info |= {"degraded": False, "n_support_vectors": int(model["support"].size), "train_accuracy": train["accuracy"],
              "holdout": holdout}
     return artifact_output(with_info(model, info, telemetry), {

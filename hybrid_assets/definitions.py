@@ -1,10 +1,28 @@
-"""The one Definitions of this code location (``dagster dev``, ``workspace.yaml``, ``[tool.dagster]``)."""
+"""The one Definitions of this code location (``dagster dev``, ``workspace.yaml``, ``[tool.dagster]``).
+
+Settings come from resource config, and from the environment through ``dagster.EnvVar``: a
+variable that is set becomes an ``EnvVar`` that Dagster resolves when a run starts (the
+launchpad shows which variable sets the field), and an unset one leaves the documented default.
+
+| variable | resource field |
+| --- | --- |
+| ``HYBRID_QUANTUM_DEVICE``, ``HYBRID_QUANTUM_SHOTS`` | ``quantum_backend.device_name``, ``.shots`` |
+| ``HYBRID_BRAKET_DEVICE_ARN``, ``HYBRID_BRAKET_S3_DESTINATION`` | ``.device_arn``, ``.s3_destination`` of both backends |
+| ``HYBRID_HARDWARE_SHOTS`` | ``hardware_backend.shots`` (default 100) |
+| ``HYBRID_RUN_BUDGET_USD``, ``HYBRID_DAILY_BUDGET_USD`` | ``cost_policy.run_budget_usd``, ``.daily_budget_usd`` |
+| ``HYBRID_PRICE_TABLE`` | ``cost_policy.price_table_path`` |
+| ``HYBRID_ARTIFACT_KEEP_VERSIONS`` | ``io_manager.keep_versions`` |
+
+``HYBRID_DATA_DIR`` (the data root) and ``HYBRID_LANDING_URI`` are read when a step or sensor
+runs. AWS credentials are boto3's own ``AWS_*`` variables and never pass through a resource.
+"""
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
-from dagster import Definitions, in_process_executor, load_assets_from_modules
+from dagster import Definitions, EnvVar, in_process_executor, load_assets_from_modules
 
 from hybrid_assets.assets import (
     classical,
@@ -15,7 +33,7 @@ from hybrid_assets.assets import (
     variational,
 )
 from hybrid_assets.assets.hardware import (
-    hardware_backend_from_env,
+    DEFAULT_HARDWARE_SHOTS,
     hardware_evaluation_job,
 )
 from hybrid_assets.jobs import ingest_landing_file_job, refresh_models_job
@@ -27,21 +45,58 @@ from hybrid_resources.gate_policy import GatePolicy
 from hybrid_resources.quantum.backends import QuantumBackend
 
 
-def quantum_backend_from_env() -> QuantumBackend:
-    """The backend named by ``HYBRID_QUANTUM_DEVICE`` / ``HYBRID_QUANTUM_SHOTS`` (exact simulator if unset).
+def from_env(name: str, default: Any) -> Any:
+    """``EnvVar(name)`` (``EnvVar.int`` for an integer setting) when the environment sets ``name``,
+    else ``default``. Dagster resolves an EnvVar when a run starts."""
+    if not os.environ.get(name, "").strip():
+        return default
+    return EnvVar.int(name) if isinstance(default, int) or name.endswith("_SHOTS") else EnvVar(name)
 
-    Every field stays editable in the launchpad; the environment only sets the defaults.
-    """
-    shots = os.environ.get("HYBRID_QUANTUM_SHOTS", "").strip()
+
+def decimal_from_env(name: str, default: float) -> float:
+    """A decimal setting (the budgets). Dagster's config takes an EnvVar for text and integer
+    fields only, so these are read once, when the code location loads."""
+    return float(EnvVar(name).get_value() or default)
+
+
+def quantum_backend_from_env() -> QuantumBackend:
+    """The backend of the kernels, the VQC and the reproducibility repeats (exact simulator if unset)."""
     return QuantumBackend(
-        device_name=os.environ.get("HYBRID_QUANTUM_DEVICE", "default.qubit"),
-        shots=int(shots) if shots else None,
-        device_arn=os.environ.get("HYBRID_BRAKET_DEVICE_ARN", ""),
-        s3_destination=os.environ.get("HYBRID_BRAKET_S3_DESTINATION", ""),
+        device_name=from_env("HYBRID_QUANTUM_DEVICE", "default.qubit"),
+        shots=from_env("HYBRID_QUANTUM_SHOTS", None),
+        device_arn=from_env("HYBRID_BRAKET_DEVICE_ARN", ""),
+        s3_destination=from_env("HYBRID_BRAKET_S3_DESTINATION", ""),
     )
 
 
-WAREHOUSE = Warehouse()
+def hardware_backend_from_env() -> QuantumBackend:
+    """The managed Braket device of the hardware evaluation job (braket.aws.qubit)."""
+    return QuantumBackend(
+        device_name="braket.aws.qubit",
+        shots=from_env("HYBRID_HARDWARE_SHOTS", DEFAULT_HARDWARE_SHOTS),
+        device_arn=from_env("HYBRID_BRAKET_DEVICE_ARN", ""),
+        s3_destination=from_env("HYBRID_BRAKET_S3_DESTINATION", ""),
+    )
+
+
+def resources_from_env() -> dict[str, Any]:
+    """Every resource, configured from the environment where it says so (see the module docstring)."""
+    warehouse = Warehouse()
+    return {
+        "io_manager": ArtifactIOManager(keep_versions=from_env("HYBRID_ARTIFACT_KEEP_VERSIONS", 5)),
+        "warehouse": warehouse,
+        "quantum_backend": quantum_backend_from_env(),
+        "hardware_backend": hardware_backend_from_env(),
+        "cost_policy": CostPolicy(
+            warehouse=warehouse,
+            run_budget_usd=decimal_from_env("HYBRID_RUN_BUDGET_USD", 10.0),
+            daily_budget_usd=decimal_from_env("HYBRID_DAILY_BUDGET_USD", 50.0),
+            price_table_path=from_env("HYBRID_PRICE_TABLE", ""),
+        ),
+        "gate_policy": GatePolicy(),
+    }
+
+
 all_assets = load_assets_from_modules([landing, quantum, classical, variational, evaluation, hardware])
 
 defs = Definitions(
@@ -51,16 +106,5 @@ defs = Definitions(
     executor=in_process_executor,
     jobs=[ingest_landing_file_job, refresh_models_job, hardware_evaluation_job],
     sensors=[landing_sensor, automation_sensor],
-    resources={
-        "io_manager": ArtifactIOManager(),
-        "warehouse": WAREHOUSE,
-        "quantum_backend": quantum_backend_from_env(),
-        "cost_policy": CostPolicy(
-            warehouse=WAREHOUSE,
-            run_budget_usd=float(os.environ.get("HYBRID_RUN_BUDGET_USD", "10")),
-            daily_budget_usd=float(os.environ.get("HYBRID_DAILY_BUDGET_USD", "50")),
-        ),
-        "gate_policy": GatePolicy(),
-        "hardware_backend": hardware_backend_from_env(),
-    },
+    resources=resources_from_env(),
 )

@@ -9,14 +9,13 @@ itself a Dagster ``Failure``.
 
 Braket's own Tracker reports cost only after the fact and needs the network for prices; here
 the estimate comes from a price table shipped with the project (``prices.json``, overridable
-with the ``price_table_path`` setting / ``HYBRID_PRICE_TABLE``).
+with the ``price_table_path`` setting, ``HYBRID_PRICE_TABLE`` in the environment).
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -79,9 +78,8 @@ class CostEstimate:
 
 
 def load_price_table(path: Path | None = None) -> dict[str, Any]:
-    """The price table at ``path``, else ``HYBRID_PRICE_TABLE`` if set, else the shipped one."""
-    chosen = path or Path(os.environ.get("HYBRID_PRICE_TABLE", "") or DEFAULT_PRICE_TABLE)
-    return json.loads(Path(chosen).read_text())
+    """The price table at ``path``, else the one shipped with the project."""
+    return json.loads(Path(path or DEFAULT_PRICE_TABLE).read_text())
 
 
 def device_identity(backend: BackendConfig) -> str:

@@ -4,6 +4,7 @@ import pytest
 
 from hybrid_resources.cost_policy import (
     BudgetExceededError,
+    CostPolicy,
     UnknownPriceError,
     admit,
     estimate_cost,
@@ -39,13 +40,14 @@ def test_an_unpriced_paid_device_is_refused():
         estimate_cost(unknown, 1, 10, load_price_table())
 
 
-def test_the_price_table_can_be_overridden(tmp_path, monkeypatch):
+def test_the_price_table_can_be_overridden(tmp_path):
     custom = load_price_table()
     custom["devices"]["qpu/ionq/forte-1"] = {"per_task": 1.0, "per_shot": 0.0}
     path = tmp_path / "prices.json"
     path.write_text(json.dumps(custom))
-    monkeypatch.setenv("HYBRID_PRICE_TABLE", str(path))
-    assert estimate_cost(FORTE, 3, 100, load_price_table()).usd == pytest.approx(3.0)
+    assert estimate_cost(FORTE, 3, 100, load_price_table(path)).usd == pytest.approx(3.0)
+    assert CostPolicy(price_table_path=str(path)).estimate(FORTE, 3, 100).usd == pytest.approx(3.0)
+    assert CostPolicy().estimate(FORTE, 3, 100).usd == pytest.approx(3 * (0.30 + 100 * 0.08))
 
 
 def test_over_budget_plans_are_refused_with_the_figures_and_how_to_change_them():

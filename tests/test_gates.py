@@ -17,7 +17,7 @@ from dagster import AssetKey, DagsterInstance, materialize
 
 from hybrid_assets.definitions import all_assets
 from hybrid_assets.gates import kernel_health
-from hybrid_resources.cost_policy import CostPolicy, load_price_table
+from hybrid_resources.cost_policy import CostPolicy
 from hybrid_resources.gate_policy import GatePolicy
 from hybrid_resources.quantum.backends import QuantumBackend
 from tests.bad_files import write_good_csv
@@ -27,6 +27,7 @@ from tests.conftest import (
     SMALL_RUN_CONFIG,
     ingest,
     latest_artifact,
+    priced_like_a_qpu,
 )
 from tests.devices import DeviceBoundary
 
@@ -120,13 +121,9 @@ def test_reproducibility_fails_for_noisy_shot_kernels_and_reports_the_variance(l
 
 
 def test_an_over_budget_plan_is_refused_before_any_circuit(landed, instance, monkeypatch, tmp_path):
-    table = load_price_table()
-    table["free_devices"].remove("default.qubit")
-    table["devices"]["default.qubit"] = {"per_task": 0.30, "per_shot": 0.08}  # priced like a QPU
-    (tmp_path / "prices.json").write_text(json.dumps(table))
-    monkeypatch.setenv("HYBRID_PRICE_TABLE", str(tmp_path / "prices.json"))
     boundary = DeviceBoundary(monkeypatch)
-    result = run(instance, quantum_backend=QuantumBackend(shots=100), cost_policy=CostPolicy(run_budget_usd=1.0))
+    priced = CostPolicy(run_budget_usd=1.0, price_table_path=str(priced_like_a_qpu(tmp_path)))
+    result = run(instance, quantum_backend=QuantumBackend(shots=100), cost_policy=priced)
     assert not result.success
     assert boundary.circuits == 0 and boundary.calls == 0
     failure = next(e for e in result.all_events if e.is_step_failure)

@@ -17,6 +17,7 @@ from dagster import (
     DagsterEventType,
     DagsterInstance,
     Definitions,
+    EnvVar,
     in_process_executor,
     instance_for_test,
     load_assets_from_modules,
@@ -25,12 +26,12 @@ from dagster import (
 
 from hybrid_assets.assets import classical, evaluation, landing, quantum, variational
 from hybrid_assets.assets.hardware import (
-    hardware_backend_from_env,
     hardware_evaluation_job,
     hardware_kernel_spread,
     kernel_spread,
 )
 from hybrid_assets.assets.landing import raw_samples
+from hybrid_assets.definitions import hardware_backend_from_env
 from hybrid_assets.partitions import landing_files_partitions, safe_partition_key
 from hybrid_resources.cost_policy import CostPolicy
 from hybrid_resources.data.artifacts import ArtifactIOManager
@@ -235,12 +236,16 @@ def test_kernel_spread_figures():
     assert spread["shot_noise_std_mean"] == pytest.approx((0.05 + np.sqrt(0.1875) / 10) / 4)
 
 
-def test_hardware_backend_from_env_defaults(monkeypatch):
+def test_hardware_backend_settings_come_from_the_environment_at_run_time(monkeypatch):
     for name in ("HYBRID_HARDWARE_SHOTS", "HYBRID_BRAKET_DEVICE_ARN", "HYBRID_BRAKET_S3_DESTINATION"):
         monkeypatch.delenv(name, raising=False)
-    backend = hardware_backend_from_env()
+    backend = hardware_backend_from_env().process_config_and_initialize()
     assert (backend.device_name, backend.shots, backend.device_arn) == ("braket.aws.qubit", 100, "")
     monkeypatch.setenv("HYBRID_HARDWARE_SHOTS", "250")
     monkeypatch.setenv("HYBRID_BRAKET_DEVICE_ARN", FORTE)
-    backend = hardware_backend_from_env()
-    assert backend.shots == 250 and dict(backend.backend_config().device_options)["device_arn"] == FORTE
+    configured = hardware_backend_from_env()
+    # Configured as EnvVars (the launchpad names the variables), resolved when a run starts.
+    assert configured.device_arn == EnvVar("HYBRID_BRAKET_DEVICE_ARN")
+    monkeypatch.setenv("HYBRID_BRAKET_DEVICE_ARN", GARNET)  # changed after the code location loaded
+    backend = configured.process_config_and_initialize()
+    assert backend.shots == 250 and dict(backend.backend_config().device_options)["device_arn"] == GARNET

@@ -11,8 +11,6 @@ No kernel cache here on purpose: a hardware evaluation is a measurement of the d
 now (calibrations drift), so each launch submits its circuits again.
 """
 
-import os
-
 import numpy as np
 from dagster import (
     AssetExecutionContext,
@@ -36,23 +34,6 @@ from hybrid_resources.quantum.kernel_engine import planned_circuits, quantum_ker
 
 MANAGED_DEVICES = ("braket.aws.qubit",)
 DEFAULT_HARDWARE_SHOTS = 100
-
-
-def hardware_backend_from_env() -> QuantumBackend:
-    """The managed Braket device for hardware evaluation, from the environment.
-
-    ``HYBRID_BRAKET_DEVICE_ARN`` (device), ``HYBRID_BRAKET_S3_DESTINATION`` (``bucket/prefix`` for
-    results), ``HYBRID_HARDWARE_SHOTS`` (default 100). AWS credentials are boto3's own ``AWS_*``
-    variables / profile and never pass through this resource. Every field stays editable in the
-    launchpad (resource ``hardware_backend``).
-    """
-    shots = os.environ.get("HYBRID_HARDWARE_SHOTS", "").strip()
-    return QuantumBackend(
-        device_name="braket.aws.qubit",
-        shots=int(shots) if shots else DEFAULT_HARDWARE_SHOTS,
-        device_arn=os.environ.get("HYBRID_BRAKET_DEVICE_ARN", ""),
-        s3_destination=os.environ.get("HYBRID_BRAKET_S3_DESTINATION", ""),
-    )
 
 
 def missing_device_settings(backend: QuantumBackend) -> list[str]:

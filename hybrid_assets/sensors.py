@@ -4,7 +4,9 @@ The landing sensor watches a folder (``$HYBRID_DATA_DIR/landing``) or any fsspec
 (``HYBRID_LANDING_URI``, e.g. ``s3://bucket/prefix``). A file is submitted once its size and
 mtime have stayed the same for one tick (a file still being written waits), as its own dynamic
 partition, with a run key that includes its content hash. The cursor remembers what was
-submitted, so an unchanged file is not re-run and a re-landed file with new content is.
+submitted, so an unchanged file is not re-run and a re-landed file with new content is; a file
+whose content the instance already ingested under its partition (``make demo`` ingests without
+the sensor) is not submitted at all.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import json
 from dataclasses import dataclass
 
 from dagster import (
+    AssetKey,
+    AssetRecordsFilter,
     AssetSelection,
     AutomationConditionSensorDefinition,
     DefaultSensorStatus,
@@ -96,12 +100,15 @@ def list_landing() -> list[LandedFile]:
 def landing_sensor(context: SensorEvaluationContext) -> SensorResult | SkipReason:
     cursor = json.loads(context.cursor) if context.cursor else {}
     plan = plan_landing(list_landing(), cursor)
-    requests, new_keys = [], []
+    requests, new_keys, already = [], [], []
     for landed in plan.to_submit:
         key = safe_partition_key(landed.name)
+        content_hash = file_sha256(landing_location() / landed.name)
+        if ingested_content(context.instance, key) == content_hash:
+            already.append(landed.name)  # e.g. by `make demo`: ingesting it again would change nothing
+            continue
         if not context.instance.has_dynamic_partition(landing_files_partitions.name, key):
             new_keys.append(key)
-        content_hash = file_sha256(landing_location() / landed.name)
         requests.append(RunRequest(
             partition_key=key,
             run_key=f"{key}:{content_hash}:{landed.mtime_ns}",
@@ -110,12 +117,25 @@ def landing_sensor(context: SensorEvaluationContext) -> SensorResult | SkipReaso
     if not requests:
         context.update_cursor(json.dumps(plan.cursor))
         waiting = f"; waiting for {len(plan.waiting)} file(s) to stop changing" if plan.waiting else ""
-        return SkipReason(f"No new landing files{waiting}.")
+        known = f"; {len(already)} file(s) already ingested with this content" if already else ""
+        return SkipReason(f"No new landing files{waiting}{known}.")
     return SensorResult(
         run_requests=requests,
         dynamic_partitions_requests=[landing_files_partitions.build_add_request(new_keys)] if new_keys else [],
         cursor=json.dumps(plan.cursor),
     )
+
+
+def ingested_content(instance, partition_key: str) -> str | None:
+    """The content hash the partition's latest ``raw_samples`` materialization ingested, if any
+    (whoever ran it: this sensor, ``make demo``, or a click in the UI)."""
+    records = instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=AssetKey("raw_samples"), asset_partitions=[partition_key]), limit=1).records
+    if not records:
+        return None
+    metadata = records[0].asset_materialization.metadata
+    status, file_hash = metadata.get("status"), metadata.get("file_hash")
+    return file_hash.value if status is not None and status.value == "ingested" and file_hash is not None else None
 
 
 # Declarative automation acts only while this sensor runs; RUNNING by default so a fresh

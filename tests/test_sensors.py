@@ -7,6 +7,7 @@ from dagster import DagsterInstance, SensorResult, SkipReason, build_sensor_cont
 from hybrid_assets.partitions import safe_partition_key
 from hybrid_assets.sensors import landing_sensor
 from tests.bad_files import write_good_csv
+from tests.conftest import ingest
 
 
 def tick(instance: DagsterInstance, cursor: str | None) -> tuple[SensorResult | SkipReason, str | None]:
@@ -53,3 +54,17 @@ def test_a_growing_file_waits_and_new_content_under_the_same_name_runs_again(dat
     assert second_request.partition_key == request.partition_key
     assert second_request.run_key != request.run_key
     assert second_request.tags["landing/sha256"] != request.tags["landing/sha256"]
+
+
+def test_a_file_whose_content_is_already_ingested_is_not_submitted_again(data_layout, instance):
+    write_good_csv(data_layout.landing, name="demo.csv")
+    ingest(instance, "demo.csv")  # as `make demo` does, without the sensor
+    _, cursor = tick(instance, None)  # a fresh sensor (the UI's first start): no cursor yet
+    skipped, cursor = tick(instance, cursor)
+    assert isinstance(skipped, SkipReason) and "1 file(s) already ingested" in skipped.skip_message
+    # New content under the same name is new data.
+    write_good_csv(data_layout.landing, name="demo.csv", n_rows=30, seed=5)
+    _, cursor = tick(instance, cursor)
+    changed, _ = tick(instance, cursor)
+    (request,) = changed.run_requests
+    assert request.partition_key == "demo.csv"

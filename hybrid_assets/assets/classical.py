@@ -2,9 +2,10 @@
 
 import time
 
-from dagster import AutomationCondition, Output, asset
+from dagster import Output, asset
 
 from hybrid_assets.assets.quantum import SvmConfig
+from hybrid_assets.automation import ON_NEW_DATA
 from hybrid_assets.modeling import (
     fit_rbf_svm,
     holdout_metrics,
@@ -15,7 +16,7 @@ from hybrid_assets.outputs import artifact_output
 from hybrid_resources.data.artifacts import with_info
 
 
-@asset(automation_condition=AutomationCondition.eager(), code_version="3", group_name="models", kinds={"sklearn"})
+@asset(automation_condition=ON_NEW_DATA, code_version="3", group_name="models", kinds={"sklearn"})
 def classical_svm(config: SvmConfig, reduced_embeddings: dict) -> Output:
     """RBF SVM (gamma='scale') stored as arrays (support vectors, dual coefficients, gamma) with
     ``info`` (C, gamma, holdout metrics) and ``telemetry`` (fit wall time)."""

@@ -14,11 +14,11 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
-    AutomationCondition,
     MetadataValue,
     asset,
 )
 
+from hybrid_assets.automation import ON_NEW_DATA
 from hybrid_assets.gates import (
     GateResult,
     margin_gate,
@@ -88,7 +88,7 @@ def _gate_check(gate: GateResult) -> AssetCheckResult:
 
 
 @asset(
-    automation_condition=AutomationCondition.eager(),
+    automation_condition=ON_NEW_DATA,
     code_version="3",
     group_name="models",
     pool="quantum",  # the reproducibility repeats submit quantum work
@@ -197,7 +197,7 @@ def model_evaluation(
         yield _gate_check(gate)
 
 
-@asset(automation_condition=AutomationCondition.eager(), code_version="2", group_name="models", kinds={"json"},
+@asset(automation_condition=ON_NEW_DATA, code_version="2", group_name="models", kinds={"json"},
        output_required=False)
 def promoted_model(context: AssetExecutionContext, model_evaluation: dict, circuit_artifact: dict) -> Iterator:
     """The quantum model that passed every gate on the simulator, with its lineage record.

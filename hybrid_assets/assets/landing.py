@@ -8,7 +8,6 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
-    AutomationCondition,
     Config,
     DataVersion,
     Failure,
@@ -18,6 +17,7 @@ from dagster import (
 )
 from pydantic import Field
 
+from hybrid_assets.automation import NO_NEW_DATA_TAG, ON_NEW_DATA
 from hybrid_assets.data_prep import build_features
 from hybrid_assets.ingestion import find_landing_file, ingest_file, recorded_outcome
 from hybrid_assets.outputs import library_versions
@@ -52,6 +52,9 @@ def raw_samples(context: AssetExecutionContext, warehouse: Warehouse) -> Materia
                           "land the file again or delete the partition.")
     if outcome.status == "quarantined":
         context.log.warning(f"Quarantined {outcome.file_name!r}: [{outcome.check}] {outcome.reason}")
+    if outcome.status != "ingested":
+        # No rows reached the warehouse: automation downstream ignores this run (see automation.py).
+        context.instance.add_run_tags(context.run_id, {NO_NEW_DATA_TAG: "false"})
     check = AssetCheckResult(
         check_name="landing_contract",
         passed=outcome.status != "quarantined",
@@ -104,7 +107,7 @@ def features_gate(features: pl.DataFrame, feature_names: list[str]) -> AssetChec
 
 
 @asset(
-    automation_condition=AutomationCondition.eager(),
+    automation_condition=ON_NEW_DATA,
     deps=[raw_samples],
     pool="warehouse",
     code_version="1",

@@ -7,7 +7,6 @@ from dagster import (
     AssetCheckResult,
     AssetCheckSpec,
     AssetExecutionContext,
-    AutomationCondition,
     Config,
     MetadataValue,
     Output,
@@ -16,6 +15,7 @@ from dagster import (
 from pydantic import Field
 
 from hybrid_assets.assets.landing import features
+from hybrid_assets.automation import ON_NEW_DATA
 from hybrid_assets.data_prep import (
     ENCODING_RANGE,
     EmbeddingTransform,
@@ -53,7 +53,6 @@ from hybrid_resources.quantum.kernel_engine import quantum_kernel
 # The circuit artifact's code version is the registry's feature-map versions: bumping a map's
 # semantic version marks the circuit and everything downstream stale.
 FEATURE_MAP_VERSIONS = ",".join(f"{name}@{fm.version}" for name, fm in sorted(FEATURE_MAPS.items()))
-EAGER = AutomationCondition.eager()
 
 
 class EmbeddingConfig(Config):
@@ -64,7 +63,7 @@ class EmbeddingConfig(Config):
                     "the fit, so old samples keep their embeddings and cached kernel entries; 0 re-fits on any growth")
 
 
-@asset(automation_condition=EAGER, deps=[features], code_version="2", group_name="quantum", kinds={"numpy"})
+@asset(automation_condition=ON_NEW_DATA, deps=[features], code_version="2", group_name="quantum", kinds={"numpy"})
 def reduced_embeddings(context: AssetExecutionContext, config: EmbeddingConfig, warehouse: Warehouse) -> Output:
     """PCA (fit on train only) of the features to n_qubits dims, scaled into the encoding range.
 
@@ -101,7 +100,7 @@ class CircuitConfig(Config):
     entanglement: str = Field(default="linear", description="linear | circular | full (IQP map)")
 
 
-@asset(automation_condition=EAGER, code_version=FEATURE_MAP_VERSIONS, group_name="quantum", kinds={"pennylane"},
+@asset(automation_condition=ON_NEW_DATA, code_version=FEATURE_MAP_VERSIONS, group_name="quantum", kinds={"pennylane"},
        check_specs=[AssetCheckSpec("circuit_ceilings", asset="circuit_artifact", blocking=True,
                                    description="Width, depth and two-qubit gates after decomposition under the ceilings")])
 def circuit_artifact(config: CircuitConfig, reduced_embeddings: dict, gate_policy: GatePolicy) -> Iterator:
@@ -185,7 +184,7 @@ def _kernel_check(asset: str) -> AssetCheckSpec:
                           description="Symmetric, unit diagonal, PSD within tolerance (train); entries in [0, 1]")
 
 
-@asset(automation_condition=EAGER, code_version="3", group_name="quantum", pool="quantum",
+@asset(automation_condition=ON_NEW_DATA, code_version="3", group_name="quantum", pool="quantum",
        kinds={"pennylane", "numpy"}, check_specs=[_kernel_check("quantum_kernel_train")])
 def quantum_kernel_train(context: AssetExecutionContext, reduced_embeddings: dict, circuit_artifact: dict,
                          quantum_backend: QuantumBackend, cost_policy: CostPolicy, gate_policy: GatePolicy) -> Iterator:
@@ -195,7 +194,7 @@ def quantum_kernel_train(context: AssetExecutionContext, reduced_embeddings: dic
                                      quantum_backend, cost_policy, gate_policy)
 
 
-@asset(automation_condition=EAGER, code_version="3", group_name="quantum", pool="quantum",
+@asset(automation_condition=ON_NEW_DATA, code_version="3", group_name="quantum", pool="quantum",
        kinds={"pennylane", "numpy"}, check_specs=[_kernel_check("quantum_kernel_test")])
 def quantum_kernel_test(context: AssetExecutionContext, reduced_embeddings: dict, circuit_artifact: dict,
                         quantum_backend: QuantumBackend, cost_policy: CostPolicy, gate_policy: GatePolicy) -> Iterator:
@@ -209,7 +208,7 @@ class SvmConfig(Config):
     C: float = Field(default=1.0, gt=0.0, description="SVM regularization (larger = less regularized)")
 
 
-@asset(automation_condition=EAGER, code_version="3", group_name="models", kinds={"sklearn"})
+@asset(automation_condition=ON_NEW_DATA, code_version="3", group_name="models", kinds={"sklearn"})
 def quantum_svm(config: SvmConfig, quantum_kernel_train: dict, quantum_kernel_test: dict,
                 reduced_embeddings: dict) -> Output:
     """SVM on the precomputed quantum kernel, stored as arrays (support indices, dual coefficients,

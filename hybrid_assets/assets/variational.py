@@ -3,7 +3,6 @@
 import numpy as np
 from dagster import (
     AssetExecutionContext,
-    AutomationCondition,
     Config,
     MetadataValue,
     Output,
@@ -11,6 +10,7 @@ from dagster import (
 )
 from pydantic import Field
 
+from hybrid_assets.automation import ON_NEW_DATA
 from hybrid_assets.modeling import holdout_metrics, markdown_image, training_curves_png
 from hybrid_assets.outputs import artifact_output
 from hybrid_resources.cost_policy import CostPolicy
@@ -56,7 +56,7 @@ def vqc_training_plan(config: VqcConfig, shots: int | None, n_train: int, n_qubi
     return {"steps": steps, "circuits": steps * step_circuits + validation}
 
 
-@asset(automation_condition=AutomationCondition.eager(), code_version=TRAINER_VERSION, group_name="models",
+@asset(automation_condition=ON_NEW_DATA, code_version=TRAINER_VERSION, group_name="models",
        pool="quantum", kinds={"pennylane"})
 def vqc_model(context: AssetExecutionContext, config: VqcAssetConfig, reduced_embeddings: dict,
               quantum_backend: QuantumBackend, cost_policy: CostPolicy) -> Output:

@@ -91,7 +91,7 @@ def run_demo() -> int:
     print(f"\nDone in {time.perf_counter() - started:.1f} s (after imports).")
     print(f"  data, warehouse, artifacts: {layout.root}")
     print(f"  Dagster instance (run history): {instance.root_directory}")
-    print("  UI: `make ui`, then open http://127.0.0.1:3000 (Assets -> model_evaluation)")
+    print("  UI: `make ui`, then open http://127.0.0.1:3000 (Catalog -> model_evaluation; Lineage for the graph)")
     if failures:
         print("\nFAILED: " + "; ".join(failures), file=sys.stderr)
         return 1

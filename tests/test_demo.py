@@ -5,12 +5,23 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from tests.conftest import latest_artifact
+from tests.conftest import REPO, latest_artifact
+
+
+def readme_demo_output() -> str:
+    """The demo output the README shows (between its demo-output markers)."""
+    text = (REPO / "README.md").read_text()
+    block = text.split("<!-- demo-output:", 1)[1].split("<!-- demo-output-end -->", 1)[0]
+    return block.split("```\n", 1)[1].rsplit("```", 1)[0]
 
 
 def test_demo_fills_an_empty_landing_zone_and_prints_both_models(local_project):
     completed = local_project.command("hybrid-demo")
     assert completed.returncode == 0, completed.stdout + completed.stderr
+    # The README shows this output; it must be what the demo prints, not a hand-copied memory of it.
+    printed = completed.stdout[completed.stdout.index("Holdout comparison"):]
+    printed = printed[: printed.index("Promoted:")] + printed[printed.index("Promoted:"):].split("\n", 1)[0] + "\n"
+    assert printed == readme_demo_output(), "paste this into README.md's demo-output block:\n" + printed
     data = local_project.data
     assert (data / "landing" / "breast_cancer.csv").exists()
     assert "| quantum_svm |" in completed.stdout and "| classical_svm |" in completed.stdout

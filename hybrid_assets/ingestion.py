@@ -15,7 +15,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,23 +37,12 @@ from hybrid_resources.data.warehouse import LandingRecord, Warehouse, WarehouseS
 
 
 @dataclass(frozen=True)
-class IngestOutcome:
-    """What happened to one landing file."""
+class IngestOutcome(LandingRecord):
+    """What happened to one landing file: its register record, and why when it was quarantined."""
 
-    partition_key: str
-    file_name: str
-    file_hash: str
-    status: str  # ingested | duplicate | quarantined
-    n_rows: int
     check: str = ""
-    reason: str = ""
     validation: dict[str, Any] = field(default_factory=dict)
     quarantined_path: str = ""
-
-    @property
-    def record(self) -> LandingRecord:
-        """What the warehouse's landing register keeps of this outcome."""
-        return LandingRecord(self.partition_key, self.file_name, self.file_hash, self.status, self.n_rows, self.reason)
 
 
 def is_local(location: UPath) -> bool:
@@ -96,10 +85,7 @@ def local_copy(source: UPath, staging_dir: Path) -> Iterator[Path]:
 def recorded_outcome(warehouse: Warehouse, partition_key: str) -> IngestOutcome | None:
     """The outcome recorded for a partition by an earlier run, if any."""
     record = warehouse.landing_record(partition_key)
-    if record is None:
-        return None
-    return IngestOutcome(record.partition_key, record.file_name, record.file_hash, record.status, record.n_rows,
-                         reason=record.reason)
+    return None if record is None else IngestOutcome(**asdict(record))
 
 
 def check_against_warehouse(session: WarehouseSession, table: LandingTable, partition_key: str, file_hash: str) -> None:
@@ -167,7 +153,7 @@ def ingest_file(
             if duplicate_of:
                 outcome = IngestOutcome(partition_key, source.name, file_hash, "duplicate", 0,
                                         reason=f"same bytes already ingested as partition {duplicate_of!r}")
-                session.record_landing(outcome.record, feature_names=None, run_id=run_id)
+                session.record_landing(outcome, feature_names=None, run_id=run_id)
                 return outcome
             if violation is None:
                 try:
@@ -182,7 +168,7 @@ def ingest_file(
                                         validation=validation)
                 with session.transaction():
                     session.replace_file_rows(file_hash, table.sample_ids, table.labels, table.features)
-                    session.record_landing(outcome.record, feature_names=table.feature_names, run_id=run_id)
+                    session.record_landing(outcome, feature_names=table.feature_names, run_id=run_id)
     if outcome.status == "quarantined" and not is_local(source):
         source.unlink()  # the verified copy is in quarantine now
     return outcome
@@ -200,5 +186,5 @@ def _quarantine(
         session.record_quarantine(file_hash=file_hash, original_name=original_name,
                                   quarantined_path=record.quarantined_path, check=violation.check,
                                   reason=violation.reason)
-        session.record_landing(outcome.record, feature_names=None, run_id=run_id)
+        session.record_landing(outcome, feature_names=None, run_id=run_id)
     return outcome

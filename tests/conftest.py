@@ -164,3 +164,14 @@ def instance():
 
     with instance_for_test() as test_instance:
         yield test_instance
+
+
+@pytest.fixture
+def aws_env(monkeypatch, tmp_path):
+    """Hermetic AWS environment: no profile or config files, no instance metadata lookups."""
+    for name in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    return monkeypatch

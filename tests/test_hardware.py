@@ -92,17 +92,6 @@ def promoted(tmp_path_factory, instance):
         yield layout
 
 
-@pytest.fixture
-def aws_env(monkeypatch, tmp_path):
-    """Hermetic AWS environment: no profile or config files, no instance metadata lookups."""
-    for name in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    return monkeypatch
-
-
 def run_hardware_job(instance: DagsterInstance, **resource_overrides):
     defs = Definitions(assets=[*PIPELINE, hardware_kernel_spread], jobs=[hardware_evaluation_job],
                        executor=in_process_executor, resources=resources(**resource_overrides))

@@ -60,17 +60,6 @@ def recorded(warehouse: Warehouse, run_id: str | None = None, asset: str | None 
     return int(tasks), int(shots), float(usd)
 
 
-@pytest.fixture
-def aws_env(monkeypatch, tmp_path):
-    """Hermetic AWS environment: no profile or config files, no instance metadata lookups."""
-    for name in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    return monkeypatch
-
-
 def test_a_throttle_in_the_middle_of_a_batch_resends_no_completed_task(data_layout, aws_env):
     device = install_fake_braket(aws_env, throttle_at=(4,))  # the 4th task of the first batch is throttled
     X = np.random.default_rng(0).uniform(0, np.pi, size=(6, 2))
@@ -198,3 +187,78 @@ def test_a_vqc_resumed_after_a_sigkill_records_only_the_circuits_it_ran(local_pr
     assert recorded(warehouse, device=PAID)[:2] == (sent_in_all, shots_in_all)
     assert resumed_tasks == sent_in_all - sent_before_kill == metadata["circuits_executed"].value
     assert resumed_tasks < metadata["planned_circuits"].value  # not the whole plan again
+
+
+def test_a_vqc_plan_over_budget_is_refused_before_its_first_circuit(data_layout, instance, aws_env):
+    device = install_fake_braket(aws_env)
+    write_good_csv(data_layout.landing, n_rows=16, n_features=3, name="data.csv")
+    ingest(instance, "data.csv")
+    warehouse = Warehouse()
+    result = materialize(all_assets, selection=["features", "reduced_embeddings", "vqc_model"], instance=instance,
+                         resources={**RESOURCES, "quantum_backend": paid_backend(),
+                                    "cost_policy": CostPolicy(warehouse=warehouse, run_budget_usd=5.0)},
+                         run_config={"ops": {"reduced_embeddings": {"config": {"n_qubits": 2}}}},
+                         raise_on_error=False)
+    assert not result.success
+    failure = next(event for event in result.all_events if event.is_step_failure)
+    assert failure.step_key == "vqc_model"
+    message = failure.step_failure_data.user_failure_data.description
+    assert "Refused before submission" in message and "qpu/iqm/garnet" in message and "$5.00" in message
+    assert device.devices_created == device.submissions == device.tasks == 0
+    assert recorded(warehouse) == (0, 0, 0.0)
+
+
+KERNEL_WORKER = """
+import sys, time
+from pathlib import Path
+import numpy as np, pytest
+from hybrid_resources.quantum.kernel_cache import CachedEntries, KernelCache
+from hybrid_resources.quantum.kernel_engine import quantum_kernel
+from tests.fake_braket import install_fake_braket
+from tests.test_ledger import SPEC, generous_policy, kernel_inputs, paid_backend
+from hybrid_resources.data.warehouse import Warehouse
+
+install_fake_braket(pytest.MonkeyPatch(), count_file=sys.argv[1])
+journal = CachedEntries.record_progress
+calls = []
+def journal_then_wait(self, pairs, values):
+    journal(self, pairs, values)
+    calls.append(len(pairs))
+    if len(calls) == 6:  # the test kills this process while it waits here
+        Path(sys.argv[2]).write_text("6 circuits journaled")
+        time.sleep(600)
+CachedEntries.record_progress = journal_then_wait
+backend = paid_backend().backend_config()
+with generous_policy(Warehouse(path=sys.argv[3])).ledger(run_id="killed", asset="k", backend=backend) as ledger:
+    quantum_kernel(kernel_inputs(), spec=SPEC, backend=backend, cache=KernelCache(Path(sys.argv[4])), ledger=ledger)
+"""
+
+
+def kernel_inputs() -> np.ndarray:
+    return np.random.default_rng(3).uniform(0, np.pi, size=(6, 2))
+
+
+def test_a_kernel_killed_midway_resumes_from_its_journal_and_sends_no_task_twice(data_layout, aws_env, tmp_path):
+    count_file, ready = tmp_path / "device_tasks.txt", tmp_path / "ready"
+    warehouse, cache_root = Warehouse(path=str(tmp_path / "ledger.duckdb")), tmp_path / "kernel_cache"
+    worker = subprocess.Popen([sys.executable, "-c", KERNEL_WORKER, str(count_file), str(ready), str(warehouse.file),
+                               str(cache_root)], cwd=REPO, env=dict(os.environ), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not ready.exists():
+        assert worker.poll() is None, worker.stderr.read().decode()[-3000:]
+        assert time.monotonic() < deadline, "the worker never journaled 6 circuits"
+        time.sleep(0.05)
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.wait(timeout=30)
+    assert counted_tasks(count_file)[0] == recorded(warehouse, "killed")[0] == 6
+
+    install_fake_braket(aws_env, count_file=str(count_file))
+    backend = paid_backend().backend_config()
+    with generous_policy(warehouse).ledger(run_id="resumed", asset="k", backend=backend) as ledger:
+        result = quantum_kernel(kernel_inputs(), spec=SPEC, backend=backend, cache=KernelCache(cache_root),
+                                ledger=ledger)
+    pairs = planned_circuits(6, None)
+    assert result.stats.circuits_executed == ledger.tasks == pairs - 6
+    assert counted_tasks(count_file)[0] == recorded(warehouse)[0] == pairs  # every pair sent once, in all
+    assert result.stats.entries_from_cache == 2 * 6

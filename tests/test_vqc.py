@@ -232,6 +232,16 @@ def test_shot_based_training_is_resumable_and_cost_estimate(tmp_path: Path) -> N
     _assert_same_model(_train(cfg, tmp_path / "a", backend=shots), _train(cfg, tmp_path / "b", backend=shots))
 
 
+def test_trains_on_the_braket_local_simulator_through_the_one_device_factory(tmp_path: Path, priced_policy) -> None:
+    cfg = replace(SMALL, epochs=1, batch_size=10)
+    local = BackendConfig("braket.local.qubit", shots=50)
+    with priced_policy.ledger(run_id="vqc", asset="vqc_model", backend=local) as ledger:
+        res = _train(cfg, tmp_path, backend=local, ledger=ledger)
+    assert np.isfinite(res.val_loss) and res.steps_run == 2
+    # 2 steps x 10 samples x (2 x 6 shifted + 1) circuits, plus one validation pass of 12 samples.
+    assert ledger.tasks == 2 * 10 * 13 + 12 and ledger.shots == 50 * ledger.tasks
+
+
 def test_rejects_bad_inputs(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         VqcConfig(optimizer="sgd")

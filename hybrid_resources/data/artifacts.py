@@ -138,7 +138,7 @@ class ArtifactStore:
         """Store ``value`` as ``version`` of ``key`` and make it the latest; returns the file."""
         folder = self.folder(key, partition)
         path = write_artifact(folder / version / "value", value)
-        stamp = json.dumps({"run_id": run_id, "written_at": time.time()}).encode()
+        stamp = json.dumps({"run_id": run_id, "written_at_ns": time.time_ns()}).encode()
         atomic_write(folder / version / "written.json", lambda f: f.write(stamp))
         atomic_write(folder / "latest.json", lambda f: f.write(json.dumps({"version": version}).encode()))
         return path
@@ -165,7 +165,7 @@ class ArtifactStore:
     def versions(self, key: Sequence[str], partition: str | None = None) -> list[str]:
         """Stored versions of ``key``, oldest write first."""
         folder = self.folder(key, partition)
-        stamped = [(json.loads((v / "written.json").read_text())["written_at"], v.name)
+        stamped = [(json.loads((v / "written.json").read_text())["written_at_ns"], v.name)
                    for v in folder.iterdir() if (v / "written.json").exists()] if folder.exists() else []
         return [name for _, name in sorted(stamped)]
 
@@ -196,7 +196,12 @@ def _metadata_value(metadata: dict[str, Any], name: str) -> Any:
 
 class ArtifactIOManager(ConfigurableIOManager):
     """Stores each asset output under its data version (content hash), no pickle; loads the
-    version Dagster records as the input (so an evaluation can never mix versions)."""
+    version Dagster records as the input (so an evaluation can never mix versions).
+
+    The contract with the assets: an output's data version is its content hash, given as the
+    output's ``content_hash`` metadata too (``hybrid_assets.outputs.artifact_output`` does both).
+    A ``references`` metadata entry ({asset: version}) pins those versions against retention.
+    """
 
     root: str = Field(default="", description="Artifacts folder; empty means $HYBRID_DATA_DIR/artifacts")
     keep_versions: int = Field(default=5, ge=1, description="Versions kept per asset (plus the latest and "

@@ -82,6 +82,7 @@ def run_demo() -> int:
         from hybrid_assets.modeling import comparison_table
 
         report = ArtifactStore(layout.artifacts).read(["model_evaluation"])
+        print(f"\nVerdict: {report['gates']['quantum_beats_classical']['message']}")
         print(f"\nHoldout comparison ({report['n_train']} train / {report['n_test']} test samples):\n")
         print(comparison_table(report["metrics"], METRICS))
         print(f"\nQuantum stage: {report['quantum_stage']}. Promotion gates:")

@@ -13,8 +13,14 @@ from hybrid_assets.modeling import (
     holdout_metrics,
     precomputed_decision,
 )
+from hybrid_assets.verdict import Verdict
 from hybrid_resources.quantum.backends import BackendConfig, SubmissionLedger
 from hybrid_resources.quantum.feature_maps import FeatureMapSpec
+from hybrid_resources.quantum.kernel_diagnostics import (
+    concentration,
+    geometric_difference,
+    target_alignment,
+)
 from hybrid_resources.quantum.kernel_engine import quantum_kernel
 
 
@@ -69,10 +75,10 @@ def circuit_ceilings(resources: dict[str, Any], *, max_width: int, max_depth: in
 def margin_gate(metrics: dict[str, dict[str, float]], *, metric: str, min_margin: float,
                 candidate: str = "quantum_svm", name: str = "quantum_beats_classical",
                 degraded_reason: str = "") -> GateResult:
-    """``candidate`` must beat ``classical_svm`` by more than ``min_margin`` on the same holdout."""
+    """``candidate`` must beat ``classical_baseline`` by more than ``min_margin`` on the same holdout."""
     if degraded_reason:
         return GateResult(name, False, f"quantum stage degraded: {degraded_reason}", {"metric": metric})
-    quantum, classical = metrics[candidate][metric], metrics["classical_svm"][metric]
+    quantum, classical = metrics[candidate][metric], metrics["classical_baseline"][metric]
     difference = quantum - classical
     figures = {"metric": metric, "candidate": candidate, "quantum": quantum, "classical": classical,
                "difference": difference, "min_margin": min_margin}
@@ -128,3 +134,69 @@ def restart_spread(values: list[float], *, metric: str, tolerance: float,
     passed = std <= tolerance
     return GateResult(name, passed, f"validation {metric} std {std:.4f} across {len(values)} seeded restarts "
                                     f"({'within' if passed else 'above'} tolerance {tolerance:g})", figures)
+
+
+def verdict_gate(verdict: Verdict, *, holdout: dict[str, dict[str, float]], degraded_reason: str = "") -> GateResult:
+    """``quantum_beats_classical``: passes only when the verdict's lower bound clears the margin.
+    The fixed-holdout difference is reported beside it."""
+    if degraded_reason:
+        return GateResult("quantum_beats_classical", False, f"quantum stage degraded: {degraded_reason}",
+                          {"metric": verdict.metric if verdict else None})
+    metric = verdict.metric
+    figures = {**{k: v for k, v in verdict.to_dict().items() if k != "passed"},
+               "holdout_quantum": holdout["quantum_svm"][metric], "holdout_classical": holdout["classical_baseline"][metric],
+               "holdout_difference": holdout["quantum_svm"][metric] - holdout["classical_baseline"][metric]}
+    message = verdict.message("quantum_svm", "the tuned classical baseline")
+    return GateResult("quantum_beats_classical", verdict.passed,
+                      message + ("" if verdict.passed else "; promotion blocked"), figures)
+
+
+def concentration_gate(kernel: np.ndarray, *, shots: int, configured_shots: int | None) -> GateResult:
+    """``kernel_concentration``: can ``shots`` shots tell the off-diagonal entries apart?"""
+    result = concentration(kernel, shots=shots)
+    where = f"the configured {shots} shots" if configured_shots else f"{shots} shots (the backend is exact; reference)"
+    figures = {"offdiagonal_mean": result.mean, "offdiagonal_variance": result.variance,
+               "shot_noise_variance": result.shot_noise_variance, "shots": shots,
+               "shots_to_resolve": result.shots_to_resolve}
+    if result.resolvable:
+        return GateResult("kernel_concentration", True,
+                          f"off-diagonal variance {result.variance:.3g} above the shot noise {result.shot_noise_variance:.3g}"
+                          f" of {where}", figures)
+    return GateResult("kernel_concentration", False,
+                      f"concentrated: off-diagonal variance {result.variance:.3g} is below the shot noise "
+                      f"{result.shot_noise_variance:.3g} of {where}; about {result.shots_to_resolve} shots per entry "
+                      "would be needed to resolve it", figures)
+
+
+def geometric_difference_gate(classical: np.ndarray, quantum: np.ndarray, *, ratio: float) -> GateResult:
+    """``geometric_difference``: g(K_C || K_Q) against sqrt(N) (Huang et al. 2021)."""
+    n = classical.shape[0]
+    g = geometric_difference(classical, quantum, regularization=1e-6 * n)
+    threshold = ratio * math.sqrt(n)
+    figures = {"g": g, "sqrt_n": math.sqrt(n), "threshold": threshold, "ratio": ratio, "n": n}
+    if g < threshold:
+        return GateResult("geometric_difference", False,
+                          f"g = {g:.3f} < {ratio:g} x sqrt(N) = {threshold:.3f}: no room for an advantage on this data "
+                          "(the tuned classical kernel can match the quantum one whatever the labels)", figures)
+    return GateResult("geometric_difference", True,
+                      f"g = {g:.3f} >= {ratio:g} x sqrt(N) = {threshold:.3f}: room for the quantum kernel to differ",
+                      figures)
+
+
+def alignment_gate(classical: np.ndarray, quantum: np.ndarray, labels: np.ndarray) -> GateResult:
+    """``kernel_target_alignment``: the quantum kernel aligns with the labels at least as well as the classical one."""
+    a_q, a_c = target_alignment(quantum, labels), target_alignment(classical, labels)
+    figures = {"quantum": a_q, "classical": a_c, "difference": a_q - a_c}
+    verb = "at least as" if a_q >= a_c else "less"
+    return GateResult("kernel_target_alignment", a_q >= a_c,
+                      f"quantum kernel aligns {verb} well with the labels ({a_q:.4f}) as the tuned classical one "
+                      f"({a_c:.4f})", figures)
+
+
+def latency_gate(latency_s: dict[str, float], *, ceiling_s: float) -> GateResult:
+    """``latency_ceiling``: the quantum model's measured per-sample inference latency under the ceiling."""
+    quantum = latency_s.get("quantum_svm", math.nan)
+    passed = quantum <= ceiling_s
+    return GateResult("latency_ceiling", passed,
+                      f"quantum_svm {quantum * 1e3:.3f} ms per sample ({'within' if passed else 'over'} the "
+                      f"{ceiling_s * 1e3:.0f} ms ceiling)", {"per_sample_s": latency_s, "ceiling_s": ceiling_s})

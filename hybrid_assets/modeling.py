@@ -1,4 +1,10 @@
-"""Plain functions for the models: SVMs stored as arrays (never pickle), holdout metrics, plots."""
+"""Plain functions for the models: fitted models stored as arrays (never pickle), holdout metrics, plots.
+
+Classical models: an RBF SVM, a logistic regression and gradient boosting (scikit-learn's
+``HistGradientBoostingClassifier``), each fitted by scikit-learn and kept as the arrays its
+decision function needs (:func:`fit_classical`, :func:`classical_decision`). Quantum: an SVM
+on a precomputed kernel (:func:`fit_precomputed_svm`).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,8 @@ import numpy as np
 from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 from sklearn.metrics.pairwise import rbf_kernel
 from sklearn.svm import SVC
+
+from hybrid_resources.data.artifacts import info_of
 
 
 def fit_precomputed_svm(kernel_train: np.ndarray, y_train: np.ndarray, *, C: float) -> dict[str, np.ndarray]:
@@ -48,6 +56,75 @@ def rbf_decision(model: dict[str, np.ndarray], X: np.ndarray) -> np.ndarray:
     return kernel @ model["dual_coef"] + model["intercept"][0]
 
 
+CLASSICAL_KINDS = ("rbf_svm", "logistic_regression", "gradient_boosting")
+
+
+def fit_classical(kind: str, params: dict, X_train: np.ndarray, y_train: np.ndarray, *,
+                  seed: int = 0) -> dict[str, np.ndarray]:
+    """Fit one classical candidate (``kind`` in :data:`CLASSICAL_KINDS`) and keep it as arrays.
+
+    ``params``: rbf_svm {C, gamma_scale} (gamma = gamma_scale / (d * Var(X)), sklearn's "scale"
+    when 1); logistic_regression {C}; gradient_boosting {learning_rate, max_leaf_nodes}.
+    """
+    if kind == "rbf_svm":
+        gamma = params["gamma_scale"] / (X_train.shape[1] * X_train.var()) if X_train.var() > 0 else 1.0
+        return fit_rbf_svm(X_train, y_train, C=params["C"], gamma=gamma)
+    if kind == "logistic_regression":
+        from sklearn.linear_model import LogisticRegression
+
+        model = LogisticRegression(C=params["C"], max_iter=2000).fit(X_train, y_train)
+        return {"coef": model.coef_[0].astype(np.float64), "intercept": model.intercept_.astype(np.float64)}
+    if kind == "gradient_boosting":
+        from sklearn.ensemble import HistGradientBoostingClassifier
+
+        model = HistGradientBoostingClassifier(learning_rate=params["learning_rate"],
+                                               max_leaf_nodes=params["max_leaf_nodes"], max_iter=100,
+                                               early_stopping=False, random_state=seed).fit(X_train, y_train)
+        return _trees_as_arrays(model)
+    raise ValueError(f"unknown classical model {kind!r}; one of {CLASSICAL_KINDS}")
+
+
+def _trees_as_arrays(model) -> dict[str, np.ndarray]:
+    """A fitted binary HistGradientBoostingClassifier as flat node arrays (numerical splits only)."""
+    nodes = [predictor.nodes for (predictor,) in model._predictors]
+    offsets = np.cumsum([0] + [len(tree) for tree in nodes])
+    flat = np.concatenate(nodes)
+    shift = np.repeat(offsets[:-1], [len(tree) for tree in nodes])
+    return {
+        "tree_roots": offsets[:-1].astype(np.int64),
+        "node_feature": flat["feature_idx"].astype(np.int64),
+        "node_threshold": flat["num_threshold"].astype(np.float64),
+        "node_left": flat["left"].astype(np.int64) + shift,
+        "node_right": flat["right"].astype(np.int64) + shift,
+        "node_is_leaf": flat["is_leaf"].astype(bool),
+        "node_value": flat["value"].astype(np.float64),
+        "baseline": np.asarray(model._baseline_prediction, dtype=np.float64).ravel(),
+    }
+
+
+def _trees_decision(model: dict[str, np.ndarray], X: np.ndarray) -> np.ndarray:
+    """Sum of the trees' leaf values plus the baseline (log-odds), walking every tree at once."""
+    rows = np.arange(X.shape[0])[:, None]
+    at = np.broadcast_to(model["tree_roots"], (X.shape[0], model["tree_roots"].size)).copy()
+    leaf = model["node_is_leaf"][at]
+    while not leaf.all():
+        left = X[rows, model["node_feature"][at]] <= model["node_threshold"][at]
+        at = np.where(leaf, at, np.where(left, model["node_left"][at], model["node_right"][at]))
+        leaf = model["node_is_leaf"][at]
+    return model["baseline"][0] + model["node_value"][at].sum(axis=1)
+
+
+def classical_decision(kind: str, model: dict[str, np.ndarray], X: np.ndarray) -> np.ndarray:
+    """Decision values (positive means class index 1) of a model from :func:`fit_classical`."""
+    if kind == "rbf_svm":
+        return rbf_decision(model, X)
+    if kind == "logistic_regression":
+        return X @ model["coef"] + model["intercept"][0]
+    if kind == "gradient_boosting":
+        return _trees_decision(model, X)
+    raise ValueError(f"unknown classical model {kind!r}; one of {CLASSICAL_KINDS}")
+
+
 def holdout_metrics(y_true: np.ndarray, decision: np.ndarray) -> dict[str, float]:
     """Accuracy, F1 (class index 1 positive) and ROC-AUC from decision values, all in [0, 1]."""
     predicted = (decision > 0).astype(np.int64)
@@ -69,10 +146,10 @@ def model_holdout(model_asset: str, model: dict[str, np.ndarray], inputs: dict) 
     embeddings = inputs["reduced_embeddings"]
     if model_asset == "quantum_svm":
         return holdout_metrics(embeddings["y_test"], precomputed_decision(model, inputs["quantum_kernel_test"]["matrix"]))
-    if model_asset == "classical_svm":
-        return holdout_metrics(embeddings["y_test"], rbf_decision(model, embeddings["X_test"]))
+    if model_asset == "classical_baseline":
+        kind = info_of(model)["kind"]
+        return holdout_metrics(embeddings["y_test"], classical_decision(kind, model, embeddings["X_test"]))
     if model_asset == "vqc_model":
-        from hybrid_resources.data.artifacts import info_of
         from hybrid_resources.quantum.backends import BackendConfig
         from hybrid_resources.quantum.vqc import VqcConfig, predict_proba
 
@@ -84,7 +161,7 @@ def model_holdout(model_asset: str, model: dict[str, np.ndarray], inputs: dict) 
         probabilities = predict_proba(model["params"], float(model["bias"][0]), embeddings["X_test"],
                                       VqcConfig(**info["config"]), backend)
         return holdout_metrics(embeddings["y_test"], probabilities - 0.5)
-    raise ValueError(f"{model_asset!r} is not a model; rescorable: quantum_svm, classical_svm, vqc_model")
+    raise ValueError(f"{model_asset!r} is not a model; rescorable: quantum_svm, classical_baseline, vqc_model")
 
 
 def comparison_table(rows: dict[str, dict[str, float | str]], columns: list[str]) -> str:
@@ -142,4 +219,43 @@ def training_curves_png(history: list[dict], title: str) -> bytes:
     accuracy_axis.set(title="validation accuracy", xlabel="epoch", ylim=(0, 1))
     loss_axis.legend(fontsize=7)
     figure.suptitle(title, fontsize=9)
+    return _png(figure)
+
+
+def per_sample_latency(predict, n_samples: int, *, repeats: int = 5) -> float:
+    """Median wall time of ``predict()`` over ``repeats`` calls, divided by the samples it scores (s)."""
+    import time
+
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        predict()
+        times.append(time.perf_counter() - started)
+    return float(np.median(times)) / max(n_samples, 1)
+
+
+def verdict_png(differences: list[float], mean: float, low: float, high: float, min_margin: float, title: str) -> bytes:
+    """Per-split differences (quantum minus classical) with their mean, interval and the margin."""
+    figure, axis = _pyplot().subplots(figsize=(7, 2.8), dpi=100)
+    splits = np.arange(1, len(differences) + 1)
+    axis.scatter(splits, differences, s=18, color="tab:blue", label="per split")
+    axis.axhspan(low, high, color="tab:blue", alpha=0.15, label="confidence interval")
+    axis.axhline(mean, color="tab:blue", label=f"mean {mean:+.4f}")
+    axis.axhline(min_margin, color="tab:red", linestyle="--", label=f"margin {min_margin:+.4f}")
+    axis.set(xlabel="split", ylabel="quantum - classical", title=title)
+    axis.legend(fontsize=7, loc="best")
+    return _png(figure)
+
+
+def shot_plan_png(shots: list[int], means: list[float], stds: list[float], errors: list[float], exact: float,
+                  metric: str) -> bytes:
+    """The holdout metric (mean +- std over seeds) and the mean kernel error against shots."""
+    figure, (metric_axis, error_axis) = _pyplot().subplots(1, 2, figsize=(8, 3), dpi=100)
+    metric_axis.errorbar(shots, means, yerr=stds, marker="o", capsize=3, label="shot-based")
+    metric_axis.axhline(exact, color="gray", linestyle="--", label="exact")
+    metric_axis.set(xscale="log", xlabel="shots per circuit", ylabel=metric, title=f"holdout {metric}")
+    metric_axis.legend(fontsize=7)
+    error_axis.plot(shots, errors, marker="o")
+    error_axis.set(xscale="log", yscale="log", xlabel="shots per circuit", ylabel="mean |K - K_exact|",
+                   title="kernel error")
     return _png(figure)

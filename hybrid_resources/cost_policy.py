@@ -182,7 +182,8 @@ class SpendLedger:
       with its shots and estimated USD, as the device reports it, so a step that fails midway
       still records what it sent and nothing planned-but-unsent is recorded.
     - Records go to the warehouse's ``quantum_spend`` at once for a priced device (a killed
-      process then loses no paid record), in batches for a free one, and on :meth:`close`.
+      process then loses no paid record), in batches for a free one, and on :meth:`close`;
+      :meth:`failed` records each failed submission in ``device_failures``.
     """
 
     FREE_FLUSH_INTERVAL_S = 10.0
@@ -234,6 +235,10 @@ class SpendLedger:
             self._pending["usd"] += usd
             if usd > 0 or time.monotonic() - self._last_flush > self.FREE_FLUSH_INTERVAL_S:
                 self._flush()
+
+    def failed(self, error: BaseException) -> None:
+        """Record one failed submission at once (failure rate by provider, in the warehouse)."""
+        self.policy.warehouse.record_failure(self.run_id, self.asset, self.device, f"{type(error).__name__}: {error}")
 
     def close(self) -> None:
         """Write what is still pending (call on success and on failure alike)."""

@@ -1,4 +1,5 @@
-"""Thresholds of the stage gates, editable in the launchpad like any resource."""
+"""Thresholds of the stage gates, and the one protocol both sides are tuned and judged by;
+editable in the launchpad like any resource."""
 
 from dagster import ConfigurableResource
 from pydantic import Field
@@ -7,8 +8,21 @@ from pydantic import Field
 class GatePolicy(ConfigurableResource):
     """What "production-ready" means for the quantum stage. Every gate reports its figures."""
 
-    metric: str = Field(default="accuracy", description="Holdout metric the margin gate compares: accuracy | f1 | roc_auc")
-    min_margin: float = Field(default=0.0, description="Quantum must beat classical by more than this on the holdout")
+    metric: str = Field(default="accuracy", description="Metric the tuning and the verdict compare: accuracy | f1 | roc_auc")
+    min_margin: float = Field(
+        default=0.0,
+        description="The business-value trigger: quantum must beat the tuned classical baseline by more than this "
+                    "(the lower bound of the verdict's confidence interval must clear it)")
+    cv_folds: int = Field(default=5, ge=2, description="Folds of the cross-validation that tunes both sides (train split)")
+    cv_seed: int = Field(default=0, description="Seed of the tuning folds and of gradient boosting")
+    verdict_repeats: int = Field(default=5, ge=1, description="Repeats of the stratified k-fold the verdict uses")
+    verdict_folds: int = Field(default=5, ge=2, description="Folds per repeat of the verdict's splits")
+    confidence: float = Field(default=0.95, gt=0.0, lt=1.0, description="Confidence of the verdict's interval")
+    latency_ceiling_s: float = Field(default=1.0, gt=0.0, description="Max per-sample inference latency (s) to promote")
+    reference_shots: int = Field(default=1000, ge=1, description="Shots the concentration check assumes when the "
+                                                                  "backend is exact")
+    geometric_difference_ratio: float = Field(
+        default=0.1, gt=0.0, description="g below this fraction of sqrt(N): no room for a quantum advantage")
     symmetry_tolerance: float = Field(default=1e-8, ge=0.0, description="max |K - K^T| allowed")
     psd_tolerance: float = Field(default=1e-8, ge=0.0, description="smallest eigenvalue >= -this (exact kernels)")
     psd_shot_factor: float = Field(default=1.5, ge=0.0,

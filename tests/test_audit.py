@@ -82,7 +82,7 @@ def test_audit_trail_follows_the_event_log_across_new_data(workspace):
     assert rescored["recorded"] == {name.split("/")[1]: value for name, value in first_node["metadata"].items()
                                     if name.startswith("holdout/")}
     assert rescored["rescored"] == rescored["recorded"] and rescored["reproduced"] is True
-    assert "Reproduced: yes" in command("hybrid-audit", project, "classical_svm", "--run-id",
+    assert "Reproduced: yes" in command("hybrid-audit", project, "classical_baseline", "--run-id",
                                         first["target"]["run_id"], "--rescore")
 
     # The canary credential appears nowhere: event log storage, artifacts, warehouse, reports.
@@ -125,7 +125,7 @@ def test_an_evaluation_reports_the_versions_it_was_given_not_the_latest(workspac
     report = store.read(["model_evaluation"], evaluation["data_version"])
     assert report["models"]["quantum_svm"]["C"] == 0.5 and report["inputs"]["quantum_svm"] == given
     # The trail lists every materialization whose data reached the evaluation, the VQC included.
-    assert {"quantum_svm", "classical_svm", "vqc_model", "quantum_kernel_train", "quantum_kernel_test",
+    assert {"quantum_svm", "classical_baseline", "vqc_model", "quantum_kernel_train", "quantum_kernel_test",
             "reduced_embeddings", "circuit_artifact", "features"} <= {node["asset"] for node in trail["chain"]}
 
 
@@ -182,4 +182,4 @@ def test_a_circuit_version_bump_marks_downstream_stale(workspace, monkeypatch):
         assert status(bumped, "circuit_artifact") == StaleStatus.FRESH
         for downstream in ("quantum_kernel_train", "quantum_kernel_test"):
             assert status(bumped, downstream) == StaleStatus.STALE, downstream
-        assert status(bumped, "classical_svm") == StaleStatus.FRESH
+        assert status(bumped, "classical_baseline") == StaleStatus.FRESH

@@ -83,31 +83,33 @@ def test_promotion_when_every_gate_passes(landed, instance):
                  "cost_within_budget"):
         assert passed[name] is True, name
     record = latest_artifact(landed.artifacts, "promoted_model")
-    assert set(record["gates"]) == {"quantum_beats_classical", "reproducibility", "cost_within_budget"}
+    assert set(record["gates"]) == {"quantum_beats_classical", "reproducibility", "cost_within_budget", "latency_ceiling"}
     report = latest_artifact(landed.artifacts, "model_evaluation")
-    assert report["promotable"] and set(report["dashboard"]) == {"quantum_svm", "classical_svm", "vqc_model"}
+    assert report["promotable"] and set(report["dashboard"]) == {"quantum_svm", "classical_baseline", "vqc_model"}
 
 
 def test_a_deliberately_poor_circuit_fails_the_margin_gate_and_blocks_promotion(landed, instance):
     # Many repetitions of a fully entangled IQP map on [0, pi] inputs: near-orthogonal states, a
     # kernel close to the identity, and a model that cannot generalize.
-    poor = {"circuit_artifact": {"feature_map": "iqp", "reps": 8, "entanglement": "full"},
+    poor = {"kernel_tuning": {"feature_map": "iqp", "reps": [8], "entanglement": "full", "bandwidths": [1.0],
+                              "Cs": [1.0]},
             "reduced_embeddings": {"n_qubits": 5}}
     result = run(instance, poor)
     assert result.success  # a lost comparison is a decision, not a crash
     assert checks(result)["quantum_beats_classical"] is False
     report = latest_artifact(landed.artifacts, "model_evaluation")
-    assert "lost by" in report["gates"]["quantum_beats_classical"]["message"]
-    assert report["gates"]["quantum_beats_classical"]["figures"]["difference"] < 0
+    verdict = report["gates"]["quantum_beats_classical"]
+    assert "lost by" in verdict["message"] and "25 splits" in verdict["message"]
+    assert verdict["figures"]["high"] < 0 and verdict["figures"]["holdout_difference"] < 0
     assert not materialized(instance, "promoted_model")
-    assert materialized(instance, "classical_svm")
+    assert materialized(instance, "classical_baseline")
 
 
 def test_circuit_ceilings_are_blocking(landed, instance):
     result = run(instance, gate_policy=GatePolicy(max_depth=3))
     assert not result.success and checks(result)["circuit_ceilings"] is False
     assert not materialized(instance, "quantum_kernel_train")
-    assert materialized(instance, "classical_svm")
+    assert materialized(instance, "classical_baseline")
 
 
 def test_reproducibility_fails_for_noisy_shot_kernels_and_reports_the_variance(landed, instance):
@@ -129,12 +131,12 @@ def test_an_over_budget_plan_is_refused_before_any_circuit(landed, instance, mon
     failure = next(e for e in result.all_events if e.is_step_failure)
     message = failure.step_failure_data.user_failure_data.description
     assert "Refused before submission" in message and "$1.00" in message and "run_budget_usd" in message
-    assert materialized(instance, "classical_svm")
+    assert materialized(instance, "classical_baseline")
 
 
 def test_a_transient_failure_is_retried_then_succeeds(landed, instance, monkeypatch):
     boundary = DeviceBoundary(monkeypatch, fail_first=1)
-    kernel_only = ["features", "reduced_embeddings", "circuit_artifact", "quantum_kernel_train"]
+    kernel_only = ["features", "reduced_embeddings", "kernel_tuning", "circuit_artifact", "quantum_kernel_train"]
     config = json.loads(json.dumps(SMALL_RUN_CONFIG))
     result = materialize(all_assets, selection=kernel_only, instance=instance,
                          resources={**RESOURCES, "quantum_backend": QuantumBackend(shots=200, backoff_s=0.01)},
@@ -143,6 +145,8 @@ def test_a_transient_failure_is_retried_then_succeeds(landed, instance, monkeypa
     metadata = instance.get_latest_materialization_event(AssetKey("quantum_kernel_train")).asset_materialization.metadata
     assert metadata["retries"].value == 1  # the throttled call, retried once
     assert metadata["circuits_executed"].value == boundary.circuits  # nothing counted twice
+    # The ledger knows the failure rate: one failed submission, every circuit that ran.
+    assert RESOURCES["warehouse"].failure_rate(run_id=result.run_id) == (1, boundary.circuits)
     assert checks(result)["kernel_well_formed"] is True
 
 
@@ -157,7 +161,7 @@ def test_degraded_quantum_stage_falls_back_to_the_classical_model(landed, instan
     assert result.success
     report = latest_artifact(landed.artifacts, "model_evaluation")
     assert report["quantum_stage"] == "degraded" and report["degraded_reason"]
-    assert report["metrics"]["classical_svm"]["accuracy"] > 0.7
+    assert report["metrics"]["classical_baseline"]["accuracy"] > 0.7
     assert report["gates"]["quantum_beats_classical"]["passed"] is False
     assert not materialized(instance, "promoted_model")
     if cause == "permanent_failure":

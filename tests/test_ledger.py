@@ -117,6 +117,8 @@ def test_the_whole_refresh_on_a_paid_device_records_every_task_it_sent(data_layo
                  for asset in ("quantum_kernel_train", "quantum_kernel_test", "vqc_model", "model_evaluation")}
     assert all(per_asset.values()), per_asset  # the reproducibility repeats are recorded too
     assert sum(per_asset.values()) == device.tasks
+    # Tuning and shot planning run on the exact simulator: only the chosen circuit reached the device.
+    assert recorded(warehouse, result.run_id, "kernel_tuning")[0] == recorded(warehouse, result.run_id, "shot_plan")[0] == 0
     gate = next(e for e in result.get_asset_check_evaluations() if e.check_name == "cost_within_budget")
     assert gate.metadata["spent_usd"].value == pytest.approx(usd)
 

@@ -47,13 +47,31 @@ def test_landing_file_to_evaluated_models(data_layout, instance):
                                                           / "value.npz")
 
     report = latest_artifact(data_layout.artifacts, "model_evaluation")
-    assert set(report["metrics"]) == {"quantum_svm", "classical_svm", "vqc_model"}
+    assert set(report["metrics"]) == {"quantum_svm", "classical_baseline", "vqc_model"}
     for model, metrics in report["metrics"].items():
         assert set(metrics) == {"accuracy", "f1", "roc_auc"}
         assert all(0.0 <= value <= 1.0 for value in metrics.values())
         if model != "vqc_model":  # three epochs of a VQC are not meant to match the SVMs
             assert metrics["accuracy"] > 0.75  # well-separated blobs
+    # The verdict: both sides tuned on the same folds, compared on 5 x 5 splits with an interval.
+    verdict = report["verdict"]
+    assert verdict["n_splits"] == 25 and verdict["low"] <= verdict["mean"] <= verdict["high"]
+    assert verdict["outcome"] in ("won", "lost", "inconclusive")  # which one depends on the data
+    assert verdict["outcome"] in report["gates"]["quantum_beats_classical"]["message"]
+    sides = {(c["side"], c["model"]) for c in report["candidates"]}
+    assert sides == {("classical", "rbf_svm"), ("classical", "logistic_regression"),
+                     ("classical", "gradient_boosting"), ("quantum", "quantum_svm")}
+    assert sum(c["chosen"] == "yes" for c in report["candidates"]) == 2
+    assert {"kernel_concentration", "geometric_difference", "kernel_target_alignment", "latency_ceiling"} <= set(evaluations)
+    assert set(report["latency_per_sample_s"]) == {"quantum_svm", "classical_baseline", "vqc_model"}
+    failures = report["quantum_failure_rate"]
+    assert failures["failed_submissions"] == 0 and failures["rate"] == 0.0 and failures["tasks"] > 0  # the VQC ran
+    plan = latest_artifact(data_layout.artifacts, "shot_plan")
+    assert [rung["shots"] for rung in plan["rungs"]] == [100, 300, 1000, 3000, 10000]
+    assert plan["rungs"][0]["kernel_mean_abs_error"] > plan["rungs"][-1]["kernel_mean_abs_error"]
+    tuning = latest_artifact(data_layout.artifacts, "kernel_tuning")
     circuit = latest_artifact(data_layout.artifacts, "circuit_artifact")
+    assert circuit["spec"]["bandwidth"] == tuning["spec"]["bandwidth"] and len(tuning["candidates"]) == 24
     assert circuit["openqasm"].startswith("OPENQASM 2.0")
     assert circuit["spec"]["n_qubits"] == 3
 
@@ -179,7 +197,8 @@ def test_a_remote_landing_uri_is_ingested_and_bad_files_leave_it(data_layout, in
 
 
 def test_growing_data_keeps_the_embedding_and_refreshes_the_kernel_incrementally(data_layout, instance):
-    kernel_path = AssetSelection.assets("features", "reduced_embeddings", "circuit_artifact", "quantum_kernel_train")
+    kernel_path = AssetSelection.assets("features", "reduced_embeddings", "kernel_tuning", "circuit_artifact",
+                                        "quantum_kernel_train")
 
     def refresh_kernel() -> tuple[dict, dict]:
         assert materialize(all_assets, selection=kernel_path, instance=instance, resources=RESOURCES,

@@ -62,7 +62,7 @@ def test_the_ui_shows_the_graph_with_the_last_materializations_and_their_metadat
         assert result and result["assetNodes"], "the webserver never served the asset graph"
         keys = {"/".join(node["assetKey"]["path"]) for node in result["assetNodes"]}
         assert {"raw_samples", "features", "reduced_embeddings", "circuit_artifact", "quantum_kernel_train",
-                "quantum_kernel_test", "quantum_svm", "classical_svm", "vqc_model", "model_evaluation",
+                "quantum_kernel_test", "quantum_svm", "classical_baseline", "vqc_model", "model_evaluation",
                 "promoted_model", "hardware_kernel_spread"} <= keys
         (latest,) = result["assetOrError"]["assetMaterializations"]
         labels = {entry["label"] for entry in latest["metadataEntries"]}

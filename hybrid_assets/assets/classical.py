@@ -1,38 +1,40 @@
-"""The classical baseline: an RBF SVM on the same embeddings and split as the quantum model."""
+"""The classical baseline: the best of a tuned classical suite, on the same embeddings and split."""
 
 import time
 
-from dagster import Output, asset
+from dagster import MetadataValue, Output, asset
 
-from hybrid_assets.assets.quantum import SvmConfig
 from hybrid_assets.automation import ON_NEW_DATA
-from hybrid_assets.modeling import (
-    fit_rbf_svm,
-    holdout_metrics,
-    model_holdout,
-    rbf_decision,
-)
+from hybrid_assets.modeling import comparison_table, fit_classical, model_holdout
 from hybrid_assets.outputs import artifact_output
+from hybrid_assets.tuning import kfold_splits, tune_classical
 from hybrid_resources.data.artifacts import with_info
+from hybrid_resources.gate_policy import GatePolicy
 
 
-@asset(automation_condition=ON_NEW_DATA, code_version="3", group_name="models", kinds={"sklearn"})
-def classical_svm(config: SvmConfig, reduced_embeddings: dict) -> Output:
-    """RBF SVM (gamma='scale') stored as arrays (support vectors, dual coefficients, gamma) with
-    ``info`` (C, gamma, holdout metrics) and ``telemetry`` (fit wall time)."""
+@asset(automation_condition=ON_NEW_DATA, code_version="4", group_name="models", kinds={"sklearn"})
+def classical_baseline(reduced_embeddings: dict, gate_policy: GatePolicy) -> Output:
+    """The best classical model by k-fold cross-validation on the train split: an RBF SVM over a
+    C x gamma grid, logistic regression over C, or gradient boosting. Refit on the whole train
+    split and stored as arrays, with ``info``: its kind and parameters, every candidate's CV
+    score, and its holdout metrics."""
+    X, y = reduced_embeddings["X_train"], reduced_embeddings["y_train"]
     started = time.perf_counter()
-    model = fit_rbf_svm(reduced_embeddings["X_train"], reduced_embeddings["y_train"], C=config.C)
-    wall_time_s = time.perf_counter() - started
-    train = holdout_metrics(reduced_embeddings["y_train"], rbf_decision(model, reduced_embeddings["X_train"]))
-    holdout = model_holdout("classical_svm", model, {"reduced_embeddings": reduced_embeddings})
-    info = {"model": "classical_svm", "C": config.C, "gamma": float(model["gamma"][0]), "degraded": False,
-            "n_support_vectors": int(model["support_vectors"].shape[0]), "train_accuracy": train["accuracy"],
-            "holdout": holdout}
-    return artifact_output(with_info(model, info, {"wall_time_s": wall_time_s}), {
-        "C": config.C,
-        "gamma": info["gamma"],
-        "n_support_vectors": info["n_support_vectors"],
-        "train_accuracy": train["accuracy"],
-        **{f"holdout/{name}": value for name, value in holdout.items()},
-        "wall_time_s": wall_time_s,
+    splits = kfold_splits(y, folds=gate_policy.cv_folds, seed=gate_policy.cv_seed)
+    candidates = tune_classical(X, y, splits, metric=gate_policy.metric, seed=gate_policy.cv_seed)
+    tuning_s = time.perf_counter() - started
+    best = candidates[0]
+    model = fit_classical(best.model, best.params, X, y, seed=gate_policy.cv_seed)
+    info = {"model": "classical_baseline", "kind": best.model, "params": best.params, "degraded": False,
+            "cv_metric": gate_policy.metric, "cv_folds": len(splits), "cv_seed": gate_policy.cv_seed,
+            "cv_mean": best.cv_mean, "cv_std": best.cv_std, "candidates": [c.to_dict() for c in candidates]}
+    info["holdout"] = model_holdout("classical_baseline", with_info(model, info), {"reduced_embeddings": reduced_embeddings})
+    rows = {f"{c.model} {c.params}": {"cv_mean": c.cv_mean, "cv_std": c.cv_std} for c in candidates}
+    return artifact_output(with_info(model, info, {"tuning_wall_time_s": tuning_s}), {
+        "kind": best.model,
+        "params": MetadataValue.json(best.params),
+        f"cv_{gate_policy.metric}": best.cv_mean,
+        "candidates": MetadataValue.md(comparison_table(rows, ["cv_mean", "cv_std"])),
+        **{f"holdout/{name}": value for name, value in info["holdout"].items()},
+        "tuning_wall_time_s": tuning_s,
     })

@@ -8,7 +8,9 @@ input pointers, shows every one of them.
 
 import math
 from collections.abc import Iterator
+from dataclasses import dataclass
 
+import numpy as np
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -17,16 +19,31 @@ from dagster import (
     MetadataValue,
     asset,
 )
+from sklearn.metrics.pairwise import rbf_kernel
 
 from hybrid_assets.automation import ON_NEW_DATA
 from hybrid_assets.gates import (
     GateResult,
+    alignment_gate,
+    concentration_gate,
+    geometric_difference_gate,
+    latency_gate,
     margin_gate,
     reproducibility_study,
     restart_spread,
+    verdict_gate,
 )
-from hybrid_assets.modeling import comparison_table, heatmap_png, markdown_image
+from hybrid_assets.modeling import (
+    classical_decision,
+    comparison_table,
+    heatmap_png,
+    markdown_image,
+    per_sample_latency,
+    verdict_png,
+)
 from hybrid_assets.outputs import artifact_output
+from hybrid_assets.tuning import classical_score, quantum_score
+from hybrid_assets.verdict import Verdict, compare, repeated_splits
 from hybrid_resources.cost_policy import CostPolicy
 from hybrid_resources.data.artifacts import content_hash, info_of, telemetry_of
 from hybrid_resources.data.paths import DataLayout
@@ -34,10 +51,24 @@ from hybrid_resources.data.warehouse import Warehouse
 from hybrid_resources.gate_policy import GatePolicy
 from hybrid_resources.quantum.backends import QuantumBackend
 from hybrid_resources.quantum.feature_maps import FeatureMapSpec
+from hybrid_resources.quantum.kernel_cache import KernelCache
+from hybrid_resources.quantum.kernel_engine import quantum_kernel
+from hybrid_resources.quantum.vqc import VqcConfig, predict_proba
 
 METRICS = ["accuracy", "f1", "roc_auc"]
-MODELS = ("quantum_svm", "classical_svm", "vqc_model")
-PROMOTION_GATES = ("quantum_beats_classical", "reproducibility", "cost_within_budget")
+MODELS = ("quantum_svm", "classical_baseline", "vqc_model")
+PROMOTION_GATES = ("quantum_beats_classical", "reproducibility", "cost_within_budget", "latency_ceiling")
+GATE_DESCRIPTIONS = {
+    "quantum_beats_classical": "Quantum beats the tuned classical baseline: the verdict's interval clears the margin",
+    "reproducibility": "Kernel and holdout metric stable across repeated runs with different seeds",
+    "cost_within_budget": "Estimated quantum spend of this run within the run budget",
+    "latency_ceiling": "The quantum model's per-sample inference latency under the ceiling",
+    "vqc_beats_classical": "The variational classifier beats the classical baseline by the margin on the holdout",
+    "vqc_reproducibility": "The variational classifier's validation metric is stable across seeded restarts",
+    "kernel_concentration": "The kernel's off-diagonal entries vary more than the shot noise can hide",
+    "geometric_difference": "Room for a quantum advantage: g(K_C || K_Q) not far below sqrt(N)",
+    "kernel_target_alignment": "The quantum kernel aligns with the labels at least as well as the classical one",
+}
 DASHBOARD_COLUMNS = ["accuracy", "f1", "roc_auc", "metric_std", "circuit_depth", "shots", "tasks",
                      "estimated_cost_usd", "wall_time_s", "backend"]
 
@@ -66,9 +97,9 @@ def dashboard_rows(infos: dict[str, dict], telemetry: dict[str, dict], metrics: 
             "wall_time_s": sum(float(k.get("wall_time_s", 0.0)) for k in kernels),
             "backend": (kernels[0].get("backend") or {}).get("device_name", "n/a") if kernels else "n/a",
         },
-        "classical_svm": {
-            **metrics["classical_svm"], "metric_std": 0.0, "circuit_depth": "-", "shots": 0, "tasks": 0,
-            "estimated_cost_usd": 0.0, "wall_time_s": float(telemetry["classical_svm"].get("wall_time_s", 0.0)),
+        "classical_baseline": {
+            **metrics["classical_baseline"], "metric_std": 0.0, "circuit_depth": "-", "shots": 0, "tasks": 0,
+            "estimated_cost_usd": 0.0, "wall_time_s": float(telemetry["classical_baseline"].get("wall_time_s", 0.0)),
             "backend": "cpu (sklearn)",
         },
         "vqc_model": {
@@ -81,88 +112,161 @@ def dashboard_rows(infos: dict[str, dict], telemetry: dict[str, dict], metrics: 
 
 
 def _gate_check(gate: GateResult) -> AssetCheckResult:
-    # WARN: a failed gate blocks promotion (promoted_model), not the classical path.
+    # WARN: a failed gate blocks promotion (promoted_model) or is reported, never the classical path.
     return AssetCheckResult(check_name=gate.name, passed=gate.passed, severity=AssetCheckSeverity.WARN,
                             metadata={"message": gate.message, **{k: MetadataValue.json(v) if isinstance(v, (list, dict))
                                                                    else v for k, v in gate.figures.items()}})
 
 
+@dataclass(frozen=True)
+class Comparison:
+    """The verdict's kernel and splits over all labelled rows (train first, then test)."""
+
+    X: np.ndarray
+    y: np.ndarray
+    kernel: np.ndarray  # exact fidelity kernel of the tuned spec, (N, N)
+    n_train: int
+
+
+def labelled_kernel(embeddings: dict, spec: FeatureMapSpec, cache: KernelCache) -> Comparison:
+    """The exact kernel over every labelled row: one precomputed matrix that every split slices,
+    so the verdict sends nothing to a device. The train x train and test x train blocks come from
+    the kernel cache when the configured device is exact."""
+    X = np.vstack([embeddings["X_train"], embeddings["X_test"]])
+    y = np.concatenate([embeddings["y_train"], embeddings["y_test"]])
+    return Comparison(X, y, quantum_kernel(X, spec=spec, cache=cache).matrix, len(embeddings["y_train"]))
+
+
+def run_verdict(comparison: Comparison, quantum_C: float, classical: dict, policy: GatePolicy) -> Verdict:
+    """Both tuned models on the same repeated stratified splits of all labelled rows."""
+    splits = repeated_splits(comparison.y, repeats=policy.verdict_repeats, folds=policy.verdict_folds,
+                             seed=policy.cv_seed)
+    return compare(quantum_score(comparison.kernel, comparison.y, quantum_C, policy.metric),
+                   classical_score(classical["kind"], classical["params"], comparison.X, comparison.y, policy.metric,
+                                   policy.cv_seed),
+                   splits, metric=policy.metric, min_margin=policy.min_margin, confidence=policy.confidence)
+
+
+def tuned_rbf_kernel(X: np.ndarray, classical: dict) -> np.ndarray:
+    """The RBF kernel of the best RBF candidate the classical tuning found (the classical kernel
+    the diagnostics compare with, whichever classical model won)."""
+    best = next(c for c in classical["candidates"] if c["model"] == "rbf_svm")
+    return rbf_kernel(X, gamma=best["params"]["gamma_scale"] / (X.shape[1] * X.var()))
+
+
+def inference_latency(models: dict, infos: dict, embeddings: dict, spec: FeatureMapSpec) -> dict[str, float]:
+    """Measured per-sample inference latency (s) of each model on the test split, exact simulator."""
+    X_train, X_test = embeddings["X_train"], embeddings["X_test"]
+    latency = {}
+    quantum = models["quantum_svm"]
+    if not infos["quantum_svm"].get("degraded"):
+        support = X_train[quantum["support"]]
+        latency["quantum_svm"] = per_sample_latency(
+            lambda: quantum_kernel(X_test, support, spec=spec).matrix @ quantum["dual_coef"] + quantum["intercept"][0],
+            len(X_test))
+    kind = infos["classical_baseline"]["kind"]
+    latency["classical_baseline"] = per_sample_latency(
+        lambda: classical_decision(kind, models["classical_baseline"], X_test), len(X_test))
+    vqc, vqc_info = models["vqc_model"], infos["vqc_model"]
+    if not vqc_info.get("degraded") and vqc_info["backend"]["shots"] is None:
+        config = VqcConfig(**vqc_info["config"])
+        latency["vqc_model"] = per_sample_latency(
+            lambda: predict_proba(vqc["params"], float(vqc["bias"][0]), X_test, config), len(X_test), repeats=3)
+    return latency
+
+
 @asset(
     automation_condition=ON_NEW_DATA,
-    code_version="3",
+    code_version="4",
     group_name="models",
     pool="quantum",  # the reproducibility repeats submit quantum work
     kinds={"markdown"},
-    check_specs=[
-        AssetCheckSpec("quantum_beats_classical", asset="model_evaluation",
-                       description="Quantum beats the classical baseline by the configured margin on the holdout"),
-        AssetCheckSpec("reproducibility", asset="model_evaluation",
-                       description="Kernel and holdout metric stable across repeated runs with different seeds"),
-        AssetCheckSpec("cost_within_budget", asset="model_evaluation",
-                       description="Estimated quantum spend of this run within the run budget"),
-        AssetCheckSpec("vqc_beats_classical", asset="model_evaluation",
-                       description="The variational classifier beats the classical baseline by the same margin"),
-        AssetCheckSpec("vqc_reproducibility", asset="model_evaluation",
-                       description="The variational classifier's validation metric is stable across seeded restarts"),
-    ],
+    check_specs=[AssetCheckSpec(name, asset="model_evaluation", description=description)
+                 for name, description in GATE_DESCRIPTIONS.items()],
 )
 def model_evaluation(
     context: AssetExecutionContext,
     quantum_svm: dict,
-    classical_svm: dict,
+    classical_baseline: dict,
     vqc_model: dict,
     quantum_kernel_train: dict,
     reduced_embeddings: dict,
     circuit_artifact: dict,
+    kernel_tuning: dict,
     quantum_backend: QuantumBackend,
     cost_policy: CostPolicy,
     gate_policy: GatePolicy,
     warehouse: Warehouse,
 ) -> Iterator:
-    """Side-by-side holdout report (accuracy, F1, ROC-AUC), the promotion gates, and one telemetry table."""
-    inputs = {"quantum_svm": quantum_svm, "classical_svm": classical_svm, "vqc_model": vqc_model,
+    """The verdict (both tuned models on repeated splits, with an interval), the fixed-holdout
+    comparison, the promotion gates, kernel diagnostics, latency, failure rate and one telemetry table."""
+    inputs = {"quantum_svm": quantum_svm, "classical_baseline": classical_baseline, "vqc_model": vqc_model,
               "quantum_kernel_train": quantum_kernel_train, "reduced_embeddings": reduced_embeddings,
-              "circuit_artifact": circuit_artifact}
+              "circuit_artifact": circuit_artifact, "kernel_tuning": kernel_tuning}
     infos = {name: info_of(inputs[name]) for name in MODELS}
     telemetry = {name: telemetry_of(inputs[name]) for name in MODELS}
     metrics = {name: holdout_of(info) for name, info in infos.items()}
+    spec = FeatureMapSpec.from_dict(circuit_artifact["spec"])
+    backend = quantum_backend.backend_config()
     degraded_reason = infos["quantum_svm"].get("degraded_reason", "") if infos["quantum_svm"].get("degraded") else ""
-    margin = margin_gate(metrics, metric=gate_policy.metric, min_margin=gate_policy.min_margin,
-                         degraded_reason=degraded_reason)
-    vqc_margin = margin_gate(metrics, metric=gate_policy.metric, min_margin=gate_policy.min_margin,
-                             candidate="vqc_model", name="vqc_beats_classical",
-                             degraded_reason=infos["vqc_model"].get("degraded_reason", ""))
-    vqc_reproducibility = restart_spread(list(infos["vqc_model"].get("restart_val_accuracy") or []),
-                                         metric="accuracy", tolerance=gate_policy.reproducibility_tolerance)
+
+    comparison = labelled_kernel(reduced_embeddings, spec, KernelCache(DataLayout.from_env().kernel_cache))
+    verdict = run_verdict(comparison, float(infos["quantum_svm"]["C"]), infos["classical_baseline"], gate_policy)
+    margin = verdict_gate(verdict, holdout=metrics, degraded_reason=degraded_reason)
     if degraded_reason:
         reproducibility = GateResult("reproducibility", False, f"quantum stage degraded: {degraded_reason}")
     else:
-        backend = quantum_backend.backend_config()
         with cost_policy.ledger(run_id=context.run_id, asset="model_evaluation", backend=backend) as ledger:
             reproducibility = reproducibility_study(
-                reduced_embeddings, FeatureMapSpec.from_dict(circuit_artifact["spec"]), backend,
-                seeds=gate_policy.reproducibility_seeds, samples=gate_policy.reproducibility_samples,
-                C=float(infos["quantum_svm"]["C"]), metric=gate_policy.metric,
-                tolerance=gate_policy.reproducibility_tolerance, ledger=ledger)
+                reduced_embeddings, spec, backend, seeds=gate_policy.reproducibility_seeds,
+                samples=gate_policy.reproducibility_samples, C=float(infos["quantum_svm"]["C"]),
+                metric=gate_policy.metric, tolerance=gate_policy.reproducibility_tolerance, ledger=ledger)
     spent = warehouse.spent_usd(run_id=context.run_id)
     cost = GateResult("cost_within_budget", spent <= cost_policy.run_budget_usd,
                       f"estimated ${spent:.2f} spent this run of a ${cost_policy.run_budget_usd:.2f} budget",
                       {"spent_usd": spent, "run_budget_usd": cost_policy.run_budget_usd,
                        "spent_today_usd": warehouse.spent_usd(), "daily_budget_usd": cost_policy.daily_budget_usd})
-    gates = [margin, reproducibility, cost]
+    latency = inference_latency(inputs, infos, reduced_embeddings, spec)
+    speed = latency_gate(latency, ceiling_s=gate_policy.latency_ceiling_s)
+    gates = [margin, reproducibility, cost, speed]
+
+    n_train = comparison.n_train
+    train_kernel, classical_kernel = comparison.kernel[:n_train, :n_train], tuned_rbf_kernel(
+        reduced_embeddings["X_train"], infos["classical_baseline"])
+    diagnostics = [
+        concentration_gate(train_kernel, shots=backend.shots or gate_policy.reference_shots, configured_shots=backend.shots),
+        geometric_difference_gate(classical_kernel, train_kernel, ratio=gate_policy.geometric_difference_ratio),
+        alignment_gate(classical_kernel, train_kernel, reduced_embeddings["y_train"]),
+    ]
+    vqc_margin = margin_gate(metrics, metric=gate_policy.metric, min_margin=gate_policy.min_margin,
+                             candidate="vqc_model", name="vqc_beats_classical",
+                             degraded_reason=infos["vqc_model"].get("degraded_reason", ""))
+    vqc_reproducibility = restart_spread(list(infos["vqc_model"].get("restart_val_accuracy") or []),
+                                         metric="accuracy", tolerance=gate_policy.reproducibility_tolerance)
+    failures, tasks = warehouse.failure_rate(run_id=context.run_id)
+    reported = [vqc_margin, vqc_reproducibility, *diagnostics]
 
     rows = dashboard_rows(infos, telemetry, metrics, reproducibility, circuit_artifact, gate_policy.metric)
+    for name, row in rows.items():
+        row["latency_ms"] = latency[name] * 1e3 if name in latency else "n/a"
+    candidates = candidate_rows(infos["classical_baseline"], kernel_tuning)
     report = {
+        "verdict": verdict.to_dict(),
+        "verdict_kernel": "exact simulator (the tuned spec); the configured device is judged on the fixed holdout",
         "metrics": metrics,
         "models": infos,
         "inputs": {name: content_hash(value) for name, value in inputs.items()},
-        "quantum_minus_classical": {name: metrics["quantum_svm"][name] - metrics["classical_svm"][name]
+        "quantum_minus_classical": {name: metrics["quantum_svm"][name] - metrics["classical_baseline"][name]
                                     for name in METRICS},
         "quantum_stage": "degraded" if degraded_reason else "ok",
         "degraded_reason": degraded_reason,
         "gates": {gate.name: gate.to_dict() for gate in gates},
-        "gates_other_models": {gate.name: gate.to_dict() for gate in (vqc_margin, vqc_reproducibility)},
+        "gates_other_models": {gate.name: gate.to_dict() for gate in reported},
         "promotable": all(gate.passed for gate in gates),
+        "latency_per_sample_s": latency,
+        "quantum_failure_rate": {"failed_submissions": failures, "tasks": tasks,
+                                 "rate": failures / (failures + tasks) if failures + tasks else 0.0},
+        "candidates": candidates,
         "dashboard": rows,
         "n_train": int(reduced_embeddings["y_train"].size),
         "n_test": int(reduced_embeddings["y_test"].size),
@@ -170,18 +274,26 @@ def model_evaluation(
     warehouse.log_experiment(context.run_id, "model_evaluation",
                              {"circuit": circuit_artifact["spec"], "backend": quantum_backend.describe(),
                               "gate_policy": gate_policy.model_dump(), "inputs": report["inputs"]},
-                             {"metrics": metrics, "gates": report["gates"]})
+                             {"metrics": metrics, "verdict": report["verdict"], "gates": report["gates"]})
     table = comparison_table(metrics, METRICS)
-    context.log.info("Holdout comparison\n" + table + "\n" + "\n".join(f"{g.name}: {g.message}" for g in gates))
+    context.log.info("Verdict: " + margin.message + "\nHoldout comparison\n" + table + "\n"
+                     + "\n".join(f"{g.name}: {g.message}" for g in gates))
+    verdict_plot = verdict_png(verdict.differences, verdict.mean, verdict.low, verdict.high, verdict.min_margin,
+                               f"quantum - classical {verdict.metric} per split ({verdict.outcome})")
     metadata = {
+        "verdict": margin.message,
+        "verdict_plot": MetadataValue.md(markdown_image(verdict_plot, "per-split differences with the interval")),
         "comparison": MetadataValue.md(table),
-        "dashboard": MetadataValue.md(comparison_table(rows, DASHBOARD_COLUMNS)),
+        "candidates": MetadataValue.md(comparison_table(
+            {f"{c['side']}: {c['model']} {c['params']}": c for c in candidates}, ["cv_mean", "cv_std", "chosen"])),
+        "dashboard": MetadataValue.md(comparison_table(rows, DASHBOARD_COLUMNS + ["latency_ms"])),
         "gates": MetadataValue.md("\n".join(f"- **{g.name}**: {'passed' if g.passed else 'FAILED'}: {g.message}"
-                                            for g in gates)),
+                                            for g in [*gates, *reported])),
         "quantum_stage": report["quantum_stage"],
         "promotable": report["promotable"],
         "inputs": MetadataValue.json(report["inputs"]),
         "quantum_svm/C": float(infos["quantum_svm"]["C"]),
+        "quantum_failure_rate": report["quantum_failure_rate"]["rate"],
         **{f"{model}/{name}": value for model, values in metrics.items() for name, value in values.items()},
     }
     kernel = quantum_kernel_train["matrix"]
@@ -193,8 +305,19 @@ def model_evaluation(
         metadata |= {"kernel_heatmap": MetadataValue.md(markdown_image(png, "quantum kernel heatmap")),
                      "heatmap_path": str(heatmap_path)}
     yield artifact_output(report, metadata)
-    for gate in [*gates, vqc_margin, vqc_reproducibility]:
+    for gate in [*gates, *reported]:
         yield _gate_check(gate)
+
+
+def candidate_rows(classical: dict, kernel_tuning: dict) -> list[dict]:
+    """Every candidate both tunings scored (same folds, same metric), the chosen ones marked."""
+    rows = []
+    for side, candidates, chosen in (("classical", classical["candidates"], classical["params"]),
+                                     ("quantum", kernel_tuning["candidates"], None)):
+        for index, candidate in enumerate(candidates):
+            is_chosen = candidate["params"] == chosen if chosen is not None else index == 0
+            rows.append({"side": side, **candidate, "chosen": "yes" if is_chosen else ""})
+    return rows
 
 
 @asset(automation_condition=ON_NEW_DATA, code_version="2", group_name="models", kinds={"json"},

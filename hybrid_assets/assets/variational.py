@@ -90,7 +90,7 @@ def vqc_model(context: AssetExecutionContext, config: VqcAssetConfig, reduced_em
 
         try:
             result = call_with_retries(train, max_retries=backend.max_retries, backoff_s=backend.backoff_s,
-                                       seed=backend.seed, on_retry=retrying)
+                                       seed=backend.seed, on_retry=retrying, on_failure=ledger.failed)
         except BackendUnavailableError as unavailable:
             context.log.warning(f"vqc_model degraded, the other models carry on: {unavailable}")
             info = {"model": "vqc_model", "degraded": True, "degraded_reason": str(unavailable), "lineage": lineage,

@@ -1,4 +1,5 @@
-"""The DuckDB warehouse: landing-file register, raw rows, features, quarantine, spend, experiment log.
+"""The DuckDB warehouse: landing-file register, raw rows, features, quarantine, spend, device failures,
+experiment log.
 
 This is the only module that knows table names or writes SQL. Assets call :class:`Warehouse`
 methods for single operations, or open a :meth:`Warehouse.session` when several reads and
@@ -75,6 +76,13 @@ CREATE TABLE IF NOT EXISTS quantum_spend (
     shots         BIGINT NOT NULL,
     estimated_usd DOUBLE NOT NULL,
     recorded_at   TIMESTAMP DEFAULT current_timestamp
+);
+CREATE TABLE IF NOT EXISTS device_failures (
+    run_id      VARCHAR NOT NULL,
+    asset       VARCHAR NOT NULL,
+    device      VARCHAR NOT NULL,
+    error       VARCHAR NOT NULL,            -- exception type: message (first 500 characters)
+    recorded_at TIMESTAMP DEFAULT current_timestamp
 );
 CREATE TABLE IF NOT EXISTS experiment_log (
     run_id    VARCHAR NOT NULL,
@@ -257,6 +265,17 @@ class WarehouseSession:
             ).fetchone()
         return float(row[0] or 0.0)
 
+    def record_failure(self, run_id: str, asset: str, device: str, error: str) -> None:
+        self.connection.execute("INSERT INTO device_failures (run_id, asset, device, error) VALUES (?, ?, ?, ?)",
+                                [run_id, asset, device, error[:500]])
+
+    def failure_rate(self, *, run_id: str | None = None) -> tuple[int, int]:
+        """(failed submissions, tasks that ran) for one run, or today (UTC) across runs."""
+        where, args = ("run_id = ?", [run_id]) if run_id is not None else ("CAST(recorded_at AS DATE) = current_date", [])
+        failures = self.connection.execute(f"SELECT count(*) FROM device_failures WHERE {where}", args).fetchone()[0]
+        tasks = self.connection.execute(f"SELECT coalesce(sum(tasks), 0) FROM quantum_spend WHERE {where}", args).fetchone()[0]
+        return int(failures), int(tasks)
+
     def log_experiment(self, run_id: str, asset: str, params: dict[str, Any], figures: dict[str, Any]) -> None:
         self.connection.execute(
             "INSERT INTO experiment_log (run_id, asset, params, figures) VALUES (?, ?, ?, ?)",
@@ -308,3 +327,13 @@ class Warehouse(ConfigurableResource):
         """Estimated USD recorded for one run (``run_id``) or, without it, today (UTC) across runs."""
         with self.session(read_only=True) as session:
             return session.spent_usd(run_id=run_id)
+
+    def record_failure(self, run_id: str, asset: str, device: str, error: str) -> None:
+        """Record one failed device submission (a throttle, a timeout, a device gone offline)."""
+        with self.session() as session:
+            session.record_failure(run_id, asset, device, error)
+
+    def failure_rate(self, *, run_id: str | None = None) -> tuple[int, int]:
+        """(failed submissions, tasks that ran) for one run, or today (UTC) across runs."""
+        with self.session(read_only=True) as session:
+            return session.failure_rate(run_id=run_id)

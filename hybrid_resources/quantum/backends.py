@@ -48,6 +48,9 @@ class SubmissionLedger(Protocol):
     def watch(self, device: Any) -> None:
         """Record every circuit ``device`` executes from now on."""
 
+    def failed(self, error: BaseException) -> None:
+        """Record one failed submission (a transient fault, retried or not)."""
+
 
 class TransientBackendError(RuntimeError):
     """A fault worth retrying: throttling, a dropped connection, a queue timeout."""
@@ -207,6 +210,7 @@ def call_with_retries(
     sleep: Callable[[float], None] = time.sleep,
     is_transient: Callable[[BaseException], bool] = is_transient_error,
     on_retry: Callable[[int, BaseException, float], None] | None = None,
+    on_failure: Callable[[BaseException], None] | None = None,
 ) -> T:
     """Call ``fn()``; retry transient failures up to ``max_retries`` times.
 
@@ -214,7 +218,8 @@ def call_with_retries(
     ``random.Random(seed)`` (jitter spreads retries of parallel workers; seeded for tests).
     Non-transient errors propagate at once. When retries are exhausted raises
     :class:`BackendUnavailableError` chained to the last error.
-    ``on_retry(attempt, exc, delay_s)`` is called before each sleep (for counting/logging).
+    ``on_retry(attempt, exc, delay_s)`` is called before each sleep (for counting/logging);
+    ``on_failure(exc)`` for every transient failure, the last one included (for the ledger).
     """
     rng = random.Random(seed)
     attempt = 0
@@ -224,6 +229,8 @@ def call_with_retries(
         except Exception as exc:  # noqa: BLE001 - classified just below
             if not is_transient(exc):
                 raise
+            if on_failure is not None:
+                on_failure(exc)
             if attempt >= max_retries:
                 raise BackendUnavailableError(
                     f"quantum backend still failing after {max_retries} retries "

@@ -36,6 +36,9 @@ class FeatureMapSpec:
 
     ``reps`` (>= 1) repeats the IQP layer; ``entanglement`` picks the ZZ pairs of the IQP map.
     The angle map is a product state and ignores both (they still enter the hash as given).
+    ``bandwidth`` (> 0) scales the inputs before the map, U(bandwidth * x): the kernel's
+    bandwidth, which decides between a kernel near the identity and a useful one (Shaydulin &
+    Wild, "Importance of kernel bandwidth in quantum machine learning", PRA 106, 042407).
     ``version`` "" means the registry's current version for ``name``.
     """
 
@@ -44,6 +47,7 @@ class FeatureMapSpec:
     reps: int = 2
     entanglement: str = "linear"
     version: str = ""
+    bandwidth: float = 1.0
 
     def __post_init__(self) -> None:
         if self.name not in FEATURE_MAPS:
@@ -52,6 +56,8 @@ class FeatureMapSpec:
             raise ValueError(f"n_qubits must be >= 1, got {self.n_qubits}")
         if self.reps < 1:
             raise ValueError(f"reps must be >= 1, got {self.reps}")
+        if not self.bandwidth > 0:
+            raise ValueError(f"bandwidth must be > 0, got {self.bandwidth}")
         if self.entanglement not in ENTANGLEMENTS:
             raise ValueError(f"entanglement must be one of {ENTANGLEMENTS}, got {self.entanglement!r}")
         current = FEATURE_MAPS[self.name].version
@@ -80,6 +86,7 @@ class FeatureMapSpec:
             reps=int(d.get("reps", 2)),
             entanglement=str(d.get("entanglement", "linear")),
             version=str(d.get("version", "")),
+            bandwidth=float(d.get("bandwidth", 1.0)),
         )
 
     @property
@@ -167,7 +174,7 @@ def apply_feature_map(spec: FeatureMapSpec, x: np.ndarray, wires: Sequence) -> N
     wires = list(wires)
     if len(wires) != spec.n_qubits:
         raise ValueError(f"need {spec.n_qubits} wires, got {len(wires)}")
-    FEATURE_MAPS[spec.name].apply(x, wires, spec)
+    FEATURE_MAPS[spec.name].apply(x * spec.bandwidth if spec.bandwidth != 1.0 else x, wires, spec)
 
 
 def feature_map_tape(spec: FeatureMapSpec, x: np.ndarray, measurements: Sequence = ()) -> qml.tape.QuantumScript:

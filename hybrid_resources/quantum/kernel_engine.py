@@ -513,7 +513,7 @@ def _run_pairs(request: KernelRequest, pairs: np.ndarray, ledger: SubmissionLedg
             retries[ci] += 1
 
         res = call_with_retries(submit, max_retries=backend.max_retries, backoff_s=backend.backoff_s,
-                                seed=backend.seed + ci, on_retry=count)
+                                seed=backend.seed + ci, on_retry=count, on_failure=ledger.failed if ledger else None)
         result = np.array([float(np.asarray(r)[0]) for r in res])
         if progress is not None:
             progress(batch, np.clip(result, 0.0, 1.0))

@@ -66,6 +66,8 @@ def simulate_states(spec: FeatureMapSpec, X: np.ndarray) -> np.ndarray:
     X = np.ascontiguousarray(np.asarray(X, dtype=np.float64))
     if X.ndim != 2 or X.shape[1] != spec.n_qubits:
         raise ValueError(f"X must be (N, {spec.n_qubits}), got {X.shape}")
+    if spec.bandwidth != 1.0:
+        X = X * spec.bandwidth
     n = spec.n_qubits
     N = X.shape[0]
     if spec.name == "angle":

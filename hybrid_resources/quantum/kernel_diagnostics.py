@@ -1,0 +1,112 @@
+"""Kernel diagnostics: can this kernel help at all on this data, and how many shots does it need?
+
+Small pure functions on precomputed Gram matrices (float arrays, entries in [0, 1] for fidelity
+kernels), in the manner of PennyLane's ``qml.kernels`` module:
+
+- :func:`concentration`: mean and variance of the off-diagonal entries (Thanasilp et al.,
+  "Exponential concentration in quantum kernel methods", arXiv:2208.11060): when the variance is
+  below the shot noise of an entry, a shot-based estimate cannot tell samples apart;
+- :func:`geometric_difference`: g(K_C || K_Q) of Huang et al., "Power of data in quantum
+  machine learning" (Nat. Commun. 12, 2631, 2021); a g far below sqrt(N) leaves no room for a
+  quantum advantage on the given data;
+- :func:`target_alignment`: kernel-target alignment (Cristianini et al. 2001), the same
+  quantity as ``qml.kernels.target_alignment`` computed from a precomputed matrix;
+- :func:`emulate_shots`: a noiseless compute-uncompute estimate with ``shots`` shots, sampled
+  from the exact entries: each entry is Binomial(shots, p) / shots.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Concentration:
+    """Off-diagonal statistics of a kernel, and whether ``shots`` shots can resolve them."""
+
+    mean: float
+    variance: float
+    shot_noise_variance: float  # mean p(1-p)/shots over the off-diagonal entries
+    shots: int
+    shots_to_resolve: int  # shots at which the shot noise variance equals the spread of the entries
+
+    @property
+    def resolvable(self) -> bool:
+        return self.variance > self.shot_noise_variance
+
+
+def concentration(kernel: np.ndarray, *, shots: int) -> Concentration:
+    """Mean and variance of the off-diagonal entries of a square kernel, against the shot noise
+    variance p(1-p)/shots an estimate of each entry from ``shots`` shots would carry.
+
+    >>> c = concentration(np.array([[1.0, 0.5], [0.5, 1.0]]), shots=100)
+    >>> (c.mean, c.variance, c.shot_noise_variance)
+    (0.5, 0.0, 0.0025)
+    """
+    kernel = np.asarray(kernel, dtype=np.float64)
+    off = kernel[~np.eye(kernel.shape[0], dtype=bool)] if kernel.shape[0] > 1 else np.zeros(1)
+    noise_per_shot = float(np.mean(off * (1.0 - off)))
+    variance = float(np.var(off))
+    to_resolve = math.ceil(noise_per_shot / variance) if variance > 0 else -1
+    return Concentration(float(np.mean(off)), variance, noise_per_shot / shots, shots, to_resolve)
+
+
+def _normalized(kernel: np.ndarray) -> np.ndarray:
+    """The kernel scaled to trace N, as Huang et al. compare kernels."""
+    kernel = np.asarray(kernel, dtype=np.float64)
+    return kernel * (kernel.shape[0] / np.trace(kernel))
+
+
+def _sqrt_psd(matrix: np.ndarray) -> np.ndarray:
+    values, vectors = np.linalg.eigh((matrix + matrix.T) / 2)
+    return (vectors * np.sqrt(np.clip(values, 0.0, None))) @ vectors.T
+
+
+def geometric_difference(classical: np.ndarray, quantum: np.ndarray, *, regularization: float = 0.0) -> float:
+    """g(K_C || K_Q) = sqrt(|| sqrt(K_Q) (K_C + reg I)^-1 sqrt(K_Q) ||_2), both kernels scaled to trace N.
+
+    Huang et al. (2021): the prediction error of the classical model is bounded by g^2 times the
+    quantum model's, so when g is small compared with sqrt(N) the classical kernel does at least
+    as well on this data, whatever the labels. ``regularization`` keeps a near-singular K_C
+    invertible.
+
+    >>> round(geometric_difference(np.array([[1, .5, 0], [.5, 1, 0], [0, 0, 1.]]), np.eye(3)), 6)
+    1.414214
+    """
+    k_c, k_q = _normalized(classical), _normalized(quantum)
+    root_q = _sqrt_psd(k_q)
+    inner = root_q @ np.linalg.solve(k_c + regularization * np.eye(len(k_c)), root_q)
+    return float(math.sqrt(max(np.linalg.norm((inner + inner.T) / 2, ord=2), 0.0)))
+
+
+def target_alignment(kernel: np.ndarray, labels: np.ndarray, *, rescale_class_labels: bool = True) -> float:
+    """Kernel-target alignment <K, y y^T>_F / (||K||_F ||y y^T||_F) for labels in {0, 1} (or -1, +1).
+
+    With ``rescale_class_labels`` each label is divided by its class size, as in
+    ``qml.kernels.target_alignment`` (which this equals, from a precomputed matrix).
+    """
+    y = np.where(np.asarray(labels) > 0, 1.0, -1.0)
+    if rescale_class_labels:
+        y = y / np.where(y > 0, np.count_nonzero(y > 0), np.count_nonzero(y < 0))
+    target = np.outer(y, y)
+    kernel = np.asarray(kernel, dtype=np.float64)
+    return float(np.sum(kernel * target) / (np.linalg.norm(kernel) * np.linalg.norm(target)))
+
+
+def emulate_shots(kernel: np.ndarray, shots: int, rng: np.random.Generator, *, symmetric: bool) -> np.ndarray:
+    """A ``shots``-shot estimate of each entry: Binomial(shots, p) / shots, p the exact entry.
+
+    That is exactly how the all-zeros count of a noiseless compute-uncompute circuit is
+    distributed. A symmetric kernel is sampled once per pair and keeps its unit diagonal.
+    """
+    exact = np.clip(np.asarray(kernel, dtype=np.float64), 0.0, 1.0)
+    if not symmetric:
+        return rng.binomial(shots, exact) / shots
+    upper = np.triu_indices(exact.shape[0], 1)
+    noisy = np.eye(exact.shape[0])
+    noisy[upper] = rng.binomial(shots, exact[upper]) / shots
+    noisy.T[upper] = noisy[upper]
+    return noisy

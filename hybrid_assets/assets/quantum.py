@@ -137,14 +137,14 @@ def kernel_tuning(context: AssetExecutionContext, config: KernelTuningConfig, re
             "folds": gate_policy.cv_folds, "seed": gate_policy.cv_seed}
     previous = recorded_artifact(latest_metadata(context.instance, "kernel_tuning"))
     reason = retune_reason(previous, grid, len(y), config.retune_growth)
-    if reason is None:
-        tuning = {**previous, "kept": f"kept (tuned on {previous['n_train']} train rows, the split now has {len(y)})"}
-    else:
-        tuning = {**tune_kernel(X, y, grid, gate_policy), "kept": f"tuned on {len(y)} train rows: {reason}"}
+    # The same choice keeps the same content, hence the same data version: nothing downstream changes.
+    tuning = previous if reason is None else tune_kernel(X, y, grid, gate_policy)
+    decision = (f"kept (tuned on {previous['n_train']} train rows, the split now has {len(y)})" if reason is None
+                else f"tuned on {len(y)} train rows: {reason}")
     rows = {str(c["params"]): {"cv_mean": c["cv_mean"], "cv_std": c["cv_std"]} for c in tuning["candidates"]}
     return artifact_output(tuning, {
         "bandwidth": tuning["spec"]["bandwidth"], "reps": tuning["spec"]["reps"], "C": tuning["C"],
-        f"cv_{gate_policy.metric}": tuning["cv_mean"], "tuning": tuning["kept"],
+        f"cv_{gate_policy.metric}": tuning["cv_mean"], "tuning": decision,
         "candidates": MetadataValue.md(comparison_table(rows, ["cv_mean", "cv_std"])),
     })
 

@@ -12,6 +12,7 @@ launchpad shows which variable sets the field), and an unset one leaves the docu
 | ``HYBRID_RUN_BUDGET_USD``, ``HYBRID_DAILY_BUDGET_USD`` | ``cost_policy.run_budget_usd``, ``.daily_budget_usd`` |
 | ``HYBRID_PRICE_TABLE`` | ``cost_policy.price_table_path`` |
 | ``HYBRID_ARTIFACT_KEEP_VERSIONS`` | ``io_manager.keep_versions`` |
+| ``HYBRID_REDIS_URL``, ``HYBRID_SCORING_STREAM`` | ``scoring_stream.url``, ``.stream`` (records to score) |
 
 ``HYBRID_DATA_DIR`` (the data root) and ``HYBRID_LANDING_URI`` are read when a step or sensor
 runs. AWS credentials are boto3's own ``AWS_*`` variables and never pass through a resource.
@@ -30,16 +31,31 @@ from hybrid_assets.assets import (
     hardware,
     landing,
     quantum,
+    serving,
     variational,
 )
 from hybrid_assets.assets.hardware import (
     DEFAULT_HARDWARE_SHOTS,
     hardware_evaluation_job,
 )
-from hybrid_assets.jobs import ingest_landing_file_job, refresh_models_job
-from hybrid_assets.sensors import automation_sensor, landing_sensor
+from hybrid_assets.jobs import (
+    ingest_labels_file_job,
+    ingest_landing_file_job,
+    ingest_scoring_file_job,
+    refresh_models_job,
+    registry,
+    score_stream_job,
+)
+from hybrid_assets.sensors import (
+    automation_sensor,
+    labels_sensor,
+    landing_sensor,
+    scoring_sensor,
+    scoring_stream_sensor,
+)
 from hybrid_resources.cost_policy import CostPolicy
 from hybrid_resources.data.artifacts import ArtifactIOManager
+from hybrid_resources.data.stream import ScoringStream
 from hybrid_resources.data.warehouse import Warehouse
 from hybrid_resources.gate_policy import GatePolicy
 from hybrid_resources.quantum.backends import QuantumBackend
@@ -94,17 +110,20 @@ def resources_from_env() -> dict[str, Any]:
             price_table_path=from_env("HYBRID_PRICE_TABLE", ""),
         ),
         "gate_policy": GatePolicy(),
+        "scoring_stream": ScoringStream(url=from_env("HYBRID_REDIS_URL", ""),
+                                        stream=from_env("HYBRID_SCORING_STREAM", "hybrid:scoring")),
     }
 
 
-all_assets = load_assets_from_modules([landing, quantum, classical, variational, evaluation, hardware])
+all_assets = load_assets_from_modules([landing, quantum, classical, variational, evaluation, serving, hardware])
 
 defs = Definitions(
     assets=all_assets,
     # One process per run: each step is seconds of work, while a fresh step process would pay
     # the pennylane/dagster imports again. Kernel blocks can become separate steps when N grows.
     executor=in_process_executor,
-    jobs=[ingest_landing_file_job, refresh_models_job, hardware_evaluation_job],
-    sensors=[landing_sensor, automation_sensor],
+    jobs=[ingest_landing_file_job, ingest_scoring_file_job, ingest_labels_file_job, refresh_models_job,
+          hardware_evaluation_job, registry, score_stream_job],
+    sensors=[landing_sensor, scoring_sensor, labels_sensor, scoring_stream_sensor, automation_sensor],
     resources=resources_from_env(),
 )

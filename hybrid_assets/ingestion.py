@@ -28,6 +28,7 @@ from hybrid_resources.data.contract import (
     DatasetContract,
     LandingTable,
     file_sha256,
+    load_labels_file,
     load_landing_file,
     row_hash,
 )
@@ -50,7 +51,8 @@ def is_local(location: UPath) -> bool:
 
 
 def landing_files(location: UPath | None = None) -> list[UPath]:
-    """Regular files in the landing location, sorted by name (hidden and temporary files skipped)."""
+    """Regular files in a zone's location (default: the landing zone), sorted by name (hidden and
+    temporary files skipped)."""
     location = landing_location() if location is None else location
     if not location.exists():
         return []
@@ -82,16 +84,18 @@ def local_copy(source: UPath, staging_dir: Path) -> Iterator[Path]:
         staged.unlink(missing_ok=True)
 
 
-def recorded_outcome(warehouse: Warehouse, partition_key: str) -> IngestOutcome | None:
-    """The outcome recorded for a partition by an earlier run, if any."""
-    record = warehouse.landing_record(partition_key)
+def recorded_outcome(warehouse: Warehouse, partition_key: str, zone: str = "landing") -> IngestOutcome | None:
+    """The outcome recorded for a partition of a zone (landing or scoring) by an earlier run, if any."""
+    record = warehouse.landing_record(partition_key, zone)
     return None if record is None else IngestOutcome(**asdict(record))
 
 
-def check_against_warehouse(session: WarehouseSession, table: LandingTable, partition_key: str, file_hash: str) -> None:
-    """Cross-file rules: same feature columns as the data already ingested, and no sample id
-    that another file delivered with different content. Raises :class:`ContractViolation`."""
-    established = session.established_feature_names(other_than=partition_key)
+def check_against_warehouse(session: WarehouseSession, table: LandingTable, partition_key: str, file_hash: str,
+                            zone: str = "landing") -> None:
+    """Cross-file rules: same feature columns as the training data already ingested, and (for
+    training files) no sample id that another file delivered with different content. Raises
+    :class:`ContractViolation`."""
+    established = session.established_feature_names(other_than=partition_key if zone == "landing" else None)
     if established is not None and sorted(established) != sorted(table.feature_names):
         missing = sorted(set(established) - set(table.feature_names))
         extra = sorted(set(table.feature_names) - set(established))
@@ -100,6 +104,8 @@ def check_against_warehouse(session: WarehouseSession, table: LandingTable, part
             f"feature columns differ from the ingested data: missing {missing[:10]}, unexpected {extra[:10]}",
             {"missing": missing, "unexpected": extra},
         )
+    if zone != "landing":
+        return
     hashes = {sid: row_hash(label, values) for sid, label, values in zip(table.sample_ids, table.labels, table.features)}
     existing = session.ingested_rows_with_ids(list(hashes), other_than_file=file_hash)
     conflicts = sorted({sid for sid, label, values in existing if row_hash(label, values) != hashes[sid]})
@@ -130,8 +136,13 @@ def ingest_file(
     layout: DataLayout,
     contract: DatasetContract,
     run_id: str,
+    zone: str = "landing",
 ) -> IngestOutcome:
     """Validate a landing file and write its rows, or quarantine it with its reason.
+
+    ``zone`` "landing" takes labelled training files into ``raw_rows``; "scoring" takes
+    unlabelled files (``contract.labelled`` False) into ``scoring_rows``, whose feature columns
+    must be the training data's; "labels" takes (sample_id, label) files into ``labels``.
 
     The contract is checked before the warehouse is opened (Great Expectations takes
     seconds); the cross-file rules and the write then happen under one connection, which
@@ -144,31 +155,40 @@ def ingest_file(
         file_hash = file_sha256(path)
         table, validation, violation = None, {}, None
         try:
-            table, report = load_landing_file(path, contract)
-            table, validation = _order_columns(table), report.to_metadata()
+            if zone == "labels":
+                table = load_labels_file(path, contract)
+                validation = {"success": True, "n_rows": table.n_rows()}
+            else:
+                table, report = load_landing_file(path, contract)
+                table, validation = _order_columns(table), report.to_metadata()
         except ContractViolation as error:
             violation = error
         with warehouse.session() as session:
-            duplicate_of = session.ingested_partition_with_hash(file_hash, other_than=partition_key)
+            duplicate_of = session.ingested_partition_with_hash(file_hash, other_than=partition_key, zone=zone)
             if duplicate_of:
                 outcome = IngestOutcome(partition_key, source.name, file_hash, "duplicate", 0,
                                         reason=f"same bytes already ingested as partition {duplicate_of!r}")
-                session.record_landing(outcome, feature_names=None, run_id=run_id)
+                session.record_landing(outcome, feature_names=None, run_id=run_id, zone=zone)
                 return outcome
-            if violation is None:
+            if violation is None and zone != "labels":
                 try:
-                    check_against_warehouse(session, table, partition_key, file_hash)
+                    check_against_warehouse(session, table, partition_key, file_hash, zone)
                 except ContractViolation as error:
                     violation = error
             if violation is not None:
                 outcome = _quarantine(session, path, source.name, partition_key, file_hash, violation,
-                                      validation, layout.quarantine, run_id)
+                                      validation, layout.quarantine, run_id, zone)
             else:
                 outcome = IngestOutcome(partition_key, source.name, file_hash, "ingested", table.n_rows(),
                                         validation=validation)
                 with session.transaction():
-                    session.replace_file_rows(file_hash, table.sample_ids, table.labels, table.features)
-                    session.record_landing(outcome, feature_names=table.feature_names, run_id=run_id)
+                    if zone == "landing":
+                        session.replace_file_rows(file_hash, table.sample_ids, table.labels, table.features)
+                    elif zone == "scoring":
+                        session.replace_scoring_rows(file_hash, table.sample_ids, table.features)
+                    else:
+                        session.upsert_labels(table.sample_ids, table.labels, file_hash)
+                    session.record_landing(outcome, feature_names=table.feature_names, run_id=run_id, zone=zone)
     if outcome.status == "quarantined" and not is_local(source):
         source.unlink()  # the verified copy is in quarantine now
     return outcome
@@ -176,7 +196,7 @@ def ingest_file(
 
 def _quarantine(
     session: WarehouseSession, path: Path, original_name: str, partition_key: str, file_hash: str,
-    violation: ContractViolation, validation: dict[str, Any], quarantine_dir: Path, run_id: str,
+    violation: ContractViolation, validation: dict[str, Any], quarantine_dir: Path, run_id: str, zone: str,
 ) -> IngestOutcome:
     record = quarantine_file(path, quarantine_dir, check=violation.check, reason=violation.reason,
                              details={**violation.details, "original_name": original_name})
@@ -186,5 +206,5 @@ def _quarantine(
         session.record_quarantine(file_hash=file_hash, original_name=original_name,
                                   quarantined_path=record.quarantined_path, check=violation.check,
                                   reason=violation.reason)
-        session.record_landing(outcome, feature_names=None, run_id=run_id)
+        session.record_landing(outcome, feature_names=None, run_id=run_id, zone=zone)
     return outcome

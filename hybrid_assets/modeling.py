@@ -259,3 +259,14 @@ def shot_plan_png(shots: list[int], means: list[float], stds: list[float], error
     error_axis.set(xscale="log", yscale="log", xlabel="shots per circuit", ylabel="mean |K - K_exact|",
                    title="kernel error")
     return _png(figure)
+
+
+def histograms_png(groups: dict[str, np.ndarray], *, xlabel: str, title: str) -> bytes:
+    """Overlaid histograms of a few named groups of values."""
+    figure, axis = _pyplot().subplots(figsize=(6, 3), dpi=100)
+    for name, values in groups.items():
+        if len(values):
+            axis.hist(values, bins=40, alpha=0.6, label=name)
+    axis.set(xlabel=xlabel, ylabel="rows", title=title)
+    axis.legend(fontsize=7)
+    return _png(figure)

@@ -1,4 +1,4 @@
-"""Partitions: one dynamic partition per landing file, keyed by its file name."""
+"""Partitions: one dynamic partition per file of each zone (training, scoring, labels), keyed by its name."""
 
 import hashlib
 import re
@@ -7,6 +7,8 @@ import unicodedata
 from dagster import DynamicPartitionsDefinition
 
 landing_files_partitions = DynamicPartitionsDefinition(name="landing_files")
+scoring_files_partitions = DynamicPartitionsDefinition(name="scoring_files")
+labels_files_partitions = DynamicPartitionsDefinition(name="labels_files")
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 

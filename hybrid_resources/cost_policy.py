@@ -143,6 +143,8 @@ class CostPolicy(ConfigurableResource):
     daily_budget_usd: float = Field(default=50.0, ge=0.0, description="Max estimated USD per UTC day, all runs")
     price_table_path: str = Field(default="", description="Price table JSON; empty = the shipped prices.json")
     simulator_seconds_per_task: float = Field(default=3.0, gt=0.0, description="Billed seconds per managed-simulator task")
+    quantum_rows_per_day: int = Field(default=1000, ge=0, description="Rows a quantum model may score per UTC day "
+                                                                     "(scoring; the dollars are daily_budget_usd)")
 
     def price_table(self) -> dict[str, Any]:
         return load_price_table(Path(self.price_table_path) if self.price_table_path else None)

@@ -23,6 +23,8 @@ class GatePolicy(ConfigurableResource):
                                                                   "backend is exact")
     geometric_difference_ratio: float = Field(
         default=0.1, gt=0.0, description="g below this fraction of sqrt(N): no room for a quantum advantage")
+    shadow_min_labelled_rows: int = Field(default=50, ge=1, description="Labelled rows a shadow challenger needs "
+                                                                       "before shadow_ready can pass")
     symmetry_tolerance: float = Field(default=1e-8, ge=0.0, description="max |K - K^T| allowed")
     psd_tolerance: float = Field(default=1e-8, ge=0.0, description="smallest eigenvalue >= -this (exact kernels)")
     psd_shot_factor: float = Field(default=1.5, ge=0.0,

@@ -124,7 +124,8 @@ SMALL_RUN_CONFIG = {"ops": {"reduced_embeddings": {"config": {"n_qubits": 3}}}}
 def _downstream():
     from dagster import AssetSelection
 
-    return AssetSelection.all() - AssetSelection.assets("raw_samples") - AssetSelection.groups("hardware")
+    return (AssetSelection.all() - AssetSelection.assets("raw_samples") - AssetSelection.groups("hardware")
+            - AssetSelection.groups("serving"))
 
 
 DOWNSTREAM = _downstream()

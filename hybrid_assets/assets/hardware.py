@@ -25,6 +25,7 @@ from dagster import (
 from pydantic import Field
 
 from hybrid_assets.outputs import artifact_output
+from hybrid_assets.registry import HARDWARE_SUBJECT, RegistryError, consume_approval
 from hybrid_resources.cost_policy import CostPolicy
 from hybrid_resources.data.artifacts import info_of
 from hybrid_resources.data.warehouse import Warehouse
@@ -91,6 +92,13 @@ def hardware_kernel_spread(
                                   + "; ".join(missing), metadata={"refused_before_submission": True})
     if not hardware_backend.enabled:
         raise Failure(description="hardware_backend.enabled is false: the hardware evaluation was not run.")
+    try:  # a paid run needs a person's approval, one per run
+        with warehouse.session() as session:
+            approval = consume_approval(session, HARDWARE_SUBJECT, used_by=context.run_id)
+    except RegistryError as refusal:
+        raise Failure(description=f"Hardware evaluation {refusal}; nothing was submitted.",
+                      metadata={"refused_before_submission": True}) from refusal
+    context.log.info(f"approved by {approval['actor']} at {approval['approved_at']}: {approval['reason']}")
     simulator_kernel, simulator_info = quantum_kernel_test["matrix"], info_of(quantum_kernel_test)
     if simulator_kernel.size == 0:
         raise Failure(description="The simulator kernel quantum_kernel_test is degraded (empty); materialize it "

@@ -23,7 +23,7 @@ from hybrid_assets.ingestion import find_landing_file, ingest_file, recorded_out
 from hybrid_assets.outputs import library_versions
 from hybrid_assets.partitions import landing_files_partitions
 from hybrid_resources.data.contract import DatasetContract, validate_contract
-from hybrid_resources.data.paths import DataLayout, landing_location
+from hybrid_resources.data.paths import DataLayout, zone_location
 from hybrid_resources.data.warehouse import Warehouse
 
 CONTRACT = DatasetContract()
@@ -40,15 +40,26 @@ CONTRACT = DatasetContract()
 )
 def raw_samples(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
     """Rows of one landing file in the warehouse, or the file quarantined with its reason (zero rows)."""
+    return ingest_partition(context, warehouse, zone="landing", contract=CONTRACT, check_name="landing_contract")
+
+
+def ingest_partition(context: AssetExecutionContext, warehouse: Warehouse, *, zone: str, contract: DatasetContract,
+                     check_name: str) -> MaterializeResult:
+    """Ingest the file of this partition of ``zone`` (or quarantine it), with its contract check.
+
+    Its data version is ``<file hash>:<status>``, so an identical re-ingest changes nothing
+    downstream; a run that took no rows is tagged so automation ignores it.
+    """
     layout = DataLayout.from_env().ensure()
     partition_key = context.partition_key
-    source = find_landing_file(partition_key)
+    source = find_landing_file(partition_key, zone_location(zone))
     if source is not None:
-        outcome = ingest_file(warehouse, source, partition_key, layout=layout, contract=CONTRACT, run_id=context.run_id)
+        outcome = ingest_file(warehouse, source, partition_key, layout=layout, contract=contract,
+                              run_id=context.run_id, zone=zone)
     else:
-        outcome = recorded_outcome(warehouse, partition_key)
+        outcome = recorded_outcome(warehouse, partition_key, zone)
         if outcome is None:
-            raise Failure(f"No file for partition {partition_key!r} in {landing_location()} and no record of it; "
+            raise Failure(f"No file for partition {partition_key!r} in {zone_location(zone)} and no record of it; "
                           "land the file again or delete the partition.")
     if outcome.status == "quarantined":
         context.log.warning(f"Quarantined {outcome.file_name!r}: [{outcome.check}] {outcome.reason}")
@@ -56,7 +67,7 @@ def raw_samples(context: AssetExecutionContext, warehouse: Warehouse) -> Materia
         # No rows reached the warehouse: automation downstream ignores this run (see automation.py).
         context.instance.add_run_tags(context.run_id, {NO_NEW_DATA_TAG: "false"})
     check = AssetCheckResult(
-        check_name="landing_contract",
+        check_name=check_name,
         passed=outcome.status != "quarantined",
         severity=AssetCheckSeverity.WARN,  # the file is kept out; nothing downstream is affected
         metadata={"status": outcome.status, "failed_check": outcome.check, "reason": outcome.reason,

@@ -67,6 +67,7 @@ class DatasetContract:
 
     label_column: str = "label"
     id_column: str = "sample_id"
+    labelled: bool = True  # False: a scoring file, with no label column and a required sample id
     n_classes: int = 2
     min_rows: int = 4
     max_rows: int = 5_000_000
@@ -470,11 +471,11 @@ def build_expectations(contract: DatasetContract, columns: list[str]) -> tuple[l
     E = gx.expectations
     label, sid = contract.label_column, contract.id_column
     rows = [
-        E.ExpectColumnToExist(column=label, meta={"check": "required_columns"}),
-        E.ExpectTableRowCountToBeBetween(min_value=contract.min_rows, max_value=contract.max_rows,
-                                         meta={"check": "row_count"}),
+        E.ExpectColumnToExist(column=label if contract.labelled else sid, meta={"check": "required_columns"}),
+        E.ExpectTableRowCountToBeBetween(min_value=contract.min_rows if contract.labelled else 1,
+                                         max_value=contract.max_rows, meta={"check": "row_count"}),
     ]
-    if label in columns:
+    if contract.labelled and label in columns:
         rows += [
             E.ExpectColumnValuesToNotBeNull(column=label, meta={"check": "missing_labels"}),
             E.ExpectColumnUniqueValueCountToBeBetween(column=label, min_value=contract.n_classes,
@@ -548,6 +549,11 @@ def validate_contract(df: pl.DataFrame, contract: DatasetContract = DatasetContr
     failed: list[str] = []
     reasons: list[str] = []
     details: dict[str, Any] = {}
+    if not contract.labelled and contract.label_column in df.columns:
+        failed.append("unexpected_label")
+        reasons.append(f"a scoring file has no {contract.label_column!r} column (labels arriving later go to the "
+                       "labels zone); drop it or land the file as training data")
+        details["unexpected_label"] = {"column": contract.label_column}
     for result in results:
         check = result.expectation_config.meta["check"]
         if result.success or check in failed:
@@ -600,8 +606,9 @@ def _explain(check: str, result: Any, df: pl.DataFrame, profile: pl.DataFrame,
         # GE could not compute the metric: report it rather than guess what the data holds.
         return f"the {check} check could not be evaluated: {error}", {"exception": error}
     if check == "required_columns":
-        return (f"required column {label!r} is missing; columns found: {_named(df.columns)}",
-                {"missing": [label], "columns": df.columns[:100]})
+        required = label if contract.labelled else sid
+        return (f"required column {required!r} is missing; columns found: {_named(df.columns)}",
+                {"missing": [required], "columns": df.columns[:100]})
     if check == "row_count":
         return (f"{df.height} data rows; the contract needs {contract.min_rows}..{contract.max_rows}",
                 {"n_rows": df.height})
@@ -705,7 +712,7 @@ def to_landing_table(df: pl.DataFrame, contract: DatasetContract = DatasetContra
     """
     feature_names = contract.feature_columns(df.columns)
     features = df.select(pl.col(feature_names).cast(pl.Float64)).to_numpy().astype(np.float64, copy=False)
-    labels = df[contract.label_column].cast(pl.String).to_list()
+    labels = df[contract.label_column].cast(pl.String).to_list() if contract.labelled else []
     if contract.id_column in df.columns:
         sample_ids = df[contract.id_column].cast(pl.String).to_list()
     else:
@@ -732,3 +739,24 @@ def load_landing_file(
             {**report.to_metadata(), "checks": report.details},
         )
     return to_landing_table(parsed.frame, contract), report
+
+
+def load_labels_file(path: str | os.PathLike[str], contract: DatasetContract = DatasetContract()) -> LandingTable:
+    """Labels of rows scored earlier: a CSV or Parquet file with ``sample_id`` and ``label`` columns
+    (others are ignored), no empty cell, each sample id once. Raises :class:`ContractViolation`."""
+    frame = read_landing_file(path, contract).frame
+    sid, label = contract.id_column, contract.label_column
+    missing = [name for name in (sid, label) if name not in frame.columns]
+    if missing:
+        raise ContractViolation("required_columns", f"a labels file needs {sid!r} and {label!r}; missing {missing}, "
+                                f"columns found: {_named(frame.columns)}", {"missing": missing})
+    ids, labels = frame[sid].cast(pl.String), frame[label].cast(pl.String)
+    empty = int(ids.is_null().sum() + labels.is_null().sum())
+    if empty:
+        raise ContractViolation("missing_labels", f"{empty} empty {sid!r} or {label!r} cell(s)", {"empty": empty})
+    duplicated = ids.filter(ids.is_duplicated()).unique().to_list()
+    if duplicated:
+        raise ContractViolation("unique_sample_id", f"{len(duplicated)} {sid!r} value(s) occur more than once, "
+                                f"e.g. {_named(sorted(duplicated))}", {"duplicated_ids": sorted(duplicated)[:100]})
+    return LandingTable(sample_ids=ids.to_list(), labels=labels.to_list(), feature_names=[],
+                        features=np.empty((frame.height, 0)))

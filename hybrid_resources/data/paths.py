@@ -35,6 +35,8 @@ class DataLayout:
     """The folders and files under the data root.
 
     - ``landing/``: files waiting to be ingested (CSV or Parquet)
+    - ``scoring/``: unlabelled files to score; ``labels/``: labels of scored rows, arriving later
+    - ``predictions/``: a Parquet export of each scored file's predictions
     - ``quarantine/``: rejected files, bytes unchanged, each with a ``.reason.json`` sidecar
     - ``warehouse.duckdb``: raw rows, features, the experiment log, the quarantine table
     - ``artifacts/``: arrays (``.npy``/``.npz``), JSON specs, plots
@@ -49,6 +51,18 @@ class DataLayout:
     @property
     def landing(self) -> Path:
         return self.root / "landing"
+
+    @property
+    def scoring(self) -> Path:
+        return self.root / "scoring"
+
+    @property
+    def labels(self) -> Path:
+        return self.root / "labels"
+
+    @property
+    def predictions(self) -> Path:
+        return self.root / "predictions"
 
     @property
     def quarantine(self) -> Path:
@@ -71,15 +85,25 @@ class DataLayout:
         return self.root / "checkpoints"
 
     def ensure(self) -> "DataLayout":
-        for folder in (self.landing, self.quarantine, self.artifacts):
+        for folder in (self.landing, self.scoring, self.labels, self.quarantine, self.artifacts):
             folder.mkdir(parents=True, exist_ok=True)
         return self
 
 
-def landing_location():
-    """Where landing files arrive: ``HYBRID_LANDING_URI`` (any fsspec/UPath URI, e.g.
-    ``s3://bucket/prefix``) or, by default, the local ``$HYBRID_DATA_DIR/landing``."""
+ZONES = ("landing", "scoring", "labels")  # training files, files to score, labels arriving later
+
+
+def zone_location(zone: str = "landing"):
+    """Where a zone's files arrive: ``HYBRID_<ZONE>_URI`` (any fsspec/UPath URI, e.g.
+    ``s3://bucket/prefix``) or, by default, the local ``$HYBRID_DATA_DIR/<zone>``."""
     from upath import UPath
 
-    uri = os.environ.get("HYBRID_LANDING_URI", "").strip()
-    return UPath(uri) if uri else UPath(DataLayout.from_env().landing)
+    if zone not in ZONES:
+        raise ValueError(f"unknown zone {zone!r}; one of {ZONES}")
+    uri = os.environ.get(f"HYBRID_{zone.upper()}_URI", "").strip()
+    return UPath(uri) if uri else UPath(DataLayout.from_env().root / zone)
+
+
+def landing_location():
+    """Where training files arrive (see :func:`zone_location`)."""
+    return zone_location("landing")

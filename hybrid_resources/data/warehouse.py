@@ -84,6 +84,84 @@ CREATE TABLE IF NOT EXISTS device_failures (
     error       VARCHAR NOT NULL,            -- exception type: message (first 500 characters)
     recorded_at TIMESTAMP DEFAULT current_timestamp
 );
+CREATE TABLE IF NOT EXISTS scoring_files (
+    partition_key VARCHAR PRIMARY KEY,
+    file_name     VARCHAR NOT NULL,
+    file_hash     VARCHAR NOT NULL,
+    status        VARCHAR NOT NULL,          -- ingested | quarantined | duplicate
+    n_rows        BIGINT NOT NULL,
+    feature_names VARCHAR,
+    reason        VARCHAR,
+    run_id        VARCHAR,
+    recorded_at   TIMESTAMP DEFAULT current_timestamp
+);
+CREATE TABLE IF NOT EXISTS labels_files (
+    partition_key VARCHAR PRIMARY KEY,
+    file_name     VARCHAR NOT NULL,
+    file_hash     VARCHAR NOT NULL,
+    status        VARCHAR NOT NULL,
+    n_rows        BIGINT NOT NULL,
+    feature_names VARCHAR,
+    reason        VARCHAR,
+    run_id        VARCHAR,
+    recorded_at   TIMESTAMP DEFAULT current_timestamp
+);
+CREATE TABLE IF NOT EXISTS scoring_rows (
+    file_hash  VARCHAR NOT NULL,
+    row_number BIGINT NOT NULL,
+    sample_id  VARCHAR NOT NULL,
+    features   DOUBLE[] NOT NULL,
+    PRIMARY KEY (file_hash, row_number)
+);
+CREATE TABLE IF NOT EXISTS predictions (
+    sample_id     VARCHAR NOT NULL,
+    model_version VARCHAR NOT NULL,          -- the registry version that produced this row
+    role          VARCHAR NOT NULL,          -- champion (acted on) | shadow (logged only)
+    score         DOUBLE NOT NULL,           -- decision value; > 0 means the second class
+    decision      VARCHAR NOT NULL,          -- the class label
+    decided_by    VARCHAR NOT NULL,          -- the registry version whose output this row is
+    flagged       VARCHAR,                   -- why an uncertain row kept its classical decision
+    latency_s     DOUBLE NOT NULL,           -- per-row inference time of this row's scorer
+    source        VARCHAR NOT NULL,          -- scoring partition key, or stream:<name>
+    run_id        VARCHAR NOT NULL,
+    scored_at     TIMESTAMP DEFAULT current_timestamp,
+    PRIMARY KEY (sample_id, model_version, role)
+);
+CREATE TABLE IF NOT EXISTS labels (
+    sample_id   VARCHAR PRIMARY KEY,
+    label       VARCHAR NOT NULL,
+    file_hash   VARCHAR NOT NULL,
+    recorded_at TIMESTAMP DEFAULT current_timestamp
+);
+CREATE TABLE IF NOT EXISTS model_registry (
+    version_id    VARCHAR PRIMARY KEY,       -- <asset>@<first 12 of its data version>
+    asset         VARCHAR NOT NULL,          -- classical_baseline | quantum_svm
+    kind          VARCHAR NOT NULL,          -- rbf_svm | logistic_regression | gradient_boosting | quantum_kernel_svm
+    status        VARCHAR NOT NULL,          -- candidate | shadow | champion | retired
+    artifacts     VARCHAR NOT NULL,          -- JSON {asset: data version} of the model and what it needs to score
+    metrics       VARCHAR NOT NULL,          -- JSON holdout metrics
+    gates         VARCHAR NOT NULL,          -- JSON gate verdicts at registration
+    versions      VARCHAR NOT NULL,          -- JSON data, circuit and code versions
+    run_id        VARCHAR NOT NULL,
+    registered_at TIMESTAMP DEFAULT current_timestamp
+);
+CREATE TABLE IF NOT EXISTS registry_events (
+    version_id  VARCHAR NOT NULL,
+    action      VARCHAR NOT NULL,            -- register | shadow | promote | demote | rollback | retire
+    from_status VARCHAR,
+    to_status   VARCHAR NOT NULL,
+    actor       VARCHAR NOT NULL,
+    reason      VARCHAR NOT NULL,
+    happened_at TIMESTAMP DEFAULT current_timestamp
+);
+CREATE TABLE IF NOT EXISTS approvals (
+    approval_id VARCHAR PRIMARY KEY,
+    subject     VARCHAR NOT NULL,            -- promote:<version_id> | hardware_evaluation
+    actor       VARCHAR NOT NULL,
+    reason      VARCHAR NOT NULL,
+    approved_at TIMESTAMP DEFAULT current_timestamp,
+    used_by     VARCHAR                      -- the action or run that consumed it
+);
 CREATE TABLE IF NOT EXISTS experiment_log (
     run_id    VARCHAR NOT NULL,
     asset     VARCHAR NOT NULL,
@@ -137,6 +215,9 @@ class LandingRecord:
     reason: str = ""
 
 
+_REGISTER = {"landing": "landing_files", "scoring": "scoring_files", "labels": "labels_files"}  # zone -> register
+
+
 class WarehouseSession:
     """The warehouse's statements, on one open connection (see :meth:`Warehouse.session`)."""
 
@@ -156,18 +237,18 @@ class WarehouseSession:
 
     # -- landing register ---------------------------------------------------------------
 
-    def landing_record(self, partition_key: str) -> LandingRecord | None:
-        """What an earlier run recorded for a partition, if anything."""
+    def landing_record(self, partition_key: str, zone: str = "landing") -> LandingRecord | None:
+        """What an earlier run recorded for a partition of a zone (landing or scoring), if anything."""
         row = self.connection.execute(
-            "SELECT partition_key, file_name, file_hash, status, n_rows, reason FROM landing_files "
+            f"SELECT partition_key, file_name, file_hash, status, n_rows, reason FROM {_REGISTER[zone]} "
             "WHERE partition_key = ?", [partition_key],
         ).fetchone()
         return None if row is None else LandingRecord(row[0], row[1], row[2], row[3], int(row[4]), row[5] or "")
 
-    def ingested_partition_with_hash(self, file_hash: str, *, other_than: str) -> str | None:
-        """The partition that already ingested these exact bytes, other than ``other_than``."""
+    def ingested_partition_with_hash(self, file_hash: str, *, other_than: str, zone: str = "landing") -> str | None:
+        """The partition of a zone that already ingested these exact bytes, other than ``other_than``."""
         row = self.connection.execute(
-            "SELECT partition_key FROM landing_files WHERE file_hash = ? AND status = 'ingested' "
+            f"SELECT partition_key FROM {_REGISTER[zone]} WHERE file_hash = ? AND status = 'ingested' "
             "AND partition_key <> ?", [file_hash, other_than],
         ).fetchone()
         return row[0] if row else None
@@ -188,9 +269,10 @@ class WarehouseSession:
             [other_than_file, sample_ids],
         ).fetchall()
 
-    def record_landing(self, record: LandingRecord, *, feature_names: list[str] | None, run_id: str) -> None:
+    def record_landing(self, record: LandingRecord, *, feature_names: list[str] | None, run_id: str,
+                       zone: str = "landing") -> None:
         self.connection.execute(
-            "INSERT OR REPLACE INTO landing_files "
+            f"INSERT OR REPLACE INTO {_REGISTER[zone]} "
             "(partition_key, file_name, file_hash, status, n_rows, feature_names, reason, run_id) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [record.partition_key, record.file_name, record.file_hash, record.status, record.n_rows,
@@ -218,6 +300,119 @@ class WarehouseSession:
         self.connection.register("incoming_rows", incoming.to_arrow())
         self.connection.execute("INSERT INTO raw_rows SELECT * FROM incoming_rows")
         self.connection.unregister("incoming_rows")
+
+    def replace_scoring_rows(self, file_hash: str, sample_ids: list[str], features: np.ndarray) -> None:
+        """The rows of one scoring file, keyed by (file hash, row number); a re-ingest replaces them."""
+        incoming = pl.DataFrame({
+            "file_hash": [file_hash] * len(sample_ids),
+            "row_number": np.arange(len(sample_ids), dtype=np.int64),
+            "sample_id": sample_ids,
+            "features": pl.Series(features).cast(pl.List(pl.Float64)),
+        })
+        self.connection.execute("DELETE FROM scoring_rows WHERE file_hash = ?", [file_hash])
+        self.connection.register("incoming_rows", incoming.to_arrow())
+        self.connection.execute("INSERT INTO scoring_rows SELECT * FROM incoming_rows")
+        self.connection.unregister("incoming_rows")
+
+    def scoring_rows(self, partition_key: str) -> pl.DataFrame:
+        """sample_id and features of an ingested scoring partition, in file order (empty otherwise)."""
+        return self.connection.execute(
+            "SELECT r.sample_id, r.features FROM scoring_rows r JOIN scoring_files f USING (file_hash) "
+            "WHERE f.partition_key = ? AND f.status = 'ingested' ORDER BY r.row_number", [partition_key]).pl()
+
+    # -- predictions, labels ------------------------------------------------------------
+
+    def upsert_predictions(self, frame: pl.DataFrame) -> None:
+        """Write predictions; a row already there for (sample_id, model_version, role) is replaced, so
+        re-scoring the same rows with the same model writes no duplicates."""
+        columns = ["sample_id", "model_version", "role", "score", "decision", "decided_by", "flagged", "latency_s",
+                   "source", "run_id"]
+        self.connection.register("new_predictions", frame.select(columns).to_arrow())
+        self.connection.execute(f"INSERT OR REPLACE INTO predictions ({', '.join(columns)}) "
+                                f"SELECT {', '.join(columns)} FROM new_predictions")
+        self.connection.unregister("new_predictions")
+
+    def quantum_rows_today(self) -> int:
+        """Rows a quantum model scored today (UTC), champion and shadow: what the daily row quota counts."""
+        return int(self.connection.execute(
+            "SELECT count(*) FROM predictions WHERE decided_by LIKE 'quantum_svm@%' "
+            "AND CAST(scored_at AS DATE) = current_date").fetchone()[0])
+
+    def predictions(self) -> pl.DataFrame:
+        """Every prediction with the label that arrived for its sample since (null if none)."""
+        return self.connection.execute(
+            "SELECT p.*, l.label FROM predictions p LEFT JOIN labels l USING (sample_id) ORDER BY p.scored_at").pl()
+
+    def scored_features(self) -> pl.DataFrame:
+        """The features of every ingested scoring row (for drift against the training data)."""
+        return self.connection.execute(
+            "SELECT r.features FROM scoring_rows r JOIN scoring_files f USING (file_hash) WHERE f.status = 'ingested'"
+        ).pl()
+
+    def spend_per_day(self) -> dict[str, float]:
+        """Estimated USD the ledger recorded per UTC day."""
+        rows = self.connection.execute("SELECT CAST(recorded_at AS DATE) AS day, sum(estimated_usd) FROM quantum_spend "
+                                       "GROUP BY day ORDER BY day").fetchall()
+        return {str(day): float(usd) for day, usd in rows}
+
+    def upsert_labels(self, sample_ids: list[str], labels: list[str], file_hash: str) -> None:
+        frame = pl.DataFrame({"sample_id": sample_ids, "label": labels, "file_hash": [file_hash] * len(labels)})
+        self.connection.register("new_labels", frame.to_arrow())
+        self.connection.execute("INSERT OR REPLACE INTO labels (sample_id, label, file_hash) "
+                                "SELECT sample_id, label, file_hash FROM new_labels")
+        self.connection.unregister("new_labels")
+
+    # -- model registry and approvals ---------------------------------------------------
+
+    def register_model(self, version_id: str, asset: str, kind: str, status: str, *, artifacts: dict, metrics: dict,
+                       gates: dict, versions: dict, run_id: str) -> bool:
+        """Add a model version (once; False when it is already registered)."""
+        if self.connection.execute("SELECT 1 FROM model_registry WHERE version_id = ?", [version_id]).fetchone():
+            return False
+        self.connection.execute(
+            "INSERT INTO model_registry (version_id, asset, kind, status, artifacts, metrics, gates, versions, run_id) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [version_id, asset, kind, status, *(json.dumps(v, sort_keys=True, default=str)
+                                                 for v in (artifacts, metrics, gates, versions)), run_id])
+        return True
+
+    def models(self, *, status: str | None = None, asset: str | None = None) -> list[dict[str, Any]]:
+        """Registered versions, newest first, with their JSON fields parsed."""
+        clauses = [(f"{column} = ?", value) for column, value in (("status", status), ("asset", asset)) if value]
+        where = (" WHERE " + " AND ".join(c for c, _ in clauses)) if clauses else ""
+        rows = self.connection.execute(f"SELECT * FROM model_registry{where} ORDER BY registered_at DESC, version_id",
+                                       [v for _, v in clauses])
+        names = [d[0] for d in rows.description]
+        return [{**dict(zip(names, row)), **{k: json.loads(dict(zip(names, row))[k])
+                                               for k in ("artifacts", "metrics", "gates", "versions")}}
+                for row in rows.fetchall()]
+
+    def set_status(self, version_id: str, status: str, *, action: str, actor: str, reason: str) -> None:
+        """Move a version to ``status`` and record who did it, when and why."""
+        row = self.connection.execute("SELECT status FROM model_registry WHERE version_id = ?", [version_id]).fetchone()
+        self.connection.execute("UPDATE model_registry SET status = ? WHERE version_id = ?", [status, version_id])
+        self.connection.execute(
+            "INSERT INTO registry_events (version_id, action, from_status, to_status, actor, reason) "
+            "VALUES (?, ?, ?, ?, ?, ?)", [version_id, action, row[0] if row else None, status, actor, reason])
+
+    def registry_events(self) -> list[dict[str, Any]]:
+        rows = self.connection.execute("SELECT * FROM registry_events ORDER BY happened_at, rowid")
+        names = [d[0] for d in rows.description]
+        return [dict(zip(names, row)) for row in rows.fetchall()]
+
+    def add_approval(self, approval_id: str, subject: str, actor: str, reason: str) -> None:
+        self.connection.execute("INSERT INTO approvals (approval_id, subject, actor, reason) VALUES (?, ?, ?, ?)",
+                                [approval_id, subject, actor, reason])
+
+    def approvals(self, *, subject: str | None = None, unused: bool = False) -> list[dict[str, Any]]:
+        clauses = (["subject = ?"] if subject else []) + (["used_by IS NULL"] if unused else [])
+        rows = self.connection.execute("SELECT * FROM approvals" + (" WHERE " + " AND ".join(clauses) if clauses else "")
+                                       + " ORDER BY approved_at", [subject] if subject else [])
+        names = [d[0] for d in rows.description]
+        return [dict(zip(names, row)) for row in rows.fetchall()]
+
+    def use_approval(self, approval_id: str, used_by: str) -> None:
+        self.connection.execute("UPDATE approvals SET used_by = ? WHERE approval_id = ?", [used_by, approval_id])
 
     # -- features -----------------------------------------------------------------------
 

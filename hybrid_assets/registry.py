@@ -1,0 +1,219 @@
+"""The model registry: which version serves, which one shadows it, how it got there, who approved.
+
+Versions live in the warehouse (``model_registry``), each with the content-addressed artifacts it
+needs to score (pinned against retention), its metrics, gate verdicts and versions. Every change
+of status is an event (who, when, why). Statuses: ``candidate``, ``shadow`` (scores alongside the
+champion, never acted on), ``champion`` (decides), ``retired``.
+
+- After an evaluation the classical baseline and the quantum model are registered; the first
+  classical version becomes champion by itself, so scoring works with no click; a quantum model
+  whose promotion gates passed becomes ``shadow``.
+- Promotion to champion needs an approval record (:func:`approve`), given from the CLI
+  (``hybrid-registry approve``) or the ``registry`` job's launchpad; so does every paid hardware
+  job. An action without one is refused with a message that says how to approve.
+- A rollback re-points the champion to an earlier version, without recomputing anything; the
+  next scoring run uses it.
+
+``hybrid-registry list | show VERSION | promote VERSION | rollback [VERSION] | approve SUBJECT``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import uuid
+from typing import Any
+
+from hybrid_resources.data.artifacts import ArtifactStore
+from hybrid_resources.data.warehouse import Warehouse, WarehouseSession
+
+SERVABLE = ("classical_baseline", "quantum_svm")
+HARDWARE_SUBJECT = "hardware_evaluation"
+
+
+class RegistryError(RuntimeError):
+    """A registry action that cannot be done (the message says why and what to do)."""
+
+
+def version_id(asset: str, data_version: str) -> str:
+    return f"{asset}@{data_version[:12]}"
+
+
+def scoring_artifacts(asset: str, report: dict) -> dict[str, str]:
+    """The artifact versions a model needs to score new rows: itself, the embedding it was trained
+    on, and for the quantum model its circuit."""
+    inputs = report["inputs"]
+    needed = {"classical_baseline": ("classical_baseline", "reduced_embeddings"),
+              "quantum_svm": ("quantum_svm", "reduced_embeddings", "circuit_artifact")}[asset]
+    return {name: inputs[name] for name in needed}
+
+
+def register_evaluation(warehouse: Warehouse, store: ArtifactStore, report: dict, *, run_id: str,
+                        code_versions: dict[str, str] | None = None) -> list[str]:
+    """Register the evaluated models; returns the version ids registered now (known ones are skipped).
+
+    The classical baseline becomes champion when there is none; a quantum model whose promotion
+    gates all passed becomes ``shadow``. Each version's artifacts are pinned in ``store``.
+    """
+    registered = []
+    with warehouse.session() as session:
+        for asset in SERVABLE:
+            info = report["models"][asset]
+            if info.get("degraded"):
+                continue
+            vid = version_id(asset, report["inputs"][asset])
+            artifacts = scoring_artifacts(asset, report)
+            gates = {name: gate["passed"] for name, gate in report["gates"].items()}
+            kind = info.get("kind", "quantum_kernel_svm")
+            versions = {"data": report["inputs"]["reduced_embeddings"], "circuit": report["inputs"]["circuit_artifact"],
+                        "code": (code_versions or {}).get(asset, "")}
+            if not session.register_model(vid, asset, kind, "candidate", artifacts=artifacts,
+                                          metrics=report["metrics"][asset], gates=gates, versions=versions,
+                                          run_id=run_id):
+                continue
+            session.set_status(vid, "candidate", action="register", actor="automation", reason="evaluated")
+            for name, data_version in artifacts.items():
+                store.pin([name], data_version, holder=f"registry:{vid}")
+            registered.append(vid)
+            if asset == "classical_baseline" and not session.models(status="champion"):
+                session.set_status(vid, "champion", action="promote", actor="automation",
+                                   reason="the first evaluated classical model serves until another is approved")
+            elif asset == "quantum_svm" and report.get("promotable"):
+                session.set_status(vid, "shadow", action="shadow", actor="automation",
+                                   reason="every promotion gate passed; it scores in shadow until approved")
+    return registered
+
+
+def champion(session: WarehouseSession) -> dict[str, Any] | None:
+    found = session.models(status="champion")
+    return found[0] if found else None
+
+
+def find(session: WarehouseSession, vid: str) -> dict[str, Any]:
+    for entry in session.models():
+        if entry["version_id"] == vid:
+            return entry
+    known = ", ".join(entry["version_id"] for entry in session.models()[:10]) or "none yet"
+    raise RegistryError(f"no model version {vid!r} in the registry (known: {known}); see `hybrid-registry list`")
+
+
+def approve(warehouse: Warehouse, subject: str, *, actor: str, reason: str) -> str:
+    """Record an approval (who, when, why) for ``subject``: ``promote:<version>`` or ``hardware_evaluation``."""
+    if not actor.strip() or not reason.strip():
+        raise RegistryError("an approval needs who gives it (--by) and why (--reason)")
+    if not (subject == HARDWARE_SUBJECT or subject.startswith("promote:")):
+        raise RegistryError(f"cannot approve {subject!r}: approve 'promote:<version>' or '{HARDWARE_SUBJECT}'")
+    approval_id = uuid.uuid4().hex[:12]
+    with warehouse.session() as session:
+        if subject.startswith("promote:"):
+            find(session, subject.split(":", 1)[1])
+        session.add_approval(approval_id, subject, actor, reason)
+    return approval_id
+
+
+def how_to_approve(subject: str) -> str:
+    return (f"approve it first: `hybrid-registry approve {subject} --by YOUR_NAME --reason WHY`, "
+            f"or launch the `registry` job with action 'approve' and subject '{subject}' from the launchpad")
+
+
+def consume_approval(session: WarehouseSession, subject: str, *, used_by: str) -> dict[str, Any]:
+    """The oldest unused approval of ``subject``, now marked used by ``used_by``; refuses without one."""
+    unused = session.approvals(subject=subject, unused=True)
+    if not unused:
+        raise RegistryError(f"refused: {subject} has no approval; {how_to_approve(subject)}")
+    session.use_approval(unused[0]["approval_id"], used_by)
+    return unused[0]
+
+
+def promote(warehouse: Warehouse, vid: str, *, actor: str, reason: str) -> dict[str, Any]:
+    """Make ``vid`` the champion (the current one becomes a candidate); needs an approval."""
+    with warehouse.session() as session:
+        entry = find(session, vid)
+        if entry["status"] == "champion":
+            raise RegistryError(f"{vid} is already the champion")
+        if entry["status"] == "retired":
+            raise RegistryError(f"{vid} is retired; register a new version instead")
+        with session.transaction():
+            approval = consume_approval(session, f"promote:{vid}", used_by=f"promote:{vid}")
+            current = champion(session)
+            if current is not None:
+                session.set_status(current["version_id"], "candidate", action="demote", actor=actor,
+                                   reason=f"replaced by {vid}")
+            session.set_status(vid, "champion", action="promote", actor=actor,
+                               reason=f"{reason} (approval {approval['approval_id']} by {approval['actor']})")
+    return approval
+
+
+def rollback(warehouse: Warehouse, *, actor: str, reason: str, to: str | None = None) -> str:
+    """Re-point the champion to ``to`` or, by default, the version that was champion before it.
+    Nothing is recomputed: the next scoring run loads that version's stored artifacts."""
+    if not actor.strip() or not reason.strip():
+        raise RegistryError("a rollback needs who does it (--by) and why (--reason)")
+    with warehouse.session() as session:
+        current = champion(session)
+        if to is None:
+            earlier = [e["version_id"] for e in session.registry_events()
+                       if e["to_status"] == "champion" and (current is None or e["version_id"] != current["version_id"])]
+            if not earlier:
+                raise RegistryError("no earlier champion to roll back to; name a version: rollback VERSION")
+            to = earlier[-1]
+        target = find(session, to)
+        if current is not None and current["version_id"] == to:
+            raise RegistryError(f"{to} is already the champion")
+        with session.transaction():
+            if current is not None:
+                session.set_status(current["version_id"], "candidate", action="rollback", actor=actor, reason=reason)
+            session.set_status(target["version_id"], "champion", action="rollback", actor=actor, reason=reason)
+    return to
+
+
+def describe(warehouse: Warehouse) -> dict[str, Any]:
+    """Every version, every event and every approval (for the CLI and the audit)."""
+    with warehouse.session(read_only=True) as session:
+        return {"models": session.models(), "events": session.registry_events(), "approvals": session.approvals()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="hybrid-registry", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("list", help="every registered version and its status")
+    show = commands.add_parser("show", help="one version: artifacts, metrics, gates, events, approvals")
+    show.add_argument("version")
+    for name, helptext in (("promote", "make a version the champion (needs an approval)"),
+                           ("rollback", "re-point the champion to the previous (or the named) version"),
+                           ("approve", "record an approval: promote:<version> or hardware_evaluation")):
+        command = commands.add_parser(name, help=helptext)
+        command.add_argument("target", nargs="?" if name == "rollback" else None)
+        command.add_argument("--by", required=True, help="who")
+        command.add_argument("--reason", required=True, help="why")
+    args = parser.parse_args(argv)
+    warehouse = Warehouse()
+    try:
+        if args.command == "list":
+            for entry in describe(warehouse)["models"]:
+                print(f"{entry['version_id']:<34} {entry['status']:<10} {entry['kind']:<20} "
+                      f"accuracy {entry['metrics'].get('accuracy', float('nan')):.4f}  {entry['registered_at']}")
+        elif args.command == "show":
+            everything = describe(warehouse)
+            with warehouse.session(read_only=True) as session:
+                entry = find(session, args.version)
+            events = [e for e in everything["events"] if e["version_id"] == args.version]
+            approvals = [a for a in everything["approvals"] if a["subject"] == f"promote:{args.version}"]
+            print(json.dumps({**entry, "events": events, "approvals": approvals}, indent=2, default=str))
+        elif args.command == "promote":
+            approval = promote(warehouse, args.target, actor=args.by, reason=args.reason)
+            print(f"{args.target} is the champion (approval {approval['approval_id']} by {approval['actor']})")
+        elif args.command == "rollback":
+            print(f"{rollback(warehouse, actor=args.by, reason=args.reason, to=args.target)} is the champion again")
+        else:
+            print(f"approval {approve(warehouse, args.target, actor=args.by, reason=args.reason)} recorded for "
+                  f"{args.target}")
+    except RegistryError as error:
+        print(f"hybrid-registry: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export HYBRID_DATA_DIR ?= $(CURDIR)/data
 
-.PHONY: install demo test ui bench home clean
+.PHONY: install services demo test ui bench home clean
 
 install: $(STAMP)
 
@@ -26,7 +26,13 @@ home: install
 demo: home
 	$(BIN)/hybrid-demo
 
-test: install
+# Real servers some tests start on loopback (Redis for the scoring stream), from Debian's packages.
+services:
+	@command -v redis-server >/dev/null || { apt-get install -y -q redis-server >/dev/null 2>&1 || \
+	  { apt-get update -q >/dev/null && apt-get install -y -q redis-server >/dev/null; } || \
+	  echo "could not install redis-server (Debian package redis-server); the stream tests will say so"; }
+
+test: install services
 	$(BIN)/python -m pytest -q
 
 ui: home

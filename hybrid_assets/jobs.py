@@ -64,7 +64,7 @@ class RegistryActionConfig(Config):
 
 
 @op(description="Approve, promote or roll back in the model registry (the same as `hybrid-registry`).")
-def registry_action(context: OpExecutionContext, config: RegistryActionConfig, warehouse: Warehouse) -> dict:
+def registry_action(context: OpExecutionContext, config: RegistryActionConfig, warehouse: Warehouse) -> None:
     try:
         if config.action == "approve":
             done = {"approval": approve(warehouse, config.target, actor=config.by, reason=config.reason)}
@@ -77,7 +77,6 @@ def registry_action(context: OpExecutionContext, config: RegistryActionConfig, w
     except RegistryError as error:
         raise Failure(description=str(error)) from error
     context.log.info(f"registry {config.action} {config.target}: {done}")
-    return done
 
 
 @job(description="Approve, promote or roll back in the model registry, from the launchpad.")
@@ -92,11 +91,10 @@ class StreamScoringConfig(Config):
 
 @op(description="Score a batch of records from the Redis stream; acknowledge them once their predictions are committed.")
 def score_stream(context: OpExecutionContext, config: StreamScoringConfig, scoring_stream: ScoringStream,
-                 warehouse: Warehouse, quantum_backend: QuantumBackend, cost_policy: CostPolicy) -> dict:
+                 warehouse: Warehouse, quantum_backend: QuantumBackend, cost_policy: CostPolicy) -> None:
     done = score_stream_records(context, stream=scoring_stream, warehouse=warehouse, quantum_backend=quantum_backend,
                                 cost_policy=cost_policy, band=config.uncertainty_band)
     context.log.info(f"stream {scoring_stream.stream}: {done}")
-    return done
 
 
 @job(description="Score the records waiting on the Redis scoring stream (launched by scoring_stream_sensor).",

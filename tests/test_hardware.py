@@ -33,6 +33,7 @@ from hybrid_assets.assets.hardware import (
 from hybrid_assets.assets.landing import raw_samples
 from hybrid_assets.definitions import hardware_backend_from_env
 from hybrid_assets.partitions import landing_files_partitions, safe_partition_key
+from hybrid_assets.registry import HARDWARE_SUBJECT, approve
 from hybrid_resources.cost_policy import CostPolicy
 from hybrid_resources.data.artifacts import ArtifactIOManager
 from hybrid_resources.data.paths import DataLayout
@@ -92,7 +93,10 @@ def promoted(tmp_path_factory, instance):
         yield layout
 
 
-def run_hardware_job(instance: DagsterInstance, **resource_overrides):
+def run_hardware_job(instance: DagsterInstance, *, approved: bool = True, **resource_overrides):
+    """Run the hardware job, after a person's approval unless ``approved`` is false."""
+    if approved:
+        approve(Warehouse(), HARDWARE_SUBJECT, actor="test-operator", reason="hardware test run")
     defs = Definitions(assets=[*PIPELINE, hardware_kernel_spread], jobs=[hardware_evaluation_job],
                        executor=in_process_executor, resources=resources(**resource_overrides))
     return defs.resolve_job_def("hardware_evaluation").execute_in_process(instance=instance, raise_on_error=False)
@@ -157,13 +161,40 @@ def test_over_budget_plan_is_refused_before_any_task(promoted, instance, aws_env
     assert ledger.tasks == ledger.submissions == ledger.circuits == ledger.shots == 0
     assert spend_rows(result.run_id) == []
     assert result.asset_materializations_for_node("hardware_kernel_spread") == []
+    assert unused_hardware_approvals() == 1  # nothing was submitted: the approval is kept for the next run
+    with Warehouse().session() as session:  # spend it, so the module's other tests start from none
+        session.use_approval(session.approvals(subject=HARDWARE_SUBJECT, unused=True)[0]["approval_id"], "test")
+
+
+def unused_hardware_approvals() -> int:
+    with Warehouse().session() as session:
+        return len(session.approvals(subject=HARDWARE_SUBJECT, unused=True))
+
+
+def test_no_approval_no_paid_run(promoted, instance, aws_env):
+    ledger = install_fake_braket(aws_env)
+    assert unused_hardware_approvals() == 0
+    result = run_hardware_job(instance, approved=False)
+    assert not result.success
+    message = failure_message(result)
+    assert "no approval" in message and "hybrid-registry approve hardware_evaluation" in message
+    assert ledger.devices_created == ledger.submissions == ledger.tasks == 0
+    assert spend_rows(result.run_id) == []
+
+    # One approval buys one run: the next run without a new one is refused again.
+    assert run_hardware_job(instance).success
+    assert unused_hardware_approvals() == 0
+    assert not run_hardware_job(instance, approved=False).success
+    with Warehouse().session() as session:
+        approvals = session.approvals(subject=HARDWARE_SUBJECT)
+    assert approvals and all(a["used_by"] and a["actor"] == "test-operator" for a in approvals)
 
 
 def test_missing_device_arn_fails_clearly_and_submits_nothing(promoted, instance, aws_env):
     ledger = install_fake_braket(aws_env)
     aws_env.delenv("HYBRID_BRAKET_DEVICE_ARN", raising=False)
     aws_env.setenv("HYBRID_BRAKET_S3_DESTINATION", S3)
-    result = run_hardware_job(instance, hardware_backend=hardware_backend_from_env())
+    result = run_hardware_job(instance, approved=False, hardware_backend=hardware_backend_from_env())
     assert not result.success
     assert "HYBRID_BRAKET_DEVICE_ARN" in failure_message(result)
     assert ledger.devices_created == ledger.submissions == 0

@@ -105,11 +105,11 @@ def test_a_promotion_needs_an_approval_and_says_how_to_get_one(trained, instance
     quantum = version_of("quantum_svm")
     with pytest.raises(RegistryError, match=rf"hybrid-registry approve promote:{quantum} --by"):
         promote(Warehouse(), quantum, actor="ana", reason="better on shadow traffic")
-    refused = registry.execute_in_process(instance=instance, resources={"warehouse": Warehouse()}, raise_on_error=False,
+    refused = registry.execute_in_process(instance=instance, resources=RESOURCES, raise_on_error=False,
                                           run_config={"ops": {"registry_action": {"config": {
                                               "action": "promote", "target": quantum, "by": "ana", "reason": "r"}}}})
     assert not refused.success and registry_state()[quantum] == "shadow"
-    approved = registry.execute_in_process(instance=instance, resources={"warehouse": Warehouse()}, run_config={
+    approved = registry.execute_in_process(instance=instance, resources=RESOURCES, run_config={
         "ops": {"registry_action": {"config": {"action": "approve", "target": f"promote:{quantum}", "by": "ana",
                                                "reason": "realised margin on 500 labelled rows"}}}})
     assert approved.success

@@ -11,7 +11,13 @@ import pytest
 
 from hybrid_assets.gates import geometric_difference_gate, verdict_gate
 from hybrid_assets.modeling import classical_decision, fit_classical
-from hybrid_assets.tuning import UNTUNED_CLASSICAL, classical_score, kfold_splits, quantum_score, tune_classical
+from hybrid_assets.tuning import (
+    UNTUNED_CLASSICAL,
+    classical_score,
+    kfold_splits,
+    quantum_score,
+    tune_classical,
+)
 from hybrid_assets.verdict import compare, corrected_interval, judge, repeated_splits
 from hybrid_resources.quantum.feature_maps import FeatureMapSpec
 from hybrid_resources.quantum.kernel_diagnostics import (

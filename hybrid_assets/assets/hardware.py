@@ -26,7 +26,7 @@ from pydantic import Field
 
 from hybrid_assets.outputs import artifact_output
 from hybrid_assets.registry import HARDWARE_SUBJECT, RegistryError, consume_approval
-from hybrid_resources.cost_policy import CostPolicy
+from hybrid_resources.cost_policy import CostPolicy, SubmissionRefused
 from hybrid_resources.data.artifacts import info_of
 from hybrid_resources.data.warehouse import Warehouse
 from hybrid_resources.quantum.backends import BackendUnavailableError, QuantumBackend
@@ -119,12 +119,19 @@ def hardware_kernel_spread(
     arn = hardware_backend.device_arn
     context.log.info(f"hardware evaluation: {planned_circuits(rows, cols)} circuits x {backend.shots} shots "
                      f"on {arn or backend.device_name}")
-    with cost_policy.ledger(run_id=context.run_id, asset=context.asset_key.to_user_string(), backend=backend) as ledger:
-        try:
-            result = quantum_kernel(X_test[:rows], X_train[:cols], spec=spec, backend=backend, ledger=ledger)
-        except BackendUnavailableError as unavailable:
-            raise Failure(description=f"Hardware evaluation failed on {arn or backend.device_name}: {unavailable}",
-                          metadata={"refused_before_submission": False}) from unavailable
+    try:
+        with cost_policy.ledger(run_id=context.run_id, asset=context.asset_key.to_user_string(),
+                                backend=backend) as ledger:
+            try:
+                result = quantum_kernel(X_test[:rows], X_train[:cols], spec=spec, backend=backend, ledger=ledger)
+            except BackendUnavailableError as unavailable:
+                raise Failure(description=f"Hardware evaluation failed on {arn or backend.device_name}: "
+                                          f"{unavailable}", metadata={"refused_before_submission": False}) from unavailable
+    except SubmissionRefused:
+        # Nothing reached the device: the approval stays for the next run.
+        with warehouse.session() as session:
+            session.use_approval(approval["approval_id"], None)
+        raise
     stats = result.stats
     asset_name = context.asset_key.to_user_string()
     simulator = np.asarray(simulator_kernel[:rows, :cols], dtype=np.float64)

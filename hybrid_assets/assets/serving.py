@@ -17,10 +17,10 @@ import numpy as np
 import polars as pl
 from dagster import (
     AssetCheckResult,
-    AssetKey,
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
+    AssetKey,
     Config,
     DataVersion,
     Failure,

@@ -411,7 +411,8 @@ class WarehouseSession:
         names = [d[0] for d in rows.description]
         return [dict(zip(names, row)) for row in rows.fetchall()]
 
-    def use_approval(self, approval_id: str, used_by: str) -> None:
+    def use_approval(self, approval_id: str, used_by: str | None) -> None:
+        """Mark an approval used by a run (``None`` hands it back unused)."""
         self.connection.execute("UPDATE approvals SET used_by = ? WHERE approval_id = ?", [used_by, approval_id])
 
     # -- features -----------------------------------------------------------------------

@@ -150,19 +150,24 @@ def cascade(features: np.ndarray, screen: Scorer, model: Scorer, *, band: float,
 
 
 def predictions_frame(sample_ids: list[str], rows: ScoredRows, classes: np.ndarray, *, source: str,
-                      run_id: str) -> pl.DataFrame:
-    """The warehouse's prediction rows for one model's output."""
+                      run_id: str, quantum_device: str, queue_s: np.ndarray | float) -> pl.DataFrame:
+    """The warehouse's prediction rows for one model's output; rows the quantum model decided are
+    computed on ``quantum_device``, the others classically. ``queue_s``: seconds each row waited."""
+    n = len(sample_ids)
+    on_device = [decided == rows.version_id and rows.quantum_rows > 0 for decided in rows.decided_by]
     return pl.DataFrame({
         "sample_id": sample_ids,
-        "model_version": [rows.version_id] * len(sample_ids),
-        "role": [rows.role] * len(sample_ids),
+        "model_version": [rows.version_id] * n,
+        "role": [rows.role] * n,
         "score": rows.score.astype(np.float64),
         "decision": [str(classes[1] if s > 0 else classes[0]) for s in rows.score],
         "decided_by": rows.decided_by,
         "flagged": pl.Series(rows.flagged, dtype=pl.String),
         "latency_s": rows.latency_s.astype(np.float64),
-        "source": [source] * len(sample_ids),
-        "run_id": [run_id] * len(sample_ids),
+        "backend": [quantum_device if device else "classical" for device in on_device],
+        "queue_s": np.broadcast_to(np.asarray(queue_s, dtype=np.float64), (n,)).copy(),
+        "source": [source] * n,
+        "run_id": [run_id] * n,
     })
 
 

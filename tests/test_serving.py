@@ -145,6 +145,9 @@ def test_quantum_scores_only_uncertain_rows_within_the_daily_quota(trained, inst
     assert set(champion.filter(pl.col("flagged").is_not_null())["flagged"]) == {"over the daily quota of 5 quantum rows"}
     assert set(champion.filter(pl.col("flagged").is_not_null())["decided_by"]) == {version_of("classical_baseline")}
     assert boundary.circuits == 5 * n_support  # the device saw the quota's rows, not one more
+    assert set(by_quantum["backend"]) == {shots.device_name}
+    assert set(champion.filter(pl.col("decided_by") != quantum)["backend"]) == {"classical"}
+    assert (champion["queue_s"] >= 0).all() and (champion["latency_s"] > 0).all()
     with Warehouse().session(read_only=True) as session:
         assert session.quantum_rows_today() == 5
 
@@ -186,6 +189,9 @@ def test_labels_arriving_later_fill_in_the_shadow_challengers_realised_accuracy(
         assert shadow[key] == pytest.approx(float((rows["decision"] == rows["label_truth"]).mean()))
     assert monitor["ready"] and "ready for promotion" in monitor["message"]
     assert set(monitor["report"]["feature_psi"]) == {f"feature_{i}" for i in range(5)}
+    timing = monitor["report"]["per_backend"]
+    assert timing["classical (champion)"]["rows"] == 30 and sum(t["rows"] for t in timing.values()) == 60
+    assert all(t["p95_latency_ms"] >= 0 and t["median_queue_s"] >= 0 for t in timing.values())
 
 
 def _monitor(instance, gates: GatePolicy) -> dict:

@@ -98,6 +98,8 @@ def test_records_on_the_stream_get_predictions_and_malformed_ones_go_to_the_dead
     assert "{'records': 15, 'scored': 12, 'dead_lettered': 3}" in run_stream_job(instance, stream)
     scored = stream_predictions(stream)
     assert scored.filter(pl.col("role") == "champion").height == 12
+    # Queue time runs from the entry's arrival in Redis (its id) to scoring: the test took seconds, not hours.
+    assert (scored["queue_s"] > 0).all() and (scored["queue_s"] < 600).all()
     dead = stream.client().xrange(stream.dead_letter)
     assert [fields["entry_id"] for _, fields in dead] == malformed
     reasons = [fields["reason"] for _, fields in dead]

@@ -11,6 +11,7 @@
 
 import hashlib
 import math
+import time
 from collections.abc import Iterator
 
 import numpy as np
@@ -123,10 +124,10 @@ def predictions(context: AssetExecutionContext, config: PredictionsConfig, wareh
     if rows.is_empty():
         return MaterializeResult(data_version=DataVersion(f"empty:{partition}"),
                                  metadata={"rows": 0, "note": "the file was quarantined or had no rows"})
-    plan = serving_plan(models)
-    frames, summary = score_batch(context, rows, plan, rows_used=rows_used, band=config.uncertainty_band,
-                                  warehouse=warehouse, quantum_backend=quantum_backend, cost_policy=cost_policy,
-                                  source=partition)
+    requested = context.instance.get_run_record_by_id(context.run_id).create_timestamp.timestamp()
+    frames, summary = score_batch(context, rows, serving_plan(models), rows_used=rows_used,
+                                  band=config.uncertainty_band, warehouse=warehouse, quantum_backend=quantum_backend,
+                                  cost_policy=cost_policy, source=partition, received_at=requested)
     written = pl.concat(frames)
     with warehouse.session() as session:
         with session.transaction():
@@ -153,9 +154,12 @@ def serving_plan(models: list[dict]) -> dict:
 
 
 def score_batch(context, rows: pl.DataFrame, plan: dict, *, rows_used: int, band: float, warehouse: Warehouse,
-                quantum_backend: QuantumBackend, cost_policy: CostPolicy, source: str) -> tuple[list, dict]:
+                quantum_backend: QuantumBackend, cost_policy: CostPolicy, source: str,
+                received_at: np.ndarray | float) -> tuple[list, dict]:
     """Score ``rows`` (sample_id, features) with the champion and the shadow; returns the prediction
-    frames and a summary. Quantum rows are admitted and recorded by the ledger, within the quota."""
+    frames and a summary. Quantum rows are admitted and recorded by the ledger, within the quota.
+    ``received_at``: when the rows arrived (epoch seconds, one or per row), for their queue time."""
+    queue_s = np.maximum(time.time() - np.asarray(received_at, dtype=np.float64), 0.0)
     store, backend = _store(), quantum_backend.backend_config()
     features = np.asarray(rows["features"].to_list(), dtype=np.float64)
     screen = load_scorer(plan["screen"], store)
@@ -179,7 +183,8 @@ def score_batch(context, rows: pl.DataFrame, plan: dict, *, rows_used: int, band
             rows_used += scored.quantum_rows
             usd_left -= scored.quantum_rows * usd_per_row
             frames.append(predictions_frame(rows["sample_id"].to_list(), scored, model.classes, source=source,
-                                            run_id=context.run_id))
+                                            run_id=context.run_id, quantum_device=backend.device_name,
+                                            queue_s=queue_s))
             summary |= {f"{role}_version": model.version_id, f"{role}_quantum_rows": scored.quantum_rows,
                         f"{role}_flagged_rows": sum(flag is not None for flag in scored.flagged),
                         f"{role}_mean_latency_ms": float(np.mean(scored.latency_s)) * 1e3}
@@ -196,7 +201,7 @@ def score_batch(context, rows: pl.DataFrame, plan: dict, *, rows_used: int, band
 def serving_monitor(context: AssetExecutionContext, warehouse: Warehouse, cost_policy: CostPolicy,
                     gate_policy: GatePolicy) -> Iterator:
     """The serving dashboard: feature drift (PSI per feature against the train split), the
-    distribution of predictions, the quantum failure rate, latency per model, spend per day
+    distribution of predictions, the quantum failure rate, latency and queue time per backend, spend per day
     against the budget, and the shadow challenger's agreement, score drift and realised accuracy."""
     with warehouse.session(read_only=True) as session:
         scored = session.predictions()
@@ -206,8 +211,7 @@ def serving_monitor(context: AssetExecutionContext, warehouse: Warehouse, cost_p
     failures, tasks = warehouse.failure_rate()
     drift = feature_drift(train, scoring)
     shadow = shadow_report(scored, gate_policy)
-    latency = (scored.group_by("decided_by").agg(pl.col("latency_s").mean() * 1e3, pl.len())
-               .rename({"latency_s": "mean_latency_ms", "len": "rows"}) if scored.height else pl.DataFrame())
+    per_backend = timing_per_backend(scored)
     report = {
         "rows_scored": int(scored.filter(pl.col("role") == "champion").height),
         "feature_psi": drift,
@@ -217,14 +221,14 @@ def serving_monitor(context: AssetExecutionContext, warehouse: Warehouse, cost_p
         "flagged_rows": int(scored["flagged"].is_not_null().sum()) if scored.height else 0,
         "quantum_failure_rate": {"failed_submissions": failures, "tasks": tasks,
                                  "rate": failures / (failures + tasks) if failures + tasks else 0.0},
-        "latency_per_model_ms": {row["decided_by"]: row["mean_latency_ms"] for row in latency.iter_rows(named=True)},
+        "per_backend": per_backend,
         "spend_per_day": spend, "daily_budget_usd": cost_policy.daily_budget_usd,
-        "queue_time": "not recorded per task yet (local simulators have none)",
         "shadow": shadow,
     }
     metadata = {
         "rows_scored": report["rows_scored"], "max_psi": report["max_psi"], "flagged_rows": report["flagged_rows"],
         "quantum_failure_rate": report["quantum_failure_rate"]["rate"],
+        "latency_and_queue": MetadataValue.md(comparison_table(per_backend, TIMING_COLUMNS)),
         "drift": MetadataValue.md(comparison_table({k: {"psi": v} for k, v in drift.items()}, ["psi"])),
         "spend": MetadataValue.md(comparison_table({str(d): {"usd": u, "budget": cost_policy.daily_budget_usd}
                                                     for d, u in spend.items()}, ["usd", "budget"])),
@@ -238,6 +242,25 @@ def serving_monitor(context: AssetExecutionContext, warehouse: Warehouse, cost_p
     yield AssetCheckResult(check_name="shadow_ready", passed=shadow["ready"], severity=AssetCheckSeverity.WARN,
                            metadata={"message": shadow["message"],
                                      **{k: v for k, v in shadow.items() if isinstance(v, (int, float, str))}})
+
+
+TIMING_COLUMNS = ["rows", "mean_latency_ms", "p95_latency_ms", "median_queue_s", "p95_queue_s"]
+
+
+def timing_per_backend(scored: pl.DataFrame) -> dict[str, dict[str, float]]:
+    """Per backend (``classical`` or a device name) and role: rows, per-row latency (ms) and queue time
+    (s, arrival to scoring) of the predictions it computed."""
+    if scored.is_empty():
+        return {}
+    table = (scored.group_by("backend", "role")
+             .agg(pl.len().alias("rows"),
+                  (pl.col("latency_s").mean() * 1e3).alias("mean_latency_ms"),
+                  (pl.col("latency_s").quantile(0.95) * 1e3).alias("p95_latency_ms"),
+                  pl.col("queue_s").median().alias("median_queue_s"),
+                  pl.col("queue_s").quantile(0.95).alias("p95_queue_s"))
+             .sort("backend", "role"))
+    return {f"{row['backend']} ({row['role']})": {column: row[column] for column in TIMING_COLUMNS}
+            for row in table.iter_rows(named=True)}
 
 
 def feature_drift(train: pl.DataFrame, scoring: pl.DataFrame) -> dict[str, float]:
@@ -299,7 +322,8 @@ def score_stream_records(context, *, stream: ScoringStream, warehouse: Warehouse
                              "features": [[r.features[name] for name in feature_names] for r in good.values()]})
         frames, summary = score_batch(context, rows, serving_plan(models), rows_used=rows_used, band=band,
                                       warehouse=warehouse, quantum_backend=quantum_backend, cost_policy=cost_policy,
-                                      source=f"stream:{stream.stream}")
+                                      source=f"stream:{stream.stream}",
+                                      received_at=np.array([r.received_at for r in good.values()]))
         with warehouse.session() as session:
             with session.transaction():
                 session.upsert_predictions(pl.concat(frames))

@@ -31,6 +31,11 @@ class StreamRecord:
     features: dict[str, float] | None = None
     error: str = ""
 
+    @property
+    def received_at(self) -> float:
+        """When Redis received the entry (epoch seconds): an entry id is ``<milliseconds>-<sequence>``."""
+        return int(self.entry_id.split("-", 1)[0]) / 1000.0
+
 
 def parse_record(entry_id: str, fields: dict[str, str], feature_names: list[str]) -> StreamRecord:
     """A record with its sample id and features in ``feature_names``, or with the reason it is malformed."""

@@ -122,6 +122,8 @@ CREATE TABLE IF NOT EXISTS predictions (
     decided_by    VARCHAR NOT NULL,          -- the registry version whose output this row is
     flagged       VARCHAR,                   -- why an uncertain row kept its classical decision
     latency_s     DOUBLE NOT NULL,           -- per-row inference time of this row's scorer
+    backend       VARCHAR NOT NULL,          -- where this row's score was computed: classical | a device name
+    queue_s       DOUBLE NOT NULL,           -- seconds from arrival (run requested, stream entry) to scoring
     source        VARCHAR NOT NULL,          -- scoring partition key, or stream:<name>
     run_id        VARCHAR NOT NULL,
     scored_at     TIMESTAMP DEFAULT current_timestamp,
@@ -326,7 +328,7 @@ class WarehouseSession:
         """Write predictions; a row already there for (sample_id, model_version, role) is replaced, so
         re-scoring the same rows with the same model writes no duplicates."""
         columns = ["sample_id", "model_version", "role", "score", "decision", "decided_by", "flagged", "latency_s",
-                   "source", "run_id"]
+                   "backend", "queue_s", "source", "run_id"]
         self.connection.register("new_predictions", frame.select(columns).to_arrow())
         self.connection.execute(f"INSERT OR REPLACE INTO predictions ({', '.join(columns)}) "
                                 f"SELECT {', '.join(columns)} FROM new_predictions")

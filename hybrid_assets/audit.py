@@ -5,7 +5,8 @@ it walks upstream through the exact materializations that were consumed, using t
 pointers Dagster records on every materialization (``dagster/input_event_pointer/<key>``), so
 the report cannot drift from what actually ran. For each ancestor: run id, timestamp, code
 version, data version, metadata and asset-check results; down to the landing files and their
-hashes. Output is Markdown (default) or JSON (``--format json``).
+hashes; then what the model registry recorded about the trail's models (status, events) and the
+approvals given for them or used by its runs. Output is Markdown (default) or JSON (``--format json``).
 
 ``--rescore`` loads the stored arrays of that materialization and of its inputs (artifacts are
 kept per data version) and recomputes the model's holdout metrics, to show that an old model
@@ -26,7 +27,9 @@ from typing import Any
 from dagster import AssetKey, AssetRecordsFilter, DagsterEventType, DagsterInstance
 from dagster._core.event_api import EventLogRecord
 
+from hybrid_assets.registry import SERVABLE, history, version_id
 from hybrid_resources.data.artifacts import read_artifact
+from hybrid_resources.data.warehouse import Warehouse
 
 DEFAULT_TARGETS = ("promoted_model", "quantum_svm")
 INPUT_POINTER_TAG = "dagster/input_event_pointer/"
@@ -154,12 +157,15 @@ def audit_trail(instance: DagsterInstance, asset: str | None = None, run_id: str
         | {"partition": node["partition"], "run_id": node["run_id"]}
         for node in chain if node["partition"] is not None and node["asset"] == "raw_samples"
     ]
+    models = {version_id(node["asset"], node["data_version"]) for node in chain
+              if node["asset"] in SERVABLE and node["data_version"]}
     return {
         "target": {"asset": chain[0]["asset"], "run_id": chain[0]["run_id"], "data_version": chain[0]["data_version"]},
         "generated_at": datetime.now(timezone.utc).isoformat(),
         "instance": str(instance.root_directory),
         "chain": chain,
         "landing_files": landing,
+        "registry": history(Warehouse(), versions=models, run_ids={node["run_id"] for node in chain}),
     }
 
 
@@ -224,6 +230,15 @@ def to_markdown(trail: dict[str, Any]) -> str:
     for landed in trail["landing_files"]:
         lines.append(f"| {_cell(landed['partition'])} | {_cell(landed['file_name'])} | `{landed['file_hash']}` | "
                      f"{landed['status']} | {landed['row_count']} | {_cell(landed['reason'] or '')} |")
+    registry = trail["registry"]
+    lines += ["", "## Model registry and approvals", ""]
+    lines += [f"- `{m['version_id']}`: {m['status']} (registered {m['registered_at']})" for m in registry["models"]]
+    lines += [f"- {e['happened_at']}: `{e['version_id']}` {e['action']} {e['from_status'] or '-'} -> "
+              f"{e['to_status']} by {_cell(e['actor'])}: {_cell(e['reason'])}" for e in registry["events"]]
+    lines += [f"- approval `{a['approval_id']}` of {a['subject']} by {_cell(a['actor'])} at {a['approved_at']}: "
+              f"{_cell(a['reason'])} (used by {a['used_by'] or 'nothing yet'})" for a in registry["approvals"]]
+    if not any(registry.values()):
+        lines.append("- nothing recorded for the models in this trail")
     for node in trail["chain"]:
         if node["asset"] == "raw_samples":
             continue

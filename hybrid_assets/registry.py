@@ -174,6 +174,27 @@ def describe(warehouse: Warehouse) -> dict[str, Any]:
         return {"models": session.models(), "events": session.registry_events(), "approvals": session.approvals()}
 
 
+def history(warehouse: Warehouse, *, versions: set[str], run_ids: set[str]) -> dict[str, list[dict[str, Any]]]:
+    """What the registry recorded about these model versions (status, every event, the approvals of
+    their promotion) and the approvals these runs used (paid hardware runs), JSON-safe."""
+    if not warehouse.file.exists():
+        return {"models": [], "events": [], "approvals": []}
+    everything = describe(warehouse)
+    subjects = {f"promote:{vid}" for vid in versions}
+
+    def plain(row: dict[str, Any]) -> dict[str, Any]:
+        return {key: value if value is None or isinstance(value, (str, int, float, bool, dict, list)) else str(value)
+                for key, value in row.items()}
+
+    return {
+        "models": [plain({key: entry[key] for key in ("version_id", "asset", "status", "registered_at", "gates")})
+                   for entry in everything["models"] if entry["version_id"] in versions],
+        "events": [plain(event) for event in everything["events"] if event["version_id"] in versions],
+        "approvals": [plain(approval) for approval in everything["approvals"]
+                      if approval["subject"] in subjects or approval["used_by"] in run_ids],
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hybrid-registry", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)

@@ -11,11 +11,14 @@ launchpad shows which variable sets the field), and an unset one leaves the docu
 | ``HYBRID_HARDWARE_SHOTS`` | ``hardware_backend.shots`` (default 100) |
 | ``HYBRID_RUN_BUDGET_USD``, ``HYBRID_DAILY_BUDGET_USD`` | ``cost_policy.run_budget_usd``, ``.daily_budget_usd`` |
 | ``HYBRID_PRICE_TABLE`` | ``cost_policy.price_table_path`` |
+| ``HYBRID_QUANTUM_ROWS_PER_DAY`` | ``cost_policy.quantum_rows_per_day`` (scoring quota, default 1000) |
+| ``HYBRID_MIN_MARGIN`` | ``gate_policy.min_margin`` (read when the code location loads, like the budgets) |
 | ``HYBRID_ARTIFACT_KEEP_VERSIONS`` | ``io_manager.keep_versions`` |
 | ``HYBRID_REDIS_URL``, ``HYBRID_SCORING_STREAM`` | ``scoring_stream.url``, ``.stream`` (records to score) |
 
-``HYBRID_DATA_DIR`` (the data root) and ``HYBRID_LANDING_URI`` are read when a step or sensor
-runs. AWS credentials are boto3's own ``AWS_*`` variables and never pass through a resource.
+``HYBRID_DATA_DIR`` (the data root) and ``HYBRID_LANDING_URI``, ``HYBRID_SCORING_URI``,
+``HYBRID_LABELS_URI`` are read when a step or sensor runs. AWS credentials are boto3's own
+``AWS_*`` variables and never pass through a resource.
 """
 
 from __future__ import annotations
@@ -108,8 +111,9 @@ def resources_from_env() -> dict[str, Any]:
             run_budget_usd=decimal_from_env("HYBRID_RUN_BUDGET_USD", 10.0),
             daily_budget_usd=decimal_from_env("HYBRID_DAILY_BUDGET_USD", 50.0),
             price_table_path=from_env("HYBRID_PRICE_TABLE", ""),
+            quantum_rows_per_day=from_env("HYBRID_QUANTUM_ROWS_PER_DAY", 1000),
         ),
-        "gate_policy": GatePolicy(),
+        "gate_policy": GatePolicy(min_margin=decimal_from_env("HYBRID_MIN_MARGIN", 0.0)),
         "scoring_stream": ScoringStream(url=from_env("HYBRID_REDIS_URL", ""),
                                         stream=from_env("HYBRID_SCORING_STREAM", "hybrid:scoring")),
     }

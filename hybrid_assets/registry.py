@@ -134,6 +134,10 @@ def promote(warehouse: Warehouse, vid: str, *, actor: str, reason: str) -> dict[
             raise RegistryError(f"{vid} is already the champion")
         if entry["status"] == "retired":
             raise RegistryError(f"{vid} is retired; register a new version instead")
+        failed = sorted(name for name, passed in entry["gates"].items() if not passed)
+        if entry["asset"] == "quantum_svm" and failed:
+            raise RegistryError(f"{vid} failed its promotion gates ({', '.join(failed)}): a quantum model becomes "
+                                "champion only through its gates and an approval; see model_evaluation")
         with session.transaction():
             approval = consume_approval(session, f"promote:{vid}", used_by=f"promote:{vid}")
             current = champion(session)
@@ -161,6 +165,9 @@ def rollback(warehouse: Warehouse, *, actor: str, reason: str, to: str | None = 
         target = find(session, to)
         if current is not None and current["version_id"] == to:
             raise RegistryError(f"{to} is already the champion")
+        if not any(e["version_id"] == to and e["to_status"] == "champion" for e in session.registry_events()):
+            raise RegistryError(f"{to} was never the champion: a rollback returns to an earlier champion; "
+                                f"to make a new version champion, approve and promote it")
         with session.transaction():
             if current is not None:
                 session.set_status(current["version_id"], "candidate", action="rollback", actor=actor, reason=reason)

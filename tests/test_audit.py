@@ -56,18 +56,18 @@ def test_audit_trail_follows_the_event_log_across_new_data(workspace):
     markdown = command("hybrid-audit", project)
     assert markdown.startswith("# Audit trail: quantum_svm") and "first.csv" in markdown
 
-    # The registry's record of the trail's model, and the approvals given for it, from the CLI.
+    # The registry's record of the trail's model, and the approvals given for it, from the CLI. The
+    # model failed its promotion gates (the target is quantum_svm: no promoted_model), so even an
+    # approved promotion is refused, and the approval stays unused.
     model = f"quantum_svm@{versions(first)['quantum_svm'][:12]}"
     assert [(m["version_id"], m["status"]) for m in first["registry"]["models"]] == [(model, "candidate")]
-    refused = project.command("hybrid-registry", "promote", model, "--by", "ana", "--reason", "no approval yet")
-    assert refused.returncode == 2 and f"hybrid-registry approve promote:{model}" in refused.stderr
     command("hybrid-registry", project, "approve", f"promote:{model}", "--by", "ana", "--reason", "risk review 42")
-    command("hybrid-registry", project, "promote", model, "--by", "ana", "--reason", "go live")
+    refused = project.command("hybrid-registry", "promote", model, "--by", "ana", "--reason", "go live")
+    assert refused.returncode == 2 and "failed its promotion gates (quantum_beats_classical)" in refused.stderr
     registry = audit(project)["registry"]
     (approval,) = registry["approvals"]
-    assert (approval["actor"], approval["reason"], approval["used_by"]) == ("ana", "risk review 42", f"promote:{model}")
-    assert [(e["action"], e["to_status"]) for e in registry["events"]] == [("register", "candidate"),
-                                                                          ("promote", "champion")]
+    assert (approval["actor"], approval["reason"], approval["used_by"]) == ("ana", "risk review 42", None)
+    assert [(e["action"], e["to_status"]) for e in registry["events"]] == [("register", "candidate")]
     assert "risk review 42" in command("hybrid-audit", project)
 
     # Re-materializing with the same data, code and seeds reproduces every data version.

@@ -125,6 +125,22 @@ def test_a_promotion_needs_an_approval_and_says_how_to_get_one(trained, instance
         promote(Warehouse(), quantum, actor="ana", reason="again")
 
 
+def test_a_quantum_model_that_failed_its_gates_is_never_champion_even_approved(data_layout, instance):
+    write_good_csv(data_layout.landing, n_rows=48, n_features=5, seed=4, name="train.csv")
+    ingest(instance, "train.csv")
+    assert refresh(instance, gate_policy=GatePolicy(min_margin=1.0)).success  # no model beats a margin of 1
+    quantum = version_of("quantum_svm")
+    assert registry_state()[quantum] == "candidate"
+    approve(Warehouse(), f"promote:{quantum}", actor="ana", reason="looks good")
+    with pytest.raises(RegistryError, match="failed its promotion gates .*quantum_beats_classical"):
+        promote(Warehouse(), quantum, actor="ana", reason="try")
+    with pytest.raises(RegistryError, match="was never the champion"):  # nor through a rollback
+        rollback(Warehouse(), actor="ana", reason="try", to=quantum)
+    assert registry_state()[quantum] == "candidate"
+    with Warehouse().session(read_only=True) as session:
+        assert session.approvals(subject=f"promote:{quantum}", unused=True)  # refused before it was used
+
+
 def test_quantum_scores_only_uncertain_rows_within_the_daily_quota(trained, instance, monkeypatch):
     quantum = version_of("quantum_svm")
     approve(Warehouse(), f"promote:{quantum}", actor="ana", reason="test")

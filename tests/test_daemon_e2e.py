@@ -1,6 +1,7 @@
 """Real daemon proof: a dropped file ends in an evaluated model with no click; a bad file is
 quarantined and starts nothing downstream; a run worker killed mid-ingest is retried with no
-click and the file is ingested exactly once; starting the daemon after ``make demo`` starts no run.
+click and the file is ingested exactly once; starting the daemon after ``make demo`` starts no run;
+a model promoted from the CLI scores dropped files and Redis stream records with no click.
 
 Starts a real ``dagster-daemon`` (sensors, declarative automation, run queue) on a temporary
 DAGSTER_HOME and data dir, against this repository's workspace.yaml.
@@ -8,6 +9,7 @@ DAGSTER_HOME and data dir, against this repository's workspace.yaml.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -28,8 +30,9 @@ from dagster import (
 )
 
 from hybrid_assets.outputs import latest_metadata
+from hybrid_resources.data.stream import ScoringStream
 from hybrid_resources.data.warehouse import Warehouse
-from tests.bad_files import write_good_csv, write_nan_and_inf
+from tests.bad_files import good_frame, write_good_csv, write_nan_and_inf
 from tests.conftest import REPO
 
 UNFINISHED = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
@@ -181,4 +184,72 @@ def test_starting_the_daemon_after_make_demo_starts_no_run(local_project, tmp_pa
         time.sleep(35)  # three sensor and automation ticks
         assert process.poll() is None, log.read_text()[-3000:]
         assert runs_since(instance, before) == []
+    instance.dispose()
+
+
+def write_scoring_csv(folder: Path, *, n_rows: int, id_offset: int, name: str) -> Path:
+    path = folder / name
+    good_frame(n_rows=n_rows, seed=21, id_offset=id_offset).drop("label").write_csv(path)
+    return path
+
+
+def champion_predictions(data: Path, source: str) -> list[tuple[str, str]]:
+    """(model_version, decided_by) of the champion's predictions from one source."""
+    with Warehouse(path=str(data / "warehouse.duckdb")).connect(read_only=True) as connection:
+        return connection.execute("SELECT model_version, decided_by FROM predictions WHERE source = ? "
+                                  "AND role = 'champion'", [source]).fetchall()
+
+
+def registry(project, *args: str) -> str:
+    completed = project.command("hybrid-registry", *args)
+    assert completed.returncode == 0, completed.stderr
+    return completed.stdout
+
+
+def test_train_promote_and_score_files_and_stream_records_without_a_click(local_project, tmp_path, redis_url):
+    """Train, approve and promote the quantum model from the CLI, then scoring files and stream
+    records get predictions with no click; a rollback from the CLI changes the next file's model."""
+    project, data = local_project, local_project.data
+    project.env.update({"HYBRID_MIN_MARGIN": "-1",  # the quantum model's gates pass on any margin
+                        "HYBRID_REDIS_URL": redis_url, "HYBRID_SCORING_STREAM": "e2e:scoring"})
+    (data / "scoring").mkdir()
+    instance = DagsterInstance.from_config(str(project.home))
+    instance.get_runs(limit=1)
+    with running_daemon(project, tmp_path / "daemon.log") as (process, log):
+        land(data / "landing", write_good_csv, n_rows=60, n_features=5, name="train.csv")
+        wait_for(lambda: latest_version(instance, "model_registry"), 400, "the registered models", process, log)
+        wait_for(lambda: idle(instance), 180, "runs to finish", process, log)
+        with Warehouse(path=str(data / "warehouse.duckdb")).session(read_only=True) as session:
+            status = {m["version_id"]: m["status"] for m in session.models()}
+        (quantum,) = [v for v, s in status.items() if v.startswith("quantum_svm@") and s == "shadow"]
+        (classical,) = [v for v, s in status.items() if v.startswith("classical_baseline@") and s == "champion"]
+
+        registry(project, "approve", f"promote:{quantum}", "--by", "ops", "--reason", "e2e")
+        assert f"{quantum} is the champion" in registry(project, "promote", quantum, "--by", "ops", "--reason", "e2e")
+        land(data / "scoring", write_scoring_csv, n_rows=30, id_offset=7000, name="first.csv")
+        first = wait_for(lambda: champion_predictions(data, "first.csv"), 300, "the first file's predictions",
+                         process, log)
+        assert len(first) == 30 and {version for version, _ in first} == {quantum}
+        assert {decided for _, decided in first} <= {quantum, classical}  # cheap first: the screen decides most
+
+        stream = ScoringStream(url=redis_url, stream="e2e:scoring")
+        frame = good_frame(n_rows=4, seed=22, id_offset=8000)
+        names = [c for c in frame.columns if c.startswith("f")]
+        for row in frame.iter_rows(named=True):
+            stream.client().xadd(stream.stream, {"sample_id": row["sample_id"],
+                                                 "features": json.dumps({n: row[n] for n in names})})
+        streamed = wait_for(lambda: len(champion_predictions(data, "stream:e2e:scoring")) == 4 or None, 180,
+                            "the stream records' predictions", process, log)
+        assert streamed and stream.backlog(stream.client()) == {"pending": 0, "lag": 0}
+
+        assert classical in registry(project, "rollback", "--by", "ops", "--reason", "e2e rollback")
+        land(data / "scoring", write_scoring_csv, n_rows=10, id_offset=9000, name="second.csv")
+        second = wait_for(lambda: champion_predictions(data, "second.csv"), 300, "the second file's predictions",
+                          process, log)
+        assert {version for version, _ in second} == {classical}
+        # Automation refreshes the dashboard after the scoring runs: 30 + 4 + 10 rows scored.
+        wait_for(lambda: latest_metadata(instance, "serving_monitor").get("rows_scored") == 44, 180,
+                 "the serving monitor", process, log)
+        wait_for(lambda: idle(instance), 180, "runs to finish", process, log)
+        assert not instance.get_runs(RunsFilter(statuses=[DagsterRunStatus.FAILURE]))
     instance.dispose()

@@ -1,8 +1,10 @@
 """``make demo``: materialize the whole pipeline on the landing data against the local instance.
 
 Writes the bundled example (scikit-learn's breast-cancer data, no download) into the landing
-zone only when it is empty, ingests every landing file as its own partition, refreshes the
-models, prints the quantum-vs-classical holdout table and where to look. Exits non-zero if any
+zone only when it is empty (and, then, example records to score into an empty scoring zone),
+ingests every landing file as its own partition, refreshes the models, prints the
+quantum-vs-classical holdout table, scores every scoring file with the registry's champion, and
+says where to look. Exits non-zero if any
 step or blocking check fails.
 """
 
@@ -13,27 +15,76 @@ import time
 from pathlib import Path
 
 from hybrid_resources.data.artifacts import ArtifactStore
-from hybrid_resources.data.paths import DataLayout
+from hybrid_resources.data.paths import DataLayout, atomic_write
 
 EXAMPLE_FILE_NAME = "breast_cancer.csv"
+EXAMPLE_SCORING_FILE_NAME = "breast_cancer_new.csv"
 
 
-def write_example_dataset(path: Path) -> Path:
-    """The breast-cancer data (569 rows, 30 features, labels 0/1) as a landing CSV with sample ids."""
+def example_frame():
+    """The breast-cancer data (569 rows, 30 features, labels 0/1) with sample ids."""
     import polars as pl
     from sklearn.datasets import load_breast_cancer
 
     data = load_breast_cancer()
     frame = pl.DataFrame(data.data, schema=[str(name) for name in data.feature_names], orient="row")
-    frame = frame.with_columns(
+    return frame.with_columns(
         pl.Series("label", data.target.astype(int)),
         pl.Series("sample_id", [f"bc-{i:04d}" for i in range(len(data.target))]),
     ).select("sample_id", "label", *[str(name) for name in data.feature_names])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    frame.write_csv(temporary)
-    temporary.rename(path)  # appear in the landing zone complete, never half-written
+
+
+def write_example_dataset(path: Path) -> Path:
+    """The example data as a landing CSV, written whole (never seen half-written)."""
+    atomic_write(path, example_frame().write_csv)
     return path
+
+
+def write_example_scoring(path: Path, *, rows: int = 200, seed: int = 0) -> Path:
+    """New unlabelled records like the example data (rows drawn again, each feature shifted by 1%
+    of its spread), with new sample ids, as a scoring CSV."""
+    import numpy as np
+    import polars as pl
+
+    frame = example_frame()
+    features = frame.drop("sample_id", "label")
+    rng = np.random.default_rng(seed)
+    drawn = features.to_numpy()[rng.integers(0, features.height, rows)]
+    drawn += rng.normal(scale=0.01, size=drawn.shape) * features.to_numpy().std(axis=0)
+    scoring = pl.DataFrame(drawn, schema=features.columns, orient="row").with_columns(
+        pl.Series("sample_id", [f"bc-new-{i:04d}" for i in range(rows)])).select("sample_id", *features.columns)
+    atomic_write(path, scoring.write_csv)
+    return path
+
+
+def score_files(instance, quiet: dict, failures: list[str]) -> None:
+    """Score every file of the scoring zone (one partition each), as the scoring sensor does."""
+    import polars as pl
+
+    from hybrid_assets.definitions import defs
+    from hybrid_assets.ingestion import landing_files
+    from hybrid_assets.partitions import safe_partition_key, scoring_files_partitions
+    from hybrid_resources.data.paths import zone_location
+    from hybrid_resources.data.warehouse import Warehouse
+
+    job = defs.resolve_job_def("ingest_scoring_file")
+    for path in landing_files(zone_location("scoring")):
+        key = safe_partition_key(path.name)
+        if not instance.has_dynamic_partition(scoring_files_partitions.name, key):
+            instance.add_dynamic_partitions(scoring_files_partitions.name, [key])
+        result = job.execute_in_process(partition_key=key, instance=instance, raise_on_error=False, run_config=quiet)
+        if not result.success:
+            failures.append(f"scoring of {key!r} (run {result.run_id})")
+            continue
+        with Warehouse().session(read_only=True) as session:
+            scored = session.predictions().filter((pl.col("source") == key) & (pl.col("role") == "champion"))
+        if scored.is_empty():
+            print(f"  scoring file {key!r}: no predictions (quarantined? see {DataLayout.from_env().quarantine})")
+            continue
+        decisions = dict(sorted(scored["decision"].value_counts().iter_rows()))
+        print(f"  scoring file {key!r}: {scored.height} rows by {scored['model_version'][0]}, decisions {decisions}, "
+              f"{scored.filter(pl.col('flagged').is_not_null()).height} flagged; "
+              f"export {DataLayout.from_env().predictions / (key + '.parquet')}")
 
 
 def run_demo() -> int:
@@ -42,12 +93,17 @@ def run_demo() -> int:
     from hybrid_assets.definitions import defs
     from hybrid_assets.ingestion import landing_files
     from hybrid_assets.partitions import landing_files_partitions, safe_partition_key
+    from hybrid_resources.data.paths import zone_location
 
     layout = DataLayout.from_env().ensure()
     started = time.perf_counter()
     if not landing_files():
         write_example_dataset(layout.landing / EXAMPLE_FILE_NAME)
         print(f"Landing zone was empty: wrote the example dataset to {layout.landing / EXAMPLE_FILE_NAME}")
+        scoring = zone_location("scoring")
+        if not landing_files(scoring) and scoring.protocol in ("", "file"):  # records for the champion to score
+            write_example_scoring(Path(scoring.path) / EXAMPLE_SCORING_FILE_NAME)
+            print(f"Scoring zone was empty: wrote example records to score to {scoring / EXAMPLE_SCORING_FILE_NAME}")
 
     instance = DagsterInstance.get()
     keys = [safe_partition_key(path.name) for path in landing_files()]
@@ -89,10 +145,14 @@ def run_demo() -> int:
         for name, gate in report["gates"].items():
             print(f"  {'pass' if gate['passed'] else 'FAIL'}  {name}: {gate['message']}")
         print("Promoted: " + ("yes (asset promoted_model)" if report["promotable"] else "no, the quantum model stays a candidate"))
+    if refresh.success:
+        print("\nScoring (the registry's champion; warehouse table `predictions`):")
+        score_files(instance, quiet, failures)
     print(f"\nDone in {time.perf_counter() - started:.1f} s (after imports).")
     print(f"  data, warehouse, artifacts: {layout.root}")
     print(f"  Dagster instance (run history): {instance.root_directory}")
     print("  UI: `make ui`, then open http://127.0.0.1:3000 (Catalog -> model_evaluation; Lineage for the graph)")
+    print("  models that serve: `.venv/bin/hybrid-registry list`; audit trail: `.venv/bin/hybrid-audit`")
     if failures:
         print("\nFAILED: " + "; ".join(failures), file=sys.stderr)
         return 1

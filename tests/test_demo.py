@@ -7,6 +7,7 @@ import re
 import numpy as np
 import polars as pl
 
+from hybrid_resources.data.warehouse import Warehouse
 from tests.conftest import REPO, latest_artifact
 
 
@@ -37,10 +38,18 @@ def test_demo_fills_an_empty_landing_zone_and_prints_both_models(local_project):
     # The run history is on the persistent instance that `make ui` opens.
     assert any(local_project.home.rglob("*.db"))
 
-    # A second demo on the same instance re-uses the landing data (nothing rewritten) and passes.
+    # New records of the same kind were scored by the registry's champion, the classical baseline.
+    assert "scoring file 'breast_cancer_new.csv': 200 rows by classical_baseline@" in completed.stdout
+    export = pl.read_parquet(data / "predictions" / "breast_cancer_new.csv.parquet")
+    assert export.height == 200 and set(export["role"]) == {"champion"} and export["sample_id"].n_unique() == 200
+
+    # A second demo on the same instance re-uses the landing data (nothing rewritten) and passes;
+    # scoring the same file with the same champion again writes no duplicates.
     again = local_project.command("hybrid-demo")
     assert again.returncode == 0, again.stdout + again.stderr
-    assert "Landing zone was empty" not in again.stdout
+    assert "Landing zone was empty" not in again.stdout and "Scoring zone was empty" not in again.stdout
+    with Warehouse(path=str(data / "warehouse.duckdb")).connect(read_only=True) as connection:
+        assert connection.execute("SELECT count(*), count(DISTINCT sample_id) FROM predictions").fetchone() == (200, 200)
 
 
 def test_demo_runs_another_csv_in_another_data_dir(local_project):
@@ -54,6 +63,7 @@ def test_demo_runs_another_csv_in_another_data_dir(local_project):
     completed = local_project.command("hybrid-demo")
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert not (landing / "breast_cancer.csv").exists()
+    assert not (local_project.data / "scoring" / "breast_cancer_new.csv").exists()  # only beside the example
     report = latest_artifact(local_project.data / "artifacts", "model_evaluation")
     assert report["n_train"] + report["n_test"] == 90
     embeddings = latest_artifact(local_project.data / "artifacts", "reduced_embeddings")

@@ -99,6 +99,9 @@ def test_bad_scoring_files_are_quarantined_with_their_reason(trained, instance, 
     sidecar = json.loads((trained.quarantine / f"{name}.reason.json").read_text())
     assert sidecar["check"] == check and (trained.quarantine / name).exists() and not (trained.scoring / name).exists()
     assert predictions_of(name).height == 0
+    again = score(instance, name)  # re-run with the file gone from scoring/: the recorded outcome stands
+    (evaluation,) = [e for e in again.get_asset_check_evaluations() if e.check_name == "scoring_contract"]
+    assert again.success and not evaluation.passed and predictions_of(name).height == 0
 
 
 def test_a_promotion_needs_an_approval_and_says_how_to_get_one(trained, instance):

@@ -503,9 +503,9 @@ class Warehouse(ConfigurableResource):
         with self.connect(read_only=read_only) as connection:
             yield WarehouseSession(connection)
 
-    def landing_record(self, partition_key: str) -> LandingRecord | None:
+    def landing_record(self, partition_key: str, zone: str = "landing") -> LandingRecord | None:
         with self.session(read_only=True) as session:
-            return session.landing_record(partition_key)
+            return session.landing_record(partition_key, zone)
 
     def features_in_arrival_order(self) -> pl.DataFrame:
         with self.session(read_only=True) as session:

@@ -182,10 +182,9 @@ def ingest_file(
                 outcome = IngestOutcome(partition_key, source.name, file_hash, "ingested", table.n_rows(),
                                         validation=validation)
                 with session.transaction():
-                    if zone == "landing":
-                        session.replace_file_rows(file_hash, table.sample_ids, table.labels, table.features)
-                    elif zone == "scoring":
-                        session.replace_scoring_rows(file_hash, table.sample_ids, table.features)
+                    if zone in ("landing", "scoring"):
+                        session.replace_file_rows(file_hash, table.sample_ids, table.features,
+                                                  labels=table.labels if zone == "landing" else None)
                     else:
                         session.upsert_labels(table.sample_ids, table.labels, file_hash)
                     session.record_landing(outcome, feature_names=table.feature_names, run_id=run_id, zone=zone)

@@ -206,3 +206,16 @@ def redis_url(tmp_path):
     yield url
     process.terminate()
     process.wait(timeout=10)
+
+
+@pytest.fixture
+def trained(data_layout, instance):
+    """Training data ingested and every model evaluated and registered; the quantum model passes
+    its gates (margin -1), so it scores in shadow beside the classical champion."""
+    from hybrid_resources.gate_policy import GatePolicy
+    from tests.bad_files import write_good_csv
+
+    write_good_csv(data_layout.landing, n_rows=48, n_features=5, seed=4, name="train.csv")
+    ingest(instance, "train.csv")
+    assert refresh(instance, gate_policy=GatePolicy(min_margin=-1.0)).success
+    return data_layout

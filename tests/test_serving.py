@@ -24,15 +24,6 @@ from tests.conftest import RESOURCES, ingest, refresh
 from tests.devices import DeviceBoundary
 
 
-@pytest.fixture
-def trained(data_layout, instance):
-    """Training data ingested and every model evaluated and registered (quantum promotable: margin -1)."""
-    write_good_csv(data_layout.landing, n_rows=48, n_features=5, seed=4, name="train.csv")
-    ingest(instance, "train.csv")
-    assert refresh(instance, gate_policy=GatePolicy(min_margin=-1.0)).success
-    return data_layout
-
-
 def registry_state() -> dict[str, str]:
     with Warehouse().session(read_only=True) as session:
         return {m["version_id"]: m["status"] for m in session.models()}

@@ -9,24 +9,14 @@ import subprocess
 import sys
 
 import polars as pl
-import pytest
 from dagster import build_sensor_context
 
 from hybrid_assets.jobs import score_stream_job
 from hybrid_assets.sensors import scoring_stream_sensor
 from hybrid_resources.data.stream import ScoringStream
 from hybrid_resources.data.warehouse import Warehouse
-from hybrid_resources.gate_policy import GatePolicy
 from tests.bad_files import good_frame, write_good_csv
-from tests.conftest import REPO, RESOURCES, ingest, refresh
-
-
-@pytest.fixture
-def trained(data_layout, instance):
-    write_good_csv(data_layout.landing, n_rows=48, n_features=5, seed=4, name="train.csv")
-    ingest(instance, "train.csv")
-    assert refresh(instance, gate_policy=GatePolicy(min_margin=-1.0)).success
-    return data_layout
+from tests.conftest import REPO, RESOURCES
 
 
 def push(stream: ScoringStream, records: list[dict]) -> list[str]:

@@ -288,32 +288,21 @@ class WarehouseSession:
             "VALUES (?, ?, ?, ?, ?)", [file_hash, original_name, quarantined_path, check, reason],
         )
 
-    def replace_file_rows(self, file_hash: str, sample_ids: list[str], labels: list[str],
-                          features: np.ndarray) -> None:
-        """The rows of one file, keyed by (file hash, row number); a re-ingest replaces them."""
+    def replace_file_rows(self, file_hash: str, sample_ids: list[str], features: np.ndarray, *,
+                          labels: list[str] | None = None) -> None:
+        """The rows of one file, keyed by (file hash, row number): into ``raw_rows`` for a labelled
+        (training) file, ``scoring_rows`` for an unlabelled one; a re-ingest replaces them."""
+        table = "raw_rows" if labels is not None else "scoring_rows"
         incoming = pl.DataFrame({
             "file_hash": [file_hash] * len(sample_ids),
             "row_number": np.arange(len(sample_ids), dtype=np.int64),
             "sample_id": sample_ids,
-            "label": labels,
+            **({"label": labels} if labels is not None else {}),
             "features": pl.Series(features).cast(pl.List(pl.Float64)),
         })
-        self.connection.execute("DELETE FROM raw_rows WHERE file_hash = ?", [file_hash])
+        self.connection.execute(f"DELETE FROM {table} WHERE file_hash = ?", [file_hash])
         self.connection.register("incoming_rows", incoming.to_arrow())
-        self.connection.execute("INSERT INTO raw_rows SELECT * FROM incoming_rows")
-        self.connection.unregister("incoming_rows")
-
-    def replace_scoring_rows(self, file_hash: str, sample_ids: list[str], features: np.ndarray) -> None:
-        """The rows of one scoring file, keyed by (file hash, row number); a re-ingest replaces them."""
-        incoming = pl.DataFrame({
-            "file_hash": [file_hash] * len(sample_ids),
-            "row_number": np.arange(len(sample_ids), dtype=np.int64),
-            "sample_id": sample_ids,
-            "features": pl.Series(features).cast(pl.List(pl.Float64)),
-        })
-        self.connection.execute("DELETE FROM scoring_rows WHERE file_hash = ?", [file_hash])
-        self.connection.register("incoming_rows", incoming.to_arrow())
-        self.connection.execute("INSERT INTO scoring_rows SELECT * FROM incoming_rows")
+        self.connection.execute(f"INSERT INTO {table} SELECT * FROM incoming_rows")
         self.connection.unregister("incoming_rows")
 
     def scoring_rows(self, partition_key: str) -> pl.DataFrame:

@@ -68,7 +68,11 @@ def score_files(instance, quiet: dict, failures: list[str]) -> None:
     from hybrid_resources.data.warehouse import Warehouse
 
     job = defs.resolve_job_def("ingest_scoring_file")
-    for path in landing_files(zone_location("scoring")):
+    files = landing_files(zone_location("scoring"))
+    if not files:
+        print(f"  no files in {zone_location('scoring')}: drop unlabelled CSV or Parquet files (sample_id and the "
+              "feature columns) there to score them")
+    for path in files:
         key = safe_partition_key(path.name)
         if not instance.has_dynamic_partition(scoring_files_partitions.name, key):
             instance.add_dynamic_partitions(scoring_files_partitions.name, [key])
@@ -78,8 +82,11 @@ def score_files(instance, quiet: dict, failures: list[str]) -> None:
             continue
         with Warehouse().session(read_only=True) as session:
             scored = session.predictions().filter((pl.col("source") == key) & (pl.col("role") == "champion"))
+            record = session.landing_record(key, "scoring")
         if scored.is_empty():
-            print(f"  scoring file {key!r}: no predictions (quarantined? see {DataLayout.from_env().quarantine})")
+            print(f"  scoring file {key!r}: {record.status if record else 'not ingested'}, no predictions"
+                  + (f" ({record.reason}; the file is in {DataLayout.from_env().quarantine})"
+                     if record and record.status == "quarantined" else ""))
             continue
         decisions = dict(sorted(scored["decision"].value_counts().iter_rows()))
         print(f"  scoring file {key!r}: {scored.height} rows by {scored['model_version'][0]}, decisions {decisions}, "

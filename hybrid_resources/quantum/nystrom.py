@@ -1,0 +1,291 @@
+"""Nyström features: a linear model on m landmark kernel columns instead of the N x N Gram matrix.
+
+Williams & Seeger, "Using the Nyström method to speed up kernel machines" (NIPS 2000): with m
+landmark rows L of the train split, K ~= K_nm K_mm^+ K_mn = Phi Phi^T for the features
+Phi = K_nm K_mm^(-1/2). A linear model on Phi then stands in for the kernel machine: N*m kernel
+entries (N*m circuits on a shot device) instead of N^2/2, and a new row needs only its m entries
+against the landmarks.
+
+- :func:`choose_landmarks`: which train rows are landmarks (k-means++ seeding or uniform), seeded;
+- :func:`nystrom_map`: K_mm^(-1/2) on the eigen-directions kept (small eigenvalues dropped);
+- :func:`fit_ridge_blocks`: the classifier, a least-squares SVM accumulated block by block;
+- :func:`fit_nystrom`, :func:`nystrom_decision` and :class:`NystromModel` (arrays, no pickle);
+- kernels as callables ``kernel(A, B=None)``: :class:`EngineKernel` (the quantum kernel engine,
+  so its cache and ledger work unchanged) and :class:`RbfKernel` (the classical counterpart, through
+  the same landmarks, map and classifier);
+- :func:`choose_kernel_path`: the exact Gram matrix or Nyström, with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterable, Iterator, Protocol
+
+import numpy as np
+from sklearn.cluster import kmeans_plusplus
+from sklearn.metrics.pairwise import rbf_kernel
+
+from hybrid_resources.quantum.backends import BackendConfig, SubmissionLedger
+from hybrid_resources.quantum.feature_maps import FeatureMapSpec
+from hybrid_resources.quantum.kernel_cache import KernelCache
+from hybrid_resources.quantum.kernel_engine import KernelStats, quantum_kernel
+
+LANDMARK_RULES = ("kmeans++", "uniform")
+KERNEL_PATHS = ("auto", "exact", "nystrom")
+DEFAULT_MAX_EXACT_TRAIN = 5000
+
+
+class KernelFunction(Protocol):
+    """k(A, B): (len(A), len(B)) float64 kernel entries; B=None means A with itself (symmetric)."""
+
+    def __call__(self, A: np.ndarray, B: np.ndarray | None = None) -> np.ndarray: ...
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-safe identity of the kernel (stored with a fitted model)."""
+
+
+@dataclass
+class EngineKernel:
+    """The quantum kernel engine as a kernel function; every call's :class:`KernelStats` is kept
+    in ``stats`` (circuits, cache hits, wall time: summed by :func:`engine_totals`)."""
+
+    spec: FeatureMapSpec
+    backend: BackendConfig = BackendConfig()
+    cache: KernelCache | None = None
+    ledger: SubmissionLedger | None = None
+    stats: list[KernelStats] = field(default_factory=list)
+
+    def __call__(self, A: np.ndarray, B: np.ndarray | None = None) -> np.ndarray:
+        result = quantum_kernel(A, B, spec=self.spec, backend=self.backend, cache=self.cache, ledger=self.ledger)
+        self.stats.append(result.stats)
+        return result.matrix
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "quantum", "spec": self.spec.to_dict(), "backend": self.backend.cache_key()}
+
+
+def engine_totals(stats: Iterable[KernelStats]) -> dict[str, float]:
+    """Sums over kernel calls: entries computed and from cache, circuits, shots, wall time."""
+    names = ("entries_computed", "entries_from_cache", "circuits_executed", "shots_executed", "wall_time_s")
+    stats = list(stats)
+    return {name: sum(getattr(s, name) for s in stats) for name in names} | {"kernel_calls": len(stats)}
+
+
+@dataclass(frozen=True)
+class RbfKernel:
+    """exp(-gamma ||a - b||^2), the classical baseline's kernel."""
+
+    gamma: float
+
+    def __call__(self, A: np.ndarray, B: np.ndarray | None = None) -> np.ndarray:
+        return rbf_kernel(A, B, gamma=self.gamma)
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "rbf", "gamma": self.gamma}
+
+
+# ---------------------------------------------------------------------------------------
+# Which path
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KernelPath:
+    """``path`` is "exact" (N x N Gram matrix, kernel SVM) or "nystrom"; ``reason`` says why."""
+
+    path: str
+    reason: str
+
+
+def choose_kernel_path(n_train: int, *, mode: str = "auto",
+                       max_exact_train: int = DEFAULT_MAX_EXACT_TRAIN) -> KernelPath:
+    """Exact kernel SVM or Nyström features, by configuration or by train size.
+
+    ``mode``: "exact" or "nystrom" force a path; "auto" takes Nyström when ``n_train`` exceeds
+    ``max_exact_train`` (the exact Gram matrix costs n_train^2 / 2 entries, and the SVM fit on
+    it grows faster still).
+
+    >>> choose_kernel_path(12000).reason
+    'auto: 12000 train rows > max_exact_train 5000, so Nyström features and a linear model'
+    """
+    if mode not in KERNEL_PATHS:
+        raise ValueError(f"mode must be one of {KERNEL_PATHS}, got {mode!r}")
+    if mode != "auto":
+        return KernelPath(mode, f"configured: kernel path {mode!r} ({n_train} train rows)")
+    if n_train > max_exact_train:
+        return KernelPath("nystrom", f"auto: {n_train} train rows > max_exact_train {max_exact_train}, "
+                                     "so Nyström features and a linear model")
+    return KernelPath("exact", f"auto: {n_train} train rows <= max_exact_train {max_exact_train}, "
+                               "so the exact Gram matrix and a kernel SVM")
+
+
+# ---------------------------------------------------------------------------------------
+# Landmarks and the map
+# ---------------------------------------------------------------------------------------
+
+
+def choose_landmarks(X: np.ndarray, m: int, *, rule: str = "kmeans++", seed: int = 0) -> np.ndarray:
+    """Indices of ``m`` distinct rows of X (N, d) to serve as landmarks; int64 (m,), reproducible.
+
+    ``rule="kmeans++"``: k-means++ seeding on the inputs (Arthur & Vassilvitskii 2007; scikit-
+    learn's ``kmeans_plusplus``): each next landmark is drawn with probability proportional to its
+    squared distance from those already chosen, so landmarks cover the data rather than its dense
+    parts. ``rule="uniform"``: m rows uniformly without replacement, sorted. Both draw from
+    ``seed`` only. Cost of k-means++: O(N m log m d).
+
+    >>> choose_landmarks(np.arange(10.0)[:, None], 3, rule="uniform", seed=0).tolist()
+    [5, 6, 9]
+    """
+    X = np.asarray(X, dtype=np.float64)
+    if rule not in LANDMARK_RULES:
+        raise ValueError(f"rule must be one of {LANDMARK_RULES}, got {rule!r}")
+    if not 1 <= m <= X.shape[0]:
+        raise ValueError(f"m must be in [1, {X.shape[0]}] (the train rows), got {m}")
+    if rule == "uniform":
+        return np.sort(np.random.default_rng(seed).choice(X.shape[0], size=m, replace=False)).astype(np.int64)
+    _, indices = kmeans_plusplus(X, n_clusters=m, random_state=seed)
+    return indices.astype(np.int64)
+
+
+def nystrom_map(K_mm: np.ndarray, *, eps: float = 1e-10) -> tuple[np.ndarray, int]:
+    """K_mm^(-1/2) restricted to its well-conditioned eigen-directions, and how many were dropped.
+
+    K_mm (m, m) symmetric (a shot-based estimate need not be PSD: it is symmetrised first).
+    With K_mm = V diag(lam) V^T, eigenvalues ``lam <= eps * max(lam)`` (negative ones included)
+    are dropped, so 1/sqrt(lam) cannot amplify noise without bound. Returns (W, clipped):
+    W (m, r) = V_r diag(lam_r^(-1/2)), r = m - clipped, so that Phi = K_nm W gives
+    Phi Phi^T = K_nm K_mm^+ K_mn (the pseudo-inverse over the kept directions). When the
+    landmarks are all N rows and nothing is dropped that equals K itself.
+    """
+    K_mm = np.asarray(K_mm, dtype=np.float64)
+    lam, V = np.linalg.eigh((K_mm + K_mm.T) / 2)
+    if not lam[-1] > 0:
+        raise ValueError("the landmark kernel K_mm has no positive eigenvalue")
+    keep = lam > eps * lam[-1]
+    return V[:, keep] / np.sqrt(lam[keep]), int(np.count_nonzero(~keep))
+
+
+# ---------------------------------------------------------------------------------------
+# The classifier
+# ---------------------------------------------------------------------------------------
+
+
+def fit_ridge_blocks(blocks: Iterable[tuple[np.ndarray, np.ndarray]], *, C: float) -> tuple[np.ndarray, float]:
+    """A least-squares SVM (Suykens & Vandewalle 1999) on features streamed in row blocks.
+
+    Minimises 1/2 ||w||^2 + C/2 sum_i (t_i - w.phi_i - b)^2 with t_i = +1 for label > 0 and -1
+    otherwise, the intercept b unpenalised: a ridge regression on +-1 targets (alpha = 1/C), the
+    SVM's C with a squared loss. One pass over ``blocks`` of (Phi (rows, r), labels (rows,))
+    accumulates the (r+1, r+1) normal equations, so memory is O(r^2) whatever N, and the
+    solution is exact and deterministic (no learning rate, no epochs). Returns (coef (r,), b).
+    """
+    if not C > 0:
+        raise ValueError(f"C must be > 0, got {C}")
+    gram = rhs = None
+    for features, labels in blocks:
+        design = np.hstack([features, np.ones((features.shape[0], 1))])
+        targets = np.where(np.asarray(labels) > 0, 1.0, -1.0)
+        if gram is None:
+            gram, rhs = np.zeros((design.shape[1],) * 2), np.zeros(design.shape[1])
+        gram += design.T @ design
+        rhs += design.T @ targets
+    if gram is None:
+        raise ValueError("no training rows")
+    penalty = np.full(gram.shape[0], 1.0 / C)
+    penalty[-1] = 0.0
+    solution = np.linalg.solve(gram + np.diag(penalty), rhs)
+    return solution[:-1], float(solution[-1])
+
+
+# ---------------------------------------------------------------------------------------
+# The fitted model
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NystromConfig:
+    """How to fit: ``m`` landmarks chosen by ``rule`` from ``seed``; eigenvalues of K_mm below
+    ``eps`` times the largest dropped; the least-squares SVM's ``C``; ``block_rows`` rows of K_nm
+    computed at once (memory ~ block_rows * m * 8 bytes, times the kernel's own temporaries)."""
+
+    m: int = 500
+    rule: str = "kmeans++"
+    seed: int = 0
+    eps: float = 1e-10
+    C: float = 1.0
+    block_rows: int = 4096
+
+
+@dataclass(frozen=True)
+class NystromModel:
+    """A fitted Nyström classifier: everything the decision on new rows needs, as arrays.
+
+    ``landmarks`` (m, d) inputs; ``landmark_indices`` (m,) their train rows; ``projection``
+    (m, r) the K_mm^(-1/2) map of :func:`nystrom_map`; ``coef`` (r,) and ``intercept`` of the
+    linear model on Phi; ``meta``: rule, m, eps, clipped, seed, C and the kernel's description.
+    """
+
+    landmarks: np.ndarray
+    landmark_indices: np.ndarray
+    projection: np.ndarray
+    coef: np.ndarray
+    intercept: float
+    meta: dict[str, Any]
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Plain arrays (``meta`` as one JSON text array) for ``np.savez`` / an artifact bundle."""
+        return {"landmarks": self.landmarks, "landmark_indices": self.landmark_indices,
+                "projection": self.projection, "coef": self.coef, "intercept": np.array([self.intercept]),
+                "nystrom_meta": np.array(json.dumps(self.meta, sort_keys=True))}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "NystromModel":
+        return cls(landmarks=arrays["landmarks"], landmark_indices=arrays["landmark_indices"],
+                   projection=arrays["projection"], coef=arrays["coef"], intercept=float(arrays["intercept"][0]),
+                   meta=json.loads(str(arrays["nystrom_meta"])))
+
+
+def row_blocks(n_rows: int, block_rows: int) -> Iterator[slice]:
+    """Consecutive slices of at most ``block_rows`` rows covering range(n_rows)."""
+    if block_rows < 1:
+        raise ValueError(f"block_rows must be >= 1, got {block_rows}")
+    return (slice(start, min(start + block_rows, n_rows)) for start in range(0, n_rows, block_rows))
+
+
+def nystrom_features(X: np.ndarray, landmarks: np.ndarray, projection: np.ndarray,
+                     kernel: KernelFunction) -> np.ndarray:
+    """Phi = K(X, landmarks) @ projection: (len(X), r). A new row needs only its m kernel entries."""
+    return kernel(X, landmarks) @ projection
+
+
+def fit_nystrom(X: np.ndarray, y: np.ndarray, kernel: KernelFunction, config: NystromConfig) -> NystromModel:
+    """Fit a Nyström classifier on train rows X (N, d), labels y (N,) (class index; > 0 is positive).
+
+    Landmarks by :func:`choose_landmarks`, K_mm = kernel(L) (one symmetric request), the map by
+    :func:`nystrom_map`, then K_nm in ``config.block_rows`` row blocks, each turned into features
+    and folded into :func:`fit_ridge_blocks`: N*m kernel entries, never N x N, and never all of
+    Phi in memory.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    y = np.asarray(y)
+    indices = choose_landmarks(X, min(config.m, len(X)), rule=config.rule, seed=config.seed)
+    landmarks = X[indices]
+    projection, clipped = nystrom_map(kernel(landmarks), eps=config.eps)
+    blocks = ((nystrom_features(X[rows], landmarks, projection, kernel), y[rows])
+              for rows in row_blocks(len(X), config.block_rows))
+    coef, intercept = fit_ridge_blocks(blocks, C=config.C)
+    meta = {**asdict(config), "m": int(len(indices)), "clipped": clipped, "rank": int(projection.shape[1]),
+            "classifier": "least-squares SVM (ridge on +-1 targets, alpha = 1/C)", "kernel": kernel.describe()}
+    return NystromModel(landmarks, indices, projection, coef, intercept, meta)
+
+
+def nystrom_decision(model: NystromModel, X: np.ndarray, kernel: KernelFunction, *,
+                     block_rows: int = 4096) -> np.ndarray:
+    """Decision values (len(X),) of a fitted model, positive meaning class index 1; rows go to
+    the kernel ``block_rows`` at a time."""
+    X = np.asarray(X, dtype=np.float64)
+    out = np.empty(len(X))
+    for rows in row_blocks(len(X), block_rows):
+        out[rows] = nystrom_features(X[rows], model.landmarks, model.projection, kernel) @ model.coef
+    return out + model.intercept

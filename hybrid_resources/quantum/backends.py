@@ -3,7 +3,8 @@
 Switching simulator -> hardware is configuration (launchpad, env), not code:
 
 - ``default.qubit`` with ``shots=None`` (default): exact statevector simulation, embedded
-- ``default.qubit`` / ``lightning.qubit`` with ``shots=N``: shot-based simulation
+- ``default.qubit`` / ``lightning.qubit`` with ``shots=N``: shot-based simulation, by circuits or,
+  with ``shot_emulation``, by drawing each kernel entry from its exact distribution
 - ``braket.local.qubit``: the Amazon Braket local simulator
 - ``braket.aws.qubit`` + ``device_arn`` + ``s3_destination``: a managed Braket device;
   AWS credentials come from the environment (boto3's own variables), never from config.
@@ -33,6 +34,10 @@ T = TypeVar("T")
 STATEVECTOR_DEVICES = frozenset(
     {"default.qubit", "lightning.qubit", "lightning.gpu", "lightning.kokkos", "default.tensor"}
 )
+
+# Noiseless shot simulators: a compute-uncompute estimate on them is Binomial(shots, p) / shots
+# with p the exact entry, so the kernel engine may draw it instead of running the circuit.
+SHOT_EMULATION_DEVICES = frozenset({"default.qubit", "lightning.qubit"})
 
 # Option names that could carry secrets: refused in device_options, dropped from cache keys.
 _SECRET_PATTERN = re.compile(r"(secret|token|password|passwd|credential|access_key|session)", re.I)
@@ -73,6 +78,10 @@ class BackendConfig:
     - ``device_options``: extra keyword arguments for ``qml.device`` as sorted (name, value)
       string pairs, e.g. (("device_arn", ...), ("s3_destination_folder", "bucket/prefix")).
       ``s3_destination_folder`` given as "bucket/prefix" becomes Braket's (bucket, prefix).
+    - ``shot_emulation``: kernel entries are drawn as Binomial(shots, p) / shots from their exact
+      values p instead of running circuits: the exact distribution of a noiseless compute-
+      uncompute estimate. Only with ``shots`` on a noiseless simulator
+      (:data:`SHOT_EMULATION_DEVICES`); noisy simulators and hardware run their circuits.
     """
 
     device_name: str = "default.qubit"
@@ -83,10 +92,17 @@ class BackendConfig:
     max_retries: int = 3
     backoff_s: float = 0.5
     device_options: tuple[tuple[str, str], ...] = ()
+    shot_emulation: bool = False
 
     def __post_init__(self) -> None:
         if self.shots is not None and self.shots < 1:
             raise ValueError(f"shots must be None or >= 1, got {self.shots}")
+        if self.shot_emulation and (self.shots is None or self.device_name not in SHOT_EMULATION_DEVICES):
+            raise ValueError(
+                f"shot_emulation needs shots on a noiseless simulator ({', '.join(sorted(SHOT_EMULATION_DEVICES))}); "
+                f"got {self.device_name!r} with shots={self.shots}. Noisy simulators and hardware run their "
+                "circuits: set shot_emulation to false, or shots for an emulated estimate"
+            )
         if self.batch_size < 1 or self.max_parallel < 1 or self.max_retries < 0:
             raise ValueError("batch_size and max_parallel must be >= 1, max_retries >= 0")
         for name, _ in self.device_options:
@@ -116,12 +132,17 @@ class BackendConfig:
 
     def cache_key(self) -> dict[str, Any]:
         """JSON-safe identity of the results this backend produces (no secrets)."""
-        return {
+        key = {
             "device_name": self.device_name,
             "shots": self.shots,
             "seed": self.seed,
             "device_options": {k: v for k, v in sorted(self.device_options) if not _SECRET_PATTERN.search(k)},
         }
+        if self.shot_emulation:
+            # Emulated draws are not the circuits' draws: a namespace of their own. Only when set,
+            # so every existing cache namespace keeps its key.
+            key["shot_emulation"] = True
+        return key
 
 
 def _device_kwargs(config: BackendConfig) -> dict[str, Any]:
@@ -259,6 +280,9 @@ class QuantumBackend(ConfigurableResource):
     backoff_s: float = Field(default=0.5, ge=0.0, description="First retry delay in seconds; doubles each retry, with jitter")
     device_arn: str = Field(default="", description="Braket device ARN (braket.aws.qubit only)")
     s3_destination: str = Field(default="", description="'bucket/prefix' for Braket results (braket.aws.qubit only)")
+    shot_emulation: bool = Field(
+        default=False, description="With shots on default.qubit/lightning.qubit: draw kernel entries from their exact "
+                                   "binomial distribution instead of running circuits")
 
     def backend_config(self) -> BackendConfig:
         options: dict[str, str] = {}
@@ -275,6 +299,7 @@ class QuantumBackend(ConfigurableResource):
             max_retries=self.max_retries,
             backoff_s=self.backoff_s,
             device_options=tuple(sorted(options.items())),
+            shot_emulation=self.shot_emulation,
         )
 
     def describe(self) -> dict[str, Any]:

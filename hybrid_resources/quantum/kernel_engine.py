@@ -1,6 +1,6 @@
 """The quantum kernel engine: fidelity kernels k(a, b) = |<phi(a)|phi(b)>|^2.
 
-Two paths (see DESIGN.md "The kernel engine"):
+Three paths (see DESIGN.md "The kernel engine"):
 
 - **statevector** (``backend.is_exact``): each sample's state is simulated once, in chunks,
   then the Gram matrix is ``|A B^H|^2`` from blocked matrix products (real products for
@@ -10,6 +10,10 @@ Two paths (see DESIGN.md "The kernel engine"):
   ``braket.local.qubit``): one circuit U(a) U(b)^dagger per needed pair, reading P(|0...0>);
   upper triangle only for a symmetric matrix, diagonal = 1 without executing, submitted in
   batches with retries of transient faults.
+- **shot-emulation** (``backend.shot_emulation``: a noiseless simulator with shots): the exact
+  entries p from the statevector path, then each needed entry is drawn as Binomial(shots, p) /
+  shots, which is exactly how a noiseless compute-uncompute circuit's all-zeros count is
+  distributed. No circuit runs and nothing reaches the ledger; the emulated shots are reported.
 
 With a :class:`~hybrid_resources.quantum.kernel_cache.KernelCache` only entries not cached under the
 same (feature-map spec, backend) namespace are computed: the cache says once what it holds
@@ -23,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Sequence
 
 import numpy as np
@@ -50,6 +54,7 @@ from hybrid_resources.quantum.kernel_cache import (
     put_block,
     take_block,
 )
+from hybrid_resources.quantum.kernel_diagnostics import emulate_shots
 from hybrid_resources.quantum.simulator import simulate_states
 
 
@@ -59,7 +64,7 @@ class KernelStats:
 
     n_rows: int
     n_cols: int
-    method: str  # "statevector" or "compute-uncompute"
+    method: str  # "statevector", "compute-uncompute" or "shot-emulation"
     device_name: str
     shots: int | None
     seed: int
@@ -71,6 +76,7 @@ class KernelStats:
     retries: int = 0
     states_simulated: int = 0
     spec_hash: str = ""
+    shots_emulated: int = 0  # shot-emulation: entries drawn x shots (no circuit ran, nothing was paid)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -273,6 +279,9 @@ def quantum_kernel(
     with nothing executed), and every circuit the device runs is recorded by it.
     ``out``: optional preallocated float64 (N, M) array (e.g. an ``np.memmap``) to write
     into, so huge matrices need not fit in RAM.
+    With ``backend.shot_emulation`` each entry is a Binomial(shots, p) / shots draw from its
+    exact value p, seeded by ``backend.seed`` and the inputs (the same request draws the same
+    matrix); ``circuits_executed`` and ``shots_executed`` are 0 and the ledger is not called.
     """
     t0 = time.perf_counter()
     if block_size < 1:
@@ -280,16 +289,15 @@ def quantum_kernel(
     request = KernelRequest.of(X, Y, spec=spec, backend=backend, keyed=cache is not None, x_keys=x_keys,
                                y_keys=y_keys)
     n_rows, n_cols = request.shape
-    if out is None:
-        out = np.empty((n_rows, n_cols), dtype=np.float64)
-    elif out.shape != (n_rows, n_cols) or out.dtype != np.float64:
-        raise ValueError(f"out must be float64 {(n_rows, n_cols)}, got {out.dtype} {out.shape}")
+    out = output_array(out, n_rows, n_cols)
 
     held = cache.lookup(request, out) if cache is not None else None
     if backend.is_exact:
-        work = _exact_entries(request, out, held, block_size)
+        work, method = _exact_entries(request, out, held, block_size), "statevector"
+    elif backend.shot_emulation:
+        work, method = _emulated_entries(request, out, held, block_size), "shot-emulation"
     else:
-        work = _shot_entries(request, out, held, ledger)
+        work, method = _shot_entries(request, out, held, ledger), "compute-uncompute"
     if request.symmetric:
         # k(x, x) = 1 by definition; the shot path never executes it.
         out[np.diag_indices(n_rows)] = 1.0
@@ -297,14 +305,23 @@ def quantum_kernel(
         cache.store(held, work.update)
     from_cache = held.from_cache if held is not None else 0
     stats = KernelStats(
-        n_rows=n_rows, n_cols=n_cols, method="statevector" if backend.is_exact else "compute-uncompute",
+        n_rows=n_rows, n_cols=n_cols, method=method,
         device_name=backend.device_name, shots=backend.shots, seed=backend.seed,
         entries_computed=n_rows * n_cols - from_cache - (n_rows if request.symmetric else 0),
         entries_from_cache=from_cache, circuits_executed=work.circuits, shots_executed=work.shots,
         wall_time_s=time.perf_counter() - t0, retries=work.retries, states_simulated=work.states_simulated,
-        spec_hash=spec.spec_hash,
+        spec_hash=spec.spec_hash, shots_emulated=work.drawn * (backend.shots or 0),
     )
     return KernelResult(matrix=out, stats=stats)
+
+
+def output_array(out: np.ndarray | None, n_rows: int, n_cols: int) -> np.ndarray:
+    """``out`` checked to be float64 (n_rows, n_cols), or a new such array when None."""
+    if out is None:
+        return np.empty((n_rows, n_cols), dtype=np.float64)
+    if out.shape != (n_rows, n_cols) or out.dtype != np.float64:
+        raise ValueError(f"out must be float64 {(n_rows, n_cols)}, got {out.dtype} {out.shape}")
+    return out
 
 
 @dataclass(frozen=True)
@@ -316,6 +333,7 @@ class _Work:
     circuits: int = 0
     shots: int = 0
     retries: int = 0
+    drawn: int = 0  # entries drawn by shot emulation
 
 
 def _plan(known: np.ndarray | None, n_rows: int, n_cols: int, symmetric: bool) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -425,6 +443,55 @@ def _states_for(states: np.ndarray, have: np.ndarray, want: np.ndarray) -> np.nd
     sizes mean the same samples and ``states`` is returned without a copy.
     """
     return states if want.size == have.size else states[np.searchsorted(have, want)]
+
+
+# ---------------------------------------------------------------------------------------
+# Shot emulation
+# ---------------------------------------------------------------------------------------
+
+
+def _emulated_entries(request: KernelRequest, out: np.ndarray, held: CachedEntries | None, block_size: int) -> _Work:
+    """Fill the entries ``held`` does not know with shot estimates drawn from their exact values."""
+    # The exact path may recompute entries the cache already held (it covers gaps with
+    # rectangles); those hold earlier draws, which must stay as they were.
+    cached = out[held.known] if held is not None else None
+    work = _exact_entries(request, out, held, block_size)
+    if held is not None:
+        out[held.known] = cached
+    drawn = _draw_shots(out, None if held is None else ~held.known, request, block_size)
+    return replace(work, drawn=drawn)
+
+
+def _draw_shots(out: np.ndarray, todo: np.ndarray | None, request: KernelRequest, block_size: int) -> int:
+    """Replace the exact entries marked in ``todo`` (all when None) by Binomial(shots, p) / shots
+    draws, row block by row block (at most ~block_size**2 entries at once); for a symmetric
+    matrix only entries above the diagonal are drawn, then mirrored. Returns the entries drawn."""
+    n_rows, n_cols = out.shape
+    rng = _emulation_rng(request)
+    step = max(1, block_size**2 // max(n_cols, 1))
+    drawn = 0
+    for r0 in range(0, n_rows, step):
+        r1 = min(r0 + step, n_rows)
+        mask = np.ones((r1 - r0, n_cols), dtype=bool) if todo is None else todo[r0:r1]
+        if request.symmetric:
+            mask = mask & (np.arange(n_cols)[None, :] > np.arange(r0, r1)[:, None])
+        rows, cols = np.nonzero(mask)
+        rows += r0
+        values = emulate_shots(out[rows, cols], request.backend.shots, rng, symmetric=False)
+        out[rows, cols] = values
+        if request.symmetric:
+            out[cols, rows] = values
+        drawn += values.size
+    return drawn
+
+
+def _emulation_rng(request: KernelRequest) -> np.random.Generator:
+    """Seeded by the backend seed and the inputs' bytes: the same request draws the same matrix,
+    and two requests on different inputs (train and test kernels) draw independently."""
+    digest = hashlib.blake2b(np.ascontiguousarray(request.X).tobytes(), digest_size=8)
+    if not request.symmetric:
+        digest.update(np.ascontiguousarray(request.Y).tobytes())
+    return np.random.default_rng([request.backend.seed, int.from_bytes(digest.digest(), "little")])
 
 
 # ---------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@
 #     - grpc_server: {host: hybrid-quantum, port: 4000, location_name: hybrid_quantum}
 # Or run the UI in this image directly:
 #   docker run -p 3000:3000 IMAGE dagster dev -h 0.0.0.0 -p 3000 -w workspace.yaml
+# deploy/docker-compose.yaml runs it with Postgres, the webserver and the daemon.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -12,11 +13,16 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     HYBRID_DATA_DIR=/opt/dagster/data
 
 WORKDIR /opt/dagster/app
+# The exact versions of requirements.lock first (a layer that changes only with the lock), then
+# this project without resolving again: the image runs the stack `make test` last passed on.
+COPY requirements.lock ./
+RUN pip install --no-cache-dir -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY hybrid_assets ./hybrid_assets
 COPY hybrid_resources ./hybrid_resources
 COPY workspace.yaml dagster.yaml ./
-RUN pip install --no-cache-dir . \
+COPY deploy ./deploy
+RUN pip install --no-cache-dir --no-deps . \
     && mkdir -p "$DAGSTER_HOME" "$HYBRID_DATA_DIR" \
     && cp dagster.yaml "$DAGSTER_HOME/dagster.yaml"
 

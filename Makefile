@@ -7,15 +7,27 @@ STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export HYBRID_DATA_DIR ?= $(CURDIR)/data
 
-.PHONY: install services demo test ui bench home clean
+.PHONY: install lock services demo test ui bench home clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# Exact versions from requirements.lock (the stack of the last green run), then this project
+# without resolving anything again. CI and the Dockerfile install the same lock.
+$(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
+
+# Upgrading is this one command: re-resolve pyproject.toml's ranges to the newest releases and
+# rewrite the lock; `make test` then installs and tests exactly that. Reverting the lock (git)
+# rolls the stack back.
+lock:
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet pip-tools
+	$(BIN)/pip-compile --quiet --upgrade --extra dev --strip-extras --no-emit-index-url --no-emit-find-links \
+	  -o requirements.lock pyproject.toml
 
 # The persistent local instance: sqlite under DAGSTER_HOME, configured by dagster.yaml.
 home: install
@@ -26,11 +38,15 @@ home: install
 demo: home
 	$(BIN)/hybrid-demo
 
-# Real servers some tests start on loopback (Redis for the scoring stream), from Debian's packages.
+# Real servers and a browser that tests start on loopback, from Debian's packages: Redis (scoring
+# stream), PostgreSQL (the production instance storage) and headless Chromium (the UI test).
+# A test whose server is missing fails and says how to install it.
+APT_INSTALL = apt-get install -y -q $(1) >/dev/null 2>&1 || { apt-get update -q >/dev/null && \
+	  apt-get install -y -q $(1) >/dev/null; } || echo "could not install $(1); the tests that need it will say so"
 services:
-	@command -v redis-server >/dev/null || { apt-get install -y -q redis-server >/dev/null 2>&1 || \
-	  { apt-get update -q >/dev/null && apt-get install -y -q redis-server >/dev/null; } || \
-	  echo "could not install redis-server (Debian package redis-server); the stream tests will say so"; }
+	@command -v redis-server >/dev/null || { $(call APT_INSTALL,redis-server); }
+	@command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { $(call APT_INSTALL,postgresql); }
+	@command -v chromedriver >/dev/null || { $(call APT_INSTALL,chromium chromium-driver); }
 
 test: install services
 	$(BIN)/python -m pytest -q
@@ -39,7 +55,7 @@ ui: home
 	$(BIN)/dagster dev -w workspace.yaml
 
 bench: install
-	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[bench]'  # locked versions kept
 	$(BIN)/python bench/kernel_bench.py
 
 clean:

@@ -180,6 +180,13 @@ def aws_env(monkeypatch, tmp_path):
     return monkeypatch
 
 
+def free_port() -> int:
+    """A free TCP port on loopback (for a server a test starts)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 @pytest.fixture
 def redis_url(tmp_path):
     """A real redis-server on a free loopback port, in a temporary folder, stopped after the test."""
@@ -187,9 +194,7 @@ def redis_url(tmp_path):
     if server is None:
         pytest.fail("redis-server is not installed: `make test` installs Debian's redis-server "
                     "(apt-get install redis-server); the stream tests need a real one")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     process = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                                 "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"redis://127.0.0.1:{port}/0"
@@ -206,6 +211,84 @@ def redis_url(tmp_path):
     yield url
     process.terminate()
     process.wait(timeout=10)
+
+
+@dataclass(frozen=True)
+class PostgresServer:
+    """A running PostgreSQL server on loopback, with one database for a Dagster instance."""
+
+    bin_dir: Path
+    port: int
+    user: str = "dagster"
+    password: str = "pg-test-password"
+    db: str = "dagster"
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The variables deploy/dagster.yaml reads its storage credentials from."""
+        return {"DAGSTER_POSTGRES_HOST": "127.0.0.1", "DAGSTER_POSTGRES_PORT": str(self.port),
+                "DAGSTER_POSTGRES_DB": self.db, "DAGSTER_POSTGRES_USER": self.user,
+                "DAGSTER_POSTGRES_PASSWORD": self.password}
+
+    def client(self, program: str, *args: str, database: str | None = None) -> str:
+        """Run a PostgreSQL client program (psql, pg_dump) against a database (ours unless
+        ``database``); returns its stdout."""
+        completed = subprocess.run([str(self.bin_dir / program), "-h", "127.0.0.1", "-p", str(self.port),
+                                    "-U", self.user, "-d", database or self.db, *args],
+                                   env={**os.environ, "PGPASSWORD": self.password},
+                                   capture_output=True, text=True, timeout=120)
+        assert completed.returncode == 0, completed.stderr
+        return completed.stdout
+
+
+def postgres_bin_dir() -> Path | None:
+    """Where initdb and pg_ctl are: on PATH, or Debian's /usr/lib/postgresql/<version>/bin."""
+    on_path = shutil.which("initdb")
+    if on_path:
+        return Path(on_path).resolve().parent
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
+    return found[-1].parent if found else None
+
+
+@pytest.fixture
+def postgres_server():
+    """A real PostgreSQL server (initdb + pg_ctl) with password authentication on a free loopback
+    port, in a temporary directory, stopped and removed after the test."""
+    import tempfile
+
+    bin_dir = postgres_bin_dir()
+    if bin_dir is None:
+        pytest.fail("PostgreSQL server binaries (initdb, pg_ctl) are not installed: `make test` installs "
+                    "Debian's postgresql package (apt-get install postgresql)")
+    # PostgreSQL refuses to run as root: then the server runs as the `postgres` user, in a folder
+    # outside pytest's tmp (which only root may enter).
+    root = Path(tempfile.mkdtemp(prefix="hybrid-pg-"))
+    as_server_user: list[str] = []
+    if os.geteuid() == 0:
+        as_server_user = ["runuser", "-u", "postgres", "--"]
+        shutil.chown(root, "postgres")
+    server = PostgresServer(bin_dir=bin_dir, port=free_port())
+    password_file = root / "password"
+    password_file.write_text(server.password)
+    if as_server_user:
+        shutil.chown(password_file, "postgres")
+
+    def run(*args: str) -> None:
+        completed = subprocess.run([*as_server_user, *args], capture_output=True, text=True, timeout=120)
+        assert completed.returncode == 0, completed.stdout + completed.stderr
+
+    data = root / "data"
+    run(str(bin_dir / "initdb"), "-D", str(data), "-U", server.user, "--auth=scram-sha-256",
+        f"--pwfile={password_file}", "-E", "UTF8", "--no-sync")
+    run(str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(root / "server.log"), "-w", "-t", "60",
+        "-o", f"-p {server.port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
+    try:
+        server.client("psql", "-c", f"CREATE DATABASE {server.db}", database="postgres")
+        yield server
+    finally:
+        subprocess.run([*as_server_user, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"],
+                       capture_output=True, timeout=120)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture

@@ -1,0 +1,153 @@
+"""deploy/: each file loaded and validated the way its consumer loads it, and held consistent with
+the code location, the image and the other files; the lock file matches what is installed."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tomllib
+from importlib import metadata
+
+import pytest
+import yaml
+from dagster import DagsterInstance, DagsterInvalidConfigError
+from dagster._core.instance.config import dagster_instance_config
+from dagster._core.workspace.config_schema import ensure_workspace_config
+
+from tests.conftest import REPO
+
+DEPLOY = REPO / "deploy"
+POSTGRES_ENV = {"DAGSTER_POSTGRES_HOST": "db", "DAGSTER_POSTGRES_PORT": "5432", "DAGSTER_POSTGRES_DB": "dagster",
+                "DAGSTER_POSTGRES_USER": "dagster", "DAGSTER_POSTGRES_PASSWORD": "not-a-secret"}
+
+
+def load(name: str) -> dict:
+    return yaml.safe_load((DEPLOY / name).read_text())
+
+
+def env_names(value) -> set[str]:
+    """Every environment variable a Dagster config refers to (``{env: NAME}``)."""
+    if isinstance(value, dict):
+        if set(value) == {"env"}:
+            return {value["env"]}
+        return set().union(*(env_names(v) for v in value.values())) if value else set()
+    if isinstance(value, list):
+        return set().union(*(env_names(v) for v in value)) if value else set()
+    return set()
+
+
+def test_the_production_instance_yaml_validates_with_postgres_storage_and_the_queue(monkeypatch):
+    for name, value in POSTGRES_ENV.items():
+        monkeypatch.setenv(name, value)
+    config, _ = dagster_instance_config(str(DEPLOY))
+    assert set(config["storage"]) == {"postgres"}
+    assert config["run_coordinator"]["class"] == "QueuedRunCoordinator"
+    assert config["concurrency"]["pools"]["default_limit"] == 1
+    assert config["run_monitoring"]["enabled"] and config["run_retries"]["enabled"]
+    # Storage credentials come only from the environment: no literal value in the file.
+    assert env_names(load("dagster.yaml")["storage"]) == set(POSTGRES_ENV)
+
+
+def test_an_instance_without_its_database_variables_names_the_missing_one(monkeypatch, tmp_path):
+    for name in POSTGRES_ENV:
+        monkeypatch.delenv(name, raising=False)
+    shutil.copy(DEPLOY / "dagster.yaml", tmp_path / "dagster.yaml")
+    with pytest.raises(DagsterInvalidConfigError, match=r'environment variable "DAGSTER_POSTGRES_\w+" which is not set'):
+        DagsterInstance.from_config(str(tmp_path))
+
+
+def test_the_compose_file_wires_postgres_the_code_server_webserver_and_daemon():
+    compose = load("docker-compose.yaml")
+    services = compose["services"]
+    assert {"postgres", "code", "webserver", "daemon"} <= set(services)
+    image_cmd = re.search(r'^CMD \[(.*)\]$', (REPO / "Dockerfile").read_text(), re.M).group(1)
+    code_port = int(re.search(r'"-p", "(\d+)"', image_cmd).group(1))
+
+    # The webserver and daemon load deploy/workspace.yaml (in the image), which Dagster accepts
+    # and which points at the code service on the port the image's command serves.
+    workspace = load("workspace.yaml")
+    ensure_workspace_config(workspace, str(DEPLOY / "workspace.yaml"))
+    (entry,) = workspace["load_from"]
+    assert entry["grpc_server"]["host"] == "code" and entry["grpc_server"]["port"] == code_port
+    for name in ("webserver", "daemon"):
+        assert "/opt/dagster/app/deploy/workspace.yaml" in " ".join(services[name]["command"])
+        assert services[name]["depends_on"]["code"] and services[name]["depends_on"]["postgres"]
+    assert "code" not in services["code"].get("command", [])  # the image's own CMD serves the code
+
+    # Every service that opens the instance gets every variable deploy/dagster.yaml reads, and
+    # mounts that file as its instance config.
+    instance_vars = env_names(load("dagster.yaml"))
+    for name in ("code", "webserver", "daemon"):
+        service = services[name]
+        assert instance_vars <= set(service["environment"]), name
+        assert "./dagster.yaml:/opt/dagster/home/dagster.yaml:ro" in service["volumes"], name
+
+    # Secrets are interpolated from the env file at `up` time, never written here, and the
+    # provider's credentials reach only the service where runs execute.
+    for name, service in services.items():
+        for key, value in service.get("environment", {}).items():
+            if "PASSWORD" in key or "SECRET" in key or key == "AWS_ACCESS_KEY_ID":
+                assert str(value).startswith("${"), (name, key)
+    assert "AWS_SECRET_ACCESS_KEY" in services["code"]["environment"]
+    assert all("AWS_SECRET_ACCESS_KEY" not in services[name]["environment"] for name in ("webserver", "daemon"))
+
+
+def test_the_env_examples_cover_what_the_compose_file_interpolates_and_hold_no_secret():
+    compose_text = (DEPLOY / "docker-compose.yaml").read_text()
+    interpolated = set(re.findall(r"(?<!\$)\$\{([A-Z0-9_]+)", compose_text))  # not $${...}, an escaped $
+    for example in sorted((DEPLOY / "env").glob("*.env.example")):
+        values = dict(line.split("=", 1) for line in example.read_text().splitlines()
+                      if line and not line.startswith("#"))
+        assert interpolated <= set(values), (example.name, interpolated - set(values))
+        for key in ("DAGSTER_POSTGRES_PASSWORD", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+            assert values[key] == "", (example.name, key)
+    assert len(list((DEPLOY / "env").glob("*.env.example"))) >= 2  # one variable set per environment
+    assert "deploy/env/*.env" in (REPO / ".gitignore").read_text().splitlines()
+    assert "deploy/env/*.env" in (REPO / ".dockerignore").read_text().splitlines()
+
+
+def test_the_helm_values_run_this_code_location_with_the_same_limits_as_the_instance_yaml():
+    values = load("helm/values.yaml")
+    (deployment,) = values["dagster-user-deployments"]["deployments"]
+    module = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["dagster"]["module_name"]
+    assert deployment["dagsterApiGrpcArgs"] == ["--module-name", module]
+    assert deployment["image"]["tag"] != "latest"  # a run must use the image its code server runs
+    assert values["runLauncher"]["type"] == "K8sRunLauncher"
+    assert values["postgresql"]["enabled"] is False and "postgresqlPassword" not in values["postgresql"]
+    assert values["generatePostgresqlPasswordSecret"] is False
+    secrets = {secret["name"] for secret in deployment["envSecrets"]}
+    assert secrets == {s["name"] for s in values["runLauncher"]["config"]["k8sRunLauncher"]["envSecrets"]}
+
+    # The chart renders `concurrency` into the instance's concurrency block; Dagster rejects run
+    # limits set both there and on the queued run coordinator.
+    assert values["dagsterDaemon"]["runCoordinator"]["type"] == "QueuedRunCoordinator"
+    assert not values["dagsterDaemon"]["runCoordinator"]["config"]["queuedRunCoordinator"]
+    instance = load("dagster.yaml")["concurrency"]
+    helm = values["concurrency"]
+    assert helm["enabled"] is True
+    assert helm["pools"] == {"defaultLimit": instance["pools"]["default_limit"],
+                             "granularity": instance["pools"]["granularity"]}
+    assert helm["runs"] == {"maxConcurrentRuns": instance["runs"]["max_concurrent_runs"],
+                            "tagConcurrencyLimits": instance["runs"]["tag_concurrency_limits"]}
+
+
+def locked_versions() -> dict[str, str]:
+    pins = re.findall(r"^([A-Za-z0-9_.\-]+)==([^\s;]+)", (REPO / "requirements.lock").read_text(), re.M)
+    return {re.sub(r"[-_.]+", "-", name).lower(): version for name, version in pins}
+
+
+def test_the_installed_stack_is_exactly_the_lock():
+    locked = locked_versions()
+    assert len(locked) > 50
+    installed = {re.sub(r"[-_.]+", "-", dist.metadata["Name"]).lower(): dist.version
+                 for dist in metadata.distributions()}
+    mismatched = {name: (version, installed.get(name)) for name, version in locked.items()
+                  if installed.get(name) != version}
+    assert not mismatched, f"installed versions differ from requirements.lock (run `make install`): {mismatched}"
+
+
+def test_the_lock_covers_every_dependency_of_pyproject():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    wanted = project["dependencies"] + project["optional-dependencies"]["dev"]
+    names = {re.sub(r"[-_.]+", "-", re.match(r"[A-Za-z0-9_.\-]+", spec).group(0)).lower() for spec in wanted}
+    assert names - set(locked_versions()) == set(), "requirements.lock is stale: run `make lock`"

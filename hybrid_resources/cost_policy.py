@@ -10,6 +10,11 @@ itself a Dagster ``Failure``.
 Braket's own Tracker reports cost only after the fact and needs the network for prices; here
 the estimate comes from a price table shipped with the project (``prices.json``, overridable
 with the ``price_table_path`` setting, ``HYBRID_PRICE_TABLE`` in the environment).
+
+Program sets: a device whose price entry has ``max_programs_per_task`` runs up to that many
+circuits in one Braket quantum task, billed one per-task fee plus every shot. A backend opts in
+with ``programs_per_task`` (:meth:`CostPolicy.with_program_sets` sets it to the device's limit);
+estimates, admission and the ledger then count billed tasks, not circuits.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import json
 import math
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,11 +53,17 @@ class UnknownPriceError(SubmissionRefused):
     """A paid device has no entry in the price table; nothing was sent."""
 
 
+class TimeBudgetExceededError(SubmissionRefused):
+    """A planned submission would take longer than the configured time budget; nothing was sent."""
+
+
 @dataclass(frozen=True)
 class Price:
-    per_task: float = 0.0    # USD per quantum task (one circuit)
+    per_task: float = 0.0    # USD per quantum task (one circuit, or one program set)
     per_shot: float = 0.0    # USD per shot
     per_minute: float = 0.0  # USD per simulator minute (managed simulators)
+    max_programs_per_task: int = 1  # circuits one task may hold (Braket program sets); 1 = no program sets
+    max_shots_per_task: int = 0     # total shots one program set may hold; 0 = no limit
 
     @property
     def is_free(self) -> bool:
@@ -61,17 +72,28 @@ class Price:
 
 @dataclass(frozen=True)
 class CostEstimate:
-    """Planned cost of one submission: tasks x shots on a device, in USD."""
+    """Planned cost of one submission on a device, in USD.
+
+    ``tasks`` are billed quantum tasks; ``circuits`` the circuits (programs) they hold, equal to
+    ``tasks`` unless grouped in program sets; ``shots_per_task`` is shots per circuit.
+    """
 
     device: str
     tasks: int
     shots_per_task: int
     simulator_minutes: float
     usd: float
+    circuits: int = -1  # -1: one circuit per task
+    task_fee_usd: float = 0.0
+    shot_fee_usd: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.circuits < 0:
+            object.__setattr__(self, "circuits", self.tasks)
 
     @property
     def total_shots(self) -> int:
-        return self.tasks * self.shots_per_task
+        return self.circuits * self.shots_per_task
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "total_shots": self.total_shots}
@@ -104,19 +126,71 @@ def price_of(backend: BackendConfig, table: dict[str, Any]) -> Price:
     return Price(**entry)
 
 
+def program_set_limit(backend: BackendConfig, table: dict[str, Any], shots_per_circuit: int) -> int:
+    """Most circuits one quantum task of this device may hold: the price entry's
+    ``max_programs_per_task``, lowered so that programs x shots stays within its
+    ``max_shots_per_task``; 1 for a device without program sets (or a free one)."""
+    price = price_of(backend, table)
+    limit = max(1, int(price.max_programs_per_task))
+    if price.max_shots_per_task and shots_per_circuit:
+        limit = min(limit, max(1, int(price.max_shots_per_task) // int(shots_per_circuit)))
+    return limit
+
+
+def programs_per_task(backend: BackendConfig, table: dict[str, Any], shots_per_circuit: int) -> int:
+    """Circuits per billed task for this backend: its ``programs_per_task`` within the device's
+    :func:`program_set_limit` (1 unless the backend opted in and the device supports it)."""
+    return max(1, min(backend.programs_per_task, program_set_limit(backend, table, shots_per_circuit)))
+
+
 def estimate_cost(
     backend: BackendConfig, tasks: int, shots_per_task: int, table: dict[str, Any],
-    simulator_seconds_per_task: float = 3.0,
+    simulator_seconds_per_task: float = 3.0, *, programs_per_task: int = 1,
 ) -> CostEstimate:
     """Cost of ``tasks`` circuits with ``shots_per_task`` shots each (USD, before submission).
 
+    With ``programs_per_task`` > 1 the circuits go ``programs_per_task`` to a quantum task
+    (Braket program sets): ceil(circuits / programs_per_task) per-task fees, every shot billed.
     Managed simulators bill per minute; ``simulator_seconds_per_task`` is the assumed billed
     duration of one task (Braket bills at least 3 s per simulator task).
     """
     price = price_of(backend, table)
-    minutes = tasks * simulator_seconds_per_task / 60.0 if price.per_minute else 0.0
-    usd = tasks * price.per_task + tasks * shots_per_task * price.per_shot + minutes * price.per_minute
-    return CostEstimate(device_identity(backend), tasks, shots_per_task, minutes, round(usd, 6))
+    circuits = tasks
+    billed = math.ceil(circuits / max(1, programs_per_task))
+    minutes = billed * simulator_seconds_per_task / 60.0 if price.per_minute else 0.0
+    task_fee, shot_fee = billed * price.per_task, circuits * shots_per_task * price.per_shot
+    usd = task_fee + shot_fee + minutes * price.per_minute
+    return CostEstimate(device_identity(backend), billed, shots_per_task, minutes, round(usd, 6), circuits=circuits,
+                        task_fee_usd=round(task_fee, 6), shot_fee_usd=round(shot_fee, 6))
+
+
+def program_set_savings(backend: BackendConfig, circuits: int, shots_per_circuit: int,
+                        table: dict[str, Any]) -> dict[str, float]:
+    """Task fees and totals of a plan without and with program sets (at the device's limit).
+
+    Returns {"circuits", "tasks_without", "tasks_with", "programs_per_task", "task_fees_without_usd",
+    "task_fees_with_usd", "usd_without", "usd_with", "task_fee_reduction", "total_reduction"}; the
+    reductions are ratios without/with (1.0 on a device without program sets, inf when the fees
+    with program sets are zero).
+
+    >>> garnet = BackendConfig(device_name="braket.aws.qubit", shots=1000,
+    ...     device_options=(("device_arn", "arn:aws:braket:eu-north-1::device/qpu/iqm/Garnet"),))
+    >>> savings = program_set_savings(garnet, 4950, 1000, load_price_table())
+    >>> savings["tasks_with"], savings["task_fees_with_usd"], savings["task_fee_reduction"]
+    (50, 15.0, 99.0)
+    """
+    limit = program_set_limit(backend, table, shots_per_circuit)
+    without = estimate_cost(backend, circuits, shots_per_circuit, table)
+    grouped = estimate_cost(backend, circuits, shots_per_circuit, table, programs_per_task=limit)
+
+    def ratio(a: float, b: float) -> float:
+        return a / b if b else (1.0 if not a else math.inf)
+
+    return {"circuits": circuits, "tasks_without": without.tasks, "tasks_with": grouped.tasks,
+            "programs_per_task": limit, "task_fees_without_usd": without.task_fee_usd,
+            "task_fees_with_usd": grouped.task_fee_usd, "usd_without": without.usd, "usd_with": grouped.usd,
+            "task_fee_reduction": ratio(without.task_fee_usd, grouped.task_fee_usd),
+            "total_reduction": ratio(without.usd, grouped.usd)}
 
 
 def admit(estimate: CostEstimate, *, spent_this_run: float, spent_today: float,
@@ -127,12 +201,32 @@ def admit(estimate: CostEstimate, *, spent_this_run: float, spent_today: float,
         ("daily", spent_today, daily_budget_usd, "daily_budget_usd / HYBRID_DAILY_BUDGET_USD"),
     ):
         if spent + estimate.usd > budget + 1e-12 and not math.isclose(estimate.usd, 0.0):
+            grouped = f" ({estimate.circuits} circuits)" if estimate.circuits != estimate.tasks else ""
             raise BudgetExceededError(
-                f"Refused before submission: {estimate.tasks} tasks x {estimate.shots_per_task} shots on "
+                f"Refused before submission: {estimate.tasks} tasks{grouped} x {estimate.shots_per_task} shots on "
                 f"{estimate.device} is estimated at ${estimate.usd:.2f}; with ${spent:.2f} already spent "
                 f"the {scope} budget of ${budget:.2f} would be exceeded. Reduce shots or samples, or "
                 f"raise the budget ({setting} on the cost_policy resource)."
             )
+
+
+def admit_time(wall_time_s: float, *, time_budget_s: float, what: str) -> None:
+    """Refuse (raise :class:`TimeBudgetExceededError`) planned device work estimated to take longer
+    than ``time_budget_s`` (0 = no limit); ``what`` names the work in the message."""
+    if time_budget_s and wall_time_s > time_budget_s:
+        raise TimeBudgetExceededError(
+            f"Refused before submission: {what} is estimated at {_duration(wall_time_s)} of device time, over the "
+            f"time budget of {_duration(time_budget_s)}. Use fewer samples, a cheaper kernel route (projected or "
+            f"Nystrom) or a faster device, or raise the budget (time_budget_s / HYBRID_TIME_BUDGET_S on the "
+            f"cost_policy resource; 0 = no limit)."
+        )
+
+
+def _duration(seconds: float) -> str:
+    """'42 s', '12.5 min' or '3.2 h'."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
 
 
 class CostPolicy(ConfigurableResource):
@@ -145,16 +239,43 @@ class CostPolicy(ConfigurableResource):
     simulator_seconds_per_task: float = Field(default=3.0, gt=0.0, description="Billed seconds per managed-simulator task")
     quantum_rows_per_day: int = Field(default=1000, ge=0, description="Rows a quantum model may score per UTC day "
                                                                      "(scoring; the dollars are daily_budget_usd)")
+    time_budget_s: float = Field(default=3600.0, ge=0.0, description="Max estimated device wall time of one step's "
+                                                                     "planned circuits, in seconds (0 = no limit)")
 
     def price_table(self) -> dict[str, Any]:
         return load_price_table(Path(self.price_table_path) if self.price_table_path else None)
 
     def estimate(self, backend: BackendConfig, tasks: int, shots_per_task: int) -> CostEstimate:
-        return estimate_cost(backend, tasks, shots_per_task, self.price_table(), self.simulator_seconds_per_task)
+        """Cost of ``tasks`` circuits x ``shots_per_task`` shots, grouped as ``backend`` groups them."""
+        table = self.price_table()
+        return estimate_cost(backend, tasks, shots_per_task, table, self.simulator_seconds_per_task,
+                             programs_per_task=programs_per_task(backend, table, shots_per_task))
+
+    def with_program_sets(self, backend: BackendConfig) -> BackendConfig:
+        """``backend`` with ``programs_per_task`` at its device's program-set limit for its shots
+        (unchanged for a device without program sets, a local simulator, or shots=None)."""
+        if not backend.device_name.startswith("braket.aws") or not backend.shots:
+            return backend
+        limit = program_set_limit(backend, self.price_table(), backend.shots)
+        return replace(backend, programs_per_task=limit) if limit > 1 else backend
+
+    def admit_time(self, wall_time_s: float, what: str) -> None:
+        """Refuse planned work estimated over ``time_budget_s`` (see :func:`admit_time`)."""
+        admit_time(wall_time_s, time_budget_s=self.time_budget_s, what=what)
 
     def ledger(self, *, run_id: str, asset: str, backend: BackendConfig) -> SpendLedger:
         """The ledger for one step's work on ``backend`` (use it as a context manager)."""
         return SpendLedger(self, run_id=run_id, asset=asset, backend=backend)
+
+
+def program_set_size(device: Any) -> int | None:
+    """Circuits the Braket plugin packs into one program set (one quantum task) on ``device``, or
+    None where it sends one circuit per task. The plugin reads it from the device's properties
+    (``_max_program_set_executables``, None without the program-set action);
+    :func:`~hybrid_resources.quantum.backends.make_device` may lower it to the backend's
+    ``programs_per_task``. Other devices have no such attribute."""
+    size = getattr(device, "_max_program_set_executables", None)
+    return int(size) if size else None
 
 
 class _SubmissionTracker(qml.Tracker):
@@ -182,7 +303,9 @@ class SpendLedger:
       recorded spend plus the plan would exceed its budget.
     - :meth:`watch` attaches a tracker to a device: every circuit it executes is counted,
       with its shots and estimated USD, as the device reports it, so a step that fails midway
-      still records what it sent and nothing planned-but-unsent is recorded.
+      still records what it sent and nothing planned-but-unsent is recorded. On a device that
+      packs circuits into Braket program sets, a report of n circuits is the ceil(n / set size)
+      tasks the plugin created for them (``tasks`` counts billed tasks, ``circuits`` circuits).
     - Records go to the warehouse's ``quantum_spend`` at once for a priced device (a killed
       process then loses no paid record), in batches for a free one, and on :meth:`close`;
       :meth:`failed` records each failed submission in ``device_failures``.
@@ -196,7 +319,7 @@ class SpendLedger:
         self._lock = threading.Lock()
         self._pending = {"tasks": 0, "shots": 0, "usd": 0.0}
         self._last_flush = time.monotonic()
-        self.tasks = self.shots = 0
+        self.tasks = self.shots = self.circuits = 0
         self.usd = 0.0
         self.device = device_identity(backend)
 
@@ -219,20 +342,23 @@ class SpendLedger:
     def watch(self, device: Any) -> None:
         """Record every circuit ``device`` executes from now on."""
         price_of(self.backend, self._table)  # an unpriced paid device is refused before it can run
-        _SubmissionTracker(device, self._on_update)
+        per_task = program_set_size(device) or 1
+        _SubmissionTracker(device, lambda update: self._on_update(update, per_task))
 
-    def _on_update(self, update: dict[str, Any]) -> None:
+    def _on_update(self, update: dict[str, Any], per_task: int = 1) -> None:
         executions = int(update.get("executions") or 0)
         if not executions:
             return
         shots = int(update.get("shots") or 0)
-        usd = estimate_cost(self.backend, executions, shots // executions, self._table,
-                            self.policy.simulator_seconds_per_task).usd
+        estimate = estimate_cost(self.backend, executions, shots // executions, self._table,
+                                 self.policy.simulator_seconds_per_task, programs_per_task=per_task)
+        usd = estimate.usd
         with self._lock:
-            self.tasks += executions
+            self.tasks += estimate.tasks
+            self.circuits += executions
             self.shots += shots
             self.usd += usd
-            self._pending["tasks"] += executions
+            self._pending["tasks"] += estimate.tasks
             self._pending["shots"] += shots
             self._pending["usd"] += usd
             if usd > 0 or time.monotonic() - self._last_flush > self.FREE_FLUSH_INTERVAL_S:

@@ -74,6 +74,9 @@ class BraketLedger:
     circuits: int = 0
     shots: int = 0
     submissions: int = 0             # run / run_batch calls, including throttled ones
+    task_programs: list[int] = field(default_factory=list)  # executables in each task, in order
+    task_shots: list[int] = field(default_factory=list)     # shots billed for each task, in order
+    batch_max_parallel: list[Any] = field(default_factory=list)  # max_parallel of each run_batch call
     throttled: int = 0
     devices_created: int = 0
     device_arns: list[str] = field(default_factory=list)
@@ -99,6 +102,8 @@ class BraketLedger:
             task_shots = executables * int(shots or 0) if not hasattr(specification, "total_shots") \
                 else int(specification.total_shots)
             self.shots += task_shots
+            self.task_programs.append(executables)
+            self.task_shots.append(task_shots)
             self.s3_destinations.append(s3_destination)
             if self.count_file:
                 with open(self.count_file, "a") as handle:
@@ -162,6 +167,7 @@ class FakeAwsDevice:
             poll_timeout_seconds: float = 0, poll_interval_seconds: float | None = None,
             inputs: dict[str, float] | None = None, *args: Any, **kwargs: Any):
         self.ledger._admit_submission("CreateQuantumTask")
+        shots = _task_shots(task_specification, shots)
         task = self._simulator.run(task_specification, shots=shots or 0, inputs=inputs or {})
         self.ledger._count(task_specification, shots or 0, s3_destination_folder)
         return task
@@ -176,11 +182,22 @@ class FakeAwsDevice:
         else:
             input_list = [inputs or {}] * len(specifications)
         self.ledger._admit_submission("CreateQuantumTask")
+        self.ledger.batch_max_parallel.append(max_parallel)
         tasks = []
         for specification, task_shots, task_inputs in zip(specifications, shot_list, input_list):
+            task_shots = _task_shots(specification, task_shots)
             tasks.append(self._simulator.run(specification, shots=task_shots or 0, inputs=task_inputs or {}))
             self.ledger._count(specification, task_shots or 0, s3_destination_folder)
         return _FakeTaskBatch(tasks)
+
+
+def _task_shots(specification: Any, shots: int | None) -> int | None:
+    """Shots of one task as AWS reads them: a program set sent with the SDK's
+    ``DEFAULT_SHOTS_PROGRAM_SET`` (-1, what the plugin's ``run_batch`` of program sets passes)
+    takes its own ``total_shots``."""
+    if shots == AwsDevice.DEFAULT_SHOTS_PROGRAM_SET and hasattr(specification, "total_shots"):
+        return int(specification.total_shots)
+    return shots
 
 
 def _credential_method() -> str | None:

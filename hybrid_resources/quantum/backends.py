@@ -82,6 +82,9 @@ class BackendConfig:
       values p instead of running circuits: the exact distribution of a noiseless compute-
       uncompute estimate. Only with ``shots`` on a noiseless simulator
       (:data:`SHOT_EMULATION_DEVICES`); noisy simulators and hardware run their circuits.
+    - ``programs_per_task``: circuits per quantum task on a managed Braket device that runs
+      program sets (one per-task fee per set); 1 = one circuit per task. The cost policy's
+      ``with_program_sets`` sets it to the device's limit from the price table.
     """
 
     device_name: str = "default.qubit"
@@ -93,6 +96,7 @@ class BackendConfig:
     backoff_s: float = 0.5
     device_options: tuple[tuple[str, str], ...] = ()
     shot_emulation: bool = False
+    programs_per_task: int = 1
 
     def __post_init__(self) -> None:
         if self.shots is not None and self.shots < 1:
@@ -105,6 +109,12 @@ class BackendConfig:
             )
         if self.batch_size < 1 or self.max_parallel < 1 or self.max_retries < 0:
             raise ValueError("batch_size and max_parallel must be >= 1, max_retries >= 0")
+        if self.programs_per_task < 1 or (self.programs_per_task > 1 and (
+                self.device_name != "braket.aws.qubit" or not self.shots)):
+            raise ValueError(
+                f"programs_per_task={self.programs_per_task}: program sets group shot circuits on a managed Braket "
+                "device (braket.aws.qubit with shots); use programs_per_task=1 for other devices"
+            )
         for name, _ in self.device_options:
             if _SECRET_PATTERN.search(name):
                 raise ValueError(
@@ -120,7 +130,12 @@ class BackendConfig:
         sent in turn, so a throttle in the middle of a batch would make a retry re-send the
         tasks that had completed before it: one circuit per call retries only the throttled
         one (and costs nothing, the plugin sends them one by one anyway).
+
+        With program sets, a call is ``max_parallel`` whole program sets (one task each, which the
+        plugin submits together): a retried call re-sends only sets the device did not create.
         """
+        if self.programs_per_task > 1:
+            return self.programs_per_task * self.max_parallel
         if self.device_name.startswith("braket.") and self.max_parallel == 1:
             return 1
         return self.batch_size
@@ -183,9 +198,32 @@ def make_device(config: BackendConfig, wires: int, *, seed: int | None = None,
     elif name in ("default.qubit", "lightning.qubit", "lightning.gpu", "lightning.kokkos"):
         kwargs.setdefault("seed", config.seed if seed is None else seed)
     device = qml.device(name, wires=wires, **kwargs)
+    _fit_program_sets(device, config)
     if ledger is not None:
         ledger.watch(device)
     return device
+
+
+def _fit_program_sets(device: Any, config: BackendConfig) -> None:
+    """Make the Braket plugin's program sets hold at most ``config.programs_per_task`` circuits
+    and at most the device's total shots per set.
+
+    The plugin packs a batch into program sets of the device's ``maximumExecutables`` (its private
+    ``_max_program_set_executables``, None without the program-set action) and ignores
+    ``maximumTotalShots``: lowering that one number makes each set the size the cost policy priced
+    (``programs_per_task``; 1 keeps one circuit per task, as before program sets) and keeps
+    programs x shots within the device's limit, which the service would otherwise refuse.
+    """
+    limit = getattr(device, "_max_program_set_executables", None)
+    if not limit:
+        return
+    size = min(int(limit), config.programs_per_task)
+    action = getattr(getattr(getattr(device, "_device", None), "properties", None), "action", {}) or {}
+    max_shots = next((getattr(a, "maximumTotalShots", None) for k, a in action.items()
+                      if str(getattr(k, "value", k)) == "braket.ir.openqasm.program_set"), None)
+    if max_shots and config.shots:
+        size = min(size, max(1, int(max_shots) // config.shots))
+    device._max_program_set_executables = size
 
 
 _TRANSIENT_NAMES = frozenset(

@@ -1,0 +1,102 @@
+"""Braket program sets: circuits grouped up to the device's limit per task, priced per task and per
+shot, max_parallel respected. The paid device is the fake QPU of tests/fake_braket.py (faked at
+``AwsDevice`` only; the plugin, PennyLane, the kernel engine and the ledger are the real code),
+here advertising the program-set action like a gate-based QPU does."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from hybrid_resources.cost_policy import (
+    CostPolicy,
+    estimate_cost,
+    load_price_table,
+    program_set_limit,
+    program_set_savings,
+    program_set_size,
+)
+from hybrid_resources.data.warehouse import Warehouse
+from hybrid_resources.quantum.backends import BackendConfig, make_device
+from hybrid_resources.quantum.feature_maps import FeatureMapSpec
+from hybrid_resources.quantum.kernel_engine import planned_circuits, quantum_kernel
+from tests.fake_braket import install_fake_braket
+
+GARNET = BackendConfig(device_name="braket.aws.qubit", shots=100, backoff_s=0.0, device_options=(
+    ("device_arn", "arn:aws:braket:eu-north-1::device/qpu/iqm/Garnet"), ("s3_destination_folder", "bucket/ps")))
+SV1 = BackendConfig(device_name="braket.aws.qubit", shots=100,
+                    device_options=(("device_arn", "arn:aws:braket:::device/quantum-simulator/amazon/sv1"),))
+SPEC = FeatureMapSpec("iqp", 2, reps=1)
+
+
+def test_program_sets_cut_task_fees_by_the_set_size_and_bill_every_shot():
+    table = load_price_table()
+    savings = program_set_savings(GARNET, 4950, 1000, table)  # pairwise kernel, N=100, 1,000 shots
+    assert savings["tasks_without"] == 4950 and savings["tasks_with"] == 50 and savings["programs_per_task"] == 100
+    assert savings["task_fees_without_usd"] == pytest.approx(1485.0)
+    assert savings["task_fees_with_usd"] == pytest.approx(15.0)
+    assert savings["task_fee_reduction"] == pytest.approx(99.0)  # the target: at least 10x
+    shot_fees = 4950 * 1000 * 0.00145
+    assert savings["usd_without"] == pytest.approx(1485.0 + shot_fees)
+    assert savings["usd_with"] == pytest.approx(15.0 + shot_fees)
+
+    # The total shots of one set stay within the device's limit (200,000): 5,000 shots -> 40 per set.
+    assert program_set_limit(GARNET, table, 5000) == 40
+    assert estimate_cost(GARNET, 4950, 5000, table, programs_per_task=40).tasks == math.ceil(4950 / 40)
+    # A device without program sets in the price table is unchanged.
+    assert program_set_savings(SV1, 100, 100, table)["task_fee_reduction"] == 1.0
+    assert CostPolicy().with_program_sets(SV1) == SV1
+    assert CostPolicy().with_program_sets(GARNET).programs_per_task == 100
+    with pytest.raises(ValueError, match="programs_per_task"):
+        BackendConfig(device_name="default.qubit", shots=100, programs_per_task=10)
+
+
+@pytest.mark.parametrize("programs, parallel, sets", [(4, 2, [4, 4, 4, 3]), (1, 1, [1] * 15)])
+def test_circuits_are_grouped_per_task_and_priced_as_the_fake_device_counts_them(
+        tmp_path, aws_env, programs, parallel, sets):
+    device = install_fake_braket(aws_env, program_sets=True)
+    policy = CostPolicy(warehouse=Warehouse(path=str(tmp_path / "w.duckdb")), run_budget_usd=100.0,
+                        daily_budget_usd=100.0)
+    backend = replace(GARNET, programs_per_task=programs, max_parallel=parallel)
+    X = np.random.default_rng(0).uniform(0, np.pi, size=(6, 2))
+    with policy.ledger(run_id="r1", asset="kernel", backend=backend) as ledger:
+        planned = ledger.admit(planned_circuits(6, None), 100)
+        result = quantum_kernel(X, spec=SPEC, backend=backend, ledger=ledger)
+
+    assert device.task_programs == sets and device.circuits == 15 == result.stats.circuits_executed
+    assert ledger.tasks == device.tasks == planned.tasks == len(sets)
+    assert ledger.circuits == planned.circuits == 15 and ledger.shots == device.shots == 1500
+    usd = len(sets) * 0.30 + 1500 * 0.00145
+    assert ledger.usd == pytest.approx(usd) and planned.usd == pytest.approx(usd)
+    assert policy.warehouse.spent_usd(run_id="r1") == pytest.approx(usd)
+    # max_parallel sets go out together (one run_batch call each, never more sets than that).
+    assert all(limit == parallel for limit in device.batch_max_parallel)
+    assert len(device.batch_max_parallel) == (2 if parallel > 1 else 0)
+    exact = quantum_kernel(X, spec=SPEC).matrix
+    assert np.max(np.abs(result.matrix - exact)) < 0.2  # 100 shots per entry, real results
+
+
+def test_a_program_set_never_holds_more_shots_than_allowed(tmp_path, aws_env):
+    device = install_fake_braket(aws_env, program_sets=True)
+    table = load_price_table()
+    table["devices"]["qpu/iqm/garnet"]["max_shots_per_task"] = 400  # the price table's limit: 4 x 100 shots
+    prices = tmp_path / "prices.json"
+    prices.write_text(json.dumps(table))
+    policy = CostPolicy(warehouse=Warehouse(path=str(tmp_path / "w.duckdb")), run_budget_usd=100.0,
+                        daily_budget_usd=100.0, price_table_path=str(prices))
+    backend = policy.with_program_sets(GARNET)
+    assert backend.programs_per_task == 4
+    X = np.random.default_rng(1).uniform(0, np.pi, size=(4, 2))
+    with policy.ledger(run_id="r2", asset="kernel", backend=backend) as ledger:
+        quantum_kernel(X, spec=SPEC, backend=backend, ledger=ledger)
+    assert device.task_programs == [4, 2] and max(device.task_shots) <= 400
+    assert ledger.tasks == 2 and ledger.usd == pytest.approx(2 * 0.30 + 600 * 0.00145)
+
+    # The device's own limit (200,000 total shots per set on the simulator the fake runs) caps the
+    # plugin's set size too, whatever the backend asks for.
+    big = make_device(replace(GARNET, shots=70_000, programs_per_task=10), 2)
+    assert program_set_size(big) == 2

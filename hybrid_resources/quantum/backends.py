@@ -181,7 +181,7 @@ def make_device(config: BackendConfig, wires: int, *, seed: int | None = None,
 
     Shots are NOT set on the device (deprecated in PennyLane 0.45): callers put them on the
     tapes or the QNode. ``seed`` (default ``config.seed``) seeds simulators that accept one
-    (default.qubit, lightning.*); Braket's local simulator has no seed option. The Braket
+    (default.qubit, default.mixed, lightning.*); Braket's local simulator has no seed option. The Braket
     plugin is imported only for ``braket.*`` devices; ``braket.aws.qubit`` gets the device ARN
     and S3 results folder from ``device_options``. With a ``ledger``, every circuit the device
     executes is recorded there.
@@ -195,7 +195,7 @@ def make_device(config: BackendConfig, wires: int, *, seed: int | None = None,
             raise BackendUnavailableError(
                 "amazon-braket-pennylane-plugin is not installed: pip install amazon-braket-pennylane-plugin"
             ) from exc
-    elif name in ("default.qubit", "lightning.qubit", "lightning.gpu", "lightning.kokkos"):
+    elif name in ("default.qubit", "default.mixed", "lightning.qubit", "lightning.gpu", "lightning.kokkos"):
         kwargs.setdefault("seed", config.seed if seed is None else seed)
     device = qml.device(name, wires=wires, **kwargs)
     _fit_program_sets(device, config)

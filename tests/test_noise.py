@@ -1,0 +1,73 @@
+"""Noisy kernels on real density-matrix simulators (default.mixed, Braket's braket_dm) and their
+mitigation by PennyLane's qml.kernels post-processing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hybrid_resources.quantum.feature_maps import FeatureMapSpec
+from hybrid_resources.quantum.kernel_engine import quantum_kernel
+from hybrid_resources.quantum.noise import (
+    NoiseModel,
+    depolarizing_rate,
+    kernel_error,
+    mitigate_kernel,
+    mitigate_rectangular,
+    mitigation_steps,
+    noise_spread_report,
+    noisy_kernel,
+)
+
+SPEC = FeatureMapSpec("iqp", 3, reps=1)
+X = np.random.default_rng(5).uniform(0, np.pi, size=(8, 3))
+
+
+def test_mitigation_lowers_the_error_of_a_noisy_kernel():
+    exact = quantum_kernel(X, spec=SPEC).matrix
+    noise = NoiseModel(depolarizing=0.02)
+    noisy = noisy_kernel(X, spec=SPEC, noise=noise)
+    assert noisy.stats.circuits_executed == 8 * 9 // 2  # upper triangle with the diagonal
+    assert np.all(np.diag(noisy.matrix) < 1.0)  # measured, not set
+    raw = kernel_error(exact, noisy.matrix)
+    assert raw["max_abs_error"] > 0.03
+    for method in ("depolarizing_average", "depolarizing_split_channel", "depolarizing_single+threshold"):
+        mitigated = kernel_error(exact, mitigate_kernel(noisy.matrix, 3, method))
+        assert mitigated["max_abs_error"] < raw["max_abs_error"] / 3
+        assert mitigated["mean_abs_error"] < raw["mean_abs_error"] / 3
+    report = noise_spread_report(exact, noisy.matrix, mitigate_kernel(noisy.matrix, 3, "depolarizing_average"),
+                                 tolerance=0.01, noise=noise, mitigation="depolarizing_average")
+    assert report["passed"] and report["noisy_max_abs_error"] == raw["max_abs_error"]
+
+    # The test x train kernel with the rate read off the train kernel's diagonal.
+    rate = depolarizing_rate(np.diag(noisy.matrix), 3)
+    test = noisy_kernel(X[:2], X, spec=SPEC, noise=noise).matrix
+    assert kernel_error(exact[:2], mitigate_rectangular(test, rate, 3))["max_abs_error"] < raw["max_abs_error"] / 3
+
+
+def test_gate_and_readout_noise_from_a_calibration_and_the_psd_repairs():
+    noise = NoiseModel.from_calibration()  # the shipped example
+    assert noise.source == "calibration_example.json"
+    assert 0.001 < noise.gate_error_1q < 0.005 and 0.003 < noise.gate_error_2q < 0.01 and 0.02 < noise.readout < 0.05
+    noisy = noisy_kernel(X[:5], spec=SPEC, noise=noise, shots=200, seed=3).matrix
+    assert np.array_equal(noisy, noisy_kernel(X[:5], spec=SPEC, noise=noise, shots=200, seed=3).matrix)
+    for method in ("threshold", "displace", "flip", "closest_psd"):
+        repaired = mitigate_kernel(noisy, 3, method)
+        assert np.linalg.eigvalsh(repaired).min() > -1e-10
+
+
+def test_braket_density_matrix_simulator_agrees_with_default_mixed():
+    noise = NoiseModel(depolarizing=0.05, readout=0.02)
+    pennylane = noisy_kernel(X[:3], spec=SPEC, noise=noise).matrix
+    braket = noisy_kernel(X[:3], spec=SPEC, noise=noise, device="braket_dm").matrix
+    assert np.max(np.abs(pennylane - braket)) < 1e-9
+
+
+def test_bad_names_fail_with_the_choices():
+    with pytest.raises(ValueError, match="depolarizing_average"):
+        mitigation_steps("depolarising")
+    with pytest.raises(ValueError, match="default.mixed"):
+        noisy_kernel(X[:2], spec=SPEC, noise=NoiseModel(), device="qiskit.aer")
+    with pytest.raises(ValueError, match="readout"):
+        NoiseModel(readout=1.5)
+    assert mitigation_steps("none") == ()

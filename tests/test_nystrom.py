@@ -22,6 +22,7 @@ from hybrid_resources.quantum.nystrom import (
     nystrom_decision,
     nystrom_features,
     nystrom_map,
+    nystrom_model,
     row_blocks,
 )
 
@@ -40,7 +41,7 @@ def test_features_give_back_the_exact_kernel_when_every_row_is_a_landmark(name, 
     X = np.random.default_rng(1).uniform(0, np.pi, size=(40, 4))
     kernel = EngineKernel(FeatureMapSpec(name, 4, bandwidth=0.5))
     model = fit_nystrom(X, (X[:, 0] > 1.5).astype(int), kernel, NystromConfig(m=40, rule=rule))
-    phi = nystrom_features(X, model.landmarks, model.projection, kernel)
+    phi = nystrom_features(model, X, kernel)
     assert sorted(model.landmark_indices.tolist()) == list(range(40))
     assert model.meta["clipped"] == 0 and model.meta["rank"] == 40
     np.testing.assert_allclose(phi @ phi.T, kernel(X), atol=1e-8, rtol=0)
@@ -54,7 +55,7 @@ def test_new_rows_need_only_their_landmark_entries_and_the_model_survives_storag
     phi_train = kernel(X)[:, model.landmark_indices] @ model.projection
     # ...equal the transform, which asks only for rows x landmarks.
     calls = len(kernel.stats)
-    np.testing.assert_allclose(nystrom_features(X, model.landmarks, model.projection, kernel), phi_train,
+    np.testing.assert_allclose(nystrom_features(model, X, kernel), phi_train,
                                atol=1e-12, rtol=0)
     assert (kernel.stats[calls].n_rows, kernel.stats[calls].n_cols) == (120, 25)
 
@@ -64,6 +65,23 @@ def test_new_rows_need_only_their_landmark_entries_and_the_model_survives_storag
     assert loaded.meta == model.meta and loaded.meta["rule"] == "kmeans++" and loaded.meta["seed"] == 3
     np.testing.assert_allclose(nystrom_decision(loaded, X, kernel, block_rows=7),
                                phi_train @ model.coef + model.intercept, atol=1e-12, rtol=0)
+
+
+def test_a_model_from_stored_kernels_equals_the_one_fit_as_kernels_are_computed(tmp_path):
+    X, y = _blobs(150, seed=12)
+    kernel = EngineKernel(FeatureMapSpec("iqp", 4, bandwidth=0.5))
+    config = NystromConfig(m=20, block_rows=40)
+    fitted = fit_nystrom(X, y, kernel, config)
+    landmarks = X[fitted.landmark_indices]
+    np.save(tmp_path / "k_nm.npy", kernel(X, landmarks))
+    k_nm = np.load(tmp_path / "k_nm.npy", mmap_mode="r")  # read block by block from disk
+    stored = nystrom_model(kernel(landmarks), ((k_nm[rows], y[rows]) for rows in row_blocks(150, 32)),
+                           landmarks=landmarks, indices=fitted.landmark_indices, config=config,
+                           kernel=kernel.describe())
+    np.testing.assert_allclose(stored.coef, fitted.coef, atol=1e-10)
+    assert stored.meta == fitted.meta
+    np.testing.assert_allclose(stored.decision(kernel(X[:10], landmarks)), nystrom_decision(fitted, X[:10], kernel),
+                               atol=1e-10)
 
 
 def test_landmark_choice_is_reproducible_for_a_seed_and_a_rule():

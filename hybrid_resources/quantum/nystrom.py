@@ -9,7 +9,8 @@ against the landmarks.
 - :func:`choose_landmarks`: which train rows are landmarks (k-means++ seeding or uniform), seeded;
 - :func:`nystrom_map`: K_mm^(-1/2) on the eigen-directions kept (small eigenvalues dropped);
 - :func:`fit_ridge_blocks`: the classifier, a least-squares SVM accumulated block by block;
-- :func:`fit_nystrom`, :func:`nystrom_decision` and :class:`NystromModel` (arrays, no pickle);
+- :func:`fit_nystrom` (kernels computed as it goes) or :func:`nystrom_model` (from stored K_mm and
+  K_nm), :func:`nystrom_decision` and :class:`NystromModel` (arrays, no pickle);
 - kernels as callables ``kernel(A, B=None)``: :class:`EngineKernel` (the quantum kernel engine,
   so its cache and ledger work unchanged) and :class:`RbfKernel` (the classical counterpart, through
   the same landmarks, map and classifier);
@@ -244,6 +245,11 @@ class NystromModel:
                 "projection": self.projection, "coef": self.coef, "intercept": np.array([self.intercept]),
                 "nystrom_meta": np.array(json.dumps(self.meta, sort_keys=True))}
 
+    def decision(self, landmark_kernel: np.ndarray) -> np.ndarray:
+        """Decision values (n,) from rows' kernel entries against the landmarks (n, m), positive
+        meaning class index 1 (e.g. a stored test x landmarks kernel)."""
+        return landmark_kernel @ self.projection @ self.coef + self.intercept
+
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "NystromModel":
         return cls(landmarks=arrays["landmarks"], landmark_indices=arrays["landmark_indices"],
@@ -258,39 +264,50 @@ def row_blocks(n_rows: int, block_rows: int) -> Iterator[slice]:
     return (slice(start, min(start + block_rows, n_rows)) for start in range(0, n_rows, block_rows))
 
 
-def nystrom_features(X: np.ndarray, landmarks: np.ndarray, projection: np.ndarray,
-                     kernel: KernelFunction) -> np.ndarray:
-    """Phi = K(X, landmarks) @ projection: (len(X), r). A new row needs only its m kernel entries."""
-    return kernel(X, landmarks) @ projection
+def nystrom_features(model: NystromModel, X: np.ndarray, kernel: KernelFunction) -> np.ndarray:
+    """The transform: Phi = K(X, landmarks) @ projection, (len(X), r). New rows need only their m
+    kernel entries against the landmarks."""
+    return kernel(X, model.landmarks) @ model.projection
 
 
 def fit_nystrom(X: np.ndarray, y: np.ndarray, kernel: KernelFunction, config: NystromConfig) -> NystromModel:
     """Fit a Nyström classifier on train rows X (N, d), labels y (N,) (class index; > 0 is positive).
 
-    Landmarks by :func:`choose_landmarks`, K_mm = kernel(L) (one symmetric request), the map by
-    :func:`nystrom_map`, then K_nm in ``config.block_rows`` row blocks, each turned into features
-    and folded into :func:`fit_ridge_blocks`: N*m kernel entries, never N x N, and never all of
-    Phi in memory.
+    Landmarks by :func:`choose_landmarks`, K_mm = kernel(L) (one symmetric request), then K_nm in
+    ``config.block_rows`` row blocks, each folded into :func:`nystrom_model` as it comes: N*m
+    kernel entries, never N x N, and never all of K_nm or Phi in memory.
     """
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y)
     indices = choose_landmarks(X, min(config.m, len(X)), rule=config.rule, seed=config.seed)
     landmarks = X[indices]
-    projection, clipped = nystrom_map(kernel(landmarks), eps=config.eps)
-    blocks = ((nystrom_features(X[rows], landmarks, projection, kernel), y[rows])
-              for rows in row_blocks(len(X), config.block_rows))
-    coef, intercept = fit_ridge_blocks(blocks, C=config.C)
+    blocks = ((kernel(X[rows], landmarks), y[rows]) for rows in row_blocks(len(X), config.block_rows))
+    return nystrom_model(kernel(landmarks), blocks, landmarks=landmarks, indices=indices, config=config,
+                         kernel=kernel.describe())
+
+
+def nystrom_model(K_mm: np.ndarray, blocks: Iterable[tuple[np.ndarray, np.ndarray]], *, landmarks: np.ndarray,
+                  indices: np.ndarray, config: NystromConfig, kernel: dict[str, Any]) -> NystromModel:
+    """The fitted model from precomputed kernels: K_mm (m, m) and row ``blocks`` of
+    (K_nm rows (b, m), their labels (b,)), e.g. slices of a K_nm stored as a .npy memmap.
+
+    The map from :func:`nystrom_map` (``config.eps``), then :func:`fit_ridge_blocks` (``config.C``)
+    on each block's features K_nm @ projection. ``landmarks`` (m, d) / ``indices`` (m,) and the
+    ``kernel`` description are stored with the model, as in :func:`fit_nystrom`.
+    """
+    projection, clipped = nystrom_map(K_mm, eps=config.eps)
+    coef, intercept = fit_ridge_blocks(((rows @ projection, labels) for rows, labels in blocks), C=config.C)
     meta = {**asdict(config), "m": int(len(indices)), "clipped": clipped, "rank": int(projection.shape[1]),
-            "classifier": "least-squares SVM (ridge on +-1 targets, alpha = 1/C)", "kernel": kernel.describe()}
-    return NystromModel(landmarks, indices, projection, coef, intercept, meta)
+            "classifier": "least-squares SVM (ridge on +-1 targets, alpha = 1/C)", "kernel": kernel}
+    return NystromModel(np.asarray(landmarks), np.asarray(indices, dtype=np.int64), projection, coef, intercept, meta)
 
 
 def nystrom_decision(model: NystromModel, X: np.ndarray, kernel: KernelFunction, *,
                      block_rows: int = 4096) -> np.ndarray:
     """Decision values (len(X),) of a fitted model, positive meaning class index 1; rows go to
-    the kernel ``block_rows`` at a time."""
+    the kernel ``block_rows`` at a time (each needs only its m entries against the landmarks)."""
     X = np.asarray(X, dtype=np.float64)
     out = np.empty(len(X))
     for rows in row_blocks(len(X), block_rows):
-        out[rows] = nystrom_features(X[rows], model.landmarks, model.projection, kernel) @ model.coef
-    return out + model.intercept
+        out[rows] = model.decision(kernel(X[rows], model.landmarks))
+    return out

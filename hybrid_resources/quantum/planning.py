@@ -1,0 +1,276 @@
+"""Plans that submit nothing: circuits, tasks, dollars and wall time of each kernel route.
+
+Three routes compute a train Gram matrix (N rows) and a test x train kernel (T rows) on a shot
+device (DESIGN.md, "Kernel routes for hardware"):
+
+=============  =======================================  =====================================
+route          circuits                                 what runs
+=============  =======================================  =====================================
+pairwise       N(N-1)/2 + T N                           compute-uncompute per pair (the engine)
+projected      3 (N + T)                                X, Y, Z basis circuits per sample
+nystrom        m(m-1)/2 + N m + T m                     K_mm, then every row against m landmarks
+=============  =======================================  =====================================
+
+Dollars come from the cost policy's price table (program sets where the backend groups them);
+wall time from a :class:`LatencyModel`: measured per-circuit latency for the local simulators
+(:data:`MEASURED_LATENCY_S`, this project's machine), or a stated assumption for a managed
+device never measured. :func:`refuse_over_time_budget` turns a plan over the time budget into
+the same refusal as an over-budget plan, and :class:`ProgressETA` logs progress of long steps.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from hybrid_resources.cost_policy import admit_time, estimate_cost, programs_per_task
+from hybrid_resources.quantum.backends import BackendConfig
+from hybrid_resources.quantum.feature_maps import FeatureMapSpec
+
+ROUTES = ("pairwise", "projected", "nystrom")
+
+# Seconds per circuit measured on this project's 2-core machine (bench/hardware_economics_bench.py,
+# kernel engine compute-uncompute circuits, IQP map reps=2, 1,000 shots; the projected kernel's
+# circuits are about half as deep and ran 1.5-2x faster, so these are upper bounds for it).
+MEASURED_LATENCY_S: dict[str, dict[int, float]] = {
+    "default.qubit": {4: 0.0028, 5: 0.0034, 6: 0.0059, 7: 0.0049, 8: 0.0075},
+    "braket.local.qubit": {4: 0.037, 5: 0.052, 6: 0.068, 7: 0.095, 8: 0.105},
+}
+# A managed device never measured: assumptions, not measurements (queue time excluded). Replace
+# them with the ledger's measured figures as soon as a device has run.
+MANAGED_TASK_OVERHEAD_S = 5.0  # create, compile, run setup and result retrieval per quantum task
+MANAGED_SHOT_S = 0.001  # per shot (superconducting QPUs repeat at ~kHz; trapped ions are slower)
+
+
+@dataclass(frozen=True)
+class LatencyModel:
+    """Wall time of device work: ``per_task_s`` per billed task (shared by ``max_parallel``
+    concurrent tasks), ``per_circuit_s`` per circuit and ``per_shot_s`` per shot. ``source``
+    says where the figures come from ("measured: ...", "default: ...", "ledger: ...")."""
+
+    per_circuit_s: float = 0.0
+    per_task_s: float = 0.0
+    per_shot_s: float = 0.0
+    source: str = "given"
+
+    def wall_time_s(self, *, tasks: int, circuits: int, total_shots: int, max_parallel: int = 1) -> float:
+        return tasks * self.per_task_s / max(1, max_parallel) + circuits * self.per_circuit_s + total_shots * self.per_shot_s
+
+    @classmethod
+    def from_measurement(cls, wall_time_s: float, circuits: int, source: str = "ledger") -> LatencyModel:
+        """Per-circuit latency of a finished run (e.g. a kernel step's wall time and circuits)."""
+        return cls(per_circuit_s=wall_time_s / max(1, circuits), source=source)
+
+
+def default_latency(backend: BackendConfig, n_qubits: int) -> LatencyModel:
+    """The documented default for a device not measured here yet.
+
+    Local simulators: :data:`MEASURED_LATENCY_S` at the nearest measured width (scaled by 2 per
+    extra qubit above 8, as a statevector doubles); an unknown local simulator gets the slower
+    Braket figure. Managed devices: :data:`MANAGED_TASK_OVERHEAD_S` per task and
+    :data:`MANAGED_SHOT_S` per shot (assumptions).
+    """
+    if backend.device_name.startswith("braket.aws"):
+        return LatencyModel(per_task_s=MANAGED_TASK_OVERHEAD_S, per_shot_s=MANAGED_SHOT_S,
+                            source=f"default: assumed {MANAGED_TASK_OVERHEAD_S:g} s/task + {MANAGED_SHOT_S:g} s/shot")
+    name = backend.device_name if backend.device_name in MEASURED_LATENCY_S else "braket.local.qubit"
+    table = MEASURED_LATENCY_S[name]
+    width = min(max(n_qubits, min(table)), max(table))
+    seconds = table[width] * 2.0 ** max(0, n_qubits - max(table))
+    return LatencyModel(per_circuit_s=seconds, source=f"default: measured {name} at {width} qubits")
+
+
+def route_circuits(route: str, n_train: int, n_test: int = 0, landmarks: int = 0) -> int:
+    """Circuits a route runs on a shot device, without cache.
+
+    >>> [route_circuits(r, 100, 25, landmarks=20) for r in ROUTES]
+    [7450, 375, 2690]
+    """
+    if route == "pairwise":
+        return n_train * (n_train - 1) // 2 + n_test * n_train
+    if route == "projected":
+        return 3 * (n_train + n_test)
+    if route == "nystrom":
+        m = min(landmarks, n_train)
+        return m * (m - 1) // 2 + (n_train + n_test) * m
+    raise ValueError(f"route must be one of {ROUTES}, got {route!r}")
+
+
+@dataclass(frozen=True)
+class PlanRequest:
+    """What to plan: ``n_train`` train rows, ``n_test`` test rows, the feature map (its width sets
+    the latency), and the Nyström route's landmarks (capped at ``n_train``)."""
+
+    n_train: int
+    n_test: int
+    spec: FeatureMapSpec
+    landmarks: int = 1000
+
+
+@dataclass(frozen=True)
+class RoutePlan:
+    """One route's plan: circuits in billed tasks, shots, dollars (task and shot fees) and time."""
+
+    route: str
+    device: str
+    circuits: int
+    tasks: int
+    programs_per_task: int
+    shots_per_circuit: int
+    usd: float
+    task_fee_usd: float
+    shot_fee_usd: float
+    wall_time_s: float
+    latency_source: str
+    note: str = ""
+
+    @property
+    def total_shots(self) -> int:
+        return self.circuits * self.shots_per_circuit
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "total_shots": self.total_shots}
+
+
+def plan_route(route: str, request: PlanRequest, backend: BackendConfig, table: dict[str, Any], *,
+               latency: LatencyModel | None = None, simulator_seconds_per_task: float = 3.0) -> RoutePlan:
+    """Plan one route on ``backend`` with the price ``table`` (see :func:`plan_routes`)."""
+    shots = backend.shots or 0
+    if backend.is_exact or backend.shot_emulation:
+        # Exact and emulated kernels come from statevectors: nothing runs on a device.
+        return RoutePlan(route, backend.device_name, 0, 0, 1, shots, 0.0, 0.0, 0.0, 0.0, "no circuits",
+                         note="statevector" if backend.is_exact else "shot emulation")
+    circuits = route_circuits(route, request.n_train, request.n_test, request.landmarks)
+    group = programs_per_task(backend, table, shots)
+    cost = estimate_cost(backend, circuits, shots, table, simulator_seconds_per_task, programs_per_task=group)
+    latency = latency or default_latency(backend, request.spec.n_qubits)
+    wall = latency.wall_time_s(tasks=cost.tasks, circuits=circuits, total_shots=cost.total_shots,
+                               max_parallel=backend.max_parallel)
+    return RoutePlan(route, cost.device, circuits, cost.tasks, group, shots, cost.usd, cost.task_fee_usd,
+                     cost.shot_fee_usd, wall, latency.source)
+
+
+def plan_routes(request: PlanRequest, backend: BackendConfig, table: dict[str, Any], *,
+                latency: LatencyModel | None = None, routes: Sequence[str] = ROUTES,
+                simulator_seconds_per_task: float = 3.0) -> list[RoutePlan]:
+    """Every route's :class:`RoutePlan` on one device; nothing is submitted.
+
+    Args:
+        request: rows, feature map and landmarks.
+        backend: the device (shots, program sets via ``programs_per_task``, ``max_parallel``).
+        table: the cost policy's price table (``CostPolicy.price_table()``).
+        latency: measured latency of this device (e.g. from the ledger); default
+            :func:`default_latency`.
+
+    Example:
+        >>> from hybrid_resources.cost_policy import load_price_table
+        >>> garnet = BackendConfig(device_name="braket.aws.qubit", shots=1000,
+        ...     device_options=(("device_arn", "arn:aws:braket:eu-north-1::device/qpu/iqm/Garnet"),))
+        >>> plans = plan_routes(PlanRequest(100, 0, FeatureMapSpec("iqp", 4)), garnet, load_price_table())
+        >>> [(p.route, p.circuits, round(p.usd, 2)) for p in plans[:2]]
+        [('pairwise', 4950, 8662.5), ('projected', 300, 525.0)]
+    """
+    return [plan_route(route, request, backend, table, latency=latency,
+                       simulator_seconds_per_task=simulator_seconds_per_task) for route in routes]
+
+
+def cost_ratio(plans: Sequence[RoutePlan], route: str, baseline: str = "pairwise") -> float:
+    """USD of ``route`` over USD of ``baseline`` in one list of plans (nan when the baseline is free)."""
+    by_route = {p.route: p for p in plans}
+    base = by_route[baseline].usd
+    return by_route[route].usd / base if base else float("nan")
+
+
+def refuse_over_time_budget(plan: RoutePlan, time_budget_s: float) -> None:
+    """Raise :class:`~hybrid_resources.cost_policy.TimeBudgetExceededError` (a ``SubmissionRefused``,
+    like an over-budget plan) when ``plan`` would take longer than ``time_budget_s`` (0 = no limit);
+    the message names the setting to change."""
+    admit_time(plan.wall_time_s, time_budget_s=time_budget_s,
+               what=f"the {plan.route} kernel route ({plan.circuits} circuits x {plan.shots_per_circuit} shots "
+                    f"on {plan.device}, {plan.latency_source})")
+
+
+def format_plan(plans: Sequence[RoutePlan]) -> str:
+    """A Markdown table of plans (for the plan command and asset metadata)."""
+    lines = ["| route | circuits | tasks | programs/task | shots | USD | task fees | shot fees | wall time | latency |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+    for p in plans:
+        lines.append(f"| {p.route} | {p.circuits:,} | {p.tasks:,} | {p.programs_per_task} | {p.shots_per_circuit:,} | "
+                     f"${p.usd:,.2f} | ${p.task_fee_usd:,.2f} | ${p.shot_fee_usd:,.2f} | {_duration(p.wall_time_s)} | "
+                     f"{p.latency_source}{' (' + p.note + ')' if p.note else ''} |")
+    return "\n".join(lines)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
+
+
+# ---------------------------------------------------------------------------------------
+# Measuring latency, and progress with an ETA
+# ---------------------------------------------------------------------------------------
+
+
+def measure_circuit_latency(backend: BackendConfig, spec: FeatureMapSpec, *, samples: int = 10,
+                            seed: int = 0) -> LatencyModel:
+    """Per-circuit latency of ``backend`` on the kernel engine's compute-uncompute circuits: one
+    warm-up, then a ``samples`` x ``samples`` symmetric kernel (samples(samples-1)/2 circuits).
+    Free devices only: nothing is admitted or recorded (a paid device would be charged)."""
+    from hybrid_resources.quantum.kernel_engine import quantum_kernel
+
+    if backend.device_name.startswith("braket.aws"):
+        raise ValueError("measure_circuit_latency runs circuits: measure a paid device from the ledger instead")
+    backend = replace(backend, shots=backend.shots or 1000, shot_emulation=False)
+    X = np.random.default_rng(seed).uniform(0.0, np.pi, size=(samples, spec.n_qubits))
+    quantum_kernel(X[:2], spec=spec, backend=backend)  # imports, device construction, compilation caches
+    started = time.perf_counter()
+    result = quantum_kernel(X, spec=spec, backend=backend)
+    return LatencyModel.from_measurement(time.perf_counter() - started, result.stats.circuits_executed,
+                                         source=f"measured: {backend.device_name} at {spec.n_qubits} qubits")
+
+
+class ProgressETA:
+    """Progress of a long device step, logged with an ETA at most every ``every_s`` seconds.
+
+    ``log`` is any ``str -> None`` callable (``context.log.info``, ``logger.info``); ``advance(n)``
+    after each finished batch. The last batch is always logged.
+
+    Example:
+        >>> lines = []
+        >>> clock = iter([0.0, 2.0, 10.0, 11.0]).__next__
+        >>> progress = ProgressETA(100, lines.append, label="pair circuits", every_s=5.0, clock=clock)
+        >>> progress.advance(10); progress.advance(40); progress.advance(50)
+        >>> lines
+        ['pair circuits: 50/100 (50%), 10.0 s elapsed, ETA 10.0 s', 'pair circuits: 100/100 (100%), 11.0 s elapsed, done']
+    """
+
+    def __init__(self, total: int, log: Callable[[str], None], *, label: str = "circuits", every_s: float = 5.0,
+                 clock: Callable[[], float] = time.monotonic):
+        self.total, self.log, self.label, self.every_s, self.clock = int(total), log, label, every_s, clock
+        self.done = 0
+        self.started = clock()
+        self._last_log = self.started
+
+    def advance(self, n: int = 1) -> None:
+        self.done = min(self.total, self.done + int(n))
+        now = self.clock()
+        if self.done >= self.total or now - self._last_log >= self.every_s:
+            self._last_log = now
+            self.log(self.message(now))
+
+    def eta_s(self, now: float | None = None) -> float:
+        """Seconds left at the mean rate so far (inf before any progress)."""
+        elapsed = (self.clock() if now is None else now) - self.started
+        return math.inf if not self.done else elapsed / self.done * (self.total - self.done)
+
+    def message(self, now: float | None = None) -> str:
+        now = self.clock() if now is None else now
+        percent = 100.0 * self.done / self.total if self.total else 100.0
+        tail = "done" if self.done >= self.total else f"ETA {_duration(self.eta_s(now))}"
+        return f"{self.label}: {self.done}/{self.total} ({percent:.0f}%), {_duration(now - self.started)} elapsed, {tail}"

@@ -1,0 +1,102 @@
+"""Plans that submit nothing: each kernel route's circuits, tasks, dollars and wall time; the time
+budget refusal; progress with an ETA."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from hybrid_resources.cost_policy import (
+    CostPolicy,
+    SubmissionRefused,
+    TimeBudgetExceededError,
+    load_price_table,
+)
+from hybrid_resources.quantum.backends import BackendConfig
+from hybrid_resources.quantum.feature_maps import FeatureMapSpec
+from hybrid_resources.quantum.planning import (
+    LatencyModel,
+    PlanRequest,
+    ProgressETA,
+    cost_ratio,
+    default_latency,
+    format_plan,
+    plan_routes,
+    refuse_over_time_budget,
+    route_circuits,
+)
+
+GARNET = BackendConfig(device_name="braket.aws.qubit", shots=1000,
+                       device_options=(("device_arn", "arn:aws:braket:eu-north-1::device/qpu/iqm/Garnet"),))
+ANKAA = replace(GARNET, device_options=(("device_arn", "arn:aws:braket:us-west-1::device/qpu/rigetti/Ankaa-3"),))
+SPEC = FeatureMapSpec("iqp", 4)
+
+
+def test_pairwise_vs_projected_at_100_train_rows_on_list_prices():
+    table = load_price_table()
+    plans = {p.route: p for p in plan_routes(PlanRequest(100, 0, SPEC, landmarks=20), GARNET, table)}
+    pairwise, projected = plans["pairwise"], plans["projected"]
+    # Pairwise: 4,950 circuits = tasks, $0.30 + 1,000 x $0.00145 each (the issue's $8,663, $1,485 of task fees).
+    assert (pairwise.circuits, pairwise.tasks) == (4950, 4950)
+    assert pairwise.usd == pytest.approx(8662.5) and pairwise.task_fee_usd == pytest.approx(1485.0)
+    # Projected: 3 circuits per sample.
+    assert (projected.circuits, projected.tasks) == (300, 300) and projected.usd == pytest.approx(525.0)
+    assert plans["nystrom"].circuits == 20 * 19 // 2 + 100 * 20
+    # With the same shots per circuit the ratio is the circuit ratio, 3N / (N(N-1)/2) = 6/(N-1):
+    # 6.06% at N=100, so the issue's 5% target holds from N=122 train rows (or with >= 27 test rows).
+    assert cost_ratio(plans.values(), "projected") == pytest.approx(300 / 4950)
+    assert cost_ratio(plan_routes(PlanRequest(122, 0, SPEC), GARNET, table), "projected") < 0.05
+    assert cost_ratio(plan_routes(PlanRequest(100, 27, SPEC), GARNET, table), "projected") < 0.05
+    assert cost_ratio(plan_routes(PlanRequest(100, 25, SPEC), GARNET, table), "projected") > 0.05
+    # Program sets (100 per task on Garnet) cut the task fees, not the shots.
+    grouped = {p.route: p for p in plan_routes(PlanRequest(100, 0, SPEC), CostPolicy().with_program_sets(GARNET),
+                                               table)}
+    assert (grouped["pairwise"].tasks, grouped["projected"].tasks) == (50, 3)
+    assert grouped["pairwise"].usd == pytest.approx(15.0 + 7177.5) and grouped["projected"].usd == pytest.approx(435.9)
+    # Rigetti Ankaa-3: $0.30 + 1,000 x $0.0009 per circuit (the issue's $5,940).
+    ankaa = {p.route: p for p in plan_routes(PlanRequest(100, 0, SPEC), ANKAA, table)}
+    assert ankaa["pairwise"].usd == pytest.approx(5940.0) and ankaa["projected"].usd == pytest.approx(360.0)
+    assert "| pairwise | 4,950 | 4,950 |" in format_plan(list(plans.values()))
+
+
+def test_wall_time_from_latency_and_refusal_over_the_time_budget():
+    local = BackendConfig(device_name="braket.local.qubit", shots=1000)
+    demo = PlanRequest(360, 90, FeatureMapSpec("iqp", 6), landmarks=50)  # the 450-row demo split
+    plans = {p.route: p for p in plan_routes(demo, local, load_price_table())}
+    assert plans["pairwise"].circuits == 360 * 359 // 2 + 90 * 360 == 97_020
+    latency = default_latency(local, 6)
+    assert plans["pairwise"].wall_time_s == pytest.approx(97_020 * latency.per_circuit_s)
+    assert plans["pairwise"].usd == 0.0 and "measured braket.local.qubit at 6 qubits" in plans["pairwise"].latency_source
+
+    with pytest.raises(TimeBudgetExceededError) as refused:
+        refuse_over_time_budget(plans["pairwise"], time_budget_s=3600)
+    assert isinstance(refused.value, SubmissionRefused)  # the same refusal as an over-budget plan
+    assert "time_budget_s / HYBRID_TIME_BUDGET_S" in str(refused.value) and "97020 circuits" in str(refused.value)
+    refuse_over_time_budget(plans["projected"], time_budget_s=3600)  # 1,350 circuits: minutes
+    refuse_over_time_budget(plans["pairwise"], time_budget_s=0)  # 0 = no limit
+    with pytest.raises(TimeBudgetExceededError, match="raise the budget"):
+        CostPolicy(time_budget_s=60).admit_time(plans["pairwise"].wall_time_s, "the kernel")
+
+    # A measured latency (e.g. from the ledger) replaces the default; managed devices pay per task.
+    measured = LatencyModel.from_measurement(12.0, 100, source="ledger: run r1")
+    assert plan_routes(demo, local, load_price_table(), latency=measured)[1].wall_time_s == pytest.approx(1350 * 0.12)
+    qpu = default_latency(GARNET, 4)
+    assert qpu.wall_time_s(tasks=3, circuits=300, total_shots=300_000) == pytest.approx(3 * 5.0 + 300.0)
+    # Exact and emulated backends run no circuits.
+    assert plan_routes(demo, BackendConfig(), load_price_table())[0].circuits == 0
+
+
+def test_progress_is_logged_with_an_eta_at_most_every_few_seconds():
+    lines, now = [], [0.0]
+    progress = ProgressETA(1000, lines.append, label="pair circuits", every_s=5.0, clock=lambda: now[0])
+    for _ in range(99):
+        now[0] += 0.5
+        progress.advance(10)
+    assert len(lines) == 9  # 49.5 s in 0.5 s steps: one line per 5 s
+    assert lines[0] == "pair circuits: 100/1000 (10%), 5.0 s elapsed, ETA 45.0 s"
+    now[0] += 0.5
+    progress.advance(10)
+    assert lines[-1].endswith("1000/1000 (100%), 50.0 s elapsed, done")
+    with pytest.raises(ValueError, match="route must be one of"):
+        route_circuits("fidelity", 10)

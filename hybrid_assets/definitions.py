@@ -7,6 +7,7 @@ launchpad shows which variable sets the field), and an unset one leaves the docu
 | variable | resource field |
 | --- | --- |
 | ``HYBRID_QUANTUM_DEVICE``, ``HYBRID_QUANTUM_SHOTS`` | ``quantum_backend.device_name``, ``.shots`` |
+| ``HYBRID_SHOT_EMULATION`` (``1``/``true``) | ``quantum_backend.shot_emulation`` (read when the code location loads) |
 | ``HYBRID_BRAKET_DEVICE_ARN``, ``HYBRID_BRAKET_S3_DESTINATION`` | ``.device_arn``, ``.s3_destination`` of both backends |
 | ``HYBRID_HARDWARE_SHOTS`` | ``hardware_backend.shots`` (default 100) |
 | ``HYBRID_RUN_BUDGET_USD``, ``HYBRID_DAILY_BUDGET_USD`` | ``cost_policy.run_budget_usd``, ``.daily_budget_usd`` |
@@ -72,6 +73,12 @@ def from_env(name: str, default: Any) -> Any:
     return EnvVar.int(name) if isinstance(default, int) or name.endswith("_SHOTS") else EnvVar(name)
 
 
+def flag_from_env(name: str) -> bool:
+    """A yes/no setting: true for 1, true, yes or on. Dagster's config takes an EnvVar for text
+    and integer fields only, so it is read once, when the code location loads."""
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
 def decimal_from_env(name: str, default: float) -> float:
     """A decimal setting (the budgets). Dagster's config takes an EnvVar for text and integer
     fields only, so these are read once, when the code location loads."""
@@ -83,6 +90,7 @@ def quantum_backend_from_env() -> QuantumBackend:
     return QuantumBackend(
         device_name=from_env("HYBRID_QUANTUM_DEVICE", "default.qubit"),
         shots=from_env("HYBRID_QUANTUM_SHOTS", None),
+        shot_emulation=flag_from_env("HYBRID_SHOT_EMULATION"),
         device_arn=from_env("HYBRID_BRAKET_DEVICE_ARN", ""),
         s3_destination=from_env("HYBRID_BRAKET_S3_DESTINATION", ""),
     )

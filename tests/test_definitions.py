@@ -72,20 +72,23 @@ def test_settings_come_from_the_environment_through_envvars(monkeypatch):
 
     from hybrid_assets.definitions import resources_from_env
 
-    for name in ("HYBRID_QUANTUM_DEVICE", "HYBRID_QUANTUM_SHOTS", "HYBRID_PRICE_TABLE", "HYBRID_RUN_BUDGET_USD"):
+    for name in ("HYBRID_QUANTUM_DEVICE", "HYBRID_QUANTUM_SHOTS", "HYBRID_PRICE_TABLE", "HYBRID_RUN_BUDGET_USD",
+                 "HYBRID_SHOT_EMULATION"):
         monkeypatch.delenv(name, raising=False)
     defaults = resources_from_env()
     backend = defaults["quantum_backend"].process_config_and_initialize()
-    assert (backend.device_name, backend.shots) == ("default.qubit", None)
+    assert (backend.device_name, backend.shots, backend.shot_emulation) == ("default.qubit", None, False)
     assert defaults["cost_policy"].run_budget_usd == 10.0 and defaults["io_manager"].keep_versions == 5
 
     monkeypatch.setenv("HYBRID_QUANTUM_DEVICE", "lightning.qubit")
     monkeypatch.setenv("HYBRID_QUANTUM_SHOTS", "250")
     monkeypatch.setenv("HYBRID_RUN_BUDGET_USD", "2.5")
+    monkeypatch.setenv("HYBRID_SHOT_EMULATION", "true")
     configured = resources_from_env()
     # The resource config names the variable (what the launchpad shows); the run reads its value.
     assert configured["quantum_backend"].device_name == EnvVar("HYBRID_QUANTUM_DEVICE")
     backend = configured["quantum_backend"].process_config_and_initialize()
     assert (backend.device_name, backend.shots) == ("lightning.qubit", 250)
+    assert backend.backend_config().shot_emulation  # kernels draw their shots instead of running circuits
     assert configured["cost_policy"].run_budget_usd == 2.5
     assert configured["cost_policy"].warehouse is configured["warehouse"]  # one warehouse, one ledger

@@ -67,7 +67,8 @@ def test_wall_time_from_latency_and_refusal_over_the_time_budget():
     assert plans["pairwise"].circuits == 360 * 359 // 2 + 90 * 360 == 97_020
     latency = default_latency(local, 6)
     assert plans["pairwise"].wall_time_s == pytest.approx(97_020 * latency.per_circuit_s)
-    assert plans["pairwise"].usd == 0.0 and "measured braket.local.qubit at 6 qubits" in plans["pairwise"].latency_source
+    assert plans["pairwise"].usd == 0.0 and "measured braket.local.qubit pair circuits at 6" in plans["pairwise"].latency_source
+    assert plans["projected"].wall_time_s == pytest.approx(1350 * default_latency(local, 6, "projected").per_circuit_s)
 
     with pytest.raises(TimeBudgetExceededError) as refused:
         refuse_over_time_budget(plans["pairwise"], time_budget_s=3600)

@@ -34,12 +34,15 @@ from hybrid_resources.quantum.feature_maps import FeatureMapSpec
 
 ROUTES = ("pairwise", "projected", "nystrom")
 
-# Seconds per circuit measured on this project's 2-core machine (bench/hardware_economics_bench.py,
-# kernel engine compute-uncompute circuits, IQP map reps=2, 1,000 shots; the projected kernel's
-# circuits are about half as deep and ran 1.5-2x faster, so these are upper bounds for it).
-MEASURED_LATENCY_S: dict[str, dict[int, float]] = {
-    "default.qubit": {4: 0.0028, 5: 0.0034, 6: 0.0059, 7: 0.0049, 8: 0.0075},
-    "braket.local.qubit": {4: 0.037, 5: 0.052, 6: 0.068, 7: 0.095, 8: 0.105},
+# Seconds per circuit measured on this project's 2-core machine, 1,000 shots, IQP map reps=2, median
+# of 3 runs (bench/hardware_economics_bench.py, 2026-11-25; other test suites were running, so
+# expect +-30%): "pair" = the engine's compute-uncompute circuits (pairwise and Nystrom routes),
+# "projected" = U(x) plus basis rotations (about half as deep).
+MEASURED_LATENCY_S: dict[str, dict[str, dict[int, float]]] = {
+    "default.qubit": {"pair": {4: 0.0038, 5: 0.0040, 6: 0.0042, 7: 0.0049, 8: 0.0057},
+                      "projected": {4: 0.0019, 5: 0.0019, 6: 0.0023, 7: 0.0026, 8: 0.0031}},
+    "braket.local.qubit": {"pair": {4: 0.0387, 5: 0.0607, 6: 0.0829, 7: 0.0790, 8: 0.0949},
+                           "projected": {4: 0.0214, 5: 0.0283, 6: 0.0387, 7: 0.0426, 8: 0.0595}},
 }
 # A managed device never measured: assumptions, not measurements (queue time excluded). Replace
 # them with the ledger's measured figures as soon as a device has run.
@@ -67,22 +70,23 @@ class LatencyModel:
         return cls(per_circuit_s=wall_time_s / max(1, circuits), source=source)
 
 
-def default_latency(backend: BackendConfig, n_qubits: int) -> LatencyModel:
+def default_latency(backend: BackendConfig, n_qubits: int, route: str = "pairwise") -> LatencyModel:
     """The documented default for a device not measured here yet.
 
-    Local simulators: :data:`MEASURED_LATENCY_S` at the nearest measured width (scaled by 2 per
-    extra qubit above 8, as a statevector doubles); an unknown local simulator gets the slower
-    Braket figure. Managed devices: :data:`MANAGED_TASK_OVERHEAD_S` per task and
+    Local simulators: :data:`MEASURED_LATENCY_S` for the route's circuits at the nearest measured
+    width (doubled per qubit above 8, as a statevector doubles); an unknown local simulator gets
+    the slower Braket figure. Managed devices: :data:`MANAGED_TASK_OVERHEAD_S` per task and
     :data:`MANAGED_SHOT_S` per shot (assumptions).
     """
     if backend.device_name.startswith("braket.aws"):
         return LatencyModel(per_task_s=MANAGED_TASK_OVERHEAD_S, per_shot_s=MANAGED_SHOT_S,
                             source=f"default: assumed {MANAGED_TASK_OVERHEAD_S:g} s/task + {MANAGED_SHOT_S:g} s/shot")
     name = backend.device_name if backend.device_name in MEASURED_LATENCY_S else "braket.local.qubit"
-    table = MEASURED_LATENCY_S[name]
+    kind = "projected" if route == "projected" else "pair"
+    table = MEASURED_LATENCY_S[name][kind]
     width = min(max(n_qubits, min(table)), max(table))
     seconds = table[width] * 2.0 ** max(0, n_qubits - max(table))
-    return LatencyModel(per_circuit_s=seconds, source=f"default: measured {name} at {width} qubits")
+    return LatencyModel(per_circuit_s=seconds, source=f"default: measured {name} {kind} circuits at {width} qubits")
 
 
 def route_circuits(route: str, n_train: int, n_test: int = 0, landmarks: int = 0) -> int:
@@ -148,7 +152,7 @@ def plan_route(route: str, request: PlanRequest, backend: BackendConfig, table: 
     circuits = route_circuits(route, request.n_train, request.n_test, request.landmarks)
     group = programs_per_task(backend, table, shots)
     cost = estimate_cost(backend, circuits, shots, table, simulator_seconds_per_task, programs_per_task=group)
-    latency = latency or default_latency(backend, request.spec.n_qubits)
+    latency = latency or default_latency(backend, request.spec.n_qubits, route)
     wall = latency.wall_time_s(tasks=cost.tasks, circuits=circuits, total_shots=cost.total_shots,
                                max_parallel=backend.max_parallel)
     return RoutePlan(route, cost.device, circuits, cost.tasks, group, shots, cost.usd, cost.task_fee_usd,

@@ -24,6 +24,12 @@ from hybrid_resources.data.warehouse import Warehouse
 from hybrid_resources.quantum.backends import BackendConfig, make_device
 from hybrid_resources.quantum.feature_maps import FeatureMapSpec
 from hybrid_resources.quantum.kernel_engine import planned_circuits, quantum_kernel
+from hybrid_resources.quantum.planning import PlanRequest, plan_routes
+from hybrid_resources.quantum.projected_kernel import (
+    ProjectedKernelSpec,
+    projected_kernel,
+    projected_train_test,
+)
 from tests.fake_braket import install_fake_braket
 
 GARNET = BackendConfig(device_name="braket.aws.qubit", shots=100, backoff_s=0.0, device_options=(
@@ -100,3 +106,32 @@ def test_a_program_set_never_holds_more_shots_than_allowed(tmp_path, aws_env):
     # plugin's set size too, whatever the backend asks for.
     big = make_device(replace(GARNET, shots=70_000, programs_per_task=10), 2)
     assert program_set_size(big) == 2
+
+
+def test_the_plan_equals_what_the_ledger_and_the_device_count_after_a_real_run(tmp_path, aws_env):
+    device = install_fake_braket(aws_env, program_sets=True)
+    policy = CostPolicy(warehouse=Warehouse(path=str(tmp_path / "w.duckdb")), run_budget_usd=100.0,
+                        daily_budget_usd=100.0)
+    backend = replace(GARNET, programs_per_task=5)
+    rng = np.random.default_rng(2)
+    X_train, X_test = rng.uniform(0, np.pi, size=(4, 2)), rng.uniform(0, np.pi, size=(2, 2))
+    plans = {p.route: p for p in plan_routes(PlanRequest(4, 2, SPEC), backend, policy.price_table())}
+
+    with policy.ledger(run_id="pairwise", asset="kernel", backend=backend) as ledger:
+        quantum_kernel(X_train, spec=SPEC, backend=backend, ledger=ledger)
+        quantum_kernel(X_test, X_train, spec=SPEC, backend=backend, ledger=ledger)
+    pairwise = plans["pairwise"]
+    assert (ledger.circuits, ledger.tasks) == (pairwise.circuits, pairwise.tasks) == (6 + 8, 2 + 2)
+    assert (device.circuits, device.tasks) == (14, 4)
+    assert policy.warehouse.spent_usd(run_id="pairwise") == pytest.approx(pairwise.usd) == ledger.usd
+
+    with policy.ledger(run_id="projected", asset="kernel", backend=backend) as ledger:
+        train, test = projected_train_test(X_train, X_test, spec=ProjectedKernelSpec(SPEC), backend=backend,
+                                           ledger=ledger)
+    projected = plans["projected"]
+    assert (ledger.circuits, ledger.tasks) == (projected.circuits, projected.tasks) == (18, 4)
+    assert device.task_programs[4:] == [5, 5, 5, 3]
+    assert policy.warehouse.spent_usd(run_id="projected") == pytest.approx(projected.usd) == ledger.usd
+    assert train.stats.circuits_executed + test.stats.circuits_executed == 18
+    exact = projected_kernel(X_test, X_train, spec=ProjectedKernelSpec(SPEC)).matrix
+    assert np.max(np.abs(test.matrix - exact)) < 0.25  # 100 shots per basis, real QPU-style results

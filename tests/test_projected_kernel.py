@@ -14,6 +14,7 @@ from hybrid_resources.quantum.projected_kernel import (
     kernel_version,
     planned_circuits,
     projected_kernel,
+    projected_train_test,
     tune_gamma,
 )
 from tests.devices import DeviceBoundary
@@ -62,6 +63,9 @@ def test_exact_path_equals_a_hand_computation_on_two_qubits():
     # test x train: the same entries as the square matrix.
     rect = projected_kernel(X[:2], X, spec=spec).matrix
     assert np.max(np.abs(rect - expected[:2])) < 1e-10
+    train, test = projected_train_test(X[2:], X[:2], spec=spec)  # one measurement of every row
+    assert np.max(np.abs(train.matrix - expected[2:, 2:])) < 1e-10
+    assert np.max(np.abs(test.matrix - expected[:2, 2:])) < 1e-10
     # The IQP reduced states have Y components: the hand check covers r_y too.
     assert np.abs(exact_bloch_vectors(X, spec.feature_map)[..., 1]).max() > 0.1
 

@@ -28,7 +28,12 @@ from typing import Any
 
 import numpy as np
 
-from hybrid_resources.cost_policy import admit_time, estimate_cost, programs_per_task
+from hybrid_resources.cost_policy import (
+    admit_time,
+    device_identity,
+    estimate_cost,
+    programs_per_task,
+)
 from hybrid_resources.quantum.backends import BackendConfig
 from hybrid_resources.quantum.feature_maps import FeatureMapSpec
 
@@ -89,20 +94,37 @@ def default_latency(backend: BackendConfig, n_qubits: int, route: str = "pairwis
     return LatencyModel(per_circuit_s=seconds, source=f"default: measured {name} {kind} circuits at {width} qubits")
 
 
+def route_requests(route: str, n_train: int, n_test: int = 0, landmarks: int = 0) -> list[int]:
+    """Circuits of each kernel request a route makes on a shot device, without cache. Each request
+    is admitted and grouped into tasks on its own, so program sets are counted per request.
+
+    - pairwise: the train Gram matrix N(N-1)/2, then test x train T N (``quantum_kernel`` twice);
+    - projected: 3 (N + T), both kernels from one measurement (``projected_train_test``);
+    - nystrom: K_mm m(m-1)/2, K_nm N m, then the test rows T m (``fit_nystrom``, ``nystrom_decision``;
+      each in one request while the rows fit one block of ``NystromConfig.block_rows``).
+
+    >>> route_requests("pairwise", 100, 25), route_requests("nystrom", 100, 25, landmarks=20)
+    ([4950, 2500], [190, 2000, 500])
+    """
+    if route == "pairwise":
+        parts = [n_train * (n_train - 1) // 2, n_test * n_train]
+    elif route == "projected":
+        parts = [3 * (n_train + n_test)]
+    elif route == "nystrom":
+        m = min(landmarks, n_train)
+        parts = [m * (m - 1) // 2, n_train * m, n_test * m]
+    else:
+        raise ValueError(f"route must be one of {ROUTES}, got {route!r}")
+    return [p for p in parts if p]
+
+
 def route_circuits(route: str, n_train: int, n_test: int = 0, landmarks: int = 0) -> int:
-    """Circuits a route runs on a shot device, without cache.
+    """Circuits a route runs on a shot device, without cache (the sum of :func:`route_requests`).
 
     >>> [route_circuits(r, 100, 25, landmarks=20) for r in ROUTES]
     [7450, 375, 2690]
     """
-    if route == "pairwise":
-        return n_train * (n_train - 1) // 2 + n_test * n_train
-    if route == "projected":
-        return 3 * (n_train + n_test)
-    if route == "nystrom":
-        m = min(landmarks, n_train)
-        return m * (m - 1) // 2 + (n_train + n_test) * m
-    raise ValueError(f"route must be one of {ROUTES}, got {route!r}")
+    return sum(route_requests(route, n_train, n_test, landmarks))
 
 
 @dataclass(frozen=True)
@@ -149,14 +171,16 @@ def plan_route(route: str, request: PlanRequest, backend: BackendConfig, table: 
         # Exact and emulated kernels come from statevectors: nothing runs on a device.
         return RoutePlan(route, backend.device_name, 0, 0, 1, shots, 0.0, 0.0, 0.0, 0.0, "no circuits",
                          note="statevector" if backend.is_exact else "shot emulation")
-    circuits = route_circuits(route, request.n_train, request.n_test, request.landmarks)
     group = programs_per_task(backend, table, shots)
-    cost = estimate_cost(backend, circuits, shots, table, simulator_seconds_per_task, programs_per_task=group)
+    parts = [estimate_cost(backend, circuits, shots, table, simulator_seconds_per_task, programs_per_task=group)
+             for circuits in route_requests(route, request.n_train, request.n_test, request.landmarks)]
+    circuits, tasks = sum(p.circuits for p in parts), sum(p.tasks for p in parts)
     latency = latency or default_latency(backend, request.spec.n_qubits, route)
-    wall = latency.wall_time_s(tasks=cost.tasks, circuits=circuits, total_shots=cost.total_shots,
+    wall = latency.wall_time_s(tasks=tasks, circuits=circuits, total_shots=circuits * shots,
                                max_parallel=backend.max_parallel)
-    return RoutePlan(route, cost.device, circuits, cost.tasks, group, shots, cost.usd, cost.task_fee_usd,
-                     cost.shot_fee_usd, wall, latency.source)
+    return RoutePlan(route, device_identity(backend), circuits, tasks, group, shots,
+                     round(sum(p.usd for p in parts), 6), round(sum(p.task_fee_usd for p in parts), 6),
+                     round(sum(p.shot_fee_usd for p in parts), 6), wall, latency.source)
 
 
 def plan_routes(request: PlanRequest, backend: BackendConfig, table: dict[str, Any], *,

@@ -291,14 +291,53 @@ def projected_kernel(
     n = len(X)
     RA, RB = (run.vectors, None) if symmetric else (run.vectors[:n], run.vectors[n:])
     matrix = kernel_from_distances(projected_distances(RA, RB), spec.gamma)
-    n_cols = n if symmetric else len(RB)
-    stats = KernelStats(
-        n_rows=n, n_cols=n_cols, method=method, device_name=backend.device_name, shots=backend.shots,
-        seed=backend.seed, entries_computed=n * n_cols - (n if symmetric else 0), entries_from_cache=0,
-        circuits_executed=run.circuits, shots_executed=run.shots, wall_time_s=time.perf_counter() - t0,
-        retries=run.retries, states_simulated=len(rows) if method != "projected-circuits" else 0,
+    return KernelResult(matrix, _stats(spec, backend, method, run, matrix.shape, symmetric, time.perf_counter() - t0))
+
+
+def projected_train_test(
+    X_train: np.ndarray,
+    X_test: np.ndarray,
+    *,
+    spec: ProjectedKernelSpec,
+    backend: BackendConfig = BackendConfig(),
+    ledger: SubmissionLedger | None = None,
+    on_call: Callable[[int], None] | None = None,
+) -> tuple[KernelResult, KernelResult]:
+    """The train Gram matrix (N, N) and the test x train kernel (T, N) from ONE measurement of each
+    row: 3 (N + T) circuits in one admitted request, the figure the route planner prices
+    (:func:`projected_kernel` on (X_test, X_train) would measure the train rows again).
+
+    The circuits, shots and emulated shots are split between the two results by their rows (the
+    train result carries 3 N circuits, the test result 3 T); retries are reported on the train one.
+    """
+    t0 = time.perf_counter()
+    fm = spec.feature_map
+    train, test = _rows(X_train, fm), _rows(X_test, fm)
+    run, method = _bloch(np.concatenate([train, test]), fm, backend, ledger, on_call)
+    n = len(train)
+    R_train, R_test = run.vectors[:n], run.vectors[n:]
+    K_train = kernel_from_distances(projected_distances(R_train), spec.gamma)
+    K_test = kernel_from_distances(projected_distances(R_test, R_train), spec.gamma)
+    wall = time.perf_counter() - t0
+    total = max(1, len(train) + len(test))
+
+    def part(rows: int, retries: int) -> BlochRun:
+        return BlochRun(run.vectors[:0], circuits=run.circuits * rows // total, shots=run.shots * rows // total,
+                        retries=retries, shots_emulated=run.shots_emulated * rows // total)
+
+    return (KernelResult(K_train, _stats(spec, backend, method, part(len(train), run.retries), K_train.shape, True, wall)),
+            KernelResult(K_test, _stats(spec, backend, method, part(len(test), 0), K_test.shape, False, wall)))
+
+
+def _stats(spec: ProjectedKernelSpec, backend: BackendConfig, method: str, run: BlochRun, shape: tuple[int, int],
+           symmetric: bool, wall_time_s: float) -> KernelStats:
+    n_rows, n_cols = shape
+    return KernelStats(
+        n_rows=n_rows, n_cols=n_cols, method=method, device_name=backend.device_name, shots=backend.shots,
+        seed=backend.seed, entries_computed=n_rows * n_cols - (n_rows if symmetric else 0), entries_from_cache=0,
+        circuits_executed=run.circuits, shots_executed=run.shots, wall_time_s=wall_time_s, retries=run.retries,
+        states_simulated=0 if method == "projected-circuits" else n_rows + (0 if symmetric else n_cols),
         spec_hash=spec.spec_hash, shots_emulated=run.shots_emulated)
-    return KernelResult(matrix=matrix, stats=stats)
 
 
 def _bloch(rows: np.ndarray, fm: FeatureMapSpec, backend: BackendConfig, ledger: SubmissionLedger | None,

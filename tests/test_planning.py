@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
 from hybrid_resources.cost_policy import (
@@ -22,9 +23,14 @@ from hybrid_resources.quantum.planning import (
     cost_ratio,
     default_latency,
     format_plan,
+    measure_circuit_latency,
     plan_routes,
     refuse_over_time_budget,
     route_circuits,
+)
+from hybrid_resources.quantum.projected_kernel import (
+    ProjectedKernelSpec,
+    projected_kernel,
 )
 
 GARNET = BackendConfig(device_name="braket.aws.qubit", shots=1000,
@@ -101,3 +107,18 @@ def test_progress_is_logged_with_an_eta_at_most_every_few_seconds():
     assert lines[-1].endswith("1000/1000 (100%), 50.0 s elapsed, done")
     with pytest.raises(ValueError, match="route must be one of"):
         route_circuits("fidelity", 10)
+
+
+def test_measured_latency_and_progress_of_a_real_shot_run():
+    local = BackendConfig(device_name="default.qubit", shots=100)
+    latency = measure_circuit_latency(local, FeatureMapSpec("angle", 2), samples=4)
+    assert latency.per_circuit_s > 0 and latency.source == "measured: default.qubit at 2 qubits"
+    with pytest.raises(ValueError, match="ledger"):
+        measure_circuit_latency(GARNET, SPEC)
+
+    lines = []
+    progress = ProgressETA(3 * 7, lines.append, label="basis circuits", every_s=3600.0)
+    X = np.random.default_rng(0).uniform(0, np.pi, size=(7, 2))
+    projected_kernel(X, spec=ProjectedKernelSpec(FeatureMapSpec("angle", 2)), backend=replace(local, batch_size=4),
+                     on_call=progress.advance)
+    assert progress.done == 21 and len(lines) == 1 and lines[0].startswith("basis circuits: 21/21 (100%)")

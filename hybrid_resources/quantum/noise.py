@@ -31,12 +31,9 @@ import pennylane as qml
 
 from hybrid_resources.quantum.backends import BackendConfig, SubmissionLedger
 from hybrid_resources.quantum.execution import execute_tapes
-from hybrid_resources.quantum.feature_maps import (
-    BASIC_GATE_SET,
-    FeatureMapSpec,
-    apply_feature_map,
-)
+from hybrid_resources.quantum.feature_maps import BASIC_GATE_SET, FeatureMapSpec
 from hybrid_resources.quantum.kernel_engine import KernelStats
+from hybrid_resources.quantum.kernel_engine import _pair_tape as pair_tape
 
 NOISY_DEVICES = ("default.mixed", "braket_dm")
 EXAMPLE_CALIBRATION = Path(__file__).resolve().parents[1] / "calibration_example.json"
@@ -116,15 +113,6 @@ def noisy_tape(tape: qml.tape.QuantumScript, noise: NoiseModel) -> qml.tape.Quan
     return qml.tape.QuantumScript(ops, tape.measurements, shots=tape.shots)
 
 
-def _pair_tape(spec: FeatureMapSpec, a: np.ndarray, b: np.ndarray, shots: int | None) -> qml.tape.QuantumScript:
-    """U(a) U(b)^dagger measuring all probabilities: P(|0..0>) = k(a, b) without noise."""
-    wires = list(range(spec.n_qubits))
-    with qml.queuing.AnnotatedQueue() as q:
-        apply_feature_map(spec, a, wires)
-        qml.adjoint(apply_feature_map)(spec, b, wires)
-    return qml.tape.QuantumScript(q.queue, [qml.probs(wires=wires)], shots=shots)
-
-
 def noisy_backend(device: str = "default.mixed", *, shots: int | None = None, seed: int = 0) -> BackendConfig:
     """The device configuration of a noisy simulator: ``default.mixed``, or ``braket_dm`` for the
     Braket local density-matrix simulator. Anything else fails listing the choices."""
@@ -166,7 +154,8 @@ def noisy_kernel(X: np.ndarray, Y: np.ndarray | None = None, *, spec: FeatureMap
     Y = X if symmetric else np.asarray(Y, dtype=np.float64)
     pairs = [(i, j) for i in range(len(X)) for j in range(i if symmetric else 0, len(Y))]
     backend = noisy_backend(device, shots=shots, seed=seed)
-    tapes = [noisy_tape(_pair_tape(spec, X[i], Y[j], shots), noise) for i, j in pairs]
+    # The engine's own compute-uncompute circuits, with the noise channels inserted.
+    tapes = [noisy_tape(pair_tape(spec, X[i], Y[j], shots), noise) for i, j in pairs]
     if ledger is not None:
         ledger.admit(len(tapes), shots or 0)
     results, retries = execute_tapes(tapes, backend, spec.n_qubits, ledger=ledger)

@@ -287,7 +287,7 @@ def projected_kernel(
     fm = spec.feature_map
     symmetric = Y is None
     rows = X if symmetric else np.concatenate([_rows(X, fm), _rows(Y, fm)])
-    run, method = _bloch(rows, fm, backend, ledger, on_call)
+    run, method = bloch_vectors(rows, fm, backend, ledger, on_call)
     n = len(X)
     RA, RB = (run.vectors, None) if symmetric else (run.vectors[:n], run.vectors[n:])
     matrix = kernel_from_distances(projected_distances(RA, RB), spec.gamma)
@@ -313,7 +313,7 @@ def projected_train_test(
     t0 = time.perf_counter()
     fm = spec.feature_map
     train, test = _rows(X_train, fm), _rows(X_test, fm)
-    run, method = _bloch(np.concatenate([train, test]), fm, backend, ledger, on_call)
+    run, method = bloch_vectors(np.concatenate([train, test]), fm, backend, ledger, on_call)
     n = len(train)
     R_train, R_test = run.vectors[:n], run.vectors[n:]
     K_train = kernel_from_distances(projected_distances(R_train), spec.gamma)
@@ -340,8 +340,11 @@ def _stats(spec: ProjectedKernelSpec, backend: BackendConfig, method: str, run: 
         spec_hash=spec.spec_hash, shots_emulated=run.shots_emulated)
 
 
-def _bloch(rows: np.ndarray, fm: FeatureMapSpec, backend: BackendConfig, ledger: SubmissionLedger | None,
-           on_call: Callable[[int], None] | None) -> tuple[BlochRun, str]:
+def bloch_vectors(rows: np.ndarray, fm: FeatureMapSpec, backend: BackendConfig, ledger: SubmissionLedger | None = None,
+                  on_call: Callable[[int], None] | None = None) -> tuple[BlochRun, str]:
+    """Bloch vectors (N, n, 3) of ``rows`` by the path ``backend`` selects, and that path's name
+    (``projected-statevector``, ``projected-shot-emulation`` or ``projected-circuits``): what an
+    asset stores once so that every gamma, and the train and test kernels, reuse one measurement."""
     if backend.is_exact:
         return BlochRun(exact_bloch_vectors(rows, fm)), "projected-statevector"
     if backend.shot_emulation:

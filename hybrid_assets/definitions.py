@@ -12,6 +12,7 @@ launchpad shows which variable sets the field), and an unset one leaves the docu
 | ``HYBRID_HARDWARE_SHOTS`` | ``hardware_backend.shots`` (default 100) |
 | ``HYBRID_RUN_BUDGET_USD``, ``HYBRID_DAILY_BUDGET_USD`` | ``cost_policy.run_budget_usd``, ``.daily_budget_usd`` |
 | ``HYBRID_PRICE_TABLE`` | ``cost_policy.price_table_path`` |
+| ``HYBRID_TIME_BUDGET_S`` | ``cost_policy.time_budget_s`` (estimated device wall time of one step; ``hybrid-plan``) |
 | ``HYBRID_QUANTUM_ROWS_PER_DAY`` | ``cost_policy.quantum_rows_per_day`` (scoring quota, default 1000) |
 | ``HYBRID_MIN_MARGIN`` | ``gate_policy.min_margin`` (read when the code location loads, like the budgets) |
 | ``HYBRID_ARTIFACT_KEEP_VERSIONS`` | ``io_manager.keep_versions`` |
@@ -118,6 +119,7 @@ def resources_from_env() -> dict[str, Any]:
             warehouse=warehouse,
             run_budget_usd=decimal_from_env("HYBRID_RUN_BUDGET_USD", 10.0),
             daily_budget_usd=decimal_from_env("HYBRID_DAILY_BUDGET_USD", 50.0),
+            time_budget_s=decimal_from_env("HYBRID_TIME_BUDGET_S", 3600.0),
             price_table_path=from_env("HYBRID_PRICE_TABLE", ""),
             quantum_rows_per_day=from_env("HYBRID_QUANTUM_ROWS_PER_DAY", 1000),
         ),

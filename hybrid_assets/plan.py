@@ -1,0 +1,101 @@
+"""``hybrid-plan``: what each kernel route would submit for the current data, before anything runs.
+
+For the latest ``reduced_embeddings`` (train and test rows) and ``circuit_artifact`` (the feature
+map), on the configured device (``HYBRID_QUANTUM_DEVICE``, ``HYBRID_QUANTUM_SHOTS``, or
+``--device``/``--shots``), it prints the circuits, billed tasks, dollars and estimated wall time
+of the pairwise fidelity, projected and Nyström routes, and which of them the cost policy's time
+budget (``HYBRID_TIME_BUDGET_S``) would refuse. It submits nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import replace
+from typing import Any
+
+from hybrid_resources.cost_policy import SubmissionRefused
+from hybrid_resources.data.artifacts import ArtifactStore
+from hybrid_resources.data.paths import DataLayout
+from hybrid_resources.quantum.feature_maps import FeatureMapSpec
+from hybrid_resources.quantum.nystrom import NystromConfig
+from hybrid_resources.quantum.planning import (
+    PlanRequest,
+    RoutePlan,
+    format_plan,
+    plan_routes,
+    refuse_over_time_budget,
+)
+
+
+def current_request(store: ArtifactStore, landmarks: int) -> PlanRequest:
+    """Rows and feature map of the latest materializations (run ``make demo`` first)."""
+    try:
+        embeddings = store.read(["reduced_embeddings"])
+        circuit = store.read(["circuit_artifact"])
+    except FileNotFoundError as error:
+        raise SystemExit(f"hybrid-plan: {error}. Materialize the pipeline first (make demo), or plan for a size "
+                         "with --train-rows and --qubits") from None
+    spec = FeatureMapSpec.from_dict(circuit["spec"])
+    return PlanRequest(len(embeddings["X_train"]), len(embeddings["X_test"]), spec, landmarks)
+
+
+def refusals(plans: list[RoutePlan], time_budget_s: float) -> dict[str, str]:
+    """Route -> the refusal message, for every route over the time budget."""
+    refused = {}
+    for plan in plans:
+        try:
+            refuse_over_time_budget(plan, time_budget_s)
+        except SubmissionRefused as refusal:
+            refused[plan.route] = refusal.description or str(refusal)
+    return refused
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="hybrid-plan", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", help="PennyLane device name (default: HYBRID_QUANTUM_DEVICE)")
+    parser.add_argument("--shots", type=int, help="shots per circuit (default: HYBRID_QUANTUM_SHOTS)")
+    parser.add_argument("--train-rows", type=int, help="plan for this many train rows instead of the current data")
+    parser.add_argument("--test-rows", type=int, default=0, help="test rows with --train-rows")
+    parser.add_argument("--qubits", type=int, default=8, help="feature-map width with --train-rows (IQP, reps 2)")
+    parser.add_argument("--landmarks", type=int, default=NystromConfig().m, help="Nyström landmarks m")
+    parser.add_argument("--format", choices=("markdown", "json"), default="markdown")
+    args = parser.parse_args(argv)
+
+    from hybrid_assets.definitions import resources_from_env
+
+    resources = resources_from_env()
+    cost_policy = resources["cost_policy"]
+    backend = resources["quantum_backend"].process_config_and_initialize().backend_config()
+    if args.device:
+        backend = replace(backend, device_name=args.device, shot_emulation=False)
+    if args.shots is not None:
+        backend = replace(backend, shots=args.shots or None)
+    backend = cost_policy.with_program_sets(backend)
+    if args.train_rows:
+        request = PlanRequest(args.train_rows, args.test_rows, FeatureMapSpec("iqp", args.qubits, reps=2),
+                              args.landmarks)
+    else:
+        request = current_request(ArtifactStore(DataLayout.from_env().artifacts), args.landmarks)
+
+    plans = plan_routes(request, backend, cost_policy.price_table())
+    refused = refusals(plans, cost_policy.time_budget_s)
+    report: dict[str, Any] = {
+        "device": backend.device_name, "shots": backend.shots, "train_rows": request.n_train,
+        "test_rows": request.n_test, "qubits": request.spec.n_qubits, "landmarks": min(request.landmarks, request.n_train),
+        "time_budget_s": cost_policy.time_budget_s, "routes": [plan.to_dict() for plan in plans], "refused": refused,
+    }
+    if args.format == "json":
+        json.dump(report, sys.stdout, indent=2)
+        print()
+        return
+    print(f"Kernel routes for {request.n_train} train + {request.n_test} test rows, {request.spec.n_qubits} qubits, "
+          f"on {backend.device_name} ({backend.shots or 'exact'} shots); nothing was submitted.\n")
+    print(format_plan(plans))
+    for route, message in refused.items():
+        print(f"\nrefused: {route}: {message}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+"""`hybrid-plan`: the routes' circuits, dollars and time for the current data, with nothing submitted."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from hybrid_assets.plan import main
+
+GARNET = "arn:aws:braket:eu-north-1::device/qpu/iqm/Garnet"
+
+
+def plan(capsys, *args: str) -> dict:
+    main([*args, "--format", "json"])
+    return json.loads(capsys.readouterr().out)
+
+
+def test_a_plan_for_a_paid_device_prices_each_route_and_names_what_the_time_budget_refuses(capsys, monkeypatch,
+                                                                                          data_layout):
+    monkeypatch.setenv("HYBRID_BRAKET_DEVICE_ARN", GARNET)
+    monkeypatch.setenv("HYBRID_TIME_BUDGET_S", "3600")
+    report = plan(capsys, "--device", "braket.aws.qubit", "--shots", "1000", "--train-rows", "100", "--qubits", "4",
+                  "--landmarks", "20")
+    routes = {route["route"]: route for route in report["routes"]}
+    assert (routes["pairwise"]["circuits"], routes["projected"]["circuits"]) == (4950, 300)
+    assert routes["nystrom"]["circuits"] == 20 * 19 // 2 + 100 * 20
+    # Program sets on Garnet: one task fee per set of programs, far fewer tasks than circuits.
+    assert routes["pairwise"]["tasks"] < routes["pairwise"]["circuits"] / 10
+    assert routes["projected"]["usd"] < 0.07 * routes["pairwise"]["usd"]
+    # 4,950 managed-device tasks take longer than an hour; 300 circuits in 3 sets do not.
+    assert "pairwise" in report["refused"] and "projected" not in report["refused"]
+    assert "HYBRID_TIME_BUDGET_S" in report["refused"]["pairwise"]
+
+
+def test_the_plan_of_the_exact_simulator_submits_nothing_and_without_data_says_what_to_do(capsys, data_layout,
+                                                                                          monkeypatch):
+    monkeypatch.delenv("HYBRID_QUANTUM_SHOTS", raising=False)
+    report = plan(capsys, "--device", "default.qubit", "--train-rows", "50")
+    assert all(route["circuits"] == 0 and route["usd"] == 0 for route in report["routes"])
+    with pytest.raises(SystemExit, match="make demo"):
+        main([])

@@ -21,14 +21,13 @@ import math
 import sys
 from collections import deque
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 from dagster import AssetKey, AssetRecordsFilter, DagsterEventType, DagsterInstance
 from dagster._core.event_api import EventLogRecord
 
 from hybrid_assets.registry import SERVABLE, history, version_id
-from hybrid_resources.data.artifacts import read_artifact
+from hybrid_resources.data.artifacts import read_artifact, recorded_base
 from hybrid_resources.data.warehouse import Warehouse
 
 DEFAULT_TARGETS = ("promoted_model", "quantum_svm")
@@ -171,14 +170,16 @@ def audit_trail(instance: DagsterInstance, asset: str | None = None, run_id: str
 
 def stored_value(record: EventLogRecord) -> Any:
     """The artifact a materialization stored (its own version, kept by the versioned artifact store)."""
-    path = _metadata_value(record.asset_materialization.metadata.get("artifact_path"))
-    name = record.asset_materialization.asset_key.to_user_string()
-    if not path:
+    materialization = record.asset_materialization
+    name = materialization.asset_key.to_user_string()
+    base = recorded_base({key: getattr(value, "value", value) for key, value in materialization.metadata.items()},
+                         materialization.asset_key.path, materialization.partition)
+    if base is None:
         raise LookupError(f"the materialization of {name} in run {record.run_id} recorded no artifact")
     try:
-        return read_artifact(Path(path).with_suffix(""))
+        return read_artifact(base)
     except FileNotFoundError as missing:
-        raise LookupError(f"the artifact of {name} from run {record.run_id} is no longer stored at {path} "
+        raise LookupError(f"the artifact of {name} from run {record.run_id} is no longer stored at {base.parent} "
                           "(removed by retention: raise keep_versions on the io_manager to keep more)") from missing
 
 

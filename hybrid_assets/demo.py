@@ -94,6 +94,22 @@ def score_files(instance, quiet: dict, failures: list[str]) -> None:
               f"export {DataLayout.from_env().predictions / (key + '.parquet')}")
 
 
+def print_checks(evaluations) -> None:
+    """model_evaluation's checks as the UI shows them (its Checks tab): the promotion gates, then
+    the checks that are only reported."""
+    from hybrid_assets.assets.evaluation import GATE_DESCRIPTIONS, PROMOTION_GATES
+
+    found = {e.check_name: e for e in evaluations if e.asset_key.to_user_string() == "model_evaluation"}
+    groups = {"Promotion gates (a failure blocks promoted_model):": PROMOTION_GATES,
+              "Other checks (reported; they never block promotion):": [name for name in GATE_DESCRIPTIONS
+                                                                      if name not in PROMOTION_GATES]}
+    for title, names in groups.items():
+        print(title)
+        for name in names:
+            if name in found:
+                print(f"  {'pass' if found[name].passed else 'FAIL'}  {name}: {found[name].metadata['message'].value}")
+
+
 def run_demo() -> int:
     from dagster import DagsterInstance
 
@@ -148,9 +164,8 @@ def run_demo() -> int:
         print(f"\nVerdict: {report['gates']['quantum_beats_classical']['message']}")
         print(f"\nHoldout comparison ({report['n_train']} train / {report['n_test']} test samples):\n")
         print(comparison_table(report["metrics"], METRICS))
-        print(f"\nQuantum stage: {report['quantum_stage']}. Promotion gates:")
-        for name, gate in report["gates"].items():
-            print(f"  {'pass' if gate['passed'] else 'FAIL'}  {name}: {gate['message']}")
+        print(f"\nQuantum stage: {report['quantum_stage']}.")
+        print_checks(refresh.get_asset_check_evaluations())
         print("Promoted: " + ("yes (asset promoted_model)" if report["promotable"] else "no, the quantum model stays a candidate"))
     if refresh.success:
         print("\nScoring (the registry's champion; warehouse table `predictions`):")

@@ -30,9 +30,19 @@ class GateResult:
     passed: bool
     message: str
     figures: dict[str, Any] = field(default_factory=dict)
+    # What a clock measured (a latency): it differs run to run, so people see it with the message
+    # (``text``), but an artifact keeps only ``to_dict()``, and the same inputs keep the same data version.
+    measured: dict[str, Any] = field(default_factory=dict)
+    reading: str = ""
+
+    @property
+    def text(self) -> str:
+        """The message with this run's reading, for people (the check, the metadata, the demo)."""
+        return f"{self.message}, measured {self.reading}" if self.reading else self.message
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The gate as content: its verdict, message and figures, without the run's measurements."""
+        return {"name": self.name, "passed": self.passed, "message": self.message, "figures": self.figures}
 
 
 def kernel_health(matrix: np.ndarray, *, shots: int | None, symmetry_tolerance: float, psd_tolerance: float,
@@ -74,8 +84,9 @@ def circuit_ceilings(resources: dict[str, Any], *, max_width: int, max_depth: in
 
 def margin_gate(metrics: dict[str, dict[str, float]], *, metric: str, min_margin: float,
                 candidate: str = "quantum_svm", name: str = "quantum_beats_classical",
-                degraded_reason: str = "") -> GateResult:
-    """``candidate`` must beat ``classical_baseline`` by more than ``min_margin`` on the same holdout."""
+                degraded_reason: str = "", consequence: str = "promotion blocked") -> GateResult:
+    """``candidate`` must beat ``classical_baseline`` by more than ``min_margin`` on the same holdout;
+    ``consequence`` says what a loss means (a reported check says it blocks nothing)."""
     if degraded_reason:
         return GateResult(name, False, f"quantum stage degraded: {degraded_reason}", {"metric": metric})
     quantum, classical = metrics[candidate][metric], metrics["classical_baseline"][metric]
@@ -87,7 +98,7 @@ def margin_gate(metrics: dict[str, dict[str, float]], *, metric: str, min_margin
                           f"{candidate} {metric} {quantum:.4f} beats classical {classical:.4f} by {difference:+.4f}", figures)
     return GateResult(name, False,
                       f"{candidate} {metric} {quantum:.4f} vs classical {classical:.4f}: lost by {-difference:.4f} "
-                      f"(needs a margin above {min_margin:+.4f}); promotion blocked", figures)
+                      f"(needs a margin above {min_margin:+.4f}); {consequence}", figures)
 
 
 def reproducibility_study(embeddings: dict[str, np.ndarray], spec: FeatureMapSpec, backend: BackendConfig, *,
@@ -187,10 +198,9 @@ def alignment_gate(classical: np.ndarray, quantum: np.ndarray, labels: np.ndarra
     """``kernel_target_alignment``: the quantum kernel aligns with the labels at least as well as the classical one."""
     a_q, a_c = target_alignment(quantum, labels), target_alignment(classical, labels)
     figures = {"quantum": a_q, "classical": a_c, "difference": a_q - a_c}
-    verb = "at least as" if a_q >= a_c else "less"
+    comparison = "at least as well with the labels ({:.4f}) as" if a_q >= a_c else "less well with the labels ({:.4f}) than"
     return GateResult("kernel_target_alignment", a_q >= a_c,
-                      f"quantum kernel aligns {verb} well with the labels ({a_q:.4f}) as the tuned classical one "
-                      f"({a_c:.4f})", figures)
+                      f"quantum kernel aligns {comparison.format(a_q)} the tuned classical one ({a_c:.4f})", figures)
 
 
 def latency_gate(latency_s: dict[str, float], *, ceiling_s: float) -> GateResult:
@@ -198,5 +208,6 @@ def latency_gate(latency_s: dict[str, float], *, ceiling_s: float) -> GateResult
     quantum = latency_s.get("quantum_svm", math.nan)
     passed = quantum <= ceiling_s
     return GateResult("latency_ceiling", passed,
-                      f"quantum_svm {quantum * 1e3:.3f} ms per sample ({'within' if passed else 'over'} the "
-                      f"{ceiling_s * 1e3:.0f} ms ceiling)", {"per_sample_s": latency_s, "ceiling_s": ceiling_s})
+                      f"quantum_svm {'within' if passed else 'over'} the {ceiling_s * 1e3:.0f} ms per-sample ceiling",
+                      {"ceiling_s": ceiling_s}, measured={"per_sample_s": latency_s},
+                      reading=f"{quantum * 1e3:.3f} ms per sample")

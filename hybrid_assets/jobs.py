@@ -51,7 +51,9 @@ refresh_models_job = define_asset_job(
     # assets run per scoring or labels file.
     selection=(AssetSelection.all() - AssetSelection.assets(raw_samples) - AssetSelection.groups("hardware")
                - AssetSelection.groups("serving")),
-    description="Features -> embeddings -> circuit -> kernels -> models -> evaluation -> registry, on all ingested data.",
+    description="Refresh every model on all ingested data: features -> embeddings -> circuit -> kernels -> models -> "
+                "evaluation -> registry. The one-click refresh: Materialize all on this job's page (no partitions, "
+                "no paid hardware).",
 )
 
 

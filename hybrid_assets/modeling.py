@@ -175,12 +175,45 @@ def comparison_table(rows: dict[str, dict[str, float | str]], columns: list[str]
     return "\n".join(lines)
 
 
-def heatmap_png(matrix: np.ndarray, title: str, max_side: int = 200) -> bytes:
-    """A PNG heatmap of (the top-left ``max_side`` corner of) a kernel matrix."""
-    figure, axis = _pyplot().subplots(figsize=(4, 3.4), dpi=90)
-    image = axis.imshow(matrix[:max_side, :max_side], cmap="viridis", vmin=0.0, vmax=1.0)
-    figure.colorbar(image, ax=axis)
-    axis.set_title(title, fontsize=9)
+def code_block(text: str, language: str, *, max_lines: int = 120, whole: str = "") -> str:
+    """``text`` as a fenced Markdown code block, cut after ``max_lines`` lines with a note of how
+    many lines were left out and where the whole text is (``whole``)."""
+    lines = text.rstrip("\n").splitlines()
+    block = f"```{language}\n" + "\n".join(lines[:max_lines]) + "\n```"
+    if len(lines) > max_lines:
+        block += f"\n\n{len(lines) - max_lines} more lines" + (f" in `{whole}`" if whole else "")
+    return block
+
+
+def heatmap_png(matrix: np.ndarray, labels: np.ndarray, classes: list[str], title: str, max_side: int = 200) -> bytes:
+    """A PNG heatmap of a square kernel matrix with its samples ordered by class.
+
+    At most ``max_side`` samples are shown, spread evenly over the class-ordered list so each class
+    keeps its share. The colour scale spans the off-diagonal entries (1st to 99th percentile): on a
+    fixed [0, 1] scale a concentrated kernel, all entries near 1, looks like one flat colour.
+    """
+    order = np.argsort(labels, kind="stable")
+    if len(order) > max_side:
+        order = order[np.linspace(0, len(order) - 1, max_side).round().astype(int)]
+    shown, ordered = matrix[np.ix_(order, order)], np.asarray(labels)[order]
+    off_diagonal = shown[~np.eye(len(shown), dtype=bool)]
+    low, high = np.percentile(off_diagonal, [1, 99]) if off_diagonal.size else (0.0, 1.0)
+    if high - low < 1e-12:
+        low, high = low - 0.5e-12, high + 0.5e-12
+    figure, axis = _pyplot().subplots(figsize=(8, 6.8), dpi=100)
+    image = axis.imshow(shown, cmap="viridis", vmin=low, vmax=high, interpolation="nearest")
+    figure.colorbar(image, ax=axis).set_label("kernel value (off-diagonal 1st to 99th percentile)")
+    # One block per class: a line between classes, a tick at each block's middle.
+    edges = np.concatenate([[0], np.flatnonzero(np.diff(ordered)) + 1, [len(ordered)]])
+    for edge in edges[1:-1]:
+        axis.axhline(edge - 0.5, color="white", linewidth=1.2)
+        axis.axvline(edge - 0.5, color="white", linewidth=1.2)
+    middles = (edges[:-1] + edges[1:] - 1) / 2
+    names = [f"class {classes[int(ordered[start])]} ({end - start})" for start, end in zip(edges[:-1], edges[1:])]
+    axis.set_xticks(middles, names)
+    axis.set_yticks(middles, names, rotation=90, va="center")
+    axis.set(xlabel="train sample (ordered by class)", ylabel="train sample (ordered by class)")
+    axis.set_title(title, fontsize=10)
     return _png(figure)
 
 

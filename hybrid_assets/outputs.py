@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from importlib import metadata as package_metadata
-from pathlib import Path
 from typing import Any
 
 from dagster import DataVersion, MetadataValue, Output
 
-from hybrid_resources.data.artifacts import content_hash, read_artifact
+from hybrid_resources.data.artifacts import content_hash, read_artifact, recorded_base
 
 _TRACKED_PACKAGES = ("dagster", "pennylane", "amazon-braket-pennylane-plugin", "numpy", "scikit-learn", "polars",
                      "duckdb", "great-expectations")
@@ -45,11 +44,13 @@ def latest_metadata(instance, asset: str) -> dict[str, Any]:
     return {key: getattr(value, "value", value) for key, value in event.asset_materialization.metadata.items()}
 
 
-def recorded_artifact(recorded: dict[str, Any]) -> Any | None:
-    """The stored value a materialization's metadata (:func:`latest_metadata`) points at, or
-    None when there is none or the file no longer holds what was recorded (content hash differs)."""
-    path = recorded.get("artifact_path")
-    if not path or not Path(path).exists():
+def recorded_artifact(asset: str, recorded: dict[str, Any]) -> Any | None:
+    """The stored value the metadata of a materialization of ``asset`` (:func:`latest_metadata`)
+    points at, or None when there is none or the file no longer holds what was recorded (content
+    hash differs)."""
+    base = recorded_base(recorded, asset.split("/"))
+    try:
+        value = read_artifact(base) if base else None
+    except FileNotFoundError:
         return None
-    value = read_artifact(Path(path).with_suffix(""))
-    return value if content_hash(value) == recorded.get("content_hash") else None
+    return value if value is not None and content_hash(value) == recorded.get("content_hash") else None

@@ -51,6 +51,10 @@ def test_info_is_content_and_telemetry_is_not():
     assert info_of(a) == {"C": 1.0} and telemetry_of(a) == {"wall_time_s": 0.1}
     assert content_hash(a) == content_hash(with_info(model, {"C": 1.0}, {"wall_time_s": 9.9}))
     assert content_hash(a) != content_hash(with_info(model, {"C": 2.0}, {"wall_time_s": 0.1}))
+    # The same rule for a JSON artifact (an evaluation report and its measured latencies).
+    report = {"verdict": "won", "telemetry": {"latency_s": 0.1}}
+    assert content_hash(report) == content_hash({"verdict": "won", "telemetry": {"latency_s": 9.9}})
+    assert content_hash(report) != content_hash({"verdict": "lost", "telemetry": {"latency_s": 0.1}})
 
 
 def test_versions_stay_loadable_and_retention_keeps_the_latest_and_pinned_ones(tmp_path):

@@ -85,7 +85,7 @@ def test_promotion_when_every_gate_passes(landed, instance):
     record = latest_artifact(landed.artifacts, "promoted_model")
     assert set(record["gates"]) == {"quantum_beats_classical", "reproducibility", "cost_within_budget", "latency_ceiling"}
     report = latest_artifact(landed.artifacts, "model_evaluation")
-    assert report["promotable"] and set(report["dashboard"]) == {"quantum_svm", "classical_baseline", "vqc_model"}
+    assert report["promotable"] and set(report["telemetry"]["dashboard"]) == {"quantum_svm", "classical_baseline", "vqc_model"}
 
 
 def test_a_deliberately_poor_circuit_fails_the_margin_gate_and_blocks_promotion(landed, instance):

@@ -190,6 +190,18 @@ def test_no_approval_no_paid_run(promoted, instance, aws_env):
     assert approvals and all(a["used_by"] and a["actor"] == "test-operator" for a in approvals)
 
 
+def test_outside_its_job_the_hardware_asset_skips_and_sends_nothing(promoted, instance, aws_env):
+    # "Materialize all" on the Lineage page puts the paid asset in an ordinary asset run: it must
+    # neither spend nor fail that run (here it has no approval, which its own job refuses).
+    ledger = install_fake_braket(aws_env)
+    result = materialize([*PIPELINE, hardware_kernel_spread], selection=[hardware_kernel_spread], instance=instance,
+                         resources=resources())
+    assert result.success
+    assert result.asset_materializations_for_node("hardware_kernel_spread") == []
+    assert ledger.devices_created == ledger.submissions == ledger.tasks == 0
+    assert spend_rows(result.run_id) == []
+
+
 def test_missing_device_arn_fails_clearly_and_submits_nothing(promoted, instance, aws_env):
     ledger = install_fake_braket(aws_env)
     aws_env.delenv("HYBRID_BRAKET_DEVICE_ARN", raising=False)

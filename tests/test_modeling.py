@@ -4,6 +4,7 @@ from sklearn.metrics.pairwise import rbf_kernel
 from sklearn.svm import SVC
 
 from hybrid_assets.modeling import (
+    code_block,
     comparison_table,
     fit_precomputed_svm,
     fit_rbf_svm,
@@ -53,5 +54,19 @@ def test_comparison_table_lists_every_model_and_metric():
     assert "| q | 0.5000 | 0.2500 |" in lines and "| c | 1.0000 | 1.0000 |" in lines
 
 
-def test_heatmap_is_a_png():
-    assert heatmap_png(np.eye(5), "eye")[:8] == b"\x89PNG\r\n\x1a\n"
+def test_heatmap_is_a_large_png_of_any_kernel():
+    labels = np.array([1, 0, 1, 0, 0])
+    png = heatmap_png(np.eye(5), labels, ["benign", "malignant"], "eye")
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = (int.from_bytes(png[16 + 4 * i:20 + 4 * i], "big") for i in range(2))  # the IHDR chunk
+    assert (width, height) == (800, 680)
+    # A constant kernel (no spread to scale colours by) and a single class still draw.
+    assert heatmap_png(np.ones((3, 3)), np.zeros(3, dtype=int), ["a", "b"], "flat")[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_code_block_is_cut_with_a_note_of_what_was_left_out():
+    text = "\n".join(f"line {i}" for i in range(10))
+    assert code_block(text, "qasm") == "```qasm\n" + text + "\n```"
+    cut = code_block(text, "qasm", max_lines=3, whole="/tmp/circuit.qasm")
+    assert cut.startswith("```qasm\nline 0\nline 1\nline 2\n```") and "line 3" not in cut
+    assert cut.endswith("7 more lines in `/tmp/circuit.qasm`")

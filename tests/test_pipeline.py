@@ -43,8 +43,9 @@ def test_landing_file_to_evaluated_models(data_layout, instance):
     # Stored under its data version (the content hash Dagster records), never pickled.
     event = instance.get_latest_materialization_event(AssetKey("quantum_kernel_train")).asset_materialization
     version = event.tags["dagster/data_version"]
-    assert event.metadata["artifact_path"].value == str(data_layout.artifacts / "quantum_kernel_train" / version
-                                                          / "value.npz")
+    assert event.metadata["artifact_root"].value == str(data_layout.artifacts)
+    assert event.metadata["artifact_version"].value == version
+    assert (data_layout.artifacts / "quantum_kernel_train" / version / "value.npz").exists()
 
     report = latest_artifact(data_layout.artifacts, "model_evaluation")
     assert set(report["metrics"]) == {"quantum_svm", "classical_baseline", "vqc_model"}
@@ -63,8 +64,8 @@ def test_landing_file_to_evaluated_models(data_layout, instance):
                      ("classical", "gradient_boosting"), ("quantum", "quantum_svm")}
     assert sum(c["chosen"] == "yes" for c in report["candidates"]) == 2
     assert {"kernel_concentration", "geometric_difference", "kernel_target_alignment", "latency_ceiling"} <= set(evaluations)
-    assert set(report["latency_per_sample_s"]) == {"quantum_svm", "classical_baseline", "vqc_model"}
-    failures = report["quantum_failure_rate"]
+    assert set(report["telemetry"]["latency_per_sample_s"]) == {"quantum_svm", "classical_baseline", "vqc_model"}
+    failures = report["telemetry"]["quantum_failure_rate"]
     assert failures["failed_submissions"] == 0 and failures["rate"] == 0.0 and failures["tasks"] > 0  # the VQC ran
     plan = latest_artifact(data_layout.artifacts, "shot_plan")
     assert [rung["shots"] for rung in plan["rungs"]] == [100, 300, 1000, 3000, 10000]
@@ -78,6 +79,16 @@ def test_landing_file_to_evaluated_models(data_layout, instance):
     materialization = instance.get_latest_materialization_event(AssetKey("model_evaluation")).asset_materialization
     assert "| quantum_svm |" in materialization.metadata["comparison"].value
     assert "data:image/png;base64," in materialization.metadata["kernel_heatmap"].value
+    qasm = instance.get_latest_materialization_event(AssetKey("circuit_artifact")).asset_materialization.metadata
+    assert qasm["openqasm"].value.startswith("```qasm\nOPENQASM 2.0;") and circuit["openqasm"].strip() in qasm["openqasm"].value
+
+    # The same inputs evaluated again keep the evaluation's data version: its measured latencies
+    # are telemetry, so automation refreshes nothing after a second click on model_evaluation.
+    again = materialize(all_assets, selection=AssetSelection.assets("model_evaluation"), instance=instance,
+                        resources=RESOURCES)
+    assert again.success
+    latest = instance.get_latest_materialization_event(AssetKey("model_evaluation")).asset_materialization
+    assert latest.tags["dagster/data_version"] == materialization.tags["dagster/data_version"]
     # No artifact needs pickle to load.
     for path in data_layout.artifacts.rglob("*.np[yz]"):
         np.load(path, allow_pickle=False)

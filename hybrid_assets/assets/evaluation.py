@@ -45,7 +45,12 @@ from hybrid_assets.outputs import artifact_output
 from hybrid_assets.tuning import classical_score, quantum_score
 from hybrid_assets.verdict import Verdict, compare, repeated_splits
 from hybrid_resources.cost_policy import CostPolicy
-from hybrid_resources.data.artifacts import content_hash, info_of, telemetry_of
+from hybrid_resources.data.artifacts import (
+    TELEMETRY_KEY,
+    content_hash,
+    info_of,
+    telemetry_of,
+)
 from hybrid_resources.data.paths import DataLayout
 from hybrid_resources.data.warehouse import Warehouse
 from hybrid_resources.gate_policy import GatePolicy
@@ -58,19 +63,29 @@ from hybrid_resources.quantum.vqc import VqcConfig, predict_proba
 METRICS = ["accuracy", "f1", "roc_auc"]
 MODELS = ("quantum_svm", "classical_baseline", "vqc_model")
 PROMOTION_GATES = ("quantum_beats_classical", "reproducibility", "cost_within_budget", "latency_ceiling")
+# Every check says what a failure means: the UI shows all of them in one list, with the same
+# colour for a failed gate and a failed report.
+_GATE = "Promotion gate (a failure blocks promoted_model): "
+_REPORTED = "Reported, never blocks promotion: "
 GATE_DESCRIPTIONS = {
-    "quantum_beats_classical": "Quantum beats the tuned classical baseline: the verdict's interval clears the margin",
-    "reproducibility": "Kernel and holdout metric stable across repeated runs with different seeds",
-    "cost_within_budget": "Estimated quantum spend of this run within the run budget",
-    "latency_ceiling": "The quantum model's per-sample inference latency under the ceiling",
-    "vqc_beats_classical": "The variational classifier beats the classical baseline by the margin on the holdout",
-    "vqc_reproducibility": "The variational classifier's validation metric is stable across seeded restarts",
-    "kernel_concentration": "The kernel's off-diagonal entries vary more than the shot noise can hide",
-    "geometric_difference": "Room for a quantum advantage: g(K_C || K_Q) not far below sqrt(N)",
-    "kernel_target_alignment": "The quantum kernel aligns with the labels at least as well as the classical one",
+    "quantum_beats_classical": _GATE + "quantum beats the tuned classical baseline: the verdict's interval clears "
+                                       "the margin",
+    "reproducibility": _GATE + "kernel and holdout metric stable across repeated runs with different seeds",
+    "cost_within_budget": _GATE + "estimated quantum spend of this run within the run budget",
+    "latency_ceiling": _GATE + "the quantum model's per-sample inference latency under the ceiling",
+    "vqc_beats_classical": _REPORTED + "the variational classifier beats the classical baseline by the margin on "
+                                       "the holdout",
+    "vqc_reproducibility": _REPORTED + "the variational classifier's validation metric is stable across seeded "
+                                       "restarts",
+    "kernel_concentration": _REPORTED + "the kernel's off-diagonal entries vary more than the shot noise can hide",
+    "geometric_difference": _REPORTED + "room for a quantum advantage: g(K_C || K_Q) not far below sqrt(N)",
+    "kernel_target_alignment": _REPORTED + "the quantum kernel aligns with the labels at least as well as the "
+                                           "classical one",
 }
-DASHBOARD_COLUMNS = ["accuracy", "f1", "roc_auc", "metric_std", "circuit_depth", "shots", "tasks",
-                     "estimated_cost_usd", "wall_time_s", "backend"]
+# What each model cost and how fast it is (the holdout metrics are the `comparison` table): few,
+# short columns, so the table fits the UI's metadata column. {column: dashboard row field}
+DASHBOARD_COLUMNS = {"backend": "backend", "shots": "shots", "tasks": "tasks", "cost_usd": "estimated_cost_usd",
+                     "wall_s": "wall_time_s", "latency_ms": "latency_ms"}
 
 
 def holdout_of(info: dict) -> dict[str, float]:
@@ -113,9 +128,15 @@ def dashboard_rows(infos: dict[str, dict], telemetry: dict[str, dict], metrics: 
 
 def _gate_check(gate: GateResult) -> AssetCheckResult:
     # WARN: a failed gate blocks promotion (promoted_model) or is reported, never the classical path.
+    figures = {**gate.figures, **gate.measured}
     return AssetCheckResult(check_name=gate.name, passed=gate.passed, severity=AssetCheckSeverity.WARN,
-                            metadata={"message": gate.message, **{k: MetadataValue.json(v) if isinstance(v, (list, dict))
-                                                                   else v for k, v in gate.figures.items()}})
+                            metadata={"message": gate.text, **{k: MetadataValue.json(v) if isinstance(v, (list, dict))
+                                                                else v for k, v in figures.items()}})
+
+
+def gate_lines(gates: list[GateResult]) -> str:
+    """One Markdown line per gate: its name, whether it passed, and what it says."""
+    return "\n".join(f"- **{g.name}**: {'passed' if g.passed else 'FAILED'}: {g.text}" for g in gates)
 
 
 @dataclass(frozen=True)
@@ -199,7 +220,11 @@ def model_evaluation(
     warehouse: Warehouse,
 ) -> Iterator:
     """The verdict (both tuned models on repeated splits, with an interval), the fixed-holdout
-    comparison, the promotion gates, kernel diagnostics, latency, failure rate and one telemetry table."""
+    comparison, the promotion gates, kernel diagnostics, latency, failure rate and one telemetry table.
+
+    In the UI, under Metadata: `comparison` (the holdout table), `gates` (the four promotion gates)
+    and `other_checks` (reported, never blocking) are shown inline; the plots `verdict_plot` and
+    `kernel_heatmap` open with [Show Markdown]. Every gate is also a check on the Checks tab."""
     inputs = {"quantum_svm": quantum_svm, "classical_baseline": classical_baseline, "vqc_model": vqc_model,
               "quantum_kernel_train": quantum_kernel_train, "reduced_embeddings": reduced_embeddings,
               "circuit_artifact": circuit_artifact, "kernel_tuning": kernel_tuning}
@@ -240,7 +265,8 @@ def model_evaluation(
     ]
     vqc_margin = margin_gate(metrics, metric=gate_policy.metric, min_margin=gate_policy.min_margin,
                              candidate="vqc_model", name="vqc_beats_classical",
-                             degraded_reason=infos["vqc_model"].get("degraded_reason", ""))
+                             degraded_reason=infos["vqc_model"].get("degraded_reason", ""),
+                             consequence="reported only: the variational classifier is never promoted")
     vqc_reproducibility = restart_spread(list(infos["vqc_model"].get("restart_val_accuracy") or []),
                                          metric="accuracy", tolerance=gate_policy.reproducibility_tolerance)
     failures, tasks = warehouse.failure_rate(run_id=context.run_id)
@@ -263,13 +289,19 @@ def model_evaluation(
         "gates": {gate.name: gate.to_dict() for gate in gates},
         "gates_other_models": {gate.name: gate.to_dict() for gate in reported},
         "promotable": all(gate.passed for gate in gates),
-        "latency_per_sample_s": latency,
-        "quantum_failure_rate": {"failed_submissions": failures, "tasks": tasks,
-                                 "rate": failures / (failures + tasks) if failures + tasks else 0.0},
         "candidates": candidates,
-        "dashboard": rows,
         "n_train": int(reduced_embeddings["y_train"].size),
         "n_test": int(reduced_embeddings["y_test"].size),
+        # How this evaluation ran (clock readings, the run's own submissions): not content, so an
+        # evaluation of the same inputs keeps its data version and automation refreshes nothing after it.
+        TELEMETRY_KEY: {
+            "latency_per_sample_s": latency,
+            "gates": {gate.name: {"reading": gate.reading, **gate.measured} for gate in [*gates, *reported]
+                      if gate.measured},
+            "quantum_failure_rate": {"failed_submissions": failures, "tasks": tasks,
+                                     "rate": failures / (failures + tasks) if failures + tasks else 0.0},
+            "dashboard": rows,
+        },
     }
     warehouse.log_experiment(context.run_id, "model_evaluation",
                              {"circuit": circuit_artifact["spec"], "backend": quantum_backend.describe(),
@@ -277,36 +309,54 @@ def model_evaluation(
                              {"metrics": metrics, "verdict": report["verdict"], "gates": report["gates"]})
     table = comparison_table(metrics, METRICS)
     context.log.info("Verdict: " + margin.message + "\nHoldout comparison\n" + table + "\n"
-                     + "\n".join(f"{g.name}: {g.message}" for g in gates))
-    verdict_plot = verdict_png(verdict.differences, verdict.mean, verdict.low, verdict.high, verdict.min_margin,
-                               f"quantum - classical {verdict.metric} per split ({verdict.outcome})")
+                     + "\n".join(f"{g.name}: {g.text}" for g in gates))
     metadata = {
         "verdict": margin.message,
-        "verdict_plot": MetadataValue.md(markdown_image(verdict_plot, "per-split differences with the interval")),
         "comparison": MetadataValue.md(table),
+        "gates": MetadataValue.md(gate_lines(gates)),
+        "other_checks": MetadataValue.md("Reported; they never block promotion:\n\n" + gate_lines(reported)),
+        **plots_metadata(verdict, quantum_kernel_train["matrix"], reduced_embeddings),
+        "dashboard": MetadataValue.md(comparison_table(
+            {name: {column: row[field] for column, field in DASHBOARD_COLUMNS.items()} for name, row in rows.items()},
+            list(DASHBOARD_COLUMNS))),
         "candidates": MetadataValue.md(comparison_table(
             {f"{c['side']}: {c['model']} {c['params']}": c for c in candidates}, ["cv_mean", "cv_std", "chosen"])),
-        "dashboard": MetadataValue.md(comparison_table(rows, DASHBOARD_COLUMNS + ["latency_ms"])),
-        "gates": MetadataValue.md("\n".join(f"- **{g.name}**: {'passed' if g.passed else 'FAILED'}: {g.message}"
-                                            for g in [*gates, *reported])),
         "quantum_stage": report["quantum_stage"],
         "promotable": report["promotable"],
         "inputs": MetadataValue.json(report["inputs"]),
         "quantum_svm/C": float(infos["quantum_svm"]["C"]),
-        "quantum_failure_rate": report["quantum_failure_rate"]["rate"],
+        "quantum_svm/circuit_depth": int(circuit_artifact["resources"]["depth"]),
+        "quantum_failure_rate": report[TELEMETRY_KEY]["quantum_failure_rate"]["rate"],
         **{f"{model}/{name}": value for model, values in metrics.items() for name, value in values.items()},
     }
-    kernel = quantum_kernel_train["matrix"]
-    if kernel.size:
-        png = heatmap_png(kernel, "quantum kernel (train, first 200)")
-        heatmap_path = DataLayout.from_env().artifacts / "model_evaluation" / "kernel_heatmap.png"
-        heatmap_path.parent.mkdir(parents=True, exist_ok=True)
-        heatmap_path.write_bytes(png)
-        metadata |= {"kernel_heatmap": MetadataValue.md(markdown_image(png, "quantum kernel heatmap")),
-                     "heatmap_path": str(heatmap_path)}
     yield artifact_output(report, metadata)
     for gate in [*gates, *reported]:
         yield _gate_check(gate)
+
+
+def plots_metadata(verdict: Verdict, kernel: np.ndarray, embeddings: dict) -> dict:
+    """The plots, as Markdown images (the only images Dagster's UI shows; it opens Markdown over
+    1,000 characters behind "[Show Markdown]", so a short entry first says where they are) and as
+    PNG files beside the artifacts."""
+    folder = DataLayout.from_env().artifacts / "model_evaluation"
+    folder.mkdir(parents=True, exist_ok=True)
+    plots = {"verdict_plot": (verdict_png(verdict.differences, verdict.mean, verdict.low, verdict.high,
+                                          verdict.min_margin,
+                                          f"quantum - classical {verdict.metric} per split ({verdict.outcome})"),
+                              "per-split differences with the interval")}
+    if kernel.size:  # empty when the quantum stage is degraded
+        n = len(embeddings["y_train"])
+        plots["kernel_heatmap"] = (heatmap_png(kernel, embeddings["y_train"], [str(c) for c in embeddings["classes"]],
+                                               f"quantum kernel, train split ({min(n, 200)} of {n} samples)"),
+                                   "quantum kernel heatmap, ordered by class")
+    metadata = {"plots": MetadataValue.md(" and ".join(f"**{name}**" for name in plots)
+                                          + ": click [Show Markdown] in their rows below; the PNG files "
+                                          + ", ".join(f"`{name}.png`" for name in plots) + " are in plots_folder."),
+                "plots_folder": MetadataValue.path(str(folder))}
+    for name, (png, alt) in plots.items():
+        (folder / f"{name}.png").write_bytes(png)
+        metadata[name] = MetadataValue.md(markdown_image(png, alt))
+    return metadata
 
 
 def candidate_rows(classical: dict, kernel_tuning: dict) -> list[dict]:

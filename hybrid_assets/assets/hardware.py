@@ -11,6 +11,8 @@ No kernel cache here on purpose: a hardware evaluation is a measurement of the d
 now (calibrations drift), so each launch submits its circuits again.
 """
 
+from collections.abc import Iterator
+
 import numpy as np
 from dagster import (
     AssetExecutionContext,
@@ -35,6 +37,7 @@ from hybrid_resources.quantum.kernel_engine import planned_circuits, quantum_ker
 
 MANAGED_DEVICES = ("braket.aws.qubit",)
 DEFAULT_HARDWARE_SHOTS = 100
+HARDWARE_JOB = "hardware_evaluation"
 
 
 def missing_device_settings(backend: QuantumBackend) -> list[str]:
@@ -73,7 +76,7 @@ class HardwareEvaluationConfig(Config):
     train_samples: int = Field(default=4, ge=1, description="Train rows (kernel columns) re-run on the device")
 
 
-@asset(code_version="2", group_name="hardware", pool="quantum", kinds={"braket", "json"})
+@asset(code_version="2", group_name="hardware", pool="quantum", kinds={"braket", "json"}, output_required=False)
 def hardware_kernel_spread(
     context: AssetExecutionContext,
     config: HardwareEvaluationConfig,
@@ -83,9 +86,17 @@ def hardware_kernel_spread(
     hardware_backend: QuantumBackend,
     cost_policy: CostPolicy,
     warehouse: Warehouse,
-) -> Output:
+) -> Iterator[Output]:
     """The promoted circuit's test x train kernel re-run on the managed device (first ``samples``
-    x ``train_samples`` entries), next to the simulator's values and their spread."""
+    x ``train_samples`` entries), next to the simulator's values and their spread.
+
+    Paid: it runs only in the job ``hardware_evaluation`` (Jobs -> hardware_evaluation), after an
+    approval. Launched any other way ("Materialize all" on the Lineage page, a backfill) it skips
+    itself and sends nothing."""
+    if context.job_name != HARDWARE_JOB:
+        context.log.warning(f"hardware_kernel_spread runs only in the job {HARDWARE_JOB} (it spends money); "
+                            f"skipped in {context.job_name}, nothing was submitted.")
+        return
     missing = missing_device_settings(hardware_backend)
     if missing:
         raise Failure(description="Hardware evaluation not configured; nothing was submitted. Missing: "
@@ -162,7 +173,7 @@ def hardware_kernel_spread(
     context.log.info(f"hardware vs simulator on {rows}x{cols} entries: max |diff| {spread['max_abs_diff']:.4f}, "
                      f"mean |diff| {spread['mean_abs_diff']:.4f} (shot noise ~{spread['shot_noise_std_mean']:.4f}); "
                      f"{ledger.tasks} circuits, {stats.retries} retries, est. ${ledger.usd:.2f}")
-    return artifact_output(report, {
+    yield artifact_output(report, {
         "device_arn": arn,
         "backend": MetadataValue.json(described),
         "circuit_spec_hash": report["circuit_spec_hash"],
@@ -180,7 +191,7 @@ def hardware_kernel_spread(
 
 
 hardware_evaluation_job = define_asset_job(
-    "hardware_evaluation",
+    HARDWARE_JOB,
     selection=AssetSelection.assets(hardware_kernel_spread),
     description="Re-run the promoted circuit's kernel on the managed Braket device within budget; "
                 "record the simulator-vs-hardware spread.",

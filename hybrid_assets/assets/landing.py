@@ -39,7 +39,13 @@ CONTRACT = DatasetContract()
                                 description="The file parses and meets the dataset contract (Great Expectations suite)")],
 )
 def raw_samples(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
-    """Rows of one landing file in the warehouse, or the file quarantined with its reason (zero rows)."""
+    """Rows of one landing file in the warehouse, or the file quarantined with its reason (zero rows).
+
+    One partition per landing file; the landing sensor ingests each new file by itself. To refresh
+    every model on the ingested files, launch the job **refresh_models** (Jobs -> refresh_models ->
+    Materialize all). "Materialize all" on the whole Lineage graph includes this partitioned asset,
+    so it opens a backfill dialog instead: that backfill re-ingests every file (an identical file
+    changes nothing) and then refreshes everything downstream."""
     return ingest_partition(context, warehouse, zone="landing", contract=CONTRACT, check_name="landing_contract")
 
 

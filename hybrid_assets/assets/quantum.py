@@ -26,6 +26,7 @@ from hybrid_assets.data_prep import (
 )
 from hybrid_assets.gates import circuit_ceilings, kernel_health
 from hybrid_assets.modeling import (
+    code_block,
     comparison_table,
     fit_precomputed_svm,
     holdout_metrics,
@@ -87,7 +88,7 @@ def reduced_embeddings(context: AssetExecutionContext, config: EmbeddingConfig, 
     # serves the old block in one copy.
     table = warehouse.features_in_arrival_order()
     recorded = latest_metadata(context.instance, "reduced_embeddings")
-    previous_bundle = recorded_artifact(recorded)
+    previous_bundle = recorded_artifact("reduced_embeddings", recorded)
     previous = EmbeddingTransform.from_bundle(previous_bundle) if isinstance(previous_bundle, dict) else None
     reason = refit_reason(previous, table, n_qubits=config.n_qubits, refit_growth=config.refit_growth)
     bundle = reduce_embeddings(table, n_qubits=config.n_qubits, transform=None if reason else previous)
@@ -135,7 +136,7 @@ def kernel_tuning(context: AssetExecutionContext, config: KernelTuningConfig, re
     grid = {"feature_map": config.feature_map, "entanglement": config.entanglement, "bandwidths": config.bandwidths,
             "reps": config.reps, "Cs": config.Cs, "n_qubits": int(X.shape[1]), "metric": gate_policy.metric,
             "folds": gate_policy.cv_folds, "seed": gate_policy.cv_seed}
-    previous = recorded_artifact(latest_metadata(context.instance, "kernel_tuning"))
+    previous = recorded_artifact("kernel_tuning", latest_metadata(context.instance, "kernel_tuning"))
     reason = retune_reason(previous, grid, len(y), config.retune_growth)
     # The same choice keeps the same content, hence the same data version: nothing downstream changes.
     tuning = previous if reason is None else tune_kernel(X, y, grid, gate_policy)
@@ -207,7 +208,8 @@ def circuit_artifact(kernel_tuning: dict, reduced_embeddings: dict, gate_policy:
         "depth": resources["depth"],
         "two_qubit_gates": resources["two_qubit_gates"],
         "gate_counts": MetadataValue.json(resources["gate_counts"]),
-        "openqasm_path": str(qasm_path),
+        "openqasm": MetadataValue.md(code_block(artifact["openqasm"], "qasm", whole=str(qasm_path))),
+        "openqasm_path": MetadataValue.path(str(qasm_path)),
     })
     ceilings = circuit_ceilings(resources, max_width=gate_policy.max_width, max_depth=gate_policy.max_depth,
                                 max_two_qubit_gates=gate_policy.max_two_qubit_gates)

@@ -14,7 +14,8 @@ the value (:func:`content_hash`), so an old version stays loadable after newer o
   (hyperparameters, holdout metrics), and ``"telemetry"``, how this copy was computed (wall time,
   cache hits, circuits run, cost), which the content hash leaves out: the same data computed
   again, or served from a cache, keeps its data version
-- JSON-safe ``dict``        -> ``.json``
+- JSON-safe ``dict``        -> ``.json``; its ``"telemetry"`` key, if any, is likewise left out of
+  the content hash (an evaluation's measured latencies)
 
 Files are written to a temporary name and renamed, so a crash never leaves half an artifact.
 Retention keeps the last ``keep_versions`` versions of each asset, the latest always, and every
@@ -32,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from dagster import ConfigurableIOManager, InputContext, OutputContext
+from dagster import ConfigurableIOManager, InputContext, MetadataValue, OutputContext
 from pydantic import Field
 
 from hybrid_resources.data.paths import DataLayout, atomic_write
@@ -46,8 +47,8 @@ def content_hash(value: np.ndarray | ArrayBundle | dict[str, Any]) -> str:
     """SHA-256 of an artifact's content (names, dtypes, shapes and bytes; or canonical JSON).
 
     Stable across processes and independent of file timestamps, so it serves as the
-    Dagster data version of the asset that produced ``value``. A bundle's telemetry is not
-    content (see the module docstring).
+    Dagster data version of the asset that produced ``value``. The telemetry of a bundle or of a
+    JSON dict is not content (see the module docstring).
     """
     digest = hashlib.sha256()
     if isinstance(value, np.ndarray):
@@ -58,7 +59,8 @@ def content_hash(value: np.ndarray | ArrayBundle | dict[str, Any]) -> str:
             digest.update(f"{name}|{array.dtype.str}|{array.shape}|".encode())
             digest.update(memoryview(array).cast("B") if array.size else b"")  # no copy of big arrays
     else:
-        digest.update(json.dumps(value, sort_keys=True, default=str).encode())
+        content = {name: item for name, item in value.items() if name != TELEMETRY_KEY}
+        digest.update(json.dumps(content, sort_keys=True, default=str).encode())
     return digest.hexdigest()
 
 
@@ -121,6 +123,17 @@ def read_artifact(base: Path) -> np.ndarray | ArrayBundle | dict[str, Any]:
                     return {name: bundle[name] for name in bundle.files}
             return json.loads(path.read_text())
     raise FileNotFoundError(f"no artifact at {base}.(npy|npz|json); materialize the upstream asset first")
+
+
+def recorded_base(metadata: dict[str, Any], key: Sequence[str], partition: str | None = None) -> Path | None:
+    """Where a materialization stored its artifact (without the suffix), from its plain metadata
+    values: ``artifact_root`` / key / [partition /] ``artifact_version`` / value; materializations
+    recorded before the root and the version were split name the file in ``artifact_path``."""
+    root, version = metadata.get("artifact_root"), metadata.get("artifact_version")
+    if root and version:
+        return ArtifactStore(Path(root)).folder(key, partition) / version / "value"
+    legacy = metadata.get("artifact_path")
+    return Path(legacy).with_suffix("") if legacy else None
 
 
 class ArtifactStore:
@@ -217,12 +230,14 @@ class ArtifactIOManager(ConfigurableIOManager):
         version = _metadata_value(metadata, "content_hash") or content_hash(obj)
         partition = context.asset_partition_key if context.has_asset_partitions else None
         store, key = self.store(), context.asset_key.path
-        path = store.write(key, obj, version=version, run_id=context.run_id, partition=partition)
+        store.write(key, obj, version=version, run_id=context.run_id, partition=partition)
         holder = f"{context.asset_key.to_user_string()}@{version}"
         for asset, referenced in (_metadata_value(metadata, "references") or {}).items():
             store.pin(asset.split("/"), referenced, holder)
         store.prune(key, self.keep_versions, partition)
-        context.add_output_metadata({"artifact_path": str(path), "artifact_version": version})
+        # The root and the version, not the whole path: a path with a 64-character version in it
+        # does not wrap, and would widen the UI's metadata table past the page (see recorded_base).
+        context.add_output_metadata({"artifact_root": MetadataValue.path(str(store.root)), "artifact_version": version})
 
     def load_input(self, context: InputContext) -> Any:
         partition = context.asset_partition_key if context.has_asset_partitions else None

@@ -1,0 +1,2 @@
+"""Pattern 3: constrained problems (portfolio selection, max-cut), their QUBOs, QAOA candidate
+generation, classical heuristics, and classical ranking of the quantum candidates."""

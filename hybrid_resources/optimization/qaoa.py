@@ -14,13 +14,13 @@ Circuit (``QAOA_VERSION`` names it; changing any of this must bump the version):
   Hamming weight: every sample has exactly ``k`` ones, and the Hamiltonian omits the penalty;
 - ``p`` layers of ``qml.qaoa.cost_layer(gamma_l, H_C)`` then ``qml.qaoa.mixer_layer(beta_l, H_M)``.
 
-Parameters are optimised on an exact statevector by minimising ``<H_C>``. Like the kernel
+Parameters are optimised on an exact statevector. Like the kernel
 engine (:mod:`hybrid_resources.quantum.simulator`), the exact path is a numpy simulation of the
 same gates in the same order (:func:`exact_state`, tested equal to ``default.qubit`` running the
 ``qml.qaoa`` circuit): the cost layer is one diagonal phase, each mixer term one flip-and-sign of
 the state vector, so an evaluation costs milliseconds where
-the PennyLane circuit costs seconds at 12 qubits. Gradients are central differences of the
-exact expectation (:func:`expectation_and_gradient`). Sampling, OpenQASM and the circuit ceilings use
+the PennyLane circuit costs seconds at 12 qubits. The objective is ``<H_C>`` or, by default, its CVaR
+(:func:`objective_value`); gradients are central differences of it (:func:`objective_and_gradient`). Sampling, OpenQASM and the circuit ceilings use
 the PennyLane circuit. Optimiser: Adam (the VQC's
 update, :func:`hybrid_resources.quantum.vqc.adam_update`), ``restarts`` seeded initialisations
 (restart 0: a linear ramp, the annealing-like schedule; the others uniform at random), the lowest
@@ -57,6 +57,7 @@ from hybrid_resources.quantum.vqc import adam_update
 
 QAOA_VERSION = "qaoa-1"
 MIXERS = ("x", "xy")
+OBJECTIVES = ("cvar", "expectation")
 RAMP_DT = 0.8  # total "time" of the linear-ramp initialisation
 
 
@@ -67,14 +68,20 @@ class QaoaConfig:
     p: int = 2
     mixer: str = "x"
     steps: int = 60
-    step_size: float = 0.05
+    step_size: float = 0.1
     restarts: int = 2
     seed: int = 0
     checkpoint_every: int = 5
+    objective: str = "cvar"
+    cvar_alpha: float = 0.05
 
     def __post_init__(self) -> None:
         if self.mixer not in MIXERS:
             raise ValueError(f"mixer must be one of {MIXERS}, got {self.mixer!r}")
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
+        if not 0 < self.cvar_alpha <= 1:
+            raise ValueError(f"cvar_alpha must be in (0, 1], got {self.cvar_alpha}")
         if min(self.p, self.steps, self.restarts, self.checkpoint_every) < 1:
             raise ValueError("p, steps, restarts and checkpoint_every must be >= 1")
         if not (self.step_size > 0 and math.isfinite(self.step_size)):
@@ -242,12 +249,30 @@ def exact_probabilities(circuit: QaoaCircuit, params: np.ndarray) -> np.ndarray:
     return np.abs(exact_state(circuit, np.asarray(params, dtype=np.float64))) ** 2
 
 
-def expectation_and_gradient(circuit: QaoaCircuit, params: np.ndarray, *, terms: list, diag: np.ndarray,
-                             h: float = 1e-6) -> tuple[float, np.ndarray]:
-    """``<H_C>`` (scaled) at ``params`` and its gradient by central differences of the exact
-    expectation (4p + 1 statevector passes; deterministic, so a resumed run repeats them bit for bit)."""
+def objective_value(probs: np.ndarray, diag: np.ndarray, config: QaoaConfig, order: np.ndarray | None = None) -> float:
+    """What the optimiser minimises: ``<H_C>`` (``objective="expectation"``), or the CVaR of
+    ``H_C`` at ``cvar_alpha``: the mean of its lowest ``alpha`` fraction of probability mass
+    (Barkoutsos et al., "Improving Variational Quantum Optimization using CVaR", Quantum 4, 256,
+    2020). The CVaR rewards putting mass on the best bitstrings rather than on many good ones;
+    on the bundled example it raises the probability of the optimum several-fold at p = 2."""
+    if config.objective == "expectation":
+        return float(np.dot(probs, diag))
+    order = np.argsort(diag, kind="stable") if order is None else order
+    sorted_probs = probs[order]
+    before = np.cumsum(sorted_probs) - sorted_probs
+    taken = np.clip(config.cvar_alpha - before, 0.0, sorted_probs)
+    return float(np.dot(taken, diag[order]) / config.cvar_alpha)
+
+
+def objective_and_gradient(circuit: QaoaCircuit, params: np.ndarray, config: QaoaConfig, *, terms: list,
+                           diag: np.ndarray, h: float = 1e-6) -> tuple[float, np.ndarray]:
+    """:func:`objective_value` at ``params`` and its gradient by central differences of the exact
+    statevector (4p + 1 passes; deterministic, so a resumed run repeats them bit for bit)."""
+    order = np.argsort(diag, kind="stable")
+
     def value(theta: np.ndarray) -> float:
-        return float(np.dot(np.abs(exact_state(circuit, theta, _terms=terms, _diag=diag)) ** 2, diag))
+        probs = np.abs(exact_state(circuit, theta, _terms=terms, _diag=diag)) ** 2
+        return objective_value(probs, diag, config, order)
 
     grad = np.zeros_like(params)
     for index in np.ndindex(params.shape):
@@ -308,11 +333,11 @@ def circuit_resources(circuit: QaoaCircuit) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- optimisation
 @dataclass(frozen=True)
 class QaoaResult:
-    """Optimised parameters (p, 2), their scaled ``<H_C>``, per-restart histories and the run's
+    """Optimised parameters (p, 2), their objective (scaled units), per-restart histories and the run's
     position: ``steps_run`` by this call, ``resumed_from_step`` (None for a fresh start)."""
 
     params: np.ndarray
-    expectation: float
+    objective: float
     best_restart: int
     history: list[list[float]]
     steps_run: int
@@ -321,8 +346,8 @@ class QaoaResult:
     lineage: str
 
     def to_metadata(self) -> dict[str, Any]:
-        return {"expectation": self.expectation, "best_restart": self.best_restart,
-                "restart_final_expectations": [h[-1] for h in self.history if h], "steps_run": self.steps_run,
+        return {"objective": self.objective, "best_restart": self.best_restart,
+                "restart_final_objectives": [h[-1] for h in self.history if h], "steps_run": self.steps_run,
                 "resumed_from_step": self.resumed_from_step, "total_steps": self.total_steps,
                 "lineage": self.lineage, "params": np.asarray(self.params).tolist()}
 
@@ -373,10 +398,10 @@ def _fresh(config: QaoaConfig, restart: int, previous: dict[str, Any] | None) ->
 def optimize_parameters(circuit: QaoaCircuit, config: QaoaConfig, *, checkpoint_dir: Path, lineage: str,
                         on_step: Callable[[dict], None] | None = None,
                         keep_checkpoints: int = 3) -> QaoaResult:
-    """Minimise ``<H_C>`` (scaled) over (gamma, beta) on the exact simulator with Adam,
+    """Minimise the objective (``<H_C>`` scaled, or its CVaR) over (gamma, beta) on the exact simulator with Adam,
     ``config.restarts`` seeded restarts, best final value kept; checkpointed under
     ``checkpoint_dir / lineage`` and resumed from there (a finished lineage returns at once).
-    ``on_step`` gets ``{"restart", "step", "total_steps", "expectation"}`` after every step."""
+    ``on_step`` gets ``{"restart", "step", "total_steps", "objective"}`` after every step."""
     total_steps = config.steps * config.restarts
     meta_base = {"version": QAOA_VERSION, "config_hash": config.config_hash(),
                  "circuit_hash": circuit.circuit_hash(), "lineage": lineage, "total_steps": total_steps}
@@ -398,7 +423,7 @@ def optimize_parameters(circuit: QaoaCircuit, config: QaoaConfig, *, checkpoint_
                 break
             state = _fresh(config, state["restart"] + 1, state)
             continue
-        value, grad = expectation_and_gradient(circuit, state["theta"], terms=terms, diag=diag)
+        value, grad = objective_and_gradient(circuit, state["theta"], config, terms=terms, diag=diag)
         state["theta"], state["adam_m"], state["adam_v"], state["adam_t"] = adam_update(
             state["theta"], grad, state["adam_m"], state["adam_v"], state["adam_t"], config.step_size)
         state["step"] += 1
@@ -406,7 +431,7 @@ def optimize_parameters(circuit: QaoaCircuit, config: QaoaConfig, *, checkpoint_
         steps_here += 1
         state["history"][state["restart"]].append(value)
         if state["step"] == config.steps:
-            final = float(np.dot(exact_probabilities(circuit, state["theta"]), diag))
+            final = objective_value(exact_probabilities(circuit, state["theta"]), diag, config)
             state["history"][state["restart"]].append(final)
             if final < state["best_value"]:
                 state["best_value"], state["best_restart"] = final, state["restart"]
@@ -416,7 +441,7 @@ def optimize_parameters(circuit: QaoaCircuit, config: QaoaConfig, *, checkpoint_
                        dict(meta_base, step=state["global_step"], restart=state["restart"]))
         if on_step is not None:
             on_step({"restart": state["restart"], "step": state["global_step"], "total_steps": total_steps,
-                     "expectation": value})
+                     "objective": value})
     return QaoaResult(np.array(state["best_theta"]), float(state["best_value"]), state["best_restart"],
                       state["history"], steps_here, resumed_from, total_steps, lineage)
 

@@ -26,8 +26,11 @@ def quantum_beats_heuristic(quantum: float, heuristics: dict[str, float], *, mar
     if advantage > margin:
         return GateResult(name, True, f"quantum {measure} {quantum:.4g} beats {best_name} {best:.4g} by {advantage:.4g}",
                           figures)
-    return GateResult(name, False, f"quantum {measure} {quantum:.4g} vs {best_name} {best:.4g}: the heuristic wins, "
-                                   f"quantum lost by {-advantage:.4g} (needs an advantage above {margin:g})", figures)
+    outcome = "a tie" if advantage == 0 else (f"quantum lost by {-advantage:.4g}" if advantage < 0
+                                               else f"quantum ahead by only {advantage:.4g}")
+    verdict = "the heuristic wins" if advantage < 0 else "not enough"
+    return GateResult(name, False, f"quantum {measure} {quantum:.4g} vs {best_name} {best:.4g}: {verdict}, {outcome} "
+                                   f"(needs an advantage above {margin:g})", figures)
 
 
 def optimum_probability_gate(p_optimum: float, uniform: float, *, min_factor: float) -> GateResult:

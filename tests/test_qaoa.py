@@ -196,3 +196,60 @@ def test_sigkilled_parameter_optimisation_resumes_from_its_checkpoint(tmp_path):
     assert fresh.resumed_from_step is None and fresh.steps_run == 30
     np.testing.assert_array_equal(resumed.params, fresh.params)
     assert resumed.history == fresh.history and resumed.best_restart == fresh.best_restart
+
+
+# ---------------------------------------------------------------------------------------
+# The assets, materialized on a real (ephemeral) Dagster instance
+# ---------------------------------------------------------------------------------------
+
+SMALL_PORTFOLIO_RUN = {"ops": {"qaoa_parameters": {"config": {"steps": 12, "restarts": 1}},
+                               "classical_heuristics": {"config": {"seeds": 3}},
+                               "candidate_samples": {"config": {"shots": 300, "repeat_seeds": 2}}}}
+
+
+def _portfolio_resources():
+    from hybrid_resources.cost_policy import CostPolicy
+    from hybrid_resources.data.artifacts import ArtifactIOManager
+    from hybrid_resources.data.warehouse import Warehouse
+    from hybrid_resources.gate_policy import GatePolicy
+    from hybrid_resources.quantum.backends import QuantumBackend
+
+    warehouse = Warehouse()
+    return {"io_manager": ArtifactIOManager(), "warehouse": warehouse, "quantum_backend": QuantumBackend(),
+            "cost_policy": CostPolicy(warehouse=warehouse), "gate_policy": GatePolicy()}
+
+
+def test_portfolio_assets_from_returns_file_to_ranked_candidates_with_gates(data_layout):
+    from dagster import DagsterInstance, load_assets_from_modules, materialize
+
+    from hybrid_assets.assets import portfolio
+    from hybrid_assets.portfolio_example import write_example_returns
+    from hybrid_resources.data.quarantine import read_sidecar
+
+    returns = data_layout.root / "returns"
+    write_example_returns(returns / "example_returns.csv")  # what an empty returns/ folder receives
+    (returns / "a_prices.csv").write_text("date,x,y\n" + "".join(f"2024-01-{d:02d},{100 + d},{50 + d}\n" for d in range(1, 31)))
+    with DagsterInstance.ephemeral() as instance:
+        result = materialize(load_assets_from_modules([portfolio]), resources=_portfolio_resources(), instance=instance,
+                             run_config=SMALL_PORTFOLIO_RUN, raise_on_error=False)
+    assert result.success
+    # the bad file went to the quarantine with its reason (file and warehouse); the good one was used
+    sidecar = read_sidecar(data_layout.quarantine / "a_prices.csv")
+    assert sidecar["check"] == "value_range" and "prices or percents" in sidecar["reason"]
+    assert not (returns / "a_prices.csv").exists()
+    with _portfolio_resources()["warehouse"].connect(read_only=True) as connection:
+        assert connection.execute("SELECT check_name FROM quarantine WHERE original_name = 'a_prices.csv'").fetchall() \
+            == [("value_range",)]
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks["returns_contract"] is False and checks["circuit_ceilings"] is True
+    assert {"quantum_beats_heuristics_ratio", "quantum_beats_heuristics_time", "optimum_probability",
+            "reproducibility", "cost_within_budget"} <= set(checks)
+    ranked = result.output_for_node("ranked_candidates")
+    problem = PortfolioProblem.from_dict(result.output_for_node("portfolio_problem")["problem"])
+    bits = np.array([[c == "1" for c in row["bitstring"]] for row in ranked["ranked"]])
+    assert len(bits) == 10 and problem.feasible(bits).all()
+    assert ranked["lineage"]["returns_file"] == "example_returns.csv" and ranked["lineage"]["shots"] == 300
+    report = result.output_for_node("portfolio_report")
+    assert 0.0 <= report["roi"]["quantum_approximation_ratio"] <= 1.0 and "recall_top_m" in report["roi"]
+    materialization = result.asset_materializations_for_node("portfolio_report")[0]
+    assert materialization.metadata["objective_histogram"].value.startswith("![objective histogram](data:image/png")

@@ -46,10 +46,10 @@ def build_problem(frame, settings: ProblemSettings) -> PortfolioProblem:
                             settings.risk_aversion, 0.0, assets, labels, settings.sector_cap if labels else 0)
 
 
-def qaoa_circuit(problem: PortfolioProblem, *, mixer: str, p: int) -> QaoaCircuit:
+def qaoa_circuit(problem: PortfolioProblem, *, mixer: str, p: int, mixer_graph: str = "ring") -> QaoaCircuit:
     """The QAOA circuit of ``problem``: the X mixer minimises the penalised QUBO; the XY mixer keeps
     the cardinality, so its QUBO carries no penalty."""
-    return QaoaCircuit(problem.qubo(penalty=0.0 if mixer == "xy" else None), mixer, p, problem.k)
+    return QaoaCircuit(problem.qubo(penalty=0.0 if mixer == "xy" else None), mixer, p, problem.k, mixer_graph)
 
 
 def run_heuristics(problem: PortfolioProblem, *, evaluations: int, seeds: int, optimum: float) -> dict[str, Any]:

@@ -7,8 +7,8 @@ objective, and the best ``top`` kept. Repair is greedy and deterministic: while 
 while too few, add the allowed asset that gains most.
 
 ROI figures (the seed's measures): approximation ratio of the best candidate, probability of
-sampling the optimum, recall of the true top-m, novelty (ranked candidates no heuristic found) and
-cost per successful run.
+sampling the optimum, recall of the true top-m, novelty (ranked candidates in no heuristic's own
+top-m list) and cost per successful run.
 """
 
 from __future__ import annotations
@@ -134,16 +134,25 @@ def time_to_solution(wall_s: float, p_success: float, target: float = 0.99) -> f
     return wall_s * math.log(1 - target) / math.log(1 - p_success)
 
 
+def _top_list(problem: PortfolioProblem, result: SolverResult, top_m: int) -> set[str]:
+    """A heuristic's own top-m list: its best answer and the best feasible bitstrings it evaluated."""
+    seen = sorted(set(result.seen) | set(bits_to_str(result.best)))
+    values = problem.objective(str_to_bits(seen))
+    order = np.lexsort((np.arange(len(seen)), -values))[:top_m]
+    return {seen[i] for i in order} | set(bits_to_str(result.best))
+
+
 def roi_figures(request: RoiRequest, *, top_m: int) -> dict[str, Any]:
     """Approximation ratios (quantum best candidate and each heuristic), probability of the optimum
-    (per shot, and of a run of ``shots`` shots), recall of the true top-``top_m``, novelty (ranked
-    candidates that no heuristic saw), cost per successful run."""
+    (per shot, and of a run of ``shots`` shots), recall of the true top-``top_m`` (the ranked list's,
+    and each heuristic's own top-``top_m`` list of what it evaluated), novelty (ranked candidates in
+    no heuristic's top list), cost per successful run."""
     best, worst = float(request.feasible_values[0]), float(request.feasible_values[-1])
     quantum_best = request.ranked[0]["objective"] if request.ranked else worst
     ranked_bits = {row["bitstring"] for row in request.ranked}
     true_top = set(request.feasible_bits[:top_m])
-    heuristic_seen = set().union(*(set(r.seen) | set(bits_to_str(r.best)) for r in request.heuristics.values()))
-    novel = sorted(ranked_bits - heuristic_seen)
+    heuristic_lists = {name: _top_list(request.problem, r, top_m) for name, r in request.heuristics.items()}
+    novel = sorted(ranked_bits - set().union(*heuristic_lists.values()))
     p_run = 1.0 - (1.0 - request.p_optimum) ** request.shots
     return {
         "optimum": best,
@@ -155,6 +164,8 @@ def roi_figures(request: RoiRequest, *, top_m: int) -> dict[str, Any]:
         "p_optimum_per_run": p_run,
         "found_optimum": bool(request.feasible_bits[0] in ranked_bits),
         "recall_top_m": len(ranked_bits & true_top) / max(len(true_top), 1),
+        "heuristic_recall_top_m": {name: len(bits & true_top) / max(len(true_top), 1)
+                                   for name, bits in heuristic_lists.items()},
         "top_m": top_m,
         "novelty": len(novel) / max(len(ranked_bits), 1),
         "novel_candidates": novel,

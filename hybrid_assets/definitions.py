@@ -35,6 +35,7 @@ from hybrid_assets.assets import (
     evaluation,
     hardware,
     landing,
+    portfolio,
     quantum,
     serving,
     variational,
@@ -43,6 +44,7 @@ from hybrid_assets.assets.hardware import (
     DEFAULT_HARDWARE_SHOTS,
     hardware_evaluation_job,
 )
+from hybrid_assets.assets.portfolio import portfolio_job
 from hybrid_assets.jobs import (
     ingest_labels_file_job,
     ingest_landing_file_job,
@@ -129,7 +131,8 @@ def resources_from_env() -> dict[str, Any]:
     }
 
 
-all_assets = load_assets_from_modules([landing, quantum, classical, variational, evaluation, serving, hardware])
+all_assets = load_assets_from_modules([landing, quantum, classical, variational, evaluation, serving, hardware,
+                                       portfolio])
 
 defs = Definitions(
     assets=all_assets,
@@ -137,7 +140,7 @@ defs = Definitions(
     # the pennylane/dagster imports again. Kernel blocks can become separate steps when N grows.
     executor=in_process_executor,
     jobs=[ingest_landing_file_job, ingest_scoring_file_job, ingest_labels_file_job, refresh_models_job,
-          hardware_evaluation_job, registry, score_stream_job],
+          hardware_evaluation_job, registry, score_stream_job, portfolio_job],
     sensors=[landing_sensor, scoring_sensor, labels_sensor, scoring_stream_sensor, automation_sensor],
     resources=resources_from_env(),
 )

@@ -127,7 +127,7 @@ def _downstream():
     from dagster import AssetSelection
 
     return (AssetSelection.all() - AssetSelection.assets("raw_samples") - AssetSelection.groups("hardware")
-            - AssetSelection.groups("serving"))
+            - AssetSelection.groups("serving") - AssetSelection.groups("portfolio"))
 
 
 DOWNSTREAM = _downstream()

@@ -253,3 +253,30 @@ def test_portfolio_assets_from_returns_file_to_ranked_candidates_with_gates(data
     assert 0.0 <= report["roi"]["quantum_approximation_ratio"] <= 1.0 and "recall_top_m" in report["roi"]
     materialization = result.asset_materializations_for_node("portfolio_report")[0]
     assert materialization.metadata["objective_histogram"].value.startswith("![objective histogram](data:image/png")
+
+
+def test_maxcut_from_an_edge_list_takes_the_same_route(tmp_path):
+    from hybrid_resources.optimization.maxcut import (
+        brute_force_cuts,
+        rank_cuts,
+        read_edge_list,
+    )
+
+    graph = tmp_path / "graph.txt"
+    graph.write_text("# a 6-ring with one chord\na b\nb c\nc d\nd e\ne f\nf a\na, d, 0.5\n")
+    problem = read_edge_list(graph)
+    X, cuts = brute_force_cuts(problem)
+    assert problem.n == 6 and cuts[0] == 6.5  # alternating colours cut every ring edge and the chord (odd distance)
+    np.testing.assert_allclose(problem.qubo().energies(basis_bits_all(6)), -problem.cut(basis_bits_all(6)))
+    config = QaoaConfig(p=2, mixer="x", steps=25, restarts=1, objective="expectation")
+    circuit = problem.circuit(config.p)
+    result = optimize_parameters(circuit, config, checkpoint_dir=tmp_path, lineage=lineage_key(circuit, config))
+    probs = exact_probabilities(circuit, result.params)
+    optimal = [int(b, 2) for b, c in zip(bits_to_str(X), cuts) if c == cuts[0]]
+    assert probs[optimal].sum() > 3 * len(optimal) / 64  # uniform sampling: 2 of 64
+    counts = sample_counts(SampleRequest(circuit, result.params, BackendConfig(), shots=200, seed=1))
+    assert rank_cuts(problem, counts, top=3)[0]["cut"] == 6.5
+
+
+def basis_bits_all(n: int) -> np.ndarray:
+    return np.array(list(itertools.product([0, 1], repeat=n)))

@@ -329,14 +329,32 @@ class SpendLedger:
     def __exit__(self, *exc_info: Any) -> None:
         self.close()
 
-    def admit(self, circuits: int, shots_per_circuit: int) -> CostEstimate:
-        """Refuse planned work over budget before anything is sent; returns the estimate."""
+    def admit(self, circuits: int, shots_per_circuit: int, *, n_qubits: int = 0,
+              route: str = "pairwise") -> CostEstimate:
+        """Refuse planned work over the dollar budgets, or over the time budget, before anything
+        is sent; returns the estimate.
+
+        The time is the planner's latency for the device (:func:`~hybrid_resources.quantum.planning.
+        default_latency`) for circuits of ``n_qubits`` qubits of ``route`` ("pairwise" or
+        "projected"); ``n_qubits = 0`` takes the narrowest width measured, so the estimate is then
+        a lower bound and a refusal is certain to be warranted.
+        """
         estimate = self.policy.estimate(self.backend, circuits, shots_per_circuit)
         warehouse = self.policy.warehouse
         unflushed = self._pending["usd"]
         admit(estimate, spent_this_run=warehouse.spent_usd(run_id=self.run_id) + unflushed,
               spent_today=warehouse.spent_usd() + unflushed,
               run_budget_usd=self.policy.run_budget_usd, daily_budget_usd=self.policy.daily_budget_usd)
+        if circuits and not self.backend.is_exact:
+            # Imported here: the planner imports this module.
+            from hybrid_resources.quantum.planning import default_latency
+
+            latency = default_latency(self.backend, n_qubits, route)
+            wall_time_s = latency.wall_time_s(tasks=estimate.tasks, circuits=circuits,
+                                              total_shots=circuits * shots_per_circuit,
+                                              max_parallel=self.backend.max_parallel)
+            self.policy.admit_time(wall_time_s, what=f"{self.asset}: {circuits} circuits x {shots_per_circuit} shots "
+                                                     f"on {self.device} ({latency.source})")
         return estimate
 
     def watch(self, device: Any) -> None:

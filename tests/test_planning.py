@@ -122,3 +122,26 @@ def test_measured_latency_and_progress_of_a_real_shot_run():
     projected_kernel(X, spec=ProjectedKernelSpec(FeatureMapSpec("angle", 2)), backend=replace(local, batch_size=4),
                      on_call=progress.advance)
     assert progress.done == 21 and len(lines) == 1 and lines[0].startswith("basis circuits: 21/21 (100%)")
+
+
+def test_the_ledger_refuses_a_kernel_over_the_time_budget_before_any_circuit(tmp_path):
+    # The README's trap: the demo's two kernels on the local Braket simulator at 1,000 shots were
+    # hours of circuits with no warning. Admission now refuses such a request, naming the setting.
+    from hybrid_resources.data.warehouse import Warehouse
+    from hybrid_resources.quantum.kernel_engine import quantum_kernel
+
+    local = BackendConfig(device_name="braket.local.qubit", shots=1000)
+    X = np.random.default_rng(0).uniform(0, np.pi, size=(40, 4))  # 780 pair circuits, ~30 s here
+    policy = CostPolicy(warehouse=Warehouse(path=str(tmp_path / "w.duckdb")), time_budget_s=10)
+    with policy.ledger(run_id="r1", asset="quantum_kernel_train", backend=local) as ledger:
+        with pytest.raises(TimeBudgetExceededError) as refused:
+            quantum_kernel(X, spec=SPEC, backend=local, ledger=ledger)
+    assert ledger.circuits == ledger.tasks == 0  # nothing was sent
+    message = str(refused.value)
+    assert "quantum_kernel_train: 780 circuits x 1000 shots on braket.local.qubit" in message
+    assert "measured braket.local.qubit pair circuits at 4 qubits" in message and "HYBRID_TIME_BUDGET_S" in message
+    # Within the budget (or with 0 = no limit) the same plan is admitted; exact backends never count.
+    CostPolicy(warehouse=policy.warehouse, time_budget_s=0).ledger(run_id="r2", asset="k", backend=local).admit(780, 1000)
+    CostPolicy(warehouse=policy.warehouse, time_budget_s=60).ledger(run_id="r3", asset="k", backend=local).admit(780, 1000)
+    CostPolicy(warehouse=policy.warehouse, time_budget_s=1e-9).ledger(run_id="r4", asset="k",
+                                                                      backend=BackendConfig()).admit(0, 0)

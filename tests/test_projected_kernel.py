@@ -111,7 +111,7 @@ def test_the_ledger_admits_the_plan_first_and_sees_every_circuit(monkeypatch):
     class Ledger:
         admitted, failures, devices = [], 0, 0
 
-        def admit(self, circuits, shots):
+        def admit(self, circuits, shots, **sizing):
             self.admitted.append((circuits, shots, boundary.circuits))
 
         def watch(self, device):

@@ -24,7 +24,7 @@ class RecordingLedger:
     def __init__(self):
         self.calls = []
 
-    def admit(self, circuits, shots_per_circuit):
+    def admit(self, circuits, shots_per_circuit, **sizing):
         self.calls.append(("admit", circuits, shots_per_circuit))
 
     def watch(self, device):

@@ -47,8 +47,9 @@ class SubmissionLedger(Protocol):
     """Where device work is admitted before it is sent and recorded as the device runs it
     (the cost policy's ledger implements it; see :mod:`hybrid_resources.cost_policy`)."""
 
-    def admit(self, circuits: int, shots_per_circuit: int) -> None:
-        """Raise (and send nothing) when the planned work is not allowed."""
+    def admit(self, circuits: int, shots_per_circuit: int, *, n_qubits: int = 0, route: str = "pairwise") -> None:
+        """Raise (and send nothing) when the planned work is not allowed (over a dollar or time
+        budget; ``n_qubits`` and ``route`` size the time estimate)."""
 
     def watch(self, device: Any) -> None:
         """Record every circuit ``device`` executes from now on."""

@@ -523,7 +523,7 @@ def _shot_entries(request: KernelRequest, out: np.ndarray, held: CachedEntries |
         todo = np.triu(todo, k=1)
     pairs = np.argwhere(todo)
     if ledger is not None:
-        ledger.admit(len(pairs), request.backend.shots or 0)
+        ledger.admit(len(pairs), request.backend.shots or 0, n_qubits=request.spec.n_qubits)
     if len(pairs) == 0:
         return _Work(KernelUpdate(out))
     progress = held.record_progress if held is not None else None

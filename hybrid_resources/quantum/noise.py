@@ -157,7 +157,7 @@ def noisy_kernel(X: np.ndarray, Y: np.ndarray | None = None, *, spec: FeatureMap
     # The engine's own compute-uncompute circuits, with the noise channels inserted.
     tapes = [noisy_tape(pair_tape(spec, X[i], Y[j], shots), noise) for i, j in pairs]
     if ledger is not None:
-        ledger.admit(len(tapes), shots or 0)
+        ledger.admit(len(tapes), shots or 0, n_qubits=spec.n_qubits)
     results, retries = execute_tapes(tapes, backend, spec.n_qubits, ledger=ledger)
     out = np.empty((len(X), len(Y)))
     for (i, j), probs in zip(pairs, results):

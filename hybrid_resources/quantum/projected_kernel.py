@@ -226,7 +226,7 @@ def measured_bloch_vectors(X: np.ndarray, spec: FeatureMapSpec, backend: Backend
     X = _rows(X, spec)
     tapes = [basis_tape(spec, x, basis, backend.shots) for x in X for basis in BASES]
     if ledger is not None:
-        ledger.admit(len(tapes), backend.shots or 0)
+        ledger.admit(len(tapes), backend.shots or 0, n_qubits=spec.n_qubits, route="projected")
     results, retries = execute_tapes(tapes, backend, spec.n_qubits, ledger=ledger, on_call=on_call)
     probs = np.asarray([np.asarray(r, dtype=np.float64).reshape(-1) for r in results])
     vectors = expectations_from_probs(probs, spec.n_qubits).reshape(len(X), len(BASES), spec.n_qubits)

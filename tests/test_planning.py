@@ -145,3 +145,15 @@ def test_the_ledger_refuses_a_kernel_over_the_time_budget_before_any_circuit(tmp
     CostPolicy(warehouse=policy.warehouse, time_budget_s=60).ledger(run_id="r3", asset="k", backend=local).admit(780, 1000)
     CostPolicy(warehouse=policy.warehouse, time_budget_s=1e-9).ledger(run_id="r4", asset="k",
                                                                       backend=BackendConfig()).admit(0, 0)
+
+
+def test_a_shot_kernel_logs_its_progress_with_an_eta(caplog):
+    from hybrid_resources.quantum.kernel_engine import quantum_kernel
+
+    X = np.random.default_rng(0).uniform(0, np.pi, size=(8, 2))
+    with caplog.at_level("INFO", logger="dagster"):
+        quantum_kernel(X, spec=FeatureMapSpec("angle", 2),
+                       backend=BackendConfig(device_name="default.qubit", shots=100, batch_size=5))
+    lines = [r.getMessage() for r in caplog.records if r.name.endswith("hybrid_quantum.kernel")]
+    # 28 pairs in 6 calls: at most one line per 10 s, and always the last one.
+    assert lines and lines[-1].startswith("angle pair circuits on default.qubit: 28/28 (100%)")

@@ -25,6 +25,7 @@ before anything is sent and every circuit the device runs is recorded.
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
@@ -32,6 +33,7 @@ from typing import Any, Sequence
 
 import numpy as np
 import pennylane as qml
+from dagster import get_dagster_logger
 
 from hybrid_resources.quantum.backends import (
     BackendConfig,
@@ -55,6 +57,7 @@ from hybrid_resources.quantum.kernel_cache import (
     take_block,
 )
 from hybrid_resources.quantum.kernel_diagnostics import emulate_shots
+from hybrid_resources.quantum.planning import ProgressETA
 from hybrid_resources.quantum.simulator import simulate_states
 
 
@@ -557,10 +560,14 @@ def _run_pairs(request: KernelRequest, pairs: np.ndarray, ledger: SubmissionLedg
 
     Circuits go to the device ``backend.circuits_per_call`` at a time, each call retried on
     transient faults; ``progress(pairs, values)`` (optional) is called as each call returns.
+    Done/total and an ETA are logged at most every 10 s (in a Dagster step, to the run's log).
     Returns (values (len(pairs),) clipped to [0, 1], retries).
     """
     backend, spec = request.backend, request.spec
     values = np.empty(len(pairs), dtype=np.float64)
+    eta = ProgressETA(len(pairs), get_dagster_logger("hybrid_quantum.kernel").info, every_s=10.0,
+                      label=f"{spec.name} pair circuits on {backend.device_name}")
+    eta_lock = threading.Lock()  # calls finish on several threads with max_parallel
     size = backend.circuits_per_call
     calls = [pairs[s : s + size] for s in range(0, len(pairs), size)]
     retries = [0] * len(calls)
@@ -584,6 +591,8 @@ def _run_pairs(request: KernelRequest, pairs: np.ndarray, ledger: SubmissionLedg
         result = np.array([float(np.asarray(r)[0]) for r in res])
         if progress is not None:
             progress(batch, np.clip(result, 0.0, 1.0))
+        with eta_lock:
+            eta.advance(len(batch))
         return result
 
     offsets = np.cumsum([0] + [len(b) for b in calls])

@@ -280,3 +280,35 @@ def test_maxcut_from_an_edge_list_takes_the_same_route(tmp_path):
 
 def basis_bits_all(n: int) -> np.ndarray:
     return np.array(list(itertools.product([0, 1], repeat=n)))
+
+
+def test_samples_from_the_braket_local_simulator_keep_the_cardinality_and_are_recorded(priced_policy):
+    problem = problem_of(4, 2, seed=6)
+    circuit = QaoaCircuit(problem.qubo(penalty=0), "xy", 1, problem.k)
+    backend = BackendConfig(device_name="braket.local.qubit", shots=100)
+    with priced_policy.ledger(run_id="r2", asset="candidate_samples", backend=backend) as ledger:
+        counts = sample_counts(SampleRequest(circuit, np.array([[0.5, 0.4]]), backend, shots=100), ledger=ledger)
+    assert sum(counts.values()) == 100 and all(b.count("1") == 2 for b in counts)
+    assert (ledger.tasks, ledger.shots) == (1, 100)
+
+
+BAD_RETURNS = {
+    "required_columns": "day,x,y\n" + "".join(f"2024-01-{d:02d},0.01,0.02\n" for d in range(1, 31)),
+    "row_count": "date,x,y\n" + "".join(f"2024-01-{d:02d},0.01,0.02\n" for d in range(1, 11)),
+    "unique_dates": "date,x,y\n" + "".join(f"2024-01-{min(d, 29):02d},0.01,0.02\n" for d in range(1, 31)),
+    "numeric_returns": "date,x,y\n" + "".join(f"2024-01-{d:02d},0.01,up\n" for d in range(1, 31)),
+    "finite_values": "date,x,y\n" + "".join(f"2024-01-{d:02d},0.01,{'' if d == 5 else 0.02}\n" for d in range(1, 31)),
+    "asset_columns": "date,x\n" + "".join(f"2024-01-{d:02d},0.01\n" for d in range(1, 31)),
+}
+
+
+@pytest.mark.parametrize("check", sorted(BAD_RETURNS))
+def test_returns_contract_names_the_broken_rule(tmp_path, check):
+    from hybrid_resources.data.contract import ContractViolation
+    from hybrid_resources.optimization.returns_contract import load_returns_file
+
+    path = tmp_path / "returns.csv"
+    path.write_text(BAD_RETURNS[check])
+    with pytest.raises(ContractViolation) as raised:
+        load_returns_file(path)
+    assert raised.value.check == check, raised.value.reason

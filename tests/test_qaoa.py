@@ -223,6 +223,7 @@ def test_portfolio_assets_from_returns_file_to_ranked_candidates_with_gates(data
     from dagster import DagsterInstance, load_assets_from_modules, materialize
 
     from hybrid_assets.assets import portfolio
+    from hybrid_assets.audit import audit_trail, to_markdown
     from hybrid_assets.portfolio_example import write_example_returns
     from hybrid_resources.data.quarantine import read_sidecar
 
@@ -232,7 +233,17 @@ def test_portfolio_assets_from_returns_file_to_ranked_candidates_with_gates(data
     with DagsterInstance.ephemeral() as instance:
         result = materialize(load_assets_from_modules([portfolio]), resources=_portfolio_resources(), instance=instance,
                              run_config=SMALL_PORTFOLIO_RUN, raise_on_error=False)
-    assert result.success
+        assert result.success
+        trail = audit_trail(instance, "ranked_candidates")
+    # hybrid-audit traces the ranked candidates back to the returns file, the circuit, the device, shots, seed
+    nodes = {node["asset"]: node for node in trail["chain"]}
+    assert {"returns_landing", "portfolio_problem", "qaoa_circuit", "qaoa_parameters", "candidate_samples"} <= set(nodes)
+    assert nodes["returns_landing"]["metadata"]["file"] == "example_returns.csv"
+    assert nodes["returns_landing"]["metadata"]["file_hash"] == result.output_for_node("returns_landing")["file_hash"]
+    assert nodes["qaoa_circuit"]["metadata"]["circuit_version"] == "qaoa-1"
+    assert nodes["candidate_samples"]["metadata"]["shots"] == 300
+    assert nodes["candidate_samples"]["metadata"]["backend"]["device_name"] == "default.qubit"
+    assert "example_returns.csv" in to_markdown(trail)
     # the bad file went to the quarantine with its reason (file and warehouse); the good one was used
     sidecar = read_sidecar(data_layout.quarantine / "a_prices.csv")
     assert sidecar["check"] == "value_range" and "prices or percents" in sidecar["reason"]

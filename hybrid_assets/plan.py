@@ -4,7 +4,9 @@ For the latest ``reduced_embeddings`` (train and test rows) and ``circuit_artifa
 map), on the configured device (``HYBRID_QUANTUM_DEVICE``, ``HYBRID_QUANTUM_SHOTS``, or
 ``--device``/``--shots``), it prints the circuits, billed tasks, dollars and estimated wall time
 of the pairwise fidelity, projected and Nyström routes, and which of them the cost policy's time
-budget (``HYBRID_TIME_BUDGET_S``) would refuse. It submits nothing.
+budget (``HYBRID_TIME_BUDGET_S``) would refuse. For the current data it also gives each route's
+expected holdout accuracy, computed on the exact simulator (``--no-accuracy`` to skip). It
+submits nothing.
 """
 
 from __future__ import annotations
@@ -15,11 +17,21 @@ import sys
 from dataclasses import replace
 from typing import Any
 
+import numpy as np
+from sklearn.svm import SVC
+
+from hybrid_assets.tuning import kfold_splits
 from hybrid_resources.cost_policy import SubmissionRefused
 from hybrid_resources.data.artifacts import ArtifactStore
 from hybrid_resources.data.paths import DataLayout
 from hybrid_resources.quantum.feature_maps import FeatureMapSpec
-from hybrid_resources.quantum.nystrom import NystromConfig
+from hybrid_resources.quantum.kernel_engine import quantum_kernel
+from hybrid_resources.quantum.nystrom import (
+    EngineKernel,
+    NystromConfig,
+    fit_nystrom,
+    nystrom_decision,
+)
 from hybrid_resources.quantum.planning import (
     PlanRequest,
     RoutePlan,
@@ -27,18 +39,39 @@ from hybrid_resources.quantum.planning import (
     plan_routes,
     refuse_over_time_budget,
 )
+from hybrid_resources.quantum.projected_kernel import (
+    ProjectedKernelSpec,
+    projected_train_test,
+    tune_gamma,
+)
 
 
-def current_request(store: ArtifactStore, landmarks: int) -> PlanRequest:
-    """Rows and feature map of the latest materializations (run ``make demo`` first)."""
+def current_data(store: ArtifactStore) -> tuple[dict, dict]:
+    """The latest ``reduced_embeddings`` and ``kernel_tuning`` (run ``make demo`` first)."""
     try:
-        embeddings = store.read(["reduced_embeddings"])
-        circuit = store.read(["circuit_artifact"])
+        return store.read(["reduced_embeddings"]), store.read(["kernel_tuning"])
     except FileNotFoundError as error:
         raise SystemExit(f"hybrid-plan: {error}. Materialize the pipeline first (make demo), or plan for a size "
                          "with --train-rows and --qubits") from None
-    spec = FeatureMapSpec.from_dict(circuit["spec"])
-    return PlanRequest(len(embeddings["X_train"]), len(embeddings["X_test"]), spec, landmarks)
+
+
+def expected_accuracy(embeddings: dict, spec: FeatureMapSpec, C: float, landmarks: int, *, folds: int = 5,
+                      seed: int = 0) -> dict[str, float]:
+    """Holdout accuracy of each route's classifier on the exact simulator (nothing submitted).
+
+    pairwise: an SVM on the fidelity kernel with the tuned ``C``; projected: an SVM on the
+    projected kernel with gamma and C tuned by ``folds``-fold CV on the train split; nystrom: the
+    least-squares classifier on ``landmarks`` Nyström features of the fidelity kernel.
+    """
+    X, y, X_test, y_test = (np.asarray(embeddings[k]) for k in ("X_train", "y_train", "X_test", "y_test"))
+    pairwise = SVC(kernel="precomputed", C=C).fit(quantum_kernel(X, spec=spec).matrix, y)
+    accuracy = {"pairwise": float(pairwise.score(quantum_kernel(X_test, X, spec=spec).matrix, y_test))}
+    best = tune_gamma(X, y, kfold_splits(y, folds=folds, seed=seed), spec)[0].params
+    train, test = projected_train_test(X, X_test, spec=ProjectedKernelSpec(spec, gamma=best["gamma"]))
+    accuracy["projected"] = float(SVC(kernel="precomputed", C=best["C"]).fit(train.matrix, y).score(test.matrix, y_test))
+    model = fit_nystrom(X, y, EngineKernel(spec), NystromConfig(m=min(landmarks, len(X)), C=C, seed=seed))
+    accuracy["nystrom"] = float(np.mean((nystrom_decision(model, X_test, EngineKernel(spec)) > 0) == (y_test == 1)))
+    return accuracy
 
 
 def refusals(plans: list[RoutePlan], time_budget_s: float) -> dict[str, str]:
@@ -61,6 +94,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--qubits", type=int, default=8, help="feature-map width with --train-rows (IQP, reps 2)")
     parser.add_argument("--landmarks", type=int, default=NystromConfig().m, help="Nyström landmarks m")
     parser.add_argument("--format", choices=("markdown", "json"), default="markdown")
+    parser.add_argument("--no-accuracy", action="store_true",
+                        help="skip the expected accuracy of each route (exact simulator, current data only)")
     args = parser.parse_args(argv)
 
     from hybrid_assets.definitions import resources_from_env
@@ -76,8 +111,12 @@ def main(argv: list[str] | None = None) -> None:
     if args.train_rows:
         request = PlanRequest(args.train_rows, args.test_rows, FeatureMapSpec("iqp", args.qubits, reps=2),
                               args.landmarks)
+        accuracy = {}
     else:
-        request = current_request(ArtifactStore(DataLayout.from_env().artifacts), args.landmarks)
+        embeddings, tuning = current_data(ArtifactStore(DataLayout.from_env().artifacts))
+        spec = FeatureMapSpec.from_dict(tuning["spec"])
+        request = PlanRequest(len(embeddings["X_train"]), len(embeddings["X_test"]), spec, args.landmarks)
+        accuracy = {} if args.no_accuracy else expected_accuracy(embeddings, spec, tuning["C"], args.landmarks)
 
     plans = plan_routes(request, backend, cost_policy.price_table())
     refused = refusals(plans, cost_policy.time_budget_s)
@@ -85,6 +124,7 @@ def main(argv: list[str] | None = None) -> None:
         "device": backend.device_name, "shots": backend.shots, "train_rows": request.n_train,
         "test_rows": request.n_test, "qubits": request.spec.n_qubits, "landmarks": min(request.landmarks, request.n_train),
         "time_budget_s": cost_policy.time_budget_s, "routes": [plan.to_dict() for plan in plans], "refused": refused,
+        "expected_accuracy": accuracy,
     }
     if args.format == "json":
         json.dump(report, sys.stdout, indent=2)
@@ -93,6 +133,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"Kernel routes for {request.n_train} train + {request.n_test} test rows, {request.spec.n_qubits} qubits, "
           f"on {backend.device_name} ({backend.shots or 'exact'} shots); nothing was submitted.\n")
     print(format_plan(plans))
+    if accuracy:
+        print("\nExpected holdout accuracy on the exact simulator: "
+              + ", ".join(f"{route} {value:.4f}" for route, value in accuracy.items()))
     for route, message in refused.items():
         print(f"\nrefused: {route}: {message}")
 

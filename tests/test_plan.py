@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from hybrid_assets.plan import main
@@ -40,3 +41,28 @@ def test_the_plan_of_the_exact_simulator_submits_nothing_and_without_data_says_w
     assert all(route["circuits"] == 0 and route["usd"] == 0 for route in report["routes"])
     with pytest.raises(SystemExit, match="make demo"):
         main([])
+
+
+def test_for_the_current_data_each_route_has_its_expected_accuracy_on_the_exact_simulator(capsys, data_layout,
+                                                                                        monkeypatch):
+    # The latest embeddings and tuning, as the pipeline stores them: two separable classes.
+    from hybrid_resources.data.artifacts import ArtifactStore, content_hash
+    from hybrid_resources.quantum.feature_maps import FeatureMapSpec
+
+    rng = np.random.default_rng(0)
+    y = np.arange(60) % 2
+    X = np.clip(0.9 + 1.2 * y[:, None] + rng.normal(scale=0.25, size=(60, 2)), 0, np.pi)
+    embeddings = {"X_train": X[:40], "y_train": y[:40], "X_test": X[40:], "y_test": y[40:]}
+    tuning = {"spec": FeatureMapSpec("angle", 2).to_dict(), "C": 1.0}
+    store = ArtifactStore(data_layout.artifacts)
+    for key, value in (("reduced_embeddings", embeddings), ("kernel_tuning", tuning)):
+        store.write([key], value, version=content_hash(value))
+    monkeypatch.setenv("HYBRID_QUANTUM_DEVICE", "braket.local.qubit")
+    report = plan(capsys, "--shots", "1000", "--landmarks", "10")
+    assert (report["train_rows"], report["test_rows"], report["qubits"]) == (40, 20, 2)
+    assert {route["route"]: route["circuits"] for route in report["routes"]} == {
+        "pairwise": 40 * 39 // 2 + 20 * 40, "projected": 3 * 60, "nystrom": 10 * 9 // 2 + 60 * 10}
+    accuracy = report["expected_accuracy"]
+    assert set(accuracy) == {"pairwise", "projected", "nystrom"}
+    assert all(0.8 <= value <= 1.0 for value in accuracy.values()), accuracy  # separable classes
+    assert "expected_accuracy" in plan(capsys, "--no-accuracy") and plan(capsys, "--no-accuracy")["expected_accuracy"] == {}

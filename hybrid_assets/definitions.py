@@ -53,6 +53,7 @@ from hybrid_assets.jobs import (
     registry,
     score_stream_job,
 )
+from hybrid_assets.portfolio_sensor import returns_sensor
 from hybrid_assets.sensors import (
     automation_sensor,
     labels_sensor,
@@ -141,6 +142,7 @@ defs = Definitions(
     executor=in_process_executor,
     jobs=[ingest_landing_file_job, ingest_scoring_file_job, ingest_labels_file_job, refresh_models_job,
           hardware_evaluation_job, registry, score_stream_job, portfolio_job],
-    sensors=[landing_sensor, scoring_sensor, labels_sensor, scoring_stream_sensor, automation_sensor],
+    sensors=[landing_sensor, scoring_sensor, labels_sensor, scoring_stream_sensor, automation_sensor,
+             returns_sensor],
     resources=resources_from_env(),
 )

@@ -323,3 +323,23 @@ def test_returns_contract_names_the_broken_rule(tmp_path, check):
     with pytest.raises(ContractViolation) as raised:
         load_returns_file(path)
     assert raised.value.check == check, raised.value.reason
+
+
+def test_returns_sensor_launches_once_per_new_content(data_layout):
+    from dagster import DagsterInstance, RunRequest, SkipReason, build_sensor_context
+
+    from hybrid_assets.portfolio_example import write_example_returns
+    from hybrid_assets.portfolio_sensor import plan_returns, returns_sensor
+
+    with DagsterInstance.ephemeral() as instance:
+        assert isinstance(returns_sensor(build_sensor_context(instance=instance)), SkipReason)  # no folder yet
+        path = write_example_returns(data_layout.root / "returns" / "r.csv")
+        context = build_sensor_context(instance=instance)
+        request = returns_sensor(context)
+        assert isinstance(request, RunRequest) and request.run_key.startswith("returns-")
+        again = build_sensor_context(instance=instance, cursor=context.cursor)
+        assert isinstance(returns_sensor(again), SkipReason)  # same content: nothing new
+        path.write_text(path.read_text().replace("0.0", "0.1", 1))  # new content under the same name
+        assert isinstance(returns_sensor(build_sensor_context(instance=instance, cursor=again.cursor)), RunRequest)
+    # the file the asset already took is not new, whatever the cursor
+    assert plan_returns({"a.csv": "h1"}, [], taken="h1").new == {}

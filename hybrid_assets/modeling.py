@@ -39,6 +39,39 @@ def precomputed_decision(model: dict[str, np.ndarray], kernel_rows: np.ndarray) 
     return kernel_rows[:, model["support"]] @ model["dual_coef"] + model["intercept"][0]
 
 
+def quantum_svm_decision(model: dict[str, np.ndarray], kernel_rows: np.ndarray) -> np.ndarray:
+    """Decision values of a stored quantum_svm (positive means class index 1) from its rows' kernel
+    entries: against the train rows for a kernel SVM, against the m landmarks for a Nyström model
+    (its arrays hold ``projection``; :class:`NystromModel`)."""
+    if "projection" in model:
+        from hybrid_resources.quantum.nystrom import NystromModel
+
+        return NystromModel.from_arrays(model).decision(kernel_rows)
+    return precomputed_decision(model, kernel_rows)
+
+
+def support_decision(model: dict[str, np.ndarray], kernel_to_support: np.ndarray) -> np.ndarray:
+    """Decision values of a stored quantum_svm from rows' kernel entries against its own support
+    points only: the support vectors (columns in ``support`` order) of a kernel SVM, the m
+    landmarks of a Nyström model. What scoring a new row needs."""
+    if "projection" in model:
+        from hybrid_resources.quantum.nystrom import NystromModel
+
+        return NystromModel.from_arrays(model).decision(kernel_to_support)
+    return kernel_to_support @ model["dual_coef"] + model["intercept"][0]
+
+
+def fit_rbf_nystrom(X_train: np.ndarray, y_train: np.ndarray, *, C: float, gamma: float, m: int, rule: str,
+                    seed: int, eps: float) -> dict[str, np.ndarray]:
+    """The classical counterpart of the Nyström quantum model: the same landmark rule, map and
+    least-squares SVM on an RBF kernel. Arrays of :class:`NystromModel` plus ``gamma``."""
+    from hybrid_resources.quantum.nystrom import NystromConfig, RbfKernel, fit_nystrom
+
+    config = NystromConfig(m=min(m, len(X_train)), rule=rule, seed=seed, eps=eps, C=C)
+    return {**fit_nystrom(X_train, y_train, RbfKernel(gamma), config).to_arrays(),
+            "gamma": np.array([gamma], dtype=np.float64)}
+
+
 def fit_rbf_svm(X_train: np.ndarray, y_train: np.ndarray, *, C: float, gamma: float | str = "scale") -> dict[str, np.ndarray]:
     """Fit the classical RBF baseline; returns ``support_vectors``, ``dual_coef``, ``intercept``, ``gamma``."""
     model = SVC(kernel="rbf", C=C, gamma=gamma).fit(X_train, y_train)
@@ -51,7 +84,16 @@ def fit_rbf_svm(X_train: np.ndarray, y_train: np.ndarray, *, C: float, gamma: fl
 
 
 def rbf_decision(model: dict[str, np.ndarray], X: np.ndarray) -> np.ndarray:
-    """Decision values of the stored RBF model for X (n, d); positive means class index 1."""
+    """Decision values of the stored RBF model for X (n, d); positive means class index 1. A
+    Nyström RBF model (:func:`fit_rbf_nystrom`) needs only X's entries against its landmarks."""
+    if "projection" in model:
+        from hybrid_resources.quantum.nystrom import (
+            NystromModel,
+            RbfKernel,
+            nystrom_decision,
+        )
+
+        return nystrom_decision(NystromModel.from_arrays(model), X, RbfKernel(float(model["gamma"][0])))
     kernel = rbf_kernel(X, model["support_vectors"], gamma=float(model["gamma"][0]))
     return kernel @ model["dual_coef"] + model["intercept"][0]
 
@@ -60,14 +102,18 @@ CLASSICAL_KINDS = ("rbf_svm", "logistic_regression", "gradient_boosting")
 
 
 def fit_classical(kind: str, params: dict, X_train: np.ndarray, y_train: np.ndarray, *,
-                  seed: int = 0) -> dict[str, np.ndarray]:
+                  seed: int = 0, nystrom: dict | None = None) -> dict[str, np.ndarray]:
     """Fit one classical candidate (``kind`` in :data:`CLASSICAL_KINDS`) and keep it as arrays.
 
     ``params``: rbf_svm {C, gamma_scale} (gamma = gamma_scale / (d * Var(X)), sklearn's "scale"
     when 1); logistic_regression {C}; gradient_boosting {learning_rate, max_leaf_nodes}.
+    ``nystrom`` {m, rule, seed, eps}: the RBF SVM becomes a Nyström least-squares SVM
+    (:func:`fit_rbf_nystrom`), for train splits too large for an exact kernel SVM.
     """
     if kind == "rbf_svm":
         gamma = params["gamma_scale"] / (X_train.shape[1] * X_train.var()) if X_train.var() > 0 else 1.0
+        if nystrom is not None:
+            return fit_rbf_nystrom(X_train, y_train, C=params["C"], gamma=gamma, **nystrom)
         return fit_rbf_svm(X_train, y_train, C=params["C"], gamma=gamma)
     if kind == "logistic_regression":
         from sklearn.linear_model import LogisticRegression
@@ -145,7 +191,7 @@ def model_holdout(model_asset: str, model: dict[str, np.ndarray], inputs: dict) 
     """
     embeddings = inputs["reduced_embeddings"]
     if model_asset == "quantum_svm":
-        return holdout_metrics(embeddings["y_test"], precomputed_decision(model, inputs["quantum_kernel_test"]["matrix"]))
+        return holdout_metrics(embeddings["y_test"], quantum_svm_decision(model, inputs["quantum_kernel_test"]["matrix"]))
     if model_asset == "classical_baseline":
         kind = info_of(model)["kind"]
         return holdout_metrics(embeddings["y_test"], classical_decision(kind, model, embeddings["X_test"]))

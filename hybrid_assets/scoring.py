@@ -21,7 +21,7 @@ import numpy as np
 import polars as pl
 
 from hybrid_assets.data_prep import EmbeddingTransform
-from hybrid_assets.modeling import classical_decision
+from hybrid_assets.modeling import classical_decision, support_decision
 from hybrid_resources.data.artifacts import ArtifactStore, info_of
 from hybrid_resources.quantum.backends import BackendConfig, SubmissionLedger
 from hybrid_resources.quantum.feature_maps import FeatureMapSpec
@@ -38,7 +38,7 @@ class Scorer:
     model: dict[str, np.ndarray]
     transform: EmbeddingTransform
     classes: np.ndarray
-    support: np.ndarray | None = None  # quantum: the support vectors' embeddings (n_sv, d)
+    support: np.ndarray | None = None  # quantum: the support vectors' (or Nyström landmarks') embeddings (n, d)
     spec: FeatureMapSpec | None = None
 
     @property
@@ -47,7 +47,8 @@ class Scorer:
 
     @property
     def circuits_per_row(self) -> int:
-        """Compute-uncompute circuits one row costs on a shot device: one per support vector."""
+        """Compute-uncompute circuits one row costs on a shot device: one per support vector (per
+        landmark for a Nyström model)."""
         return 0 if self.support is None else len(self.support)
 
     def embed(self, features: np.ndarray) -> np.ndarray:
@@ -58,9 +59,10 @@ class Scorer:
 
     def quantum(self, X: np.ndarray, backend: BackendConfig, *, ledger: SubmissionLedger | None = None,
                 cache: KernelCache | None = None) -> np.ndarray:
-        """Decision values from the kernel between X and the support vectors, on ``backend``."""
+        """Decision values from the kernel between X and the support vectors (the m landmarks of a
+        Nyström model: a new row needs only those entries), on ``backend``."""
         kernel = quantum_kernel(X, self.support, spec=self.spec, backend=backend, ledger=ledger, cache=cache).matrix
-        return kernel @ self.model["dual_coef"] + self.model["intercept"][0]
+        return support_decision(self.model, kernel)
 
 
 def load_scorer(entry: dict, store: ArtifactStore) -> Scorer:
@@ -73,7 +75,7 @@ def load_scorer(entry: dict, store: ArtifactStore) -> Scorer:
         raise ValueError(f"{entry['version_id']}: its embeddings predate stored transforms; refresh the models")
     scorer = Scorer(entry["version_id"], entry["asset"], model, transform, embeddings["classes"])
     if scorer.is_quantum:
-        scorer.support = embeddings["X_train"][model["support"]]
+        scorer.support = model["landmarks"] if "projection" in model else embeddings["X_train"][model["support"]]
         scorer.spec = FeatureMapSpec.from_dict(store.read(["circuit_artifact"], artifacts["circuit_artifact"])["spec"])
     return scorer
 

@@ -4,6 +4,8 @@ editable in the launchpad like any resource."""
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from hybrid_resources.quantum.nystrom import DEFAULT_MAX_EXACT_TRAIN, NystromConfig
+
 
 class GatePolicy(ConfigurableResource):
     """What "production-ready" means for the quantum stage. Every gate reports its figures."""
@@ -36,3 +38,18 @@ class GatePolicy(ConfigurableResource):
     reproducibility_samples: int = Field(default=40, ge=8, description="Train rows re-computed per repeat (test rows: half)")
     reproducibility_tolerance: float = Field(default=0.05, ge=0.0,
                                              description="Max std of the holdout metric and max kernel spread across seeds")
+    kernel_path: str = Field(
+        default="auto",
+        description="auto | exact | nystrom: the exact Gram matrix and a kernel SVM, or Nyström features (landmark "
+                    "kernel columns) and a least-squares SVM; auto takes Nyström above max_exact_train train rows")
+    max_exact_train: int = Field(
+        default=DEFAULT_MAX_EXACT_TRAIN, ge=10,
+        description="Train rows up to which auto keeps the exact Gram matrix; above it the exact-kernel work that "
+                    "stays (tuning, the verdict's splits, diagnostics, the shot plan) runs on a seeded stratified "
+                    "sample of this many rows")
+    nystrom_landmarks: int = Field(default=NystromConfig.m, ge=2, description="Landmarks m of the Nyström path (capped at the "
+                                                                  "train rows)")
+    landmark_rule: str = Field(default=NystromConfig.rule, description="kmeans++ | uniform: how landmarks are drawn "
+                                                               "(seeded by cv_seed)")
+    nystrom_eps: float = Field(default=NystromConfig.eps, ge=0.0, description="Eigenvalues of K_mm below eps * the largest are "
+                                                                  "dropped from the Nyström map")

@@ -39,9 +39,11 @@ from hybrid_assets.modeling import (
     heatmap_png,
     markdown_image,
     per_sample_latency,
+    support_decision,
     verdict_png,
 )
 from hybrid_assets.outputs import artifact_output
+from hybrid_assets.scale import KernelPlan, is_nystrom, kernel_plan, sample_note
 from hybrid_assets.tuning import classical_score, quantum_score
 from hybrid_assets.verdict import Verdict, compare, repeated_splits
 from hybrid_resources.cost_policy import CostPolicy
@@ -147,15 +149,25 @@ class Comparison:
     y: np.ndarray
     kernel: np.ndarray  # exact fidelity kernel of the tuned spec, (N, N)
     n_train: int
+    sample: dict | None = None  # the stated sample of labelled rows (Nyström path), else None: every row
 
 
-def labelled_kernel(embeddings: dict, spec: FeatureMapSpec, cache: KernelCache) -> Comparison:
+def labelled_kernel(embeddings: dict, spec: FeatureMapSpec, cache: KernelCache,
+                    plan: KernelPlan | None = None) -> Comparison:
     """The exact kernel over every labelled row: one precomputed matrix that every split slices,
     so the verdict sends nothing to a device. The train x train and test x train blocks come from
-    the kernel cache when the configured device is exact."""
+    the kernel cache when the configured device is exact.
+
+    On the Nyström path (``plan``) the rows are a seeded stratified sample of at most
+    ``plan.max_exact_train`` labelled rows (train rows first, as above), stated in ``sample``."""
     X = np.vstack([embeddings["X_train"], embeddings["X_test"]])
     y = np.concatenate([embeddings["y_train"], embeddings["y_test"]])
-    return Comparison(X, y, quantum_kernel(X, spec=spec, cache=cache).matrix, len(embeddings["y_train"]))
+    n_train, note = len(embeddings["y_train"]), None
+    if plan is not None and plan.nystrom:
+        rows = plan.exact_sample(y)
+        note = sample_note(len(y), rows, seed=plan.seed, what="verdict and diagnostics rows (train and test)")
+        X, y, n_train = X[rows], y[rows], int(np.count_nonzero(rows < n_train))
+    return Comparison(X, y, quantum_kernel(X, spec=spec, cache=cache).matrix, n_train, note)
 
 
 def run_verdict(comparison: Comparison, quantum_C: float, classical: dict, policy: GatePolicy) -> Verdict:
@@ -181,10 +193,10 @@ def inference_latency(models: dict, infos: dict, embeddings: dict, spec: Feature
     latency = {}
     quantum = models["quantum_svm"]
     if not infos["quantum_svm"].get("degraded"):
-        support = X_train[quantum["support"]]
+        # A Nyström model's rows need only their entries against the m landmarks.
+        support = quantum["landmarks"] if "projection" in quantum else X_train[quantum["support"]]
         latency["quantum_svm"] = per_sample_latency(
-            lambda: quantum_kernel(X_test, support, spec=spec).matrix @ quantum["dual_coef"] + quantum["intercept"][0],
-            len(X_test))
+            lambda: support_decision(quantum, quantum_kernel(X_test, support, spec=spec).matrix), len(X_test))
     kind = infos["classical_baseline"]["kind"]
     latency["classical_baseline"] = per_sample_latency(
         lambda: classical_decision(kind, models["classical_baseline"], X_test), len(X_test))
@@ -198,7 +210,7 @@ def inference_latency(models: dict, infos: dict, embeddings: dict, spec: Feature
 
 @asset(
     automation_condition=ON_NEW_DATA,
-    code_version="4",
+    code_version="5",
     group_name="models",
     pool="quantum",  # the reproducibility repeats submit quantum work
     kinds={"markdown"},
@@ -235,7 +247,8 @@ def model_evaluation(
     backend = quantum_backend.backend_config()
     degraded_reason = infos["quantum_svm"].get("degraded_reason", "") if infos["quantum_svm"].get("degraded") else ""
 
-    comparison = labelled_kernel(reduced_embeddings, spec, KernelCache(DataLayout.from_env().kernel_cache))
+    plan = kernel_plan(len(reduced_embeddings["y_train"]), gate_policy)
+    comparison = labelled_kernel(reduced_embeddings, spec, KernelCache(DataLayout.from_env().kernel_cache), plan)
     verdict = run_verdict(comparison, float(infos["quantum_svm"]["C"]), infos["classical_baseline"], gate_policy)
     margin = verdict_gate(verdict, holdout=metrics, degraded_reason=degraded_reason)
     if degraded_reason:
@@ -257,11 +270,11 @@ def model_evaluation(
 
     n_train = comparison.n_train
     train_kernel, classical_kernel = comparison.kernel[:n_train, :n_train], tuned_rbf_kernel(
-        reduced_embeddings["X_train"], infos["classical_baseline"])
+        comparison.X[:n_train], infos["classical_baseline"])
     diagnostics = [
         concentration_gate(train_kernel, shots=backend.shots or gate_policy.reference_shots, configured_shots=backend.shots),
         geometric_difference_gate(classical_kernel, train_kernel, ratio=gate_policy.geometric_difference_ratio),
-        alignment_gate(classical_kernel, train_kernel, reduced_embeddings["y_train"]),
+        alignment_gate(classical_kernel, train_kernel, comparison.y[:n_train]),
     ]
     vqc_margin = margin_gate(metrics, metric=gate_policy.metric, min_margin=gate_policy.min_margin,
                              candidate="vqc_model", name="vqc_beats_classical",
@@ -278,7 +291,12 @@ def model_evaluation(
     candidates = candidate_rows(infos["classical_baseline"], kernel_tuning)
     report = {
         "verdict": verdict.to_dict(),
-        "verdict_kernel": "exact simulator (the tuned spec); the configured device is judged on the fixed holdout",
+        "verdict_kernel": "exact simulator (the tuned spec); the configured device is judged on the fixed holdout"
+                          + ("; on the Nyström path the verdict's splits fit the exact-kernel SVM on the stated "
+                             "sample, and the Nyström model itself is judged on the fixed holdout" if plan.nystrom
+                             else ""),
+        "kernel_path": plan.to_dict(),
+        "verdict_sample": comparison.sample or {"rows": int(len(comparison.y)), "sampled": False},
         "metrics": metrics,
         "models": infos,
         "inputs": {name: content_hash(value) for name, value in inputs.items()},
@@ -315,7 +333,11 @@ def model_evaluation(
         "comparison": MetadataValue.md(table),
         "gates": MetadataValue.md(gate_lines(gates)),
         "other_checks": MetadataValue.md("Reported; they never block promotion:\n\n" + gate_lines(reported)),
-        **plots_metadata(verdict, quantum_kernel_train["matrix"], reduced_embeddings),
+        **plots_metadata(verdict, *heatmap_kernel(quantum_kernel_train, reduced_embeddings["y_train"]),
+                         [str(c) for c in reduced_embeddings["classes"]]),
+        "kernel_path": plan.path,
+        "kernel_path_reason": plan.reason,
+        "verdict_sample": MetadataValue.json(report["verdict_sample"]),
         "dashboard": MetadataValue.md(comparison_table(
             {name: {column: row[field] for column, field in DASHBOARD_COLUMNS.items()} for name, row in rows.items()},
             list(DASHBOARD_COLUMNS))),
@@ -334,7 +356,16 @@ def model_evaluation(
         yield _gate_check(gate)
 
 
-def plots_metadata(verdict: Verdict, kernel: np.ndarray, embeddings: dict) -> dict:
+def heatmap_kernel(kernel_train: dict, y_train: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
+    """The square kernel the heatmap shows, its rows' labels and what it is: the train Gram matrix,
+    or on the Nyström path K_mm, the landmarks' own kernel (a seeded sample of the train rows)."""
+    if is_nystrom(kernel_train):
+        indices = np.asarray(kernel_train["landmark_indices"])
+        return kernel_train["K_mm"], np.asarray(y_train)[indices], "quantum kernel, Nyström landmarks"
+    return kernel_train["matrix"], np.asarray(y_train), "quantum kernel, train split"
+
+
+def plots_metadata(verdict: Verdict, kernel: np.ndarray, labels: np.ndarray, title: str, classes: list[str]) -> dict:
     """The plots, as Markdown images (the only images Dagster's UI shows; it opens Markdown over
     1,000 characters behind "[Show Markdown]", so a short entry first says where they are) and as
     PNG files beside the artifacts."""
@@ -345,9 +376,8 @@ def plots_metadata(verdict: Verdict, kernel: np.ndarray, embeddings: dict) -> di
                                           f"quantum - classical {verdict.metric} per split ({verdict.outcome})"),
                               "per-split differences with the interval")}
     if kernel.size:  # empty when the quantum stage is degraded
-        n = len(embeddings["y_train"])
-        plots["kernel_heatmap"] = (heatmap_png(kernel, embeddings["y_train"], [str(c) for c in embeddings["classes"]],
-                                               f"quantum kernel, train split ({min(n, 200)} of {n} samples)"),
+        n = len(labels)
+        plots["kernel_heatmap"] = (heatmap_png(kernel, labels, classes, f"{title} ({min(n, 200)} of {n} samples)"),
                                    "quantum kernel heatmap, ordered by class")
     metadata = {"plots": MetadataValue.md(" and ".join(f"**{name}**" for name in plots)
                                           + ": click [Show Markdown] in their rows below; the PNG files "

@@ -120,9 +120,12 @@ def hardware_kernel_spread(
                                   f"{str(simulator_info.get('spec_hash'))[:12]}, the promoted model uses "
                                   f"{promoted_model['circuit_spec_hash'][:12]}: refresh the models first.")
     X_test, X_train = reduced_embeddings["X_test"], reduced_embeddings["X_train"]
+    if "landmark_indices" in quantum_kernel_test:  # the Nyström path: its columns are the landmarks
+        X_train = X_train[np.asarray(quantum_kernel_test["landmark_indices"])]
     if simulator_kernel.shape != (len(X_test), len(X_train)):
         raise Failure(description=f"quantum_kernel_test {simulator_kernel.shape} does not match the embeddings "
-                                  f"({len(X_test)} test x {len(X_train)} train): refresh the models first.")
+                                  f"({len(X_test)} test x {len(X_train)} train or landmark rows): refresh the "
+                                  "models first.")
     rows, cols = min(config.samples, len(X_test)), min(config.train_samples, len(X_train))
 
     backend = hardware_backend.backend_config()

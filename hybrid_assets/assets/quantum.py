@@ -24,7 +24,7 @@ from hybrid_assets.data_prep import (
     reduce_embeddings,
     refit_reason,
 )
-from hybrid_assets.gates import circuit_ceilings, kernel_health
+from hybrid_assets.gates import GateResult, circuit_ceilings, kernel_health
 from hybrid_assets.modeling import (
     code_block,
     comparison_table,
@@ -36,6 +36,13 @@ from hybrid_assets.modeling import (
     shot_plan_png,
 )
 from hybrid_assets.outputs import artifact_output, latest_metadata, recorded_artifact
+from hybrid_assets.scale import (
+    KernelPlan,
+    is_nystrom,
+    kernel_plan,
+    landmark_indices,
+    sample_note,
+)
 from hybrid_assets.shot_planner import (
     SHOT_LADDER,
     ShotRung,
@@ -63,6 +70,7 @@ from hybrid_resources.quantum.feature_maps import (
 )
 from hybrid_resources.quantum.kernel_cache import KernelCache
 from hybrid_resources.quantum.kernel_engine import planned_circuits, quantum_kernel
+from hybrid_resources.quantum.nystrom import NystromModel, nystrom_model, row_blocks
 
 # The circuit artifact's code version is the registry's feature-map versions: bumping a map's
 # semantic version marks the circuit and everything downstream stale.
@@ -136,16 +144,31 @@ def kernel_tuning(context: AssetExecutionContext, config: KernelTuningConfig, re
     grid = {"feature_map": config.feature_map, "entanglement": config.entanglement, "bandwidths": config.bandwidths,
             "reps": config.reps, "Cs": config.Cs, "n_qubits": int(X.shape[1]), "metric": gate_policy.metric,
             "folds": gate_policy.cv_folds, "seed": gate_policy.cv_seed}
+    # Above max_exact_train (the Nyström path) the CV runs on a seeded stratified sample: its
+    # kernel is square in the rows it tunes on.
+    plan = kernel_plan(len(y), gate_policy)
+    sample = plan.exact_sample(y)
+    if plan.nystrom:
+        grid["sample_rows"] = plan.max_exact_train
     previous = recorded_artifact("kernel_tuning", latest_metadata(context.instance, "kernel_tuning"))
     reason = retune_reason(previous, grid, len(y), config.retune_growth)
     # The same choice keeps the same content, hence the same data version: nothing downstream changes.
-    tuning = previous if reason is None else tune_kernel(X, y, grid, gate_policy)
+    if reason is None:
+        tuning = previous
+    else:
+        tuning = tune_kernel(X[sample], y[sample], grid, gate_policy)
+        if plan.nystrom:
+            tuning |= {"n_train": int(len(y)),
+                       "sample": sample_note(len(y), sample, seed=plan.seed, what="kernel_tuning CV rows")}
     decision = (f"kept (tuned on {previous['n_train']} train rows, the split now has {len(y)})" if reason is None
-                else f"tuned on {len(y)} train rows: {reason}")
+                else f"tuned on {len(sample)} of {len(y)} train rows: {reason}")
     rows = {str(c["params"]): {"cv_mean": c["cv_mean"], "cv_std": c["cv_std"]} for c in tuning["candidates"]}
     return artifact_output(tuning, {
         "bandwidth": tuning["spec"]["bandwidth"], "reps": tuning["spec"]["reps"], "C": tuning["C"],
         f"cv_{gate_policy.metric}": tuning["cv_mean"], "tuning": decision,
+        "kernel_path": plan.path, "kernel_path_reason": plan.reason,
+        "cv_sample": MetadataValue.json(tuning.get("sample") or sample_note(len(y), sample, seed=plan.seed,
+                                                                            what="kernel_tuning CV rows")),
         "candidates": MetadataValue.md(comparison_table(rows, ["cv_mean", "cv_std"])),
     })
 
@@ -217,84 +240,151 @@ def circuit_artifact(kernel_tuning: dict, reduced_embeddings: dict, gate_policy:
                            metadata={"message": ceilings.message, **ceilings.figures})
 
 
-def _quantum_kernel_asset(context: AssetExecutionContext, X: np.ndarray, Y: np.ndarray | None, circuit: dict,
-                          quantum_backend: QuantumBackend, cost_policy: CostPolicy, gates: GatePolicy) -> Iterator:
-    """Compute a kernel within budget, record what it ran, gate its shape. Degrade (an empty (0, 0)
-    kernel, never a crash) when the backend is disabled or still failing after the engine's retries;
-    a plan over budget is refused by the ledger before anything is sent."""
+def merged_stats(stats: list) -> dict:
+    """One kernel asset's figures over its engine calls (one on the exact path; K_mm and K_nm on
+    the Nyström path): counts and wall time summed, the rest from the first call."""
+    rows = [s.to_dict() for s in stats]
+    summed = ("entries_computed", "entries_from_cache", "circuits_executed", "shots_executed", "wall_time_s",
+              "retries", "states_simulated", "shots_emulated")
+    merged = {**rows[0], **{name: sum(row[name] for row in rows) for name in summed}}
+    if len(rows) > 1:
+        merged |= {"n_rows": sum(row["n_rows"] for row in rows), "n_cols": rows[0]["n_cols"], "kernel_calls": len(rows)}
+    return {key: value for key, value in merged.items() if value is not None}
+
+
+def kernel_arrays(X: np.ndarray, X_train: np.ndarray | None, plan: KernelPlan, compute) -> tuple[dict, list]:
+    """The arrays a kernel asset stores, from ``compute(A, B=None) -> KernelResult``.
+
+    Exact path: ``matrix``, the (N, N) Gram matrix of X (``X_train`` None) or test x train.
+    Nyström path: ``landmark_indices`` (m,) train rows and, for the train kernel, ``K_mm`` (m, m)
+    and ``K_nm`` (N, m); for the test kernel ``matrix`` (n_test, m) against the landmarks.
+    Returns (arrays, the engine calls' stats)."""
+    if not plan.nystrom:
+        result = compute(X, X_train)
+        return {"matrix": result.matrix}, [result.stats]
+    train = X if X_train is None else X_train
+    indices = landmark_indices(train, plan)
+    landmarks = train[indices]
+    if X_train is None:
+        k_mm, k_nm = compute(landmarks), compute(X, landmarks)
+        return {"landmark_indices": indices, "K_mm": k_mm.matrix, "K_nm": k_nm.matrix}, [k_mm.stats, k_nm.stats]
+    result = compute(X, landmarks)
+    return {"landmark_indices": indices, "matrix": result.matrix}, [result.stats]
+
+
+def nystrom_kernel_health(arrays: dict, *, shots: int | None, gates: GatePolicy) -> GateResult:
+    """The train kernel's gate on the Nyström path: K_mm (the landmarks' own square kernel, a seeded
+    sample of the train rows) symmetric, unit diagonal and PSD; K_nm's entries in [0, 1]."""
+    square = kernel_health(arrays["K_mm"], shots=shots, symmetry_tolerance=gates.symmetry_tolerance,
+                           psd_tolerance=gates.psd_tolerance, psd_shot_factor=gates.psd_shot_factor, square=True)
+    rows = kernel_health(arrays["K_nm"], shots=shots, symmetry_tolerance=gates.symmetry_tolerance,
+                         psd_tolerance=gates.psd_tolerance, psd_shot_factor=gates.psd_shot_factor, square=False)
+    figures = {**{f"K_mm/{k}": v for k, v in square.figures.items()}, **{f"K_nm/{k}": v for k, v in rows.figures.items()}}
+    problems = [f"{name}: {g.message}" for name, g in (("K_mm", square), ("K_nm", rows)) if not g.passed]
+    return GateResult("kernel_well_formed", not problems, "; ".join(problems) or "well-formed (K_mm and K_nm)", figures)
+
+
+def _quantum_kernel_asset(context: AssetExecutionContext, X: np.ndarray, X_train: np.ndarray | None, circuit: dict,
+                          quantum_backend: QuantumBackend, cost_policy: CostPolicy, gates: GatePolicy,
+                          n_train: int) -> Iterator:
+    """Compute a kernel within budget, record what it ran and which path (exact or Nyström, and
+    why), gate its shape. Degrade (an empty (0, 0) kernel, never a crash) when the backend is
+    disabled or still failing after the engine's retries; a plan over budget is refused by the
+    ledger before anything is sent."""
     backend = quantum_backend.backend_config()
     asset = context.asset_key.to_user_string()
-    common = {"backend": MetadataValue.json(quantum_backend.describe()), "spec_hash": circuit["spec_hash"]}
+    plan = kernel_plan(n_train, gates)
+    common = {"backend": MetadataValue.json(quantum_backend.describe()), "spec_hash": circuit["spec_hash"],
+              "kernel_path": plan.path, "kernel_path_reason": plan.reason}
     reason = ""
     if not quantum_backend.enabled:
         reason = "quantum backend disabled by configuration (quantum_backend.enabled = false)"
     else:
         with cost_policy.ledger(run_id=context.run_id, asset=asset, backend=backend) as ledger:
+            def compute(A, B=None):
+                return quantum_kernel(A, B, spec=FeatureMapSpec.from_dict(circuit["spec"]), backend=backend,
+                                      cache=KernelCache(DataLayout.from_env().kernel_cache), ledger=ledger)
             try:
-                result = quantum_kernel(X, Y, spec=FeatureMapSpec.from_dict(circuit["spec"]), backend=backend,
-                                        cache=KernelCache(DataLayout.from_env().kernel_cache), ledger=ledger)
+                arrays, calls = kernel_arrays(X, X_train, plan, compute)
             except BackendUnavailableError as unavailable:
                 reason = str(unavailable)
     if reason:
         context.log.warning(f"{asset}: quantum stage degraded, the classical path carries on: {reason}")
         info = {"degraded": True, "degraded_reason": reason, "spec_hash": circuit["spec_hash"],
-                "backend": backend.cache_key()}
+                "backend": backend.cache_key(), "kernel_path": plan.to_dict()}
         yield artifact_output(with_info({"matrix": np.empty((0, 0))}, info), {**common, "degraded": True,
                                                                              "degraded_reason": reason})
         yield AssetCheckResult(check_name="kernel_well_formed", passed=True,
                                metadata={"degraded": True, "reason": reason})
         return
-    stats = {key: value for key, value in result.stats.to_dict().items() if value is not None}
+    stats = merged_stats(calls)
+    shapes = {name: list(value.shape) for name, value in arrays.items() if value.ndim == 2}
     info = {"degraded": False, "spec_hash": circuit["spec_hash"], "backend": backend.cache_key(),
-            "shape": list(result.matrix.shape)}
+            "shape": shapes.get("matrix", shapes.get("K_nm")), "shapes": shapes, "kernel_path": plan.to_dict()}
     telemetry = {**stats, "estimated_cost_usd": ledger.usd}
-    yield artifact_output(with_info({"matrix": result.matrix}, info, telemetry), {
+    extra = {"landmarks": plan.landmarks, "landmark_rule": plan.landmark_rule, "landmark_seed": plan.seed,
+             "shapes": MetadataValue.json(shapes)} if plan.nystrom else {}
+    yield artifact_output(with_info(arrays, info, telemetry), {
         **common,
-        "shape": list(result.matrix.shape),
+        **extra,
+        "shape": info["shape"],
         "degraded": False,
         "estimated_cost_usd": ledger.usd,
         **stats,
     })
-    health = kernel_health(result.matrix, shots=backend.shots, symmetry_tolerance=gates.symmetry_tolerance,
-                           psd_tolerance=gates.psd_tolerance, psd_shot_factor=gates.psd_shot_factor, square=Y is None)
+    if plan.nystrom and X_train is None:
+        health = nystrom_kernel_health(arrays, shots=backend.shots, gates=gates)
+    else:
+        health = kernel_health(arrays["matrix"], shots=backend.shots, symmetry_tolerance=gates.symmetry_tolerance,
+                               psd_tolerance=gates.psd_tolerance, psd_shot_factor=gates.psd_shot_factor,
+                               square=X_train is None)
     yield AssetCheckResult(check_name="kernel_well_formed", passed=health.passed,
                            metadata={"message": health.message, **health.figures})
 
 
 def _kernel_check(asset: str) -> AssetCheckSpec:
     return AssetCheckSpec("kernel_well_formed", asset=asset, blocking=True,
-                          description="Symmetric, unit diagonal, PSD within tolerance (train); entries in [0, 1]")
+                          description="Symmetric, unit diagonal, PSD within tolerance (train; K_mm on the Nyström "
+                                      "path); entries in [0, 1]")
 
 
-@asset(automation_condition=ON_NEW_DATA, code_version="3", group_name="quantum", pool="quantum",
+@asset(automation_condition=ON_NEW_DATA, code_version="4", group_name="quantum", pool="quantum",
        kinds={"pennylane", "numpy"}, check_specs=[_kernel_check("quantum_kernel_train")])
 def quantum_kernel_train(context: AssetExecutionContext, reduced_embeddings: dict, circuit_artifact: dict,
                          quantum_backend: QuantumBackend, cost_policy: CostPolicy, gate_policy: GatePolicy) -> Iterator:
-    """Gram matrix of the train embeddings: ``matrix`` (n_train, n_train), entries in [0, 1], (0, 0) when
-    degraded; ``info`` what computed it (backend, spec hash, circuits, cache hits, cost, wall time)."""
-    yield from _quantum_kernel_asset(context, reduced_embeddings["X_train"], None, circuit_artifact,
-                                     quantum_backend, cost_policy, gate_policy)
+    """Exact path: ``matrix``, the Gram matrix of the train embeddings (n_train, n_train), entries
+    in [0, 1], (0, 0) when degraded. Nyström path (above ``gate_policy.max_exact_train`` train rows
+    under kernel_path auto, or forced): ``landmark_indices`` (m,), ``K_mm`` (m, m) and ``K_nm``
+    (n_train, m) instead. ``info``: the path and why, backend, spec hash, circuits, cache hits,
+    cost, wall time."""
+    X_train = reduced_embeddings["X_train"]
+    yield from _quantum_kernel_asset(context, X_train, None, circuit_artifact, quantum_backend, cost_policy,
+                                     gate_policy, len(X_train))
 
 
-@asset(automation_condition=ON_NEW_DATA, code_version="3", group_name="quantum", pool="quantum",
+@asset(automation_condition=ON_NEW_DATA, code_version="4", group_name="quantum", pool="quantum",
        kinds={"pennylane", "numpy"}, check_specs=[_kernel_check("quantum_kernel_test")])
 def quantum_kernel_test(context: AssetExecutionContext, reduced_embeddings: dict, circuit_artifact: dict,
                         quantum_backend: QuantumBackend, cost_policy: CostPolicy, gate_policy: GatePolicy) -> Iterator:
-    """Kernel between test and train embeddings: ``matrix`` (n_test, n_train), entries in [0, 1], (0, 0)
+    """Kernel between test and train embeddings: ``matrix`` (n_test, n_train), or (n_test, m) against
+    the landmarks on the Nyström path (then with ``landmark_indices``), entries in [0, 1], (0, 0)
     when degraded; ``info`` as for the train kernel."""
-    yield from _quantum_kernel_asset(context, reduced_embeddings["X_test"], reduced_embeddings["X_train"],
-                                     circuit_artifact, quantum_backend, cost_policy, gate_policy)
+    X_train = reduced_embeddings["X_train"]
+    yield from _quantum_kernel_asset(context, reduced_embeddings["X_test"], X_train, circuit_artifact,
+                                     quantum_backend, cost_policy, gate_policy, len(X_train))
 
 
 class SvmConfig(Config):
     C: Optional[float] = Field(default=None, gt=0.0, description="SVM regularization; empty: the tuned C (kernel_tuning)")
 
 
-@asset(automation_condition=ON_NEW_DATA, code_version="4", group_name="models", kinds={"sklearn"})
+@asset(automation_condition=ON_NEW_DATA, code_version="5", group_name="models", kinds={"sklearn"})
 def quantum_svm(config: SvmConfig, quantum_kernel_train: dict, quantum_kernel_test: dict, reduced_embeddings: dict,
                 kernel_tuning: dict) -> Output:
     """SVM on the precomputed quantum kernel with the tuned C, stored as arrays (support indices,
-    dual coefficients, intercept) with ``info`` (C, holdout metrics, both kernels' info and the
+    dual coefficients, intercept); on the Nyström path (the kernels hold landmark columns) a
+    least-squares SVM on Nyström features with the same C, stored as :class:`NystromModel` arrays
+    (landmarks, projection, coef, intercept) with ``info`` (C, holdout metrics, both kernels' info and the
     versions of its inputs) and ``telemetry`` (both kernels' circuits, cache hits, cost, wall
     time). A degraded quantum stage gives ``{"degraded": [True]}`` with the reason in ``info``."""
     C = config.C if config.C is not None else float(kernel_tuning["C"])
@@ -310,19 +400,55 @@ def quantum_svm(config: SvmConfig, quantum_kernel_train: dict, quantum_kernel_te
         return artifact_output(with_info({"degraded": np.array([True])}, info, telemetry),
                                {"C": C, "degraded": True})
     y_train = reduced_embeddings["y_train"]
-    model = fit_precomputed_svm(quantum_kernel_train["matrix"], y_train, C=C)
-    train = holdout_metrics(y_train, precomputed_decision(model, quantum_kernel_train["matrix"]))
+    if is_nystrom(quantum_kernel_train):
+        model, path = fit_nystrom_svm(quantum_kernel_train, quantum_kernel_test, reduced_embeddings, C=C,
+                                      kernel={"kind": "quantum", "spec_hash": info["spec_hash"]})
+        size = {"landmarks": int(path["m"]), "rank": int(path["rank"]), "clipped_eigenvalues": int(path["clipped"])}
+        train = holdout_metrics(y_train, NystromModel.from_arrays(model).decision(quantum_kernel_train["K_nm"]))
+        info |= {"kernel_path": path, **size}
+    else:
+        model = fit_precomputed_svm(quantum_kernel_train["matrix"], y_train, C=C)
+        size = {"n_support_vectors": int(model["support"].size)}
+        train = holdout_metrics(y_train, precomputed_decision(model, quantum_kernel_train["matrix"]))
+        info |= {"kernel_path": kernel_path_of(quantum_kernel_train)} if kernel_path_of(quantum_kernel_train) else {}
     holdout = model_holdout("quantum_svm", model, {"quantum_kernel_test": quantum_kernel_test,
                                                    "reduced_embeddings": reduced_embeddings})
-    info |= {"degraded": False, "n_support_vectors": int(model["support"].size), "train_accuracy": train["accuracy"],
-             "holdout": holdout}
+    info |= {"degraded": False, **size, "train_accuracy": train["accuracy"], "holdout": holdout}
+    path = info.get("kernel_path") or {}
     return artifact_output(with_info(model, info, telemetry), {
         "C": C,
         "degraded": False,
-        "n_support_vectors": info["n_support_vectors"],
+        "kernel_path": path.get("path", "exact"),
+        "kernel_path_reason": path.get("reason", "exact Gram matrix"),
+        "model_kind": "Nyström least-squares SVM" if is_nystrom(model) else "kernel SVM (precomputed Gram matrix)",
+        **size,
         "train_accuracy": train["accuracy"],
         **{f"holdout/{name}": value for name, value in holdout.items()},
     })
+
+
+def kernel_path_of(kernel: dict) -> dict:
+    """The kernel path a kernel artifact recorded (empty for artifacts made before it was recorded)."""
+    return dict(info_of(kernel).get("kernel_path") or {})
+
+
+def fit_nystrom_svm(kernel_train: dict, kernel_test: dict, embeddings: dict, *, C: float,
+                    kernel: dict) -> tuple[dict, dict]:
+    """The Nyström least-squares SVM from the stored K_mm and K_nm (streamed in row blocks), as
+    arrays (:meth:`NystromModel.to_arrays`) plus ``landmark_indices``; and the path's description
+    (the kernels' plan with the fitted map's rank and clipped eigenvalues). The test kernel must
+    be against the same landmarks."""
+    indices = np.asarray(kernel_train["landmark_indices"])
+    if not np.array_equal(indices, np.asarray(kernel_test.get("landmark_indices", []))):
+        raise ValueError("quantum_kernel_test was computed against other landmarks than quantum_kernel_train: "
+                         "materialize both kernels under the same gate_policy")
+    plan = kernel_path_of(kernel_train)
+    config = KernelPlan(**{k: plan[k] for k in KernelPlan.__dataclass_fields__}).nystrom_config(C)
+    K_nm, y = kernel_train["K_nm"], embeddings["y_train"]
+    blocks = ((K_nm[rows], y[rows]) for rows in row_blocks(len(y), config.block_rows))
+    fitted = nystrom_model(kernel_train["K_mm"], blocks, landmarks=embeddings["X_train"][indices], indices=indices,
+                           config=config, kernel=kernel)
+    return fitted.to_arrays(), {**plan, **{k: fitted.meta[k] for k in ("m", "rank", "clipped", "classifier")}}
 
 
 class ShotPlanConfig(Config):
@@ -342,11 +468,18 @@ def shot_plan(config: ShotPlanConfig, circuit_artifact: dict, kernel_tuning: dic
     spec, C = FeatureMapSpec.from_dict(circuit_artifact["spec"]), float(kernel_tuning["C"])
     X_train, X_test = reduced_embeddings["X_train"], reduced_embeddings["X_test"]
     y_train, y_test = reduced_embeddings["y_train"], reduced_embeddings["y_test"]
+    plan = kernel_plan(len(y_train), gate_policy)
+    # What a run submits on the chosen path; the ladder itself emulates shots on exact kernels of
+    # a seeded stratified sample of each split above max_exact_train.
+    circuits = (planned_circuits(plan.landmarks, None) + planned_circuits(len(X_train), plan.landmarks)
+                + planned_circuits(len(X_test), plan.landmarks) if plan.nystrom else
+                planned_circuits(len(X_train), None) + planned_circuits(len(X_test), len(X_train)))
+    train_rows, test_rows = plan.exact_sample(y_train), plan.exact_sample(y_test)
+    X_train, y_train, X_test, y_test = X_train[train_rows], y_train[train_rows], X_test[test_rows], y_test[test_rows]
     cache = KernelCache(DataLayout.from_env().kernel_cache)
     train = quantum_kernel(X_train, spec=spec, cache=cache).matrix
     test = quantum_kernel(X_test, X_train, spec=spec, cache=cache).matrix
     exact = holdout_score(train, test, y_train, y_test, C=C, metric=gate_policy.metric)
-    circuits = planned_circuits(len(X_train), None) + planned_circuits(len(X_test), len(X_train))
     devices = {"configured": quantum_backend.backend_config()}
     if hardware_backend.device_arn:
         devices["hardware"] = hardware_backend.backend_config()
@@ -362,7 +495,13 @@ def shot_plan(config: ShotPlanConfig, circuit_artifact: dict, kernel_tuning: dic
         rungs.append(ShotRung(shots, float(np.mean(scores)), float(np.std(scores)), float(np.mean(errors)),
                               float(np.max(errors)), circuits, usd))
     best = recommend(rungs, exact, tolerance=config.tolerance, device="configured")
+    samples = {"kernel_path": plan.path, "kernel_path_reason": plan.reason,
+               "train_sample": sample_note(len(reduced_embeddings["y_train"]), train_rows, seed=plan.seed,
+                                           what="shot ladder train rows"),
+               "test_sample": sample_note(len(reduced_embeddings["y_test"]), test_rows, seed=plan.seed,
+                                          what="shot ladder test rows")}
     plan = {"metric": gate_policy.metric, "exact": exact, "tolerance": config.tolerance, "circuits": circuits,
+            **({"samples": samples} if samples["train_sample"]["sampled"] else {}),
             "devices": {name: device_identity(backend) for name, backend in devices.items()},
             "rungs": [rung.to_dict() for rung in rungs], "recommended_shots": best.shots if best else None}
     table = {f"{r.shots} shots": {"mean": r.metric_mean, "std": r.metric_std, "kernel_error": r.kernel_mean_abs_error,
@@ -374,6 +513,8 @@ def shot_plan(config: ShotPlanConfig, circuit_artifact: dict, kernel_tuning: dic
         "recommended_shots": best.shots if best else "none within tolerance",
         f"exact_{gate_policy.metric}": exact,
         "circuits_per_run": circuits,
+        "kernel_path": samples["kernel_path"],
+        "ladder_sample": MetadataValue.json(samples),
         "ladder": MetadataValue.md(comparison_table(table, ["mean", "std", "kernel_error",
                                                             *[f"usd_{name}" for name in devices]])),
         "plot": MetadataValue.md(markdown_image(png, "metric and kernel error against shots")),

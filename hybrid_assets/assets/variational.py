@@ -13,6 +13,7 @@ from pydantic import Field
 from hybrid_assets.automation import ON_NEW_DATA
 from hybrid_assets.modeling import holdout_metrics, markdown_image, training_curves_png
 from hybrid_assets.outputs import artifact_output
+from hybrid_assets.scale import sample_note, stratified_sample
 from hybrid_resources.cost_policy import CostPolicy
 from hybrid_resources.data.artifacts import content_hash, with_info
 from hybrid_resources.data.paths import DataLayout
@@ -31,6 +32,10 @@ from hybrid_resources.quantum.vqc import (
     train_vqc,
 )
 
+# 10,000 rows x 3 epochs x 2 restarts at batch 32 is ~1,900 optimiser steps: minutes on one core,
+# where all 150,000 rows of a large landing table would be ~18,000 steps per restart.
+DEFAULT_VQC_MAX_TRAIN_ROWS = 10_000
+
 
 class VqcAssetConfig(Config):
     layers: int = Field(default=2, ge=1, description="StronglyEntanglingLayers layers")
@@ -44,6 +49,17 @@ class VqcAssetConfig(Config):
                                       "reproducibility gate")
     checkpoint_every: int = Field(default=1, ge=1, description="Optimizer steps between checkpoints")
     log_every: int = Field(default=10, ge=1, description="Steps between progress lines in the run log")
+    max_train_rows: int = Field(
+        default=DEFAULT_VQC_MAX_TRAIN_ROWS, ge=10,
+        description="Above this many train rows the VQC trains on a stratified sample of this many, drawn from "
+                    "`seed` (recorded as train_sample); its steps grow linearly with the rows it trains on")
+
+
+def vqc_train_rows(y_train: np.ndarray, max_rows: int, seed: int) -> tuple[np.ndarray, dict]:
+    """The train rows the VQC fits on: all of them up to ``max_rows``, else a seeded stratified
+    sample of ``max_rows``; with its description for the metadata."""
+    rows = stratified_sample(y_train, max_rows, seed=seed)
+    return rows, sample_note(len(y_train), rows, seed=seed, what="vqc_model training rows")
 
 
 def vqc_training_plan(config: VqcConfig, shots: int | None, n_train: int, n_qubits: int) -> dict[str, int]:
@@ -62,15 +78,20 @@ def vqc_model(context: AssetExecutionContext, config: VqcAssetConfig, reduced_em
               quantum_backend: QuantumBackend, cost_policy: CostPolicy) -> Output:
     """Variational classifier on the same embeddings and split, on the configured quantum backend:
     ``params`` (layers, d, 3) and ``bias`` with ``info`` (config, backend, holdout metrics, restart
-    accuracies) and ``telemetry`` (training progress, circuits run, cost). Resumes from its last checkpoint. The whole plan is
+    accuracies, ``train_sample``: all train rows, or a seeded stratified sample of
+    ``max_train_rows`` above it) and ``telemetry`` (training progress, circuits run, cost). Resumes from its last checkpoint. The whole plan is
     admitted before the first circuit; what the device actually runs is recorded."""
     backend = quantum_backend.backend_config()
     vqc_config = VqcConfig(layers=config.layers, optimizer=config.optimizer, step_size=config.step_size,
                            batch_size=config.batch_size, epochs=config.epochs, seed=config.seed,
                            restarts=config.restarts, checkpoint_every=config.checkpoint_every)
-    X_train, y_train = reduced_embeddings["X_train"], reduced_embeddings["y_train"]
+    rows, train_sample = vqc_train_rows(reduced_embeddings["y_train"], config.max_train_rows, config.seed)
+    X_train, y_train = reduced_embeddings["X_train"][rows], reduced_embeddings["y_train"][rows]
     plan = vqc_training_plan(vqc_config, backend.shots, len(y_train), X_train.shape[1])
-    lineage = lineage_key(content_hash(reduced_embeddings), TRAINER_VERSION, vqc_config, backend)
+    # A sample is part of what was trained on: its size and seed enter the checkpoint lineage.
+    data_key = content_hash(reduced_embeddings) + (
+        f"/sample:{train_sample['rows']}:{train_sample['seed']}" if train_sample["sampled"] else "")
+    lineage = lineage_key(data_key, TRAINER_VERSION, vqc_config, backend)
 
     def progress(update: dict) -> None:
         if update["step"] % config.log_every == 0 or update["step"] == update["total_steps"]:
@@ -109,7 +130,7 @@ def vqc_model(context: AssetExecutionContext, config: VqcAssetConfig, reduced_em
         "model": "vqc_model", "degraded": False, "config": vqc_config.to_dict(), "backend": backend.cache_key(),
         "lineage": lineage, "holdout": holdout, "val_loss": result.val_loss, "best_restart": result.best_restart,
         "restart_val_accuracy": [float(curve["val_accuracy"][-1]) for curve in result.history],
-        "planned_circuits": plan["circuits"], "planned_cost_usd": estimate.usd,
+        "planned_circuits": plan["circuits"], "planned_cost_usd": estimate.usd, "train_sample": train_sample,
     }
     telemetry = {"training": result.to_metadata(), "circuits_executed": ledger.tasks, "shots_executed": ledger.shots,
                  "estimated_cost_usd": ledger.usd}
@@ -123,6 +144,7 @@ def vqc_model(context: AssetExecutionContext, config: VqcAssetConfig, reduced_em
         "degraded": False,
         "lineage": lineage,
         "restart_val_accuracy": info["restart_val_accuracy"],
+        "train_sample": MetadataValue.json(train_sample),
         "planned_circuits": plan["circuits"],
         "planned_cost_usd": estimate.usd,
         "circuits_executed": ledger.tasks,

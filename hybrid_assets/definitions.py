@@ -15,6 +15,8 @@ launchpad shows which variable sets the field), and an unset one leaves the docu
 | ``HYBRID_TIME_BUDGET_S`` | ``cost_policy.time_budget_s`` (estimated device wall time of one step; ``hybrid-plan``) |
 | ``HYBRID_QUANTUM_ROWS_PER_DAY`` | ``cost_policy.quantum_rows_per_day`` (scoring quota, default 1000) |
 | ``HYBRID_MIN_MARGIN`` | ``gate_policy.min_margin`` (read when the code location loads, like the budgets) |
+| ``HYBRID_KERNEL_PATH``, ``HYBRID_MAX_EXACT_TRAIN`` | ``gate_policy.kernel_path`` (auto, exact, nystrom), ``.max_exact_train`` |
+| ``HYBRID_EXECUTOR``, ``HYBRID_MAX_CONCURRENT_STEPS`` | the step executor (in_process, multiprocess, k8s; ``hybrid_assets.executors``) |
 | ``HYBRID_ARTIFACT_KEEP_VERSIONS`` | ``io_manager.keep_versions`` |
 | ``HYBRID_REDIS_URL``, ``HYBRID_SCORING_STREAM`` | ``scoring_stream.url``, ``.stream`` (records to score) |
 
@@ -28,7 +30,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from dagster import Definitions, EnvVar, in_process_executor, load_assets_from_modules
+from dagster import Definitions, EnvVar, load_assets_from_modules
 
 from hybrid_assets.assets import (
     classical,
@@ -45,6 +47,7 @@ from hybrid_assets.assets.hardware import (
     hardware_evaluation_job,
 )
 from hybrid_assets.assets.portfolio import portfolio_job
+from hybrid_assets.executors import executor_from_env
 from hybrid_assets.jobs import (
     ingest_labels_file_job,
     ingest_landing_file_job,
@@ -126,7 +129,9 @@ def resources_from_env() -> dict[str, Any]:
             price_table_path=from_env("HYBRID_PRICE_TABLE", ""),
             quantum_rows_per_day=from_env("HYBRID_QUANTUM_ROWS_PER_DAY", 1000),
         ),
-        "gate_policy": GatePolicy(min_margin=decimal_from_env("HYBRID_MIN_MARGIN", 0.0)),
+        "gate_policy": GatePolicy(min_margin=decimal_from_env("HYBRID_MIN_MARGIN", 0.0),
+                                  kernel_path=from_env("HYBRID_KERNEL_PATH", "auto"),
+                                  max_exact_train=from_env("HYBRID_MAX_EXACT_TRAIN", 5000)),
         "scoring_stream": ScoringStream(url=from_env("HYBRID_REDIS_URL", ""),
                                         stream=from_env("HYBRID_SCORING_STREAM", "hybrid:scoring")),
     }
@@ -137,9 +142,9 @@ all_assets = load_assets_from_modules([landing, quantum, classical, variational,
 
 defs = Definitions(
     assets=all_assets,
-    # One process per run: each step is seconds of work, while a fresh step process would pay
-    # the pennylane/dagster imports again. Kernel blocks can become separate steps when N grows.
-    executor=in_process_executor,
+    # One process per run unless HYBRID_EXECUTOR says otherwise: each step is seconds of work at
+    # small sizes, while a fresh step process would pay the pennylane/dagster imports again.
+    executor=executor_from_env(),
     jobs=[ingest_landing_file_job, ingest_scoring_file_job, ingest_labels_file_job, refresh_models_job,
           hardware_evaluation_job, registry, score_stream_job, portfolio_job],
     sensors=[landing_sensor, scoring_sensor, labels_sensor, scoring_stream_sensor, automation_sensor,

@@ -151,3 +151,36 @@ def test_the_lock_covers_every_dependency_of_pyproject():
     wanted = project["dependencies"] + project["optional-dependencies"]["dev"]
     names = {re.sub(r"[-_.]+", "-", re.match(r"[A-Za-z0-9_.\-]+", spec).group(0)).lower() for spec in wanted}
     assert names - set(locked_versions()) == set(), "requirements.lock is stale: run `make lock`"
+
+
+def test_the_k8s_step_executor_file_validates_against_dagster_k8s_and_matches_the_helm_run_pods(monkeypatch):
+    from dagster import Definitions, asset
+    from dagster._config import process_config
+    from dagster_k8s import k8s_job_executor
+
+    from hybrid_assets.executors import executor_from_env, k8s_executor_config
+
+    schema = k8s_job_executor.config_schema.as_field().config_type
+    config = k8s_executor_config()
+    validated = process_config(schema, config)
+    assert validated.success, validated.errors
+    assert not process_config(schema, {**config, "max_concurrent": "four"}).success  # the check can fail
+    # Step pods get what the Helm chart's run pods get: the provider's secret and the data volume.
+    run_pods = load("helm/values.yaml")["runLauncher"]["config"]["k8sRunLauncher"]
+    assert config["env_secrets"] == [secret["name"] for secret in run_pods["envSecrets"]]
+    assert config["volumes"] == run_pods["volumes"] and config["volume_mounts"] == run_pods["volumeMounts"]
+    # HYBRID_EXECUTOR picks it, and a code location with it loads.
+    monkeypatch.setenv("HYBRID_EXECUTOR", "k8s")
+    executor = executor_from_env()
+    assert executor.name == "k8s"
+
+    @asset
+    def one() -> int:
+        return 1
+
+    Definitions.validate_loadable(Definitions(assets=[one], executor=executor))
+    monkeypatch.setenv("HYBRID_EXECUTOR", "multiprocess")
+    assert executor_from_env().name == "multiprocess"
+    monkeypatch.setenv("HYBRID_EXECUTOR", "threads")
+    with pytest.raises(ValueError, match="HYBRID_EXECUTOR must be one of"):
+        executor_from_env()

@@ -1,0 +1,42 @@
+"""Which executor runs the steps of a run: ``HYBRID_EXECUTOR`` (read when the code location loads).
+
+- ``in_process`` (default): one process per run. Each step is seconds of work at the sizes a
+  laptop lands, and a fresh step process would pay the pennylane/dagster imports again.
+- ``multiprocess``: one process per step on the run's host, at most ``HYBRID_MAX_CONCURRENT_STEPS``
+  (default 2) at once. Safe with the DuckDB warehouse: every process opens the file briefly and
+  retries DuckDB's "Could not set lock" error with backoff (``open_warehouse``), and the steps that
+  write it or submit circuits sit in the ``warehouse`` and ``quantum`` pools.
+- ``k8s``: one Kubernetes Job per step (dagster-k8s ``k8s_job_executor``), configured by
+  ``deploy/executors/k8s_job_executor.yaml``; see that file for the volume the warehouse needs.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import yaml
+from dagster import ExecutorDefinition, in_process_executor, multiprocess_executor
+
+EXECUTORS = ("in_process", "multiprocess", "k8s")
+K8S_EXECUTOR_CONFIG = Path(__file__).resolve().parent.parent / "deploy" / "executors" / "k8s_job_executor.yaml"
+
+
+def k8s_executor_config(path: Path = K8S_EXECUTOR_CONFIG) -> dict:
+    """The ``execution: config:`` block of the k8s executor's file."""
+    return yaml.safe_load(path.read_text())["execution"]["config"]
+
+
+def executor_from_env() -> ExecutorDefinition:
+    """The executor ``HYBRID_EXECUTOR`` names (see the module docstring)."""
+    name = os.environ.get("HYBRID_EXECUTOR", "").strip() or "in_process"
+    if name == "in_process":
+        return in_process_executor
+    if name == "multiprocess":
+        steps = int(os.environ.get("HYBRID_MAX_CONCURRENT_STEPS", "").strip() or 2)
+        return multiprocess_executor.configured({"max_concurrent": steps}, name="multiprocess")
+    if name == "k8s":
+        from dagster_k8s import k8s_job_executor
+
+        return k8s_job_executor.configured(k8s_executor_config(), name="k8s")
+    raise ValueError(f"HYBRID_EXECUTOR must be one of {EXECUTORS}, got {name!r}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -302,3 +303,24 @@ def trained(data_layout, instance):
     ingest(instance, "train.csv")
     assert refresh(instance, gate_policy=GatePolicy(min_margin=-1.0)).success
     return data_layout
+
+
+def kill_when_ready(command: list[str], ready, *, env: dict[str, str] | None = None, timeout_s: float = 60.0) -> None:
+    """Start a worker process in the repository, SIGKILL it as soon as ``ready()`` is true (or
+    the file ``ready`` exists), and check it died of the signal; its stderr if it exits first."""
+    is_ready = ready.exists if isinstance(ready, Path) else ready
+    worker = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not is_ready():
+            assert worker.poll() is None, worker.stderr.read().decode()[-3000:]
+            assert time.monotonic() < deadline, f"the worker was not ready within {timeout_s:.0f} s"
+            time.sleep(0.02)
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=30)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+        worker.stderr.close()
+    assert worker.returncode == -signal.SIGKILL

@@ -9,11 +9,7 @@ Dagster runs on a real instance.
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
-import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,7 +24,7 @@ from hybrid_resources.quantum.feature_maps import FeatureMapSpec
 from hybrid_resources.quantum.kernel_cache import KernelCache
 from hybrid_resources.quantum.kernel_engine import planned_circuits, quantum_kernel
 from tests.bad_files import write_good_csv
-from tests.conftest import REPO, RESOURCES, ingest, refresh
+from tests.conftest import RESOURCES, ingest, kill_when_ready, refresh
 from tests.fake_braket import counted_tasks, install_fake_braket
 
 GARNET = "arn:aws:braket:eu-north-1::device/qpu/iqm/Garnet"  # $0.30 per task + $0.00145 per shot
@@ -123,18 +119,6 @@ def test_the_whole_refresh_on_a_paid_device_records_every_task_it_sent(data_layo
     assert gate.metadata["spent_usd"].value == pytest.approx(usd)
 
 
-def kill_when_ready(command: list[str], ready: Path, env: dict[str, str], timeout_s: float) -> None:
-    """Start a worker process, wait until it writes ``ready`` (it then waits to be killed), SIGKILL it."""
-    worker = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + timeout_s
-    while not ready.exists():
-        assert worker.poll() is None, worker.stderr.read().decode()[-3000:]
-        assert time.monotonic() < deadline, f"the worker never wrote {ready.name}"
-        time.sleep(0.05)
-    os.kill(worker.pid, signal.SIGKILL)
-    worker.wait(timeout=30)
-
-
 WORKER = """
 import sys, time
 from pathlib import Path
@@ -171,7 +155,7 @@ def test_a_vqc_resumed_after_a_sigkill_records_only_the_circuits_it_ran(local_pr
     env = {name: value for name, value in local_project.env.items() if not name.startswith("AWS_")}
     env |= {name: os.environ[name] for name in ("AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE",
                                                  "AWS_EC2_METADATA_DISABLED")}
-    kill_when_ready([sys.executable, "-c", WORKER, str(count_file), str(ready)], ready, env, 300)
+    kill_when_ready([sys.executable, "-c", WORKER, str(count_file), str(ready)], ready, env=env, timeout_s=300)
     sent_before_kill, _ = counted_tasks(count_file)
     warehouse = Warehouse(path=str(local_project.data / "warehouse.duckdb"))
     assert recorded(warehouse, device=PAID)[0] == sent_before_kill > 0
@@ -249,7 +233,7 @@ def test_a_kernel_killed_midway_resumes_from_its_journal_and_sends_no_task_twice
     count_file, ready = tmp_path / "device_tasks.txt", tmp_path / "ready"
     warehouse, cache_root = Warehouse(path=str(tmp_path / "ledger.duckdb")), tmp_path / "kernel_cache"
     kill_when_ready([sys.executable, "-c", KERNEL_WORKER, str(count_file), str(ready), str(warehouse.file),
-                     str(cache_root)], ready, dict(os.environ), 120)
+                     str(cache_root)], ready, env=dict(os.environ), timeout_s=120)
     assert counted_tasks(count_file)[0] == recorded(warehouse, "killed")[0] == 6
 
     install_fake_braket(aws_env, count_file=str(count_file))

@@ -5,11 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
-import signal
-import subprocess
 import sys
-import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -42,7 +38,7 @@ from hybrid_resources.optimization.qaoa import (
 )
 from hybrid_resources.optimization.ranking import RankingRules, rank_candidates
 from hybrid_resources.quantum.backends import BackendConfig
-from tests.conftest import REPO
+from tests.conftest import kill_when_ready
 
 WORKER = Path(__file__).with_name("qaoa_worker.py")
 
@@ -169,23 +165,8 @@ def test_sigkilled_parameter_optimisation_resumes_from_its_checkpoint(tmp_path):
     problem_path = tmp_path / "problem.json"
     problem_path.write_text(json.dumps(problem.to_dict()))
     killed = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, str(WORKER), str(problem_path), json.dumps(asdict(config)), str(killed),
-                             lineage, "0.1"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 60
-        while not any((killed / lineage / f"step-{s:06d}.json").exists() for s in range(18, 31)):
-            assert proc.poll() is None, proc.communicate()[1].decode()[-2000:]
-            assert time.monotonic() < deadline, "worker wrote no checkpoint in time"
-            time.sleep(0.02)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
-        proc.stderr.close()
-    assert proc.returncode == -signal.SIGKILL
+    kill_when_ready([sys.executable, str(WORKER), str(problem_path), json.dumps(asdict(config)), str(killed), lineage,
+                     "0.1"], lambda: any((killed / lineage / f"step-{s:06d}.json").exists() for s in range(18, 31)))
     on_disk = CheckpointStore(killed, lineage).steps_on_disk()
     assert 18 <= max(on_disk) < 30, on_disk  # killed in the second restart, not after the end
 

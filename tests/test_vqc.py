@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import sys
-import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -27,9 +23,9 @@ from hybrid_resources.quantum.vqc import (
     split_validation,
     train_vqc,
 )
+from tests.conftest import kill_when_ready
 
 WORKER = Path(__file__).with_name("vqc_worker.py")
-REPO_ROOT = WORKER.parents[1]
 # 20 training rows / batch 5 -> 4 steps per epoch: small, but enough for mid-epoch resumes.
 SMALL = VqcConfig(layers=1, optimizer="adam", step_size=0.1, batch_size=5, epochs=4, seed=3, restarts=1)
 
@@ -107,26 +103,9 @@ def test_sigkilled_worker_resumes_to_identical_parameters(tmp_path: Path) -> Non
     np.savez(data, X_train=X_TR, y_train=Y_TR, X_val=X_VA, y_val=Y_VA)
     killed_dir = tmp_path / "killed"
     store = CheckpointStore(killed_dir, lineage)
-    proc = subprocess.Popen(
-        [sys.executable, str(WORKER), str(data), json.dumps(asdict(cfg)), str(killed_dir), lineage, "0.1"],
-        cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        # Wait for >= 6 completed checkpoints (sidecar present = complete); step 6 is mid-epoch 1.
-        while not any((killed_dir / lineage / f"step-{s:06d}.json").exists() for s in range(6, 21)):
-            assert proc.poll() is None, proc.communicate()[1].decode()[-2000:]
-            assert time.monotonic() < deadline, "worker wrote no checkpoints in time"
-            time.sleep(0.02)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
-        proc.stderr.close()
-    assert proc.returncode == -signal.SIGKILL
+    # Killed after >= 6 completed checkpoints (sidecar present = complete); step 6 is mid-epoch 1.
+    kill_when_ready([sys.executable, str(WORKER), str(data), json.dumps(asdict(cfg)), str(killed_dir), lineage, "0.1"],
+                    lambda: any((killed_dir / lineage / f"step-{s:06d}.json").exists() for s in range(6, 21)))
     on_disk = store.steps_on_disk()
     assert 6 <= max(on_disk) < 20, on_disk  # killed mid-training, not after it finished
 

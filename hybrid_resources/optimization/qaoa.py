@@ -53,7 +53,7 @@ from hybrid_resources.quantum.backends import (
     SubmissionLedger,
     make_device,
 )
-from hybrid_resources.quantum.feature_maps import BASIC_GATE_SET, _depth
+from hybrid_resources.quantum.feature_maps import tape_resources
 from hybrid_resources.quantum.vqc import adam_update
 
 QAOA_VERSION = "qaoa-1"
@@ -329,14 +329,7 @@ def circuit_resources(circuit: QaoaCircuit) -> dict[str, Any]:
     """Width, depth, gate counts and two-qubit gates after decomposition to the feature maps'
     basic gate set (H, RX, RY, RZ, CNOT), the sizes the circuit ceilings judge."""
     params = np.tile([0.37, 0.61], (circuit.p, 1))  # generic angles: nothing decomposes away
-    (decomposed,), _ = qml.transforms.decompose(circuit_tape(circuit, params),
-                                                gate_set=set(BASIC_GATE_SET))
-    counts: dict[str, int] = {}
-    for op in decomposed.operations:
-        counts[op.name] = counts.get(op.name, 0) + 1
-    return {"width": circuit.n, "depth": _depth(decomposed.operations), "gate_counts": counts,
-            "two_qubit_gates": sum(1 for op in decomposed.operations if len(op.wires) == 2),
-            "total_gates": len(decomposed.operations)}
+    return tape_resources(circuit_tape(circuit, params), circuit.n)
 
 
 # ---------------------------------------------------------------------------- optimisation

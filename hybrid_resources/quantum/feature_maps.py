@@ -206,23 +206,25 @@ def _depth(ops: Sequence[qml.operation.Operator]) -> int:
     return depth
 
 
-@lru_cache(maxsize=256)
-def _circuit_resources(spec: FeatureMapSpec) -> tuple:
-    # Generic non-special input so no rotation is decomposed away as identity.
-    x = np.linspace(0.3, 1.1, spec.n_qubits)
-    tape = feature_map_tape(spec, x)
+def tape_resources(tape: qml.tape.QuantumScript, width: int) -> dict[str, Any]:
+    """The sizes the circuit ceilings judge, of any circuit after decomposition to
+    :data:`BASIC_GATE_SET`: {"width", "depth", "gate_counts": {name: n} (in first-use order),
+    "two_qubit_gates", "total_gates"}. Bind generic angles first: a rotation by 0 decomposes away."""
     (decomposed,), _ = qml.transforms.decompose(tape, gate_set=set(BASIC_GATE_SET))
     counts: dict[str, int] = {}
     for op in decomposed.operations:
         counts[op.name] = counts.get(op.name, 0) + 1
-    two_qubit = sum(1 for op in decomposed.operations if len(op.wires) == 2)
-    return (
-        spec.n_qubits,
-        _depth(decomposed.operations),
-        tuple(sorted(counts.items())),
-        two_qubit,
-        len(decomposed.operations),
-    )
+    return {"width": width, "depth": _depth(decomposed.operations), "gate_counts": counts,
+            "two_qubit_gates": sum(1 for op in decomposed.operations if len(op.wires) == 2),
+            "total_gates": len(decomposed.operations)}
+
+
+@lru_cache(maxsize=256)
+def _circuit_resources(spec: FeatureMapSpec) -> tuple:
+    # Generic non-special input so no rotation is decomposed away as identity.
+    sizes = tape_resources(feature_map_tape(spec, np.linspace(0.3, 1.1, spec.n_qubits)), spec.n_qubits)
+    return (sizes["width"], sizes["depth"], tuple(sorted(sizes["gate_counts"].items())), sizes["two_qubit_gates"],
+            sizes["total_gates"])
 
 
 def circuit_resources(spec: FeatureMapSpec) -> dict[str, Any]:

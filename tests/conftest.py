@@ -324,3 +324,14 @@ def kill_when_ready(command: list[str], ready, *, env: dict[str, str] | None = N
             worker.wait()
         worker.stderr.close()
     assert worker.returncode == -signal.SIGKILL
+
+
+def stop_process_group(process: subprocess.Popen, timeout_s: float = 30.0) -> None:
+    """SIGTERM a process started with ``start_new_session=True`` and its children (a daemon and its
+    code server); SIGKILL them if they are still running after ``timeout_s``."""
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)

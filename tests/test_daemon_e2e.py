@@ -33,7 +33,7 @@ from hybrid_assets.outputs import latest_metadata
 from hybrid_resources.data.stream import ScoringStream
 from hybrid_resources.data.warehouse import Warehouse
 from tests.bad_files import good_frame, write_good_csv, write_nan_and_inf
-from tests.conftest import REPO
+from tests.conftest import REPO, stop_process_group
 
 UNFINISHED = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
               DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
@@ -68,11 +68,7 @@ def running_daemon(project, log: Path):
     try:
         yield process, log
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+        stop_process_group(process)
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ Needs Debian's ``chromium`` and ``chromium-driver`` (``make services`` installs 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -26,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from tests.bad_files import write_good_csv
-from tests.conftest import REPO, free_port
+from tests.conftest import REPO, free_port, stop_process_group
 
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 SENSORS = ("landing_sensor", "scoring_sensor", "labels_sensor", "refresh_on_new_data")
@@ -119,12 +118,7 @@ def dagster_dev(demo, tmp_path):
     try:
         yield port, server, log
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(timeout=10)
+        stop_process_group(server)
 
 
 @pytest.fixture

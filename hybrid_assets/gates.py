@@ -15,13 +15,12 @@ from hybrid_assets.modeling import (
 )
 from hybrid_assets.verdict import Verdict
 from hybrid_resources.quantum.backends import BackendConfig, SubmissionLedger
-from hybrid_resources.quantum.feature_maps import FeatureMapSpec
 from hybrid_resources.quantum.kernel_diagnostics import (
     concentration,
     geometric_difference,
     target_alignment,
 )
-from hybrid_resources.quantum.kernel_engine import quantum_kernel
+from hybrid_resources.quantum.kernels import KernelSpec, compute_kernel
 
 
 @dataclass(frozen=True)
@@ -101,7 +100,7 @@ def margin_gate(metrics: dict[str, dict[str, float]], *, metric: str, min_margin
                       f"(needs a margin above {min_margin:+.4f}); {consequence}", figures)
 
 
-def reproducibility_study(embeddings: dict[str, np.ndarray], spec: FeatureMapSpec, backend: BackendConfig, *,
+def reproducibility_study(embeddings: dict[str, np.ndarray], spec: KernelSpec, backend: BackendConfig, *,
                           seeds: int, samples: int, C: float, metric: str, tolerance: float,
                           ledger: SubmissionLedger | None = None) -> GateResult:
     """Re-run the quantum kernel on a fixed subsample with ``seeds`` different seeds.
@@ -117,8 +116,8 @@ def reproducibility_study(embeddings: dict[str, np.ndarray], spec: FeatureMapSpe
     kernels, scores = [], []
     for repeat in range(seeds):
         repeat_backend = BackendConfig(**{**asdict(backend), "seed": backend.seed + repeat})
-        k_train = quantum_kernel(X_train, spec=spec, backend=repeat_backend, ledger=ledger).matrix
-        k_test = quantum_kernel(X_test, X_train, spec=spec, backend=repeat_backend, ledger=ledger).matrix
+        k_train = compute_kernel(X_train, spec=spec, backend=repeat_backend, ledger=ledger).matrix
+        k_test = compute_kernel(X_test, X_train, spec=spec, backend=repeat_backend, ledger=ledger).matrix
         kernels.append(k_test)
         if len(np.unique(y_train)) == 2:
             model = fit_precomputed_svm(k_train, y_train, C=C)

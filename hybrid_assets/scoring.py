@@ -24,9 +24,8 @@ from hybrid_assets.data_prep import EmbeddingTransform
 from hybrid_assets.modeling import classical_decision, support_decision
 from hybrid_resources.data.artifacts import ArtifactStore, info_of
 from hybrid_resources.quantum.backends import BackendConfig, SubmissionLedger
-from hybrid_resources.quantum.feature_maps import FeatureMapSpec
 from hybrid_resources.quantum.kernel_cache import KernelCache
-from hybrid_resources.quantum.kernel_engine import quantum_kernel
+from hybrid_resources.quantum.kernels import KernelSpec, compute_kernel, kernel_spec
 
 
 @dataclass
@@ -39,7 +38,7 @@ class Scorer:
     transform: EmbeddingTransform
     classes: np.ndarray
     support: np.ndarray | None = None  # quantum: the support vectors' (or Nyström landmarks') embeddings (n, d)
-    spec: FeatureMapSpec | None = None
+    spec: KernelSpec | None = None
 
     @property
     def is_quantum(self) -> bool:
@@ -61,7 +60,7 @@ class Scorer:
                 cache: KernelCache | None = None) -> np.ndarray:
         """Decision values from the kernel between X and the support vectors (the m landmarks of a
         Nyström model: a new row needs only those entries), on ``backend``."""
-        kernel = quantum_kernel(X, self.support, spec=self.spec, backend=backend, ledger=ledger, cache=cache).matrix
+        kernel = compute_kernel(X, self.support, spec=self.spec, backend=backend, ledger=ledger, cache=cache).matrix
         return support_decision(self.model, kernel)
 
 
@@ -76,7 +75,7 @@ def load_scorer(entry: dict, store: ArtifactStore) -> Scorer:
     scorer = Scorer(entry["version_id"], entry["asset"], model, transform, embeddings["classes"])
     if scorer.is_quantum:
         scorer.support = model["landmarks"] if "projection" in model else embeddings["X_train"][model["support"]]
-        scorer.spec = FeatureMapSpec.from_dict(store.read(["circuit_artifact"], artifacts["circuit_artifact"])["spec"])
+        scorer.spec = kernel_spec(store.read(["circuit_artifact"], artifacts["circuit_artifact"])["spec"])
     return scorer
 
 

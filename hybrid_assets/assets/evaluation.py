@@ -57,9 +57,8 @@ from hybrid_resources.data.paths import DataLayout
 from hybrid_resources.data.warehouse import Warehouse
 from hybrid_resources.gate_policy import GatePolicy
 from hybrid_resources.quantum.backends import QuantumBackend
-from hybrid_resources.quantum.feature_maps import FeatureMapSpec
 from hybrid_resources.quantum.kernel_cache import KernelCache
-from hybrid_resources.quantum.kernel_engine import quantum_kernel
+from hybrid_resources.quantum.kernels import KernelSpec, compute_kernel, kernel_spec
 from hybrid_resources.quantum.vqc import VqcConfig, predict_proba
 
 METRICS = ["accuracy", "f1", "roc_auc"]
@@ -152,7 +151,7 @@ class Comparison:
     sample: dict | None = None  # the stated sample of labelled rows (Nyström path), else None: every row
 
 
-def labelled_kernel(embeddings: dict, spec: FeatureMapSpec, cache: KernelCache,
+def labelled_kernel(embeddings: dict, spec: KernelSpec, cache: KernelCache,
                     plan: KernelPlan | None = None) -> Comparison:
     """The exact kernel over every labelled row: one precomputed matrix that every split slices,
     so the verdict sends nothing to a device. The train x train and test x train blocks come from
@@ -167,7 +166,7 @@ def labelled_kernel(embeddings: dict, spec: FeatureMapSpec, cache: KernelCache,
         rows = plan.exact_sample(y)
         note = sample_note(len(y), rows, seed=plan.seed, what="verdict and diagnostics rows (train and test)")
         X, y, n_train = X[rows], y[rows], int(np.count_nonzero(rows < n_train))
-    return Comparison(X, y, quantum_kernel(X, spec=spec, cache=cache).matrix, n_train, note)
+    return Comparison(X, y, compute_kernel(X, spec=spec, cache=cache).matrix, n_train, note)
 
 
 def run_verdict(comparison: Comparison, quantum_C: float, classical: dict, policy: GatePolicy) -> Verdict:
@@ -187,7 +186,7 @@ def tuned_rbf_kernel(X: np.ndarray, classical: dict) -> np.ndarray:
     return rbf_kernel(X, gamma=best["params"]["gamma_scale"] / (X.shape[1] * X.var()))
 
 
-def inference_latency(models: dict, infos: dict, embeddings: dict, spec: FeatureMapSpec) -> dict[str, float]:
+def inference_latency(models: dict, infos: dict, embeddings: dict, spec: KernelSpec) -> dict[str, float]:
     """Measured per-sample inference latency (s) of each model on the test split, exact simulator."""
     X_train, X_test = embeddings["X_train"], embeddings["X_test"]
     latency = {}
@@ -196,7 +195,7 @@ def inference_latency(models: dict, infos: dict, embeddings: dict, spec: Feature
         # A Nyström model's rows need only their entries against the m landmarks.
         support = quantum["landmarks"] if "projection" in quantum else X_train[quantum["support"]]
         latency["quantum_svm"] = per_sample_latency(
-            lambda: support_decision(quantum, quantum_kernel(X_test, support, spec=spec).matrix), len(X_test))
+            lambda: support_decision(quantum, compute_kernel(X_test, support, spec=spec).matrix), len(X_test))
     kind = infos["classical_baseline"]["kind"]
     latency["classical_baseline"] = per_sample_latency(
         lambda: classical_decision(kind, models["classical_baseline"], X_test), len(X_test))
@@ -243,7 +242,7 @@ def model_evaluation(
     infos = {name: info_of(inputs[name]) for name in MODELS}
     telemetry = {name: telemetry_of(inputs[name]) for name in MODELS}
     metrics = {name: holdout_of(info) for name, info in infos.items()}
-    spec = FeatureMapSpec.from_dict(circuit_artifact["spec"])
+    spec = kernel_spec(circuit_artifact["spec"])
     backend = quantum_backend.backend_config()
     degraded_reason = infos["quantum_svm"].get("degraded_reason", "") if infos["quantum_svm"].get("degraded") else ""
 

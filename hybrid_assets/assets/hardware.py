@@ -32,8 +32,11 @@ from hybrid_resources.cost_policy import CostPolicy, SubmissionRefused
 from hybrid_resources.data.artifacts import info_of
 from hybrid_resources.data.warehouse import Warehouse
 from hybrid_resources.quantum.backends import BackendUnavailableError, QuantumBackend
-from hybrid_resources.quantum.feature_maps import FeatureMapSpec
-from hybrid_resources.quantum.kernel_engine import planned_circuits, quantum_kernel
+from hybrid_resources.quantum.kernels import (
+    compute_kernel,
+    kernel_spec,
+    planned_circuits,
+)
 
 MANAGED_DEVICES = ("braket.aws.qubit",)
 DEFAULT_HARDWARE_SHOTS = 100
@@ -114,7 +117,7 @@ def hardware_kernel_spread(
     if simulator_kernel.size == 0:
         raise Failure(description="The simulator kernel quantum_kernel_test is degraded (empty); materialize it "
                                   "on a working simulator before comparing with hardware.")
-    spec = FeatureMapSpec.from_dict(promoted_model["circuit"])
+    spec = kernel_spec(promoted_model["circuit"])
     if simulator_info.get("spec_hash") != promoted_model["circuit_spec_hash"]:
         raise Failure(description=f"quantum_kernel_test was computed with circuit "
                                   f"{str(simulator_info.get('spec_hash'))[:12]}, the promoted model uses "
@@ -131,13 +134,13 @@ def hardware_kernel_spread(
     backend = hardware_backend.backend_config()
     described = hardware_backend.describe()
     arn = hardware_backend.device_arn
-    context.log.info(f"hardware evaluation: {planned_circuits(rows, cols)} circuits x {backend.shots} shots "
+    context.log.info(f"hardware evaluation: {planned_circuits(spec, rows, cols)} circuits x {backend.shots} shots "
                      f"on {arn or backend.device_name}")
     try:
         with cost_policy.ledger(run_id=context.run_id, asset=context.asset_key.to_user_string(),
                                 backend=backend) as ledger:
             try:
-                result = quantum_kernel(X_test[:rows], X_train[:cols], spec=spec, backend=backend, ledger=ledger)
+                result = compute_kernel(X_test[:rows], X_train[:cols], spec=spec, backend=backend, ledger=ledger)
             except BackendUnavailableError as unavailable:
                 raise Failure(description=f"Hardware evaluation failed on {arn or backend.device_name}: "
                                           f"{unavailable}", metadata={"refused_before_submission": False}) from unavailable

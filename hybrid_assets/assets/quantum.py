@@ -10,6 +10,7 @@ from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
     Config,
+    Failure,
     MetadataValue,
     Output,
     asset,
@@ -50,7 +51,7 @@ from hybrid_assets.shot_planner import (
     recommend,
     shot_ladder,
 )
-from hybrid_assets.tuning import kfold_splits, tune_quantum
+from hybrid_assets.tuning import kfold_splits, quantum_score, tune_quantum
 from hybrid_resources.cost_policy import CostPolicy, UnknownPriceError, device_identity
 from hybrid_resources.data.artifacts import (
     content_hash,
@@ -61,7 +62,11 @@ from hybrid_resources.data.artifacts import (
 from hybrid_resources.data.paths import DataLayout
 from hybrid_resources.data.warehouse import Warehouse
 from hybrid_resources.gate_policy import GatePolicy
-from hybrid_resources.quantum.backends import BackendUnavailableError, QuantumBackend
+from hybrid_resources.quantum.backends import (
+    BackendConfig,
+    BackendUnavailableError,
+    QuantumBackend,
+)
 from hybrid_resources.quantum.feature_maps import (
     FEATURE_MAPS,
     FeatureMapSpec,
@@ -69,12 +74,26 @@ from hybrid_resources.quantum.feature_maps import (
     to_openqasm,
 )
 from hybrid_resources.quantum.kernel_cache import KernelCache
-from hybrid_resources.quantum.kernel_engine import planned_circuits, quantum_kernel
+from hybrid_resources.quantum.kernels import (
+    FAMILIES,
+    circuit_version,
+    compute_kernel,
+    kernel_spec,
+    run_circuits,
+)
 from hybrid_resources.quantum.nystrom import NystromModel, nystrom_model, row_blocks
+from hybrid_resources.quantum.projected_kernel import (
+    DEFAULT_GAMMAS,
+    ProjectedKernelSpec,
+    kernel_version,
+    projected_train_test,
+    tune_gamma,
+)
 
-# The circuit artifact's code version is the registry's feature-map versions: bumping a map's
+# The circuit artifact's code version is the registry's feature-map and kernel-family versions: bumping a
 # semantic version marks the circuit and everything downstream stale.
-FEATURE_MAP_VERSIONS = ",".join(f"{name}@{fm.version}" for name, fm in sorted(FEATURE_MAPS.items()))
+FEATURE_MAP_VERSIONS = ",".join([*(f"{name}@{fm.version}" for name, fm in sorted(FEATURE_MAPS.items())),
+                                 kernel_version()])
 
 
 class EmbeddingConfig(Config):
@@ -122,6 +141,10 @@ class KernelTuningConfig(Config):
     bandwidths: list[float] = Field(default=[0.1, 0.3, 1.0], description="Input scale factors to try")
     reps: list[int] = Field(default=[1, 2], description="Repetitions of the feature-map layer to try")
     Cs: list[float] = Field(default=[0.1, 1.0, 10.0, 100.0], description="SVM regularizations to try")
+    kernel: str = Field(default="fidelity",
+                        description="Kernel family: fidelity (a circuit per pair), projected (Huang et al. 2021: 3 "
+                                    "circuits per sample), or best (both tuned on the same folds, the better CV wins)")
+    gammas: list[float] = Field(default=list(DEFAULT_GAMMAS), description="Projected kernel widths to try")
     retune_growth: float = Field(
         default=0.2, ge=0.0,
         description="Keep the tuned choice until the train split has grown by more than this fraction since the "
@@ -144,6 +167,11 @@ def kernel_tuning(context: AssetExecutionContext, config: KernelTuningConfig, re
     grid = {"feature_map": config.feature_map, "entanglement": config.entanglement, "bandwidths": config.bandwidths,
             "reps": config.reps, "Cs": config.Cs, "n_qubits": int(X.shape[1]), "metric": gate_policy.metric,
             "folds": gate_policy.cv_folds, "seed": gate_policy.cv_seed}
+    if config.kernel not in (*FAMILIES, "best"):
+        raise Failure(f"kernel_tuning: kernel {config.kernel!r} is not one of {', '.join(FAMILIES)}, best")
+    if config.kernel != "fidelity":
+        # Absent for the fidelity kernel, so a tuning recorded before the option keeps its choice.
+        grid |= {"kernel": config.kernel, "gammas": config.gammas}
     # Above max_exact_train (the Nyström path) the CV runs on a seeded stratified sample: its
     # kernel is square in the rows it tunes on.
     plan = kernel_plan(len(y), gate_policy)
@@ -162,8 +190,11 @@ def kernel_tuning(context: AssetExecutionContext, config: KernelTuningConfig, re
                        "sample": sample_note(len(y), sample, seed=plan.seed, what="kernel_tuning CV rows")}
     decision = (f"kept (tuned on {previous['n_train']} train rows, the split now has {len(y)})" if reason is None
                 else f"tuned on {len(sample)} of {len(y)} train rows: {reason}")
-    rows = {str(c["params"]): {"cv_mean": c["cv_mean"], "cv_std": c["cv_std"]} for c in tuning["candidates"]}
+    rows = {f"{c.get('kernel', 'fidelity')} {c['params']}": {"cv_mean": c["cv_mean"], "cv_std": c["cv_std"]}
+            for c in tuning["candidates"]}
     return artifact_output(tuning, {
+        "kernel": tuning.get("kernel", {}).get("family", "fidelity"),
+        **({"gamma": tuning["kernel"]["gamma"]} if "gamma" in tuning.get("kernel", {}) else {}),
         "bandwidth": tuning["spec"]["bandwidth"], "reps": tuning["spec"]["reps"], "C": tuning["C"],
         f"cv_{gate_policy.metric}": tuning["cv_mean"], "tuning": decision,
         "kernel_path": plan.path, "kernel_path_reason": plan.reason,
@@ -174,17 +205,34 @@ def kernel_tuning(context: AssetExecutionContext, config: KernelTuningConfig, re
 
 
 def tune_kernel(X: np.ndarray, y: np.ndarray, grid: dict, gates: GatePolicy) -> dict:
-    """The best (bandwidth, reps, C) by CV on (X, y), and every candidate's score."""
+    """The best kernel configuration by CV on (X, y), and every candidate's score.
+
+    ``grid["kernel"]`` (absent: fidelity) picks the family: fidelity tunes (bandwidth, reps, C),
+    projected tunes (bandwidth, reps, gamma, C), best tunes both on the same folds and keeps the
+    better CV mean (the fidelity kernel on a tie). ``spec`` is the feature map; ``kernel`` the
+    family and, for the projected kernel, its gamma."""
     base = FeatureMapSpec(name=grid["feature_map"], n_qubits=grid["n_qubits"], entanglement=grid["entanglement"])
     reps = [r for r in grid["reps"] if _within_ceilings(replace(base, reps=r), gates)] or [min(grid["reps"])]
     splits = kfold_splits(y, folds=gates.cv_folds, seed=gates.cv_seed)
-    candidates = tune_quantum(X, y, splits, base, metric=gates.metric, bandwidths=grid["bandwidths"], reps=reps,
-                              Cs=grid["Cs"])
+    family = grid.get("kernel", "fidelity")
+    candidates = []
+    if family in ("fidelity", "best"):
+        candidates += [c.to_dict() | {"kernel": "fidelity"} for c in
+                       tune_quantum(X, y, splits, base, metric=gates.metric, bandwidths=grid["bandwidths"], reps=reps,
+                                    Cs=grid["Cs"])]
+    if family in ("projected", "best"):
+        candidates += [{"model": "quantum_svm", "kernel": "projected", **c.to_dict()} for c in
+                       tune_gamma(X, y, splits, base, gammas=grid["gammas"], Cs=grid["Cs"],
+                                  bandwidths=grid["bandwidths"], reps=reps,
+                                  score=lambda K, C: quantum_score(K, y, C, gates.metric))]
+    candidates.sort(key=lambda c: -c["cv_mean"])  # stable: the fidelity kernel first on a tie
     best = candidates[0]
-    spec = replace(base, bandwidth=best.params["bandwidth"], reps=best.params["reps"])
-    return {"spec": spec.to_dict(), "C": best.params["C"], "grid": grid, "n_train": int(len(y)),
-            "cv_metric": gates.metric, "cv_folds": len(splits), "cv_seed": gates.cv_seed, "cv_mean": best.cv_mean,
-            "cv_std": best.cv_std, "candidates": [c.to_dict() for c in candidates]}
+    spec = replace(base, bandwidth=best["params"]["bandwidth"], reps=best["params"]["reps"])
+    kernel = ({"family": "projected", "gamma": best["params"]["gamma"]} if best["kernel"] == "projected"
+              else {"family": "fidelity"})
+    return {"spec": spec.to_dict(), "kernel": kernel, "C": best["params"]["C"], "grid": grid,
+            "n_train": int(len(y)), "cv_metric": gates.metric, "cv_folds": len(splits), "cv_seed": gates.cv_seed,
+            "cv_mean": best["cv_mean"], "cv_std": best["cv_std"], "candidates": candidates}
 
 
 def retune_reason(previous: dict | None, grid: dict, n_train: int, retune_growth: float) -> str | None:
@@ -208,24 +256,31 @@ def _within_ceilings(spec: FeatureMapSpec, gates: GatePolicy) -> bool:
        check_specs=[AssetCheckSpec("circuit_ceilings", asset="circuit_artifact", blocking=True,
                                    description="Width, depth and two-qubit gates after decomposition under the ceilings")])
 def circuit_artifact(kernel_tuning: dict, reduced_embeddings: dict, gate_policy: GatePolicy) -> Iterator:
-    """The tuned feature-map spec at the registry's current version, its OpenQASM 2.0 bound to a
-    reference input, and its size."""
-    spec = FeatureMapSpec.from_dict({**kernel_tuning["spec"], "version": ""})
+    """The tuned kernel at the registry's current versions: ``spec`` the feature map's spec dict
+    (fidelity kernel) or the projected kernel's (family, gamma, feature map), its OpenQASM 2.0
+    bound to a reference input, and its size. A projected kernel runs this circuit three times
+    per sample, with an X, Y or Z basis rotation before measuring every qubit."""
+    fm = FeatureMapSpec.from_dict({**kernel_tuning["spec"], "version": ""})
+    kernel = kernel_tuning.get("kernel", {"family": "fidelity"})
+    spec = ProjectedKernelSpec(fm, float(kernel["gamma"])) if kernel["family"] == "projected" else fm
     reference_input = reduced_embeddings["X_train"][0]
-    resources = circuit_resources(spec)
+    resources = circuit_resources(fm)
     artifact = {
         "spec": spec.to_dict(),
         "spec_hash": spec.spec_hash,
+        "kernel": kernel,
         "reference_input": reference_input.tolist(),
-        "openqasm": to_openqasm(spec, reference_input),
+        "openqasm": to_openqasm(fm, reference_input),
         "resources": resources,
     }
     qasm_path = DataLayout.from_env().artifacts / "circuit_artifact" / "circuit.qasm"
     qasm_path.parent.mkdir(parents=True, exist_ok=True)
     qasm_path.write_text(artifact["openqasm"])
     yield artifact_output(artifact, {
-        "feature_map": spec.name,
-        "circuit_version": spec.to_dict()["version"],
+        "kernel": kernel["family"],
+        **({"gamma": kernel["gamma"]} if "gamma" in kernel else {}),
+        "feature_map": fm.name,
+        "circuit_version": circuit_version(spec),
         "spec_hash": spec.spec_hash,
         "width": resources["width"],
         "depth": resources["depth"],
@@ -302,7 +357,7 @@ def _quantum_kernel_asset(context: AssetExecutionContext, X: np.ndarray, X_train
     else:
         with cost_policy.ledger(run_id=context.run_id, asset=asset, backend=backend) as ledger:
             def compute(A, B=None):
-                return quantum_kernel(A, B, spec=FeatureMapSpec.from_dict(circuit["spec"]), backend=backend,
+                return compute_kernel(A, B, spec=kernel_spec(circuit["spec"]), backend=backend,
                                       cache=KernelCache(DataLayout.from_env().kernel_cache), ledger=ledger)
             try:
                 arrays, calls = kernel_arrays(X, X_train, plan, compute)
@@ -465,27 +520,33 @@ def shot_plan(config: ShotPlanConfig, circuit_artifact: dict, kernel_tuning: dic
     with shots (emulated from the exact kernels of the tuned spec), each rung's planned cost on the
     configured device (and on the hardware device, when one is set), and the cheapest rung within
     ``tolerance`` of exact. Nothing is sent to a device."""
-    spec, C = FeatureMapSpec.from_dict(circuit_artifact["spec"]), float(kernel_tuning["C"])
+    spec, C = kernel_spec(circuit_artifact["spec"]), float(kernel_tuning["C"])
     X_train, X_test = reduced_embeddings["X_train"], reduced_embeddings["X_test"]
     y_train, y_test = reduced_embeddings["y_train"], reduced_embeddings["y_test"]
     plan = kernel_plan(len(y_train), gate_policy)
     # What a run submits on the chosen path; the ladder itself emulates shots on exact kernels of
     # a seeded stratified sample of each split above max_exact_train.
-    circuits = (planned_circuits(plan.landmarks, None) + planned_circuits(len(X_train), plan.landmarks)
-                + planned_circuits(len(X_test), plan.landmarks) if plan.nystrom else
-                planned_circuits(len(X_train), None) + planned_circuits(len(X_test), len(X_train)))
+    circuits = run_circuits(spec, len(X_train), len(X_test), plan.landmarks if plan.nystrom else None)
     train_rows, test_rows = plan.exact_sample(y_train), plan.exact_sample(y_test)
     X_train, y_train, X_test, y_test = X_train[train_rows], y_train[train_rows], X_test[test_rows], y_test[test_rows]
     cache = KernelCache(DataLayout.from_env().kernel_cache)
-    train = quantum_kernel(X_train, spec=spec, cache=cache).matrix
-    test = quantum_kernel(X_test, X_train, spec=spec, cache=cache).matrix
+    train = compute_kernel(X_train, spec=spec, cache=cache).matrix
+    test = compute_kernel(X_test, X_train, spec=spec, cache=cache).matrix
     exact = holdout_score(train, test, y_train, y_test, C=C, metric=gate_policy.metric)
     devices = {"configured": quantum_backend.backend_config()}
     if hardware_backend.device_arn:
         devices["hardware"] = hardware_backend.backend_config()
     rungs = []
+    emulate = None
+    if isinstance(spec, ProjectedKernelSpec):
+        def emulate(shots: int, repeat: int) -> tuple[np.ndarray, np.ndarray]:
+            # One noisy measurement of each row serves both kernels, as on a device.
+            noisy = BackendConfig(shots=shots, shot_emulation=True, seed=gate_policy.cv_seed * 1000 + repeat)
+            k_train, k_test = projected_train_test(X_train, X_test, spec=spec, backend=noisy)
+            return k_train.matrix, k_test.matrix
     for shots, scores, errors in shot_ladder(train, test, y_train, y_test, C=C, metric=gate_policy.metric,
-                                             ladder=config.ladder, seeds=config.seeds, seed=gate_policy.cv_seed):
+                                             ladder=config.ladder, seeds=config.seeds, seed=gate_policy.cv_seed,
+                                             emulate=emulate):
         usd = {}
         for name, backend in devices.items():
             try:

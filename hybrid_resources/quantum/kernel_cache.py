@@ -218,6 +218,24 @@ class KernelCache:
         for journal in [*held.journals_read, *([held._journal] if held._journal else [])]:
             journal.unlink(missing_ok=True)
 
+    # -- per-sample vectors (outside a kernel request) ---------------------------------
+
+    def load_rows(self, spec: Any, backend: Any, keys: Sequence[str], width: int,
+                  dtype: np.dtype = np.float64) -> StateLookup:
+        """Cached per-sample vectors (len(keys), width) of ``spec`` on ``backend``, e.g. the
+        projected kernel's Bloch vectors: the rows found are filled and marked in ``found``."""
+        lookup = StateLookup(list(keys), np.empty((len(keys), width), dtype=dtype), np.zeros(len(keys), dtype=bool))
+        self._load_states(self.namespace(spec, backend), lookup)
+        return lookup
+
+    def store_rows(self, spec: Any, backend: Any, lookup: StateLookup) -> None:
+        """Persist the rows of ``lookup`` not found in the cache (filled in by the caller)."""
+        ns = self.namespace(spec, backend)
+        computed = np.flatnonzero(~lookup.found)
+        if computed.size:
+            self._store_states(ns, [lookup.keys[i] for i in computed], lookup.states[computed])
+        self._compact_states(ns, lookup.keys, lookup.states, lookup.files)
+
     # -- namespaces ---------------------------------------------------------------------
 
     def namespace(self, spec: Any, backend: Any) -> str:

@@ -43,10 +43,12 @@ from sklearn.svm import SVC
 from hybrid_resources.quantum.backends import BackendConfig, SubmissionLedger
 from hybrid_resources.quantum.execution import execute_tapes
 from hybrid_resources.quantum.feature_maps import FeatureMapSpec, apply_feature_map
+from hybrid_resources.quantum.kernel_cache import KernelCache
 from hybrid_resources.quantum.kernel_engine import (
     KernelResult,
     KernelStats,
     feature_states,
+    sample_keys,
 )
 
 FAMILY = "projected"
@@ -105,6 +107,21 @@ class ProjectedKernelSpec:
     @property
     def spec_hash(self) -> str:
         """sha256 hex of the canonical JSON of :meth:`to_dict`."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class BlochSpec:
+    """What a sample's Bloch vectors depend on: the feature map and this family's version, not
+    gamma. The kernel cache's namespace for them (every gamma, train and test reuse one set)."""
+
+    feature_map: FeatureMapSpec
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"family": f"{FAMILY}-bloch", "version": VERSION, "feature_map": self.feature_map.to_dict()}
+
+    @property
+    def spec_hash(self) -> str:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
@@ -260,6 +277,7 @@ def projected_kernel(
     backend: BackendConfig = BackendConfig(),
     ledger: SubmissionLedger | None = None,
     on_call: Callable[[int], None] | None = None,
+    cache: KernelCache | None = None,
 ) -> KernelResult:
     """Projected kernel matrix between rows of X and rows of Y (Y=None: X with itself).
 
@@ -270,6 +288,8 @@ def projected_kernel(
             else 3 circuits per sample (3 N, plus 3 M when Y is given) on the device.
         ledger: admits the circuit plan first and records what the device runs.
         on_call: progress callback, circuits returned per device call.
+        cache: keeps each sample's Bloch vectors (per feature map and backend), so a row already
+            measured (e.g. the train rows, by the train kernel) is not measured or paid for again.
 
     Returns:
         :class:`KernelResult`, float64 (N, M) matrix in (0, 1] (symmetric, unit diagonal when Y
@@ -287,7 +307,7 @@ def projected_kernel(
     fm = spec.feature_map
     symmetric = Y is None
     rows = X if symmetric else np.concatenate([_rows(X, fm), _rows(Y, fm)])
-    run, method = bloch_vectors(rows, fm, backend, ledger, on_call)
+    run, method = bloch_vectors(rows, fm, backend, ledger, on_call, cache=cache)
     n = len(X)
     RA, RB = (run.vectors, None) if symmetric else (run.vectors[:n], run.vectors[n:])
     matrix = kernel_from_distances(projected_distances(RA, RB), spec.gamma)
@@ -341,15 +361,33 @@ def _stats(spec: ProjectedKernelSpec, backend: BackendConfig, method: str, run: 
 
 
 def bloch_vectors(rows: np.ndarray, fm: FeatureMapSpec, backend: BackendConfig, ledger: SubmissionLedger | None = None,
-                  on_call: Callable[[int], None] | None = None) -> tuple[BlochRun, str]:
+                  on_call: Callable[[int], None] | None = None,
+                  cache: KernelCache | None = None) -> tuple[BlochRun, str]:
     """Bloch vectors (N, n, 3) of ``rows`` by the path ``backend`` selects, and that path's name
     (``projected-statevector``, ``projected-shot-emulation`` or ``projected-circuits``): what an
-    asset stores once so that every gamma, and the train and test kernels, reuse one measurement."""
-    if backend.is_exact:
-        return BlochRun(exact_bloch_vectors(rows, fm)), "projected-statevector"
-    if backend.shot_emulation:
-        return emulated_bloch_vectors(rows, fm, backend), "projected-shot-emulation"
-    return measured_bloch_vectors(rows, fm, backend, ledger=ledger, on_call=on_call), "projected-circuits"
+    asset stores once so that every gamma, and the train and test kernels, reuse one measurement.
+    With ``cache``, only the rows it does not hold are computed (and admitted, and paid for); the
+    run's circuits and shots count those rows only."""
+    method = ("projected-statevector" if backend.is_exact else
+              "projected-shot-emulation" if backend.shot_emulation else "projected-circuits")
+
+    def compute(X: np.ndarray) -> BlochRun:
+        if backend.is_exact:
+            return BlochRun(exact_bloch_vectors(X, fm))
+        if backend.shot_emulation:
+            return emulated_bloch_vectors(X, fm, backend)
+        return measured_bloch_vectors(X, fm, backend, ledger=ledger, on_call=on_call)
+
+    if cache is None:
+        return compute(rows), method
+    rows = _rows(rows, fm)
+    width = fm.n_qubits * len(BASES)
+    held = cache.load_rows(BlochSpec(fm), backend, sample_keys(rows), width)
+    missing = np.flatnonzero(~held.found)
+    run = compute(rows[missing]) if missing.size else BlochRun(np.empty((0, fm.n_qubits, len(BASES))))
+    held.states[missing] = run.vectors.reshape(len(missing), width)
+    cache.store_rows(BlochSpec(fm), backend, held)
+    return replace(run, vectors=held.states.reshape(len(rows), fm.n_qubits, len(BASES))), method
 
 
 def _rows(X: np.ndarray, spec: FeatureMapSpec) -> np.ndarray:

@@ -1,0 +1,93 @@
+"""One entry point for the kernel families a circuit artifact can name.
+
+- **fidelity** (the default): k(x, x') = |<phi(x)|phi(x')>|^2 of a feature map,
+  :mod:`hybrid_resources.quantum.kernel_engine`; a stored spec is a feature-map dict;
+- **projected**: k(x, x') = exp(-gamma sum_q ||rho_q(x) - rho_q(x')||_F^2),
+  :mod:`hybrid_resources.quantum.projected_kernel`; a stored spec has ``"family": "projected"``.
+
+Assets, gates, scoring and the hardware run call :func:`compute_kernel` with the spec
+:func:`kernel_spec` reads back from a circuit artifact, so switching family is configuration
+(``kernel_tuning``'s ``kernel``), not code.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Union
+
+import numpy as np
+
+from hybrid_resources.quantum import kernel_engine, projected_kernel
+from hybrid_resources.quantum.backends import BackendConfig, SubmissionLedger
+from hybrid_resources.quantum.feature_maps import FeatureMapSpec
+from hybrid_resources.quantum.kernel_cache import KernelCache
+from hybrid_resources.quantum.kernel_engine import KernelResult
+from hybrid_resources.quantum.projected_kernel import ProjectedKernelSpec
+
+KernelSpec = Union[FeatureMapSpec, ProjectedKernelSpec]
+FAMILIES = ("fidelity", "projected")
+
+
+def kernel_spec(d: dict[str, Any], *, current: bool = False) -> KernelSpec:
+    """The spec a stored dict describes (a feature map, or ``"family": "projected"``).
+
+    ``current`` re-reads it at the code's current versions (what a new circuit artifact does);
+    otherwise the stored versions are pinned and an older one is refused."""
+    if d.get("family") == projected_kernel.FAMILY:
+        fm = {**d["feature_map"], **({"version": ""} if current else {})}
+        return ProjectedKernelSpec(FeatureMapSpec.from_dict(fm), float(d["gamma"]),
+                                   "" if current else str(d.get("version", "")))
+    return FeatureMapSpec.from_dict({**d, **({"version": ""} if current else {})})
+
+
+def family_of(spec: KernelSpec) -> str:
+    return "projected" if isinstance(spec, ProjectedKernelSpec) else "fidelity"
+
+
+def feature_map_of(spec: KernelSpec) -> FeatureMapSpec:
+    """The feature map whose circuit the kernel runs (its size is what the ceilings judge)."""
+    return spec.feature_map if isinstance(spec, ProjectedKernelSpec) else spec
+
+
+def circuit_version(spec: KernelSpec) -> str:
+    """``iqp@1.0.0`` for a fidelity kernel, ``projected@1.0.0+iqp@1.0.0`` for a projected one."""
+    if isinstance(spec, ProjectedKernelSpec):
+        return spec.code_version
+    return f"{spec.name}@{spec.resolved_version}"
+
+
+def planned_circuits(spec: KernelSpec, n_rows: int, n_cols: int | None) -> int:
+    """Circuits a shot device runs for one (n_rows, n_cols) kernel request (n_cols None:
+    symmetric) with nothing cached: the pairs for the fidelity kernel, 3 per row and column
+    for the projected kernel."""
+    if isinstance(spec, ProjectedKernelSpec):
+        return projected_kernel.planned_circuits(n_rows, n_cols)
+    return kernel_engine.planned_circuits(n_rows, n_cols)
+
+
+def run_circuits(spec: KernelSpec, n_train: int, n_test: int, landmarks: int | None = None) -> int:
+    """Circuits the train and test kernel assets run together on a shot device, sharing one
+    cache: the Gram matrix and test x train pairs (or, on the Nyström path, the landmarks' own
+    kernel and every row against the ``landmarks``) for the fidelity kernel; 3 per train and
+    test row for the projected kernel, whatever the path (landmarks are train rows)."""
+    if isinstance(spec, ProjectedKernelSpec):
+        return projected_kernel.planned_circuits(n_train, n_test)
+    if landmarks:
+        return (kernel_engine.planned_circuits(landmarks, None) + kernel_engine.planned_circuits(n_train, landmarks)
+                + kernel_engine.planned_circuits(n_test, landmarks))
+    return kernel_engine.planned_circuits(n_train, None) + kernel_engine.planned_circuits(n_test, n_train)
+
+
+def compute_kernel(X: np.ndarray, Y: np.ndarray | None = None, *, spec: KernelSpec,
+                   backend: BackendConfig = BackendConfig(), cache: KernelCache | None = None,
+                   ledger: SubmissionLedger | None = None, out: np.ndarray | None = None,
+                   on_call: Callable[[int], None] | None = None) -> KernelResult:
+    """Kernel matrix (N, M) between rows of X (N, n_qubits) and Y (M, n_qubits), Y None: X with
+    itself, of either family, on ``backend``'s path, admitted and recorded by ``ledger``.
+    ``out`` (a preallocated, e.g. memory-mapped, array) is used by the fidelity engine only."""
+    if isinstance(spec, ProjectedKernelSpec):
+        result = projected_kernel.projected_kernel(X, Y, spec=spec, backend=backend, ledger=ledger,
+                                                   on_call=on_call, cache=cache)
+        if out is not None:
+            out[...] = result.matrix
+        return result
+    return kernel_engine.quantum_kernel(X, Y, spec=spec, backend=backend, cache=cache, ledger=ledger, out=out)

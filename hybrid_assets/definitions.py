@@ -37,6 +37,7 @@ from hybrid_assets.assets import (
     evaluation,
     hardware,
     landing,
+    noise,
     portfolio,
     quantum,
     serving,
@@ -137,7 +138,7 @@ def resources_from_env() -> dict[str, Any]:
     }
 
 
-all_assets = load_assets_from_modules([landing, quantum, classical, variational, evaluation, serving, hardware,
+all_assets = load_assets_from_modules([landing, quantum, noise, classical, variational, evaluation, serving, hardware,
                                        portfolio])
 
 defs = Definitions(

@@ -71,3 +71,52 @@ def test_bad_names_fail_with_the_choices():
     with pytest.raises(ValueError, match="readout"):
         NoiseModel(readout=1.5)
     assert mitigation_steps("none") == ()
+
+
+# ---------------------------------------------------------------------------------------
+# The noisy_kernel_spread asset and its check
+# ---------------------------------------------------------------------------------------
+
+
+def _materialize_spread(instance, layout, kernel: str, spread_config: dict):
+    from dagster import materialize
+
+    from hybrid_assets.definitions import all_assets
+    from tests.bad_files import write_good_csv
+    from tests.conftest import RESOURCES, SMALL_RUN_CONFIG, ingest
+
+    write_good_csv(layout.landing, n_rows=30, n_features=5, seed=1, name="train.csv")
+    ingest(instance, "train.csv")
+    config = {"ops": {**SMALL_RUN_CONFIG["ops"], "kernel_tuning": {"config": {"kernel": kernel, "Cs": [1.0]}},
+                      "noisy_kernel_spread": {"config": spread_config}}}
+    return materialize(all_assets, selection=["features", "reduced_embeddings", "kernel_tuning", "circuit_artifact",
+                                              "noisy_kernel_spread"],
+                       instance=instance, resources=RESOURCES, run_config=config, raise_on_error=False)
+
+
+def test_the_noise_spread_asset_mitigates_and_its_check_reports_the_spread(data_layout, instance):
+    from hybrid_resources.data.artifacts import ArtifactStore, info_of
+
+    result = _materialize_spread(instance, data_layout, "fidelity", {"rows": 10, "depolarizing": 0.02})
+    assert result.success
+    stored = ArtifactStore(data_layout.artifacts).read(["noisy_kernel_spread"])
+    info = info_of(stored)
+    assert stored["exact"].shape == stored["noisy"].shape == stored["mitigated"].shape == (10, 10)
+    assert info["mitigation"] == "depolarizing_average" and info["circuits"] == 10 * 11 // 2
+    assert info["mitigated_max_abs_error"] < info["noisy_max_abs_error"]
+    assert np.isclose(info["noisy_max_abs_error"], np.abs(stored["noisy"] - stored["exact"]).max())
+    (check,) = [c for c in result.get_asset_check_evaluations() if c.check_name == "noise_spread"]
+    assert check.passed == (info["mitigated_max_abs_error"] <= 0.01)
+
+    # A tolerance the mitigated kernel cannot meet fails the check (a warning), with the figure.
+    strict = _materialize_spread(instance, data_layout, "fidelity", {"rows": 10, "depolarizing": 0.05,
+                                                                     "tolerance": 1e-9})
+    (check,) = [c for c in strict.get_asset_check_evaluations() if c.check_name == "noise_spread"]
+    assert not check.passed and "above 1e-09" in check.metadata["message"].value
+
+
+def test_a_projected_kernel_refuses_a_diagonal_based_mitigation_with_the_choices(data_layout, instance):
+    result = _materialize_spread(instance, data_layout, "projected", {"rows": 6, "mitigation": "depolarizing_average"})
+    assert not result.success
+    (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert "projected kernel's diagonal is 1" in str(failure.event_specific_data.error)

@@ -34,6 +34,13 @@ from hybrid_resources.quantum.execution import execute_tapes
 from hybrid_resources.quantum.feature_maps import BASIC_GATE_SET, FeatureMapSpec
 from hybrid_resources.quantum.kernel_engine import KernelStats
 from hybrid_resources.quantum.kernel_engine import _pair_tape as pair_tape
+from hybrid_resources.quantum.kernels import compute_kernel
+from hybrid_resources.quantum.projected_kernel import (
+    ProjectedKernelSpec,
+    kernel_from_distances,
+    measured_bloch_vectors,
+    projected_distances,
+)
 
 NOISY_DEVICES = ("default.mixed", "braket_dm")
 EXAMPLE_CALIBRATION = Path(__file__).resolve().parents[1] / "calibration_example.json"
@@ -172,6 +179,25 @@ def noisy_kernel(X: np.ndarray, Y: np.ndarray | None = None, *, spec: FeatureMap
     return NoisyKernelResult(out, stats, noise)
 
 
+def noisy_projected_kernel(X: np.ndarray, *, spec: ProjectedKernelSpec, noise: NoiseModel,
+                           device: str = "default.mixed", shots: int | None = None, seed: int = 0,
+                           ledger: SubmissionLedger | None = None) -> NoisyKernelResult:
+    """The projected kernel's Gram matrix (N, N) from Bloch vectors measured by 3 N basis
+    circuits under ``noise`` on a density-matrix simulator (arguments as :func:`noisy_kernel`).
+    Its diagonal is 1 by construction: depolarizing noise shrinks every Bloch vector instead, so
+    the ``depolarizing_*`` mitigations (which read a decayed diagonal) do not apply to it."""
+    t0 = time.perf_counter()
+    fm = spec.feature_map
+    backend = noisy_backend(device, shots=shots, seed=seed)
+    run = measured_bloch_vectors(X, fm, backend, ledger=ledger, transform=lambda tape: noisy_tape(tape, noise))
+    out = kernel_from_distances(projected_distances(run.vectors), spec.gamma)
+    stats = KernelStats(n_rows=len(X), n_cols=len(X), method="noisy-density-matrix-projected", device_name=device,
+                        shots=shots, seed=seed, entries_computed=out.size, entries_from_cache=0,
+                        circuits_executed=run.circuits, shots_executed=run.shots,
+                        wall_time_s=time.perf_counter() - t0, retries=run.retries, spec_hash=spec.spec_hash)
+    return NoisyKernelResult(out, stats, noise)
+
+
 # ---------------------------------------------------------------------------------------
 # Mitigation (PennyLane's qml.kernels post-processing, by name)
 # ---------------------------------------------------------------------------------------
@@ -257,3 +283,28 @@ def noise_spread_report(exact: np.ndarray, noisy: np.ndarray, mitigated: np.ndar
     return {"noise": noise.to_dict(), "mitigation": mitigation, "tolerance": tolerance,
             **{f"noisy_{k}": v for k, v in raw.items()}, **{f"mitigated_{k}": v for k, v in fixed.items()},
             "passed": fixed["max_abs_error"] <= tolerance}
+
+
+def noise_spread(X: np.ndarray, spec: FeatureMapSpec | ProjectedKernelSpec, noise: NoiseModel, *,
+                 mitigation: str = "auto", tolerance: float = 0.01, device: str = "default.mixed",
+                 ledger: SubmissionLedger | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """The exact, noisy and mitigated Gram matrices (N, N) of ``spec`` (either kernel family) on
+    rows X (N, n_qubits), and :func:`noise_spread_report` of them plus the circuits run.
+
+    ``mitigation`` "auto": ``depolarizing_average`` for a fidelity kernel, ``none`` for a
+    projected one (its diagonal does not decay, see :func:`noisy_projected_kernel`)."""
+    projected = isinstance(spec, ProjectedKernelSpec)
+    fm = spec.feature_map if projected else spec
+    method = mitigation if mitigation != "auto" else ("none" if projected else "depolarizing_average")
+    steps = mitigation_steps(method)
+    if projected and any(step.startswith("depolarizing_") for step in steps):
+        raise ValueError(f"mitigation {method!r} reads a decayed kernel diagonal; the projected kernel's diagonal "
+                         "is 1 by construction. Use none, threshold, displace, flip or closest_psd")
+    exact = compute_kernel(X, spec=spec).matrix
+    noisy = (noisy_projected_kernel(X, spec=spec, noise=noise, device=device, ledger=ledger) if projected else
+             noisy_kernel(X, spec=fm, noise=noise, device=device, ledger=ledger))
+    mitigated = mitigate_kernel(noisy.matrix, fm.n_qubits, steps or "none")
+    report = noise_spread_report(exact, noisy.matrix, mitigated, tolerance=tolerance, noise=noise, mitigation=method)
+    report |= {"device": device, "rows": int(len(X)), "circuits": noisy.stats.circuits_executed,
+               "wall_time_s": noisy.stats.wall_time_s}
+    return {"exact": exact, "noisy": noisy.matrix, "mitigated": mitigated}, report

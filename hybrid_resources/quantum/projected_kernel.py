@@ -233,15 +233,20 @@ class BlochRun:
 
 def measured_bloch_vectors(X: np.ndarray, spec: FeatureMapSpec, backend: BackendConfig, *,
                            ledger: SubmissionLedger | None = None,
-                           on_call: Callable[[int], None] | None = None) -> BlochRun:
+                           on_call: Callable[[int], None] | None = None,
+                           transform: Callable[[qml.tape.QuantumScript], qml.tape.QuantumScript] | None = None,
+                           ) -> BlochRun:
     """Bloch vectors estimated from 3 circuits per row of X on ``backend``'s device.
 
     The plan (3 N circuits x shots) is admitted by ``ledger`` before anything is sent (raising
     from it sends nothing) and every circuit the device runs is recorded there. Estimates on a
-    seedable simulator are reproducible for a given ``backend.seed``.
+    seedable simulator are reproducible for a given ``backend.seed``. ``transform`` rewrites each
+    circuit before it is sent (e.g. inserts noise channels for a density-matrix simulator).
     """
     X = _rows(X, spec)
     tapes = [basis_tape(spec, x, basis, backend.shots) for x in X for basis in BASES]
+    if transform is not None:
+        tapes = [transform(tape) for tape in tapes]
     if ledger is not None:
         ledger.admit(len(tapes), backend.shots or 0, n_qubits=spec.n_qubits, route="projected")
     results, retries = execute_tapes(tapes, backend, spec.n_qubits, ledger=ledger, on_call=on_call)

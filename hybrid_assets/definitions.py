@@ -38,6 +38,7 @@ from hybrid_assets.assets import (
     hardware,
     landing,
     noise,
+    planning,
     portfolio,
     quantum,
     serving,
@@ -47,6 +48,7 @@ from hybrid_assets.assets.hardware import (
     DEFAULT_HARDWARE_SHOTS,
     hardware_evaluation_job,
 )
+from hybrid_assets.assets.planning import plan_kernel_routes_job
 from hybrid_assets.assets.portfolio import portfolio_job
 from hybrid_assets.executors import executor_from_env
 from hybrid_assets.jobs import (
@@ -138,8 +140,8 @@ def resources_from_env() -> dict[str, Any]:
     }
 
 
-all_assets = load_assets_from_modules([landing, quantum, noise, classical, variational, evaluation, serving, hardware,
-                                       portfolio])
+all_assets = load_assets_from_modules([landing, quantum, noise, planning, classical, variational, evaluation, serving,
+                                       hardware, portfolio])
 
 defs = Definitions(
     assets=all_assets,
@@ -147,7 +149,7 @@ defs = Definitions(
     # small sizes, while a fresh step process would pay the pennylane/dagster imports again.
     executor=executor_from_env(),
     jobs=[ingest_landing_file_job, ingest_scoring_file_job, ingest_labels_file_job, refresh_models_job,
-          hardware_evaluation_job, registry, score_stream_job, portfolio_job],
+          hardware_evaluation_job, registry, score_stream_job, plan_kernel_routes_job, portfolio_job],
     sensors=[landing_sensor, scoring_sensor, labels_sensor, scoring_stream_sensor, automation_sensor,
              returns_sensor],
     resources=resources_from_env(),

@@ -21,9 +21,10 @@ import numpy as np
 from sklearn.svm import SVC
 
 from hybrid_assets.tuning import kfold_splits
-from hybrid_resources.cost_policy import SubmissionRefused
+from hybrid_resources.cost_policy import CostPolicy, SubmissionRefused
 from hybrid_resources.data.artifacts import ArtifactStore
 from hybrid_resources.data.paths import DataLayout
+from hybrid_resources.quantum.backends import BackendConfig
 from hybrid_resources.quantum.feature_maps import FeatureMapSpec
 from hybrid_resources.quantum.kernel_engine import quantum_kernel
 from hybrid_resources.quantum.nystrom import (
@@ -85,6 +86,33 @@ def refusals(plans: list[RoutePlan], time_budget_s: float) -> dict[str, str]:
     return refused
 
 
+def route_report(request: PlanRequest, backend: BackendConfig, cost_policy: CostPolicy,
+                 accuracy: dict[str, float]) -> tuple[list[RoutePlan], dict[str, Any]]:
+    """Every route's plan for ``request`` on ``backend`` (program sets where the device has them,
+    priced by the cost policy's table) and the report the command prints and the
+    ``kernel_route_plan`` asset stores: routes, which ones the time budget refuses and why, and
+    ``accuracy`` (route -> expected holdout accuracy, may be empty). Submits nothing."""
+    backend = cost_policy.with_program_sets(backend)
+    plans = plan_routes(request, backend, cost_policy.price_table())
+    refused = refusals(plans, cost_policy.time_budget_s)
+    return plans, {
+        "device": backend.device_name, "shots": backend.shots, "train_rows": request.n_train,
+        "test_rows": request.n_test, "qubits": request.spec.n_qubits, "landmarks": min(request.landmarks, request.n_train),
+        "time_budget_s": cost_policy.time_budget_s, "routes": [plan.to_dict() for plan in plans], "refused": refused,
+        "expected_accuracy": accuracy,
+    }
+
+
+def plan_current_data(embeddings: dict, tuning: dict, backend: BackendConfig, cost_policy: CostPolicy, *,
+                      landmarks: int = NystromConfig().m, with_accuracy: bool = True,
+                      ) -> tuple[list[RoutePlan], dict[str, Any]]:
+    """:func:`route_report` for the rows of ``reduced_embeddings`` and the tuned feature map."""
+    spec = FeatureMapSpec.from_dict(tuning["spec"])
+    request = PlanRequest(len(embeddings["X_train"]), len(embeddings["X_test"]), spec, landmarks)
+    accuracy = expected_accuracy(embeddings, spec, tuning["C"], landmarks) if with_accuracy else {}
+    return route_report(request, backend, cost_policy, accuracy)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="hybrid-plan", description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", help="PennyLane device name (default: HYBRID_QUANTUM_DEVICE)")
@@ -107,36 +135,25 @@ def main(argv: list[str] | None = None) -> None:
         backend = replace(backend, device_name=args.device, shot_emulation=False)
     if args.shots is not None:
         backend = replace(backend, shots=args.shots or None)
-    backend = cost_policy.with_program_sets(backend)
     if args.train_rows:
         request = PlanRequest(args.train_rows, args.test_rows, FeatureMapSpec("iqp", args.qubits, reps=2),
                               args.landmarks)
-        accuracy = {}
+        plans, report = route_report(request, backend, cost_policy, {})
     else:
         embeddings, tuning = current_data(ArtifactStore(DataLayout.from_env().artifacts))
-        spec = FeatureMapSpec.from_dict(tuning["spec"])
-        request = PlanRequest(len(embeddings["X_train"]), len(embeddings["X_test"]), spec, args.landmarks)
-        accuracy = {} if args.no_accuracy else expected_accuracy(embeddings, spec, tuning["C"], args.landmarks)
-
-    plans = plan_routes(request, backend, cost_policy.price_table())
-    refused = refusals(plans, cost_policy.time_budget_s)
-    report: dict[str, Any] = {
-        "device": backend.device_name, "shots": backend.shots, "train_rows": request.n_train,
-        "test_rows": request.n_test, "qubits": request.spec.n_qubits, "landmarks": min(request.landmarks, request.n_train),
-        "time_budget_s": cost_policy.time_budget_s, "routes": [plan.to_dict() for plan in plans], "refused": refused,
-        "expected_accuracy": accuracy,
-    }
+        plans, report = plan_current_data(embeddings, tuning, backend, cost_policy, landmarks=args.landmarks,
+                                          with_accuracy=not args.no_accuracy)
     if args.format == "json":
         json.dump(report, sys.stdout, indent=2)
         print()
         return
-    print(f"Kernel routes for {request.n_train} train + {request.n_test} test rows, {request.spec.n_qubits} qubits, "
-          f"on {backend.device_name} ({backend.shots or 'exact'} shots); nothing was submitted.\n")
+    print(f"Kernel routes for {report['train_rows']} train + {report['test_rows']} test rows, {report['qubits']} "
+          f"qubits, on {report['device']} ({report['shots'] or 'exact'} shots); nothing was submitted.\n")
     print(format_plan(plans))
-    if accuracy:
+    if report["expected_accuracy"]:
         print("\nExpected holdout accuracy on the exact simulator: "
-              + ", ".join(f"{route} {value:.4f}" for route, value in accuracy.items()))
-    for route, message in refused.items():
+              + ", ".join(f"{route} {value:.4f}" for route, value in report["expected_accuracy"].items()))
+    for route, message in report["refused"].items():
         print(f"\nrefused: {route}: {message}")
 
 

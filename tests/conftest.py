@@ -128,7 +128,7 @@ def _downstream():
     from dagster import AssetSelection
 
     return (AssetSelection.all() - AssetSelection.assets("raw_samples") - AssetSelection.groups("hardware")
-            - AssetSelection.groups("serving") - AssetSelection.groups("portfolio"))
+            - AssetSelection.groups("serving") - AssetSelection.groups("portfolio") - AssetSelection.groups("planning"))
 
 
 DOWNSTREAM = _downstream()

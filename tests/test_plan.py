@@ -66,3 +66,37 @@ def test_for_the_current_data_each_route_has_its_expected_accuracy_on_the_exact_
     assert set(accuracy) == {"pairwise", "projected", "nystrom"}
     assert all(0.8 <= value <= 1.0 for value in accuracy.values()), accuracy  # separable classes
     assert "expected_accuracy" in plan(capsys, "--no-accuracy") and plan(capsys, "--no-accuracy")["expected_accuracy"] == {}
+
+
+def test_the_plan_job_stores_the_same_report_as_the_command_and_submits_nothing(capsys, data_layout, monkeypatch,
+                                                                                  instance):
+    from dagster import materialize
+
+    from hybrid_assets.definitions import all_assets, defs
+    from hybrid_resources.data.artifacts import ArtifactStore, content_hash
+    from hybrid_resources.quantum.feature_maps import FeatureMapSpec
+    from tests.conftest import RESOURCES
+    from tests.devices import DeviceBoundary
+
+    rng = np.random.default_rng(1)
+    y = np.arange(30) % 2
+    X = rng.uniform(0, np.pi, size=(30, 3))
+    embeddings = {"X_train": X[:20], "y_train": y[:20], "X_test": X[20:], "y_test": y[20:]}
+    tuning = {"spec": FeatureMapSpec("iqp", 3).to_dict(), "C": 1.0}
+    store = ArtifactStore(data_layout.artifacts)
+    for key, value in (("reduced_embeddings", embeddings), ("kernel_tuning", tuning)):
+        store.write([key], value, version=content_hash(value))
+    boundary = DeviceBoundary(monkeypatch)
+    from hybrid_resources.quantum.backends import QuantumBackend
+
+    result = materialize(all_assets, selection=["kernel_route_plan"], instance=instance,
+                         resources={**RESOURCES, "quantum_backend": QuantumBackend(shots=500)},
+                         run_config={"ops": {"kernel_route_plan": {"config": {"landmarks": 5}}}})
+    assert result.success and boundary.circuits == 0
+    stored = store.read(["kernel_route_plan"])
+    monkeypatch.setenv("HYBRID_QUANTUM_SHOTS", "500")
+    assert stored == plan(capsys, "--landmarks", "5")
+    assert {route["route"]: route["circuits"] for route in stored["routes"]} == {
+        "pairwise": 20 * 19 // 2 + 10 * 20, "projected": 3 * 30, "nystrom": 5 * 4 // 2 + 30 * 5}
+    assert defs.resolve_job_def("plan_kernel_routes").asset_layer.executable_asset_keys == {
+        result.asset_materializations_for_node("kernel_route_plan")[0].asset_key}

@@ -37,6 +37,7 @@ from hybrid_assets.assets import (
     evaluation,
     hardware,
     landing,
+    maxcut,
     noise,
     planning,
     portfolio,
@@ -48,6 +49,7 @@ from hybrid_assets.assets.hardware import (
     DEFAULT_HARDWARE_SHOTS,
     hardware_evaluation_job,
 )
+from hybrid_assets.assets.maxcut import maxcut_job
 from hybrid_assets.assets.planning import plan_kernel_routes_job
 from hybrid_assets.assets.portfolio import portfolio_job
 from hybrid_assets.executors import executor_from_env
@@ -59,7 +61,7 @@ from hybrid_assets.jobs import (
     registry,
     score_stream_job,
 )
-from hybrid_assets.portfolio_sensor import returns_sensor
+from hybrid_assets.portfolio_sensor import graph_sensor, returns_sensor
 from hybrid_assets.sensors import (
     automation_sensor,
     labels_sensor,
@@ -141,7 +143,7 @@ def resources_from_env() -> dict[str, Any]:
 
 
 all_assets = load_assets_from_modules([landing, quantum, noise, planning, classical, variational, evaluation, serving,
-                                       hardware, portfolio])
+                                       hardware, portfolio, maxcut])
 
 defs = Definitions(
     assets=all_assets,
@@ -149,8 +151,8 @@ defs = Definitions(
     # small sizes, while a fresh step process would pay the pennylane/dagster imports again.
     executor=executor_from_env(),
     jobs=[ingest_landing_file_job, ingest_scoring_file_job, ingest_labels_file_job, refresh_models_job,
-          hardware_evaluation_job, registry, score_stream_job, plan_kernel_routes_job, portfolio_job],
+          hardware_evaluation_job, registry, score_stream_job, plan_kernel_routes_job, portfolio_job, maxcut_job],
     sensors=[landing_sensor, scoring_sensor, labels_sensor, scoring_stream_sensor, automation_sensor,
-             returns_sensor],
+             returns_sensor, graph_sensor],
     resources=resources_from_env(),
 )

@@ -251,26 +251,22 @@ def test_portfolio_assets_from_returns_file_to_ranked_candidates_with_gates(data
 
 
 def test_maxcut_from_an_edge_list_takes_the_same_route(tmp_path):
-    from hybrid_resources.optimization.maxcut import (
-        brute_force_cuts,
-        rank_cuts,
-        read_edge_list,
-    )
+    from hybrid_resources.optimization.maxcut import qaoa_circuit, read_graph_file
 
     graph = tmp_path / "graph.txt"
     graph.write_text("# a 6-ring with one chord\na b\nb c\nc d\nd e\ne f\nf a\na, d, 0.5\n")
-    problem = read_edge_list(graph)
-    X, cuts = brute_force_cuts(problem)
+    problem = read_graph_file(graph)
+    X, cuts = problem.solutions()
     assert problem.n == 6 and cuts[0] == 6.5  # alternating colours cut every ring edge and the chord (odd distance)
     np.testing.assert_allclose(problem.qubo().energies(basis_bits_all(6)), -problem.cut(basis_bits_all(6)))
     config = QaoaConfig(p=2, mixer="x", steps=25, restarts=1, objective="expectation")
-    circuit = problem.circuit(config.p)
+    circuit = qaoa_circuit(problem, p=config.p)
     result = optimize_parameters(circuit, config, checkpoint_dir=tmp_path, lineage=lineage_key(circuit, config))
     probs = exact_probabilities(circuit, result.params)
     optimal = [int(b, 2) for b, c in zip(bits_to_str(X), cuts) if c == cuts[0]]
     assert probs[optimal].sum() > 3 * len(optimal) / 64  # uniform sampling: 2 of 64
     counts = sample_counts(SampleRequest(circuit, result.params, BackendConfig(), shots=200, seed=1))
-    assert rank_cuts(problem, counts, top=3)[0]["cut"] == 6.5
+    assert rank_candidates(problem, counts, RankingRules(top=3))[0]["objective"] == 6.5
 
 
 def basis_bits_all(n: int) -> np.ndarray:
@@ -313,7 +309,7 @@ def test_returns_sensor_launches_once_per_new_content(data_layout):
     from dagster import DagsterInstance, RunRequest, SkipReason, build_sensor_context
 
     from hybrid_assets.portfolio_example import write_example_returns
-    from hybrid_assets.portfolio_sensor import plan_returns, returns_sensor
+    from hybrid_assets.portfolio_sensor import plan_files, returns_sensor
 
     with DagsterInstance.ephemeral() as instance:
         assert isinstance(returns_sensor(build_sensor_context(instance=instance)), SkipReason)  # no folder yet
@@ -326,4 +322,4 @@ def test_returns_sensor_launches_once_per_new_content(data_layout):
         path.write_text(path.read_text().replace("0.0", "0.1", 1))  # new content under the same name
         assert isinstance(returns_sensor(build_sensor_context(instance=instance, cursor=again.cursor)), RunRequest)
     # the file the asset already took is not new, whatever the cursor
-    assert plan_returns({"a.csv": "h1"}, [], taken="h1").new == {}
+    assert plan_files({"a.csv": "h1"}, [], taken="h1").new == {}

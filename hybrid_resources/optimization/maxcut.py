@@ -1,22 +1,47 @@
-"""Max-cut, a second problem type through the same route (QUBO -> QAOA -> samples -> ranking),
-to show the route is not portfolio-specific.
+"""Max-cut, a second problem type through the same route (graph file -> QUBO -> QAOA -> samples ->
+ranking, beside brute force, annealing and greedy), to show the route is not portfolio-specific.
 
-A graph comes from an edge-list file: one edge per line, ``u v`` or ``u v weight`` (whitespace or
-comma separated; ``#`` starts a comment), nodes named by any token. The cut of a bitstring ``x`` is
+A graph file is an edge list (CSV or text, UTF-8): one edge per line, ``u,v`` or ``u,v,weight``
+(commas or whitespace; ``#`` starts a comment; an optional header ``u,v[,weight]``), nodes named by
+any token. The contract (:func:`read_graph_file`) refuses, with the check's name and a reason, as a
+returns or training file is refused: an unreadable file (``parse``), a line that is not an edge or
+a weight that is not a number (``edge_format``), a self-loop (``self_loop``), a weight that is not
+finite (``finite_values``), the same pair twice (``duplicate_edges``), no edge (``edge_count``), and
+fewer than 2 or more than 20 nodes (``node_count``: brute force and the exact simulator stay within
+2^20 states).
+
+The cut of a bitstring ``x`` (bit ``i``: the side of node ``i``) is
 ``sum_{(i,j)} w_ij [x_i != x_j]``; its QUBO minimises ``-cut(x) = -sum w_ij (x_i + x_j - 2 x_i x_j)``.
-Every bitstring is feasible, so the QAOA uses the X mixer, and ranking is scoring only.
+Every bitstring is feasible, so the QAOA uses the X mixer; a bitstring and its complement are the
+same cut, so the optimum is sampled through either. Ranking only scores (the ``excluded`` rule keeps
+the named nodes on side 0).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import math
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from hybrid_resources.optimization.portfolio import Qubo, bits_to_str, str_to_bits
+from hybrid_resources.data.contract import ContractViolation
+from hybrid_resources.optimization.portfolio import (
+    AnnealingRun,
+    Qubo,
+    SolverResult,
+    anneal,
+    bits_to_str,
+)
 from hybrid_resources.optimization.qaoa import QaoaCircuit, basis_bits
+
+GRAPH_SUFFIXES = (".csv", ".txt")
+MAX_NODES = 20
+HEADERS = (("u", "v"), ("u", "v", "weight"))
 
 
 @dataclass(frozen=True)
@@ -28,10 +53,27 @@ class MaxCutProblem:
     def n(self) -> int:
         return len(self.nodes)
 
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.nodes
+
+    @cached_property
+    def weights(self) -> np.ndarray:
+        """The symmetric weight matrix (n, n)."""
+        W = np.zeros((self.n, self.n))
+        for i, j, w in self.edges:
+            W[i, j] = W[j, i] = w
+        return W
+
     def cut(self, X: np.ndarray) -> np.ndarray:
         """Cut value of each row of ``X`` (m, n)."""
         X = np.atleast_2d(np.asarray(X, dtype=np.int64))
         return sum(w * (X[:, i] != X[:, j]) for i, j, w in self.edges) + np.zeros(len(X))
+
+    objective = cut
+
+    def feasible(self, X: np.ndarray) -> np.ndarray:
+        return np.ones(len(np.atleast_2d(X)), dtype=bool)
 
     def qubo(self) -> Qubo:
         linear, quadratic = np.zeros(self.n), np.zeros((self.n, self.n))
@@ -42,49 +84,97 @@ class MaxCutProblem:
             quadratic[a, b] += 2 * w
         return Qubo(linear, quadratic, 0.0)
 
-    def circuit(self, p: int) -> QaoaCircuit:
-        return QaoaCircuit(self.qubo(), "x", p, 0)
+    def solutions(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every bitstring (2^n, n) and its cut, best first (ties by bitstring; n <= 20)."""
+        if self.n > MAX_NODES:
+            raise ValueError(f"brute force enumerates 2^n bitstrings; n={self.n} > {MAX_NODES}")
+        X = basis_bits(self.n)
+        cuts = self.cut(X)
+        order = np.lexsort((np.arange(len(cuts)), -cuts))
+        return X[order], cuts[order]
+
+    def greedy(self) -> SolverResult:
+        """Place the nodes in order, each on the side that cuts more weight to the nodes placed before it."""
+        x, placed = np.zeros(self.n, dtype=np.int8), np.zeros(self.n, dtype=bool)
+        for i in range(self.n):
+            x[i] = int(self.weights[i, placed & (x == 0)].sum() > self.weights[i, placed & (x == 1)].sum())
+            placed[i] = True
+        return SolverResult("greedy", x, float(self.cut(x)[0]), self.n, tuple(bits_to_str(x)))
+
+    def anneal(self, *, evaluations: int, seed: int) -> SolverResult:
+        """Simulated annealing with single-node flips from a random cut, ``evaluations`` cuts evaluated,
+        temperatures from the largest weighted degree down to a thousandth of it."""
+        rng = np.random.default_rng(seed)
+        scale = float(np.abs(self.weights).sum(axis=1).max()) or 1.0
+
+        def flip(x: np.ndarray) -> np.ndarray:
+            trial = x.copy()
+            trial[rng.integers(self.n)] ^= 1
+            return trial
+
+        start = rng.integers(0, 2, self.n).astype(np.int8)
+        return anneal(AnnealingRun(self.cut, start, flip, evaluations, (scale, scale * 1e-3)), rng)
+
+    def repair(self, x: np.ndarray, excluded: tuple[int, ...] = ()) -> np.ndarray:
+        """Every bitstring is a cut; the ``excluded`` nodes are put on side 0."""
+        x = np.array(x, dtype=np.int8)
+        x[list(excluded)] = 0
+        return x
 
     def to_dict(self) -> dict[str, Any]:
         return {"nodes": list(self.nodes), "edges": [list(e) for e in self.edges]}
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> MaxCutProblem:
+        return cls(tuple(d["nodes"]), tuple((int(u), int(v), float(w)) for u, v, w in d["edges"]))
 
-def read_edge_list(path: Path) -> MaxCutProblem:
-    """The graph of an edge-list file (see the module docstring); ValueError on a malformed line."""
+    def problem_hash(self) -> str:
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
+
+
+def qaoa_circuit(problem: MaxCutProblem, *, mixer: str = "x", p: int, mixer_graph: str = "ring") -> QaoaCircuit:
+    """The QAOA circuit of a max-cut: the X mixer over ``|+>^n`` (no cardinality to keep)."""
+    if mixer != "x":
+        raise ValueError(f"max-cut has no cardinality for the {mixer!r} mixer to keep: use mixer 'x'")
+    return QaoaCircuit(problem.qubo(), "x", p, 0, mixer_graph)
+
+
+def _edge(fields: list[str], where: str) -> tuple[str, str, float]:
+    if len(fields) not in (2, 3):
+        raise ContractViolation("edge_format", f"{where}: expected 'u,v' or 'u,v,weight', got {len(fields)} fields")
+    try:
+        weight = float(fields[2]) if len(fields) == 3 else 1.0
+    except ValueError:
+        raise ContractViolation("edge_format", f"{where}: weight {fields[2]!r} is not a number") from None
+    if fields[0] == fields[1]:
+        raise ContractViolation("self_loop", f"{where}: {fields[0]!r} to itself cannot be cut")
+    if not math.isfinite(weight):
+        raise ContractViolation("finite_values", f"{where}: weight {fields[2]!r} is not finite")
+    return fields[0], fields[1], weight
+
+
+def read_graph_file(path: Path) -> MaxCutProblem:
+    """The graph of an edge-list file (see the module docstring), or :class:`ContractViolation`."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise ContractViolation("parse", f"{path.name} cannot be read as UTF-8 text: {error}") from error
     nodes: dict[str, int] = {}
-    edges = []
-    for number, line in enumerate(Path(path).read_text().splitlines(), start=1):
+    edges: dict[frozenset[int], tuple[int, int, float]] = {}
+    for number, line in enumerate(lines, start=1):
         fields = line.split("#", 1)[0].replace(",", " ").split()
-        if not fields:
+        if not fields or (not nodes and tuple(f.lower() for f in fields) in HEADERS):
             continue
-        if len(fields) not in (2, 3):
-            raise ValueError(f"{Path(path).name} line {number}: expected 'u v [weight]', got {line!r}")
-        u, v = (nodes.setdefault(name, len(nodes)) for name in fields[:2])
-        if u == v:
-            raise ValueError(f"{Path(path).name} line {number}: a self-loop cannot be cut")
-        edges.append((u, v, float(fields[2]) if len(fields) == 3 else 1.0))
-    if len(nodes) < 2:
-        raise ValueError(f"{Path(path).name}: no edges")
-    return MaxCutProblem(tuple(nodes), tuple(edges))
-
-
-def brute_force_cuts(problem: MaxCutProblem) -> tuple[np.ndarray, np.ndarray]:
-    """Every bitstring (2^n, n) and its cut, best first (n <= 20)."""
-    if problem.n > 20:
-        raise ValueError(f"brute force enumerates 2^n bitstrings; n={problem.n} > 20")
-    X = basis_bits(problem.n)
-    cuts = problem.cut(X)
-    order = np.lexsort((np.arange(len(cuts)), -cuts))
-    return X[order], cuts[order]
-
-
-def rank_cuts(problem: MaxCutProblem, counts: dict[str, int], top: int = 10) -> list[dict[str, Any]]:
-    """Sampled bitstrings scored by their cut, best first (ties by bitstring), at most ``top``."""
-    keys = sorted(counts)
-    cuts = problem.cut(str_to_bits(keys))
-    rows = [{"bitstring": k, "cut": float(c), "count": int(counts[k])} for k, c in zip(keys, cuts)]
-    rows.sort(key=lambda r: (-r["cut"], r["bitstring"]))
-    return rows[:top]
-
-
-__all__ = ["MaxCutProblem", "bits_to_str", "brute_force_cuts", "rank_cuts", "read_edge_list"]
+        u, v, weight = _edge(fields, f"line {number}")
+        i, j = (nodes.setdefault(name, len(nodes)) for name in (u, v))
+        if frozenset((i, j)) in edges:
+            raise ContractViolation("duplicate_edges", f"line {number}: the edge {u}-{v} is listed twice",
+                                    {"line": number})
+        edges[frozenset((i, j))] = (i, j, weight)
+    if not edges:
+        raise ContractViolation("edge_count", f"{path.name} lists no edge")
+    if not 2 <= len(nodes) <= MAX_NODES:
+        raise ContractViolation("node_count", f"{len(nodes)} nodes; the contract allows 2 to {MAX_NODES} "
+                                              "(one qubit each on the exact simulator)")
+    return MaxCutProblem(tuple(nodes), tuple(edges.values()))

@@ -1,5 +1,6 @@
 """The steps of pattern 3 as plain functions, shared by the assets and the benchmark:
-returns table -> problem -> QAOA circuit; the classical heuristics on the same instance."""
+returns table -> problem -> QAOA circuit; the classical heuristics on the same instance (any
+:class:`~hybrid_resources.optimization.problem.QuboProblem`: a portfolio, a max-cut)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,9 @@ import numpy as np
 from hybrid_resources.optimization.portfolio import (
     PortfolioProblem,
     SolverResult,
-    greedy,
     returns_statistics,
-    simulated_annealing,
 )
+from hybrid_resources.optimization.problem import QuboProblem
 from hybrid_resources.optimization.qaoa import QaoaCircuit
 from hybrid_resources.optimization.ranking import time_to_solution
 
@@ -52,18 +52,18 @@ def qaoa_circuit(problem: PortfolioProblem, *, mixer: str, p: int, mixer_graph: 
     return QaoaCircuit(problem.qubo(penalty=0.0 if mixer == "xy" else None), mixer, p, problem.k, mixer_graph)
 
 
-def run_heuristics(problem: PortfolioProblem, *, evaluations: int, seeds: int, optimum: float) -> dict[str, Any]:
+def run_heuristics(problem: QuboProblem, *, evaluations: int, seeds: int, optimum: float) -> dict[str, Any]:
     """Greedy once and simulated annealing with ``evaluations`` objective evaluations per run, over
     ``seeds`` seeds: the best of each (SolverResult), and per heuristic the approximation inputs, the
     success rate (runs reaching ``optimum``), the mean wall time per run and the time to solution."""
     started = time.perf_counter()
-    greedy_result = greedy(problem)
+    greedy_result = problem.greedy()
     greedy_s = time.perf_counter() - started
     runs: list[SolverResult] = []
     walls: list[float] = []
     for seed in range(seeds):
         started = time.perf_counter()
-        runs.append(simulated_annealing(problem, evaluations=evaluations, seed=seed))
+        runs.append(problem.anneal(evaluations=evaluations, seed=seed))
         walls.append(time.perf_counter() - started)
     best_run = max(runs, key=lambda r: r.best_value)
     seen = tuple(sorted(set().union(*(set(r.seen) for r in runs))))

@@ -17,7 +17,11 @@ greedy and the ranking's repair all respect it), and the QUBO carries the cardin
 
 Solvers: :func:`brute_force` enumerates every weight-``k`` bitstring (n <= 20);
 :func:`simulated_annealing` swaps one chosen asset for an unchosen one (cardinality kept) within
-an evaluation budget; :func:`greedy` adds the asset with the best marginal gain ``k`` times.
+an evaluation budget (the loop is :func:`anneal`, which max-cut shares); :func:`greedy` adds the
+asset with the best marginal gain ``k`` times. :func:`repair` makes a sampled bitstring feasible,
+greedily and deterministically: while too many assets (or a sector over its cap, or an excluded
+asset), drop the held asset whose removal costs least; while too few, add the allowed asset that
+gains most.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import hashlib
 import itertools
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -139,6 +144,23 @@ class PortfolioProblem:
     def problem_hash(self) -> str:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
 
+    # The route's protocol (hybrid_resources.optimization.problem.QuboProblem), by the functions below.
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.assets or tuple(str(i) for i in range(self.n))
+
+    def solutions(self) -> tuple[np.ndarray, np.ndarray]:
+        return feasible_solutions(self)
+
+    def greedy(self) -> SolverResult:
+        return greedy(self)
+
+    def anneal(self, *, evaluations: int, seed: int) -> SolverResult:
+        return simulated_annealing(self, evaluations=evaluations, seed=seed)
+
+    def repair(self, x: np.ndarray, excluded: tuple[int, ...] = ()) -> np.ndarray:
+        return repair(self, x, excluded)
+
 
 def returns_statistics(frame, *, date_column: str = "date") -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     """Mean returns ``mu`` (n,), sample covariance ``cov`` (n, n) and asset names from a returns
@@ -227,22 +249,48 @@ def simulated_annealing(problem: PortfolioProblem, *, evaluations: int, seed: in
     evaluations in all (the budget to compare with the quantum samples), a geometric temperature
     schedule from ``t_start`` to ``t_end`` (default: from the objective's scale), seeded."""
     rng = np.random.default_rng(seed)
-    x = greedy_start(problem, rng)
-    value = float(problem.objective(x)[0])
-    best, best_value, seen = x.copy(), value, {bits_to_str(x)[0]}
+    start = greedy_start(problem, rng)
     scale = float(np.abs(problem.mu).max() + problem.risk_aversion * np.abs(problem.cov).max()) or 1.0
-    t0, t1 = t_start or scale, t_end or scale * 1e-3
+    return anneal(AnnealingRun(problem.objective, start, lambda x: _swap(problem, x, rng), evaluations,
+                               (t_start or scale, t_end or scale * 1e-3)), rng)
+
+
+def _swap(problem: PortfolioProblem, x: np.ndarray, rng: np.random.Generator) -> np.ndarray | None:
+    """One chosen asset swapped for an unchosen one (the cardinality kept); None over a sector cap."""
+    i, j = rng.choice(np.flatnonzero(x == 1)), rng.choice(np.flatnonzero(x == 0))
+    trial = x.copy()
+    trial[i], trial[j] = 0, 1
+    return trial if _within_caps(problem, trial) else None
+
+
+@dataclass(frozen=True)
+class AnnealingRun:
+    """What :func:`anneal` needs of a problem: its objective (higher is better) over rows of bitstrings,
+    a start, a move (a neighbour of ``x``, or None for a move refused without evaluating it: it still
+    spends one of the ``evaluations``), the budget and the (start, end) temperatures."""
+
+    objective: Callable[[np.ndarray], np.ndarray]
+    start: np.ndarray
+    move: Callable[[np.ndarray], np.ndarray | None]
+    evaluations: int
+    temperatures: tuple[float, float]
+
+
+def anneal(run: AnnealingRun, rng: np.random.Generator) -> SolverResult:
+    """Simulated annealing (Metropolis acceptance, geometric schedule) within ``run.evaluations``
+    objective evaluations; every problem type's annealer is this loop with its own start and move."""
+    x = np.array(run.start)
+    value = float(run.objective(x)[0])
+    best, best_value, seen = x.copy(), value, {bits_to_str(x)[0]}
+    t0, t1 = run.temperatures
     used = 1
-    while used < evaluations:
-        temperature = t0 * (t1 / t0) ** (used / max(evaluations - 1, 1))
-        i, j = rng.choice(np.flatnonzero(x == 1)), rng.choice(np.flatnonzero(x == 0))
-        trial = x.copy()
-        trial[i], trial[j] = 0, 1
-        if not _within_caps(problem, trial):
-            used += 1
-            continue
-        trial_value = float(problem.objective(trial)[0])
+    while used < run.evaluations:
+        temperature = t0 * (t1 / t0) ** (used / max(run.evaluations - 1, 1))
+        trial = run.move(x)
         used += 1
+        if trial is None:
+            continue
+        trial_value = float(run.objective(trial)[0])
         seen.add(bits_to_str(trial)[0])
         if trial_value >= value or rng.random() < math.exp((trial_value - value) / temperature):
             x, value = trial, trial_value
@@ -261,6 +309,47 @@ def greedy_start(problem: PortfolioProblem, rng: np.random.Generator) -> np.ndar
         if not _within_caps(problem, x):
             x[i] = 0
     return x
+
+
+def _over_cap(problem: PortfolioProblem, x: np.ndarray) -> np.ndarray:
+    """Per asset: it is held and its sector is over the cap."""
+    if not (problem.sectors and problem.sector_cap):
+        return np.zeros(problem.n, dtype=bool)
+    labels = np.asarray(problem.sectors)
+    counts = {s: int(x[labels == s].sum()) for s in np.unique(labels)}
+    return np.array([bool(x[i]) and counts[labels[i]] > problem.sector_cap for i in range(problem.n)])
+
+
+def _allowed_to_add(problem: PortfolioProblem, x: np.ndarray, excluded: np.ndarray) -> np.ndarray:
+    allowed = (x == 0) & ~excluded
+    if problem.sectors and problem.sector_cap:
+        labels = np.asarray(problem.sectors)
+        full = {s for s in np.unique(labels) if x[labels == s].sum() >= problem.sector_cap}
+        allowed &= np.array([labels[i] not in full for i in range(problem.n)])
+    return allowed
+
+
+def repair(problem: PortfolioProblem, x: np.ndarray, excluded: tuple[int, ...] = ()) -> np.ndarray:
+    """The bitstring made feasible (see the module docstring); ``excluded``: asset indices never held."""
+    x = np.array(x, dtype=np.int8)
+    banned = np.zeros(problem.n, dtype=bool)
+    banned[list(excluded)] = True
+    while True:
+        must_drop = (x == 1) & (banned | _over_cap(problem, x))
+        if must_drop.any() or x.sum() > problem.k:
+            pool = np.flatnonzero(must_drop) if must_drop.any() else np.flatnonzero(x == 1)
+            trials = np.repeat(x[None, :], len(pool), axis=0)
+            trials[np.arange(len(pool)), pool] = 0
+            x = trials[int(np.argmax(problem.objective(trials)))]
+        elif x.sum() < problem.k:
+            pool = np.flatnonzero(_allowed_to_add(problem, x, banned))
+            if not len(pool):
+                raise ValueError("no asset can be added within the sector caps and exclusions")
+            trials = np.repeat(x[None, :], len(pool), axis=0)
+            trials[np.arange(len(pool)), pool] = 1
+            x = trials[int(np.argmax(problem.objective(trials)))]
+        else:
+            return x
 
 
 def approximation_ratio(value: float, best: float, worst: float) -> float:

@@ -241,6 +241,9 @@ class CostPolicy(ConfigurableResource):
                                                                      "(scoring; the dollars are daily_budget_usd)")
     time_budget_s: float = Field(default=3600.0, ge=0.0, description="Max estimated device wall time of one step's "
                                                                      "planned circuits, in seconds (0 = no limit)")
+    program_sets: bool = Field(default=True, description="Group shot circuits into Braket program sets (one per-task "
+                                                         "fee per set) on devices that support them; false: one task "
+                                                         "per circuit")
 
     def price_table(self) -> dict[str, Any]:
         return load_price_table(Path(self.price_table_path) if self.price_table_path else None)
@@ -253,8 +256,9 @@ class CostPolicy(ConfigurableResource):
 
     def with_program_sets(self, backend: BackendConfig) -> BackendConfig:
         """``backend`` with ``programs_per_task`` at its device's program-set limit for its shots
-        (unchanged for a device without program sets, a local simulator, or shots=None)."""
-        if not backend.device_name.startswith("braket.aws") or not backend.shots:
+        (unchanged for a device without program sets, a local simulator, shots=None, or with
+        ``program_sets`` off). Every asset submits through it, so the grouping follows the device."""
+        if not self.program_sets or not backend.device_name.startswith("braket.aws") or not backend.shots:
             return backend
         limit = program_set_limit(backend, self.price_table(), backend.shots)
         return replace(backend, programs_per_task=limit) if limit > 1 else backend

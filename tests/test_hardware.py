@@ -157,7 +157,9 @@ def test_over_budget_plan_is_refused_before_any_task(promoted, instance, aws_env
     assert not result.success
     message = failure_message(result)
     assert "Refused before submission" in message
-    assert "$132.80" in message and "$0.01" in message and "qpu/ionq/forte-1" in message
+    # Forte runs program sets: one task fee for the 16 circuits (16 x $0.30 without them).
+    assert "1 tasks (16 circuits)" in message and "$128.30" in message and "$0.01" in message
+    assert "qpu/ionq/forte-1" in message
     assert ledger.tasks == ledger.submissions == ledger.circuits == ledger.shots == 0
     assert spend_rows(result.run_id) == []
     assert result.asset_materializations_for_node("hardware_kernel_spread") == []

@@ -135,3 +135,35 @@ def test_the_plan_equals_what_the_ledger_and_the_device_count_after_a_real_run(t
     assert train.stats.circuits_executed + test.stats.circuits_executed == 18
     exact = projected_kernel(X_test, X_train, spec=ProjectedKernelSpec(SPEC)).matrix
     assert np.max(np.abs(test.matrix - exact)) < 0.25  # 100 shots per basis, real QPU-style results
+
+
+@pytest.mark.parametrize("program_sets", [True, False])
+def test_the_kernel_assets_group_circuits_into_program_sets_where_the_device_has_them(
+        data_layout, instance, aws_env, program_sets):
+    from dagster import materialize
+
+    from hybrid_assets.definitions import all_assets
+    from hybrid_resources.quantum.backends import QuantumBackend
+    from tests.bad_files import write_good_csv
+    from tests.conftest import RESOURCES, SMALL_RUN_CONFIG, ingest
+
+    device = install_fake_braket(aws_env, program_sets=True)
+    write_good_csv(data_layout.landing, n_rows=12, n_features=4, seed=3, name="train.csv")
+    ingest(instance, "train.csv")
+    garnet = QuantumBackend(device_name="braket.aws.qubit", shots=100, backoff_s=0.0,
+                            device_arn=dict(GARNET.device_options)["device_arn"], s3_destination="bucket/ps")
+    policy = CostPolicy(warehouse=RESOURCES["warehouse"], run_budget_usd=100.0, daily_budget_usd=100.0,
+                        program_sets=program_sets)
+    result = materialize(all_assets, instance=instance, run_config=SMALL_RUN_CONFIG,
+                         selection=["features", "reduced_embeddings", "kernel_tuning", "circuit_artifact",
+                                    "quantum_kernel_train", "quantum_kernel_test"],
+                         resources={**RESOURCES, "quantum_backend": garnet, "cost_policy": policy})
+    assert result.success
+    per_asset = [m.metadata["circuits_executed"].value for step in ("quantum_kernel_train", "quantum_kernel_test")
+                 for m in result.asset_materializations_for_node(step)]
+    circuits = sum(per_asset)
+    assert circuits == device.circuits > 0
+    # Each kernel asset is one request (under Garnet's 100 programs): one set each, or one task per circuit.
+    assert sorted(device.task_programs) == (sorted(per_asset) if program_sets else [1] * circuits)
+    spent = policy.warehouse.spent_usd(run_id=result.run_id)
+    assert spent == pytest.approx(device.tasks * 0.30 + circuits * 100 * 0.00145)

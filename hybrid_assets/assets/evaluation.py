@@ -243,7 +243,7 @@ def model_evaluation(
     telemetry = {name: telemetry_of(inputs[name]) for name in MODELS}
     metrics = {name: holdout_of(info) for name, info in infos.items()}
     spec = kernel_spec(circuit_artifact["spec"])
-    backend = quantum_backend.backend_config()
+    backend = cost_policy.with_program_sets(quantum_backend.backend_config())
     degraded_reason = infos["quantum_svm"].get("degraded_reason", "") if infos["quantum_svm"].get("degraded") else ""
 
     plan = kernel_plan(len(reduced_embeddings["y_train"]), gate_policy)

@@ -131,7 +131,7 @@ def hardware_kernel_spread(
                                   "models first.")
     rows, cols = min(config.samples, len(X_test)), min(config.train_samples, len(X_train))
 
-    backend = hardware_backend.backend_config()
+    backend = cost_policy.with_program_sets(hardware_backend.backend_config())
     described = hardware_backend.describe()
     arn = hardware_backend.device_arn
     context.log.info(f"hardware evaluation: {planned_circuits(spec, rows, cols)} circuits x {backend.shots} shots "

@@ -346,7 +346,7 @@ def _quantum_kernel_asset(context: AssetExecutionContext, X: np.ndarray, X_train
     why), gate its shape. Degrade (an empty (0, 0) kernel, never a crash) when the backend is
     disabled or still failing after the engine's retries; a plan over budget is refused by the
     ledger before anything is sent."""
-    backend = quantum_backend.backend_config()
+    backend = cost_policy.with_program_sets(quantum_backend.backend_config())
     asset = context.asset_key.to_user_string()
     plan = kernel_plan(n_train, gates)
     common = {"backend": MetadataValue.json(quantum_backend.describe()), "spec_hash": circuit["spec_hash"],
@@ -550,7 +550,8 @@ def shot_plan(config: ShotPlanConfig, circuit_artifact: dict, kernel_tuning: dic
         usd = {}
         for name, backend in devices.items():
             try:
-                usd[name] = cost_policy.estimate(replace(backend, shots=shots), circuits, shots).usd
+                usd[name] = cost_policy.estimate(cost_policy.with_program_sets(replace(backend, shots=shots)),
+                                                 circuits, shots).usd
             except UnknownPriceError:
                 usd[name] = None
         rungs.append(ShotRung(shots, float(np.mean(scores)), float(np.std(scores)), float(np.mean(errors)),

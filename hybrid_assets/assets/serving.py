@@ -160,7 +160,7 @@ def score_batch(context, rows: pl.DataFrame, plan: dict, *, rows_used: int, band
     frames and a summary. Quantum rows are admitted and recorded by the ledger, within the quota.
     ``received_at``: when the rows arrived (epoch seconds, one or per row), for their queue time."""
     queue_s = np.maximum(time.time() - np.asarray(received_at, dtype=np.float64), 0.0)
-    store, backend = _store(), quantum_backend.backend_config()
+    store, backend = _store(), cost_policy.with_program_sets(quantum_backend.backend_config())
     features = np.asarray(rows["features"].to_list(), dtype=np.float64)
     screen = load_scorer(plan["screen"], store)
     cache = KernelCache(DataLayout.from_env().kernel_cache)

@@ -81,7 +81,7 @@ def vqc_model(context: AssetExecutionContext, config: VqcAssetConfig, reduced_em
     accuracies, ``train_sample``: all train rows, or a seeded stratified sample of
     ``max_train_rows`` above it) and ``telemetry`` (training progress, circuits run, cost). Resumes from its last checkpoint. The whole plan is
     admitted before the first circuit; what the device actually runs is recorded."""
-    backend = quantum_backend.backend_config()
+    backend = cost_policy.with_program_sets(quantum_backend.backend_config())
     vqc_config = VqcConfig(layers=config.layers, optimizer=config.optimizer, step_size=config.step_size,
                            batch_size=config.batch_size, epochs=config.epochs, seed=config.seed,
                            restarts=config.restarts, checkpoint_every=config.checkpoint_every)

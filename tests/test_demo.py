@@ -43,6 +43,14 @@ def test_demo_fills_an_empty_landing_zone_and_prints_both_models(local_project):
     export = pl.read_parquet(data / "predictions" / "breast_cancer_new.csv.parquet")
     assert export.height == 200 and set(export["role"]) == {"champion"} and export["sample_id"].n_unique() == 200
 
+    # Pattern 3 ran on its bundled examples, written into the empty returns/ and graphs/ folders.
+    assert (data / "returns" / "example_returns.csv").exists() and (data / "graphs" / "example_graph.csv").exists()
+    assert "portfolio_candidates on example_returns.csv" in completed.stdout
+    assert "maxcut_candidates on example_graph.csv" in completed.stdout
+    ranked_cuts = latest_artifact(data / "artifacts", "ranked_cuts")
+    assert ranked_cuts["lineage"]["graph_file"] == "example_graph.csv" and ranked_cuts["ranked"]
+    assert latest_artifact(data / "artifacts", "portfolio_report")["gates"]
+
     # A second demo on the same instance re-uses the landing data (nothing rewritten) and passes;
     # scoring the same file with the same champion again writes no duplicates.
     again = local_project.command("hybrid-demo")

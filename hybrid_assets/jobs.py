@@ -48,11 +48,10 @@ ingest_labels_file_job = define_asset_job(
 refresh_models_job = define_asset_job(
     "refresh_models",
     # The paid-hardware evaluation is launched on purpose only (job hardware_evaluation); serving
-    # assets run per scoring or labels file; the portfolio group (pattern 3) and the route plan
-    # (plan_kernel_routes) are their own jobs.
-    selection=(AssetSelection.all() - AssetSelection.assets(raw_samples) - AssetSelection.groups("hardware")
-               - AssetSelection.groups("serving") - AssetSelection.groups("portfolio")
-               - AssetSelection.groups("planning")),
+    # assets run per scoring or labels file; the pattern-3 groups (portfolio, maxcut) and the route
+    # plan (plan_kernel_routes) are their own jobs.
+    selection=(AssetSelection.all() - AssetSelection.assets(raw_samples)
+               - AssetSelection.groups("hardware", "serving", "portfolio", "maxcut", "planning")),
     description="Refresh every model on all ingested data: features -> embeddings -> circuit -> kernels -> models -> "
                 "evaluation -> registry. The one-click refresh: Materialize all on this job's page (no partitions, "
                 "no paid hardware).",

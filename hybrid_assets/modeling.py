@@ -210,6 +210,21 @@ def model_holdout(model_asset: str, model: dict[str, np.ndarray], inputs: dict) 
     raise ValueError(f"{model_asset!r} is not a model; rescorable: quantum_svm, classical_baseline, vqc_model")
 
 
+DEVICE_TELEMETRY_COLUMNS = ["tasks", "failed_tasks", "failed_submissions", "median_queue_s", "median_run_s",
+                            "median_latency_s", "max_latency_s", "failure_reasons"]
+
+
+def device_telemetry_table(rows: list[dict]) -> str:
+    """The warehouse's per-provider device telemetry as a Markdown table ("n/a": not given)."""
+    def cell(value):
+        if value is None:
+            return "n/a"
+        return ", ".join(value) or "-" if isinstance(value, list) else value
+
+    return comparison_table({f"{r['provider']} ({r['device']})": {k: cell(v) for k, v in r.items()} for r in rows},
+                            DEVICE_TELEMETRY_COLUMNS)
+
+
 def comparison_table(rows: dict[str, dict[str, float | str]], columns: list[str]) -> str:
     """A Markdown table: one row per model, the given columns, floats to 4 decimals."""
     header = "| model | " + " | ".join(columns) + " |"

@@ -24,6 +24,7 @@ import math
 import threading
 import time
 from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +110,12 @@ def device_identity(backend: BackendConfig) -> str:
     for managed devices, else the PennyLane device name."""
     arn = dict(backend.device_options).get("device_arn", "")
     return arn.split("device/", 1)[1].lower() if "device/" in arn else backend.device_name
+
+
+def provider_of(device: str) -> str:
+    """The provider of a device identity (:func:`device_identity`): ``qpu/iqm/garnet`` -> ``iqm``,
+    ``quantum-simulator/amazon/sv1`` -> ``amazon``; a local simulator -> ``local``."""
+    return device.split("/")[1] if device.count("/") >= 2 else "local"
 
 
 def price_of(backend: BackendConfig, table: dict[str, Any]) -> Price:
@@ -299,6 +306,51 @@ class _SubmissionTracker(qml.Tracker):
         pass
 
 
+def _keep_tasks(braket_device: Any, keep: Any) -> None:
+    """Hand every task ``braket_device`` (a Braket ``AwsDevice`` or ``LocalSimulator``, the
+    plugin's ``_device``) creates to ``keep``, by wrapping its ``run`` and ``run_batch`` on the
+    instance. Anything else (a PennyLane simulator) has no tasks and is left alone."""
+    if braket_device is None or not hasattr(braket_device, "run"):
+        return
+    run, run_batch = braket_device.run, getattr(braket_device, "run_batch", None)
+
+    def run_kept(*args: Any, **kwargs: Any) -> Any:
+        task = run(*args, **kwargs)
+        keep(task)
+        return task
+
+    def run_batch_kept(*args: Any, **kwargs: Any) -> Any:
+        batch = run_batch(*args, **kwargs)
+        for task in getattr(batch, "tasks", []):
+            keep(task)
+        return batch
+
+    braket_device.run = run_kept
+    if run_batch is not None:
+        braket_device.run_batch = run_batch_kept
+
+
+def _task_state(task: Any) -> str:
+    try:
+        return str(task.state())
+    except Exception as error:  # noqa: BLE001 - telemetry: unknown, never raised
+        return f"UNKNOWN ({type(error).__name__})"
+
+
+def _failure_reason(task: Any) -> str | None:
+    try:
+        return (task.metadata(use_cached_value=True) or {}).get("failureReason")
+    except Exception:  # noqa: BLE001 - a local task has no service metadata
+        return None
+
+
+def _utc(timestamp: str | None) -> datetime | None:
+    """A Braket ISO timestamp ("2026-12-03T19:27:56.164Z") as a naive UTC datetime."""
+    if not timestamp:
+        return None
+    return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).astimezone(timezone.utc).replace(tzinfo=None)
+
+
 class SpendLedger:
     """Admission before submission and a record of what one step's devices ran.
 
@@ -313,6 +365,10 @@ class SpendLedger:
     - Records go to the warehouse's ``quantum_spend`` at once for a priced device (a killed
       process then loses no paid record), in batches for a free one, and on :meth:`close`;
       :meth:`failed` records each failed submission in ``device_failures``.
+    - Each Braket task a watched device creates becomes a ``device_tasks`` row on :meth:`close`:
+      status, the task's own created and ended timestamps (its result's ``task_metadata``), the
+      execution time a simulator reports, and the queue time between them; a failed task also
+      goes to ``device_failures`` with its reason.
     """
 
     FREE_FLUSH_INTERVAL_S = 10.0
@@ -326,6 +382,7 @@ class SpendLedger:
         self.tasks = self.shots = self.circuits = 0
         self.usd = 0.0
         self.device = device_identity(backend)
+        self._tasks: list[Any] = []  # the Braket tasks the watched devices created
 
     def __enter__(self) -> SpendLedger:
         return self
@@ -364,6 +421,7 @@ class SpendLedger:
     def watch(self, device: Any) -> None:
         """Record every circuit ``device`` executes from now on."""
         price_of(self.backend, self._table)  # an unpriced paid device is refused before it can run
+        _keep_tasks(getattr(device, "_device", None), self._keep_task)
         per_task = program_set_size(device) or 1
         _SubmissionTracker(device, lambda update: self._on_update(update, per_task))
 
@@ -386,6 +444,10 @@ class SpendLedger:
             if usd > 0 or time.monotonic() - self._last_flush > self.FREE_FLUSH_INTERVAL_S:
                 self._flush()
 
+    def _keep_task(self, task: Any) -> None:
+        with self._lock:
+            self._tasks.append(task)
+
     def failed(self, error: BaseException) -> None:
         """Record one failed submission at once (failure rate by provider, in the warehouse)."""
         self.policy.warehouse.record_failure(self.run_id, self.asset, self.device, f"{type(error).__name__}: {error}")
@@ -394,6 +456,42 @@ class SpendLedger:
         """Write what is still pending (call on success and on failure alike)."""
         with self._lock:
             self._flush()
+            tasks, self._tasks = self._tasks, []
+        rows = [self._task_row(task) for task in tasks]
+        self.policy.warehouse.record_tasks(rows)
+        for row in rows:
+            if row["status"] != "COMPLETED":
+                self.policy.warehouse.record_failure(self.run_id, self.asset, self.device,
+                                                     f"task {row['status']}: {row['reason'] or 'no reason given'}")
+
+    def _task_row(self, task: Any) -> dict[str, Any]:
+        """One ``device_tasks`` row from a Braket task the plugin created and waited for. The
+        timestamps are the task's own (its result's ``task_metadata``); telemetry never fails a
+        step, so whatever the task cannot tell stays empty."""
+        row = {"run_id": self.run_id, "asset": self.asset, "device": self.device, "provider": provider_of(self.device),
+               "task_id": str(getattr(task, "id", "")), "status": _task_state(task), "created_at": None,
+               "ended_at": None, "latency_s": None, "run_s": None, "queue_s": None, "reason": None}
+        if row["status"] != "COMPLETED":
+            row["reason"] = _failure_reason(task)
+            return row
+        try:
+            result = task.result()
+        except Exception as error:  # noqa: BLE001 - recorded, never raised
+            row["reason"] = f"no result: {type(error).__name__}"
+            return row
+        meta = result.task_metadata
+        created, ended = _utc(meta.createdAt), _utc(meta.endedAt)
+        simulator = getattr(getattr(result, "additional_metadata", None), "simulatorMetadata", None)
+        run_ms = getattr(simulator, "executionDuration", None)
+        row |= {"created_at": created, "ended_at": ended,
+                "latency_s": (ended - created).total_seconds() if created and ended else None,
+                "run_s": run_ms / 1e3 if run_ms is not None else None}
+        if self.backend.device_name == "braket.local.qubit":
+            # A local simulator starts a task when it is created: all of its time is run time.
+            row |= {"queue_s": 0.0, "run_s": row["run_s"] if row["run_s"] is not None else row["latency_s"]}
+        elif row["latency_s"] is not None and row["run_s"] is not None:
+            row["queue_s"] = max(0.0, row["latency_s"] - row["run_s"])
+        return row
 
     def _flush(self) -> None:
         pending = self._pending

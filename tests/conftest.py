@@ -125,10 +125,11 @@ SMALL_RUN_CONFIG = {"ops": {"reduced_embeddings": {"config": {"n_qubits": 3}}}}
 
 
 def _downstream():
-    from dagster import AssetSelection
+    """What refresh_models refreshes: everything downstream of the landing rows but the groups
+    with jobs of their own."""
+    from hybrid_assets.jobs import refresh_models_job
 
-    return (AssetSelection.all() - AssetSelection.assets("raw_samples") - AssetSelection.groups("hardware")
-            - AssetSelection.groups("serving") - AssetSelection.groups("portfolio") - AssetSelection.groups("planning"))
+    return refresh_models_job.selection
 
 
 DOWNSTREAM = _downstream()

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from botocore.exceptions import ClientError
 from braket.aws import AwsDevice, AwsDeviceType
 from braket.device_schema import DeviceActionType
 from braket.devices import LocalSimulator
+from braket.task_result import SimulatorMetadata
 
 QPU_RESULT_TYPES = {"Sample", "Expectation", "Variance", "Probability"}
 
@@ -70,6 +72,7 @@ class BraketLedger:
     fail_after_tasks: int | None = None  # once this many tasks ran, refuse every submission (device offline)
     program_sets: bool = False       # advertise OPENQASM_PROGRAM_SET like devices that support it
     count_file: str | None = None    # also append "<executables> <shots>" per task here (counts across processes)
+    queue_s: float = 0.0             # each task "waited" this long in the queue: its createdAt is that much earlier
     tasks: int = 0
     circuits: int = 0
     shots: int = 0
@@ -83,6 +86,7 @@ class BraketLedger:
     s3_destinations: list[Any] = field(default_factory=list)
     credential_methods: list[str | None] = field(default_factory=list)
     user_agents: list[str] = field(default_factory=list)
+    task_times: dict[str, tuple[Any, Any]] = field(default_factory=dict)  # task id -> (createdAt, endedAt)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def _admit_submission(self, operation: str) -> None:
@@ -168,8 +172,27 @@ class FakeAwsDevice:
             inputs: dict[str, float] | None = None, *args: Any, **kwargs: Any):
         self.ledger._admit_submission("CreateQuantumTask")
         shots = _task_shots(task_specification, shots)
-        task = self._simulator.run(task_specification, shots=shots or 0, inputs=inputs or {})
+        task = self._timed(lambda: self._simulator.run(task_specification, shots=shots or 0, inputs=inputs or {}))
         self.ledger._count(task_specification, shots or 0, s3_destination_folder)
+        return task
+
+    def _timed(self, run: Any) -> Any:
+        """Run one task as if it had waited ``ledger.queue_s`` in the device's queue first: its
+        result's createdAt is moved that much earlier (the service's timestamps: created, ended)."""
+        task = run()
+        result = task.result()
+        meta = result.task_metadata
+        started = datetime.fromisoformat(meta.createdAt.replace("Z", "+00:00"))
+        ended = datetime.fromisoformat(meta.endedAt.replace("Z", "+00:00"))
+        created = started - timedelta(seconds=self.ledger.queue_s)
+        shifted = meta.copy(update={"createdAt": created.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"})
+        # A program set's result keeps its metadata behind a read-only property.
+        setattr(result, "_task_metadata" if hasattr(result, "_task_metadata") else "task_metadata", shifted)
+        if "quantum-simulator" in self.arn:
+            # A managed simulator (SV1) also reports how long it ran.
+            duration = SimulatorMetadata(executionDuration=int((ended - started).total_seconds() * 1e3))
+            result.additional_metadata = result.additional_metadata.copy(update={"simulatorMetadata": duration})
+        self.ledger.task_times[task.id] = (created, ended)
         return task
 
     def run_batch(self, task_specifications: Any, s3_destination_folder: Any = None, shots: Any = None,
@@ -186,7 +209,8 @@ class FakeAwsDevice:
         tasks = []
         for specification, task_shots, task_inputs in zip(specifications, shot_list, input_list):
             task_shots = _task_shots(specification, task_shots)
-            tasks.append(self._simulator.run(specification, shots=task_shots or 0, inputs=task_inputs or {}))
+            tasks.append(self._timed(lambda: self._simulator.run(specification, shots=task_shots or 0,
+                                                                 inputs=task_inputs or {})))
             self.ledger._count(specification, task_shots or 0, s3_destination_folder)
         return _FakeTaskBatch(tasks)
 

@@ -16,7 +16,7 @@ import pytest
 from dagster import DagsterInstance, DagsterRunStatus, materialize
 
 from hybrid_assets.definitions import all_assets
-from hybrid_resources.cost_policy import CostPolicy
+from hybrid_resources.cost_policy import CostPolicy, device_identity
 from hybrid_resources.data.warehouse import Warehouse
 from hybrid_resources.gate_policy import GatePolicy
 from hybrid_resources.quantum.backends import BackendUnavailableError, QuantumBackend
@@ -107,9 +107,11 @@ def test_the_whole_refresh_on_a_paid_device_records_every_task_it_sent(data_layo
     result = refresh(instance, config, quantum_backend=paid_backend(), cost_policy=generous_policy(warehouse),
                      gate_policy=GatePolicy(min_margin=-1.0, reproducibility_seeds=2, reproducibility_samples=8))
     assert result.success
-    tasks, shots, usd = recorded(warehouse, result.run_id)
+    # The paid device's records (noisy_kernel_spread also records its free density-matrix circuits).
+    paid = device_identity(paid_backend().backend_config())
+    tasks, shots, usd = recorded(warehouse, result.run_id, device=paid)
     assert (tasks, shots) == (device.tasks, device.shots) and tasks > 0
-    per_asset = {asset: recorded(warehouse, result.run_id, asset)[0]
+    per_asset = {asset: recorded(warehouse, result.run_id, asset, paid)[0]
                  for asset in ("quantum_kernel_train", "quantum_kernel_test", "vqc_model", "model_evaluation")}
     assert all(per_asset.values()), per_asset  # the reproducibility repeats are recorded too
     assert sum(per_asset.values()) == device.tasks

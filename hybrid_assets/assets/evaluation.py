@@ -36,6 +36,7 @@ from hybrid_assets.gates import (
 from hybrid_assets.modeling import (
     classical_decision,
     comparison_table,
+    device_telemetry_table,
     heatmap_png,
     markdown_image,
     per_sample_latency,
@@ -282,6 +283,7 @@ def model_evaluation(
     vqc_reproducibility = restart_spread(list(infos["vqc_model"].get("restart_val_accuracy") or []),
                                          metric="accuracy", tolerance=gate_policy.reproducibility_tolerance)
     failures, tasks = warehouse.failure_rate(run_id=context.run_id)
+    devices = warehouse.device_telemetry(run_id=context.run_id)
     reported = [vqc_margin, vqc_reproducibility, *diagnostics]
 
     rows = dashboard_rows(infos, telemetry, metrics, reproducibility, circuit_artifact, gate_policy.metric)
@@ -317,6 +319,7 @@ def model_evaluation(
                       if gate.measured},
             "quantum_failure_rate": {"failed_submissions": failures, "tasks": tasks,
                                      "rate": failures / (failures + tasks) if failures + tasks else 0.0},
+            "device_tasks": devices,
             "dashboard": rows,
         },
     }
@@ -340,6 +343,8 @@ def model_evaluation(
         "dashboard": MetadataValue.md(comparison_table(
             {name: {column: row[field] for column, field in DASHBOARD_COLUMNS.items()} for name, row in rows.items()},
             list(DASHBOARD_COLUMNS))),
+        "device_telemetry": MetadataValue.md(device_telemetry_table(devices) if devices else
+                                             "No device tasks in this run (exact simulator, or no Braket device)."),
         "candidates": MetadataValue.md(comparison_table(
             {f"{c['side']}: {c['model']} {c['params']}": c for c in candidates}, ["cv_mean", "cv_std", "chosen"])),
         "quantum_stage": report["quantum_stage"],

@@ -34,7 +34,12 @@ from pydantic import Field
 
 from hybrid_assets.assets.landing import ingest_partition
 from hybrid_assets.automation import ON_NEW_DATA
-from hybrid_assets.modeling import comparison_table, histograms_png, markdown_image
+from hybrid_assets.modeling import (
+    comparison_table,
+    device_telemetry_table,
+    histograms_png,
+    markdown_image,
+)
 from hybrid_assets.outputs import artifact_output
 from hybrid_assets.partitions import labels_files_partitions, scoring_files_partitions
 from hybrid_assets.registry import register_evaluation
@@ -209,6 +214,7 @@ def serving_monitor(context: AssetExecutionContext, warehouse: Warehouse, cost_p
         scoring = session.scored_features()
         spend = session.spend_per_day()
     failures, tasks = warehouse.failure_rate()
+    devices = warehouse.device_telemetry()
     drift = feature_drift(train, scoring)
     shadow = shadow_report(scored, gate_policy)
     per_backend = timing_per_backend(scored)
@@ -222,6 +228,7 @@ def serving_monitor(context: AssetExecutionContext, warehouse: Warehouse, cost_p
         "quantum_failure_rate": {"failed_submissions": failures, "tasks": tasks,
                                  "rate": failures / (failures + tasks) if failures + tasks else 0.0},
         "per_backend": per_backend,
+        "device_tasks": devices,
         "spend_per_day": spend, "daily_budget_usd": cost_policy.daily_budget_usd,
         "shadow": shadow,
     }
@@ -229,6 +236,7 @@ def serving_monitor(context: AssetExecutionContext, warehouse: Warehouse, cost_p
         "rows_scored": report["rows_scored"], "max_psi": report["max_psi"], "flagged_rows": report["flagged_rows"],
         "quantum_failure_rate": report["quantum_failure_rate"]["rate"],
         "latency_and_queue": MetadataValue.md(comparison_table(per_backend, TIMING_COLUMNS)),
+        "device_telemetry": MetadataValue.md(device_telemetry_table(devices)),
         "drift": MetadataValue.md(comparison_table({k: {"psi": v} for k, v in drift.items()}, ["psi"])),
         "spend": MetadataValue.md(comparison_table({str(d): {"usd": u, "budget": cost_policy.daily_budget_usd}
                                                     for d, u in spend.items()}, ["usd", "budget"])),

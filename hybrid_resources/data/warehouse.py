@@ -84,6 +84,21 @@ CREATE TABLE IF NOT EXISTS device_failures (
     error       VARCHAR NOT NULL,            -- exception type: message (first 500 characters)
     recorded_at TIMESTAMP DEFAULT current_timestamp
 );
+CREATE TABLE IF NOT EXISTS device_tasks (
+    run_id      VARCHAR NOT NULL,
+    asset       VARCHAR NOT NULL,
+    device      VARCHAR NOT NULL,            -- device identity (qpu/iqm/garnet, braket.local.qubit)
+    provider    VARCHAR NOT NULL,            -- iqm, ionq, amazon, ...; local for a local simulator
+    task_id     VARCHAR NOT NULL,
+    status      VARCHAR NOT NULL,            -- COMPLETED, FAILED, CANCELLED
+    created_at  TIMESTAMP,                   -- the task's own timestamps, where the device gives them
+    ended_at    TIMESTAMP,
+    latency_s   DOUBLE,                      -- ended_at - created_at: queue + run
+    run_s       DOUBLE,                      -- execution time the device reports (simulators)
+    queue_s     DOUBLE,                      -- latency_s - run_s; 0 on a local simulator
+    reason      VARCHAR,                     -- failure reason of a failed task
+    recorded_at TIMESTAMP DEFAULT current_timestamp
+);
 CREATE TABLE IF NOT EXISTS scoring_files (
     partition_key VARCHAR PRIMARY KEY,
     file_name     VARCHAR NOT NULL,
@@ -217,6 +232,10 @@ class LandingRecord:
     reason: str = ""
 
 
+_TASK_COLUMNS = ("run_id", "asset", "device", "provider", "task_id", "status", "created_at", "ended_at", "latency_s",
+                 "run_s", "queue_s", "reason")
+# The provider of a device identity: qpu/iqm/garnet -> iqm; a local simulator's name -> local.
+_PROVIDER_SQL = "CASE WHEN device LIKE '%/%' THEN split_part(device, '/', 2) ELSE 'local' END"
 _REGISTER = {"landing": "landing_files", "scoring": "scoring_files", "labels": "labels_files"}  # zone -> register
 
 
@@ -456,6 +475,37 @@ class WarehouseSession:
         self.connection.execute("INSERT INTO device_failures (run_id, asset, device, error) VALUES (?, ?, ?, ?)",
                                 [run_id, asset, device, error[:500]])
 
+    def record_tasks(self, rows: list[dict[str, Any]]) -> None:
+        """Per-task telemetry rows (the ``device_tasks`` columns, recorded_at excepted)."""
+        columns = list(_TASK_COLUMNS)
+        self.connection.executemany(
+            f"INSERT INTO device_tasks ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})",
+            [[row.get(c) for c in columns] for row in rows])
+
+    def device_telemetry(self, *, run_id: str | None = None) -> list[dict[str, Any]]:
+        """Per provider and device, for one run or today (UTC) across runs: tasks, failed tasks and
+        failed submissions, median queue, run and total latency (s), and the failure reasons."""
+        where, args = ("run_id = ?", [run_id]) if run_id is not None else ("CAST(recorded_at AS DATE) = current_date", [])
+        tasks = self.connection.execute(f"""
+            SELECT provider, device, count(*) AS tasks, count(*) FILTER (WHERE status != 'COMPLETED') AS failed_tasks,
+                   median(queue_s) AS median_queue_s, median(run_s) AS median_run_s,
+                   median(latency_s) AS median_latency_s, max(latency_s) AS max_latency_s
+            FROM device_tasks WHERE {where} GROUP BY provider, device""", args).fetchall()
+        failures = self.connection.execute(f"""
+            SELECT {_PROVIDER_SQL} AS provider, device, count(*), list(DISTINCT split_part(error, ':', 1))
+            FROM device_failures WHERE {where} GROUP BY ALL""", args).fetchall()
+        rows: dict[tuple[str, str], dict[str, Any]] = {}
+        for provider, device, n, failed, queue, run, latency, worst in tasks:
+            rows[(provider, device)] = {"provider": provider, "device": device, "tasks": n, "failed_tasks": failed,
+                                        "median_queue_s": queue, "median_run_s": run, "median_latency_s": latency,
+                                        "max_latency_s": worst, "failed_submissions": 0, "failure_reasons": []}
+        for provider, device, n, reasons in failures:
+            row = rows.setdefault((provider, device), {
+                "provider": provider, "device": device, "tasks": 0, "failed_tasks": 0, "median_queue_s": None,
+                "median_run_s": None, "median_latency_s": None, "max_latency_s": None})
+            row |= {"failed_submissions": n, "failure_reasons": sorted(reasons)}
+        return sorted(rows.values(), key=lambda r: (r["provider"], r["device"]))
+
     def failure_rate(self, *, run_id: str | None = None) -> tuple[int, int]:
         """(failed submissions, tasks that ran) for one run, or today (UTC) across runs."""
         where, args = ("run_id = ?", [run_id]) if run_id is not None else ("CAST(recorded_at AS DATE) = current_date", [])
@@ -524,3 +574,14 @@ class Warehouse(ConfigurableResource):
         """(failed submissions, tasks that ran) for one run, or today (UTC) across runs."""
         with self.session(read_only=True) as session:
             return session.failure_rate(run_id=run_id)
+
+    def record_tasks(self, rows: list[dict[str, Any]]) -> None:
+        """Record per-task telemetry (queue, run and total time, status) of a step's device tasks."""
+        if rows:
+            with self.session() as session:
+                session.record_tasks(rows)
+
+    def device_telemetry(self, *, run_id: str | None = None) -> list[dict[str, Any]]:
+        """Queue and run times and failures per provider and device (see the session's method)."""
+        with self.session(read_only=True) as session:
+            return session.device_telemetry(run_id=run_id)

@@ -2,8 +2,9 @@
 
 Writes the bundled example (scikit-learn's breast-cancer data, no download) into the landing
 zone only when it is empty (and, then, example records to score into an empty scoring zone),
-ingests every landing file as its own partition, refreshes the models, prints the
-quantum-vs-classical holdout table, scores every scoring file with the registry's champion, runs
+ingests every landing file as its own partition, refreshes the models (with the run config of
+``HYBRID_RUN_CONFIG``, a YAML file, when set), prints the quantum-vs-classical holdout table and
+the kernel routes' plan on the configured device, scores every scoring file with the registry's champion, runs
 pattern 3 (QAOA candidates ranked classically) on the newest returns file and the newest graph file
 (bundled examples in empty folders), and says where to look. Exits non-zero if any
 step or blocking check fails.
@@ -142,6 +143,41 @@ def run_pattern3(instance, quiet: dict, failures: list[str]) -> None:
               f"uniform; gates (reported): {gates}")
 
 
+def refresh_run_config(quiet: dict) -> dict:
+    """The refresh's run config: ``quiet`` plus the ``ops`` of the YAML file ``HYBRID_RUN_CONFIG``
+    names (the same file pastes into the launchpad), e.g. ``deploy/run_config/shot_devices.yaml``."""
+    import os
+
+    import yaml
+
+    path = os.environ.get("HYBRID_RUN_CONFIG", "").strip()
+    if not path:
+        return quiet
+    loaded = yaml.safe_load(Path(path).read_text()) or {}
+    print(f"Run config for refresh_models: {path}")
+    return {**quiet, "ops": loaded.get("ops", {})}
+
+
+def print_route_plan(instance, quiet: dict, failures: list[str]) -> None:
+    """Run plan_kernel_routes (submits nothing) and print each route's circuits, dollars and time."""
+    from hybrid_assets.definitions import defs
+
+    result = defs.resolve_job_def("plan_kernel_routes").execute_in_process(instance=instance, raise_on_error=False,
+                                                                          run_config=quiet)
+    if not result.success:
+        failures.append(f"plan_kernel_routes (run {result.run_id})")
+        return
+    report = result.output_for_node("kernel_route_plan")
+    accuracy = report["expected_accuracy"]
+    print(f"\nKernel routes on {report['device']} ({report['shots'] or 'exact'} shots), planned, nothing submitted "
+          "(asset kernel_route_plan; `hybrid-plan` prints the same):")
+    for route in report["routes"]:
+        refused = " - refused by the time budget" if route["route"] in report["refused"] else ""
+        print(f"  {route['route']:>9}: {route['circuits']:,} circuits, ${route['usd']:,.2f}, "
+              f"~{route['wall_time_s']:,.0f} s, expected accuracy {accuracy.get(route['route'], float('nan')):.4f}"
+              f"{refused}")
+
+
 def run_demo() -> int:
     from dagster import DagsterInstance
 
@@ -178,7 +214,7 @@ def run_demo() -> int:
             failures.append(f"ingest of {key!r} (run {result.run_id})")
 
     refresh = defs.resolve_job_def("refresh_models").execute_in_process(
-        instance=instance, raise_on_error=False, run_config=quiet)
+        instance=instance, raise_on_error=False, run_config=refresh_run_config(quiet))
     if not refresh.success:
         failures.append(f"refresh_models (run {refresh.run_id})")
     from dagster import AssetCheckSeverity
@@ -200,6 +236,7 @@ def run_demo() -> int:
         print_checks(refresh.get_asset_check_evaluations())
         print("Promoted: " + ("yes (asset promoted_model)" if report["promotable"] else "no, the quantum model stays a candidate"))
     if refresh.success:
+        print_route_plan(instance, quiet, failures)
         print("\nScoring (the registry's champion; warehouse table `predictions`):")
         score_files(instance, quiet, failures)
     print("\nPattern 3, QAOA candidates ranked classically (returns/ and graphs/; see the README):")

@@ -31,6 +31,9 @@ def test_demo_fills_an_empty_landing_zone_and_prints_both_models(local_project):
     assert (data / "landing" / "breast_cancer.csv").exists()
     assert "| quantum_svm |" in completed.stdout and "| classical_baseline |" in completed.stdout
     assert "Promotion gates" in completed.stdout
+    # The kernel routes' plan (job plan_kernel_routes) on the exact simulator: nothing to submit, nothing spent.
+    assert "Kernel routes on default.qubit (exact shots), planned, nothing submitted" in completed.stdout
+    assert re.search(r"projected: 0 circuits, \$0\.00, ~0 s, expected accuracy 0\.\d{4}", completed.stdout)
     report = latest_artifact(data / "artifacts", "model_evaluation")
     assert report["n_train"] + report["n_test"] == 569
     assert report["metrics"]["classical_baseline"]["accuracy"] > 0.9

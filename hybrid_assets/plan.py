@@ -93,7 +93,7 @@ def route_report(request: PlanRequest, backend: BackendConfig, cost_policy: Cost
     ``kernel_route_plan`` asset stores: routes, which ones the time budget refuses and why, and
     ``accuracy`` (route -> expected holdout accuracy, may be empty). Submits nothing."""
     backend = cost_policy.with_program_sets(backend)
-    plans = plan_routes(request, backend, cost_policy.price_table())
+    plans = plan_routes(request, backend, cost_policy.price_table(), latency=cost_policy.recorded_latency(backend))
     refused = refusals(plans, cost_policy.time_budget_s)
     return plans, {
         "device": backend.device_name, "shots": backend.shots, "train_rows": request.n_train,

@@ -270,6 +270,30 @@ class CostPolicy(ConfigurableResource):
         limit = program_set_limit(backend, self.price_table(), backend.shots)
         return replace(backend, programs_per_task=limit) if limit > 1 else backend
 
+    def recorded_latency(self, backend: BackendConfig) -> Any:
+        """A managed device's :class:`~hybrid_resources.quantum.planning.LatencyModel` from the
+        ledger: the median creation-to-end time of its recent tasks in ``device_tasks`` (queue
+        included), or None before it has run any. Local simulators have none: the planner's
+        defaults are measured end to end here, while a local task's own timestamps leave out the
+        plugin's per-circuit work, most of a local circuit's time."""
+        # Imported here: the planner imports this module.
+        from hybrid_resources.quantum.planning import LatencyModel
+
+        recorded = self.warehouse.task_latency(device_identity(backend)) \
+            if backend.device_name.startswith("braket.aws") else None
+        if recorded is None:
+            return None
+        median, tasks = recorded
+        return LatencyModel(per_task_s=median, source=f"ledger: median {median:.3g} s per task over the last "
+                                                      f"{tasks} tasks of {device_identity(backend)}")
+
+    def latency(self, backend: BackendConfig, n_qubits: int, route: str = "pairwise") -> Any:
+        """The latency that prices device time: :meth:`recorded_latency`, else the planner's
+        documented default for the device, width and route."""
+        from hybrid_resources.quantum.planning import default_latency
+
+        return self.recorded_latency(backend) or default_latency(backend, n_qubits, route)
+
     def admit_time(self, wall_time_s: float, what: str) -> None:
         """Refuse planned work estimated over ``time_budget_s`` (see :func:`admit_time`)."""
         admit_time(wall_time_s, time_budget_s=self.time_budget_s, what=what)
@@ -407,10 +431,7 @@ class SpendLedger:
               spent_today=warehouse.spent_usd() + unflushed,
               run_budget_usd=self.policy.run_budget_usd, daily_budget_usd=self.policy.daily_budget_usd)
         if circuits and not self.backend.is_exact:
-            # Imported here: the planner imports this module.
-            from hybrid_resources.quantum.planning import default_latency
-
-            latency = default_latency(self.backend, n_qubits, route)
+            latency = self.policy.latency(self.backend, n_qubits, route)
             wall_time_s = latency.wall_time_s(tasks=estimate.tasks, circuits=circuits,
                                               total_shots=circuits * shots_per_circuit,
                                               max_parallel=self.backend.max_parallel)

@@ -90,3 +90,30 @@ def test_the_local_braket_simulator_records_its_run_time_and_no_queue(tmp_path):
     assert summary["tasks"] == result.stats.circuits_executed == 3
     assert summary["median_queue_s"] == 0.0 and summary["median_run_s"] > 0
     assert summary["median_latency_s"] == pytest.approx(summary["median_run_s"])
+
+
+def test_once_a_managed_device_ran_tasks_plans_and_admission_use_its_recorded_latency(tmp_path, aws_env):
+    from hybrid_resources.quantum.planning import PlanRequest, default_latency, plan_routes
+
+    policy = _policy(tmp_path)
+    assert policy.recorded_latency(GARNET) is None  # never seen: the documented default
+    assert policy.latency(GARNET, 2).source == default_latency(GARNET, 2).source
+    install_fake_braket(aws_env, queue_s=40.0)
+    with policy.ledger(run_id="r4", asset="kernel", backend=GARNET) as ledger:
+        quantum_kernel(X, spec=SPEC, backend=GARNET, ledger=ledger)
+    latency = policy.latency(GARNET, 2)
+    assert latency.source.startswith("ledger: median") and "6 tasks of qpu/iqm/garnet" in latency.source
+    assert 40.0 <= latency.per_task_s < 45.0
+    (pairwise,) = plan_routes(PlanRequest(10, 0, SPEC), GARNET, policy.price_table(), latency=latency,
+                              routes=["pairwise"])
+    assert pairwise.wall_time_s == pytest.approx(45 * latency.per_task_s)  # 45 one-circuit tasks in turn
+
+    # The time budget now refuses what the recorded queue makes too slow, before the first task.
+    from hybrid_resources.cost_policy import SubmissionRefused
+
+    slow = CostPolicy(warehouse=policy.warehouse, run_budget_usd=100.0, daily_budget_usd=100.0, time_budget_s=600)
+    device = install_fake_braket(aws_env)
+    with pytest.raises(SubmissionRefused, match="ledger: median"):
+        with slow.ledger(run_id="r5", asset="kernel", backend=GARNET) as ledger:
+            quantum_kernel(np.random.default_rng(1).uniform(size=(10, 2)), spec=SPEC, backend=GARNET, ledger=ledger)
+    assert device.tasks == 0

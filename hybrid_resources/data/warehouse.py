@@ -506,6 +506,15 @@ class WarehouseSession:
             row |= {"failed_submissions": n, "failure_reasons": sorted(reasons)}
         return sorted(rows.values(), key=lambda r: (r["provider"], r["device"]))
 
+    def task_latency(self, device: str, *, last: int = 1000) -> tuple[float, int] | None:
+        """(median seconds from creation to end, tasks) of the ``last`` completed tasks recorded for
+        ``device`` (an identity such as ``qpu/iqm/garnet``), or None when none was recorded."""
+        median, tasks = self.connection.execute(
+            "SELECT median(latency_s), count(*) FROM (SELECT latency_s FROM device_tasks WHERE device = ? AND "
+            "status = 'COMPLETED' AND latency_s IS NOT NULL ORDER BY recorded_at DESC LIMIT ?)",
+            [device, last]).fetchone()
+        return (float(median), int(tasks)) if tasks else None
+
     def failure_rate(self, *, run_id: str | None = None) -> tuple[int, int]:
         """(failed submissions, tasks that ran) for one run, or today (UTC) across runs."""
         where, args = ("run_id = ?", [run_id]) if run_id is not None else ("CAST(recorded_at AS DATE) = current_date", [])
@@ -574,6 +583,11 @@ class Warehouse(ConfigurableResource):
         """(failed submissions, tasks that ran) for one run, or today (UTC) across runs."""
         with self.session(read_only=True) as session:
             return session.failure_rate(run_id=run_id)
+
+    def task_latency(self, device: str, *, last: int = 1000) -> tuple[float, int] | None:
+        """Median creation-to-end seconds of ``device``'s recent completed tasks, and how many."""
+        with self.session(read_only=True) as session:
+            return session.task_latency(device, last=last)
 
     def record_tasks(self, rows: list[dict[str, Any]]) -> None:
         """Record per-task telemetry (queue, run and total time, status) of a step's device tasks."""

@@ -27,25 +27,16 @@ KernelSpec = Union[FeatureMapSpec, ProjectedKernelSpec]
 FAMILIES = ("fidelity", "projected")
 
 
-def kernel_spec(d: dict[str, Any], *, current: bool = False) -> KernelSpec:
-    """The spec a stored dict describes (a feature map, or ``"family": "projected"``).
-
-    ``current`` re-reads it at the code's current versions (what a new circuit artifact does);
-    otherwise the stored versions are pinned and an older one is refused."""
+def kernel_spec(d: dict[str, Any]) -> KernelSpec:
+    """The spec a stored dict describes: a feature map, or ``"family": "projected"``. Stored
+    versions are pinned: a spec of an older version than this code computes is refused."""
     if d.get("family") == projected_kernel.FAMILY:
-        fm = {**d["feature_map"], **({"version": ""} if current else {})}
-        return ProjectedKernelSpec(FeatureMapSpec.from_dict(fm), float(d["gamma"]),
-                                   "" if current else str(d.get("version", "")))
-    return FeatureMapSpec.from_dict({**d, **({"version": ""} if current else {})})
+        return ProjectedKernelSpec.from_dict(d)
+    return FeatureMapSpec.from_dict(d)
 
 
 def family_of(spec: KernelSpec) -> str:
     return "projected" if isinstance(spec, ProjectedKernelSpec) else "fidelity"
-
-
-def feature_map_of(spec: KernelSpec) -> FeatureMapSpec:
-    """The feature map whose circuit the kernel runs (its size is what the ceilings judge)."""
-    return spec.feature_map if isinstance(spec, ProjectedKernelSpec) else spec
 
 
 def circuit_version(spec: KernelSpec) -> str:

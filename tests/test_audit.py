@@ -52,7 +52,7 @@ def test_audit_trail_follows_the_event_log_across_new_data(workspace):
     assert all("numpy" in node["metadata"]["library_versions"] for node in first["chain"])
     assert [check["check"] for check in kernel["checks"]] == ["kernel_well_formed"]
     circuit = next(node for node in first["chain"] if node["asset"] == "circuit_artifact")
-    assert circuit["code_version"] == "angle@1.0.0,iqp@1.0.0"
+    assert circuit["code_version"] == "angle@1.0.0,iqp@1.0.0,projected@1.0.0"
     markdown = command("hybrid-audit", project)
     assert markdown.startswith("# Audit trail: quantum_svm") and "first.csv" in markdown
 
@@ -175,7 +175,7 @@ def test_a_circuit_version_bump_marks_downstream_stale(workspace, monkeypatch):
         # What a release of iqp 1.1.0 changes: the registry's version, hence the circuit's code version.
         monkeypatch.setitem(FEATURE_MAPS, "iqp", dataclasses.replace(FEATURE_MAPS["iqp"], version="1.1.0"))
         bumped_assets = map_asset_specs(
-            lambda spec: spec.replace_attributes(code_version="angle@1.0.0,iqp@1.1.0")
+            lambda spec: spec.replace_attributes(code_version="angle@1.0.0,iqp@1.1.0,projected@1.0.0")
             if spec.key == AssetKey("circuit_artifact") else spec,
             list(defs.assets),
         )

@@ -21,6 +21,7 @@ from hybrid_resources.quantum.backends import BackendConfig, SubmissionLedger
 from hybrid_resources.quantum.feature_maps import FeatureMapSpec
 from hybrid_resources.quantum.kernel_cache import KernelCache
 from hybrid_resources.quantum.kernel_engine import KernelResult
+from hybrid_resources.quantum.planning import route_circuits
 from hybrid_resources.quantum.projected_kernel import ProjectedKernelSpec
 
 KernelSpec = Union[FeatureMapSpec, ProjectedKernelSpec]
@@ -57,15 +58,11 @@ def planned_circuits(spec: KernelSpec, n_rows: int, n_cols: int | None) -> int:
 
 def run_circuits(spec: KernelSpec, n_train: int, n_test: int, landmarks: int | None = None) -> int:
     """Circuits the train and test kernel assets run together on a shot device, sharing one
-    cache: the Gram matrix and test x train pairs (or, on the Nyström path, the landmarks' own
-    kernel and every row against the ``landmarks``) for the fidelity kernel; 3 per train and
-    test row for the projected kernel, whatever the path (landmarks are train rows)."""
-    if isinstance(spec, ProjectedKernelSpec):
-        return projected_kernel.planned_circuits(n_train, n_test)
-    if landmarks:
-        return (kernel_engine.planned_circuits(landmarks, None) + kernel_engine.planned_circuits(n_train, landmarks)
-                + kernel_engine.planned_circuits(n_test, landmarks))
-    return kernel_engine.planned_circuits(n_train, None) + kernel_engine.planned_circuits(n_test, n_train)
+    cache: the planner's route for the family and path (:func:`~hybrid_resources.quantum.planning.
+    route_circuits`): projected (3 per train and test row, whatever the path: landmarks are train
+    rows), Nyström (``landmarks`` given) or pairwise."""
+    route = "projected" if isinstance(spec, ProjectedKernelSpec) else "nystrom" if landmarks else "pairwise"
+    return route_circuits(route, n_train, n_test, landmarks or 0)
 
 
 def compute_kernel(X: np.ndarray, Y: np.ndarray | None = None, *, spec: KernelSpec,

@@ -32,7 +32,7 @@ import pennylane as qml
 from dagster import ConfigurableResource, Failure
 from pydantic import Field
 
-from hybrid_resources.data.warehouse import Warehouse
+from hybrid_resources.data.warehouse import Warehouse, provider_of
 from hybrid_resources.quantum.backends import BackendConfig
 
 DEFAULT_PRICE_TABLE = Path(__file__).with_name("prices.json")
@@ -110,12 +110,6 @@ def device_identity(backend: BackendConfig) -> str:
     for managed devices, else the PennyLane device name."""
     arn = dict(backend.device_options).get("device_arn", "")
     return arn.split("device/", 1)[1].lower() if "device/" in arn else backend.device_name
-
-
-def provider_of(device: str) -> str:
-    """The provider of a device identity (:func:`device_identity`): ``qpu/iqm/garnet`` -> ``iqm``,
-    ``quantum-simulator/amazon/sv1`` -> ``amazon``; a local simulator -> ``local``."""
-    return device.split("/")[1] if device.count("/") >= 2 else "local"
 
 
 def price_of(backend: BackendConfig, table: dict[str, Any]) -> Price:

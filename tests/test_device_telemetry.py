@@ -10,11 +10,12 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from hybrid_resources.cost_policy import CostPolicy, provider_of
-from hybrid_resources.data.warehouse import Warehouse
+from hybrid_resources.cost_policy import CostPolicy, SubmissionRefused
+from hybrid_resources.data.warehouse import Warehouse, provider_of
 from hybrid_resources.quantum.backends import BackendConfig, BackendUnavailableError
 from hybrid_resources.quantum.feature_maps import FeatureMapSpec
 from hybrid_resources.quantum.kernel_engine import quantum_kernel
+from hybrid_resources.quantum.planning import PlanRequest, default_latency, plan_routes
 from tests.fake_braket import install_fake_braket
 
 GARNET = BackendConfig(device_name="braket.aws.qubit", shots=50, backoff_s=0.0, device_options=(
@@ -93,8 +94,6 @@ def test_the_local_braket_simulator_records_its_run_time_and_no_queue(tmp_path):
 
 
 def test_once_a_managed_device_ran_tasks_plans_and_admission_use_its_recorded_latency(tmp_path, aws_env):
-    from hybrid_resources.quantum.planning import PlanRequest, default_latency, plan_routes
-
     policy = _policy(tmp_path)
     assert policy.recorded_latency(GARNET) is None  # never seen: the documented default
     assert policy.latency(GARNET, 2).source == default_latency(GARNET, 2).source
@@ -109,8 +108,6 @@ def test_once_a_managed_device_ran_tasks_plans_and_admission_use_its_recorded_la
     assert pairwise.wall_time_s == pytest.approx(45 * latency.per_task_s)  # 45 one-circuit tasks in turn
 
     # The time budget now refuses what the recorded queue makes too slow, before the first task.
-    from hybrid_resources.cost_policy import SubmissionRefused
-
     slow = CostPolicy(warehouse=policy.warehouse, run_budget_usd=100.0, daily_budget_usd=100.0, time_budget_s=600)
     device = install_fake_braket(aws_env)
     with pytest.raises(SubmissionRefused, match="ledger: median"):

@@ -234,8 +234,12 @@ class LandingRecord:
 
 _TASK_COLUMNS = ("run_id", "asset", "device", "provider", "task_id", "status", "created_at", "ended_at", "latency_s",
                  "run_s", "queue_s", "reason")
-# The provider of a device identity: qpu/iqm/garnet -> iqm; a local simulator's name -> local.
-_PROVIDER_SQL = "CASE WHEN device LIKE '%/%' THEN split_part(device, '/', 2) ELSE 'local' END"
+def provider_of(device: str) -> str:
+    """The provider of a device identity (``cost_policy.device_identity``): ``qpu/iqm/garnet`` ->
+    ``iqm``, ``quantum-simulator/amazon/sv1`` -> ``amazon``; a local simulator -> ``local``."""
+    return device.split("/")[1] if device.count("/") >= 2 else "local"
+
+
 _REGISTER = {"landing": "landing_files", "scoring": "scoring_files", "labels": "labels_files"}  # zone -> register
 
 
@@ -492,14 +496,15 @@ class WarehouseSession:
                    median(latency_s) AS median_latency_s, max(latency_s) AS max_latency_s
             FROM device_tasks WHERE {where} GROUP BY provider, device""", args).fetchall()
         failures = self.connection.execute(f"""
-            SELECT {_PROVIDER_SQL} AS provider, device, count(*), list(DISTINCT split_part(error, ':', 1))
+            SELECT device, count(*), list(DISTINCT split_part(error, ':', 1))
             FROM device_failures WHERE {where} GROUP BY ALL""", args).fetchall()
         rows: dict[tuple[str, str], dict[str, Any]] = {}
         for provider, device, n, failed, queue, run, latency, worst in tasks:
             rows[(provider, device)] = {"provider": provider, "device": device, "tasks": n, "failed_tasks": failed,
                                         "median_queue_s": queue, "median_run_s": run, "median_latency_s": latency,
                                         "max_latency_s": worst, "failed_submissions": 0, "failure_reasons": []}
-        for provider, device, n, reasons in failures:
+        for device, n, reasons in failures:
+            provider = provider_of(device)
             row = rows.setdefault((provider, device), {
                 "provider": provider, "device": device, "tasks": 0, "failed_tasks": 0, "median_queue_s": None,
                 "median_run_s": None, "median_latency_s": None, "max_latency_s": None})

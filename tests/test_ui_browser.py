@@ -153,6 +153,16 @@ def metadata_cell(driver, label: str):
     return wait_for(driver, f"//table//tr[td[1][normalize-space()='{label}']]/td[last()]")
 
 
+def metadata_table_rows(driver, label: str, timeout_s: float = 60) -> list[str]:
+    """The text of each body row of the table in metadata row ``label``, once it rendered (the
+    cell can show before the table inside it fills in)."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    xpath = f"//table//tr[td[1][normalize-space()='{label}']]/td[last()]//tbody/tr"
+    return WebDriverWait(driver, timeout_s).until(
+        lambda d: [row.text for row in d.find_elements("xpath", xpath) if row.text.strip()] or None)
+
+
 def open_plot(driver, label: str, shots: Path) -> tuple[int, int]:
     """Open a plot's "[Show Markdown]" dialog; its image's natural size once it loaded."""
     metadata_cell(driver, label).find_element("xpath", ".//a[normalize-space()='[Show Markdown]']").click()
@@ -209,8 +219,8 @@ def test_a_person_opens_the_ui_after_the_demo_and_materializes_from_it(dagster_d
 
     # model_evaluation: the comparison table, the gates and the other checks inline, the plots one click away.
     driver.get(f"{base}/assets/model_evaluation")
-    rows = metadata_cell(driver, "comparison").find_elements("xpath", ".//tbody/tr")
-    assert {row.text.split()[0] for row in rows} == {"quantum_svm", "classical_baseline", "vqc_model"}
+    rows = metadata_table_rows(driver, "comparison")
+    assert {row.split()[0] for row in rows} == {"quantum_svm", "classical_baseline", "vqc_model"}
     gates = metadata_cell(driver, "gates").text
     assert all(name in gates for name in ("quantum_beats_classical", "reproducibility", "cost_within_budget",
                                           "latency_ceiling")), gates

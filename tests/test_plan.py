@@ -100,3 +100,20 @@ def test_the_plan_job_stores_the_same_report_as_the_command_and_submits_nothing(
         "pairwise": 20 * 19 // 2 + 10 * 20, "projected": 3 * 30, "nystrom": 5 * 4 // 2 + 30 * 5}
     assert defs.resolve_job_def("plan_kernel_routes").asset_layer.executable_asset_keys == {
         result.asset_materializations_for_node("kernel_route_plan")[0].asset_key}
+
+
+def test_the_expected_accuracy_runs_on_a_stated_stratified_sample_above_its_row_limit():
+    from hybrid_assets.plan import accuracy_sample
+
+    y_train, y_test = np.arange(200) % 4 == 0, np.arange(30) % 2
+    embeddings = {"X_train": np.arange(400.0).reshape(200, 2), "y_train": y_train.astype(int),
+                  "X_test": np.zeros((30, 2)), "y_test": y_test}
+    sample, notes = accuracy_sample(embeddings, 40)
+    assert sample["X_train"].shape == (40, 2) and sample["y_train"].sum() == 10  # the class shares kept: 1 in 4
+    assert set(sample["X_train"][:, 0] // 2) <= set(range(200))  # train rows, paired with their own labels
+    assert np.array_equal(sample["y_train"], (sample["X_train"][:, 0] // 2 % 4 == 0).astype(int))
+    assert notes["train"] == {"what": "train rows of the expected accuracy", "rows": 40, "of": 200, "sampled": True,
+                              "rule": "stratified by class, uniform within a class, without replacement", "seed": 0}
+    assert notes["test"]["sampled"] is False and sample["X_test"].shape == (30, 2)
+    again, _ = accuracy_sample(embeddings, 40)
+    assert np.array_equal(again["X_train"], sample["X_train"])  # seeded

@@ -25,9 +25,11 @@ from hybrid_resources.quantum.planning import format_plan
 class RoutePlanConfig(Config):
     landmarks: int = Field(default=NystromConfig().m, ge=1, description="Nyström landmarks m of the Nyström route")
     expected_accuracy: bool = Field(default=True, description="Each route's holdout accuracy on the exact simulator")
+    max_accuracy_rows: int = Field(default=5000, ge=10, description="Train (and test) rows the expected accuracy runs "
+                                   "on: a seeded stratified sample above it (the pairwise route's square kernel)")
 
 
-@asset(code_version="1", group_name="planning", kinds={"python"})
+@asset(code_version="2", group_name="planning", kinds={"python"})
 def kernel_route_plan(config: RoutePlanConfig, reduced_embeddings: dict, kernel_tuning: dict,
                       quantum_backend: QuantumBackend, cost_policy: CostPolicy) -> Output:
     """JSON report: device, shots, rows, and per route (pairwise, projected, nystrom) circuits,
@@ -36,7 +38,8 @@ def kernel_route_plan(config: RoutePlanConfig, reduced_embeddings: dict, kernel_
     refusal; ``expected_accuracy`` route -> holdout accuracy in [0, 1] on the exact simulator."""
     plans, report = plan_current_data(reduced_embeddings, kernel_tuning, quantum_backend.backend_config(),
                                       cost_policy, landmarks=config.landmarks,
-                                      with_accuracy=config.expected_accuracy)
+                                      with_accuracy=config.expected_accuracy,
+                                      max_accuracy_rows=config.max_accuracy_rows)
     accuracy = report["expected_accuracy"]
     return artifact_output(report, {
         "device": report["device"],
@@ -48,7 +51,8 @@ def kernel_route_plan(config: RoutePlanConfig, reduced_embeddings: dict, kernel_
         "refused_by_time_budget": MetadataValue.json(report["refused"]),
         "time_budget_s": report["time_budget_s"],
         **({"expected_accuracy": MetadataValue.md(comparison_table(
-            {route: {"accuracy": value} for route, value in accuracy.items()}, ["accuracy"]))} if accuracy else {}),
+            {route: {"accuracy": value} for route, value in accuracy.items()}, ["accuracy"])),
+            "expected_accuracy_sample": MetadataValue.json(report["expected_accuracy_sample"])} if accuracy else {}),
     })
 
 

@@ -45,10 +45,12 @@ def run_path(args: argparse.Namespace, kernel_path: str) -> dict:
         os.environ["HYBRID_DATA_DIR"] = str(Path(folder) / "data")
         from hybrid_assets.assets.landing import raw_samples
         from hybrid_assets.definitions import all_assets
+        from hybrid_assets.jobs import refresh_models_job
         from hybrid_assets.partitions import (
             landing_files_partitions,
             safe_partition_key,
         )
+        from hybrid_resources.compute import DaskCluster
         from hybrid_resources.cost_policy import CostPolicy
         from hybrid_resources.data.artifacts import ArtifactIOManager, ArtifactStore
         from hybrid_resources.data.paths import DataLayout
@@ -63,7 +65,8 @@ def run_path(args: argparse.Namespace, kernel_path: str) -> dict:
                             nystrom_landmarks=args.landmarks)
         resources = {"io_manager": ArtifactIOManager(), "warehouse": warehouse, "quantum_backend": QuantumBackend(),
                      "cost_policy": CostPolicy(warehouse=warehouse), "gate_policy": policy,
-                     "hardware_backend": QuantumBackend(device_name="braket.aws.qubit", shots=100)}
+                     "hardware_backend": QuantumBackend(device_name="braket.aws.qubit", shots=100),
+                     "dask": DaskCluster()}
         run_config = {"ops": {"reduced_embeddings": {"config": {"n_qubits": args.n_qubits}},
                               "vqc_model": {"config": {"epochs": 1, "max_train_rows": args.vqc_rows}}}}
         with instance_for_test() as instance:
@@ -72,8 +75,8 @@ def run_path(args: argparse.Namespace, kernel_path: str) -> dict:
             started = time.perf_counter()
             assert materialize([raw_samples], partition_key=key, instance=instance, resources=resources).success
             ingest_s = time.perf_counter() - started
-            selection = (AssetSelection.all() - AssetSelection.assets("raw_samples")
-                         - AssetSelection.groups("hardware", "serving", "portfolio"))
+            # What the one-click refresh runs (refresh_models), landing ingestion aside.
+            selection = refresh_models_job.selection - AssetSelection.assets("raw_samples")
             started = time.perf_counter()
             result = materialize(all_assets, selection=selection, instance=instance, resources=resources,
                                  run_config=run_config)

@@ -16,6 +16,7 @@ launchpad shows which variable sets the field), and an unset one leaves the docu
 | ``HYBRID_QUANTUM_ROWS_PER_DAY`` | ``cost_policy.quantum_rows_per_day`` (scoring quota, default 1000) |
 | ``HYBRID_MIN_MARGIN`` | ``gate_policy.min_margin`` (read when the code location loads, like the budgets) |
 | ``HYBRID_KERNEL_PATH``, ``HYBRID_MAX_EXACT_TRAIN`` | ``gate_policy.kernel_path`` (auto, exact, nystrom), ``.max_exact_train`` |
+| ``HYBRID_DASK``, ``HYBRID_DASK_SCHEDULER`` | ``dask.enabled`` (a LocalCluster per step), ``dask.scheduler_address`` (a running cluster; enables it) |
 | ``HYBRID_EXECUTOR``, ``HYBRID_MAX_CONCURRENT_STEPS`` | the step executor (in_process, multiprocess, k8s; ``hybrid_assets.executors``) |
 | ``HYBRID_ARTIFACT_KEEP_VERSIONS`` | ``io_manager.keep_versions`` |
 | ``HYBRID_REDIS_URL``, ``HYBRID_SCORING_STREAM`` | ``scoring_stream.url``, ``.stream`` (records to score) |
@@ -69,6 +70,7 @@ from hybrid_assets.sensors import (
     scoring_sensor,
     scoring_stream_sensor,
 )
+from hybrid_resources.compute import DaskCluster
 from hybrid_resources.cost_policy import CostPolicy
 from hybrid_resources.data.artifacts import ArtifactIOManager
 from hybrid_resources.data.stream import ScoringStream
@@ -137,6 +139,8 @@ def resources_from_env() -> dict[str, Any]:
         "gate_policy": GatePolicy(min_margin=decimal_from_env("HYBRID_MIN_MARGIN", 0.0),
                                   kernel_path=from_env("HYBRID_KERNEL_PATH", "auto"),
                                   max_exact_train=from_env("HYBRID_MAX_EXACT_TRAIN", 5000)),
+        "dask": DaskCluster(enabled=flag_from_env("HYBRID_DASK") or bool(os.environ.get("HYBRID_DASK_SCHEDULER", "").strip()),
+                            scheduler_address=from_env("HYBRID_DASK_SCHEDULER", "")),
         "scoring_stream": ScoringStream(url=from_env("HYBRID_REDIS_URL", ""),
                                         stream=from_env("HYBRID_SCORING_STREAM", "hybrid:scoring")),
     }

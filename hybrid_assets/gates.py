@@ -14,6 +14,7 @@ from hybrid_assets.modeling import (
     precomputed_decision,
 )
 from hybrid_assets.verdict import Verdict
+from hybrid_resources.data.big_arrays import iter_row_blocks
 from hybrid_resources.quantum.backends import BackendConfig, SubmissionLedger
 from hybrid_resources.quantum.kernel_diagnostics import (
     concentration,
@@ -48,9 +49,10 @@ def kernel_health(matrix: np.ndarray, *, shots: int | None, symmetry_tolerance: 
                   psd_shot_factor: float, square: bool) -> GateResult:
     """Symmetric, unit diagonal (within shot tolerance), PSD within tolerance; entries in [0, 1].
 
-    For a rectangular (test x train) kernel only the entry range is checked.
+    For a rectangular (test x train) kernel only the entry range is checked, in row blocks (a
+    memory-mapped kernel stays on disk).
     """
-    in_range = bool(np.all((matrix >= -1e-12) & (matrix <= 1 + 1e-12)))
+    in_range = all(bool(np.all((block >= -1e-12) & (block <= 1 + 1e-12))) for _, block in iter_row_blocks(matrix))
     figures: dict[str, Any] = {"shape": list(matrix.shape), "entries_in_unit_interval": in_range}
     problems = [] if in_range else ["entries outside [0, 1]"]
     if square:

@@ -50,8 +50,12 @@ def cluster_facts(client: Client) -> dict[str, Any]:
 
 
 class DaskCluster(ConfigurableResource):
-    """The Dask cluster kernel blocks run on (see :func:`dask_client`)."""
+    """The Dask cluster kernel blocks run on (see :func:`dask_client`): the blocks of a Nyström
+    kernel too large for memory (``gate_policy.kernel_ram_budget_mb``) when ``enabled``; they run
+    as local blocks in the step's process otherwise. ``HYBRID_DASK=true`` enables a LocalCluster
+    per step; ``HYBRID_DASK_SCHEDULER`` names a running cluster (and enables it)."""
 
+    enabled: bool = Field(default=False, description="Run large kernels' blocks on this cluster")
     scheduler_address: str = Field(
         default="", description="Address of a running Dask scheduler (tcp://host:8786); empty: a LocalCluster per step")
     n_workers: int = Field(default=0, ge=0, description="LocalCluster worker processes; 0 = one per core")
@@ -61,3 +65,19 @@ class DaskCluster(ConfigurableResource):
         """A client for this step (a local cluster is started and stopped with it)."""
         with dask_client(self.scheduler_address, self.n_workers) as client:
             yield client
+
+    @contextmanager
+    def client_if_enabled(self) -> Iterator[Client | None]:
+        """:meth:`client` when ``enabled``, else None (nothing is started)."""
+        if not self.enabled:
+            yield None
+            return
+        with self.client() as client:
+            yield client
+
+    def describe(self) -> dict[str, Any]:
+        """Where large kernels' blocks run, for metadata (no secrets: an address at most)."""
+        if not self.enabled:
+            return {"engine": "local blocks in the step's process"}
+        return {"engine": "dask", "scheduler_address": self.scheduler_address or "a LocalCluster per step",
+                "n_workers": self.n_workers or "one per core"}

@@ -51,5 +51,9 @@ class GatePolicy(ConfigurableResource):
                                                                   "train rows)")
     landmark_rule: str = Field(default=NystromConfig.rule, description="kmeans++ | uniform: how landmarks are drawn "
                                                                "(seeded by cv_seed)")
+    kernel_ram_budget_mb: float = Field(
+        default=1024.0, gt=0.0,
+        description="A Nyström kernel (rows x landmarks, float64) larger than this is streamed to disk in row blocks "
+                    "and stored as a memory-mapped .npy (exact simulators; on the dask resource when enabled)")
     nystrom_eps: float = Field(default=NystromConfig.eps, ge=0.0, description="Eigenvalues of K_mm below eps * the largest are "
                                                                   "dropped from the Nyström map")

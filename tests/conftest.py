@@ -108,6 +108,7 @@ def latest_artifact(artifacts_root: Path, asset: str):
 # ---------------------------------------------------------------------------------------
 
 def _resources() -> dict:
+    from hybrid_resources.compute import DaskCluster
     from hybrid_resources.cost_policy import CostPolicy
     from hybrid_resources.data.artifacts import ArtifactIOManager
     from hybrid_resources.data.warehouse import Warehouse
@@ -117,7 +118,7 @@ def _resources() -> dict:
     warehouse = Warehouse()
     return {"io_manager": ArtifactIOManager(), "warehouse": warehouse, "quantum_backend": QuantumBackend(),
             "cost_policy": CostPolicy(warehouse=warehouse), "gate_policy": GatePolicy(),
-            "hardware_backend": QuantumBackend(device_name="braket.aws.qubit", shots=100)}
+            "hardware_backend": QuantumBackend(device_name="braket.aws.qubit", shots=100), "dask": DaskCluster()}
 
 
 RESOURCES = _resources()

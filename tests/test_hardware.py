@@ -34,6 +34,7 @@ from hybrid_assets.assets.landing import raw_samples
 from hybrid_assets.definitions import hardware_backend_from_env
 from hybrid_assets.partitions import landing_files_partitions, safe_partition_key
 from hybrid_assets.registry import HARDWARE_SUBJECT, approve
+from hybrid_resources.compute import DaskCluster
 from hybrid_resources.cost_policy import CostPolicy
 from hybrid_resources.data.artifacts import ArtifactIOManager
 from hybrid_resources.data.paths import DataLayout
@@ -65,6 +66,7 @@ def resources(**overrides) -> dict:
         "gate_policy": GatePolicy(min_margin=-1.0),  # promotion passes on any margin
         "hardware_backend": QuantumBackend(device_name="braket.aws.qubit", shots=100, device_arn=GARNET,
                                            s3_destination=S3, max_retries=2),
+        "dask": DaskCluster(),
     }
     return {**base, **overrides}
 

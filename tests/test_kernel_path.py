@@ -200,3 +200,42 @@ def test_landmarks_are_the_same_rows_for_every_asset_that_asks():
     first = landmark_indices(X, plan)
     assert first.size == 30 and len(set(first.tolist())) == 30
     assert np.array_equal(first, landmark_indices(X, plan))
+
+
+def test_a_nystrom_kernel_over_the_ram_budget_is_streamed_to_a_memory_map_and_the_graph_runs_on_it(
+        data_layout, instance):
+    from hybrid_assets.assets.quantum import fit_nystrom_svm
+
+    write_good_csv(data_layout.landing, n_rows=48, n_features=5, seed=4, name="train.csv")
+    ingest(instance, "train.csv")
+    run_config = {"ops": {**SMALL_RUN_CONFIG["ops"], "vqc_model": {"config": {"max_train_rows": SMALL_THRESHOLD}}}}
+    # 36 x 36 float64 landmark columns are 10 KiB: over a 1 KiB budget.
+    result = refresh(instance, run_config, gate_policy=GatePolicy(min_margin=-1.0, max_exact_train=SMALL_THRESHOLD,
+                                                                  kernel_ram_budget_mb=1 / 1024))
+    assert result.success
+    store = ArtifactStore(data_layout.artifacts)
+    embeddings = store.read(["reduced_embeddings"])
+    train_kernel, test_kernel = store.read(["quantum_kernel_train"]), store.read(["quantum_kernel_test"])
+    assert isinstance(train_kernel["K_nm"], np.memmap) and isinstance(test_kernel["matrix"], np.memmap)
+    assert not isinstance(train_kernel["K_mm"], np.memmap)  # the landmarks' own kernel stays in the bundle
+    for asset in ("quantum_kernel_train", "quantum_kernel_test"):
+        metadata = _metadata(result, asset)
+        assert "kernel_ram_budget_mb" in metadata["streamed_to_disk"]
+        assert metadata["blocks_engine"] == {"engine": "local blocks in the step's process"}
+    assert not list((data_layout.artifacts / ".scratch").iterdir())  # every scratch file became an artifact
+
+    # The same entries as the engine, and the same model as the in-memory arrays give.
+    spec = FeatureMapSpec.from_dict(store.read(["circuit_artifact"])["spec"])
+    landmarks = embeddings["X_train"][train_kernel["landmark_indices"]]
+    np.testing.assert_allclose(train_kernel["K_nm"], quantum_kernel(embeddings["X_train"], landmarks, spec=spec).matrix,
+                               atol=1e-12, rtol=0)
+    np.testing.assert_allclose(test_kernel["matrix"], quantum_kernel(embeddings["X_test"], landmarks, spec=spec).matrix,
+                               atol=1e-12, rtol=0)
+    model = store.read(["quantum_svm"])
+    in_memory = [{name: np.array(value) for name, value in kernel.items()} for kernel in (train_kernel, test_kernel)]
+    refit, _ = fit_nystrom_svm(*in_memory, embeddings, C=float(info_of(model)["C"]),
+                               kernel={"kind": "quantum", "spec_hash": info_of(model)["spec_hash"]})
+    for name in ("projection", "coef", "intercept"):
+        np.testing.assert_allclose(model[name], refit[name], atol=1e-12, rtol=0)
+    assert _metadata(result, "model_evaluation")["kernel_path"] == "nystrom"
+    assert rescore(instance, "quantum_svm")["reproduced"] is True

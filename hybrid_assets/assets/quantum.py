@@ -1,6 +1,7 @@
 """Features -> reduced embeddings -> circuit artifact -> quantum kernels -> quantum SVM."""
 
 from collections.abc import Iterator
+from contextlib import nullcontext
 from dataclasses import replace
 from typing import Optional
 
@@ -52,12 +53,18 @@ from hybrid_assets.shot_planner import (
     shot_ladder,
 )
 from hybrid_assets.tuning import kfold_splits, quantum_score, tune_quantum
+from hybrid_resources.compute import DaskCluster
 from hybrid_resources.cost_policy import CostPolicy, UnknownPriceError, device_identity
 from hybrid_resources.data.artifacts import (
     content_hash,
     info_of,
     telemetry_of,
     with_info,
+)
+from hybrid_resources.data.big_arrays import (
+    block_rows_of,
+    iter_row_blocks,
+    scratch_array,
 )
 from hybrid_resources.data.paths import DataLayout
 from hybrid_resources.data.warehouse import Warehouse
@@ -80,8 +87,9 @@ from hybrid_resources.quantum.kernels import (
     compute_kernel,
     kernel_spec,
     run_circuits,
+    streamed_kernel,
 )
-from hybrid_resources.quantum.nystrom import NystromModel, nystrom_model, row_blocks
+from hybrid_resources.quantum.nystrom import NystromModel, nystrom_model
 from hybrid_resources.quantum.projected_kernel import (
     DEFAULT_GAMMAS,
     ProjectedKernelSpec,
@@ -307,24 +315,32 @@ def merged_stats(stats: list) -> dict:
     return {key: value for key, value in merged.items() if value is not None}
 
 
-def kernel_arrays(X: np.ndarray, X_train: np.ndarray | None, plan: KernelPlan, compute) -> tuple[dict, list]:
+def kernel_arrays(X: np.ndarray, X_train: np.ndarray | None, plan: KernelPlan, compute,
+                  compute_rows=None) -> tuple[dict, list]:
     """The arrays a kernel asset stores, from ``compute(A, B=None) -> KernelResult``.
 
     Exact path: ``matrix``, the (N, N) Gram matrix of X (``X_train`` None) or test x train.
     Nyström path: ``landmark_indices`` (m,) train rows and, for the train kernel, ``K_mm`` (m, m)
-    and ``K_nm`` (N, m); for the test kernel ``matrix`` (n_test, m) against the landmarks.
-    Returns (arrays, the engine calls' stats)."""
+    and ``K_nm`` (N, m); for the test kernel ``matrix`` (n_test, m) against the landmarks; the
+    rows x landmarks kernel comes from ``compute_rows(A, landmarks)`` when given (streamed to a
+    memory map). Returns (arrays, the engine calls' stats)."""
     if not plan.nystrom:
         result = compute(X, X_train)
         return {"matrix": result.matrix}, [result.stats]
     train = X if X_train is None else X_train
     indices = landmark_indices(train, plan)
     landmarks = train[indices]
+    rows = (compute_rows or compute)(X, landmarks)
     if X_train is None:
-        k_mm, k_nm = compute(landmarks), compute(X, landmarks)
-        return {"landmark_indices": indices, "K_mm": k_mm.matrix, "K_nm": k_nm.matrix}, [k_mm.stats, k_nm.stats]
-    result = compute(X, landmarks)
-    return {"landmark_indices": indices, "matrix": result.matrix}, [result.stats]
+        k_mm = compute(landmarks)
+        return {"landmark_indices": indices, "K_mm": k_mm.matrix, "K_nm": rows.matrix}, [k_mm.stats, rows.stats]
+    return {"landmark_indices": indices, "matrix": rows.matrix}, [rows.stats]
+
+
+def streams_to_disk(n_rows: int, plan: KernelPlan, backend: BackendConfig, gates: GatePolicy) -> bool:
+    """Whether a Nyström rows x landmarks kernel is streamed to a memory map: larger (float64)
+    than ``gates.kernel_ram_budget_mb`` on an exact simulator."""
+    return plan.nystrom and backend.is_exact and n_rows * plan.landmarks * 8 > gates.kernel_ram_budget_mb * 2**20
 
 
 def nystrom_kernel_health(arrays: dict, *, shots: int | None, gates: GatePolicy) -> GateResult:
@@ -341,7 +357,7 @@ def nystrom_kernel_health(arrays: dict, *, shots: int | None, gates: GatePolicy)
 
 def _quantum_kernel_asset(context: AssetExecutionContext, X: np.ndarray, X_train: np.ndarray | None, circuit: dict,
                           quantum_backend: QuantumBackend, cost_policy: CostPolicy, gates: GatePolicy,
-                          n_train: int) -> Iterator:
+                          n_train: int, dask: DaskCluster) -> Iterator:
     """Compute a kernel within budget, record what it ran and which path (exact or Nyström, and
     why), gate its shape. Degrade (an empty (0, 0) kernel, never a crash) when the backend is
     disabled or still failing after the engine's retries; a plan over budget is refused by the
@@ -355,14 +371,25 @@ def _quantum_kernel_asset(context: AssetExecutionContext, X: np.ndarray, X_train
     if not quantum_backend.enabled:
         reason = "quantum backend disabled by configuration (quantum_backend.enabled = false)"
     else:
-        with cost_policy.ledger(run_id=context.run_id, asset=asset, backend=backend) as ledger:
+        streamed = streams_to_disk(len(X), plan, backend, gates)
+        with cost_policy.ledger(run_id=context.run_id, asset=asset, backend=backend) as ledger, \
+                (dask.client_if_enabled() if streamed else nullcontext()) as client:
             def compute(A, B=None):
                 return compute_kernel(A, B, spec=kernel_spec(circuit["spec"]), backend=backend,
                                       cache=KernelCache(DataLayout.from_env().kernel_cache), ledger=ledger)
+
+            def compute_rows(A, landmarks):
+                out = scratch_array(DataLayout.from_env().artifacts / ".scratch", len(A), len(landmarks))
+                return streamed_kernel(A, landmarks, spec=kernel_spec(circuit["spec"]), backend=backend, out=out,
+                                       block_rows=block_rows_of(out), client=client)
             try:
-                arrays, calls = kernel_arrays(X, X_train, plan, compute)
+                arrays, calls = kernel_arrays(X, X_train, plan, compute, compute_rows if streamed else None)
             except BackendUnavailableError as unavailable:
                 reason = str(unavailable)
+        if streamed:
+            common |= {"streamed_to_disk": f"rows x landmarks kernel over kernel_ram_budget_mb "
+                                           f"({gates.kernel_ram_budget_mb}): written in row blocks to a memory-mapped "
+                                           ".npy, no entry cache", "blocks_engine": MetadataValue.json(dask.describe())}
     if reason:
         context.log.warning(f"{asset}: quantum stage degraded, the classical path carries on: {reason}")
         info = {"degraded": True, "degraded_reason": reason, "spec_hash": circuit["spec_hash"],
@@ -406,7 +433,8 @@ def _kernel_check(asset: str) -> AssetCheckSpec:
 @asset(automation_condition=ON_NEW_DATA, code_version="4", group_name="quantum", pool="quantum",
        kinds={"pennylane", "numpy"}, check_specs=[_kernel_check("quantum_kernel_train")])
 def quantum_kernel_train(context: AssetExecutionContext, reduced_embeddings: dict, circuit_artifact: dict,
-                         quantum_backend: QuantumBackend, cost_policy: CostPolicy, gate_policy: GatePolicy) -> Iterator:
+                         quantum_backend: QuantumBackend, cost_policy: CostPolicy, gate_policy: GatePolicy,
+                         dask: DaskCluster) -> Iterator:
     """Exact path: ``matrix``, the Gram matrix of the train embeddings (n_train, n_train), entries
     in [0, 1], (0, 0) when degraded. Nyström path (above ``gate_policy.max_exact_train`` train rows
     under kernel_path auto, or forced): ``landmark_indices`` (m,), ``K_mm`` (m, m) and ``K_nm``
@@ -414,19 +442,20 @@ def quantum_kernel_train(context: AssetExecutionContext, reduced_embeddings: dic
     cost, wall time."""
     X_train = reduced_embeddings["X_train"]
     yield from _quantum_kernel_asset(context, X_train, None, circuit_artifact, quantum_backend, cost_policy,
-                                     gate_policy, len(X_train))
+                                     gate_policy, len(X_train), dask)
 
 
 @asset(automation_condition=ON_NEW_DATA, code_version="4", group_name="quantum", pool="quantum",
        kinds={"pennylane", "numpy"}, check_specs=[_kernel_check("quantum_kernel_test")])
 def quantum_kernel_test(context: AssetExecutionContext, reduced_embeddings: dict, circuit_artifact: dict,
-                        quantum_backend: QuantumBackend, cost_policy: CostPolicy, gate_policy: GatePolicy) -> Iterator:
+                        quantum_backend: QuantumBackend, cost_policy: CostPolicy, gate_policy: GatePolicy,
+                        dask: DaskCluster) -> Iterator:
     """Kernel between test and train embeddings: ``matrix`` (n_test, n_train), or (n_test, m) against
     the landmarks on the Nyström path (then with ``landmark_indices``), entries in [0, 1], (0, 0)
     when degraded; ``info`` as for the train kernel."""
     X_train = reduced_embeddings["X_train"]
     yield from _quantum_kernel_asset(context, reduced_embeddings["X_test"], X_train, circuit_artifact,
-                                     quantum_backend, cost_policy, gate_policy, len(X_train))
+                                     quantum_backend, cost_policy, gate_policy, len(X_train), dask)
 
 
 class SvmConfig(Config):
@@ -500,7 +529,7 @@ def fit_nystrom_svm(kernel_train: dict, kernel_test: dict, embeddings: dict, *, 
     plan = kernel_path_of(kernel_train)
     config = KernelPlan(**{k: plan[k] for k in KernelPlan.__dataclass_fields__}).nystrom_config(C)
     K_nm, y = kernel_train["K_nm"], embeddings["y_train"]
-    blocks = ((K_nm[rows], y[rows]) for rows in row_blocks(len(y), config.block_rows))
+    blocks = ((block, y[rows]) for rows, block in iter_row_blocks(K_nm, config.block_rows))
     fitted = nystrom_model(kernel_train["K_mm"], blocks, landmarks=embeddings["X_train"][indices], indices=indices,
                            config=config, kernel=kernel)
     return fitted.to_arrays(), {**plan, **{k: fitted.meta[k] for k in ("m", "rank", "clipped", "classifier")}}

@@ -10,6 +10,8 @@ the value (:func:`content_hash`), so an old version stays loadable after newer o
 
 - ``np.ndarray``            -> ``.npy``
 - ``dict[str, np.ndarray]`` -> ``.npz`` (a bundle: embeddings with their fitted transform, a model);
+  its memory-mapped arrays (a kernel too large for memory) as ``value.<name>.npy`` beside it,
+  read back as read-only memory maps (:mod:`hybrid_resources.data.big_arrays`);
   a bundle may carry JSON facts about itself (:func:`with_info`): ``"info"``, part of its content
   (hyperparameters, holdout metrics), and ``"telemetry"``, how this copy was computed (wall time,
   cache hits, circuits run, cost), which the content hash leaves out: the same data computed
@@ -36,6 +38,12 @@ import numpy as np
 from dagster import ConfigurableIOManager, InputContext, MetadataValue, OutputContext
 from pydantic import Field
 
+from hybrid_resources.data.big_arrays import (
+    iter_row_blocks,
+    load_mapped,
+    store_mapped,
+    stored_name,
+)
 from hybrid_resources.data.paths import DataLayout, atomic_write
 
 ArrayBundle = dict[str, np.ndarray]
@@ -55,9 +63,13 @@ def content_hash(value: np.ndarray | ArrayBundle | dict[str, Any]) -> str:
         value = {"": value}
     if all(isinstance(item, np.ndarray) for item in value.values()):
         for name in sorted(set(value) - {TELEMETRY_KEY}):
-            array = np.ascontiguousarray(value[name])
+            array = value[name] if isinstance(value[name], np.memmap) else np.ascontiguousarray(value[name])
             digest.update(f"{name}|{array.dtype.str}|{array.shape}|".encode())
-            digest.update(memoryview(array).cast("B") if array.size else b"")  # no copy of big arrays
+            if isinstance(array, np.memmap):  # the same bytes in the same order, one block in memory at a time
+                for _, block in iter_row_blocks(array):
+                    digest.update(memoryview(np.ascontiguousarray(block)).cast("B") if block.size else b"")
+            else:
+                digest.update(memoryview(array).cast("B") if array.size else b"")  # no copy of big arrays
     else:
         content = {name: item for name, item in value.items() if name != TELEMETRY_KEY}
         digest.update(json.dumps(content, sort_keys=True, default=str).encode())
@@ -102,7 +114,11 @@ def write_artifact(base: Path, value: np.ndarray | ArrayBundle | dict[str, Any])
     if isinstance(value, np.ndarray):
         path, write = base.with_suffix(".npy"), lambda f: np.save(f, value, allow_pickle=False)
     elif _is_bundle(value):
-        path, write = base.with_suffix(".npz"), lambda f: np.savez(f, **value)
+        mapped = {name: array for name, array in value.items() if isinstance(array, np.memmap)}
+        for name, array in mapped.items():  # beside the bundle first: the bundle's file marks it complete
+            store_mapped(stored_name(base, name), array)
+        in_memory = {name: array for name, array in value.items() if name not in mapped}
+        path, write = base.with_suffix(".npz"), lambda f: np.savez(f, **in_memory)
     elif isinstance(value, dict):
         path, write = base.with_suffix(".json"), lambda f: f.write(json.dumps(value, indent=2, sort_keys=True).encode())
     else:
@@ -120,7 +136,7 @@ def read_artifact(base: Path) -> np.ndarray | ArrayBundle | dict[str, Any]:
                 return np.load(path, allow_pickle=False)
             if suffix == ".npz":
                 with np.load(path, allow_pickle=False) as bundle:
-                    return {name: bundle[name] for name in bundle.files}
+                    return {**{name: bundle[name] for name in bundle.files}, **load_mapped(base)}
             return json.loads(path.read_text())
     raise FileNotFoundError(f"no artifact at {base}.(npy|npz|json); materialize the upstream asset first")
 

@@ -29,6 +29,7 @@ import numpy as np
 from distributed import Client, Future, as_completed
 from numpy.lib.format import open_memmap
 
+from hybrid_resources.data.big_arrays import release, row_blocks
 from hybrid_resources.quantum.backends import BackendConfig
 from hybrid_resources.quantum.feature_maps import FeatureMapSpec, is_real_map
 from hybrid_resources.quantum.kernel_engine import (
@@ -40,7 +41,6 @@ from hybrid_resources.quantum.kernel_engine import (
     _states,
     output_array,
 )
-from hybrid_resources.quantum.nystrom import row_blocks
 
 DEFAULT_BLOCK_BUDGET = 256 * 2**20  # bytes per block task
 
@@ -100,6 +100,7 @@ def dask_quantum_kernel(X: np.ndarray, Y: np.ndarray | None = None, *, spec: Fea
         out[row_chunks[i], col_chunks[j]] = block
         if request.symmetric and i != j:
             out[col_chunks[j], row_chunks[i]] = block.T
+        release(out)  # a memmap's written pages go to the page cache, not this process's memory
     if request.symmetric:
         out[np.diag_indices(n_rows)] = 1.0
     if isinstance(out, np.memmap):

@@ -12,10 +12,13 @@ Assets, gates, scoring and the hardware run call :func:`compute_kernel` with the
 
 from __future__ import annotations
 
-from typing import Any, Callable, Union
+import time
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, Callable, Union
 
 import numpy as np
 
+from hybrid_resources.data.big_arrays import release, row_blocks
 from hybrid_resources.quantum import kernel_engine, projected_kernel
 from hybrid_resources.quantum.backends import BackendConfig, SubmissionLedger
 from hybrid_resources.quantum.feature_maps import FeatureMapSpec
@@ -23,6 +26,9 @@ from hybrid_resources.quantum.kernel_cache import KernelCache
 from hybrid_resources.quantum.kernel_engine import KernelResult
 from hybrid_resources.quantum.planning import route_circuits
 from hybrid_resources.quantum.projected_kernel import ProjectedKernelSpec
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 KernelSpec = Union[FeatureMapSpec, ProjectedKernelSpec]
 FAMILIES = ("fidelity", "projected")
@@ -79,3 +85,34 @@ def compute_kernel(X: np.ndarray, Y: np.ndarray | None = None, *, spec: KernelSp
             out[...] = result.matrix
         return result
     return kernel_engine.quantum_kernel(X, Y, spec=spec, backend=backend, cache=cache, ledger=ledger, out=out)
+
+
+def streamed_kernel(X: np.ndarray, Y: np.ndarray, *, spec: KernelSpec, out: np.ndarray, block_rows: int,
+                    backend: BackendConfig = BackendConfig(), client: "Client | None" = None) -> KernelResult:
+    """K(X, Y) for many rows X (N, d) against few rows Y (M, d), e.g. the Nyström landmarks,
+    written into ``out`` (float64 (N, M), typically a memmap from
+    :func:`~hybrid_resources.data.big_arrays.scratch_array`) one block of ``block_rows`` rows at a
+    time, the map's pages given back after each block: resident memory is about one block,
+    whatever N is.
+
+    Exact (statevector) backends only: N rows of circuits is what the planner's routes are for.
+    No entry cache: a refresh recomputes the blocks (the landmarks' own kernel and the scoring of
+    new rows still use it). With a Dask ``client``, a fidelity kernel's blocks run as tasks on its
+    cluster (:func:`~hybrid_resources.quantum.dask_kernel.dask_quantum_kernel`); equal to the
+    local blocks to rounding. Stats: one call's, with rows, entries, states and wall time summed.
+    """
+    if not backend.is_exact:
+        raise ValueError(f"streamed kernels run on exact simulators; {backend.device_name} with shots="
+                         f"{backend.shots} runs circuits: plan a route (hybrid-plan) instead")
+    if client is not None and isinstance(spec, FeatureMapSpec):
+        from hybrid_resources.quantum.dask_kernel import dask_quantum_kernel
+
+        return dask_quantum_kernel(X, Y, spec=spec, client=client, backend=backend, out=out)
+    started, calls = time.perf_counter(), []
+    for rows in row_blocks(len(X), block_rows):
+        calls.append(compute_kernel(X[rows], Y, spec=spec, backend=backend, out=out[rows]).stats)
+        release(out)
+    first = calls[0] if calls else compute_kernel(X, Y, spec=spec, backend=backend, out=out).stats  # no rows
+    stats = replace(first, n_rows=len(X), entries_computed=sum(c.entries_computed for c in calls),
+                    states_simulated=sum(c.states_simulated for c in calls), wall_time_s=time.perf_counter() - started)
+    return KernelResult(matrix=out, stats=stats)

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable, Iterator, Protocol
+from typing import Any, Iterable, Protocol
 
 import numpy as np
 from sklearn.cluster import kmeans_plusplus
 from sklearn.metrics.pairwise import rbf_kernel
 
+from hybrid_resources.data.big_arrays import map_rows, row_blocks
 from hybrid_resources.quantum.backends import BackendConfig, SubmissionLedger
 from hybrid_resources.quantum.feature_maps import FeatureMapSpec
 from hybrid_resources.quantum.kernel_cache import KernelCache
@@ -248,20 +249,14 @@ class NystromModel:
     def decision(self, landmark_kernel: np.ndarray) -> np.ndarray:
         """Decision values (n,) from rows' kernel entries against the landmarks (n, m), positive
         meaning class index 1 (e.g. a stored test x landmarks kernel)."""
-        return landmark_kernel @ self.projection @ self.coef + self.intercept
+        weights = self.projection @ self.coef  # (m,): never the (n, r) features at once
+        return map_rows(lambda block: block @ weights, landmark_kernel) + self.intercept
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "NystromModel":
         return cls(landmarks=arrays["landmarks"], landmark_indices=arrays["landmark_indices"],
                    projection=arrays["projection"], coef=arrays["coef"], intercept=float(arrays["intercept"][0]),
                    meta=json.loads(str(arrays["nystrom_meta"])))
-
-
-def row_blocks(n_rows: int, block_rows: int) -> Iterator[slice]:
-    """Consecutive slices of at most ``block_rows`` rows covering range(n_rows)."""
-    if block_rows < 1:
-        raise ValueError(f"block_rows must be >= 1, got {block_rows}")
-    return (slice(start, min(start + block_rows, n_rows)) for start in range(0, n_rows, block_rows))
 
 
 def nystrom_features(model: NystromModel, X: np.ndarray, kernel: KernelFunction) -> np.ndarray:

@@ -1,0 +1,104 @@
+"""Arrays larger than memory: written block by block into a ``.npy`` file, stored beside their
+bundle, read back as read-only memory maps and walked in row blocks.
+
+A memory-mapped file's pages count towards the process's resident memory once touched, until
+the mapping goes. So every walk over a map here copies one block of rows and then gives the
+mapping's pages back to the page cache (``madvise(MADV_DONTNEED)``; the data stays in the file
+and the page cache, written pages included), which keeps resident memory at about one block,
+whatever N is. A bundle's memory-mapped arrays are stored as ``value.<name>.npy`` files next to
+its ``value.npz`` (:mod:`hybrid_resources.data.artifacts`).
+"""
+
+from __future__ import annotations
+
+import mmap
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+from numpy.lib.format import open_memmap
+
+SCRATCH_SUFFIX = ".scratch.npy"
+DEFAULT_BLOCK_BYTES = 64 * 2**20
+
+
+def scratch_array(folder: Path, n_rows: int, n_cols: int) -> np.memmap:
+    """A new float64 (n_rows, n_cols) ``.npy`` file in ``folder``, open as a writable memmap. The
+    artifact store moves it into the artifact's version folder when a bundle holding it is
+    written (no copy); a scratch file left by a crash is safe to delete."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return open_memmap(folder / f"{uuid.uuid4().hex}{SCRATCH_SUFFIX}", mode="w+", dtype=np.float64,
+                       shape=(n_rows, n_cols))
+
+
+def is_scratch(array: np.ndarray) -> bool:
+    """Whether ``array`` is a map of a file made by :func:`scratch_array`."""
+    return isinstance(array, np.memmap) and str(getattr(array, "filename", "") or "").endswith(SCRATCH_SUFFIX)
+
+
+def release(array: np.ndarray) -> None:
+    """Give a memory map's touched pages back (no-op for in-memory arrays). Safe for written
+    pages of a shared file mapping: they stay dirty in the page cache and reach the file."""
+    handle = getattr(array, "_mmap", None)
+    if isinstance(array, np.memmap) and handle is not None and not handle.closed:
+        handle.madvise(mmap.MADV_DONTNEED)
+
+
+def block_rows_of(array: np.ndarray, block_bytes: int = DEFAULT_BLOCK_BYTES) -> int:
+    """Rows per block so that one block of ``array`` is about ``block_bytes`` (at least 1)."""
+    row_bytes = max(int(array.dtype.itemsize * np.prod(array.shape[1:], dtype=np.int64)), 1)
+    return max(int(block_bytes // row_bytes), 1)
+
+
+def row_blocks(n_rows: int, block_rows: int) -> Iterator[slice]:
+    """Consecutive slices of at most ``block_rows`` rows covering range(n_rows)."""
+    if block_rows < 1:
+        raise ValueError(f"block_rows must be >= 1, got {block_rows}")
+    return (slice(start, min(start + block_rows, n_rows)) for start in range(0, n_rows, block_rows))
+
+
+def iter_row_blocks(array: np.ndarray, block_rows: int | None = None) -> Iterator[tuple[slice, np.ndarray]]:
+    """(rows, a copy of array[rows]) for consecutive row blocks; a memory map's pages are given
+    back after each block. ``block_rows`` default: about 64 MiB per block."""
+    for rows in row_blocks(len(array), block_rows or block_rows_of(array)):
+        block = np.array(array[rows])
+        release(array)
+        yield rows, block
+
+
+def map_rows(fn, array: np.ndarray, block_rows: int | None = None) -> np.ndarray:
+    """``fn`` applied to consecutive row blocks of ``array`` and concatenated along rows (e.g.
+    decision values of a kernel against landmarks), resident memory bounded by one block."""
+    parts = [fn(block) for _, block in iter_row_blocks(array, block_rows)]
+    return np.concatenate(parts) if parts else fn(np.asarray(array[:0]))
+
+
+def stored_name(base: Path, name: str) -> Path:
+    """Where a bundle's memory-mapped array ``name`` is stored beside ``base`` (``value``)."""
+    return base.with_name(f"{base.name}.{name}.npy")
+
+
+def store_mapped(path: Path, array: np.ndarray) -> None:
+    """Put a memory-mapped array at ``path`` as a ``.npy`` file: a scratch file is moved there
+    (no copy), any other map is copied block by block."""
+    array.flush()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if is_scratch(array):
+        Path(array.filename).replace(path)
+        return
+    temporary = path.with_name(path.name + ".partial")
+    out = open_memmap(temporary, mode="w+", dtype=array.dtype, shape=array.shape)
+    for rows, block in iter_row_blocks(array):
+        out[rows] = block
+        release(out)
+    out.flush()
+    del out
+    temporary.replace(path)
+
+
+def load_mapped(base: Path) -> dict[str, np.ndarray]:
+    """The memory-mapped arrays stored beside ``base`` by :func:`store_mapped`, read-only."""
+    prefix = f"{base.name}."
+    return {path.name[len(prefix):-len(".npy")]: np.load(path, mmap_mode="r", allow_pickle=False)
+            for path in sorted(base.parent.glob(f"{base.name}.*.npy"))}

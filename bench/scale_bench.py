@@ -18,7 +18,16 @@
   ``--circuit-rows`` first rows only (their pairs) and extrapolated per circuit to all pairs;
   ``--circuit-rows`` equal to ``--emulation-rows`` runs every circuit.
 
-Timings are medians over ``--repeats``. Prints a table; writes bench/results/scale_bench-<timestamp>.json.
+- ``pipeline``: the whole pipeline as a user runs it, landing file to evaluated model (ingest,
+  then what ``refresh_models`` materializes), at each of ``--pipeline-rows`` landed rows (30
+  features, 8 qubits, the embedded defaults: Nyström above 5,000 train rows with 1,000 landmarks,
+  the VQC's 10,000-row sample, 3 epochs). Each size runs once in its own process (fresh data folder
+  and Dagster instance, in-process executor): wall time per stage, the process's peak RSS
+  overall and within each stage (sampled every 0.2 s), and a plot of both against N
+  (bench/results/scale_bench-pipeline.png). ``--pipeline-dask`` enables the dask resource
+  (a LocalCluster for the streamed kernel blocks; its workers' memory is not in the peak RSS).
+
+Timings are medians over ``--repeats`` (the pipeline: one run per size). Prints a table; writes bench/results/scale_bench-<timestamp>.json.
 """
 
 from __future__ import annotations
@@ -200,6 +209,8 @@ def report(results: dict[str, Any]) -> list[str]:
                      f"{r['single_s']:.1f} s, Dask {r['cluster']['workers']} workers {r['dask_s']:.1f} s = "
                      f"{r['ratio']:.2f}x (cluster start {r['cluster_startup_s']:.1f} s, not included); "
                      f"max |diff| {r['max_abs_diff_checked']:.1e}")
+    if "pipeline" in results:
+        lines += pipeline_lines(results["pipeline"]["runs"])
     if "emulation" in results:
         r = results["emulation"]
         how = (f"extrapolated from {r['circuits_timed']} circuits ({r['circuit_rows_timed']} rows) at "
@@ -208,6 +219,102 @@ def report(results: dict[str, Any]) -> list[str]:
                      f"{r['circuit_path_s']:.1f} s for {r['circuits_needed']} circuits ({how}); "
                      f"{r['speedup']:.0f}x faster")
     return lines
+
+
+def pipeline_child(rows: int, use_dask: bool, out: Path) -> None:
+    """One pipeline run at ``rows`` landed rows in this process; writes its figures to ``out``."""
+    import resource
+    import threading
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    from kernel_path_bench import run_path
+
+    samples: list[tuple[float, int]] = []
+    done = threading.Event()
+
+    def sample_rss() -> None:
+        while not done.is_set():
+            with open("/proc/self/status") as status:
+                kb = next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+            samples.append((time.time(), kb))
+            done.wait(0.2)
+
+    stages: dict[str, tuple[float, float]] = {}
+    threading.Thread(target=sample_rss, daemon=True).start()
+    args = argparse.Namespace(rows=rows, features=30, n_qubits=N_QUBITS, max_exact_train=5000, landmarks=1000,
+                              vqc_rows=10000, vqc_epochs=3, seed=0, dask=use_dask,
+                              on_stage=lambda name, start, end: stages.__setitem__(name, (start, end)))
+    started = time.perf_counter()
+    run = run_path(args, "auto")
+    total = time.perf_counter() - started
+    done.set()
+    stage_rss = {name: round(max((kb for t, kb in samples if start <= t <= end), default=0) / 2**20, 3)
+                 for name, (start, end) in stages.items()}
+    out.write_text(json.dumps({
+        "rows": rows, "dask": use_dask, "total_s": round(total, 1),
+        "ingest_to_evaluated_model_s": round(run["ingest_s"] + run["refresh_s"], 1),
+        "stage_s": {"ingest (raw_samples)": run["ingest_s"], **run["step_s"]},
+        "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3),
+        "stage_peak_rss_gib": stage_rss,
+        "kernel_path": run["kernel_path"], "quantum_holdout": run["quantum_svm_holdout"],
+        "classical_holdout": run["classical_holdout"], "train_kernel_arrays": run["train_kernel_arrays"],
+    }, default=str))
+
+
+def bench_pipeline(args: argparse.Namespace) -> dict:
+    """Each size in its own process (a clean peak RSS), one after the other."""
+    import subprocess
+
+    runs = {}
+    for rows in args.pipeline_rows:
+        out = Path(tempfile.mkstemp(suffix=".json")[1])
+        command = [sys.executable, __file__, "--pipeline-child", str(rows), "--child-out", str(out)]
+        command += ["--pipeline-dask"] if args.pipeline_dask else []
+        completed = subprocess.run(command, capture_output=True, text=True)
+        if completed.returncode != 0:
+            runs[str(rows)] = {"rows": rows, "failed": completed.stderr[-3000:]}
+            print(f"pipeline at {rows} rows failed:\n{completed.stderr[-3000:]}", flush=True)
+            continue
+        runs[str(rows)] = json.loads(out.read_text())
+        print(pipeline_lines({str(rows): runs[str(rows)]})[0], flush=True)
+    plot_pipeline(runs, ROOT / "bench" / "results" / "scale_bench-pipeline.png")
+    return {"runs": runs}
+
+
+def pipeline_lines(runs: dict) -> list[str]:
+    lines = []
+    for run in runs.values():
+        if "failed" in run:
+            lines.append(f"pipeline {run['rows']:,} rows: FAILED")
+            continue
+        slowest = sorted(run["stage_s"].items(), key=lambda kv: -kv[1])[:4]
+        lines.append(f"pipeline {run['rows']:,} rows ({'dask' if run['dask'] else 'local'} blocks): ingest to "
+                     f"evaluated model {run['ingest_to_evaluated_model_s']:.0f} s, peak RSS {run['peak_rss_gib']:.2f} "
+                     f"GiB, {run['kernel_path']}; quantum holdout {run['quantum_holdout'].get('accuracy', 0):.4f}, "
+                     f"classical {run['classical_holdout'].get('accuracy', 0):.4f}; slowest: "
+                     + ", ".join(f"{name} {seconds:.0f} s" for name, seconds in slowest))
+    return lines
+
+
+def plot_pipeline(runs: dict, path: Path) -> None:
+    """Wall time and peak RSS against N (log-log)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    done = [r for r in runs.values() if "failed" not in r]
+    if not done:
+        return
+    rows = [r["rows"] for r in done]
+    figure, (time_axis, rss_axis) = plt.subplots(1, 2, figsize=(10, 4))
+    time_axis.loglog(rows, [r["ingest_to_evaluated_model_s"] for r in done], "o-")
+    time_axis.set(xlabel="landed rows N", ylabel="ingest to evaluated model (s)", title="wall time")
+    rss_axis.loglog(rows, [r["peak_rss_gib"] for r in done], "o-")
+    rss_axis.set(xlabel="landed rows N", ylabel="peak RSS (GiB)", title="memory")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
 
 
 def _ints(text: str) -> list[int]:
@@ -227,8 +334,15 @@ def main() -> None:
     parser.add_argument("--emulation-rows", type=int, default=200)
     parser.add_argument("--shots", type=int, default=1000)
     parser.add_argument("--circuit-rows", type=int, default=25)
+    parser.add_argument("--pipeline-rows", type=_ints, default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--pipeline-dask", action="store_true", help="the pipeline's streamed blocks on Dask")
+    parser.add_argument("--pipeline-child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--child-out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    benches = {"nystrom": bench_nystrom, "dask": bench_dask, "emulation": bench_emulation}
+    if args.pipeline_child:
+        pipeline_child(args.pipeline_child, args.pipeline_dask, args.child_out)
+        return
+    benches = {"nystrom": bench_nystrom, "dask": bench_dask, "emulation": bench_emulation, "pipeline": bench_pipeline}
     results = {}
     for name in args.only.split(","):
         results[name] = benches[name](args)

@@ -120,6 +120,13 @@ def hardware_backend_from_env() -> QuantumBackend:
     )
 
 
+def dask_from_env() -> DaskCluster:
+    """Where large kernels' blocks run: off unless ``HYBRID_DASK`` is true (a LocalCluster per
+    step) or ``HYBRID_DASK_SCHEDULER`` names a running cluster."""
+    scheduler = os.environ.get("HYBRID_DASK_SCHEDULER", "").strip()
+    return DaskCluster(enabled=flag_from_env("HYBRID_DASK") or bool(scheduler), scheduler_address=scheduler)
+
+
 def resources_from_env() -> dict[str, Any]:
     """Every resource, configured from the environment where it says so (see the module docstring)."""
     warehouse = Warehouse()
@@ -139,8 +146,7 @@ def resources_from_env() -> dict[str, Any]:
         "gate_policy": GatePolicy(min_margin=decimal_from_env("HYBRID_MIN_MARGIN", 0.0),
                                   kernel_path=from_env("HYBRID_KERNEL_PATH", "auto"),
                                   max_exact_train=from_env("HYBRID_MAX_EXACT_TRAIN", 5000)),
-        "dask": DaskCluster(enabled=flag_from_env("HYBRID_DASK") or bool(os.environ.get("HYBRID_DASK_SCHEDULER", "").strip()),
-                            scheduler_address=from_env("HYBRID_DASK_SCHEDULER", "")),
+        "dask": dask_from_env(),
         "scoring_stream": ScoringStream(url=from_env("HYBRID_REDIS_URL", ""),
                                         stream=from_env("HYBRID_SCORING_STREAM", "hybrid:scoring")),
     }

@@ -79,5 +79,7 @@ class DaskCluster(ConfigurableResource):
         """Where large kernels' blocks run, for metadata (no secrets: an address at most)."""
         if not self.enabled:
             return {"engine": "local blocks in the step's process"}
-        return {"engine": "dask", "scheduler_address": self.scheduler_address or "a LocalCluster per step",
-                "n_workers": self.n_workers or "one per core"}
+        if self.scheduler_address:
+            return {"engine": "dask", "scheduler_address": self.scheduler_address}
+        return {"engine": "dask", "scheduler_address": "a LocalCluster per step", "n_workers": self.n_workers or
+                "one per core"}

@@ -202,16 +202,33 @@ def test_landmarks_are_the_same_rows_for_every_asset_that_asks():
     assert np.array_equal(first, landmark_indices(X, plan))
 
 
+@pytest.fixture(params=["local blocks", "dask scheduler from the environment"])
+def blocks_engine(request, monkeypatch):
+    """The dask resource as ``resources_from_env`` builds it: off, or pointed at a running
+    2-worker LocalCluster by HYBRID_DASK_SCHEDULER; and the engine the kernel assets should name."""
+    from hybrid_assets.definitions import dask_from_env
+
+    if request.param == "local blocks":
+        yield dask_from_env(), {"engine": "local blocks in the step's process"}, None
+        return
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
+        monkeypatch.setenv("HYBRID_DASK_SCHEDULER", cluster.scheduler_address)
+        yield dask_from_env(), {"engine": "dask", "scheduler_address": cluster.scheduler_address}, cluster
+
+
 def test_a_nystrom_kernel_over_the_ram_budget_is_streamed_to_a_memory_map_and_the_graph_runs_on_it(
-        data_layout, instance):
+        data_layout, instance, blocks_engine):
     from hybrid_assets.assets.quantum import fit_nystrom_svm
 
+    dask, engine, cluster = blocks_engine
     write_good_csv(data_layout.landing, n_rows=48, n_features=5, seed=4, name="train.csv")
     ingest(instance, "train.csv")
     run_config = {"ops": {**SMALL_RUN_CONFIG["ops"], "vqc_model": {"config": {"max_train_rows": SMALL_THRESHOLD}}}}
     # 36 x 36 float64 landmark columns are 10 KiB: over a 1 KiB budget.
     result = refresh(instance, run_config, gate_policy=GatePolicy(min_margin=-1.0, max_exact_train=SMALL_THRESHOLD,
-                                                                  kernel_ram_budget_mb=1 / 1024))
+                                                                  kernel_ram_budget_mb=1 / 1024), dask=dask)
     assert result.success
     store = ArtifactStore(data_layout.artifacts)
     embeddings = store.read(["reduced_embeddings"])
@@ -221,8 +238,10 @@ def test_a_nystrom_kernel_over_the_ram_budget_is_streamed_to_a_memory_map_and_th
     for asset in ("quantum_kernel_train", "quantum_kernel_test"):
         metadata = _metadata(result, asset)
         assert "kernel_ram_budget_mb" in metadata["streamed_to_disk"]
-        assert metadata["blocks_engine"] == {"engine": "local blocks in the step's process"}
+        assert metadata["blocks_engine"] == engine
     assert not list((data_layout.artifacts / ".scratch").iterdir())  # every scratch file became an artifact
+    if cluster is not None:  # the blocks ran as tasks on that cluster's workers
+        assert {"states", "gram_task"} <= set(cluster.scheduler.task_prefixes)  # key prefixes drop the "_"
 
     # The same entries as the engine, and the same model as the in-memory arrays give.
     spec = FeatureMapSpec.from_dict(store.read(["circuit_artifact"])["spec"])

@@ -58,8 +58,9 @@ from hybrid_assets.modeling import (  # noqa: E402
     rbf_decision,
 )
 from hybrid_resources.compute import cluster_facts, dask_client  # noqa: E402
+from hybrid_resources.data.big_arrays import open_kernel_file  # noqa: E402
 from hybrid_resources.quantum.backends import BackendConfig  # noqa: E402
-from hybrid_resources.quantum.dask_kernel import dask_quantum_kernel, open_kernel_file  # noqa: E402
+from hybrid_resources.quantum.dask_kernel import dask_quantum_kernel  # noqa: E402
 from hybrid_resources.quantum.feature_maps import FeatureMapSpec  # noqa: E402
 from hybrid_resources.quantum.kernel_engine import planned_circuits, quantum_kernel  # noqa: E402
 from hybrid_resources.quantum.nystrom import (  # noqa: E402

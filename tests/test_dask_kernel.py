@@ -9,12 +9,12 @@ import pytest
 from distributed import LocalCluster
 
 from hybrid_resources.compute import DaskCluster, cluster_facts, dask_client
+from hybrid_resources.data.big_arrays import open_kernel_file
 from hybrid_resources.quantum.backends import BackendConfig
 from hybrid_resources.quantum.dask_kernel import (
     DaskKernel,
     block_rows_for,
     dask_quantum_kernel,
-    open_kernel_file,
 )
 from hybrid_resources.quantum.feature_maps import FeatureMapSpec
 from hybrid_resources.quantum.kernel_engine import quantum_kernel

@@ -23,13 +23,17 @@ SCRATCH_SUFFIX = ".scratch.npy"
 DEFAULT_BLOCK_BYTES = 64 * 2**20
 
 
+def open_kernel_file(path: str | Path, n_rows: int, n_cols: int) -> np.memmap:
+    """A new float64 (n_rows, n_cols) ``.npy`` file opened as a writable memmap (``np.load`` reads it)."""
+    return open_memmap(Path(path), mode="w+", dtype=np.float64, shape=(n_rows, n_cols))
+
+
 def scratch_array(folder: Path, n_rows: int, n_cols: int) -> np.memmap:
     """A new float64 (n_rows, n_cols) ``.npy`` file in ``folder``, open as a writable memmap. The
     artifact store moves it into the artifact's version folder when a bundle holding it is
     written (no copy); a scratch file left by a crash is safe to delete."""
     folder.mkdir(parents=True, exist_ok=True)
-    return open_memmap(folder / f"{uuid.uuid4().hex}{SCRATCH_SUFFIX}", mode="w+", dtype=np.float64,
-                       shape=(n_rows, n_cols))
+    return open_kernel_file(folder / f"{uuid.uuid4().hex}{SCRATCH_SUFFIX}", n_rows, n_cols)
 
 
 def is_scratch(array: np.ndarray) -> bool:

@@ -5,7 +5,7 @@ The same computation as the kernel engine's statevector path
 is simulated once (``_states``) as one task, each Gram block ``|A B^H|^2`` (``_gram_block``) is
 one task that depends on two state chunks, and a symmetric matrix computes only the blocks on and
 above the diagonal. The client writes each finished block into ``out`` as it arrives, typically
-a ``.npy`` memmap (:func:`open_kernel_file`), so N is bounded by disk, not RAM.
+a ``.npy`` memmap (:func:`~hybrid_resources.data.big_arrays.open_kernel_file`), so N is bounded by disk, not RAM.
 
 Memory: ``block_budget_bytes`` bounds one block task (its two state chunks, the complex
 product and the result; :func:`block_rows_for`), and at most two blocks per worker thread are in
@@ -22,12 +22,10 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
 from distributed import Client, Future, as_completed
-from numpy.lib.format import open_memmap
 
 from hybrid_resources.data.big_arrays import release, row_blocks
 from hybrid_resources.quantum.backends import BackendConfig
@@ -60,11 +58,6 @@ def block_rows_for(budget_bytes: int, spec: FeatureMapSpec) -> int:
     return int((-per_row + math.sqrt(per_row**2 + 4 * per_entry * budget_bytes)) // (2 * per_entry))
 
 
-def open_kernel_file(path: str | Path, n_rows: int, n_cols: int) -> np.memmap:
-    """A new float64 (n_rows, n_cols) ``.npy`` file opened as a writable memmap (``np.load`` reads it)."""
-    return open_memmap(Path(path), mode="w+", dtype=np.float64, shape=(n_rows, n_cols))
-
-
 def _gram_task(a: np.ndarray, b: np.ndarray, diagonal: bool) -> np.ndarray:
     """One Gram block; a block on the diagonal of a symmetric matrix is made exactly symmetric."""
     g = _gram_block(a, b)
@@ -82,7 +75,7 @@ def dask_quantum_kernel(X: np.ndarray, Y: np.ndarray | None = None, *, spec: Fea
     Same contract as :func:`~hybrid_resources.quantum.kernel_engine.quantum_kernel` on an exact
     backend: float64 (N, M) in [0, 1], symmetric with an exact 1.0 diagonal for Y=None, equal to
     the single-process engine to rounding (~1e-15). ``out``: a float64 (N, M) array to fill, e.g.
-    from :func:`open_kernel_file`; default a new in-memory array.
+    from :func:`~hybrid_resources.data.big_arrays.open_kernel_file`; default a new in-memory array.
     """
     t0 = time.perf_counter()
     if not backend.is_exact:

@@ -328,6 +328,15 @@ def kill_when_ready(command: list[str], ready, *, env: dict[str, str] | None = N
     assert worker.returncode == -signal.SIGKILL
 
 
+def start_service(command: list[str], **popen_kwargs) -> subprocess.Popen:
+    """Start a long-running Dagster process (webserver, daemon, code server) in its own process
+    group, so ``stop_process_group`` reaches its children too. Dagster maps SIGTERM to SIGINT's
+    handler: a SIGINT ignored by whoever started the tests (a job started in the background by a
+    non-interactive shell) would make the service ignore SIGTERM too, so SIGINT is reset here."""
+    return subprocess.Popen(command, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **popen_kwargs)
+
+
 def stop_process_group(process: subprocess.Popen, timeout_s: float = 30.0) -> None:
     """SIGTERM a process started with ``start_new_session=True`` and its children (a daemon and its
     code server); SIGKILL them if they are still running after ``timeout_s``."""

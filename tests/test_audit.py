@@ -85,11 +85,8 @@ def test_audit_trail_follows_the_event_log_across_new_data(workspace):
     assert versions(again) == versions(first)
     assert [f["file_name"] for f in again["landing_files"]] == ["first.csv"]
 
-    # After a third refresh, the first run's model is still stored (versioned artifacts): its arrays
-    # and its inputs load, and rescoring them reproduces the holdout metrics it recorded, exactly.
-    write_good_csv(data / "landing", n_rows=30, id_offset=2000, seed=4, name="third.csv")
-    command("hybrid-demo", project)
-    assert versions(audit(project))["quantum_svm"] not in (versions(first)["quantum_svm"], versions(second)["quantum_svm"])
+    # The first run's model is still stored after a newer one (versioned artifacts): its arrays and
+    # its inputs load, and rescoring them reproduces the holdout metrics it recorded, exactly.
     rescored = audit(project, "quantum_svm", "--run-id", first["target"]["run_id"], "--rescore")
     assert rescored["data_version"] == versions(first)["quantum_svm"]
     first_node = next(node for node in first["chain"] if node["asset"] == "quantum_svm")

@@ -33,7 +33,7 @@ from hybrid_assets.outputs import latest_metadata
 from hybrid_resources.data.stream import ScoringStream
 from hybrid_resources.data.warehouse import Warehouse
 from tests.bad_files import good_frame, write_good_csv, write_nan_and_inf
-from tests.conftest import REPO, stop_process_group
+from tests.conftest import REPO, start_service, stop_process_group
 
 UNFINISHED = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
               DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
@@ -63,8 +63,8 @@ def running_daemon(project, log: Path):
     """A real ``dagster-daemon`` on the project's instance, stopped (with its children) at the end."""
     executable = Path(sys.executable).with_name("dagster-daemon")
     with open(log, "w") as output:
-        process = subprocess.Popen([str(executable), "run", "-w", str(REPO / "workspace.yaml")], cwd=REPO,
-                                   env=project.env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+        process = start_service([str(executable), "run", "-w", str(REPO / "workspace.yaml")], cwd=REPO,
+                                env=project.env, stdout=output, stderr=subprocess.STDOUT)
     try:
         yield process, log
     finally:

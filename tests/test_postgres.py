@@ -7,7 +7,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -22,7 +21,13 @@ from dagster import (
 
 from hybrid_assets.partitions import safe_partition_key
 from tests.bad_files import write_good_csv
-from tests.conftest import REPO, LocalProject, free_port
+from tests.conftest import (
+    REPO,
+    LocalProject,
+    free_port,
+    start_service,
+    stop_process_group,
+)
 from tests.test_webserver import graphql
 
 CANARY = "canary-PG-SECRET-5e81b7"
@@ -108,11 +113,10 @@ def test_the_pipeline_sensor_and_audit_run_on_a_postgres_instance(postgres_serve
     workspace.write_text(f"load_from:\n  - grpc_server: {{host: 127.0.0.1, port: {code_port}, "
                          "location_name: hybrid_quantum}\n")
     bin_dir = Path(sys.executable).parent
-    processes = [subprocess.Popen([str(bin_dir / command[0]), *command[1:]], cwd=tmp_path, env=project.env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)]
-    processes.append(subprocess.Popen([str(bin_dir / "dagster-webserver"), "-w", str(workspace), "-p", str(web_port)],
-                                      cwd=tmp_path, env=project.env, stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.DEVNULL, start_new_session=True))
+    processes = [start_service([str(bin_dir / command[0]), *command[1:]], cwd=tmp_path, env=project.env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+                 start_service([str(bin_dir / "dagster-webserver"), "-w", str(workspace), "-p", str(web_port)],
+                               cwd=tmp_path, env=project.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
     query = ("{ repositoriesOrError { ... on RepositoryConnection { nodes { location { name } jobs { name } } } } "
              "runsOrError { ... on Runs { results { runId status } } } }")
     try:
@@ -133,6 +137,4 @@ def test_the_pipeline_sensor_and_audit_run_on_a_postgres_instance(postgres_serve
         assert {run["runId"] for run in listed} == stored and {run["status"] for run in listed} == {"SUCCESS"}
     finally:
         for process in processes:
-            os.killpg(process.pid, signal.SIGTERM)
-        for process in processes:
-            process.wait(timeout=60)
+            stop_process_group(process, timeout_s=60)

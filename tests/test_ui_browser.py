@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -25,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from tests.bad_files import write_good_csv
-from tests.conftest import REPO, free_port, stop_process_group
+from tests.conftest import REPO, free_port, start_service, stop_process_group
 
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 SENSORS = ("landing_sensor", "scoring_sensor", "labels_sensor", "refresh_on_new_data")
@@ -109,12 +108,8 @@ def dagster_dev(demo, tmp_path):
     port, log = free_port(), tmp_path / "dagster_dev.log"
     dagster = Path(sys.executable).with_name("dagster")
     with open(log, "w") as output:
-        # dagster dev treats SIGTERM as SIGINT: a SIGINT ignored by whoever started this test (a
-        # job started in the background by a non-interactive shell) would make it ignore SIGTERM too.
-        server = subprocess.Popen([str(dagster), "dev", "-w", str(REPO / "workspace.yaml"), "-p", str(port)], cwd=REPO,
-                                  env=demo.env, stdout=output, stderr=subprocess.STDOUT,
-                                  start_new_session=True,
-                                  preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        server = start_service([str(dagster), "dev", "-w", str(REPO / "workspace.yaml"), "-p", str(port)], cwd=REPO,
+                               env=demo.env, stdout=output, stderr=subprocess.STDOUT)
     try:
         yield port, server, log
     finally:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import socket
 import subprocess
 import sys
@@ -13,7 +11,7 @@ import urllib.request
 from pathlib import Path
 
 from tests.bad_files import write_good_csv
-from tests.conftest import REPO
+from tests.conftest import REPO, start_service, stop_process_group
 
 QUERY = """
 {
@@ -45,9 +43,8 @@ def test_the_ui_shows_the_graph_with_the_last_materializations_and_their_metadat
     env, bin_dir = local_project.env, Path(sys.executable).parent
 
     port = free_port()
-    server = subprocess.Popen([str(bin_dir / "dagster-webserver"), "-w", str(REPO / "workspace.yaml"), "-p", str(port)],
-                              cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              start_new_session=True)
+    server = start_service([str(bin_dir / "dagster-webserver"), "-w", str(REPO / "workspace.yaml"), "-p", str(port)],
+                           cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline, result = time.monotonic() + 180, None
         while time.monotonic() < deadline:
@@ -70,5 +67,4 @@ def test_the_ui_shows_the_graph_with_the_last_materializations_and_their_metadat
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/assets/model_evaluation", timeout=30) as page:
             assert page.status == 200
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+        stop_process_group(server)

@@ -48,8 +48,11 @@ services:
 	@command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { $(call APT_INSTALL,postgresql); }
 	@command -v chromedriver >/dev/null || { $(call APT_INSTALL,chromium chromium-driver); }
 
+# Three workers on two cores: the longest tests mostly wait on a daemon's ticks or a subprocess, and
+# worksteal keeps them spread. TEST_WORKERS=0 runs everything in one process.
+TEST_WORKERS ?= 3
 test: install services
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal
 
 ui: home
 	$(BIN)/dagster dev -w workspace.yaml

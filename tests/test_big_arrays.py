@@ -4,11 +4,21 @@ the in-memory path (the engine, the artifact's content hash, the Nyström model)
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
 from hybrid_resources.data.artifacts import content_hash, read_artifact, write_artifact
-from hybrid_resources.data.big_arrays import iter_row_blocks, map_rows, scratch_array
+from hybrid_resources.data.big_arrays import (
+    SCRATCH_SUFFIX,
+    iter_row_blocks,
+    map_rows,
+    scratch_array,
+)
 from hybrid_resources.quantum.feature_maps import FeatureMapSpec
 from hybrid_resources.quantum.kernels import compute_kernel, streamed_kernel
 from hybrid_resources.quantum.projected_kernel import ProjectedKernelSpec
@@ -96,3 +106,20 @@ def test_a_streamed_kernel_refuses_a_device_that_runs_circuits(tmp_path):
     with pytest.raises(ValueError, match="hybrid-plan"):
         streamed_kernel(np.zeros((3, 2)), np.zeros((2, 2)), spec=FeatureMapSpec("angle", 2),
                         out=scratch_array(tmp_path, 3, 2), block_rows=2, backend=BackendConfig(shots=100))
+
+
+def test_scratch_files_left_by_a_crashed_step_on_this_host_are_removed_by_the_next_one(tmp_path):
+    folder = tmp_path / ".scratch"
+    folder.mkdir()
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid, host = int(finished.stdout), socket.gethostname()
+    orphan = folder / f"{host}.{dead_pid}.0123abcd{SCRATCH_SUFFIX}"
+    running = folder / f"{host}.{os.getpid()}.4567ef01{SCRATCH_SUFFIX}"  # a step still writing
+    elsewhere = folder / f"another-host.{dead_pid}.89ab2345{SCRATCH_SUFFIX}"  # a shared store
+    for path in (orphan, running, elsewhere):
+        path.write_bytes(b"partial kernel")
+
+    fresh = scratch_array(folder, 3, 2)
+    assert not orphan.exists()
+    assert running.exists() and elsewhere.exists()
+    assert str(fresh.filename).startswith(str(folder / f"{host}.{os.getpid()}."))

@@ -12,6 +12,8 @@ its ``value.npz`` (:mod:`hybrid_resources.data.artifacts`).
 from __future__ import annotations
 
 import mmap
+import os
+import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,9 +33,35 @@ def open_kernel_file(path: str | Path, n_rows: int, n_cols: int) -> np.memmap:
 def scratch_array(folder: Path, n_rows: int, n_cols: int) -> np.memmap:
     """A new float64 (n_rows, n_cols) ``.npy`` file in ``folder``, open as a writable memmap. The
     artifact store moves it into the artifact's version folder when a bundle holding it is
-    written (no copy); a scratch file left by a crash is safe to delete."""
+    written (no copy). Its name records this host and process, so scratch files left by a step
+    that crashed are removed here, by the next one on the same host (:func:`remove_orphaned_scratch`)."""
     folder.mkdir(parents=True, exist_ok=True)
-    return open_kernel_file(folder / f"{uuid.uuid4().hex}{SCRATCH_SUFFIX}", n_rows, n_cols)
+    remove_orphaned_scratch(folder)
+    name = f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex}{SCRATCH_SUFFIX}"
+    return open_kernel_file(folder / name, n_rows, n_cols)
+
+
+def remove_orphaned_scratch(folder: Path) -> list[str]:
+    """Delete the scratch files in ``folder`` whose writer was a process on this host that is no
+    longer running; returns their names. Files from other hosts (a shared artifact store) and from
+    running processes are left alone."""
+    host, removed = socket.gethostname(), []
+    for path in folder.glob(f"*{SCRATCH_SUFFIX}"):
+        writer_host, pid, _ = (path.name.removesuffix(SCRATCH_SUFFIX).rsplit(".", 2) + ["", ""])[:3]
+        if writer_host == host and pid.isdigit() and not _process_is_running(int(pid)):
+            path.unlink(missing_ok=True)
+            removed.append(path.name)
+    return removed
+
+
+def _process_is_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 def is_scratch(array: np.ndarray) -> bool:

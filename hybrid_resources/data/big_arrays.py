@@ -41,17 +41,15 @@ def scratch_array(folder: Path, n_rows: int, n_cols: int) -> np.memmap:
     return open_kernel_file(folder / name, n_rows, n_cols)
 
 
-def remove_orphaned_scratch(folder: Path) -> list[str]:
-    """Delete the scratch files in ``folder`` whose writer was a process on this host that is no
-    longer running; returns their names. Files from other hosts (a shared artifact store) and from
-    running processes are left alone."""
-    host, removed = socket.gethostname(), []
+def remove_orphaned_scratch(folder: Path) -> None:
+    """Delete the scratch files in ``folder`` (named ``<host>.<pid>.<uuid>``) whose writer was a
+    process on this host that is no longer running. Files from other hosts (a shared artifact
+    store) and from running processes are left alone."""
+    host = socket.gethostname()
     for path in folder.glob(f"*{SCRATCH_SUFFIX}"):
-        writer_host, pid, _ = (path.name.removesuffix(SCRATCH_SUFFIX).rsplit(".", 2) + ["", ""])[:3]
-        if writer_host == host and pid.isdigit() and not _process_is_running(int(pid)):
+        parts = path.name.removesuffix(SCRATCH_SUFFIX).rsplit(".", 2)
+        if len(parts) == 3 and parts[0] == host and parts[1].isdigit() and not _process_is_running(int(parts[1])):
             path.unlink(missing_ok=True)
-            removed.append(path.name)
-    return removed
 
 
 def _process_is_running(pid: int) -> bool:
@@ -59,8 +57,8 @@ def _process_is_running(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:  # someone else's process
-        return True
+    except PermissionError:  # running, as another user
+        pass
     return True
 
 

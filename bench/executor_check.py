@@ -38,7 +38,8 @@ from dagster import (  # noqa: E402
     reconstructable,
 )
 
-from hybrid_assets.definitions import all_assets, resources_from_env  # noqa: E402
+from hybrid_assets.definitions import all_assets  # noqa: E402
+from hybrid_assets.resources import resources_from_env  # noqa: E402
 
 SELECTION = (AssetSelection.all() - AssetSelection.groups("hardware", "serving", "portfolio")
              - AssetSelection.assets("raw_samples"))
@@ -60,8 +61,11 @@ def in_process_job():
 
 
 def run(executor_name: str, rows: int) -> dict:
-    from hybrid_assets.assets.landing import raw_samples
-    from hybrid_assets.partitions import landing_files_partitions, safe_partition_key
+    from hybrid_assets.common.partitions import (
+        landing_files_partitions,
+        safe_partition_key,
+    )
+    from hybrid_assets.ingest.assets import raw_samples
     from hybrid_resources.data.paths import DataLayout
 
     with tempfile.TemporaryDirectory() as folder:

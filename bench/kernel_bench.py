@@ -155,8 +155,8 @@ def run_incremental(N: int, n: int, growth: float = 0.01, repeats: int = 5,
         _gram_block,
         _states,
         quantum_kernel,
-        sample_keys,
     )
+    from hybrid_resources.quantum.kernel_request import sample_keys
 
     spec = _spec(n)
     n_new = max(1, int(round(N * growth)))
@@ -223,7 +223,8 @@ def run_steady(N: int, n: int, refreshes: int = 30, growth: float = 0.01) -> dic
     """``refreshes`` refreshes in a row, each adding ``growth`` * N rows to one cache: shows that
     compaction keeps the refresh cost from growing with the number of refreshes."""
     from hybrid_resources.quantum.kernel_cache import KernelCache
-    from hybrid_resources.quantum.kernel_engine import quantum_kernel, sample_keys
+    from hybrid_resources.quantum.kernel_engine import quantum_kernel
+    from hybrid_resources.quantum.kernel_request import sample_keys
 
     spec = _spec(n)
     step = max(1, int(round(N * growth)))

@@ -43,13 +43,12 @@ def run_path(args: argparse.Namespace, kernel_path: str) -> dict:
 
     with tempfile.TemporaryDirectory() as folder:
         os.environ["HYBRID_DATA_DIR"] = str(Path(folder) / "data")
-        from hybrid_assets.assets.landing import raw_samples
-        from hybrid_assets.definitions import all_assets
-        from hybrid_assets.jobs import refresh_models_job
-        from hybrid_assets.partitions import (
+        from hybrid_assets.common.partitions import (
             landing_files_partitions,
             safe_partition_key,
         )
+        from hybrid_assets.definitions import all_assets, refresh_models_job
+        from hybrid_assets.ingest.assets import raw_samples
         from hybrid_resources.compute import DaskCluster
         from hybrid_resources.cost_policy import CostPolicy
         from hybrid_resources.data.artifacts import ArtifactIOManager, ArtifactStore

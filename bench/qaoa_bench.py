@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import polars as pl
 
-from hybrid_assets.portfolio_example import write_example_returns
+from hybrid_assets.common.examples import write_example_returns
 from hybrid_resources.optimization.pipeline import (
     ProblemSettings,
     build_problem,

@@ -50,8 +50,9 @@ import polars as pl
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hybrid_assets.data_prep import build_features, reduce_embeddings  # noqa: E402
-from hybrid_assets.modeling import (  # noqa: E402
+from hybrid_assets.ingest.features import build_features  # noqa: E402
+from hybrid_assets.training.embeddings import reduce_embeddings  # noqa: E402
+from hybrid_assets.training.models import (  # noqa: E402
     fit_precomputed_svm,
     fit_rbf_svm,
     precomputed_decision,

@@ -53,12 +53,13 @@ def setup(root: Path, rows: int, file_format: str) -> dict:
     """Train and register the models, write the scoring file; returns the run settings."""
     from dagster import AssetSelection, DagsterInstance, materialize
 
-    from hybrid_assets.definitions import all_assets, resources_from_env
-    from hybrid_assets.partitions import (
+    from hybrid_assets.common.partitions import (
         landing_files_partitions,
         scoring_files_partitions,
     )
-    from hybrid_assets.scoring import load_scorer
+    from hybrid_assets.definitions import all_assets
+    from hybrid_assets.resources import resources_from_env
+    from hybrid_assets.serving.scoring import load_scorer
     from hybrid_resources.data.artifacts import ArtifactStore
     from hybrid_resources.data.paths import DataLayout
     from hybrid_resources.data.warehouse import Warehouse

@@ -25,10 +25,11 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hybrid_assets.assets.evaluation import labelled_kernel, run_verdict  # noqa: E402
-from hybrid_assets.data_prep import build_features, reduce_embeddings  # noqa: E402
-from hybrid_assets.shot_planner import shot_ladder  # noqa: E402
-from hybrid_assets.tuning import kfold_splits, tune_classical, tune_quantum  # noqa: E402
+from hybrid_assets.evaluation.assets import labelled_kernel, run_verdict  # noqa: E402
+from hybrid_assets.ingest.features import build_features  # noqa: E402
+from hybrid_assets.training.embeddings import reduce_embeddings  # noqa: E402
+from hybrid_assets.training.shot_planner import shot_ladder  # noqa: E402
+from hybrid_assets.training.tuning import kfold_splits, tune_classical, tune_quantum  # noqa: E402
 from hybrid_resources.gate_policy import GatePolicy  # noqa: E402
 from hybrid_resources.quantum.feature_maps import FeatureMapSpec  # noqa: E402
 from hybrid_resources.quantum.kernel_cache import KernelCache  # noqa: E402

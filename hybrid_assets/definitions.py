@@ -1,168 +1,70 @@
 """The one Definitions of this code location (``dagster dev``, ``workspace.yaml``, ``[tool.dagster]``).
 
-Settings come from resource config, and from the environment through ``dagster.EnvVar``: a
-variable that is set becomes an ``EnvVar`` that Dagster resolves when a run starts (the
-launchpad shows which variable sets the field), and an unset one leaves the documented default.
-
-| variable | resource field |
-| --- | --- |
-| ``HYBRID_QUANTUM_DEVICE``, ``HYBRID_QUANTUM_SHOTS`` | ``quantum_backend.device_name``, ``.shots`` |
-| ``HYBRID_SHOT_EMULATION`` (``1``/``true``) | ``quantum_backend.shot_emulation`` (read when the code location loads) |
-| ``HYBRID_BRAKET_DEVICE_ARN``, ``HYBRID_BRAKET_S3_DESTINATION`` | ``.device_arn``, ``.s3_destination`` of both backends |
-| ``HYBRID_HARDWARE_SHOTS`` | ``hardware_backend.shots`` (default 100) |
-| ``HYBRID_RUN_BUDGET_USD``, ``HYBRID_DAILY_BUDGET_USD`` | ``cost_policy.run_budget_usd``, ``.daily_budget_usd`` |
-| ``HYBRID_PRICE_TABLE`` | ``cost_policy.price_table_path`` |
-| ``HYBRID_TIME_BUDGET_S`` | ``cost_policy.time_budget_s`` (estimated device wall time of one step; ``hybrid-plan``) |
-| ``HYBRID_QUANTUM_ROWS_PER_DAY`` | ``cost_policy.quantum_rows_per_day`` (scoring quota, default 1000) |
-| ``HYBRID_MIN_MARGIN`` | ``gate_policy.min_margin`` (read when the code location loads, like the budgets) |
-| ``HYBRID_KERNEL_PATH``, ``HYBRID_MAX_EXACT_TRAIN`` | ``gate_policy.kernel_path`` (auto, exact, nystrom), ``.max_exact_train`` |
-| ``HYBRID_DASK``, ``HYBRID_DASK_SCHEDULER`` | ``dask.enabled`` (a LocalCluster per step), ``dask.scheduler_address`` (a running cluster; enables it) |
-| ``HYBRID_EXECUTOR``, ``HYBRID_MAX_CONCURRENT_STEPS`` | the step executor (in_process, multiprocess, k8s; ``hybrid_assets.executors``) |
-| ``HYBRID_ARTIFACT_KEEP_VERSIONS`` | ``io_manager.keep_versions`` |
-| ``HYBRID_REDIS_URL``, ``HYBRID_SCORING_STREAM`` | ``scoring_stream.url``, ``.stream`` (records to score) |
-
-``HYBRID_DATA_DIR`` (the data root) and ``HYBRID_LANDING_URI``, ``HYBRID_SCORING_URI``,
-``HYBRID_LABELS_URI`` are read when a step or sensor runs. AWS credentials are boto3's own
-``AWS_*`` variables and never pass through a resource.
+Each domain slice brings its own Definitions (assets, checks, jobs, sensors); they are merged here,
+and the cross-cutting policy is applied once: resources from the environment
+(:mod:`hybrid_assets.resources`), the step executor (:mod:`hybrid_assets.executors`), the
+automation sensor that refreshes downstream assets on new data, and the one-click refresh job.
 """
 
 from __future__ import annotations
 
-import os
-from typing import Any
+from dagster import (
+    AssetSelection,
+    AutomationConditionSensorDefinition,
+    DefaultSensorStatus,
+    Definitions,
+    define_asset_job,
+)
 
-from dagster import Definitions, EnvVar, load_assets_from_modules
-
-from hybrid_assets.assets import (
-    classical,
+from hybrid_assets import (
     evaluation,
     hardware,
-    landing,
-    maxcut,
-    noise,
+    ingest,
+    optimization,
     planning,
-    portfolio,
-    quantum,
     serving,
-    variational,
+    training,
 )
-from hybrid_assets.assets.hardware import (
-    DEFAULT_HARDWARE_SHOTS,
-    hardware_evaluation_job,
-)
-from hybrid_assets.assets.maxcut import maxcut_job
-from hybrid_assets.assets.planning import plan_kernel_routes_job
-from hybrid_assets.assets.portfolio import portfolio_job
 from hybrid_assets.executors import executor_from_env
-from hybrid_assets.jobs import (
-    ingest_labels_file_job,
-    ingest_landing_file_job,
-    ingest_scoring_file_job,
-    refresh_models_job,
-    registry,
-    score_stream_job,
+from hybrid_assets.resources import resources_from_env
+
+__all__ = ["SLICES", "all_assets", "automation_sensor", "defs", "refresh_models_job"]
+
+SLICES = (ingest, training, evaluation, serving, planning, hardware, optimization)
+all_assets = [asset for domain in SLICES for asset in domain.defs.assets]
+
+refresh_models_job = define_asset_job(
+    "refresh_models",
+    # The paid-hardware evaluation is launched on purpose only (job hardware_evaluation); serving
+    # assets run per scoring or labels file; the pattern-3 groups (portfolio, maxcut) and the route
+    # plan (plan_kernel_routes) are their own jobs.
+    selection=(AssetSelection.all() - AssetSelection.assets("raw_samples")
+               - AssetSelection.groups("hardware", "serving", "portfolio", "maxcut", "planning")),
+    description="Refresh every model on all ingested data: features -> embeddings -> circuit -> kernels -> models -> "
+                "evaluation -> registry. The one-click refresh: Materialize all on this job's page (no partitions, "
+                "no paid hardware).",
 )
-from hybrid_assets.portfolio_sensor import graph_sensor, returns_sensor
-from hybrid_assets.sensors import (
-    automation_sensor,
-    labels_sensor,
-    landing_sensor,
-    scoring_sensor,
-    scoring_stream_sensor,
+
+
+# Declarative automation acts only while this sensor runs; RUNNING by default so a fresh
+# instance refreshes downstream assets with no click.
+automation_sensor = AutomationConditionSensorDefinition(
+    "refresh_on_new_data",
+    target=AssetSelection.all(),
+    default_status=DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=10,
+    emit_backfills=False,
+    description="Materializes assets whose automation condition fires (eager refresh after new data).",
 )
-from hybrid_resources.compute import DaskCluster
-from hybrid_resources.cost_policy import CostPolicy
-from hybrid_resources.data.artifacts import ArtifactIOManager
-from hybrid_resources.data.stream import ScoringStream
-from hybrid_resources.data.warehouse import Warehouse
-from hybrid_resources.gate_policy import GatePolicy
-from hybrid_resources.quantum.backends import QuantumBackend
 
-
-def from_env(name: str, default: Any) -> Any:
-    """``EnvVar(name)`` (``EnvVar.int`` for an integer setting) when the environment sets ``name``,
-    else ``default``. Dagster resolves an EnvVar when a run starts."""
-    if not os.environ.get(name, "").strip():
-        return default
-    return EnvVar.int(name) if isinstance(default, int) or name.endswith("_SHOTS") else EnvVar(name)
-
-
-def flag_from_env(name: str) -> bool:
-    """A yes/no setting: true for 1, true, yes or on. Dagster's config takes an EnvVar for text
-    and integer fields only, so it is read once, when the code location loads."""
-    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def decimal_from_env(name: str, default: float) -> float:
-    """A decimal setting (the budgets). Dagster's config takes an EnvVar for text and integer
-    fields only, so these are read once, when the code location loads."""
-    return float(EnvVar(name).get_value() or default)
-
-
-def quantum_backend_from_env() -> QuantumBackend:
-    """The backend of the kernels, the VQC and the reproducibility repeats (exact simulator if unset)."""
-    return QuantumBackend(
-        device_name=from_env("HYBRID_QUANTUM_DEVICE", "default.qubit"),
-        shots=from_env("HYBRID_QUANTUM_SHOTS", None),
-        shot_emulation=flag_from_env("HYBRID_SHOT_EMULATION"),
-        device_arn=from_env("HYBRID_BRAKET_DEVICE_ARN", ""),
-        s3_destination=from_env("HYBRID_BRAKET_S3_DESTINATION", ""),
-    )
-
-
-def hardware_backend_from_env() -> QuantumBackend:
-    """The managed Braket device of the hardware evaluation job (braket.aws.qubit)."""
-    return QuantumBackend(
-        device_name="braket.aws.qubit",
-        shots=from_env("HYBRID_HARDWARE_SHOTS", DEFAULT_HARDWARE_SHOTS),
-        device_arn=from_env("HYBRID_BRAKET_DEVICE_ARN", ""),
-        s3_destination=from_env("HYBRID_BRAKET_S3_DESTINATION", ""),
-    )
-
-
-def dask_from_env() -> DaskCluster:
-    """Where large kernels' blocks run: off unless ``HYBRID_DASK`` is true (a LocalCluster per
-    step) or ``HYBRID_DASK_SCHEDULER`` names a running cluster."""
-    scheduler = os.environ.get("HYBRID_DASK_SCHEDULER", "").strip()
-    return DaskCluster(enabled=flag_from_env("HYBRID_DASK") or bool(scheduler), scheduler_address=scheduler)
-
-
-def resources_from_env() -> dict[str, Any]:
-    """Every resource, configured from the environment where it says so (see the module docstring)."""
-    warehouse = Warehouse()
-    return {
-        "io_manager": ArtifactIOManager(keep_versions=from_env("HYBRID_ARTIFACT_KEEP_VERSIONS", 5)),
-        "warehouse": warehouse,
-        "quantum_backend": quantum_backend_from_env(),
-        "hardware_backend": hardware_backend_from_env(),
-        "cost_policy": CostPolicy(
-            warehouse=warehouse,
-            run_budget_usd=decimal_from_env("HYBRID_RUN_BUDGET_USD", 10.0),
-            daily_budget_usd=decimal_from_env("HYBRID_DAILY_BUDGET_USD", 50.0),
-            time_budget_s=decimal_from_env("HYBRID_TIME_BUDGET_S", 3600.0),
-            price_table_path=from_env("HYBRID_PRICE_TABLE", ""),
-            quantum_rows_per_day=from_env("HYBRID_QUANTUM_ROWS_PER_DAY", 1000),
-        ),
-        "gate_policy": GatePolicy(min_margin=decimal_from_env("HYBRID_MIN_MARGIN", 0.0),
-                                  kernel_path=from_env("HYBRID_KERNEL_PATH", "auto"),
-                                  max_exact_train=from_env("HYBRID_MAX_EXACT_TRAIN", 5000)),
-        "dask": dask_from_env(),
-        "scoring_stream": ScoringStream(url=from_env("HYBRID_REDIS_URL", ""),
-                                        stream=from_env("HYBRID_SCORING_STREAM", "hybrid:scoring")),
-    }
-
-
-all_assets = load_assets_from_modules([landing, quantum, noise, planning, classical, variational, evaluation, serving,
-                                       hardware, portfolio, maxcut])
-
-defs = Definitions(
-    assets=all_assets,
-    # One process per run unless HYBRID_EXECUTOR says otherwise: each step is seconds of work at
-    # small sizes, while a fresh step process would pay the pennylane/dagster imports again.
-    executor=executor_from_env(),
-    jobs=[ingest_landing_file_job, ingest_scoring_file_job, ingest_labels_file_job, refresh_models_job,
-          hardware_evaluation_job, registry, score_stream_job, plan_kernel_routes_job, portfolio_job, maxcut_job],
-    sensors=[landing_sensor, scoring_sensor, labels_sensor, scoring_stream_sensor, automation_sensor,
-             returns_sensor, graph_sensor],
-    resources=resources_from_env(),
+defs = Definitions.merge(
+    *(domain.defs for domain in SLICES),
+    Definitions(
+        jobs=[refresh_models_job],
+        sensors=[automation_sensor],
+        resources=resources_from_env(),
+        # One process per run unless HYBRID_EXECUTOR says otherwise: each step is seconds of work at
+        # small sizes, while a fresh step process would pay the pennylane/dagster imports again.
+        executor=executor_from_env(),
+    ),
 )

@@ -34,6 +34,11 @@ from pydantic import Field
 
 from hybrid_resources.data.warehouse import Warehouse, provider_of
 from hybrid_resources.quantum.backends import BackendConfig
+from hybrid_resources.quantum.latency import (
+    LatencyModel,
+    default_latency,
+    format_duration,
+)
 
 DEFAULT_PRICE_TABLE = Path(__file__).with_name("prices.json")
 
@@ -216,18 +221,11 @@ def admit_time(wall_time_s: float, *, time_budget_s: float, what: str) -> None:
     than ``time_budget_s`` (0 = no limit); ``what`` names the work in the message."""
     if time_budget_s and wall_time_s > time_budget_s:
         raise TimeBudgetExceededError(
-            f"Refused before submission: {what} is estimated at {_duration(wall_time_s)} of device time, over the "
-            f"time budget of {_duration(time_budget_s)}. Use fewer samples, a cheaper kernel route (projected or "
+            f"Refused before submission: {what} is estimated at {format_duration(wall_time_s)} of device time, over the "
+            f"time budget of {format_duration(time_budget_s)}. Use fewer samples, a cheaper kernel route (projected or "
             f"Nystrom) or a faster device, or raise the budget (time_budget_s / HYBRID_TIME_BUDGET_S on the "
             f"cost_policy resource; 0 = no limit)."
         )
-
-
-def _duration(seconds: float) -> str:
-    """'42 s', '12.5 min' or '3.2 h'."""
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
 
 
 class CostPolicy(ConfigurableResource):
@@ -264,15 +262,12 @@ class CostPolicy(ConfigurableResource):
         limit = program_set_limit(backend, self.price_table(), backend.shots)
         return replace(backend, programs_per_task=limit) if limit > 1 else backend
 
-    def recorded_latency(self, backend: BackendConfig) -> Any:
-        """A managed device's :class:`~hybrid_resources.quantum.planning.LatencyModel` from the
+    def recorded_latency(self, backend: BackendConfig) -> LatencyModel | None:
+        """A managed device's :class:`~hybrid_resources.quantum.latency.LatencyModel` from the
         ledger: the median creation-to-end time of its recent tasks in ``device_tasks`` (queue
         included), or None before it has run any. Local simulators have none: the planner's
         defaults are measured end to end here, while a local task's own timestamps leave out the
         plugin's per-circuit work, most of a local circuit's time."""
-        # Imported here: the planner imports this module.
-        from hybrid_resources.quantum.planning import LatencyModel
-
         recorded = self.warehouse.task_latency(device_identity(backend)) \
             if backend.device_name.startswith("braket.aws") else None
         if recorded is None:
@@ -281,11 +276,9 @@ class CostPolicy(ConfigurableResource):
         return LatencyModel(per_task_s=median, source=f"ledger: median {median:.3g} s per task over the last "
                                                       f"{tasks} tasks of {device_identity(backend)}")
 
-    def latency(self, backend: BackendConfig, n_qubits: int, route: str = "pairwise") -> Any:
+    def latency(self, backend: BackendConfig, n_qubits: int, route: str = "pairwise") -> LatencyModel:
         """The latency that prices device time: :meth:`recorded_latency`, else the planner's
         documented default for the device, width and route."""
-        from hybrid_resources.quantum.planning import default_latency
-
         return self.recorded_latency(backend) or default_latency(backend, n_qubits, route)
 
     def admit_time(self, wall_time_s: float, what: str) -> None:
@@ -413,7 +406,7 @@ class SpendLedger:
         """Refuse planned work over the dollar budgets, or over the time budget, before anything
         is sent; returns the estimate.
 
-        The time is the planner's latency for the device (:func:`~hybrid_resources.quantum.planning.
+        The time is the planner's latency for the device (:func:`~hybrid_resources.quantum.latency.
         default_latency`) for circuits of ``n_qubits`` qubits of ``route`` ("pairwise" or
         "projected"); ``n_qubits = 0`` takes the narrowest width measured, so the estimate is then
         a lower bound and a refusal is certain to be warranted.

@@ -128,7 +128,7 @@ SMALL_RUN_CONFIG = {"ops": {"reduced_embeddings": {"config": {"n_qubits": 3}}}}
 def _downstream():
     """What refresh_models refreshes: everything downstream of the landing rows but the groups
     with jobs of their own."""
-    from hybrid_assets.jobs import refresh_models_job
+    from hybrid_assets.definitions import refresh_models_job
 
     return refresh_models_job.selection
 
@@ -140,8 +140,11 @@ def ingest(instance, *names: str) -> dict[str, str]:
     """Materialize the raw_samples partition of each landing file; returns {file: status}."""
     from dagster import materialize
 
-    from hybrid_assets.assets.landing import raw_samples
-    from hybrid_assets.partitions import landing_files_partitions, safe_partition_key
+    from hybrid_assets.common.partitions import (
+        landing_files_partitions,
+        safe_partition_key,
+    )
+    from hybrid_assets.ingest.assets import raw_samples
 
     keys = [safe_partition_key(name) for name in names]
     instance.add_dynamic_partitions(landing_files_partitions.name, keys)

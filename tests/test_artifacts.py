@@ -81,7 +81,7 @@ def test_versions_stay_loadable_and_retention_keeps_the_latest_and_pinned_ones(t
 def test_the_io_manager_pins_what_a_promoted_model_references(tmp_path, instance):
     from dagster import AssetKey, MetadataValue, Output, asset, materialize
 
-    from hybrid_assets.outputs import artifact_output
+    from hybrid_assets.common.outputs import artifact_output
     from hybrid_resources.data.artifacts import ArtifactIOManager
 
     @asset

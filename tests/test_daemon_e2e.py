@@ -29,7 +29,7 @@ from dagster import (
     RunsFilter,
 )
 
-from hybrid_assets.outputs import latest_metadata
+from hybrid_assets.common.outputs import latest_metadata
 from hybrid_resources.data.stream import ScoringStream
 from hybrid_resources.data.warehouse import Warehouse
 from tests.bad_files import good_frame, write_good_csv, write_nan_and_inf

@@ -2,13 +2,12 @@ import numpy as np
 import polars as pl
 import pytest
 
-from hybrid_assets.data_prep import (
+from hybrid_assets.ingest.features import build_features, split_of
+from hybrid_assets.training.embeddings import (
     ENCODING_RANGE,
     EmbeddingTransform,
-    build_features,
     reduce_embeddings,
     refit_reason,
-    split_of,
 )
 from hybrid_resources.data.contract import row_hash
 from tests.conftest import blobs_frame

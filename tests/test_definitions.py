@@ -70,7 +70,7 @@ def test_quantum_steps_run_in_the_quantum_pool():
 def test_settings_come_from_the_environment_through_envvars(monkeypatch):
     from dagster import EnvVar
 
-    from hybrid_assets.definitions import resources_from_env
+    from hybrid_assets.resources import resources_from_env
 
     for name in ("HYBRID_QUANTUM_DEVICE", "HYBRID_QUANTUM_SHOTS", "HYBRID_PRICE_TABLE", "HYBRID_RUN_BUDGET_USD",
                  "HYBRID_SHOT_EMULATION"):

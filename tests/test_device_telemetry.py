@@ -15,7 +15,8 @@ from hybrid_resources.data.warehouse import Warehouse, provider_of
 from hybrid_resources.quantum.backends import BackendConfig, BackendUnavailableError
 from hybrid_resources.quantum.feature_maps import FeatureMapSpec
 from hybrid_resources.quantum.kernel_engine import quantum_kernel
-from hybrid_resources.quantum.planning import PlanRequest, default_latency, plan_routes
+from hybrid_resources.quantum.latency import default_latency
+from hybrid_resources.quantum.planning import PlanRequest, plan_routes
 from tests.fake_braket import install_fake_braket
 
 GARNET = BackendConfig(device_name="braket.aws.qubit", shots=50, backoff_s=0.0, device_options=(

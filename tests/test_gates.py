@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from dagster import AssetKey, DagsterInstance, materialize
 
+from hybrid_assets.common.gates import kernel_health
 from hybrid_assets.definitions import all_assets
-from hybrid_assets.gates import kernel_health
 from hybrid_resources.cost_policy import CostPolicy
 from hybrid_resources.gate_policy import GatePolicy
 from hybrid_resources.quantum.backends import QuantumBackend
@@ -175,7 +175,7 @@ def test_the_pool_limits_are_in_the_instance_config(tmp_path):
 
 
 def test_restart_spread_gate():
-    from hybrid_assets.gates import restart_spread
+    from hybrid_assets.evaluation.gates import restart_spread
 
     assert restart_spread([0.90, 0.91], metric="accuracy", tolerance=0.05).passed
     noisy = restart_spread([0.55, 0.95], metric="accuracy", tolerance=0.05)

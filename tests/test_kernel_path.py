@@ -9,11 +9,19 @@ import polars as pl
 import pytest
 from dagster import materialize
 
-from hybrid_assets.audit import rescore
+from hybrid_assets.cli.audit import rescore
 from hybrid_assets.definitions import all_assets
-from hybrid_assets.modeling import fit_rbf_nystrom, quantum_svm_decision, rbf_decision
-from hybrid_assets.registry import approve, promote
-from hybrid_assets.scale import kernel_plan, landmark_indices, stratified_sample
+from hybrid_assets.serving.registry import approve, promote
+from hybrid_assets.training.models import (
+    fit_rbf_nystrom,
+    quantum_svm_decision,
+    rbf_decision,
+)
+from hybrid_assets.training.scale import (
+    kernel_plan,
+    landmark_indices,
+    stratified_sample,
+)
 from hybrid_resources.cost_policy import CostPolicy
 from hybrid_resources.data.artifacts import ArtifactStore, info_of
 from hybrid_resources.data.warehouse import Warehouse
@@ -61,7 +69,7 @@ def test_the_kernel_path_is_chosen_by_config_and_by_train_size_and_says_why(n_tr
 
 
 def test_the_vqc_trains_on_all_rows_up_to_its_limit_and_on_a_stated_sample_above():
-    from hybrid_assets.assets.variational import vqc_train_rows
+    from hybrid_assets.training.variational import vqc_train_rows
 
     y = np.array([0, 1] * 30)
     rows, note = vqc_train_rows(y, 100, seed=0)
@@ -206,7 +214,7 @@ def test_landmarks_are_the_same_rows_for_every_asset_that_asks():
 def blocks_engine(request, monkeypatch):
     """The dask resource as ``resources_from_env`` builds it: off, or pointed at a running
     2-worker LocalCluster by HYBRID_DASK_SCHEDULER; and the engine the kernel assets should name."""
-    from hybrid_assets.definitions import dask_from_env
+    from hybrid_assets.resources import dask_from_env
 
     if request.param == "local blocks":
         yield dask_from_env(), {"engine": "local blocks in the step's process"}, None
@@ -220,7 +228,7 @@ def blocks_engine(request, monkeypatch):
 
 def test_a_nystrom_kernel_over_the_ram_budget_is_streamed_to_a_memory_map_and_the_graph_runs_on_it(
         data_layout, instance, blocks_engine):
-    from hybrid_assets.assets.quantum import fit_nystrom_svm
+    from hybrid_assets.training.quantum import fit_nystrom_svm
 
     dask, engine, cluster = blocks_engine
     write_good_csv(data_layout.landing, n_rows=48, n_features=5, seed=4, name="train.csv")

@@ -60,8 +60,8 @@ def test_graph_contract_names_the_broken_rule(tmp_path, check):
 
 def test_maxcut_assets_from_a_graph_file_to_ranked_cuts_and_a_bad_file_quarantined(data_layout):
     from dagster import DagsterInstance, load_assets_from_modules, materialize
-
     from hybrid_assets.assets import maxcut
+
     from hybrid_resources.data.quarantine import read_sidecar
 
     graphs = data_layout.root / "graphs"
@@ -108,16 +108,16 @@ def test_a_new_graph_file_refreshes_the_route_through_its_sensor_and_automation(
         AssetKey,
         DagsterInstance,
         Definitions,
-        RunRequest,
+        SensorResult,
         SkipReason,
         build_sensor_context,
         evaluate_automation_conditions,
         materialize,
     )
 
-    from hybrid_assets.assets.maxcut import maxcut_assets
-    from hybrid_assets.maxcut_example import EXAMPLE_GRAPH_FILE_NAME
-    from hybrid_assets.portfolio_sensor import graph_sensor
+    from hybrid_assets.common.examples import EXAMPLE_GRAPH_FILE_NAME
+    from hybrid_assets.optimization.maxcut import maxcut_assets
+    from hybrid_assets.optimization.sensors import graph_sensor
 
     landing = [a for a in maxcut_assets if a.key == AssetKey("graph_landing")]
     defs = Definitions(assets=maxcut_assets, resources=_portfolio_resources())
@@ -128,7 +128,10 @@ def test_a_new_graph_file_refreshes_the_route_through_its_sensor_and_automation(
         # an empty folder receives the bundled example when the landing runs (as in the job)
         assert materialize(landing, resources=_portfolio_resources(), instance=instance).success
         assert (data_layout.root / "graphs" / EXAMPLE_GRAPH_FILE_NAME).exists()
-        assert isinstance(graph_sensor(build_sensor_context(instance=instance)), SkipReason)  # the file it took
+        settle = build_sensor_context(instance=instance)
+        assert isinstance(graph_sensor(settle), SkipReason)  # a new file waits one tick to stop growing
+        taken = graph_sensor(build_sensor_context(instance=instance, cursor=settle.cursor))
+        assert isinstance(taken, SkipReason) and "already taken by graph_landing" in taken.skip_message
         second = evaluate_automation_conditions(defs, instance, cursor=first.cursor)
         downstream = {a.key for a in maxcut_assets} - {AssetKey("graph_landing")}
         assert {key for key in downstream if second.get_num_requested(key)} == downstream
@@ -138,10 +141,13 @@ def test_a_new_graph_file_refreshes_the_route_through_its_sensor_and_automation(
         assert quiet.total_requested == 0
 
         (data_layout.root / "graphs" / "ring.csv").write_text(RING)
-        context = build_sensor_context(instance=instance)
-        request = graph_sensor(context)
-        assert isinstance(request, RunRequest) and request.run_key.startswith("graphs-")
-        assert isinstance(graph_sensor(build_sensor_context(instance=instance, cursor=context.cursor)), SkipReason)
+        settle = build_sensor_context(instance=instance)
+        assert isinstance(graph_sensor(settle), SkipReason)
+        context = build_sensor_context(instance=instance, cursor=settle.cursor)
+        result = graph_sensor(context)
+        assert isinstance(result, SensorResult) and [r.run_key[:7] for r in result.run_requests] == ["graphs-"]
+        assert "ring.csv" in result.run_requests[0].tags["graphs/files"]
+        assert isinstance(graph_sensor(build_sensor_context(instance=instance, cursor=result.cursor)), SkipReason)
 
         assert materialize(landing, resources=_portfolio_resources(), instance=instance).success  # takes ring.csv
         third = evaluate_automation_conditions(defs, instance, cursor=quiet.cursor)

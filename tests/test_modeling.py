@@ -3,12 +3,10 @@ import pytest
 from sklearn.metrics.pairwise import rbf_kernel
 from sklearn.svm import SVC
 
-from hybrid_assets.modeling import (
-    code_block,
-    comparison_table,
+from hybrid_assets.common.reporting import code_block, comparison_table, heatmap_png
+from hybrid_assets.training.models import (
     fit_precomputed_svm,
     fit_rbf_svm,
-    heatmap_png,
     holdout_metrics,
     precomputed_decision,
     rbf_decision,

@@ -1,6 +1,6 @@
 """Partition keys for landing files: safe in paths, accepted by Dagster, deterministic and distinct."""
 
-from hybrid_assets.partitions import safe_partition_key
+from hybrid_assets.common.partitions import safe_partition_key
 
 # Dagster refuses partition keys containing these (dagster/_core/definitions/partitions/utils/base.py).
 DAGSTER_INVALID = ["...", "\a", "\b", "\f", "\n", "\r", "\t", "\v", "\0"]

@@ -8,8 +8,8 @@ import numpy as np
 import polars as pl
 from dagster import AssetKey, AssetSelection, materialize
 
+from hybrid_assets.common.partitions import safe_partition_key
 from hybrid_assets.definitions import all_assets
-from hybrid_assets.partitions import safe_partition_key
 from hybrid_resources.data.warehouse import Warehouse
 from hybrid_resources.quantum.feature_maps import FeatureMapSpec
 from hybrid_resources.quantum.kernel_engine import quantum_kernel
@@ -191,7 +191,7 @@ def test_names_with_spaces_unicode_and_dots_and_a_very_wide_file(data_layout, in
 def test_a_remote_landing_uri_is_ingested_and_bad_files_leave_it(data_layout, instance, monkeypatch):
     from upath import UPath
 
-    from hybrid_assets.ingestion import landing_files
+    from hybrid_resources.data.paths import landing_location, zone_files
 
     monkeypatch.setenv("HYBRID_LANDING_URI", "memory://landing-test/incoming")
     remote = UPath("memory://landing-test/incoming")
@@ -199,10 +199,10 @@ def test_a_remote_landing_uri_is_ingested_and_bad_files_leave_it(data_layout, in
     write_good_csv(data_layout.root, n_rows=30, name="remote.csv")
     (remote / "remote.csv").write_bytes((data_layout.root / "remote.csv").read_bytes())
     (remote / "bad.csv").write_bytes(b"")
-    assert [path.name for path in landing_files()] == ["bad.csv", "remote.csv"]
+    assert [path.name for path in zone_files(landing_location())] == ["bad.csv", "remote.csv"]
 
     assert ingest(instance, "remote.csv", "bad.csv") == {"remote.csv": "ingested", "bad.csv": "quarantined"}
-    assert [path.name for path in landing_files()] == ["remote.csv"]
+    assert [path.name for path in zone_files(landing_location())] == ["remote.csv"]
     assert (data_layout.quarantine / "bad.csv").exists()
     assert warehouse_rows("SELECT count(*) FROM raw_rows") == [(30,)]
 

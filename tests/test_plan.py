@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from hybrid_assets.plan import main
+from hybrid_assets.planning.routes import main
 
 GARNET = "arn:aws:braket:eu-north-1::device/qpu/iqm/Garnet"
 
@@ -103,7 +103,7 @@ def test_the_plan_job_stores_the_same_report_as_the_command_and_submits_nothing(
 
 
 def test_the_expected_accuracy_runs_on_a_stated_stratified_sample_above_its_row_limit():
-    from hybrid_assets.plan import accuracy_sample
+    from hybrid_assets.planning.routes import accuracy_sample
 
     y_train, y_test = np.arange(200) % 4 == 0, np.arange(30) % 2
     embeddings = {"X_train": np.arange(400.0).reshape(200, 2), "y_train": y_train.astype(int),

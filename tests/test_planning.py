@@ -16,12 +16,10 @@ from hybrid_resources.cost_policy import (
 )
 from hybrid_resources.quantum.backends import BackendConfig
 from hybrid_resources.quantum.feature_maps import FeatureMapSpec
+from hybrid_resources.quantum.latency import LatencyModel, ProgressETA, default_latency
 from hybrid_resources.quantum.planning import (
-    LatencyModel,
     PlanRequest,
-    ProgressETA,
     cost_ratio,
-    default_latency,
     format_plan,
     measure_circuit_latency,
     plan_routes,

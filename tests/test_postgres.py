@@ -19,7 +19,7 @@ from dagster import (
     build_sensor_context,
 )
 
-from hybrid_assets.partitions import safe_partition_key
+from hybrid_assets.common.partitions import safe_partition_key
 from tests.bad_files import write_good_csv
 from tests.conftest import (
     REPO,
@@ -50,7 +50,7 @@ def test_the_pipeline_sensor_and_audit_run_on_a_postgres_instance(postgres_serve
     assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
 
     from hybrid_assets.definitions import defs
-    from hybrid_assets.sensors import landing_sensor
+    from hybrid_assets.ingest.sensors import landing_sensor
 
     with DagsterInstance.from_config(str(home)) as instance:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"

@@ -13,7 +13,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from hybrid_assets.portfolio_gates import quantum_beats_heuristic
+from hybrid_assets.optimization.gates import quantum_beats_heuristic
 from hybrid_resources.data.checkpoints import CheckpointStore
 from hybrid_resources.optimization.portfolio import (
     PortfolioProblem,
@@ -202,10 +202,10 @@ def _portfolio_resources():
 
 def test_portfolio_assets_from_returns_file_to_ranked_candidates_with_gates(data_layout):
     from dagster import DagsterInstance, load_assets_from_modules, materialize
-
     from hybrid_assets.assets import portfolio
-    from hybrid_assets.audit import audit_trail, to_markdown
-    from hybrid_assets.portfolio_example import write_example_returns
+
+    from hybrid_assets.cli.audit import audit_trail, to_markdown
+    from hybrid_assets.common.examples import write_example_returns
     from hybrid_resources.data.quarantine import read_sidecar
 
     returns = data_layout.root / "returns"
@@ -306,20 +306,30 @@ def test_returns_contract_names_the_broken_rule(tmp_path, check):
 
 
 def test_returns_sensor_launches_once_per_new_content(data_layout):
-    from dagster import DagsterInstance, RunRequest, SkipReason, build_sensor_context
+    from dagster import DagsterInstance, SensorResult, SkipReason, build_sensor_context
 
-    from hybrid_assets.portfolio_example import write_example_returns
-    from hybrid_assets.portfolio_sensor import plan_files, returns_sensor
+    from hybrid_assets.common.examples import write_example_returns
+    from hybrid_assets.optimization.sensors import new_contents, returns_sensor
+
+    def tick(instance, cursor=None):
+        context = build_sensor_context(instance=instance, cursor=cursor)
+        return returns_sensor(context), context.cursor
 
     with DagsterInstance.ephemeral() as instance:
-        assert isinstance(returns_sensor(build_sensor_context(instance=instance)), SkipReason)  # no folder yet
+        assert isinstance(tick(instance)[0], SkipReason)  # no folder yet
         path = write_example_returns(data_layout.root / "returns" / "r.csv")
-        context = build_sensor_context(instance=instance)
-        request = returns_sensor(context)
-        assert isinstance(request, RunRequest) and request.run_key.startswith("returns-")
-        again = build_sensor_context(instance=instance, cursor=context.cursor)
-        assert isinstance(returns_sensor(again), SkipReason)  # same content: nothing new
+        waiting, cursor = tick(instance)
+        assert isinstance(waiting, SkipReason) and "waiting for 1 file" in waiting.skip_message  # one tick to settle
+        result, _ = tick(instance, cursor)
+        assert isinstance(result, SensorResult) and result.cursor
+        (request,) = result.run_requests
+        assert request.run_key.startswith("returns-")
+        again, cursor = tick(instance, result.cursor)
+        assert isinstance(again, SkipReason)  # same content: nothing new
         path.write_text(path.read_text().replace("0.0", "0.1", 1))  # new content under the same name
-        assert isinstance(returns_sensor(build_sensor_context(instance=instance, cursor=again.cursor)), RunRequest)
+        _, cursor = tick(instance, cursor)
+        changed, _ = tick(instance, cursor)
+        assert isinstance(changed, SensorResult) and len(changed.run_requests) == 1
     # the file the asset already took is not new, whatever the cursor
-    assert plan_files({"a.csv": "h1"}, [], taken="h1").new == {}
+    assert new_contents({"a.csv": "h1"}, taken="h1") == {}
+    assert new_contents({"a.csv": "h1", "b.csv": "h2"}, taken="h1") == {"b.csv": "h2"}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hybrid_assets.partitions import safe_partition_key
+from hybrid_assets.common.partitions import safe_partition_key
 from hybrid_resources.data.contract import (
     ContractViolation,
     file_sha256,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dagster import DagsterInstance, SensorResult, SkipReason, build_sensor_context
 
-from hybrid_assets.partitions import safe_partition_key
-from hybrid_assets.sensors import landing_sensor
+from hybrid_assets.common.partitions import safe_partition_key
+from hybrid_assets.ingest.sensors import landing_sensor
 from tests.bad_files import write_good_csv
 from tests.conftest import ingest
 

@@ -10,10 +10,13 @@ import polars as pl
 import pytest
 from dagster import materialize
 
+from hybrid_assets.common.partitions import (
+    labels_files_partitions,
+    scoring_files_partitions,
+)
 from hybrid_assets.definitions import all_assets
-from hybrid_assets.jobs import registry
-from hybrid_assets.partitions import labels_files_partitions, scoring_files_partitions
-from hybrid_assets.registry import RegistryError, approve, promote, rollback
+from hybrid_assets.serving.jobs import registry
+from hybrid_assets.serving.registry import RegistryError, approve, promote, rollback
 from hybrid_resources.cost_policy import CostPolicy
 from hybrid_resources.data.artifacts import ArtifactStore
 from hybrid_resources.data.warehouse import Warehouse
@@ -224,7 +227,7 @@ def _with_partition(instance, name: str):
 
 
 def test_population_stability_is_zero_for_the_same_data_and_grows_with_shift():
-    from hybrid_assets.scoring import population_stability
+    from hybrid_assets.serving.scoring import population_stability
 
     rng = np.random.default_rng(0)
     base = rng.normal(size=5000)

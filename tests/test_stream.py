@@ -11,8 +11,8 @@ import sys
 import polars as pl
 from dagster import build_sensor_context
 
-from hybrid_assets.jobs import score_stream_job
-from hybrid_assets.sensors import scoring_stream_sensor
+from hybrid_assets.serving.jobs import score_stream_job
+from hybrid_assets.serving.sensors import scoring_stream_sensor
 from hybrid_resources.data.stream import ScoringStream
 from hybrid_resources.data.warehouse import Warehouse
 from tests.bad_files import good_frame, write_good_csv
@@ -69,7 +69,7 @@ def test_records_on_the_stream_get_predictions_and_malformed_ones_go_to_the_dead
 KILLED_BETWEEN_COMMIT_AND_ACK = """
 import os, signal, sys
 from dagster import DagsterInstance
-from hybrid_assets.jobs import score_stream_job
+from hybrid_assets.serving.jobs import score_stream_job
 from hybrid_resources.data.stream import ScoringStream
 from tests.conftest import RESOURCES
 

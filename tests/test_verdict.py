@@ -9,16 +9,21 @@ import numpy as np
 import pennylane as qml
 import pytest
 
-from hybrid_assets.gates import geometric_difference_gate, verdict_gate
-from hybrid_assets.modeling import classical_decision, fit_classical
-from hybrid_assets.tuning import (
+from hybrid_assets.evaluation.gates import geometric_difference_gate, verdict_gate
+from hybrid_assets.evaluation.verdict import (
+    compare,
+    corrected_interval,
+    judge,
+    repeated_splits,
+)
+from hybrid_assets.training.models import classical_decision, fit_classical
+from hybrid_assets.training.tuning import (
     UNTUNED_CLASSICAL,
     classical_score,
     kfold_splits,
     quantum_score,
     tune_classical,
 )
-from hybrid_assets.verdict import compare, corrected_interval, judge, repeated_splits
 from hybrid_resources.quantum.feature_maps import FeatureMapSpec
 from hybrid_resources.quantum.kernel_diagnostics import (
     concentration,

@@ -11,8 +11,8 @@ import time
 import numpy as np
 from dagster import AssetKey, DagsterInstance, DagsterRunStatus, materialize
 
-from hybrid_assets.assets.variational import vqc_model
 from hybrid_assets.definitions import all_assets
+from hybrid_assets.training.variational import vqc_model
 from hybrid_resources.data.artifacts import content_hash
 from hybrid_resources.quantum.backends import QuantumBackend
 from hybrid_resources.quantum.vqc import (

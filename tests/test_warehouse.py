@@ -13,7 +13,7 @@ from tests.bad_files import write_good_csv
 WRITER = """
 import sys
 from upath import UPath
-from hybrid_assets.ingestion import ingest_file
+from hybrid_assets.ingest.ingestion import ingest_file
 from hybrid_resources.data.contract import DatasetContract
 from hybrid_resources.data.paths import DataLayout
 from hybrid_resources.data.warehouse import Warehouse

@@ -228,7 +228,7 @@ class ArtifactIOManager(ConfigurableIOManager):
     version Dagster records as the input (so an evaluation can never mix versions).
 
     The contract with the assets: an output's data version is its content hash, given as the
-    output's ``content_hash`` metadata too (``hybrid_assets.outputs.artifact_output`` does both).
+    output's ``content_hash`` metadata too (``hybrid_assets.common.outputs.artifact_output`` does both).
     A ``references`` metadata entry ({asset: version}) pins those versions against retention.
     """
 

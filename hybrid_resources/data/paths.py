@@ -93,6 +93,20 @@ class DataLayout:
 ZONES = ("landing", "scoring", "labels")  # training files, files to score, labels arriving later
 
 
+def zone_files(location, *, suffixes: tuple[str, ...] = ()) -> list:
+    """Regular files in a zone's ``location`` (a path or UPath), sorted by name: hidden and
+    temporary files (``.tmp``, ``.part``) are skipped, and so are names without one of
+    ``suffixes`` when it is given. A missing location holds no files."""
+    if not location.exists():
+        return []
+    return sorted(
+        (path for path in location.iterdir()
+         if path.is_file() and not path.name.startswith(".") and not path.name.endswith((".tmp", ".part"))
+         and (not suffixes or path.name.endswith(suffixes))),
+        key=lambda path: path.name,
+    )
+
+
 def zone_location(zone: str = "landing"):
     """Where a zone's files arrive: ``HYBRID_<ZONE>_URI`` (any fsspec/UPath URI, e.g.
     ``s3://bucket/prefix``) or, by default, the local ``$HYBRID_DATA_DIR/<zone>``."""

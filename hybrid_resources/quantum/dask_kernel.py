@@ -31,7 +31,6 @@ from hybrid_resources.data.big_arrays import release, row_blocks
 from hybrid_resources.quantum.backends import BackendConfig
 from hybrid_resources.quantum.feature_maps import FeatureMapSpec, is_real_map
 from hybrid_resources.quantum.kernel_engine import (
-    KernelRequest,
     KernelResult,
     KernelStats,
     _gram_block,
@@ -39,6 +38,7 @@ from hybrid_resources.quantum.kernel_engine import (
     _states,
     output_array,
 )
+from hybrid_resources.quantum.kernel_request import KernelRequest
 
 DEFAULT_BLOCK_BUDGET = 256 * 2**20  # bytes per block task
 

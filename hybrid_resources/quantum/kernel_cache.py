@@ -40,14 +40,12 @@ import pathlib
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
 from hybrid_resources.data.paths import atomic_write
-
-if TYPE_CHECKING:  # pragma: no cover - typing only (the engine imports this module)
-    from hybrid_resources.quantum.kernel_engine import KernelRequest
+from hybrid_resources.quantum.kernel_request import KernelRequest
 
 FORMAT_VERSION = 2  # 2: a square panel stores its keys once
 MAX_FILES_PER_REQUEST = 6  # panels or states files one request may read before they are compacted

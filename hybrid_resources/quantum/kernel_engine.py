@@ -57,7 +57,8 @@ from hybrid_resources.quantum.kernel_cache import (
     take_block,
 )
 from hybrid_resources.quantum.kernel_diagnostics import emulate_shots
-from hybrid_resources.quantum.planning import ProgressETA
+from hybrid_resources.quantum.kernel_request import KernelRequest
+from hybrid_resources.quantum.latency import ProgressETA
 from hybrid_resources.quantum.simulator import simulate_states
 
 
@@ -91,59 +92,11 @@ class KernelResult:
     stats: KernelStats
 
 
-@dataclass(frozen=True)
-class KernelRequest:
-    """One kernel matrix to compute: rows of ``X`` against rows of ``Y``.
-
-    ``X`` (R, n) and ``Y`` (C, n) float64 radians; ``symmetric`` when Y is X itself (then the
-    result is symmetric with a unit diagonal). ``row_keys``/``col_keys`` are per-row content
-    keys, the identity of a sample in the cache (empty without a cache; for a symmetric
-    request ``col_keys is row_keys``).
-    """
-
-    X: np.ndarray
-    Y: np.ndarray
-    spec: FeatureMapSpec
-    backend: BackendConfig
-    symmetric: bool
-    row_keys: tuple[str, ...] = ()
-    col_keys: tuple[str, ...] = ()
-
-    @classmethod
-    def of(cls, X: np.ndarray, Y: np.ndarray | None, *, spec: FeatureMapSpec, backend: BackendConfig,
-           keyed: bool = False, x_keys: Sequence[str] | None = None,
-           y_keys: Sequence[str] | None = None) -> "KernelRequest":
-        """Validate the inputs; with ``keyed``, take or compute the per-row cache keys."""
-        X = np.asarray(X, dtype=np.float64)
-        symmetric = Y is None
-        Y = X if symmetric else np.asarray(Y, dtype=np.float64)
-        for name, arr in (("X", X), ("Y", Y)):
-            if arr.ndim != 2 or arr.shape[1] != spec.n_qubits:
-                raise ValueError(f"{name} must be (N, {spec.n_qubits}), got {arr.shape}")
-        row_keys = col_keys = ()
-        if keyed:
-            row_keys = tuple(x_keys) if x_keys is not None else tuple(sample_keys(X))
-            col_keys = row_keys if symmetric else (tuple(y_keys) if y_keys is not None else tuple(sample_keys(Y)))
-            if len(row_keys) != len(X) or len(col_keys) != len(Y):
-                raise ValueError("x_keys/y_keys must have one key per row")
-        return cls(X, Y, spec, backend, symmetric, row_keys, col_keys)
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return self.X.shape[0], self.Y.shape[0]
-
-
 def planned_circuits(n_rows: int, n_cols: int | None) -> int:
     """Circuits the shot path submits without cache: n(n-1)/2 when symmetric, else n_rows*n_cols."""
     if n_cols is None:
         return n_rows * (n_rows - 1) // 2
     return n_rows * n_cols
-
-
-def sample_keys(X: np.ndarray) -> list[str]:
-    """Content hash per row: blake2b-128 hex of the row's float64 bytes."""
-    X = np.ascontiguousarray(np.asarray(X, dtype=np.float64))
-    return [hashlib.blake2b(row.tobytes(), digest_size=16).hexdigest() for row in X]
 
 
 # ---------------------------------------------------------------------------------------

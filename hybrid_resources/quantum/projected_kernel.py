@@ -48,8 +48,8 @@ from hybrid_resources.quantum.kernel_engine import (
     KernelResult,
     KernelStats,
     feature_states,
-    sample_keys,
 )
+from hybrid_resources.quantum.kernel_request import sample_keys
 
 FAMILY = "projected"
 VERSION = "1.0.0"  # bump on any change to what a (spec, inputs) pair computes
@@ -443,7 +443,7 @@ def tune_gamma(X: np.ndarray, y: np.ndarray, splits: Sequence[Split], base: Feat
     One set of Bloch vectors per (bandwidth, reps): the distances do not depend on gamma, so the
     gamma axis costs one ``exp`` per grid point. ``score(kernel, C)`` returns the
     ``fit_and_score(train_idx, test_idx)`` of a fold; pass the verdict's own scorer (e.g.
-    ``lambda K, C: quantum_score(K, y, C, metric)`` from ``hybrid_assets.tuning``) so both kernel
+    ``lambda K, C: quantum_score(K, y, C, metric)`` from ``hybrid_assets.training.tuning``) so both kernel
     families are judged by one protocol. Default: :func:`accuracy_scorer`.
     """
     score = score or accuracy_scorer(np.asarray(y))

@@ -1,0 +1,440 @@
+"""Quantum vs classical on the same holdout, the promotion gates, and the promotion itself.
+
+Evaluation and promotion read only their inputs: each model artifact carries what they need
+(hyperparameters, kernel statistics, holdout metrics, restart accuracies) in its ``info``, so an
+evaluation describes exactly the versions it was given, and the audit trail, which follows
+input pointers, shows every one of them.
+"""
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    MetadataValue,
+    asset,
+)
+from sklearn.metrics.pairwise import rbf_kernel
+
+from hybrid_assets.common.automation import ON_NEW_DATA
+from hybrid_assets.common.gates import GateResult
+from hybrid_assets.common.outputs import artifact_output
+from hybrid_assets.common.reporting import (
+    comparison_table,
+    device_telemetry_table,
+    heatmap_png,
+    markdown_image,
+    verdict_png,
+)
+from hybrid_assets.evaluation.gates import (
+    alignment_gate,
+    concentration_gate,
+    geometric_difference_gate,
+    latency_gate,
+    margin_gate,
+    reproducibility_study,
+    restart_spread,
+    verdict_gate,
+)
+from hybrid_assets.evaluation.verdict import Verdict, compare, repeated_splits
+from hybrid_assets.training.models import (
+    classical_decision,
+    per_sample_latency,
+    support_decision,
+)
+from hybrid_assets.training.scale import (
+    KernelPlan,
+    is_nystrom,
+    kernel_plan,
+    sample_note,
+)
+from hybrid_assets.training.tuning import classical_score, quantum_score
+from hybrid_resources.cost_policy import CostPolicy
+from hybrid_resources.data.artifacts import (
+    TELEMETRY_KEY,
+    content_hash,
+    info_of,
+    telemetry_of,
+)
+from hybrid_resources.data.paths import DataLayout
+from hybrid_resources.data.warehouse import Warehouse
+from hybrid_resources.gate_policy import GatePolicy
+from hybrid_resources.quantum.backends import QuantumBackend
+from hybrid_resources.quantum.kernel_cache import KernelCache
+from hybrid_resources.quantum.kernels import KernelSpec, compute_kernel, kernel_spec
+from hybrid_resources.quantum.vqc import VqcConfig, predict_proba
+
+METRICS = ["accuracy", "f1", "roc_auc"]
+MODELS = ("quantum_svm", "classical_baseline", "vqc_model")
+PROMOTION_GATES = ("quantum_beats_classical", "reproducibility", "cost_within_budget", "latency_ceiling")
+# Every check says what a failure means: the UI shows all of them in one list, with the same
+# colour for a failed gate and a failed report.
+_GATE = "Promotion gate (a failure blocks promoted_model): "
+_REPORTED = "Reported, never blocks promotion: "
+GATE_DESCRIPTIONS = {
+    "quantum_beats_classical": _GATE + "quantum beats the tuned classical baseline: the verdict's interval clears "
+                                       "the margin",
+    "reproducibility": _GATE + "kernel and holdout metric stable across repeated runs with different seeds",
+    "cost_within_budget": _GATE + "estimated quantum spend of this run within the run budget",
+    "latency_ceiling": _GATE + "the quantum model's per-sample inference latency under the ceiling",
+    "vqc_beats_classical": _REPORTED + "the variational classifier beats the classical baseline by the margin on "
+                                       "the holdout",
+    "vqc_reproducibility": _REPORTED + "the variational classifier's validation metric is stable across seeded "
+                                       "restarts",
+    "kernel_concentration": _REPORTED + "the kernel's off-diagonal entries vary more than the shot noise can hide",
+    "geometric_difference": _REPORTED + "room for a quantum advantage: g(K_C || K_Q) not far below sqrt(N)",
+    "kernel_target_alignment": _REPORTED + "the quantum kernel aligns with the labels at least as well as the "
+                                           "classical one",
+}
+# What each model cost and how fast it is (the holdout metrics are the `comparison` table): few,
+# short columns, so the table fits the UI's metadata column. {column: dashboard row field}
+DASHBOARD_COLUMNS = {"backend": "backend", "shots": "shots", "tasks": "tasks", "cost_usd": "estimated_cost_usd",
+                     "wall_s": "wall_time_s", "latency_ms": "latency_ms"}
+
+
+def holdout_of(info: dict) -> dict[str, float]:
+    """A model's holdout metrics from its artifact info; NaN when it was degraded."""
+    if info.get("degraded") or "holdout" not in info:
+        return {name: math.nan for name in METRICS}
+    return {name: float(info["holdout"][name]) for name in METRICS}
+
+
+def dashboard_rows(infos: dict[str, dict], telemetry: dict[str, dict], metrics: dict, reproducibility: GateResult,
+                   circuit: dict, metric: str) -> dict[str, dict]:
+    """One row per model: holdout metrics with the telemetry of the stage that produced it."""
+    kernels = [{**info, **telemetry["quantum_svm"].get("kernels", {}).get(name, {})}
+               for name, info in (infos["quantum_svm"].get("kernels") or {}).items()]
+    vqc = {**infos["vqc_model"], **telemetry["vqc_model"]}
+    return {
+        "quantum_svm": {
+            **metrics["quantum_svm"],
+            "metric_std": reproducibility.figures.get(f"{metric}_std", "n/a"),
+            "circuit_depth": circuit["resources"]["depth"],
+            "shots": sum(int(k.get("shots_executed", 0)) for k in kernels),
+            "tasks": sum(int(k.get("circuits_executed", 0)) for k in kernels),
+            "estimated_cost_usd": sum(float(k.get("estimated_cost_usd", 0.0)) for k in kernels),
+            "wall_time_s": sum(float(k.get("wall_time_s", 0.0)) for k in kernels),
+            "backend": (kernels[0].get("backend") or {}).get("device_name", "n/a") if kernels else "n/a",
+        },
+        "classical_baseline": {
+            **metrics["classical_baseline"], "metric_std": 0.0, "circuit_depth": "-", "shots": 0, "tasks": 0,
+            "estimated_cost_usd": 0.0, "wall_time_s": float(telemetry["classical_baseline"].get("wall_time_s", 0.0)),
+            "backend": "cpu (sklearn)",
+        },
+        "vqc_model": {
+            **metrics["vqc_model"], "metric_std": "n/a", "circuit_depth": "-",
+            "shots": int(vqc.get("shots_executed", 0)), "tasks": int(vqc.get("circuits_executed", 0)),
+            "estimated_cost_usd": float(vqc.get("estimated_cost_usd", 0.0)), "wall_time_s": "n/a",
+            "backend": (vqc.get("backend") or {}).get("device_name", "n/a"),
+        },
+    }
+
+
+def _gate_check(gate: GateResult) -> AssetCheckResult:
+    # WARN: a failed gate blocks promotion (promoted_model) or is reported, never the classical path.
+    figures = {**gate.figures, **gate.measured}
+    return AssetCheckResult(check_name=gate.name, passed=gate.passed, severity=AssetCheckSeverity.WARN,
+                            metadata={"message": gate.text, **{k: MetadataValue.json(v) if isinstance(v, (list, dict))
+                                                                else v for k, v in figures.items()}})
+
+
+def gate_lines(gates: list[GateResult]) -> str:
+    """One Markdown line per gate: its name, whether it passed, and what it says."""
+    return "\n".join(f"- **{g.name}**: {'passed' if g.passed else 'FAILED'}: {g.text}" for g in gates)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The verdict's kernel and splits over all labelled rows (train first, then test)."""
+
+    X: np.ndarray
+    y: np.ndarray
+    kernel: np.ndarray  # exact fidelity kernel of the tuned spec, (N, N)
+    n_train: int
+    sample: dict | None = None  # the stated sample of labelled rows (Nyström path), else None: every row
+
+
+def labelled_kernel(embeddings: dict, spec: KernelSpec, cache: KernelCache,
+                    plan: KernelPlan | None = None) -> Comparison:
+    """The exact kernel over every labelled row: one precomputed matrix that every split slices,
+    so the verdict sends nothing to a device. The train x train and test x train blocks come from
+    the kernel cache when the configured device is exact.
+
+    On the Nyström path (``plan``) the rows are a seeded stratified sample of at most
+    ``plan.max_exact_train`` labelled rows (train rows first, as above), stated in ``sample``."""
+    X = np.vstack([embeddings["X_train"], embeddings["X_test"]])
+    y = np.concatenate([embeddings["y_train"], embeddings["y_test"]])
+    n_train, note = len(embeddings["y_train"]), None
+    if plan is not None and plan.nystrom:
+        rows = plan.exact_sample(y)
+        note = sample_note(len(y), rows, seed=plan.seed, what="verdict and diagnostics rows (train and test)")
+        X, y, n_train = X[rows], y[rows], int(np.count_nonzero(rows < n_train))
+    return Comparison(X, y, compute_kernel(X, spec=spec, cache=cache).matrix, n_train, note)
+
+
+def run_verdict(comparison: Comparison, quantum_C: float, classical: dict, policy: GatePolicy) -> Verdict:
+    """Both tuned models on the same repeated stratified splits of all labelled rows."""
+    splits = repeated_splits(comparison.y, repeats=policy.verdict_repeats, folds=policy.verdict_folds,
+                             seed=policy.cv_seed)
+    return compare(quantum_score(comparison.kernel, comparison.y, quantum_C, policy.metric),
+                   classical_score(classical["kind"], classical["params"], comparison.X, comparison.y, policy.metric,
+                                   policy.cv_seed),
+                   splits, metric=policy.metric, min_margin=policy.min_margin, confidence=policy.confidence)
+
+
+def tuned_rbf_kernel(X: np.ndarray, classical: dict) -> np.ndarray:
+    """The RBF kernel of the best RBF candidate the classical tuning found (the classical kernel
+    the diagnostics compare with, whichever classical model won)."""
+    best = next(c for c in classical["candidates"] if c["model"] == "rbf_svm")
+    return rbf_kernel(X, gamma=best["params"]["gamma_scale"] / (X.shape[1] * X.var()))
+
+
+def inference_latency(models: dict, infos: dict, embeddings: dict, spec: KernelSpec) -> dict[str, float]:
+    """Measured per-sample inference latency (s) of each model on the test split, exact simulator."""
+    X_train, X_test = embeddings["X_train"], embeddings["X_test"]
+    latency = {}
+    quantum = models["quantum_svm"]
+    if not infos["quantum_svm"].get("degraded"):
+        # A Nyström model's rows need only their entries against the m landmarks.
+        support = quantum["landmarks"] if "projection" in quantum else X_train[quantum["support"]]
+        latency["quantum_svm"] = per_sample_latency(
+            lambda: support_decision(quantum, compute_kernel(X_test, support, spec=spec).matrix), len(X_test))
+    kind = infos["classical_baseline"]["kind"]
+    latency["classical_baseline"] = per_sample_latency(
+        lambda: classical_decision(kind, models["classical_baseline"], X_test), len(X_test))
+    vqc, vqc_info = models["vqc_model"], infos["vqc_model"]
+    if not vqc_info.get("degraded") and vqc_info["backend"]["shots"] is None:
+        config = VqcConfig(**vqc_info["config"])
+        latency["vqc_model"] = per_sample_latency(
+            lambda: predict_proba(vqc["params"], float(vqc["bias"][0]), X_test, config), len(X_test), repeats=3)
+    return latency
+
+
+@asset(
+    automation_condition=ON_NEW_DATA,
+    code_version="5",
+    group_name="models",
+    pool="quantum",  # the reproducibility repeats submit quantum work
+    kinds={"markdown"},
+    check_specs=[AssetCheckSpec(name, asset="model_evaluation", description=description)
+                 for name, description in GATE_DESCRIPTIONS.items()],
+)
+def model_evaluation(
+    context: AssetExecutionContext,
+    quantum_svm: dict,
+    classical_baseline: dict,
+    vqc_model: dict,
+    quantum_kernel_train: dict,
+    reduced_embeddings: dict,
+    circuit_artifact: dict,
+    kernel_tuning: dict,
+    quantum_backend: QuantumBackend,
+    cost_policy: CostPolicy,
+    gate_policy: GatePolicy,
+    warehouse: Warehouse,
+) -> Iterator:
+    """The verdict (both tuned models on repeated splits, with an interval), the fixed-holdout
+    comparison, the promotion gates, kernel diagnostics, latency, failure rate and one telemetry table.
+
+    In the UI, under Metadata: `comparison` (the holdout table), `gates` (the four promotion gates)
+    and `other_checks` (reported, never blocking) are shown inline; the plots `verdict_plot` and
+    `kernel_heatmap` open with [Show Markdown]. Every gate is also a check on the Checks tab."""
+    inputs = {"quantum_svm": quantum_svm, "classical_baseline": classical_baseline, "vqc_model": vqc_model,
+              "quantum_kernel_train": quantum_kernel_train, "reduced_embeddings": reduced_embeddings,
+              "circuit_artifact": circuit_artifact, "kernel_tuning": kernel_tuning}
+    infos = {name: info_of(inputs[name]) for name in MODELS}
+    telemetry = {name: telemetry_of(inputs[name]) for name in MODELS}
+    metrics = {name: holdout_of(info) for name, info in infos.items()}
+    spec = kernel_spec(circuit_artifact["spec"])
+    backend = cost_policy.with_program_sets(quantum_backend.backend_config())
+    degraded_reason = infos["quantum_svm"].get("degraded_reason", "") if infos["quantum_svm"].get("degraded") else ""
+
+    plan = kernel_plan(len(reduced_embeddings["y_train"]), gate_policy)
+    comparison = labelled_kernel(reduced_embeddings, spec, KernelCache(DataLayout.from_env().kernel_cache), plan)
+    verdict = run_verdict(comparison, float(infos["quantum_svm"]["C"]), infos["classical_baseline"], gate_policy)
+    margin = verdict_gate(verdict, holdout=metrics, degraded_reason=degraded_reason)
+    if degraded_reason:
+        reproducibility = GateResult("reproducibility", False, f"quantum stage degraded: {degraded_reason}")
+    else:
+        with cost_policy.ledger(run_id=context.run_id, asset="model_evaluation", backend=backend) as ledger:
+            reproducibility = reproducibility_study(
+                reduced_embeddings, spec, backend, seeds=gate_policy.reproducibility_seeds,
+                samples=gate_policy.reproducibility_samples, C=float(infos["quantum_svm"]["C"]),
+                metric=gate_policy.metric, tolerance=gate_policy.reproducibility_tolerance, ledger=ledger)
+    spent = warehouse.spent_usd(run_id=context.run_id)
+    cost = GateResult("cost_within_budget", spent <= cost_policy.run_budget_usd,
+                      f"estimated ${spent:.2f} spent this run of a ${cost_policy.run_budget_usd:.2f} budget",
+                      {"spent_usd": spent, "run_budget_usd": cost_policy.run_budget_usd,
+                       "spent_today_usd": warehouse.spent_usd(), "daily_budget_usd": cost_policy.daily_budget_usd})
+    latency = inference_latency(inputs, infos, reduced_embeddings, spec)
+    speed = latency_gate(latency, ceiling_s=gate_policy.latency_ceiling_s)
+    gates = [margin, reproducibility, cost, speed]
+
+    n_train = comparison.n_train
+    train_kernel, classical_kernel = comparison.kernel[:n_train, :n_train], tuned_rbf_kernel(
+        comparison.X[:n_train], infos["classical_baseline"])
+    diagnostics = [
+        concentration_gate(train_kernel, shots=backend.shots or gate_policy.reference_shots, configured_shots=backend.shots),
+        geometric_difference_gate(classical_kernel, train_kernel, ratio=gate_policy.geometric_difference_ratio),
+        alignment_gate(classical_kernel, train_kernel, comparison.y[:n_train]),
+    ]
+    vqc_margin = margin_gate(metrics, metric=gate_policy.metric, min_margin=gate_policy.min_margin,
+                             candidate="vqc_model", name="vqc_beats_classical",
+                             degraded_reason=infos["vqc_model"].get("degraded_reason", ""),
+                             consequence="reported only: the variational classifier is never promoted")
+    vqc_reproducibility = restart_spread(list(infos["vqc_model"].get("restart_val_accuracy") or []),
+                                         metric="accuracy", tolerance=gate_policy.reproducibility_tolerance)
+    failures, tasks = warehouse.failure_rate(run_id=context.run_id)
+    devices = warehouse.device_telemetry(run_id=context.run_id)
+    reported = [vqc_margin, vqc_reproducibility, *diagnostics]
+
+    rows = dashboard_rows(infos, telemetry, metrics, reproducibility, circuit_artifact, gate_policy.metric)
+    for name, row in rows.items():
+        row["latency_ms"] = latency[name] * 1e3 if name in latency else "n/a"
+    candidates = candidate_rows(infos["classical_baseline"], kernel_tuning)
+    report = {
+        "verdict": verdict.to_dict(),
+        "verdict_kernel": "exact simulator (the tuned spec); the configured device is judged on the fixed holdout"
+                          + ("; on the Nyström path the verdict's splits fit the exact-kernel SVM on the stated "
+                             "sample, and the Nyström model itself is judged on the fixed holdout" if plan.nystrom
+                             else ""),
+        "kernel_path": plan.to_dict(),
+        "verdict_sample": comparison.sample or {"rows": int(len(comparison.y)), "sampled": False},
+        "metrics": metrics,
+        "models": infos,
+        "inputs": {name: content_hash(value) for name, value in inputs.items()},
+        "quantum_minus_classical": {name: metrics["quantum_svm"][name] - metrics["classical_baseline"][name]
+                                    for name in METRICS},
+        "quantum_stage": "degraded" if degraded_reason else "ok",
+        "degraded_reason": degraded_reason,
+        "gates": {gate.name: gate.to_dict() for gate in gates},
+        "gates_other_models": {gate.name: gate.to_dict() for gate in reported},
+        "promotable": all(gate.passed for gate in gates),
+        "candidates": candidates,
+        "n_train": int(reduced_embeddings["y_train"].size),
+        "n_test": int(reduced_embeddings["y_test"].size),
+        # How this evaluation ran (clock readings, the run's own submissions): not content, so an
+        # evaluation of the same inputs keeps its data version and automation refreshes nothing after it.
+        TELEMETRY_KEY: {
+            "latency_per_sample_s": latency,
+            "gates": {gate.name: {"reading": gate.reading, **gate.measured} for gate in [*gates, *reported]
+                      if gate.measured},
+            "quantum_failure_rate": {"failed_submissions": failures, "tasks": tasks,
+                                     "rate": failures / (failures + tasks) if failures + tasks else 0.0},
+            "device_tasks": devices,
+            "dashboard": rows,
+        },
+    }
+    warehouse.log_experiment(context.run_id, "model_evaluation",
+                             {"circuit": circuit_artifact["spec"], "backend": quantum_backend.describe(),
+                              "gate_policy": gate_policy.model_dump(), "inputs": report["inputs"]},
+                             {"metrics": metrics, "verdict": report["verdict"], "gates": report["gates"]})
+    table = comparison_table(metrics, METRICS)
+    context.log.info("Verdict: " + margin.message + "\nHoldout comparison\n" + table + "\n"
+                     + "\n".join(f"{g.name}: {g.text}" for g in gates))
+    metadata = {
+        "verdict": margin.message,
+        "comparison": MetadataValue.md(table),
+        "gates": MetadataValue.md(gate_lines(gates)),
+        "other_checks": MetadataValue.md("Reported; they never block promotion:\n\n" + gate_lines(reported)),
+        **plots_metadata(verdict, *heatmap_kernel(quantum_kernel_train, reduced_embeddings["y_train"]),
+                         [str(c) for c in reduced_embeddings["classes"]]),
+        "kernel_path": plan.path,
+        "kernel_path_reason": plan.reason,
+        "verdict_sample": MetadataValue.json(report["verdict_sample"]),
+        "dashboard": MetadataValue.md(comparison_table(
+            {name: {column: row[field] for column, field in DASHBOARD_COLUMNS.items()} for name, row in rows.items()},
+            list(DASHBOARD_COLUMNS))),
+        "device_telemetry": MetadataValue.md(device_telemetry_table(devices) if devices else
+                                             "No device tasks in this run (exact simulator, or no Braket device)."),
+        "candidates": MetadataValue.md(comparison_table(
+            {f"{c['side']}: {c['model']} {c['params']}": c for c in candidates}, ["cv_mean", "cv_std", "chosen"])),
+        "quantum_stage": report["quantum_stage"],
+        "promotable": report["promotable"],
+        "inputs": MetadataValue.json(report["inputs"]),
+        "quantum_svm/C": float(infos["quantum_svm"]["C"]),
+        "quantum_svm/circuit_depth": int(circuit_artifact["resources"]["depth"]),
+        "quantum_failure_rate": report[TELEMETRY_KEY]["quantum_failure_rate"]["rate"],
+        **{f"{model}/{name}": value for model, values in metrics.items() for name, value in values.items()},
+    }
+    yield artifact_output(report, metadata)
+    for gate in [*gates, *reported]:
+        yield _gate_check(gate)
+
+
+def heatmap_kernel(kernel_train: dict, y_train: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
+    """The square kernel the heatmap shows, its rows' labels and what it is: the train Gram matrix,
+    or on the Nyström path K_mm, the landmarks' own kernel (a seeded sample of the train rows)."""
+    if is_nystrom(kernel_train):
+        indices = np.asarray(kernel_train["landmark_indices"])
+        return kernel_train["K_mm"], np.asarray(y_train)[indices], "quantum kernel, Nyström landmarks"
+    return kernel_train["matrix"], np.asarray(y_train), "quantum kernel, train split"
+
+
+def plots_metadata(verdict: Verdict, kernel: np.ndarray, labels: np.ndarray, title: str, classes: list[str]) -> dict:
+    """The plots, as Markdown images (the only images Dagster's UI shows; it opens Markdown over
+    1,000 characters behind "[Show Markdown]", so a short entry first says where they are) and as
+    PNG files beside the artifacts."""
+    folder = DataLayout.from_env().artifacts / "model_evaluation"
+    folder.mkdir(parents=True, exist_ok=True)
+    plots = {"verdict_plot": (verdict_png(verdict.differences, verdict.mean, verdict.low, verdict.high,
+                                          verdict.min_margin,
+                                          f"quantum - classical {verdict.metric} per split ({verdict.outcome})"),
+                              "per-split differences with the interval")}
+    if kernel.size:  # empty when the quantum stage is degraded
+        n = len(labels)
+        plots["kernel_heatmap"] = (heatmap_png(kernel, labels, classes, f"{title} ({min(n, 200)} of {n} samples)"),
+                                   "quantum kernel heatmap, ordered by class")
+    metadata = {"plots": MetadataValue.md(" and ".join(f"**{name}**" for name in plots)
+                                          + ": click [Show Markdown] in their rows below; the PNG files "
+                                          + ", ".join(f"`{name}.png`" for name in plots) + " are in plots_folder."),
+                "plots_folder": MetadataValue.path(str(folder))}
+    for name, (png, alt) in plots.items():
+        (folder / f"{name}.png").write_bytes(png)
+        metadata[name] = MetadataValue.md(markdown_image(png, alt))
+    return metadata
+
+
+def candidate_rows(classical: dict, kernel_tuning: dict) -> list[dict]:
+    """Every candidate both tunings scored (same folds, same metric), the chosen ones marked."""
+    rows = []
+    for side, candidates, chosen in (("classical", classical["candidates"], classical["params"]),
+                                     ("quantum", kernel_tuning["candidates"], None)):
+        for index, candidate in enumerate(candidates):
+            is_chosen = candidate["params"] == chosen if chosen is not None else index == 0
+            rows.append({"side": side, **candidate, "chosen": "yes" if is_chosen else ""})
+    return rows
+
+
+@asset(automation_condition=ON_NEW_DATA, code_version="2", group_name="models", kinds={"json"},
+       output_required=False)
+def promoted_model(context: AssetExecutionContext, model_evaluation: dict, circuit_artifact: dict) -> Iterator:
+    """The quantum model that passed every gate on the simulator, with its lineage record.
+
+    Materializes only when every promotion gate passed; otherwise logs why and yields nothing.
+    The versions it names are pinned: retention never deletes them.
+    """
+    failed = {name: gate["message"] for name, gate in model_evaluation["gates"].items() if not gate["passed"]}
+    if failed:
+        context.log.warning("Promotion blocked: " + "; ".join(f"{name}: {message}" for name, message in failed.items()))
+        return
+    inputs = model_evaluation["inputs"]
+    record = {
+        "model": "quantum_svm",
+        "model_data_version": inputs["quantum_svm"],
+        "circuit": circuit_artifact["spec"],
+        "circuit_spec_hash": circuit_artifact["spec_hash"],
+        "gates": model_evaluation["gates"],
+        "metrics": model_evaluation["metrics"],
+        "inputs": inputs,
+    }
+    references = {**inputs, **model_evaluation["models"]["quantum_svm"].get("inputs", {}),
+                  "model_evaluation": content_hash(model_evaluation)}
+    yield artifact_output(record, {"model_data_version": record["model_data_version"],
+                                   "circuit_spec_hash": record["circuit_spec_hash"],
+                                   "references": MetadataValue.json(references)})

@@ -1,0 +1,9 @@
+"""Hardware: the tuned kernel under device noise on a density-matrix simulator (before paying),
+and the paid evaluation on a managed device, within budget and with an approval.
+
+Public surface: ``defs`` (this slice's assets and the hardware_evaluation job).
+"""
+
+from hybrid_assets.hardware.definitions import defs
+
+__all__ = ["defs"]

@@ -1,0 +1,197 @@
+"""Plain functions that take one landing file into the warehouse, or into quarantine.
+
+A file ends in exactly one state, recorded in ``landing_files``:
+
+- ``ingested``: its rows are in ``raw_rows`` keyed by (file hash, row number)
+- ``duplicate``: the same bytes were already ingested under another name (ingested once)
+- ``quarantined``: moved to ``quarantine/`` with a reason sidecar; zero rows taken
+
+Either way the file's partition materializes, so no partition stays missing (a missing
+partition would stall eager automation downstream; see docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from upath import UPath
+
+from hybrid_assets.common.partitions import safe_partition_key
+from hybrid_resources.data.contract import (
+    ContractViolation,
+    DatasetContract,
+    LandingTable,
+    file_sha256,
+    load_labels_file,
+    load_landing_file,
+    row_hash,
+)
+from hybrid_resources.data.paths import DataLayout, landing_location, zone_files
+from hybrid_resources.data.quarantine import quarantine_file
+from hybrid_resources.data.warehouse import LandingRecord, Warehouse, WarehouseSession
+
+
+@dataclass(frozen=True)
+class IngestOutcome(LandingRecord):
+    """What happened to one landing file: its register record, and why when it was quarantined."""
+
+    check: str = ""
+    validation: dict[str, Any] = field(default_factory=dict)
+    quarantined_path: str = ""
+
+
+def is_local(location: UPath) -> bool:
+    return location.protocol in ("", "file", "local")
+
+
+def find_landing_file(partition_key: str, location: UPath | None = None) -> UPath | None:
+    """The landing file whose partition key is ``partition_key``, if it is still there."""
+    location = landing_location() if location is None else location
+    return next((path for path in zone_files(location) if safe_partition_key(path.name) == partition_key), None)
+
+
+@contextmanager
+def local_copy(source: UPath, staging_dir: Path) -> Iterator[Path]:
+    """A local path to read ``source`` from: itself when local, else a staged download (removed after)."""
+    if is_local(source):
+        yield Path(source.path)
+        return
+    staging_dir.mkdir(parents=True, exist_ok=True)
+    staged = staging_dir / safe_partition_key(source.name)
+    with source.open("rb") as remote, open(staged, "wb") as local:
+        shutil.copyfileobj(remote, local, 1 << 20)
+    try:
+        yield staged
+    finally:
+        staged.unlink(missing_ok=True)
+
+
+def recorded_outcome(warehouse: Warehouse, partition_key: str, zone: str = "landing") -> IngestOutcome | None:
+    """The outcome recorded for a partition of a zone (landing or scoring) by an earlier run, if any."""
+    record = warehouse.landing_record(partition_key, zone)
+    return None if record is None else IngestOutcome(**asdict(record))
+
+
+def check_against_warehouse(session: WarehouseSession, table: LandingTable, partition_key: str, file_hash: str,
+                            zone: str = "landing") -> None:
+    """Cross-file rules: same feature columns as the training data already ingested, and (for
+    training files) no sample id that another file delivered with different content. Raises
+    :class:`ContractViolation`."""
+    established = session.established_feature_names(other_than=partition_key if zone == "landing" else None)
+    if established is not None and sorted(established) != sorted(table.feature_names):
+        missing = sorted(set(established) - set(table.feature_names))
+        extra = sorted(set(table.feature_names) - set(established))
+        raise ContractViolation(
+            "schema_mismatch",
+            f"feature columns differ from the ingested data: missing {missing[:10]}, unexpected {extra[:10]}",
+            {"missing": missing, "unexpected": extra},
+        )
+    if zone != "landing":
+        return
+    hashes = {sid: row_hash(label, values) for sid, label, values in zip(table.sample_ids, table.labels, table.features)}
+    existing = session.ingested_rows_with_ids(list(hashes), other_than_file=file_hash)
+    conflicts = sorted({sid for sid, label, values in existing if row_hash(label, values) != hashes[sid]})
+    if conflicts:
+        raise ContractViolation(
+            "conflicting_sample_id",
+            f"{len(conflicts)} sample_id(s) were already ingested with different content, e.g. {conflicts[:5]}",
+            {"conflicting_sample_ids": conflicts[:100]},
+        )
+
+
+def _order_columns(table: LandingTable) -> LandingTable:
+    """Features in sorted column order, so files with the same columns in another order align."""
+    order = np.argsort(table.feature_names)
+    return LandingTable(
+        sample_ids=table.sample_ids,
+        labels=table.labels,
+        feature_names=[table.feature_names[i] for i in order],
+        features=table.features[:, order],
+    )
+
+
+def ingest_file(
+    warehouse: Warehouse,
+    source: UPath,
+    partition_key: str,
+    *,
+    layout: DataLayout,
+    contract: DatasetContract,
+    run_id: str,
+    zone: str = "landing",
+) -> IngestOutcome:
+    """Validate a landing file and write its rows, or quarantine it with its reason.
+
+    ``zone`` "landing" takes labelled training files into ``raw_rows``; "scoring" takes
+    unlabelled files (``contract.labelled`` False) into ``scoring_rows``, whose feature columns
+    must be the training data's; "labels" takes (sample_id, label) files into ``labels``.
+
+    The contract is checked before the warehouse is opened (Great Expectations takes
+    seconds); the cross-file rules and the write then happen under one connection, which
+    DuckDB holds for this process alone, so no other writer can slip in between.
+    A remote file (any fsspec URI) is staged locally first; when quarantined, the verified
+    copy goes to the local quarantine and the remote original leaves the landing location.
+    Idempotent: re-ingesting the same partition replaces its rows.
+    """
+    with local_copy(source, layout.root / "staging") as path:
+        file_hash = file_sha256(path)
+        table, validation, violation = None, {}, None
+        try:
+            if zone == "labels":
+                table = load_labels_file(path, contract)
+                validation = {"success": True, "n_rows": table.n_rows()}
+            else:
+                table, report = load_landing_file(path, contract)
+                table, validation = _order_columns(table), report.to_metadata()
+        except ContractViolation as error:
+            violation = error
+        with warehouse.session() as session:
+            duplicate_of = session.ingested_partition_with_hash(file_hash, other_than=partition_key, zone=zone)
+            if duplicate_of:
+                outcome = IngestOutcome(partition_key, source.name, file_hash, "duplicate", 0,
+                                        reason=f"same bytes already ingested as partition {duplicate_of!r}")
+                session.record_landing(outcome, feature_names=None, run_id=run_id, zone=zone)
+                return outcome
+            if violation is None and zone != "labels":
+                try:
+                    check_against_warehouse(session, table, partition_key, file_hash, zone)
+                except ContractViolation as error:
+                    violation = error
+            if violation is not None:
+                outcome = _quarantine(session, path, source.name, partition_key, file_hash, violation,
+                                      validation, layout.quarantine, run_id, zone)
+            else:
+                outcome = IngestOutcome(partition_key, source.name, file_hash, "ingested", table.n_rows(),
+                                        validation=validation)
+                with session.transaction():
+                    if zone in ("landing", "scoring"):
+                        session.replace_file_rows(file_hash, table.sample_ids, table.features,
+                                                  labels=table.labels if zone == "landing" else None)
+                    else:
+                        session.upsert_labels(table.sample_ids, table.labels, file_hash)
+                    session.record_landing(outcome, feature_names=table.feature_names, run_id=run_id, zone=zone)
+    if outcome.status == "quarantined" and not is_local(source):
+        source.unlink()  # the verified copy is in quarantine now
+    return outcome
+
+
+def _quarantine(
+    session: WarehouseSession, path: Path, original_name: str, partition_key: str, file_hash: str,
+    violation: ContractViolation, validation: dict[str, Any], quarantine_dir: Path, run_id: str, zone: str,
+) -> IngestOutcome:
+    record = quarantine_file(path, quarantine_dir, check=violation.check, reason=violation.reason,
+                             details={**violation.details, "original_name": original_name})
+    outcome = IngestOutcome(partition_key, original_name, file_hash, "quarantined", 0, check=violation.check,
+                            reason=violation.reason, validation=validation, quarantined_path=record.quarantined_path)
+    with session.transaction():
+        session.record_quarantine(file_hash=file_hash, original_name=original_name,
+                                  quarantined_path=record.quarantined_path, check=violation.check,
+                                  reason=violation.reason)
+        session.record_landing(outcome, feature_names=None, run_id=run_id, zone=zone)
+    return outcome

@@ -1,0 +1,617 @@
+"""Features -> reduced embeddings -> circuit artifact -> quantum kernels -> quantum SVM."""
+
+from collections.abc import Iterator
+from contextlib import nullcontext
+from dataclasses import replace
+from typing import Optional
+
+import numpy as np
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    Config,
+    Failure,
+    MetadataValue,
+    Output,
+    asset,
+)
+from pydantic import Field
+
+from hybrid_assets.common.automation import ON_NEW_DATA
+from hybrid_assets.common.gates import GateResult, circuit_ceilings, kernel_health
+from hybrid_assets.common.outputs import (
+    artifact_output,
+    latest_metadata,
+    recorded_artifact,
+)
+from hybrid_assets.common.reporting import (
+    code_block,
+    comparison_table,
+    markdown_image,
+    shot_plan_png,
+)
+from hybrid_assets.training.embeddings import (
+    ENCODING_RANGE,
+    EmbeddingTransform,
+    reduce_embeddings,
+    refit_reason,
+)
+from hybrid_assets.training.models import (
+    fit_precomputed_svm,
+    holdout_metrics,
+    model_holdout,
+    precomputed_decision,
+)
+from hybrid_assets.training.scale import (
+    KernelPlan,
+    is_nystrom,
+    kernel_plan,
+    landmark_indices,
+    sample_note,
+)
+from hybrid_assets.training.shot_planner import (
+    SHOT_LADDER,
+    ShotRung,
+    holdout_score,
+    recommend,
+    shot_ladder,
+)
+from hybrid_assets.training.tuning import kfold_splits, quantum_score, tune_quantum
+from hybrid_resources.compute import DaskCluster
+from hybrid_resources.cost_policy import CostPolicy, UnknownPriceError, device_identity
+from hybrid_resources.data.artifacts import (
+    content_hash,
+    info_of,
+    telemetry_of,
+    with_info,
+)
+from hybrid_resources.data.big_arrays import (
+    block_rows_of,
+    iter_row_blocks,
+    scratch_array,
+)
+from hybrid_resources.data.paths import DataLayout
+from hybrid_resources.data.warehouse import Warehouse
+from hybrid_resources.gate_policy import GatePolicy
+from hybrid_resources.quantum.backends import (
+    BackendConfig,
+    BackendUnavailableError,
+    QuantumBackend,
+)
+from hybrid_resources.quantum.feature_maps import (
+    FEATURE_MAPS,
+    FeatureMapSpec,
+    circuit_resources,
+    to_openqasm,
+)
+from hybrid_resources.quantum.kernel_cache import KernelCache
+from hybrid_resources.quantum.kernels import (
+    FAMILIES,
+    circuit_version,
+    compute_kernel,
+    kernel_spec,
+    run_circuits,
+    streamed_kernel,
+)
+from hybrid_resources.quantum.nystrom import NystromModel, nystrom_model
+from hybrid_resources.quantum.projected_kernel import (
+    DEFAULT_GAMMAS,
+    ProjectedKernelSpec,
+    kernel_version,
+    projected_train_test,
+    tune_gamma,
+)
+
+# The circuit artifact's code version is the registry's feature-map and kernel-family versions: bumping a
+# semantic version marks the circuit and everything downstream stale.
+FEATURE_MAP_VERSIONS = ",".join([*(f"{name}@{fm.version}" for name, fm in sorted(FEATURE_MAPS.items())),
+                                 kernel_version()])
+
+
+class EmbeddingConfig(Config):
+    n_qubits: int = Field(default=6, ge=1, le=20, description="Reduced dimensions = qubits of the feature map")
+    refit_growth: float = Field(
+        default=0.2, ge=0.0,
+        description="Keep the fitted PCA until the train split has grown by more than this fraction since "
+                    "the fit, so old samples keep their embeddings and cached kernel entries; 0 re-fits on any growth")
+
+
+@asset(automation_condition=ON_NEW_DATA, deps=["features"], code_version="2", group_name="quantum", kinds={"numpy"})
+def reduced_embeddings(context: AssetExecutionContext, config: EmbeddingConfig, warehouse: Warehouse) -> Output:
+    """PCA (fit on train only) of the features to n_qubits dims, scaled into the encoding range.
+
+    The fitted transform is kept across materializations while the train split grows by at
+    most ``refit_growth`` (see :func:`refit_reason`); the metadata says which happened.
+    """
+    # Arrival order: as data grows, new samples come after the old ones, so the kernel cache
+    # serves the old block in one copy.
+    table = warehouse.features_in_arrival_order()
+    recorded = latest_metadata(context.instance, "reduced_embeddings")
+    previous_bundle = recorded_artifact("reduced_embeddings", recorded)
+    previous = EmbeddingTransform.from_bundle(previous_bundle) if isinstance(previous_bundle, dict) else None
+    reason = refit_reason(previous, table, n_qubits=config.n_qubits, refit_growth=config.refit_growth)
+    bundle = reduce_embeddings(table, n_qubits=config.n_qubits, transform=None if reason else previous)
+    n_fit = len(bundle["fit_ids"])
+    # The run that fit the transform in use: a kept transform's lineage is not an edge of the graph.
+    fit_run = context.run_id if reason else recorded.get("transform_fit_run", "unknown")
+    return artifact_output(bundle, {
+        "train_shape": list(bundle["X_train"].shape),
+        "test_shape": list(bundle["X_test"].shape),
+        "n_qubits": int(bundle["X_train"].shape[1]),
+        "classes": MetadataValue.json(bundle["classes"].tolist()),
+        "encoding_range": list(ENCODING_RANGE),
+        "transform": f"fit on {n_fit} train rows: {reason}" if reason else
+                     f"kept (fit on {n_fit} train rows, the train split now has {len(bundle['ids_train'])})",
+        "transform_fit_rows": n_fit,
+        "transform_fit_run": fit_run,
+    })
+
+
+class KernelTuningConfig(Config):
+    feature_map: str = Field(default="iqp", description=f"One of: {', '.join(sorted(FEATURE_MAPS))}")
+    entanglement: str = Field(default="linear", description="linear | circular | full (IQP map)")
+    bandwidths: list[float] = Field(default=[0.1, 0.3, 1.0], description="Input scale factors to try")
+    reps: list[int] = Field(default=[1, 2], description="Repetitions of the feature-map layer to try")
+    Cs: list[float] = Field(default=[0.1, 1.0, 10.0, 100.0], description="SVM regularizations to try")
+    kernel: str = Field(default="fidelity",
+                        description="Kernel family: fidelity (a circuit per pair), projected (Huang et al. 2021: 3 "
+                                    "circuits per sample), or best (both tuned on the same folds, the better CV wins)")
+    gammas: list[float] = Field(default=list(DEFAULT_GAMMAS), description="Projected kernel widths to try")
+    retune_growth: float = Field(
+        default=0.2, ge=0.0,
+        description="Keep the tuned choice until the train split has grown by more than this fraction since the "
+                    "tuning, so a refresh keeps the circuit and its cached kernel entries; 0 re-tunes on any growth")
+
+
+@asset(automation_condition=ON_NEW_DATA, code_version=FEATURE_MAP_VERSIONS, group_name="quantum",
+       kinds={"sklearn", "numpy"})
+def kernel_tuning(context: AssetExecutionContext, config: KernelTuningConfig, reduced_embeddings: dict,
+                  gate_policy: GatePolicy) -> Output:
+    """The quantum kernel SVM tuned like the classical baseline: k-fold CV on the train split over
+    bandwidth x reps x C (a one-value list pins a value), on the exact simulator whatever the
+    device, so only the chosen configuration is ever sent to one. Candidates over the circuit
+    ceilings are not tried. Holds the chosen ``spec``, ``C`` and every candidate's CV score.
+
+    The choice is kept while the train split grows by at most ``retune_growth`` under the same
+    grids and protocol (see :func:`retune_reason`): a new circuit would recompute every kernel
+    entry, on a paid device too."""
+    X, y = reduced_embeddings["X_train"], reduced_embeddings["y_train"]
+    grid = {"feature_map": config.feature_map, "entanglement": config.entanglement, "bandwidths": config.bandwidths,
+            "reps": config.reps, "Cs": config.Cs, "n_qubits": int(X.shape[1]), "metric": gate_policy.metric,
+            "folds": gate_policy.cv_folds, "seed": gate_policy.cv_seed}
+    if config.kernel not in (*FAMILIES, "best"):
+        raise Failure(f"kernel_tuning: kernel {config.kernel!r} is not one of {', '.join(FAMILIES)}, best")
+    if config.kernel != "fidelity":
+        # Absent for the fidelity kernel, so a tuning recorded before the option keeps its choice.
+        grid |= {"kernel": config.kernel, "gammas": config.gammas}
+    # Above max_exact_train (the Nyström path) the CV runs on a seeded stratified sample: its
+    # kernel is square in the rows it tunes on.
+    plan = kernel_plan(len(y), gate_policy)
+    sample = plan.exact_sample(y)
+    if plan.nystrom:
+        grid["sample_rows"] = plan.max_exact_train
+    previous = recorded_artifact("kernel_tuning", latest_metadata(context.instance, "kernel_tuning"))
+    reason = retune_reason(previous, grid, len(y), config.retune_growth)
+    # The same choice keeps the same content, hence the same data version: nothing downstream changes.
+    if reason is None:
+        tuning = previous
+    else:
+        tuning = tune_kernel(X[sample], y[sample], grid, gate_policy)
+        if plan.nystrom:
+            tuning |= {"n_train": int(len(y)),
+                       "sample": sample_note(len(y), sample, seed=plan.seed, what="kernel_tuning CV rows")}
+    decision = (f"kept (tuned on {previous['n_train']} train rows, the split now has {len(y)})" if reason is None
+                else f"tuned on {len(sample)} of {len(y)} train rows: {reason}")
+    rows = {f"{c.get('kernel', 'fidelity')} {c['params']}": {"cv_mean": c["cv_mean"], "cv_std": c["cv_std"]}
+            for c in tuning["candidates"]}
+    return artifact_output(tuning, {
+        "kernel": tuning.get("kernel", {}).get("family", "fidelity"),
+        **({"gamma": tuning["kernel"]["gamma"]} if "gamma" in tuning.get("kernel", {}) else {}),
+        "bandwidth": tuning["spec"]["bandwidth"], "reps": tuning["spec"]["reps"], "C": tuning["C"],
+        f"cv_{gate_policy.metric}": tuning["cv_mean"], "tuning": decision,
+        "kernel_path": plan.path, "kernel_path_reason": plan.reason,
+        "cv_sample": MetadataValue.json(tuning.get("sample") or sample_note(len(y), sample, seed=plan.seed,
+                                                                            what="kernel_tuning CV rows")),
+        "candidates": MetadataValue.md(comparison_table(rows, ["cv_mean", "cv_std"])),
+    })
+
+
+def tune_kernel(X: np.ndarray, y: np.ndarray, grid: dict, gates: GatePolicy) -> dict:
+    """The best kernel configuration by CV on (X, y), and every candidate's score.
+
+    ``grid["kernel"]`` (absent: fidelity) picks the family: fidelity tunes (bandwidth, reps, C),
+    projected tunes (bandwidth, reps, gamma, C), best tunes both on the same folds and keeps the
+    better CV mean (the fidelity kernel on a tie). ``spec`` is the feature map; ``kernel`` the
+    family and, for the projected kernel, its gamma."""
+    base = FeatureMapSpec(name=grid["feature_map"], n_qubits=grid["n_qubits"], entanglement=grid["entanglement"])
+    reps = [r for r in grid["reps"] if _within_ceilings(replace(base, reps=r), gates)] or [min(grid["reps"])]
+    splits = kfold_splits(y, folds=gates.cv_folds, seed=gates.cv_seed)
+    family = grid.get("kernel", "fidelity")
+    candidates = []
+    if family in ("fidelity", "best"):
+        candidates += [c.to_dict() | {"kernel": "fidelity"} for c in
+                       tune_quantum(X, y, splits, base, metric=gates.metric, bandwidths=grid["bandwidths"], reps=reps,
+                                    Cs=grid["Cs"])]
+    if family in ("projected", "best"):
+        candidates += [{"model": "quantum_svm", "kernel": "projected", **c.to_dict()} for c in
+                       tune_gamma(X, y, splits, base, gammas=grid["gammas"], Cs=grid["Cs"],
+                                  bandwidths=grid["bandwidths"], reps=reps,
+                                  score=lambda K, C: quantum_score(K, y, C, gates.metric))]
+    candidates.sort(key=lambda c: -c["cv_mean"])  # stable: the fidelity kernel first on a tie
+    best = candidates[0]
+    spec = replace(base, bandwidth=best["params"]["bandwidth"], reps=best["params"]["reps"])
+    kernel = ({"family": "projected", "gamma": best["params"]["gamma"]} if best["kernel"] == "projected"
+              else {"family": "fidelity"})
+    return {"spec": spec.to_dict(), "kernel": kernel, "C": best["params"]["C"], "grid": grid,
+            "n_train": int(len(y)), "cv_metric": gates.metric, "cv_folds": len(splits), "cv_seed": gates.cv_seed,
+            "cv_mean": best["cv_mean"], "cv_std": best["cv_std"], "candidates": candidates}
+
+
+def retune_reason(previous: dict | None, grid: dict, n_train: int, retune_growth: float) -> str | None:
+    """Why the kernel must be tuned again, or None to keep ``previous`` (a tuning artifact)."""
+    if not isinstance(previous, dict) or "grid" not in previous:
+        return "no tuning yet"
+    if previous["grid"] != grid:
+        return "the grids, the protocol or the embedding dimensions changed"
+    growth = n_train / previous["n_train"] - 1.0
+    if not 0.0 <= growth <= retune_growth:
+        return f"the train split changed by {growth:+.1%} since the tuning (retune_growth {retune_growth:.0%})"
+    return None
+
+
+def _within_ceilings(spec: FeatureMapSpec, gates: GatePolicy) -> bool:
+    return circuit_ceilings(circuit_resources(spec), max_width=gates.max_width, max_depth=gates.max_depth,
+                            max_two_qubit_gates=gates.max_two_qubit_gates).passed
+
+
+@asset(automation_condition=ON_NEW_DATA, code_version=FEATURE_MAP_VERSIONS, group_name="quantum", kinds={"pennylane"},
+       check_specs=[AssetCheckSpec("circuit_ceilings", asset="circuit_artifact", blocking=True,
+                                   description="Width, depth and two-qubit gates after decomposition under the ceilings")])
+def circuit_artifact(kernel_tuning: dict, reduced_embeddings: dict, gate_policy: GatePolicy) -> Iterator:
+    """The tuned kernel at the registry's current versions: ``spec`` the feature map's spec dict
+    (fidelity kernel) or the projected kernel's (family, gamma, feature map), its OpenQASM 2.0
+    bound to a reference input, and its size. A projected kernel runs this circuit three times
+    per sample, with an X, Y or Z basis rotation before measuring every qubit."""
+    fm = FeatureMapSpec.from_dict({**kernel_tuning["spec"], "version": ""})
+    kernel = kernel_tuning.get("kernel", {"family": "fidelity"})
+    spec = ProjectedKernelSpec(fm, float(kernel["gamma"])) if kernel["family"] == "projected" else fm
+    reference_input = reduced_embeddings["X_train"][0]
+    resources = circuit_resources(fm)
+    artifact = {
+        "spec": spec.to_dict(),
+        "spec_hash": spec.spec_hash,
+        "kernel": kernel,
+        "reference_input": reference_input.tolist(),
+        "openqasm": to_openqasm(fm, reference_input),
+        "resources": resources,
+    }
+    qasm_path = DataLayout.from_env().artifacts / "circuit_artifact" / "circuit.qasm"
+    qasm_path.parent.mkdir(parents=True, exist_ok=True)
+    qasm_path.write_text(artifact["openqasm"])
+    yield artifact_output(artifact, {
+        "kernel": kernel["family"],
+        **({"gamma": kernel["gamma"]} if "gamma" in kernel else {}),
+        "feature_map": fm.name,
+        "circuit_version": circuit_version(spec),
+        "spec_hash": spec.spec_hash,
+        "width": resources["width"],
+        "depth": resources["depth"],
+        "two_qubit_gates": resources["two_qubit_gates"],
+        "gate_counts": MetadataValue.json(resources["gate_counts"]),
+        "openqasm": MetadataValue.md(code_block(artifact["openqasm"], "qasm", whole=str(qasm_path))),
+        "openqasm_path": MetadataValue.path(str(qasm_path)),
+    })
+    ceilings = circuit_ceilings(resources, max_width=gate_policy.max_width, max_depth=gate_policy.max_depth,
+                                max_two_qubit_gates=gate_policy.max_two_qubit_gates)
+    yield AssetCheckResult(check_name="circuit_ceilings", passed=ceilings.passed,
+                           metadata={"message": ceilings.message, **ceilings.figures})
+
+
+def merged_stats(stats: list) -> dict:
+    """One kernel asset's figures over its engine calls (one on the exact path; K_mm and K_nm on
+    the Nyström path): counts and wall time summed, the rest from the first call."""
+    rows = [s.to_dict() for s in stats]
+    summed = ("entries_computed", "entries_from_cache", "circuits_executed", "shots_executed", "wall_time_s",
+              "retries", "states_simulated", "shots_emulated")
+    merged = {**rows[0], **{name: sum(row[name] for row in rows) for name in summed}}
+    if len(rows) > 1:
+        merged |= {"n_rows": sum(row["n_rows"] for row in rows), "n_cols": rows[0]["n_cols"], "kernel_calls": len(rows)}
+    return {key: value for key, value in merged.items() if value is not None}
+
+
+def kernel_arrays(X: np.ndarray, X_train: np.ndarray | None, plan: KernelPlan, compute,
+                  compute_rows=None) -> tuple[dict, list]:
+    """The arrays a kernel asset stores, from ``compute(A, B=None) -> KernelResult``.
+
+    Exact path: ``matrix``, the (N, N) Gram matrix of X (``X_train`` None) or test x train.
+    Nyström path: ``landmark_indices`` (m,) train rows and, for the train kernel, ``K_mm`` (m, m)
+    and ``K_nm`` (N, m); for the test kernel ``matrix`` (n_test, m) against the landmarks; the
+    rows x landmarks kernel comes from ``compute_rows(A, landmarks)`` when given (streamed to a
+    memory map). Returns (arrays, the engine calls' stats)."""
+    if not plan.nystrom:
+        result = compute(X, X_train)
+        return {"matrix": result.matrix}, [result.stats]
+    train = X if X_train is None else X_train
+    indices = landmark_indices(train, plan)
+    landmarks = train[indices]
+    rows = (compute_rows or compute)(X, landmarks)
+    if X_train is None:
+        k_mm = compute(landmarks)
+        return {"landmark_indices": indices, "K_mm": k_mm.matrix, "K_nm": rows.matrix}, [k_mm.stats, rows.stats]
+    return {"landmark_indices": indices, "matrix": rows.matrix}, [rows.stats]
+
+
+def streams_to_disk(n_rows: int, plan: KernelPlan, backend: BackendConfig, gates: GatePolicy) -> bool:
+    """Whether a Nyström rows x landmarks kernel is streamed to a memory map: larger (float64)
+    than ``gates.kernel_ram_budget_mb`` on an exact simulator."""
+    return plan.nystrom and backend.is_exact and n_rows * plan.landmarks * 8 > gates.kernel_ram_budget_mb * 2**20
+
+
+def nystrom_kernel_health(arrays: dict, *, shots: int | None, gates: GatePolicy) -> GateResult:
+    """The train kernel's gate on the Nyström path: K_mm (the landmarks' own square kernel, a seeded
+    sample of the train rows) symmetric, unit diagonal and PSD; K_nm's entries in [0, 1]."""
+    square = kernel_health(arrays["K_mm"], shots=shots, symmetry_tolerance=gates.symmetry_tolerance,
+                           psd_tolerance=gates.psd_tolerance, psd_shot_factor=gates.psd_shot_factor, square=True)
+    rows = kernel_health(arrays["K_nm"], shots=shots, symmetry_tolerance=gates.symmetry_tolerance,
+                         psd_tolerance=gates.psd_tolerance, psd_shot_factor=gates.psd_shot_factor, square=False)
+    figures = {**{f"K_mm/{k}": v for k, v in square.figures.items()}, **{f"K_nm/{k}": v for k, v in rows.figures.items()}}
+    problems = [f"{name}: {g.message}" for name, g in (("K_mm", square), ("K_nm", rows)) if not g.passed]
+    return GateResult("kernel_well_formed", not problems, "; ".join(problems) or "well-formed (K_mm and K_nm)", figures)
+
+
+def _quantum_kernel_asset(context: AssetExecutionContext, X: np.ndarray, X_train: np.ndarray | None, circuit: dict,
+                          quantum_backend: QuantumBackend, cost_policy: CostPolicy, gates: GatePolicy,
+                          n_train: int, dask: DaskCluster) -> Iterator:
+    """Compute a kernel within budget, record what it ran and which path (exact or Nyström, and
+    why), gate its shape. Degrade (an empty (0, 0) kernel, never a crash) when the backend is
+    disabled or still failing after the engine's retries; a plan over budget is refused by the
+    ledger before anything is sent."""
+    backend = cost_policy.with_program_sets(quantum_backend.backend_config())
+    asset = context.asset_key.to_user_string()
+    plan = kernel_plan(n_train, gates)
+    common = {"backend": MetadataValue.json(quantum_backend.describe()), "spec_hash": circuit["spec_hash"],
+              "kernel_path": plan.path, "kernel_path_reason": plan.reason}
+    reason = ""
+    if not quantum_backend.enabled:
+        reason = "quantum backend disabled by configuration (quantum_backend.enabled = false)"
+    else:
+        streamed = streams_to_disk(len(X), plan, backend, gates)
+        with cost_policy.ledger(run_id=context.run_id, asset=asset, backend=backend) as ledger, \
+                (dask.client_if_enabled() if streamed else nullcontext()) as client:
+            def compute(A, B=None):
+                return compute_kernel(A, B, spec=kernel_spec(circuit["spec"]), backend=backend,
+                                      cache=KernelCache(DataLayout.from_env().kernel_cache), ledger=ledger)
+
+            def compute_rows(A, landmarks):
+                out = scratch_array(DataLayout.from_env().artifacts / ".scratch", len(A), len(landmarks))
+                return streamed_kernel(A, landmarks, spec=kernel_spec(circuit["spec"]), backend=backend, out=out,
+                                       block_rows=block_rows_of(out), client=client)
+            try:
+                arrays, calls = kernel_arrays(X, X_train, plan, compute, compute_rows if streamed else None)
+            except BackendUnavailableError as unavailable:
+                reason = str(unavailable)
+        if streamed:
+            common |= {"streamed_to_disk": f"rows x landmarks kernel over kernel_ram_budget_mb "
+                                           f"({gates.kernel_ram_budget_mb}): written in row blocks to a memory-mapped "
+                                           ".npy, no entry cache", "blocks_engine": MetadataValue.json(dask.describe())}
+    if reason:
+        context.log.warning(f"{asset}: quantum stage degraded, the classical path carries on: {reason}")
+        info = {"degraded": True, "degraded_reason": reason, "spec_hash": circuit["spec_hash"],
+                "backend": backend.cache_key(), "kernel_path": plan.to_dict()}
+        yield artifact_output(with_info({"matrix": np.empty((0, 0))}, info), {**common, "degraded": True,
+                                                                             "degraded_reason": reason})
+        yield AssetCheckResult(check_name="kernel_well_formed", passed=True,
+                               metadata={"degraded": True, "reason": reason})
+        return
+    stats = merged_stats(calls)
+    shapes = {name: list(value.shape) for name, value in arrays.items() if value.ndim == 2}
+    info = {"degraded": False, "spec_hash": circuit["spec_hash"], "backend": backend.cache_key(),
+            "shape": shapes.get("matrix", shapes.get("K_nm")), "shapes": shapes, "kernel_path": plan.to_dict()}
+    telemetry = {**stats, "estimated_cost_usd": ledger.usd}
+    extra = {"landmarks": plan.landmarks, "landmark_rule": plan.landmark_rule, "landmark_seed": plan.seed,
+             "shapes": MetadataValue.json(shapes)} if plan.nystrom else {}
+    yield artifact_output(with_info(arrays, info, telemetry), {
+        **common,
+        **extra,
+        "shape": info["shape"],
+        "degraded": False,
+        "estimated_cost_usd": ledger.usd,
+        **stats,
+    })
+    if plan.nystrom and X_train is None:
+        health = nystrom_kernel_health(arrays, shots=backend.shots, gates=gates)
+    else:
+        health = kernel_health(arrays["matrix"], shots=backend.shots, symmetry_tolerance=gates.symmetry_tolerance,
+                               psd_tolerance=gates.psd_tolerance, psd_shot_factor=gates.psd_shot_factor,
+                               square=X_train is None)
+    yield AssetCheckResult(check_name="kernel_well_formed", passed=health.passed,
+                           metadata={"message": health.message, **health.figures})
+
+
+def _kernel_check(asset: str) -> AssetCheckSpec:
+    return AssetCheckSpec("kernel_well_formed", asset=asset, blocking=True,
+                          description="Symmetric, unit diagonal, PSD within tolerance (train; K_mm on the Nyström "
+                                      "path); entries in [0, 1]")
+
+
+@asset(automation_condition=ON_NEW_DATA, code_version="4", group_name="quantum", pool="quantum",
+       kinds={"pennylane", "numpy"}, check_specs=[_kernel_check("quantum_kernel_train")])
+def quantum_kernel_train(context: AssetExecutionContext, reduced_embeddings: dict, circuit_artifact: dict,
+                         quantum_backend: QuantumBackend, cost_policy: CostPolicy, gate_policy: GatePolicy,
+                         dask: DaskCluster) -> Iterator:
+    """Exact path: ``matrix``, the Gram matrix of the train embeddings (n_train, n_train), entries
+    in [0, 1], (0, 0) when degraded. Nyström path (above ``gate_policy.max_exact_train`` train rows
+    under kernel_path auto, or forced): ``landmark_indices`` (m,), ``K_mm`` (m, m) and ``K_nm``
+    (n_train, m) instead. ``info``: the path and why, backend, spec hash, circuits, cache hits,
+    cost, wall time."""
+    X_train = reduced_embeddings["X_train"]
+    yield from _quantum_kernel_asset(context, X_train, None, circuit_artifact, quantum_backend, cost_policy,
+                                     gate_policy, len(X_train), dask)
+
+
+@asset(automation_condition=ON_NEW_DATA, code_version="4", group_name="quantum", pool="quantum",
+       kinds={"pennylane", "numpy"}, check_specs=[_kernel_check("quantum_kernel_test")])
+def quantum_kernel_test(context: AssetExecutionContext, reduced_embeddings: dict, circuit_artifact: dict,
+                        quantum_backend: QuantumBackend, cost_policy: CostPolicy, gate_policy: GatePolicy,
+                        dask: DaskCluster) -> Iterator:
+    """Kernel between test and train embeddings: ``matrix`` (n_test, n_train), or (n_test, m) against
+    the landmarks on the Nyström path (then with ``landmark_indices``), entries in [0, 1], (0, 0)
+    when degraded; ``info`` as for the train kernel."""
+    X_train = reduced_embeddings["X_train"]
+    yield from _quantum_kernel_asset(context, reduced_embeddings["X_test"], X_train, circuit_artifact,
+                                     quantum_backend, cost_policy, gate_policy, len(X_train), dask)
+
+
+class SvmConfig(Config):
+    C: Optional[float] = Field(default=None, gt=0.0, description="SVM regularization; empty: the tuned C (kernel_tuning)")
+
+
+@asset(automation_condition=ON_NEW_DATA, code_version="5", group_name="models", kinds={"sklearn"})
+def quantum_svm(config: SvmConfig, quantum_kernel_train: dict, quantum_kernel_test: dict, reduced_embeddings: dict,
+                kernel_tuning: dict) -> Output:
+    """SVM on the precomputed quantum kernel with the tuned C, stored as arrays (support indices,
+    dual coefficients, intercept); on the Nyström path (the kernels hold landmark columns) a
+    least-squares SVM on Nyström features with the same C, stored as :class:`NystromModel` arrays
+    (landmarks, projection, coef, intercept) with ``info`` (C, holdout metrics, both kernels' info and the
+    versions of its inputs) and ``telemetry`` (both kernels' circuits, cache hits, cost, wall
+    time). A degraded quantum stage gives ``{"degraded": [True]}`` with the reason in ``info``."""
+    C = config.C if config.C is not None else float(kernel_tuning["C"])
+    kernels = {"train": info_of(quantum_kernel_train), "test": info_of(quantum_kernel_test)}
+    telemetry = {"kernels": {"train": telemetry_of(quantum_kernel_train), "test": telemetry_of(quantum_kernel_test)}}
+    info = {"model": "quantum_svm", "C": C, "spec_hash": kernels["train"].get("spec_hash"), "kernels": kernels,
+            "inputs": {"quantum_kernel_train": content_hash(quantum_kernel_train),
+                       "quantum_kernel_test": content_hash(quantum_kernel_test),
+                       "reduced_embeddings": content_hash(reduced_embeddings)}}
+    degraded = next((k.get("degraded_reason", "") for k in kernels.values() if k.get("degraded")), "")
+    if degraded:
+        info |= {"degraded": True, "degraded_reason": degraded}
+        return artifact_output(with_info({"degraded": np.array([True])}, info, telemetry),
+                               {"C": C, "degraded": True})
+    y_train = reduced_embeddings["y_train"]
+    if is_nystrom(quantum_kernel_train):
+        model, path = fit_nystrom_svm(quantum_kernel_train, quantum_kernel_test, reduced_embeddings, C=C,
+                                      kernel={"kind": "quantum", "spec_hash": info["spec_hash"]})
+        size = {"landmarks": int(path["m"]), "rank": int(path["rank"]), "clipped_eigenvalues": int(path["clipped"])}
+        train = holdout_metrics(y_train, NystromModel.from_arrays(model).decision(quantum_kernel_train["K_nm"]))
+        info |= {"kernel_path": path, **size}
+    else:
+        model = fit_precomputed_svm(quantum_kernel_train["matrix"], y_train, C=C)
+        size = {"n_support_vectors": int(model["support"].size)}
+        train = holdout_metrics(y_train, precomputed_decision(model, quantum_kernel_train["matrix"]))
+        info |= {"kernel_path": kernel_path_of(quantum_kernel_train)} if kernel_path_of(quantum_kernel_train) else {}
+    holdout = model_holdout("quantum_svm", model, {"quantum_kernel_test": quantum_kernel_test,
+                                                   "reduced_embeddings": reduced_embeddings})
+    info |= {"degraded": False, **size, "train_accuracy": train["accuracy"], "holdout": holdout}
+    path = info.get("kernel_path") or {}
+    return artifact_output(with_info(model, info, telemetry), {
+        "C": C,
+        "degraded": False,
+        "kernel_path": path.get("path", "exact"),
+        "kernel_path_reason": path.get("reason", "exact Gram matrix"),
+        "model_kind": "Nyström least-squares SVM" if is_nystrom(model) else "kernel SVM (precomputed Gram matrix)",
+        **size,
+        "train_accuracy": train["accuracy"],
+        **{f"holdout/{name}": value for name, value in holdout.items()},
+    })
+
+
+def kernel_path_of(kernel: dict) -> dict:
+    """The kernel path a kernel artifact recorded (empty for artifacts made before it was recorded)."""
+    return dict(info_of(kernel).get("kernel_path") or {})
+
+
+def fit_nystrom_svm(kernel_train: dict, kernel_test: dict, embeddings: dict, *, C: float,
+                    kernel: dict) -> tuple[dict, dict]:
+    """The Nyström least-squares SVM from the stored K_mm and K_nm (streamed in row blocks), as
+    arrays (:meth:`NystromModel.to_arrays`) plus ``landmark_indices``; and the path's description
+    (the kernels' plan with the fitted map's rank and clipped eigenvalues). The test kernel must
+    be against the same landmarks."""
+    indices = np.asarray(kernel_train["landmark_indices"])
+    if not np.array_equal(indices, np.asarray(kernel_test.get("landmark_indices", []))):
+        raise ValueError("quantum_kernel_test was computed against other landmarks than quantum_kernel_train: "
+                         "materialize both kernels under the same gate_policy")
+    plan = kernel_path_of(kernel_train)
+    config = KernelPlan(**{k: plan[k] for k in KernelPlan.__dataclass_fields__}).nystrom_config(C)
+    K_nm, y = kernel_train["K_nm"], embeddings["y_train"]
+    blocks = ((block, y[rows]) for rows, block in iter_row_blocks(K_nm, config.block_rows))
+    fitted = nystrom_model(kernel_train["K_mm"], blocks, landmarks=embeddings["X_train"][indices], indices=indices,
+                           config=config, kernel=kernel)
+    return fitted.to_arrays(), {**plan, **{k: fitted.meta[k] for k in ("m", "rank", "clipped", "classifier")}}
+
+
+class ShotPlanConfig(Config):
+    ladder: list[int] = Field(default=list(SHOT_LADDER), description="Shots per circuit to try")
+    seeds: int = Field(default=5, ge=2, description="Emulated repeats per rung (the std is across them)")
+    tolerance: float = Field(default=0.01, ge=0.0, description="How far below the exact metric a rung may score")
+
+
+@asset(automation_condition=ON_NEW_DATA, code_version="1", group_name="quantum", kinds={"numpy"})
+def shot_plan(config: ShotPlanConfig, circuit_artifact: dict, kernel_tuning: dict, reduced_embeddings: dict,
+              quantum_backend: QuantumBackend, hardware_backend: QuantumBackend, cost_policy: CostPolicy,
+              gate_policy: GatePolicy) -> Output:
+    """Before paying for a shot-based device: how the holdout metric and the kernel error change
+    with shots (emulated from the exact kernels of the tuned spec), each rung's planned cost on the
+    configured device (and on the hardware device, when one is set), and the cheapest rung within
+    ``tolerance`` of exact. Nothing is sent to a device."""
+    spec, C = kernel_spec(circuit_artifact["spec"]), float(kernel_tuning["C"])
+    X_train, X_test = reduced_embeddings["X_train"], reduced_embeddings["X_test"]
+    y_train, y_test = reduced_embeddings["y_train"], reduced_embeddings["y_test"]
+    plan = kernel_plan(len(y_train), gate_policy)
+    # What a run submits on the chosen path; the ladder itself emulates shots on exact kernels of
+    # a seeded stratified sample of each split above max_exact_train.
+    circuits = run_circuits(spec, len(X_train), len(X_test), plan.landmarks if plan.nystrom else None)
+    train_rows, test_rows = plan.exact_sample(y_train), plan.exact_sample(y_test)
+    X_train, y_train, X_test, y_test = X_train[train_rows], y_train[train_rows], X_test[test_rows], y_test[test_rows]
+    cache = KernelCache(DataLayout.from_env().kernel_cache)
+    train = compute_kernel(X_train, spec=spec, cache=cache).matrix
+    test = compute_kernel(X_test, X_train, spec=spec, cache=cache).matrix
+    exact = holdout_score(train, test, y_train, y_test, C=C, metric=gate_policy.metric)
+    devices = {"configured": quantum_backend.backend_config()}
+    if hardware_backend.device_arn:
+        devices["hardware"] = hardware_backend.backend_config()
+    rungs = []
+    emulate = None
+    if isinstance(spec, ProjectedKernelSpec):
+        def emulate(shots: int, repeat: int) -> tuple[np.ndarray, np.ndarray]:
+            # One noisy measurement of each row serves both kernels, as on a device.
+            noisy = BackendConfig(shots=shots, shot_emulation=True, seed=gate_policy.cv_seed * 1000 + repeat)
+            k_train, k_test = projected_train_test(X_train, X_test, spec=spec, backend=noisy)
+            return k_train.matrix, k_test.matrix
+    for shots, scores, errors in shot_ladder(train, test, y_train, y_test, C=C, metric=gate_policy.metric,
+                                             ladder=config.ladder, seeds=config.seeds, seed=gate_policy.cv_seed,
+                                             emulate=emulate):
+        usd = {}
+        for name, backend in devices.items():
+            try:
+                usd[name] = cost_policy.estimate(cost_policy.with_program_sets(replace(backend, shots=shots)),
+                                                 circuits, shots).usd
+            except UnknownPriceError:
+                usd[name] = None
+        rungs.append(ShotRung(shots, float(np.mean(scores)), float(np.std(scores)), float(np.mean(errors)),
+                              float(np.max(errors)), circuits, usd))
+    best = recommend(rungs, exact, tolerance=config.tolerance, device="configured")
+    samples = {"kernel_path": plan.path, "kernel_path_reason": plan.reason,
+               "train_sample": sample_note(len(reduced_embeddings["y_train"]), train_rows, seed=plan.seed,
+                                           what="shot ladder train rows"),
+               "test_sample": sample_note(len(reduced_embeddings["y_test"]), test_rows, seed=plan.seed,
+                                          what="shot ladder test rows")}
+    plan = {"metric": gate_policy.metric, "exact": exact, "tolerance": config.tolerance, "circuits": circuits,
+            **({"samples": samples} if samples["train_sample"]["sampled"] else {}),
+            "devices": {name: device_identity(backend) for name, backend in devices.items()},
+            "rungs": [rung.to_dict() for rung in rungs], "recommended_shots": best.shots if best else None}
+    table = {f"{r.shots} shots": {"mean": r.metric_mean, "std": r.metric_std, "kernel_error": r.kernel_mean_abs_error,
+                                  **{f"usd_{name}": r.usd[name] if r.usd[name] is not None else "no price"
+                                     for name in devices}} for r in rungs}
+    png = shot_plan_png([r.shots for r in rungs], [r.metric_mean for r in rungs], [r.metric_std for r in rungs],
+                        [r.kernel_mean_abs_error for r in rungs], exact, gate_policy.metric)
+    return artifact_output(plan, {
+        "recommended_shots": best.shots if best else "none within tolerance",
+        f"exact_{gate_policy.metric}": exact,
+        "circuits_per_run": circuits,
+        "kernel_path": samples["kernel_path"],
+        "ladder_sample": MetadataValue.json(samples),
+        "ladder": MetadataValue.md(comparison_table(table, ["mean", "std", "kernel_error",
+                                                            *[f"usd_{name}" for name in devices]])),
+        "plot": MetadataValue.md(markdown_image(png, "metric and kernel error against shots")),
+    })

@@ -1,0 +1,154 @@
+"""The variational quantum classifier: trained with a checkpoint after every step, resumable after a crash."""
+
+import numpy as np
+from dagster import (
+    AssetExecutionContext,
+    Config,
+    MetadataValue,
+    Output,
+    asset,
+)
+from pydantic import Field
+
+from hybrid_assets.common.automation import ON_NEW_DATA
+from hybrid_assets.common.outputs import artifact_output
+from hybrid_assets.common.reporting import markdown_image, training_curves_png
+from hybrid_assets.training.models import holdout_metrics
+from hybrid_assets.training.scale import sample_note, stratified_sample
+from hybrid_resources.cost_policy import CostPolicy
+from hybrid_resources.data.artifacts import content_hash, with_info
+from hybrid_resources.data.paths import DataLayout
+from hybrid_resources.quantum.backends import (
+    BackendUnavailableError,
+    QuantumBackend,
+    call_with_retries,
+)
+from hybrid_resources.quantum.vqc import (
+    TRAINER_VERSION,
+    VqcConfig,
+    circuits_per_step,
+    lineage_key,
+    n_circuit_params,
+    predict_proba,
+    train_vqc,
+)
+
+# 10,000 rows x 3 epochs x 2 restarts at batch 32 is ~1,900 optimiser steps: minutes on one core,
+# where all 150,000 rows of a large landing table would be ~18,000 steps per restart.
+DEFAULT_VQC_MAX_TRAIN_ROWS = 10_000
+
+
+class VqcAssetConfig(Config):
+    layers: int = Field(default=2, ge=1, description="StronglyEntanglingLayers layers")
+    optimizer: str = Field(default="adam", description="adam | gd")
+    step_size: float = Field(default=0.1, gt=0.0)
+    batch_size: int = Field(default=32, ge=1)
+    epochs: int = Field(default=3, ge=1)
+    seed: int = Field(default=0, ge=0)
+    restarts: int = Field(default=2, ge=1,
+                          description="Seeded random restarts; best validation loss kept; their spread is the "
+                                      "reproducibility gate")
+    checkpoint_every: int = Field(default=1, ge=1, description="Optimizer steps between checkpoints")
+    log_every: int = Field(default=10, ge=1, description="Steps between progress lines in the run log")
+    max_train_rows: int = Field(
+        default=DEFAULT_VQC_MAX_TRAIN_ROWS, ge=10,
+        description="Above this many train rows the VQC trains on a stratified sample of this many, drawn from "
+                    "`seed` (recorded as train_sample); its steps grow linearly with the rows it trains on")
+
+
+def vqc_train_rows(y_train: np.ndarray, max_rows: int, seed: int) -> tuple[np.ndarray, dict]:
+    """The train rows the VQC fits on: all of them up to ``max_rows``, else a seeded stratified
+    sample of ``max_rows``; with its description for the metadata."""
+    rows = stratified_sample(y_train, max_rows, seed=seed)
+    return rows, sample_note(len(y_train), rows, seed=seed, what="vqc_model training rows")
+
+
+def vqc_training_plan(config: VqcConfig, shots: int | None, n_train: int, n_qubits: int) -> dict[str, int]:
+    """Steps and circuits a full training run submits at most (validation: one pass per epoch)."""
+    n_fit = n_train - int(round(0.2 * n_train))
+    steps_per_epoch = -(-n_fit // config.batch_size)
+    steps = steps_per_epoch * config.epochs * config.restarts
+    step_circuits = circuits_per_step(shots, config.batch_size, n_circuit_params(config, n_qubits))
+    validation = (n_train - n_fit) * config.epochs * config.restarts
+    return {"steps": steps, "circuits": steps * step_circuits + validation}
+
+
+@asset(automation_condition=ON_NEW_DATA, code_version=TRAINER_VERSION, group_name="models",
+       pool="quantum", kinds={"pennylane"})
+def vqc_model(context: AssetExecutionContext, config: VqcAssetConfig, reduced_embeddings: dict,
+              quantum_backend: QuantumBackend, cost_policy: CostPolicy) -> Output:
+    """Variational classifier on the same embeddings and split, on the configured quantum backend:
+    ``params`` (layers, d, 3) and ``bias`` with ``info`` (config, backend, holdout metrics, restart
+    accuracies, ``train_sample``: all train rows, or a seeded stratified sample of
+    ``max_train_rows`` above it) and ``telemetry`` (training progress, circuits run, cost). Resumes from its last checkpoint. The whole plan is
+    admitted before the first circuit; what the device actually runs is recorded."""
+    backend = cost_policy.with_program_sets(quantum_backend.backend_config())
+    vqc_config = VqcConfig(layers=config.layers, optimizer=config.optimizer, step_size=config.step_size,
+                           batch_size=config.batch_size, epochs=config.epochs, seed=config.seed,
+                           restarts=config.restarts, checkpoint_every=config.checkpoint_every)
+    rows, train_sample = vqc_train_rows(reduced_embeddings["y_train"], config.max_train_rows, config.seed)
+    X_train, y_train = reduced_embeddings["X_train"][rows], reduced_embeddings["y_train"][rows]
+    plan = vqc_training_plan(vqc_config, backend.shots, len(y_train), X_train.shape[1])
+    # A sample is part of what was trained on: its size and seed enter the checkpoint lineage.
+    data_key = content_hash(reduced_embeddings) + (
+        f"/sample:{train_sample['rows']}:{train_sample['seed']}" if train_sample["sampled"] else "")
+    lineage = lineage_key(data_key, TRAINER_VERSION, vqc_config, backend)
+
+    def progress(update: dict) -> None:
+        if update["step"] % config.log_every == 0 or update["step"] == update["total_steps"]:
+            context.log.info(f"vqc restart {update['restart']} step {update['step']}/{update['total_steps']} "
+                             f"loss {update['loss']:.4f} eta {update['eta_s']:.0f}s")
+
+    def retrying(attempt: int, error: BaseException, delay_s: float) -> None:
+        context.log.warning(f"vqc training hit a transient device error ({error}); retry {attempt + 1} "
+                            f"in {delay_s:.1f}s resumes from the last checkpoint")
+
+    with cost_policy.ledger(run_id=context.run_id, asset="vqc_model", backend=backend) as ledger:
+        estimate = ledger.admit(plan["circuits"], backend.shots or 0)  # before the first circuit
+
+        def train():  # each attempt resumes from the last checkpoint of this lineage
+            return train_vqc(X_train, y_train, vqc_config, checkpoint_dir=DataLayout.from_env().checkpoints,
+                             lineage=lineage, backend=backend, ledger=ledger, on_step=progress)
+
+        try:
+            result = call_with_retries(train, max_retries=backend.max_retries, backoff_s=backend.backoff_s,
+                                       seed=backend.seed, on_retry=retrying, on_failure=ledger.failed)
+        except BackendUnavailableError as unavailable:
+            context.log.warning(f"vqc_model degraded, the other models carry on: {unavailable}")
+            info = {"model": "vqc_model", "degraded": True, "degraded_reason": str(unavailable), "lineage": lineage,
+                    "backend": backend.cache_key()}
+            telemetry = {"circuits_executed": ledger.tasks, "shots_executed": ledger.shots,
+                         "estimated_cost_usd": ledger.usd}
+            return artifact_output(with_info({"degraded": np.array([True])}, info, telemetry),
+                                   {"degraded": True, "degraded_reason": str(unavailable), "lineage": lineage})
+        probabilities = predict_proba(result.params, result.bias, reduced_embeddings["X_test"], vqc_config, backend,
+                                      ledger=ledger)
+    holdout = holdout_metrics(reduced_embeddings["y_test"], probabilities - 0.5)
+    if result.resumed_from_step is not None:
+        context.log.info(f"resumed from checkpoint step {result.resumed_from_step} of lineage {lineage}")
+    curves = training_curves_png(result.history, "VQC training curves")
+    info = {
+        "model": "vqc_model", "degraded": False, "config": vqc_config.to_dict(), "backend": backend.cache_key(),
+        "lineage": lineage, "holdout": holdout, "val_loss": result.val_loss, "best_restart": result.best_restart,
+        "restart_val_accuracy": [float(curve["val_accuracy"][-1]) for curve in result.history],
+        "planned_circuits": plan["circuits"], "planned_cost_usd": estimate.usd, "train_sample": train_sample,
+    }
+    telemetry = {"training": result.to_metadata(), "circuits_executed": ledger.tasks, "shots_executed": ledger.shots,
+                 "estimated_cost_usd": ledger.usd}
+    model = {"params": np.asarray(result.params, dtype=np.float64), "bias": np.array([result.bias], dtype=np.float64)}
+    return artifact_output(with_info(model, info, telemetry), {
+        **{f"holdout/{name}": value for name, value in holdout.items()},
+        "training": MetadataValue.json(telemetry["training"]),
+        "training_curves": MetadataValue.md(markdown_image(curves, "VQC training curves")),
+        "config": MetadataValue.json(info["config"]),
+        "backend": MetadataValue.json(info["backend"]),
+        "degraded": False,
+        "lineage": lineage,
+        "restart_val_accuracy": info["restart_val_accuracy"],
+        "train_sample": MetadataValue.json(train_sample),
+        "planned_circuits": plan["circuits"],
+        "planned_cost_usd": estimate.usd,
+        "circuits_executed": ledger.tasks,
+        "shots_executed": ledger.shots,
+        "estimated_cost_usd": ledger.usd,
+    })

@@ -1,6 +1,6 @@
 """Where heavy array work runs: a Dask cluster, local by default, a scheduler address in production.
 
-DESIGN.md "Scale": blocks run on a Dask cluster (a ``LocalCluster`` by default, a scheduler
+docs/scale.md: blocks run on a Dask cluster (a ``LocalCluster`` by default, a scheduler
 address in production) and stream to disk; Dagster's executors run the steps. Nothing here
 schedules work itself: :func:`dask_client` only opens a ``distributed.Client``.
 

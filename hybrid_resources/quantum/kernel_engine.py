@@ -1,6 +1,6 @@
 """The quantum kernel engine: fidelity kernels k(a, b) = |<phi(a)|phi(b)>|^2.
 
-Three paths (see DESIGN.md "The kernel engine"):
+Three paths (see docs/architecture.md, "The kernel engine"):
 
 - **statevector** (``backend.is_exact``): each sample's state is simulated once, in chunks,
   then the Gram matrix is ``|A B^H|^2`` from blocked matrix products (real products for

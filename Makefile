@@ -29,11 +29,16 @@ lock:
 	$(BIN)/pip-compile --quiet --upgrade --extra dev --strip-extras --no-emit-index-url --no-emit-find-links \
 	  -o requirements.lock pyproject.toml
 
-# The persistent local instance: sqlite under DAGSTER_HOME, configured by dagster.yaml.
+# The persistent local instance under DAGSTER_HOME: this folder's dagster.yaml (sqlite) is copied
+# there only when DAGSTER_HOME has none, so an instance you configured (PostgreSQL, say) is kept.
 home: install
-	mkdir -p $(DAGSTER_HOME)
-	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/dagster instance concurrency set quantum 1 >/dev/null
+	@mkdir -p "$(DAGSTER_HOME)"
+	@if [ ! -f "$(DAGSTER_HOME)/dagster.yaml" ]; then \
+	  cp dagster.yaml "$(DAGSTER_HOME)/dagster.yaml"; echo "Created $(DAGSTER_HOME)/dagster.yaml (the local default)."; \
+	elif ! cmp -s dagster.yaml "$(DAGSTER_HOME)/dagster.yaml"; then \
+	  echo "Keeping $(DAGSTER_HOME)/dagster.yaml, which differs from the local default ./dagster.yaml (diff them to compare)."; \
+	fi
+	@$(BIN)/dagster instance concurrency set quantum 1 >/dev/null
 
 demo: home
 	$(BIN)/hybrid-demo

@@ -26,7 +26,9 @@ from typing import Any
 from dagster import AssetKey, AssetRecordsFilter, DagsterEventType, DagsterInstance
 from dagster._core.event_api import EventLogRecord
 
+from hybrid_assets.definitions import defs
 from hybrid_assets.serving.registry import SERVABLE, history, version_id
+from hybrid_assets.training.models import model_holdout
 from hybrid_resources.data.artifacts import read_artifact, recorded_base
 from hybrid_resources.data.warehouse import Warehouse
 
@@ -128,8 +130,6 @@ def find_target(instance: DagsterInstance, asset: str | None, run_id: str | None
 
 def audit_trail(instance: DagsterInstance, asset: str | None = None, run_id: str | None = None) -> dict[str, Any]:
     """The whole upstream chain of one materialization, as JSON-safe data."""
-    from hybrid_assets.definitions import defs
-
     graph = defs.get_repository_def().asset_graph
     target = find_target(instance, asset, run_id)
     chain: list[dict[str, Any]] = []
@@ -185,8 +185,6 @@ def stored_value(record: EventLogRecord) -> Any:
 
 def rescore(instance: DagsterInstance, asset: str | None = None, run_id: str | None = None) -> dict[str, Any]:
     """Recompute a stored model's holdout metrics from the stored versions of its inputs."""
-    from hybrid_assets.training.models import model_holdout
-
     target = find_target(instance, asset or "quantum_svm", run_id)
     node = describe_materialization(instance, target)
     inputs = {}
@@ -271,7 +269,7 @@ def _rescore_markdown(result: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="hybrid-audit", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="hybrid-audit", description=__doc__.split("\n\n")[0].replace("``", "`"))
     parser.add_argument("asset", nargs="?", help="asset key, e.g. quantum_svm (default: promoted_model, else quantum_svm)")
     parser.add_argument("--run-id", help="audit the materialization from this run (default: the latest)")
     parser.add_argument("--format", choices=("markdown", "json"), default="markdown")

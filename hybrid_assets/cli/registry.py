@@ -23,7 +23,7 @@ __all__ = ["main"]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="hybrid-registry", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="hybrid-registry", description=__doc__.split("\n\n")[0].replace("``", "`"))
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="every registered version and its status")
     show = commands.add_parser("show", help="one version: artifacts, metrics, gates, events, approvals")

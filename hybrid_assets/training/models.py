@@ -8,12 +8,25 @@ on a precomputed kernel (:func:`fit_precomputed_svm`).
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 from sklearn.metrics.pairwise import rbf_kernel
 from sklearn.svm import SVC
 
 from hybrid_resources.data.artifacts import info_of
+from hybrid_resources.quantum.backends import BackendConfig
+from hybrid_resources.quantum.nystrom import (
+    NystromConfig,
+    NystromModel,
+    RbfKernel,
+    fit_nystrom,
+    nystrom_decision,
+)
+from hybrid_resources.quantum.vqc import VqcConfig, predict_proba
 
 
 def fit_precomputed_svm(kernel_train: np.ndarray, y_train: np.ndarray, *, C: float) -> dict[str, np.ndarray]:
@@ -41,8 +54,6 @@ def quantum_svm_decision(model: dict[str, np.ndarray], kernel_rows: np.ndarray) 
     entries: against the train rows for a kernel SVM, against the m landmarks for a Nyström model
     (its arrays hold ``projection``; :class:`NystromModel`)."""
     if "projection" in model:
-        from hybrid_resources.quantum.nystrom import NystromModel
-
         return NystromModel.from_arrays(model).decision(kernel_rows)
     return precomputed_decision(model, kernel_rows)
 
@@ -52,8 +63,6 @@ def support_decision(model: dict[str, np.ndarray], kernel_to_support: np.ndarray
     points only: the support vectors (columns in ``support`` order) of a kernel SVM, the m
     landmarks of a Nyström model. What scoring a new row needs."""
     if "projection" in model:
-        from hybrid_resources.quantum.nystrom import NystromModel
-
         return NystromModel.from_arrays(model).decision(kernel_to_support)
     return kernel_to_support @ model["dual_coef"] + model["intercept"][0]
 
@@ -62,8 +71,6 @@ def fit_rbf_nystrom(X_train: np.ndarray, y_train: np.ndarray, *, C: float, gamma
                     seed: int, eps: float) -> dict[str, np.ndarray]:
     """The classical counterpart of the Nyström quantum model: the same landmark rule, map and
     least-squares SVM on an RBF kernel. Arrays of :class:`NystromModel` plus ``gamma``."""
-    from hybrid_resources.quantum.nystrom import NystromConfig, RbfKernel, fit_nystrom
-
     config = NystromConfig(m=min(m, len(X_train)), rule=rule, seed=seed, eps=eps, C=C)
     return {**fit_nystrom(X_train, y_train, RbfKernel(gamma), config).to_arrays(),
             "gamma": np.array([gamma], dtype=np.float64)}
@@ -84,12 +91,6 @@ def rbf_decision(model: dict[str, np.ndarray], X: np.ndarray) -> np.ndarray:
     """Decision values of the stored RBF model for X (n, d); positive means class index 1. A
     Nyström RBF model (:func:`fit_rbf_nystrom`) needs only X's entries against its landmarks."""
     if "projection" in model:
-        from hybrid_resources.quantum.nystrom import (
-            NystromModel,
-            RbfKernel,
-            nystrom_decision,
-        )
-
         return nystrom_decision(NystromModel.from_arrays(model), X, RbfKernel(float(model["gamma"][0])))
     kernel = rbf_kernel(X, model["support_vectors"], gamma=float(model["gamma"][0]))
     return kernel @ model["dual_coef"] + model["intercept"][0]
@@ -113,13 +114,9 @@ def fit_classical(kind: str, params: dict, X_train: np.ndarray, y_train: np.ndar
             return fit_rbf_nystrom(X_train, y_train, C=params["C"], gamma=gamma, **nystrom)
         return fit_rbf_svm(X_train, y_train, C=params["C"], gamma=gamma)
     if kind == "logistic_regression":
-        from sklearn.linear_model import LogisticRegression
-
         model = LogisticRegression(C=params["C"], max_iter=2000).fit(X_train, y_train)
         return {"coef": model.coef_[0].astype(np.float64), "intercept": model.intercept_.astype(np.float64)}
     if kind == "gradient_boosting":
-        from sklearn.ensemble import HistGradientBoostingClassifier
-
         model = HistGradientBoostingClassifier(learning_rate=params["learning_rate"],
                                                max_leaf_nodes=params["max_leaf_nodes"], max_iter=100,
                                                early_stopping=False, random_state=seed).fit(X_train, y_train)
@@ -193,9 +190,6 @@ def model_holdout(model_asset: str, model: dict[str, np.ndarray], inputs: dict) 
         kind = info_of(model)["kind"]
         return holdout_metrics(embeddings["y_test"], classical_decision(kind, model, embeddings["X_test"]))
     if model_asset == "vqc_model":
-        from hybrid_resources.quantum.backends import BackendConfig
-        from hybrid_resources.quantum.vqc import VqcConfig, predict_proba
-
         info = info_of(model)
         backend = BackendConfig(device_name=info["backend"]["device_name"], seed=info["backend"]["seed"])
         if info["backend"]["shots"] is not None or not backend.is_exact:
@@ -209,8 +203,6 @@ def model_holdout(model_asset: str, model: dict[str, np.ndarray], inputs: dict) 
 
 def per_sample_latency(predict, n_samples: int, *, repeats: int = 5) -> float:
     """Median wall time of ``predict()`` over ``repeats`` calls, divided by the samples it scores (s)."""
-    import time
-
     times = []
     for _ in range(repeats):
         started = time.perf_counter()

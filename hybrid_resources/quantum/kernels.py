@@ -21,6 +21,7 @@ import numpy as np
 from hybrid_resources.data.big_arrays import release, row_blocks
 from hybrid_resources.quantum import kernel_engine, projected_kernel
 from hybrid_resources.quantum.backends import BackendConfig, SubmissionLedger
+from hybrid_resources.quantum.dask_kernel import dask_quantum_kernel
 from hybrid_resources.quantum.feature_maps import FeatureMapSpec
 from hybrid_resources.quantum.kernel_cache import KernelCache
 from hybrid_resources.quantum.kernel_engine import KernelResult
@@ -105,8 +106,6 @@ def streamed_kernel(X: np.ndarray, Y: np.ndarray, *, spec: KernelSpec, out: np.n
         raise ValueError(f"streamed kernels run on exact simulators; {backend.device_name} with shots="
                          f"{backend.shots} runs circuits: plan a route (hybrid-plan) instead")
     if client is not None and isinstance(spec, FeatureMapSpec):
-        from hybrid_resources.quantum.dask_kernel import dask_quantum_kernel
-
         return dask_quantum_kernel(X, Y, spec=spec, client=client, backend=backend, out=out)
     started, calls = time.perf_counter(), []
     for rows in row_blocks(len(X), block_rows):

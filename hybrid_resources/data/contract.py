@@ -594,77 +594,139 @@ def _named(items: list[str]) -> str:
     return shown + (f" and {len(items) - _EXAMPLES} more" if len(items) > _EXAMPLES else "")
 
 
+@dataclass(frozen=True)
+class _FailedCheck:
+    """A failed expectation and the table it ran on: everything its reason may name."""
+
+    result: Any  # GE's ExpectationValidationResult
+    df: pl.DataFrame  # the landing table
+    profile: pl.DataFrame  # feature_profile(df): one row per feature column
+    contract: DatasetContract
+
+
+def _observed_value(result: Any) -> Any:
+    """GE's ``observed_value``, as a plain Python value so details stay JSON-safe."""
+    observed = (result.result or {}).get("observed_value")
+    if hasattr(observed, "item"):  # numpy scalar
+        observed = observed.item()
+    return observed
+
+
 def _explain(check: str, result: Any, df: pl.DataFrame, profile: pl.DataFrame,
              contract: DatasetContract) -> tuple[str, dict[str, Any]]:
     """One human sentence (and JSON-safe details) for a failed expectation."""
-    observed = (result.result or {}).get("observed_value")
-    if hasattr(observed, "item"):  # numpy scalar -> plain Python, so details stay JSON-safe
-        observed = observed.item()
-    label, sid = contract.label_column, contract.id_column
     error = _raised_exception(result)
     if error and check != "required_columns":
         # GE could not compute the metric: report it rather than guess what the data holds.
         return f"the {check} check could not be evaluated: {error}", {"exception": error}
-    if check == "required_columns":
-        required = label if contract.labelled else sid
-        return (f"required column {required!r} is missing; columns found: {_named(df.columns)}",
-                {"missing": [required], "columns": df.columns[:100]})
-    if check == "row_count":
-        return (f"{df.height} data rows; the contract needs {contract.min_rows}..{contract.max_rows}",
-                {"n_rows": df.height})
-    if check == "feature_columns":
-        n = profile.height
-        if n == 0:
-            return (f"no feature columns: only {_named(df.columns)}; at least one numeric feature is required",
-                    {"n_feature_columns": 0})
-        return (f"{n} feature columns exceed the contract's maximum of {contract.max_feature_columns}",
-                {"n_feature_columns": n})
-    if check == "numeric_features":
-        names = _flagged_features(result)
-        parts = [_describe_non_numeric(df, name) for name in names[:_EXAMPLES]]
-        more = f"; and {len(names) - _EXAMPLES} more column(s)" if len(names) > _EXAMPLES else ""
-        return (f"{len(names)} feature column(s) are not numeric: " + "; ".join(parts) + more,
-                {"columns": names})
-    if check == "finite_values":
-        names = _flagged_features(result)
-        flagged = profile.filter(pl.col("feature").is_in(names))
-        parts = []
-        for row in flagged.head(_EXAMPLES).iter_rows(named=True):
-            kinds = [f"{row[k]} {word}" for k, word in
-                     (("missing", "missing"), ("nan", "NaN"), ("pos_inf", "+inf"), ("neg_inf", "-inf")) if row[k]]
-            parts.append(f"{row['feature']!r} ({', '.join(kinds)})")
-        more = f" and {len(names) - _EXAMPLES} more" if len(names) > _EXAMPLES else ""
-        total = int(flagged["non_finite"].sum())
-        return (f"{total} missing/NaN/infinite value(s) in {len(names)} feature column(s): "
-                + ", ".join(parts) + more,
-                {"columns": names, "non_finite_values": total})
-    if check == "value_range":
-        names = _flagged_features(result)
-        flagged = profile.filter(pl.col("feature").is_in(names)).sort("max_abs", descending=True)
-        parts = [f"{row['feature']!r} (max |value| {row['max_abs']:.3g})"
-                 for row in flagged.head(_EXAMPLES).iter_rows(named=True)]
-        more = f" and {len(names) - _EXAMPLES} more" if len(names) > _EXAMPLES else ""
-        return (f"{len(names)} feature column(s) have |value| above {contract.max_abs_value:g}: "
-                + ", ".join(parts) + more,
-                {"columns": names, "max_abs": {r["feature"]: r["max_abs"] for r in flagged.iter_rows(named=True)}})
-    if check == "missing_labels":
-        count = int(df[label].null_count())
-        return (f"{count} row(s) have no {label!r} value", {"missing_labels": count})
-    if check == "label_classes":
-        classes = sorted(df[label].drop_nulls().cast(pl.String).unique().to_list())
-        return (f"{label!r} has {observed} distinct value(s) ({_named(classes)}); "
-                f"the contract needs exactly {contract.n_classes} classes",
-                {"n_classes": observed, "classes": classes[:50]})
-    if check == "missing_sample_id":
-        count = int(df[sid].null_count())
-        return (f"{count} row(s) have an empty {sid!r}", {"missing_sample_ids": count})
-    if check == "unique_sample_id":
-        ids = df[sid].cast(pl.String)
-        counts = ids.drop_nulls().value_counts().filter(pl.col("count") > 1).sort("count", descending=True)
-        duplicated = counts[sid].to_list() if sid in counts.columns else counts[:, 0].to_list()
-        return (f"{len(duplicated)} {sid!r} value(s) occur more than once, e.g. {_named(duplicated)}",
-                {"duplicated_ids": duplicated[:100], "n_duplicated": len(duplicated)})
-    return f"{check} failed (observed {observed})", {}
+    explainer = _EXPLAINERS.get(check)
+    if explainer is None:
+        return f"{check} failed (observed {_observed_value(result)})", {}
+    return explainer(_FailedCheck(result=result, df=df, profile=profile, contract=contract))
+
+
+def _explain_required_columns(failed: _FailedCheck) -> tuple[str, dict[str, Any]]:
+    contract, df = failed.contract, failed.df
+    required = contract.label_column if contract.labelled else contract.id_column
+    return (f"required column {required!r} is missing; columns found: {_named(df.columns)}",
+            {"missing": [required], "columns": df.columns[:100]})
+
+
+def _explain_row_count(failed: _FailedCheck) -> tuple[str, dict[str, Any]]:
+    n_rows = failed.df.height
+    return (f"{n_rows} data rows; the contract needs {failed.contract.min_rows}..{failed.contract.max_rows}",
+            {"n_rows": n_rows})
+
+
+def _explain_feature_columns(failed: _FailedCheck) -> tuple[str, dict[str, Any]]:
+    n = failed.profile.height
+    if n == 0:
+        return (f"no feature columns: only {_named(failed.df.columns)}; at least one numeric feature is required",
+                {"n_feature_columns": 0})
+    return (f"{n} feature columns exceed the contract's maximum of {failed.contract.max_feature_columns}",
+            {"n_feature_columns": n})
+
+
+def _explain_numeric_features(failed: _FailedCheck) -> tuple[str, dict[str, Any]]:
+    names = _flagged_features(failed.result)
+    parts = [_describe_non_numeric(failed.df, name) for name in names[:_EXAMPLES]]
+    more = f"; and {len(names) - _EXAMPLES} more column(s)" if len(names) > _EXAMPLES else ""
+    return (f"{len(names)} feature column(s) are not numeric: " + "; ".join(parts) + more,
+            {"columns": names})
+
+
+def _non_finite_kinds(profile_row: dict[str, Any]) -> str:
+    """'3 missing, 1 NaN' for one feature_profile row (kinds with a zero count left out)."""
+    kinds = [f"{profile_row[k]} {word}" for k, word in
+             (("missing", "missing"), ("nan", "NaN"), ("pos_inf", "+inf"), ("neg_inf", "-inf")) if profile_row[k]]
+    return ", ".join(kinds)
+
+
+def _explain_finite_values(failed: _FailedCheck) -> tuple[str, dict[str, Any]]:
+    names = _flagged_features(failed.result)
+    flagged = failed.profile.filter(pl.col("feature").is_in(names))
+    parts = [f"{row['feature']!r} ({_non_finite_kinds(row)})"
+             for row in flagged.head(_EXAMPLES).iter_rows(named=True)]
+    more = f" and {len(names) - _EXAMPLES} more" if len(names) > _EXAMPLES else ""
+    total = int(flagged["non_finite"].sum())
+    return (f"{total} missing/NaN/infinite value(s) in {len(names)} feature column(s): "
+            + ", ".join(parts) + more,
+            {"columns": names, "non_finite_values": total})
+
+
+def _explain_value_range(failed: _FailedCheck) -> tuple[str, dict[str, Any]]:
+    names = _flagged_features(failed.result)
+    flagged = failed.profile.filter(pl.col("feature").is_in(names)).sort("max_abs", descending=True)
+    parts = [f"{row['feature']!r} (max |value| {row['max_abs']:.3g})"
+             for row in flagged.head(_EXAMPLES).iter_rows(named=True)]
+    more = f" and {len(names) - _EXAMPLES} more" if len(names) > _EXAMPLES else ""
+    return (f"{len(names)} feature column(s) have |value| above {failed.contract.max_abs_value:g}: "
+            + ", ".join(parts) + more,
+            {"columns": names, "max_abs": {r["feature"]: r["max_abs"] for r in flagged.iter_rows(named=True)}})
+
+
+def _explain_missing_labels(failed: _FailedCheck) -> tuple[str, dict[str, Any]]:
+    label = failed.contract.label_column
+    count = int(failed.df[label].null_count())
+    return (f"{count} row(s) have no {label!r} value", {"missing_labels": count})
+
+
+def _explain_label_classes(failed: _FailedCheck) -> tuple[str, dict[str, Any]]:
+    label, observed = failed.contract.label_column, _observed_value(failed.result)
+    classes = sorted(failed.df[label].drop_nulls().cast(pl.String).unique().to_list())
+    return (f"{label!r} has {observed} distinct value(s) ({_named(classes)}); "
+            f"the contract needs exactly {failed.contract.n_classes} classes",
+            {"n_classes": observed, "classes": classes[:50]})
+
+
+def _explain_missing_sample_id(failed: _FailedCheck) -> tuple[str, dict[str, Any]]:
+    sid = failed.contract.id_column
+    count = int(failed.df[sid].null_count())
+    return (f"{count} row(s) have an empty {sid!r}", {"missing_sample_ids": count})
+
+
+def _explain_unique_sample_id(failed: _FailedCheck) -> tuple[str, dict[str, Any]]:
+    sid = failed.contract.id_column
+    ids = failed.df[sid].cast(pl.String)
+    counts = ids.drop_nulls().value_counts().filter(pl.col("count") > 1).sort("count", descending=True)
+    duplicated = counts[sid].to_list() if sid in counts.columns else counts[:, 0].to_list()
+    return (f"{len(duplicated)} {sid!r} value(s) occur more than once, e.g. {_named(duplicated)}",
+            {"duplicated_ids": duplicated[:100], "n_duplicated": len(duplicated)})
+
+
+# The check names build_expectations gives its expectations -> the explainer of a failure.
+_EXPLAINERS = {
+    "required_columns": _explain_required_columns,
+    "row_count": _explain_row_count,
+    "feature_columns": _explain_feature_columns,
+    "numeric_features": _explain_numeric_features,
+    "finite_values": _explain_finite_values,
+    "value_range": _explain_value_range,
+    "missing_labels": _explain_missing_labels,
+    "label_classes": _explain_label_classes,
+    "missing_sample_id": _explain_missing_sample_id,
+    "unique_sample_id": _explain_unique_sample_id,
+}
 
 
 def _describe_non_numeric(df: pl.DataFrame, name: str) -> str:

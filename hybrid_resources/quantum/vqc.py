@@ -312,7 +312,7 @@ def _check_xy(X: np.ndarray, y: np.ndarray, name: str, n_features: int | None = 
     if X.min() < -1e-9 or X.max() > np.pi + 1e-9:
         # Angle encoding is 2*pi-periodic, so this still runs; but it usually means unscaled data.
         warnings.warn(f"X_{name} has values outside [0, pi] (min {X.min():.3g}, max {X.max():.3g})",
-                      stacklevel=3)
+                      stacklevel=4)  # the caller of train_vqc (via _plan_training)
     return X, np.ascontiguousarray(y_arr, dtype=np.int64)
 
 
@@ -427,6 +427,247 @@ def _begin_restart(state: _RunState | None, config: VqcConfig, restart: int, n_q
 
 
 # ---------------------------------------------------------------------------- training
+@dataclass(frozen=True)
+class _TrainingPlan:
+    """What one :func:`train_vqc` call trains on, and how many optimiser steps that takes.
+
+    ``X_fit`` (n_fit, d) radians / ``y_fit`` (n_fit,) in {0, 1} feed the optimiser;
+    ``X_val`` / ``y_val`` the validation pass at the end of every epoch. ``batch_size`` is the
+    config's, capped at ``n_fit``; the last of an epoch's ``n_batches`` may be smaller.
+    """
+
+    X_fit: np.ndarray
+    y_fit: np.ndarray
+    X_val: np.ndarray
+    y_val: np.ndarray
+    batch_size: int
+    n_batches: int  # optimiser steps per epoch
+    total_steps: int  # restarts * epochs * n_batches: the whole lineage, not just this call
+    w_shape: tuple[int, int, int]  # circuit weights (layers, d, 3)
+
+    @property
+    def n_qubits(self) -> int:
+        return int(self.X_fit.shape[1])
+
+    @property
+    def n_weights(self) -> int:
+        """Circuit angles at the front of the flat ``theta``; ``theta[n_weights]`` is the bias."""
+        return int(np.prod(self.w_shape))
+
+
+def _plan_training(X_train: np.ndarray, y_train: np.ndarray, config: VqcConfig,
+                   X_val: np.ndarray | None, y_val: np.ndarray | None) -> _TrainingPlan:
+    """Check the data, hold out a seeded validation split unless one is given, size the batches.
+
+    Raises ``ValueError`` for malformed data or for only one of ``X_val`` / ``y_val``.
+    """
+    X_train, y_train = _check_xy(X_train, y_train, "train")
+    n_qubits = X_train.shape[1]
+    if (X_val is None) != (y_val is None):
+        raise ValueError("pass both X_val and y_val, or neither")
+    if X_val is None:
+        X_fit, y_fit, X_v, y_v = split_validation(X_train, y_train, config.seed)
+    else:
+        X_fit, y_fit = X_train, y_train
+        X_v, y_v = _check_xy(X_val, y_val, "val", n_features=n_qubits)
+    batch_size = min(config.batch_size, X_fit.shape[0])
+    n_batches = math.ceil(X_fit.shape[0] / batch_size)
+    return _TrainingPlan(
+        X_fit=X_fit, y_fit=y_fit, X_val=X_v, y_val=y_v, batch_size=batch_size, n_batches=n_batches,
+        total_steps=config.restarts * config.epochs * n_batches, w_shape=weight_shape(config, n_qubits),
+    )
+
+
+def _checkpoint_meta(config: VqcConfig, backend: BackendConfig, plan: _TrainingPlan, lineage: str) -> dict[str, Any]:
+    """Metadata every checkpoint of this run carries; its identity keys are checked on resume."""
+    return {
+        "trainer_version": TRAINER_VERSION, "config": config.to_dict(), "config_hash": config.config_hash(),
+        "backend": backend.cache_key(),
+        "data_sha256": _data_sha256(plan.X_fit, plan.y_fit, plan.X_val, plan.y_val),
+        "lineage": lineage, "n_qubits": plan.n_qubits, "total_steps": plan.total_steps,
+    }
+
+
+def _resume_or_begin(store: CheckpointStore, meta: dict[str, Any], config: VqcConfig,
+                     n_qubits: int) -> tuple[_RunState, int | None]:
+    """The state to continue from and the step it was saved at (None: fresh restart 0).
+
+    Raises ``ValueError`` if the newest verified checkpoint belongs to another trainer
+    version, config, data set or backend.
+    """
+    ckpt = store.latest()
+    if ckpt is None:
+        return _begin_restart(None, config, 0, n_qubits), None
+    for key in ("trainer_version", "config_hash", "data_sha256", "backend"):
+        if ckpt.meta.get(key) != meta[key]:
+            raise ValueError(
+                f"checkpoint lineage {meta['lineage']!r} was written with a different {key} "
+                f"({ckpt.meta.get(key)!r} != {meta[key]!r}); use a new lineage_key"
+            )
+    state = _RunState.from_arrays(ckpt.state)
+    return state, state.step
+
+
+@dataclass(frozen=True)
+class _TrainingRun:
+    """The fixed parts of one :func:`train_vqc` call, shared by all its restarts and steps."""
+
+    config: VqcConfig
+    backend: BackendConfig
+    ledger: SubmissionLedger | None
+    plan: _TrainingPlan
+    store: CheckpointStore
+    meta: dict[str, Any]  # from _checkpoint_meta
+    on_step: Callable[[dict], None] | None
+    exact_qnode: qml.QNode | None  # set when shots is None: one QNode serves every step
+
+    def qnode_for(self, *seed_parts: int) -> qml.QNode:
+        # With shots every step gets a device seeded from (seed, restart, step), so sampled
+        # gradients don't depend on where we resumed.
+        if self.exact_qnode is not None:
+            return self.exact_qnode
+        return _make_qnode(self.backend, self.plan.n_qubits, _derived_seed(self.config.seed, *seed_parts),
+                           self.ledger)
+
+    def save(self, state: _RunState) -> None:
+        meta = dict(self.meta, step=state.step, restart=state.restart, epoch=state.epoch, batch=state.batch)
+        self.store.save(state.step, state.to_arrays(), meta)
+
+
+@dataclass
+class _Pace:
+    """Optimiser steps this call has run since ``started`` (perf_counter seconds), for the ETA."""
+
+    started: float = field(default_factory=time.perf_counter)
+    steps: int = 0
+
+
+@dataclass(frozen=True)
+class _EpochOrder:
+    """An epoch's row permutation of the fit split, and the shuffling RNG state after drawing it."""
+
+    order: np.ndarray  # (n_fit,) row indices
+    rng_state_after: dict
+
+
+def _epoch_order(state: _RunState, n_fit: int) -> _EpochOrder:
+    """Re-derive the current epoch's order from the checkpointed pre-epoch RNG state.
+
+    Deriving it (rather than storing it) means a resume mid-epoch replays exactly the same
+    minibatches.
+    """
+    rng = np.random.Generator(np.random.PCG64())
+    rng.bit_generator.state = state.epoch_rng_state
+    order = rng.permutation(n_fit)
+    return _EpochOrder(order=order, rng_state_after=rng.bit_generator.state)
+
+
+def _descend(run: _TrainingRun, state: _RunState, X_batch: np.ndarray, y_batch: np.ndarray) -> float:
+    """Forward pass, gradient and Adam/GD update of ``state.theta`` on one minibatch.
+
+    ``X_batch`` (B, d) radians, ``y_batch`` (B,) in {0, 1}. Updates ``state``'s parameters and
+    optimiser moments in place (not its position); returns the minibatch BCE before the update.
+    """
+    plan, config = run.plan, run.config
+    n_w, w_shape = plan.n_weights, plan.w_shape
+    qnode = run.qnode_for(_TAG_STEP_SHOTS, state.restart, state.step)
+
+    def cost(theta):
+        return _bce(_logits(qnode, X_batch, pnp.reshape(theta[:n_w], w_shape), theta[n_w]), y_batch)
+
+    grad_fn = qml.grad(cost)
+    grad = np.asarray(grad_fn(pnp.array(state.theta, requires_grad=True)), dtype=np.float64)
+    loss = float(grad_fn.forward)
+    if config.optimizer == "adam":
+        state.theta, state.adam_m, state.adam_v, state.adam_t = adam_update(
+            state.theta, grad, state.adam_m, state.adam_v, state.adam_t, config.step_size)
+    else:
+        state.theta = gd_update(state.theta, grad, config.step_size)
+    return loss
+
+
+def _finish_epoch(run: _TrainingRun, state: _RunState, rng_state_after: dict) -> None:
+    """Record the epoch's mean train BCE and validation loss/accuracy, move ``state`` to the next
+    epoch, and keep ``state.theta`` as best-so-far if this ends a restart with a lower val loss."""
+    plan, config = run.plan, run.config
+    hist = state.history[state.restart]
+    hist["loss"].append(float(np.mean(hist["step_loss"][-plan.n_batches:])))
+    ev = evaluate_vqc(
+        state.theta[:plan.n_weights].reshape(plan.w_shape), float(state.theta[plan.n_weights]),
+        plan.X_val, plan.y_val, config, run.backend,
+        shot_seed=_derived_seed(config.seed, _TAG_EVAL_SHOTS, state.restart, state.epoch),
+        ledger=run.ledger,
+    )
+    hist["val_loss"].append(ev["loss"])
+    hist["val_accuracy"].append(ev["accuracy"])
+    state.epoch += 1
+    state.batch = 0
+    state.epoch_rng_state = rng_state_after
+    if state.epoch == config.epochs and ev["loss"] < state.best_val_loss:
+        state.best_val_loss = ev["loss"]
+        state.best_restart = state.restart
+        state.best_theta = state.theta.copy()
+
+
+def _run_step(run: _TrainingRun, state: _RunState, epoch: _EpochOrder, pace: _Pace) -> None:
+    """One optimiser step on minibatch ``state.batch`` of ``epoch``, then (in this order) the
+    epoch's validation if it was the last batch, a checkpoint if due, and ``on_step``."""
+    plan = run.plan
+    b = state.batch
+    rows = epoch.order[b * plan.batch_size:(b + 1) * plan.batch_size]
+    epoch_of_step = state.epoch
+    loss = _descend(run, state, plan.X_fit[rows], plan.y_fit[rows])
+    state.step += 1
+    state.batch = b + 1
+    pace.steps += 1
+    state.history[state.restart]["step_loss"].append(loss)
+    if state.batch == plan.n_batches:
+        _finish_epoch(run, state, epoch.rng_state_after)
+    # The final step always saves, so a finished lineage resumes straight to its result.
+    if state.step % run.config.checkpoint_every == 0 or state.step == plan.total_steps:
+        run.save(state)
+    if run.on_step is not None:
+        elapsed = time.perf_counter() - pace.started
+        run.on_step({
+            "restart": state.restart, "epoch": epoch_of_step,
+            "step": state.step, "total_steps": plan.total_steps, "loss": loss,
+            "eta_s": elapsed / pace.steps * (plan.total_steps - state.step),
+        })
+
+
+def _run_restart(run: _TrainingRun, state: _RunState, pace: _Pace) -> None:
+    """Finish restart ``state.restart`` from wherever ``state`` points (mid-epoch after a resume,
+    nothing at all if it is already finished): its remaining batches and epochs, in place."""
+    while state.epoch < run.config.epochs:
+        epoch = _epoch_order(state, run.plan.X_fit.shape[0])
+        for _ in range(state.batch, run.plan.n_batches):
+            _run_step(run, state, epoch, pace)
+
+
+def _training_result(run: _TrainingRun, state: _RunState, pace: _Pace,
+                     resumed_from: int | None) -> TrainingResult:
+    """The kept (lowest final val BCE) restart of a finished ``state`` as a :class:`TrainingResult`."""
+    best = state.best_restart
+    if best < 0:  # only possible if every restart's validation loss was NaN (diverged)
+        raise RuntimeError("no restart produced a finite validation loss; lower step_size")
+    best_hist = state.history[best]
+    n_w = run.plan.n_weights
+    return TrainingResult(
+        params=state.best_theta[:n_w].reshape(run.plan.w_shape).copy(),
+        bias=float(state.best_theta[n_w]),
+        best_restart=best,
+        history=[{k: (list(v) if isinstance(v, list) else v) for k, v in h.items()} for h in state.history],
+        steps_run=pace.steps,
+        resumed_from_step=resumed_from,
+        total_steps=run.plan.total_steps,
+        val_loss=float(best_hist["val_loss"][-1]),
+        val_accuracy=float(best_hist["val_accuracy"][-1]),
+        lineage=run.meta["lineage"],
+        config_hash=run.meta["config_hash"],
+        checkpoint_warnings=tuple(run.store.last_warnings),
+    )
+
+
 def train_vqc(
     X_train: np.ndarray,
     y_train: np.ndarray,
@@ -458,140 +699,17 @@ def train_vqc(
     Raises ``ValueError`` if the lineage's checkpoints were written for another config or
     other data (lineages must encode both; see :func:`lineage_key`).
     """
-    X_train, y_train = _check_xy(X_train, y_train, "train")
-    n_qubits = X_train.shape[1]
-    if (X_val is None) != (y_val is None):
-        raise ValueError("pass both X_val and y_val, or neither")
-    if X_val is None:
-        X_fit, y_fit, X_v, y_v = split_validation(X_train, y_train, config.seed)
-    else:
-        X_fit, y_fit = X_train, y_train
-        X_v, y_v = _check_xy(X_val, y_val, "val", n_features=n_qubits)
-
-    n_fit = X_fit.shape[0]
-    batch_size = min(config.batch_size, n_fit)
-    n_batches = math.ceil(n_fit / batch_size)
-    total_steps = config.restarts * config.epochs * n_batches
-    w_shape = weight_shape(config, n_qubits)
-    n_w = int(np.prod(w_shape))
-    cfg_hash = config.config_hash()
-    data_hash = _data_sha256(X_fit, y_fit, X_v, y_v)
-    meta_base = {
-        "trainer_version": TRAINER_VERSION, "config": config.to_dict(), "config_hash": cfg_hash,
-        "backend": backend.cache_key(),
-        "data_sha256": data_hash, "lineage": lineage, "n_qubits": n_qubits, "total_steps": total_steps,
-    }
-
+    plan = _plan_training(X_train, y_train, config, X_val, y_val)
+    meta = _checkpoint_meta(config, backend, plan, lineage)
     store = CheckpointStore(Path(checkpoint_dir), lineage, keep=keep_checkpoints)
-    ckpt = store.latest()
-    resumed_from: int | None = None
-    if ckpt is not None:
-        for key in ("trainer_version", "config_hash", "data_sha256", "backend"):
-            if ckpt.meta.get(key) != meta_base[key]:
-                raise ValueError(
-                    f"checkpoint lineage {lineage!r} was written with a different {key} "
-                    f"({ckpt.meta.get(key)!r} != {meta_base[key]!r}); use a new lineage_key"
-                )
-        state = _RunState.from_arrays(ckpt.state)
-        resumed_from = state.step
-    else:
-        state = _begin_restart(None, config, 0, n_qubits)
-
-    exact_qnode = _make_qnode(backend, n_qubits, None, ledger) if backend.shots is None else None
-
-    def qnode_for(*seed_parts: int) -> qml.QNode:
-        # Exact mode reuses one QNode; with shots every step gets a device seeded from
-        # (seed, restart, step), so sampled gradients don't depend on where we resumed.
-        if exact_qnode is not None:
-            return exact_qnode
-        return _make_qnode(backend, n_qubits, _derived_seed(config.seed, *seed_parts), ledger)
-
-    def save() -> None:
-        meta = dict(meta_base, step=state.step, restart=state.restart, epoch=state.epoch, batch=state.batch)
-        store.save(state.step, state.to_arrays(), meta)
-
-    steps_here = 0
-    t0 = time.perf_counter()
+    state, resumed_from = _resume_or_begin(store, meta, config, plan.n_qubits)
+    exact_qnode = _make_qnode(backend, plan.n_qubits, None, ledger) if backend.shots is None else None
+    run = _TrainingRun(config=config, backend=backend, ledger=ledger, plan=plan, store=store, meta=meta,
+                       on_step=on_step, exact_qnode=exact_qnode)
+    pace = _Pace()
     while True:
-        if state.epoch >= config.epochs:
-            if state.restart + 1 >= config.restarts:
-                break
-            state = _begin_restart(state, config, state.restart + 1, n_qubits)
-            continue
-
-        # The epoch's order is re-derived from the checkpointed pre-epoch RNG state, so
-        # resuming mid-epoch replays exactly the same minibatches.
-        rng = np.random.Generator(np.random.PCG64())
-        rng.bit_generator.state = state.epoch_rng_state
-        order = rng.permutation(n_fit)
-        post_epoch_rng_state = rng.bit_generator.state
-
-        for b in range(state.batch, n_batches):
-            idx = order[b * batch_size:(b + 1) * batch_size]
-            Xb, yb = X_fit[idx], y_fit[idx]
-            epoch_of_step = state.epoch
-            qnode = qnode_for(_TAG_STEP_SHOTS, state.restart, state.step)
-
-            def cost(theta):
-                return _bce(_logits(qnode, Xb, pnp.reshape(theta[:n_w], w_shape), theta[n_w]), yb)
-
-            grad_fn = qml.grad(cost)
-            grad = np.asarray(grad_fn(pnp.array(state.theta, requires_grad=True)), dtype=np.float64)
-            loss = float(grad_fn.forward)
-            if config.optimizer == "adam":
-                state.theta, state.adam_m, state.adam_v, state.adam_t = adam_update(
-                    state.theta, grad, state.adam_m, state.adam_v, state.adam_t, config.step_size)
-            else:
-                state.theta = gd_update(state.theta, grad, config.step_size)
-            state.step += 1
-            state.batch = b + 1
-            steps_here += 1
-            hist = state.history[state.restart]
-            hist["step_loss"].append(loss)
-
-            if state.batch == n_batches:  # epoch finished: validate, advance the position
-                hist["loss"].append(float(np.mean(hist["step_loss"][-n_batches:])))
-                ev = evaluate_vqc(
-                    state.theta[:n_w].reshape(w_shape), float(state.theta[n_w]), X_v, y_v, config, backend,
-                    shot_seed=_derived_seed(config.seed, _TAG_EVAL_SHOTS, state.restart, state.epoch),
-                    ledger=ledger,
-                )
-                hist["val_loss"].append(ev["loss"])
-                hist["val_accuracy"].append(ev["accuracy"])
-                state.epoch += 1
-                state.batch = 0
-                state.epoch_rng_state = post_epoch_rng_state
-                if state.epoch == config.epochs and ev["loss"] < state.best_val_loss:
-                    state.best_val_loss = ev["loss"]
-                    state.best_restart = state.restart
-                    state.best_theta = state.theta.copy()
-
-            if state.step % config.checkpoint_every == 0 or state.step == total_steps:
-                save()
-            if on_step is not None:
-                elapsed = time.perf_counter() - t0
-                on_step({
-                    "restart": state.restart, "epoch": epoch_of_step,
-                    "step": state.step, "total_steps": total_steps, "loss": loss,
-                    "eta_s": elapsed / steps_here * (total_steps - state.step),
-                })
-        # Loop back: the next epoch (or restart) re-derives its order from the saved RNG state.
-
-    best = state.best_restart
-    if best < 0:  # only possible if every restart's validation loss was NaN (diverged)
-        raise RuntimeError("no restart produced a finite validation loss; lower step_size")
-    best_hist = state.history[best]
-    return TrainingResult(
-        params=state.best_theta[:n_w].reshape(w_shape).copy(),
-        bias=float(state.best_theta[n_w]),
-        best_restart=best,
-        history=[{k: (list(v) if isinstance(v, list) else v) for k, v in h.items()} for h in state.history],
-        steps_run=steps_here,
-        resumed_from_step=resumed_from,
-        total_steps=total_steps,
-        val_loss=float(best_hist["val_loss"][-1]),
-        val_accuracy=float(best_hist["val_accuracy"][-1]),
-        lineage=lineage,
-        config_hash=cfg_hash,
-        checkpoint_warnings=tuple(store.last_warnings),
-    )
+        _run_restart(run, state, pace)
+        if state.restart + 1 >= config.restarts:
+            break
+        state = _begin_restart(state, config, state.restart + 1, plan.n_qubits)
+    return _training_result(run, state, pace, resumed_from)

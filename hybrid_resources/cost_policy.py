@@ -41,6 +41,8 @@ from hybrid_resources.quantum.latency import (
 )
 
 DEFAULT_PRICE_TABLE = Path(__file__).with_name("prices.json")
+# The form of a managed device's ARN, for messages that ask for one.
+EXAMPLE_DEVICE_ARN = "arn:aws:braket:us-east-1::device/qpu/ionq/Forte-1"
 
 
 class SubmissionRefused(Failure):
@@ -118,10 +120,23 @@ def device_identity(backend: BackendConfig) -> str:
 
 
 def price_of(backend: BackendConfig, table: dict[str, Any]) -> Price:
-    """The price for a backend; free for local simulators; :class:`UnknownPriceError` otherwise."""
+    """The price for a backend; free for local simulators; :class:`UnknownPriceError` otherwise.
+
+    A managed Braket device (``braket.aws.*``) is priced by its ARN: without one (or with one that
+    names no ``device/...`` path) the error says to set ``HYBRID_BRAKET_DEVICE_ARN``; a device
+    with an ARN but no entry in the table gets the advice to extend a copy of ``prices.json``.
+    """
     if backend.device_name in table.get("free_devices", []):
         return Price()
     identity = device_identity(backend)
+    if backend.device_name.startswith("braket.aws") and identity == backend.device_name:
+        arn = dict(backend.device_options).get("device_arn", "")
+        raise UnknownPriceError(
+            f"Device {backend.device_name!r} needs a Braket device ARN, "
+            f"{'got ' + repr(arn) if arn else 'and none is set'}: the ARN names the device and its price. "
+            "Set HYBRID_BRAKET_DEVICE_ARN (or the quantum backend resource's device_arn) to the device's ARN, "
+            f"e.g. {EXAMPLE_DEVICE_ARN} (format arn:aws:braket:<region>::device/<qpu|quantum-simulator>/<provider>/<device>)."
+        )
     entry = table.get("devices", {}).get(identity)
     if entry is None:
         raise UnknownPriceError(

@@ -60,8 +60,8 @@ def test_graph_contract_names_the_broken_rule(tmp_path, check):
 
 def test_maxcut_assets_from_a_graph_file_to_ranked_cuts_and_a_bad_file_quarantined(data_layout):
     from dagster import DagsterInstance, load_assets_from_modules, materialize
-    from hybrid_assets.assets import maxcut
 
+    from hybrid_assets.optimization import maxcut
     from hybrid_resources.data.quarantine import read_sidecar
 
     graphs = data_layout.root / "graphs"

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from hybrid_assets.planning.routes import main
+from hybrid_assets.cli.plan import main
 
 GARNET = "arn:aws:braket:eu-north-1::device/qpu/iqm/Garnet"
 

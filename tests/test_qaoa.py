@@ -202,10 +202,10 @@ def _portfolio_resources():
 
 def test_portfolio_assets_from_returns_file_to_ranked_candidates_with_gates(data_layout):
     from dagster import DagsterInstance, load_assets_from_modules, materialize
-    from hybrid_assets.assets import portfolio
 
     from hybrid_assets.cli.audit import audit_trail, to_markdown
     from hybrid_assets.common.examples import write_example_returns
+    from hybrid_assets.optimization import portfolio
     from hybrid_resources.data.quarantine import read_sidecar
 
     returns = data_layout.root / "returns"

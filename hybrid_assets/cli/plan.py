@@ -17,6 +17,7 @@ from dataclasses import replace
 
 from hybrid_assets.planning.routes import current_data, plan_current_data, route_report
 from hybrid_assets.resources import resources_from_env
+from hybrid_resources.cost_policy import SubmissionRefused
 from hybrid_resources.data.artifacts import ArtifactStore
 from hybrid_resources.data.paths import DataLayout
 from hybrid_resources.quantum.feature_maps import FeatureMapSpec
@@ -27,6 +28,9 @@ __all__ = ["main"]
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Parse ``argv`` (default ``sys.argv``), plan every route and print the plan (Markdown or JSON).
+    A device that cannot be planned (e.g. a managed device without an ARN, or one without a price)
+    exits with ``SystemExit("hybrid-plan: <what to set>")`` instead of a traceback."""
     parser = argparse.ArgumentParser(prog="hybrid-plan", description=__doc__.split("\n\n")[0].replace("``", "`"))
     parser.add_argument("--device", help="PennyLane device name (default: HYBRID_QUANTUM_DEVICE)")
     parser.add_argument("--shots", type=int, help="shots per circuit (default: HYBRID_QUANTUM_SHOTS)")
@@ -45,14 +49,17 @@ def main(argv: list[str] | None = None) -> None:
         backend = replace(backend, device_name=args.device, shot_emulation=False)
     if args.shots is not None:
         backend = replace(backend, shots=args.shots or None)
-    if args.train_rows:
-        request = PlanRequest(args.train_rows, args.test_rows, FeatureMapSpec("iqp", args.qubits, reps=2),
-                              args.landmarks)
-        plans, report = route_report(request, backend, cost_policy, {})
-    else:
-        embeddings, tuning = current_data(ArtifactStore(DataLayout.from_env().artifacts))
-        plans, report = plan_current_data(embeddings, tuning, backend, cost_policy, landmarks=args.landmarks,
-                                          with_accuracy=not args.no_accuracy)
+    try:
+        if args.train_rows:
+            request = PlanRequest(args.train_rows, args.test_rows, FeatureMapSpec("iqp", args.qubits, reps=2),
+                                  args.landmarks)
+            plans, report = route_report(request, backend, cost_policy, {})
+        else:
+            embeddings, tuning = current_data(ArtifactStore(DataLayout.from_env().artifacts))
+            plans, report = plan_current_data(embeddings, tuning, backend, cost_policy, landmarks=args.landmarks,
+                                              with_accuracy=not args.no_accuracy)
+    except SubmissionRefused as refusal:
+        raise SystemExit(f"hybrid-plan: {refusal.description}") from None
     if args.format == "json":
         json.dump(report, sys.stdout, indent=2)
         print()

@@ -42,6 +42,11 @@ SHOT_EMULATION_DEVICES = frozenset({"default.qubit", "lightning.qubit"})
 # Option names that could carry secrets: refused in device_options, dropped from cache keys.
 _SECRET_PATTERN = re.compile(r"(secret|token|password|passwd|credential|access_key|session)", re.I)
 
+# Results locations on S3: "s3://bucket/prefix", "bucket/prefix" or "bucket". The bucket check is
+# lenient (legacy bucket names may hold capitals and underscores) but refuses "s3:", "gs:" and spaces.
+_S3_SCHEME = "s3://"
+_S3_BUCKET = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
 
 class SubmissionLedger(Protocol):
     """Where device work is admitted before it is sent and recorded as the device runs it
@@ -78,7 +83,9 @@ class BackendConfig:
       ``backoff_s * 2**attempt`` with up to 100% jitter.
     - ``device_options``: extra keyword arguments for ``qml.device`` as sorted (name, value)
       string pairs, e.g. (("device_arn", ...), ("s3_destination_folder", "bucket/prefix")).
-      ``s3_destination_folder`` given as "bucket/prefix" becomes Braket's (bucket, prefix).
+      On a ``braket.*`` device ``s3_destination_folder`` ("s3://bucket/prefix", "bucket/prefix" or
+      "bucket") becomes Braket's (bucket, prefix) by :func:`s3_destination_folder`; any other
+      form is refused here, with a ValueError.
     - ``shot_emulation``: kernel entries are drawn as Binomial(shots, p) / shots from their exact
       values p instead of running circuits: the exact distribution of a noiseless compute-
       uncompute estimate. Only with ``shots`` on a noiseless simulator
@@ -116,7 +123,9 @@ class BackendConfig:
                 f"programs_per_task={self.programs_per_task}: program sets group shot circuits on a managed Braket "
                 "device (braket.aws.qubit with shots); use programs_per_task=1 for other devices"
             )
-        for name, _ in self.device_options:
+        for name, value in self.device_options:
+            if name == "s3_destination_folder" and self.device_name.startswith("braket."):
+                s3_destination_folder(value)  # refuses a malformed results location now, not at submission
             if _SECRET_PATTERN.search(name):
                 raise ValueError(
                     f"device option {name!r} looks like a credential; put credentials in the "
@@ -161,13 +170,40 @@ class BackendConfig:
         return key
 
 
+def s3_destination_folder(destination: str) -> tuple[str, str]:
+    """The Braket plugin's ``s3_destination_folder`` (bucket, prefix) from a results location
+    (``HYBRID_BRAKET_S3_DESTINATION`` / ``QuantumBackend.s3_destination``).
+
+    Accepts ``s3://bucket/prefix``, ``bucket/prefix`` and ``bucket`` (prefix "pennylane");
+    surrounding whitespace and the prefix's leading/trailing slashes are dropped. Raises
+    ValueError, naming the accepted forms, for an empty bucket, another scheme (``gs://``,
+    ``https://``) or a bucket with characters no S3 bucket name has (``:``, spaces).
+
+    >>> s3_destination_folder("s3://my-bucket/braket/runs"), s3_destination_folder("my-bucket")
+    (('my-bucket', 'braket/runs'), ('my-bucket', 'pennylane'))
+    """
+    text = str(destination).strip()
+    rest = text[len(_S3_SCHEME):] if text[:len(_S3_SCHEME)].lower() == _S3_SCHEME else text
+    bucket, _, prefix = rest.partition("/")
+    if "://" in rest or not _S3_BUCKET.fullmatch(bucket):
+        raise ValueError(
+            f"S3 results location {destination!r} (HYBRID_BRAKET_S3_DESTINATION / QuantumBackend.s3_destination) "
+            "must be 's3://bucket/prefix', 'bucket/prefix' or 'bucket' (an S3 bucket, optionally a key prefix); "
+            "other schemes and an empty bucket are refused"
+        )
+    return bucket, prefix.strip("/") or "pennylane"
+
+
 def _device_kwargs(config: BackendConfig) -> dict[str, Any]:
+    """Keyword arguments for ``qml.device``: ``config.device_options`` and, on a ``braket.*``
+    device, ``s3_destination_folder`` as the plugin's (bucket, prefix) (see
+    :func:`s3_destination_folder`; ValueError for a malformed one) and parallel submission when
+    ``max_parallel`` > 1."""
     kwargs: dict[str, Any] = dict(config.device_options)
     if config.device_name.startswith("braket."):
         dest = kwargs.get("s3_destination_folder")
         if isinstance(dest, str):
-            bucket, _, prefix = dest.partition("/")
-            kwargs["s3_destination_folder"] = (bucket, prefix or "pennylane")
+            kwargs["s3_destination_folder"] = s3_destination_folder(dest)
         if config.max_parallel > 1:
             # The plugin's batch execution submits a Braket task batch when parallel=True.
             kwargs.setdefault("parallel", True)
@@ -318,7 +354,8 @@ class QuantumBackend(ConfigurableResource):
     max_retries: int = Field(default=3, description="Retries of a transient device error, with backoff")
     backoff_s: float = Field(default=0.5, ge=0.0, description="First retry delay in seconds; doubles each retry, with jitter")
     device_arn: str = Field(default="", description="Braket device ARN (braket.aws.qubit only)")
-    s3_destination: str = Field(default="", description="'bucket/prefix' for Braket results (braket.aws.qubit only)")
+    s3_destination: str = Field(default="", description="Braket results location: 's3://bucket/prefix', "
+                                                       "'bucket/prefix' or 'bucket' (braket.aws.qubit only)")
     shot_emulation: bool = Field(
         default=False, description="With shots on default.qubit/lightning.qubit: draw kernel entries from their exact "
                                    "binomial distribution instead of running circuits")

@@ -7,6 +7,7 @@ import pytest
 from sklearn.linear_model import Ridge
 
 from hybrid_resources.data.artifacts import read_artifact, write_artifact
+from hybrid_resources.quantum.backends import BackendConfig
 from hybrid_resources.quantum.feature_maps import FeatureMapSpec
 from hybrid_resources.quantum.kernel_cache import KernelCache
 from hybrid_resources.quantum.nystrom import (
@@ -19,12 +20,15 @@ from hybrid_resources.quantum.nystrom import (
     engine_totals,
     fit_nystrom,
     fit_ridge_blocks,
+    landmark_columns,
+    non_landmark_rows,
     nystrom_decision,
     nystrom_features,
     nystrom_map,
     nystrom_model,
     row_blocks,
 )
+from hybrid_resources.quantum.planning import route_requests
 
 
 def _blobs(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -82,6 +86,62 @@ def test_a_model_from_stored_kernels_equals_the_one_fit_as_kernels_are_computed(
     assert stored.meta == fitted.meta
     np.testing.assert_allclose(stored.decision(kernel(X[:10], landmarks)), nystrom_decision(fitted, X[:10], kernel),
                                atol=1e-10)
+
+
+def _old_fit(X, y, kernel, config, indices):
+    """The fit before K_nm's landmark rows were taken from K_mm: every train row against the landmarks."""
+    landmarks = X[indices]
+    blocks = ((kernel(X[rows], landmarks), y[rows]) for rows in row_blocks(len(X), config.block_rows))
+    return nystrom_model(kernel(landmarks), blocks, landmarks=landmarks, indices=indices, config=config,
+                         kernel=kernel.describe())
+
+
+@pytest.mark.parametrize("kernel", [EngineKernel(FeatureMapSpec("iqp", 4, bandwidth=0.5)), RbfKernel(0.5)],
+                         ids=["quantum", "rbf"])
+@pytest.mark.parametrize("m, block_rows", [(20, 40), (150, 64), (60, 1000)])
+def test_landmark_rows_of_k_nm_from_k_mm_give_the_model_of_every_row_computed(kernel, m, block_rows):
+    rng = np.random.default_rng(12)
+    X, X_new = rng.uniform(0, np.pi, size=(150, 4)), rng.uniform(0, np.pi, size=(30, 4))
+    y = (X[:, 0] + X[:, 1] > np.pi).astype(int)
+    config = NystromConfig(m=m, C=2.0, block_rows=block_rows)
+    new = fit_nystrom(X, y, kernel, config)
+    old = _old_fit(X, y, kernel, config, new.landmark_indices)
+    assert new.meta == old.meta
+    np.testing.assert_array_equal(new.projection, old.projection)
+    np.testing.assert_allclose(new.coef, old.coef, atol=1e-10, rtol=0)
+    assert new.intercept == pytest.approx(old.intercept, abs=1e-12)
+    np.testing.assert_allclose(nystrom_decision(new, X_new, kernel), nystrom_decision(old, X_new, kernel),
+                               atol=1e-9, rtol=0)
+    np.testing.assert_allclose(new.decision(kernel(X, X[new.landmark_indices])),
+                               old.decision(kernel(X, X[new.landmark_indices])), atol=1e-9, rtol=0)
+
+
+def test_the_fit_asks_the_kernel_only_for_the_non_landmark_rows_and_runs_the_planned_circuits():
+    X = np.random.default_rng(13).uniform(0, np.pi, size=(12, 2))
+    y = (X[:, 0] > 1.5).astype(int)
+    for m in (5, 12):
+        shots = EngineKernel(FeatureMapSpec("angle", 2), backend=BackendConfig(shots=50))
+        model = fit_nystrom(X, y, shots, NystromConfig(m=m, block_rows=64))
+        # K_mm, then the other rows only: no request at all at m = N.
+        assert [(s.n_rows, s.n_cols) for s in shots.stats] == [(m, m)] + ([(12 - m, m)] if m < 12 else [])
+        # A shot device runs what the planner counts: m(m-1)/2, then (N-m) m.
+        assert [s.circuits_executed for s in shots.stats] == route_requests("nystrom", 12, 0, m)
+        assert engine_totals(shots.stats)["circuits_executed"] == m * (m - 1) // 2 + (12 - m) * m
+        assert len(set(model.landmark_indices.tolist())) == m
+
+
+def test_the_whole_k_nm_is_k_mm_at_the_landmarks_and_the_other_rows_elsewhere(tmp_path):
+    X = np.random.default_rng(14).uniform(0, np.pi, size=(50, 3))
+    kernel = RbfKernel(0.7)
+    indices = np.array([31, 4, 17, 45, 0])
+    others = non_landmark_rows(50, indices)
+    assert others.dtype == np.int64 and len(others) == 45 and not set(others) & set(indices.tolist())
+    assert np.all(np.diff(others) > 0)
+    out = np.lib.format.open_memmap(tmp_path / "k_nm.npy", mode="w+", dtype=np.float64, shape=(50, 5))
+    whole = landmark_columns(kernel(X[indices]), kernel(X[others], X[indices]), indices, out=out, block_rows=7)
+    assert whole is out
+    np.testing.assert_allclose(whole, kernel(X, X[indices]), atol=1e-12, rtol=0)
+    np.testing.assert_array_equal(np.diag(whole[indices]), np.ones(5))
 
 
 def test_landmark_choice_is_reproducible_for_a_seed_and_a_rule():
@@ -144,7 +204,8 @@ def test_quantum_and_rbf_nystrom_classify_a_separable_set_and_use_the_kernel_cac
     again = EngineKernel(spec, cache=cache)  # a re-run computes nothing: every entry is cached
     refit = fit_nystrom(X, y, again, config)
     totals = engine_totals(again.stats)
-    assert totals["entries_computed"] == 0 and totals["entries_from_cache"] == 40 * 39 + 400 * 40
+    # K_mm, then K_nm's 360 non-landmark rows only (the landmarks' rows are K_mm's).
+    assert totals["entries_computed"] == 0 and totals["entries_from_cache"] == 40 * 39 + 360 * 40
     np.testing.assert_allclose(refit.coef, model.coef, atol=1e-12)
 
 

@@ -25,7 +25,7 @@ def test_a_plan_for_a_paid_device_prices_each_route_and_names_what_the_time_budg
                   "--landmarks", "20")
     routes = {route["route"]: route for route in report["routes"]}
     assert (routes["pairwise"]["circuits"], routes["projected"]["circuits"]) == (4950, 300)
-    assert routes["nystrom"]["circuits"] == 20 * 19 // 2 + 100 * 20
+    assert routes["nystrom"]["circuits"] == 20 * 19 // 2 + 80 * 20  # K_mm, then the 80 non-landmark train rows
     # Program sets on Garnet: one task fee per set of programs, far fewer tasks than circuits.
     assert routes["pairwise"]["tasks"] < routes["pairwise"]["circuits"] / 10
     assert routes["projected"]["usd"] < 0.07 * routes["pairwise"]["usd"]
@@ -61,7 +61,7 @@ def test_for_the_current_data_each_route_has_its_expected_accuracy_on_the_exact_
     report = plan(capsys, "--shots", "1000", "--landmarks", "10")
     assert (report["train_rows"], report["test_rows"], report["qubits"]) == (40, 20, 2)
     assert {route["route"]: route["circuits"] for route in report["routes"]} == {
-        "pairwise": 40 * 39 // 2 + 20 * 40, "projected": 3 * 60, "nystrom": 10 * 9 // 2 + 60 * 10}
+        "pairwise": 40 * 39 // 2 + 20 * 40, "projected": 3 * 60, "nystrom": 10 * 9 // 2 + (40 - 10) * 10 + 20 * 10}
     accuracy = report["expected_accuracy"]
     assert set(accuracy) == {"pairwise", "projected", "nystrom"}
     assert all(0.8 <= value <= 1.0 for value in accuracy.values()), accuracy  # separable classes
@@ -97,7 +97,7 @@ def test_the_plan_job_stores_the_same_report_as_the_command_and_submits_nothing(
     monkeypatch.setenv("HYBRID_QUANTUM_SHOTS", "500")
     assert stored == plan(capsys, "--landmarks", "5")
     assert {route["route"]: route["circuits"] for route in stored["routes"]} == {
-        "pairwise": 20 * 19 // 2 + 10 * 20, "projected": 3 * 30, "nystrom": 5 * 4 // 2 + 30 * 5}
+        "pairwise": 20 * 19 // 2 + 10 * 20, "projected": 3 * 30, "nystrom": 5 * 4 // 2 + (20 - 5) * 5 + 10 * 5}
     assert defs.resolve_job_def("plan_kernel_routes").asset_layer.executable_asset_keys == {
         result.asset_materializations_for_node("kernel_route_plan")[0].asset_key}
 

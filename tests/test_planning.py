@@ -25,6 +25,7 @@ from hybrid_resources.quantum.planning import (
     plan_routes,
     refuse_over_time_budget,
     route_circuits,
+    route_requests,
 )
 from hybrid_resources.quantum.projected_kernel import (
     ProjectedKernelSpec,
@@ -46,7 +47,7 @@ def test_pairwise_vs_projected_at_100_train_rows_on_list_prices():
     assert pairwise.usd == pytest.approx(8662.5) and pairwise.task_fee_usd == pytest.approx(1485.0)
     # Projected: 3 circuits per sample.
     assert (projected.circuits, projected.tasks) == (300, 300) and projected.usd == pytest.approx(525.0)
-    assert plans["nystrom"].circuits == 20 * 19 // 2 + 100 * 20
+    assert plans["nystrom"].circuits == 20 * 19 // 2 + 80 * 20  # K_mm, then the 80 non-landmark rows
     # With the same shots per circuit the ratio is the circuit ratio, 3N / (N(N-1)/2) = 6/(N-1):
     # 6.06% at N=100, so the 5% target holds from N=122 train rows (or with >= 27 test rows).
     assert cost_ratio(plans.values(), "projected") == pytest.approx(300 / 4950)
@@ -62,6 +63,27 @@ def test_pairwise_vs_projected_at_100_train_rows_on_list_prices():
     ankaa = {p.route: p for p in plan_routes(PlanRequest(100, 0, SPEC), ANKAA, table)}
     assert ankaa["pairwise"].usd == pytest.approx(5940.0) and ankaa["projected"].usd == pytest.approx(360.0)
     assert "| pairwise | 4,950 | 4,950 |" in format_plan(list(plans.values()))
+
+
+def test_nystrom_counts_k_nm_only_for_the_non_landmark_rows_so_all_landmarks_cost_what_pairwise_does():
+    pairwise = route_requests("pairwise", 100, 25)
+    assert pairwise == [4950, 2500]
+    # A landmark's row of K_nm is its row of K_mm: m(m-1)/2 + (N-m) m + T m.
+    assert route_requests("nystrom", 100, 25, landmarks=20) == [190, 80 * 20, 25 * 20]
+    assert route_circuits("nystrom", 100, 25, landmarks=20) == 190 + 80 * 20 + 25 * 20 == 2290
+    # At m = N (m = 1000 is capped at N = 100) the route is pairwise's train Gram matrix plus T N.
+    for m in (100, 1000):
+        assert route_requests("nystrom", 100, 25, landmarks=m) == pairwise
+        assert route_circuits("nystrom", 100, 25, landmarks=m) == route_circuits("pairwise", 100, 25) == 7450
+    table = load_price_table()
+    for backend in (GARNET, CostPolicy().with_program_sets(GARNET)):
+        for m in (100, 1000):
+            plans = {p.route: p for p in plan_routes(PlanRequest(100, 25, SPEC, landmarks=m), backend, table)}
+            same = ("circuits", "tasks", "usd", "task_fee_usd", "shot_fee_usd", "wall_time_s")
+            assert [getattr(plans["nystrom"], k) for k in same] == [getattr(plans["pairwise"], k) for k in same]
+            assert "every train row is a landmark, so this is the exact kernel at pairwise's cost" in plans["nystrom"].note
+        fewer = {p.route: p for p in plan_routes(PlanRequest(100, 25, SPEC, landmarks=20), backend, table)}
+        assert fewer["nystrom"].circuits == 190 + 80 * 20 + 25 * 20 and fewer["nystrom"].note == ""
 
 
 def test_wall_time_from_latency_and_refusal_over_the_time_budget():

@@ -33,6 +33,7 @@ from hybrid_resources.quantum.nystrom import (
 from hybrid_resources.quantum.planning import (
     PlanRequest,
     RoutePlan,
+    nystrom_landmarks,
     plan_routes,
     refuse_over_time_budget,
 )
@@ -58,7 +59,8 @@ def expected_accuracy(embeddings: dict, spec: FeatureMapSpec, C: float, landmark
 
     pairwise: an SVM on the fidelity kernel with the tuned ``C``; projected: an SVM on the
     projected kernel with gamma and C tuned by ``folds``-fold CV on the train split; nystrom: the
-    least-squares classifier on ``landmarks`` Nyström features of the fidelity kernel.
+    least-squares classifier on ``landmarks`` Nyström features of the fidelity kernel (capped at
+    the train rows, as the plan caps them).
     """
     X, y, X_test, y_test = (np.asarray(embeddings[k]) for k in ("X_train", "y_train", "X_test", "y_test"))
     pairwise = SVC(kernel="precomputed", C=C).fit(quantum_kernel(X, spec=spec).matrix, y)
@@ -66,7 +68,8 @@ def expected_accuracy(embeddings: dict, spec: FeatureMapSpec, C: float, landmark
     best = tune_gamma(X, y, kfold_splits(y, folds=folds, seed=seed), spec)[0].params
     train, test = projected_train_test(X, X_test, spec=ProjectedKernelSpec(spec, gamma=best["gamma"]))
     accuracy["projected"] = float(SVC(kernel="precomputed", C=best["C"]).fit(train.matrix, y).score(test.matrix, y_test))
-    model = fit_nystrom(X, y, EngineKernel(spec), NystromConfig(m=min(landmarks, len(X)), C=C, seed=seed))
+    nystrom = NystromConfig(m=nystrom_landmarks(landmarks, len(X)), C=C, seed=seed)
+    model = fit_nystrom(X, y, EngineKernel(spec), nystrom)
     accuracy["nystrom"] = float(np.mean((nystrom_decision(model, X_test, EngineKernel(spec)) > 0) == (y_test == 1)))
     return accuracy
 
@@ -93,7 +96,7 @@ def route_report(request: PlanRequest, backend: BackendConfig, cost_policy: Cost
     refused = refusals(plans, cost_policy.time_budget_s)
     return plans, {
         "device": backend.device_name, "shots": backend.shots, "train_rows": request.n_train,
-        "test_rows": request.n_test, "qubits": request.spec.n_qubits, "landmarks": min(request.landmarks, request.n_train),
+        "test_rows": request.n_test, "qubits": request.spec.n_qubits, "landmarks": request.nystrom_m,
         "time_budget_s": cost_policy.time_budget_s, "routes": [plan.to_dict() for plan in plans], "refused": refused,
         "expected_accuracy": accuracy,
     }

@@ -2,15 +2,19 @@
 
 Williams & Seeger, "Using the Nyström method to speed up kernel machines" (NIPS 2000): with m
 landmark rows L of the train split, K ~= K_nm K_mm^+ K_mn = Phi Phi^T for the features
-Phi = K_nm K_mm^(-1/2). A linear model on Phi then stands in for the kernel machine: N*m kernel
-entries (N*m circuits on a shot device) instead of N^2/2, and a new row needs only its m entries
-against the landmarks.
+Phi = K_nm K_mm^(-1/2). A linear model on Phi then stands in for the kernel machine: m(m-1)/2
+entries of K_mm plus (N-m) m of K_nm (the landmarks' own rows of K_nm are rows of K_mm), as many
+circuits on a shot device, instead of N(N-1)/2; a new row needs only its m entries against the
+landmarks.
 
 - :func:`choose_landmarks`: which train rows are landmarks (k-means++ seeding or uniform), seeded;
 - :func:`nystrom_map`: K_mm^(-1/2) on the eigen-directions kept (small eigenvalues dropped);
 - :func:`fit_ridge_blocks`: the classifier, a least-squares SVM accumulated block by block;
-- :func:`fit_nystrom` (kernels computed as it goes) or :func:`nystrom_model` (from stored K_mm and
-  K_nm), :func:`nystrom_decision` and :class:`NystromModel` (arrays, no pickle);
+- :func:`fit_nystrom` (kernels computed as it goes: K_mm, then K_nm's non-landmark rows only,
+  :func:`train_kernel_blocks`) or :func:`nystrom_model` (from stored K_mm and K_nm),
+  :func:`nystrom_decision` and :class:`NystromModel` (arrays, no pickle);
+- :func:`non_landmark_rows` and :func:`landmark_columns`: the rows of K_nm that need kernel
+  entries, and the whole K_nm (to store) from K_mm and those rows;
 - kernels as callables ``kernel(A, B=None)``: :class:`EngineKernel` (the quantum kernel engine,
   so its cache and ledger work unchanged) and :class:`RbfKernel` (the classical counterpart, through
   the same landmarks, map and classifier);
@@ -21,7 +25,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable, Protocol
+from typing import Any, Iterable, Iterator, Protocol
 
 import numpy as np
 from sklearn.cluster import kmeans_plusplus
@@ -268,23 +272,82 @@ def nystrom_features(model: NystromModel, X: np.ndarray, kernel: KernelFunction)
 def fit_nystrom(X: np.ndarray, y: np.ndarray, kernel: KernelFunction, config: NystromConfig) -> NystromModel:
     """Fit a Nyström classifier on train rows X (N, d), labels y (N,) (class index; > 0 is positive).
 
-    Landmarks by :func:`choose_landmarks`, K_mm = kernel(L) (one symmetric request), then K_nm in
-    ``config.block_rows`` row blocks, each folded into :func:`nystrom_model` as it comes: N*m
-    kernel entries, never N x N, and never all of K_nm or Phi in memory.
+    Landmarks by :func:`choose_landmarks` (m = ``config.m`` capped at N), K_mm = kernel(L) (m, m)
+    (one symmetric request: m(m-1)/2 entries), then the rows of K_nm (N, m) from
+    :func:`train_kernel_blocks`: a landmark's row is its row of K_mm, only the N - m other rows
+    are computed, ``config.block_rows`` at a time; each block is folded into
+    :func:`nystrom_model` as it comes. m(m-1)/2 + (N-m) m kernel entries in all (at m = N the
+    exact kernel's N(N-1)/2), never N x N, and never all of K_nm or Phi in memory.
+
+    On an exact simulator the model equals the one from every row of K_nm computed (to rounding,
+    ~1e-12). On a shot device it differs, for the better: a landmark's row now has K_mm's exact
+    unit diagonal and the same estimates as K_mm, instead of a second noisy estimate of each.
     """
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y)
     indices = choose_landmarks(X, min(config.m, len(X)), rule=config.rule, seed=config.seed)
     landmarks = X[indices]
-    blocks = ((kernel(X[rows], landmarks), y[rows]) for rows in row_blocks(len(X), config.block_rows))
-    return nystrom_model(kernel(landmarks), blocks, landmarks=landmarks, indices=indices, config=config,
+    K_mm = kernel(landmarks)
+    blocks = train_kernel_blocks(X, y, kernel, K_mm, indices, config.block_rows)
+    return nystrom_model(K_mm, blocks, landmarks=landmarks, indices=indices, config=config,
                          kernel=kernel.describe())
+
+
+def train_kernel_blocks(X: np.ndarray, y: np.ndarray, kernel: KernelFunction, K_mm: np.ndarray, indices: np.ndarray,
+                        block_rows: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Every train row of K_nm once, as blocks of (K_nm rows (b, m), their labels (b,)), b <= ``block_rows``.
+
+    X (N, d) and y (N,) the train split, ``indices`` (m,) the landmarks' rows of X and K_mm (m, m)
+    their kernel, so that row i of K_mm is the K_nm row of train row ``indices[i]``. The m landmark
+    rows come first, as slices of K_mm (labels ``y[indices]``), no kernel call; then the N - m
+    other rows, in train order, from ``kernel(X[rows], X[indices])``, one call per block. The
+    row order differs from X's, which the least-squares fit (a sum over rows) does not see.
+    """
+    for rows in row_blocks(len(indices), block_rows):
+        yield K_mm[rows], y[indices[rows]]
+    others = non_landmark_rows(len(X), indices)
+    landmarks = X[indices]
+    for rows in row_blocks(len(others), block_rows):
+        yield kernel(X[others[rows]], landmarks), y[others[rows]]
+
+
+def non_landmark_rows(n_rows: int, indices: np.ndarray) -> np.ndarray:
+    """The train rows that are not landmarks: int64 (n_rows - m,), ascending, for landmark
+    ``indices`` (m,) distinct rows of range(n_rows). Only these rows of K_nm need kernel entries.
+
+    >>> non_landmark_rows(6, np.array([4, 1])).tolist()
+    [0, 2, 3, 5]
+    """
+    return np.setdiff1d(np.arange(n_rows, dtype=np.int64), np.asarray(indices, dtype=np.int64))
+
+
+def landmark_columns(K_mm: np.ndarray, others_kernel: np.ndarray, indices: np.ndarray, *,
+                     out: np.ndarray | None = None, block_rows: int = 4096) -> np.ndarray:
+    """The whole K_nm (N, m) of the train rows, with N = m + len(others_kernel), from what the
+    route computes: K_mm (m, m) for the landmark rows ``indices`` (m,) and ``others_kernel``
+    (N - m, m) for the :func:`non_landmark_rows`, in that (ascending) order.
+
+    Row ``indices[i]`` of the result is row i of K_mm; the other rows are copied ``block_rows`` at a
+    time, so ``out`` (float64 (N, m), e.g. a memory map) and ``others_kernel`` may be larger than
+    memory. Returns ``out`` (a new array when None).
+
+    >>> landmark_columns(np.eye(2), np.array([[0.5, 0.25]]), np.array([2, 0])).tolist()
+    [[0.0, 1.0], [0.5, 0.25], [1.0, 0.0]]
+    """
+    n_rows = len(indices) + len(others_kernel)
+    out = np.empty((n_rows, len(indices))) if out is None else out
+    out[np.asarray(indices)] = K_mm
+    others = non_landmark_rows(n_rows, indices)
+    for rows in row_blocks(len(others), block_rows):
+        out[others[rows]] = others_kernel[rows]
+    return out
 
 
 def nystrom_model(K_mm: np.ndarray, blocks: Iterable[tuple[np.ndarray, np.ndarray]], *, landmarks: np.ndarray,
                   indices: np.ndarray, config: NystromConfig, kernel: dict[str, Any]) -> NystromModel:
     """The fitted model from precomputed kernels: K_mm (m, m) and row ``blocks`` of
-    (K_nm rows (b, m), their labels (b,)), e.g. slices of a K_nm stored as a .npy memmap.
+    (K_nm rows (b, m), their labels (b,)) covering each train row once, in any order, e.g. slices
+    of a K_nm stored as a .npy memmap, or :func:`train_kernel_blocks`.
 
     The map from :func:`nystrom_map` (``config.eps``), then :func:`fit_ridge_blocks` (``config.C``)
     on each block's features K_nm @ projection. ``landmarks`` (m, d) / ``indices`` (m,) and the

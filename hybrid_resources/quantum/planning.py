@@ -8,8 +8,12 @@ route          circuits                                 what runs
 =============  =======================================  =====================================
 pairwise       N(N-1)/2 + T N                           compute-uncompute per pair (the engine)
 projected      3 (N + T)                                X, Y, Z basis circuits per sample
-nystrom        m(m-1)/2 + N m + T m                     K_mm, then every row against m landmarks
+nystrom        m(m-1)/2 + (N-m) m + T m                 K_mm, then the other rows against m landmarks
 =============  =======================================  =====================================
+
+(m: the landmarks, capped at N. A landmark's row of K_nm is its row of K_mm, so only the N - m
+other train rows are computed against the landmarks; at m = N the route is pairwise's train Gram
+matrix plus T N test entries, pairwise's circuits.)
 
 Dollars come from the cost policy's price table (program sets where the backend groups them);
 wall time from a :class:`LatencyModel`: measured per-circuit latency for the local simulators
@@ -44,25 +48,40 @@ from hybrid_resources.quantum.latency import (
 
 ROUTES = ("pairwise", "projected", "nystrom")
 
+
+def nystrom_landmarks(landmarks: int, n_train: int) -> int:
+    """Landmarks the Nyström route uses: ``landmarks`` capped at the ``n_train`` train rows (the
+    landmarks are train rows; ``fit_nystrom`` and the kernel path cap the same way).
+
+    >>> nystrom_landmarks(1000, 100), nystrom_landmarks(20, 100)
+    (100, 20)
+    """
+    return min(landmarks, n_train)
+
+
 def route_requests(route: str, n_train: int, n_test: int = 0, landmarks: int = 0) -> list[int]:
     """Circuits of each kernel request a route makes on a shot device, without cache. Each request
     is admitted and grouped into tasks on its own, so program sets are counted per request.
 
     - pairwise: the train Gram matrix N(N-1)/2, then test x train T N (``quantum_kernel`` twice);
     - projected: 3 (N + T), both kernels from one measurement (``projected_train_test``);
-    - nystrom: K_mm m(m-1)/2, K_nm N m, then the test rows T m (``fit_nystrom``, ``nystrom_decision``;
-      each in one request while the rows fit one block of ``NystromConfig.block_rows``).
+    - nystrom: K_mm m(m-1)/2, K_nm's N - m non-landmark rows (N-m) m (a landmark's row of K_nm is
+      its row of K_mm), then the test rows T m (``fit_nystrom``, ``nystrom_decision``; each in one
+      request while the rows fit one block of ``NystromConfig.block_rows``), with m the
+      ``landmarks`` capped at N (:func:`nystrom_landmarks`). At m = N: pairwise's requests.
 
     >>> route_requests("pairwise", 100, 25), route_requests("nystrom", 100, 25, landmarks=20)
-    ([4950, 2500], [190, 2000, 500])
+    ([4950, 2500], [190, 1600, 500])
+    >>> route_requests("nystrom", 100, 25, landmarks=1000) == route_requests("pairwise", 100, 25)
+    True
     """
     if route == "pairwise":
         parts = [n_train * (n_train - 1) // 2, n_test * n_train]
     elif route == "projected":
         parts = [3 * (n_train + n_test)]
     elif route == "nystrom":
-        m = min(landmarks, n_train)
-        parts = [m * (m - 1) // 2, n_train * m, n_test * m]
+        m = nystrom_landmarks(landmarks, n_train)
+        parts = [m * (m - 1) // 2, (n_train - m) * m, n_test * m]
     else:
         raise ValueError(f"route must be one of {ROUTES}, got {route!r}")
     return [p for p in parts if p]
@@ -72,7 +91,7 @@ def route_circuits(route: str, n_train: int, n_test: int = 0, landmarks: int = 0
     """Circuits a route runs on a shot device, without cache (the sum of :func:`route_requests`).
 
     >>> [route_circuits(r, 100, 25, landmarks=20) for r in ROUTES]
-    [7450, 375, 2690]
+    [7450, 375, 2290]
     """
     return sum(route_requests(route, n_train, n_test, landmarks))
 
@@ -86,6 +105,29 @@ class PlanRequest:
     n_test: int
     spec: FeatureMapSpec
     landmarks: int = 1000
+
+    @property
+    def nystrom_m(self) -> int:
+        """The landmarks the Nyström route uses: ``landmarks`` capped at ``n_train``."""
+        return nystrom_landmarks(self.landmarks, self.n_train)
+
+    def route_note(self, route: str) -> str:
+        """What the plan of ``route`` should say about this request: for the Nyström route with at
+        least as many landmarks as train rows, that every train row is a landmark (and, above N,
+        that m is capped at N): the route then computes the exact kernel in pairwise's circuits
+        (K_mm is the train Gram matrix, no other K_nm rows); else "".
+
+        >>> spec = FeatureMapSpec("iqp", 4)
+        >>> PlanRequest(100, 25, spec, 1000).route_note("nystrom")
+        "m capped at N=100, not 1000: every train row is a landmark, so this is the exact kernel at pairwise's cost"
+        >>> PlanRequest(100, 25, spec, 20).route_note("nystrom"), PlanRequest(100, 25, spec, 1000).route_note("pairwise")
+        ('', '')
+        """
+        if route != "nystrom" or self.landmarks < self.n_train:
+            return ""
+        cap = f"m capped at N={self.n_train}, not {self.landmarks}" if self.landmarks > self.n_train \
+            else f"m = N={self.n_train}"
+        return f"{cap}: every train row is a landmark, so this is the exact kernel at pairwise's cost"
 
 
 @dataclass(frozen=True)
@@ -115,22 +157,25 @@ class RoutePlan:
 
 def plan_route(route: str, request: PlanRequest, backend: BackendConfig, table: dict[str, Any], *,
                latency: LatencyModel | None = None, simulator_seconds_per_task: float = 3.0) -> RoutePlan:
-    """Plan one route on ``backend`` with the price ``table`` (see :func:`plan_routes`)."""
+    """Plan one route on ``backend`` with the price ``table`` (see :func:`plan_routes`). The Nyström
+    route runs ``request.nystrom_m`` landmarks (capped at the train rows); its ``note`` says when
+    the cap applies (:meth:`PlanRequest.route_note`)."""
     shots = backend.shots or 0
+    cap = request.route_note(route)
     if backend.is_exact or backend.shot_emulation:
         # Exact and emulated kernels come from statevectors: nothing runs on a device.
         return RoutePlan(route, backend.device_name, 0, 0, 1, shots, 0.0, 0.0, 0.0, 0.0, "no circuits",
-                         note="statevector" if backend.is_exact else "shot emulation")
+                         note="; ".join(filter(None, ["statevector" if backend.is_exact else "shot emulation", cap])))
     group = programs_per_task(backend, table, shots)
     parts = [estimate_cost(backend, circuits, shots, table, simulator_seconds_per_task, programs_per_task=group)
-             for circuits in route_requests(route, request.n_train, request.n_test, request.landmarks)]
+             for circuits in route_requests(route, request.n_train, request.n_test, request.nystrom_m)]
     circuits, tasks = sum(p.circuits for p in parts), sum(p.tasks for p in parts)
     latency = latency or default_latency(backend, request.spec.n_qubits, route)
     wall = latency.wall_time_s(tasks=tasks, circuits=circuits, total_shots=circuits * shots,
                                max_parallel=backend.max_parallel)
     return RoutePlan(route, device_identity(backend), circuits, tasks, group, shots,
                      round(sum(p.usd for p in parts), 6), round(sum(p.task_fee_usd for p in parts), 6),
-                     round(sum(p.shot_fee_usd for p in parts), 6), wall, latency.source)
+                     round(sum(p.shot_fee_usd for p in parts), 6), wall, latency.source, note=cap)
 
 
 def plan_routes(request: PlanRequest, backend: BackendConfig, table: dict[str, Any], *,

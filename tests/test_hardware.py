@@ -23,17 +23,19 @@ from dagster import (
     load_assets_from_modules,
     materialize,
 )
-from hybrid_assets.assets import classical, evaluation, landing, quantum, variational
 
 from hybrid_assets.common.partitions import landing_files_partitions, safe_partition_key
+from hybrid_assets.evaluation import assets as evaluation
 from hybrid_assets.hardware.assets import (
     hardware_evaluation_job,
     hardware_kernel_spread,
     kernel_spread,
 )
+from hybrid_assets.ingest import assets as landing
 from hybrid_assets.ingest.assets import raw_samples
 from hybrid_assets.resources import hardware_backend_from_env
 from hybrid_assets.serving.registry import HARDWARE_SUBJECT, approve
+from hybrid_assets.training import classical, quantum, variational
 from hybrid_resources.compute import DaskCluster
 from hybrid_resources.cost_policy import CostPolicy
 from hybrid_resources.data.artifacts import ArtifactIOManager

@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib import metadata as package_metadata
 from typing import Any
 
-from dagster import DataVersion, MetadataValue, Output
+from dagster import AssetKey, DataVersion, MetadataValue, Output
 
 from hybrid_resources.data.artifacts import content_hash, read_artifact, recorded_base
 
@@ -25,18 +25,18 @@ def library_versions() -> dict[str, str]:
 
 
 def artifact_output(value: Any, metadata: dict[str, Any]) -> Output:
-    """Wrap an artifact with its content hash as the Dagster data version, plus metadata."""
+    """Wrap an artifact with its content hash as the Dagster data version, plus metadata: the
+    asset's own entries first (what a reader looks for), then provenance (content hash, library versions)."""
     digest = content_hash(value)
     return Output(
         value,
         data_version=DataVersion(digest),
-        metadata={"content_hash": digest, "library_versions": MetadataValue.json(library_versions()), **metadata},
+        metadata={**metadata, "content_hash": digest, "library_versions": MetadataValue.json(library_versions())},
     )
 
 
 def latest_metadata(instance, asset: str) -> dict[str, Any]:
     """Plain values of the latest materialization's metadata of ``asset`` (empty if none)."""
-    from dagster import AssetKey
 
     event = instance.get_latest_materialization_event(AssetKey(asset))
     if event is None:

@@ -25,14 +25,14 @@ from hybrid_assets.common.automation import ON_NEW_DATA
 from hybrid_assets.common.gates import GateResult
 from hybrid_assets.common.outputs import artifact_output
 from hybrid_assets.common.reporting import (
-    comparison_table,
-    device_telemetry_table,
     heatmap_png,
     markdown_image,
     verdict_png,
 )
 from hybrid_assets.evaluation.gates import (
+    EvaluationGates,
     alignment_gate,
+    budget_gate,
     concentration_gate,
     geometric_difference_gate,
     latency_gate,
@@ -40,6 +40,13 @@ from hybrid_assets.evaluation.gates import (
     reproducibility_study,
     restart_spread,
     verdict_gate,
+)
+from hybrid_assets.evaluation.report import (
+    METRICS,
+    EvaluationFindings,
+    evaluation_metadata,
+    evaluation_report,
+    evaluation_summary,
 )
 from hybrid_assets.evaluation.verdict import Verdict, compare, repeated_splits
 from hybrid_assets.training.models import (
@@ -56,7 +63,6 @@ from hybrid_assets.training.scale import (
 from hybrid_assets.training.tuning import classical_score, quantum_score
 from hybrid_resources.cost_policy import CostPolicy
 from hybrid_resources.data.artifacts import (
-    TELEMETRY_KEY,
     content_hash,
     info_of,
     telemetry_of,
@@ -64,12 +70,11 @@ from hybrid_resources.data.artifacts import (
 from hybrid_resources.data.paths import DataLayout
 from hybrid_resources.data.warehouse import Warehouse
 from hybrid_resources.gate_policy import GatePolicy
-from hybrid_resources.quantum.backends import QuantumBackend
+from hybrid_resources.quantum.backends import BackendConfig, QuantumBackend
 from hybrid_resources.quantum.kernel_cache import KernelCache
 from hybrid_resources.quantum.kernels import KernelSpec, compute_kernel, kernel_spec
 from hybrid_resources.quantum.vqc import VqcConfig, predict_proba
 
-METRICS = ["accuracy", "f1", "roc_auc"]
 MODELS = ("quantum_svm", "classical_baseline", "vqc_model")
 PROMOTION_GATES = ("quantum_beats_classical", "reproducibility", "cost_within_budget", "latency_ceiling")
 # Every check says what a failure means: the UI shows all of them in one list, with the same
@@ -91,12 +96,7 @@ GATE_DESCRIPTIONS = {
     "kernel_target_alignment": _REPORTED + "the quantum kernel aligns with the labels at least as well as the "
                                            "classical one",
 }
-# What each model cost and how fast it is (the holdout metrics are the `comparison` table): few,
-# short columns, so the table fits the UI's metadata column. {column: dashboard row field}
-DASHBOARD_COLUMNS = {"backend": "backend", "shots": "shots", "tasks": "tasks", "cost_usd": "estimated_cost_usd",
-                     "wall_s": "wall_time_s", "latency_ms": "latency_ms"}
-
-
+# What artifact_output puts first in every output's metadata; model_evaluation shows them last.
 def holdout_of(info: dict) -> dict[str, float]:
     """A model's holdout metrics from its artifact info; NaN when it was degraded."""
     if info.get("degraded") or "holdout" not in info:
@@ -135,17 +135,14 @@ def dashboard_rows(infos: dict[str, dict], telemetry: dict[str, dict], metrics: 
     }
 
 
-def _gate_check(gate: GateResult) -> AssetCheckResult:
-    # WARN: a failed gate blocks promotion (promoted_model) or is reported, never the classical path.
+def gate_check(gate: GateResult) -> AssetCheckResult:
+    """The gate as a WARN check on model_evaluation: a failed gate blocks promotion
+    (promoted_model) or is reported, never the classical path; its figures and measurements are
+    the check's metadata."""
     figures = {**gate.figures, **gate.measured}
     return AssetCheckResult(check_name=gate.name, passed=gate.passed, severity=AssetCheckSeverity.WARN,
                             metadata={"message": gate.text, **{k: MetadataValue.json(v) if isinstance(v, (list, dict))
                                                                 else v for k, v in figures.items()}})
-
-
-def gate_lines(gates: list[GateResult]) -> str:
-    """One Markdown line per gate: its name, whether it passed, and what it says."""
-    return "\n".join(f"- **{g.name}**: {'passed' if g.passed else 'FAILED'}: {g.text}" for g in gates)
 
 
 @dataclass(frozen=True)
@@ -215,6 +212,119 @@ def inference_latency(models: dict, infos: dict, embeddings: dict, spec: KernelS
     return latency
 
 
+@dataclass(frozen=True)
+class EvaluationRun:
+    """The run an evaluation belongs to and what its gates submit and record through."""
+
+    run_id: str
+    backend: BackendConfig  # the configured quantum backend, with the cost policy's program sets
+    cost_policy: CostPolicy
+    gate_policy: GatePolicy
+    warehouse: Warehouse
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What model_evaluation measured before any gate judges it."""
+
+    inputs: dict[str, dict]  # the asset's inputs by name (models, kernels, embeddings, circuit, tuning)
+    infos: dict[str, dict]  # each model artifact's info
+    metrics: dict[str, dict[str, float]]  # holdout metrics per model (NaN when degraded)
+    spec: KernelSpec
+    plan: KernelPlan
+    comparison: Comparison
+    verdict: Verdict
+    degraded_reason: str  # why the quantum stage degraded, "" when it did not
+
+
+def gather_evidence(inputs: dict[str, dict], gate_policy: GatePolicy) -> Evidence:
+    """Each model's info and holdout metrics, the kernel path, and the verdict: both tuned models
+    on repeated splits of the exact kernel over the labelled rows (the kernel cache serves it)."""
+    infos = {name: info_of(inputs[name]) for name in MODELS}
+    metrics = {name: holdout_of(info) for name, info in infos.items()}
+    embeddings, quantum = inputs["reduced_embeddings"], infos["quantum_svm"]
+    spec = kernel_spec(inputs["circuit_artifact"]["spec"])
+    degraded_reason = quantum.get("degraded_reason", "") if quantum.get("degraded") else ""
+    plan = kernel_plan(len(embeddings["y_train"]), gate_policy)
+    comparison = labelled_kernel(embeddings, spec, KernelCache(DataLayout.from_env().kernel_cache), plan)
+    verdict = run_verdict(comparison, float(quantum["C"]), infos["classical_baseline"], gate_policy)
+    return Evidence(inputs, infos, metrics, spec, plan, comparison, verdict, degraded_reason)
+
+
+def reproducibility_gate(evidence: Evidence, run: EvaluationRun) -> GateResult:
+    """``reproducibility``: the quantum kernel re-run with several seeds on ``run.backend``, every
+    repeat admitted and recorded by the cost policy's ledger; failed without a run when the
+    quantum stage degraded."""
+    if evidence.degraded_reason:
+        return GateResult("reproducibility", False, f"quantum stage degraded: {evidence.degraded_reason}")
+    policy = run.gate_policy
+    with run.cost_policy.ledger(run_id=run.run_id, asset="model_evaluation", backend=run.backend) as ledger:
+        return reproducibility_study(
+            evidence.inputs["reduced_embeddings"], evidence.spec, run.backend, seeds=policy.reproducibility_seeds,
+            samples=policy.reproducibility_samples, C=float(evidence.infos["quantum_svm"]["C"]),
+            metric=policy.metric, tolerance=policy.reproducibility_tolerance, ledger=ledger)
+
+
+def reported_gates(evidence: Evidence, shots: int | None, policy: GatePolicy) -> list[GateResult]:
+    """The checks reported beside the promotion gates, never blocking: the variational
+    classifier's margin and restart spread, then the kernel diagnostics (concentration at
+    ``shots``, or the policy's reference shots on an exact backend; geometric difference;
+    target alignment) on the verdict kernel's train block against the tuned RBF kernel."""
+    comparison, n_train = evidence.comparison, evidence.comparison.n_train
+    train_kernel = comparison.kernel[:n_train, :n_train]
+    classical_kernel = tuned_rbf_kernel(comparison.X[:n_train], evidence.infos["classical_baseline"])
+    diagnostics = [
+        concentration_gate(train_kernel, shots=shots or policy.reference_shots, configured_shots=shots),
+        geometric_difference_gate(classical_kernel, train_kernel, ratio=policy.geometric_difference_ratio),
+        alignment_gate(classical_kernel, train_kernel, comparison.y[:n_train]),
+    ]
+    vqc = evidence.infos["vqc_model"]
+    vqc_margin = margin_gate(evidence.metrics, metric=policy.metric, min_margin=policy.min_margin,
+                             candidate="vqc_model", name="vqc_beats_classical",
+                             degraded_reason=vqc.get("degraded_reason", ""),
+                             consequence="reported only: the variational classifier is never promoted")
+    vqc_reproducibility = restart_spread(list(vqc.get("restart_val_accuracy") or []),
+                                         metric="accuracy", tolerance=policy.reproducibility_tolerance)
+    return [vqc_margin, vqc_reproducibility, *diagnostics]
+
+
+def evaluation_gates(evidence: Evidence, run: EvaluationRun) -> EvaluationGates:
+    """Every gate, in this order: the verdict's margin, reproducibility (submits quantum work),
+    this run's spend against the budget, the measured inference latency against the ceiling, then
+    the reported checks (:func:`reported_gates`)."""
+    policy, warehouse = run.gate_policy, run.warehouse
+    margin = verdict_gate(evidence.verdict, holdout=evidence.metrics, degraded_reason=evidence.degraded_reason)
+    reproducibility = reproducibility_gate(evidence, run)
+    cost = budget_gate(spent_usd=warehouse.spent_usd(run_id=run.run_id), run_budget_usd=run.cost_policy.run_budget_usd,
+                       spent_today_usd=warehouse.spent_usd(), daily_budget_usd=run.cost_policy.daily_budget_usd)
+    latency = inference_latency(evidence.inputs, evidence.infos, evidence.inputs["reduced_embeddings"], evidence.spec)
+    speed = latency_gate(latency, ceiling_s=policy.latency_ceiling_s)
+    reported = reported_gates(evidence, run.backend.shots, policy)
+    return EvaluationGates((margin, reproducibility, cost, speed), tuple(reported), latency)
+
+
+def evaluation_findings(evidence: Evidence, gates: EvaluationGates, run: EvaluationRun) -> EvaluationFindings:
+    """What the report states: the evidence, the gates, the tuning candidates, the dashboard rows
+    (with each model's measured latency in ms) and this run's device activity from the warehouse."""
+    inputs, infos = evidence.inputs, evidence.infos
+    failed_submissions, tasks = run.warehouse.failure_rate(run_id=run.run_id)
+    devices = run.warehouse.device_telemetry(run_id=run.run_id)
+    reproducibility = next(gate for gate in gates.promotion if gate.name == "reproducibility")
+    rows = dashboard_rows(infos, {name: telemetry_of(inputs[name]) for name in MODELS}, evidence.metrics,
+                          reproducibility, inputs["circuit_artifact"], run.gate_policy.metric)
+    for name, row in rows.items():
+        row["latency_ms"] = gates.latency_s[name] * 1e3 if name in gates.latency_s else "n/a"
+    embeddings, comparison = inputs["reduced_embeddings"], evidence.comparison
+    return EvaluationFindings(
+        verdict=evidence.verdict, plan=evidence.plan,
+        verdict_sample=comparison.sample or {"rows": int(len(comparison.y)), "sampled": False},
+        metrics=evidence.metrics, infos=infos, inputs=inputs, degraded_reason=evidence.degraded_reason,
+        gates=gates, candidates=candidate_rows(infos["classical_baseline"], inputs["kernel_tuning"]),
+        dashboard=rows, failed_submissions=failed_submissions, tasks=tasks, devices=devices,
+        n_train=int(embeddings["y_train"].size), n_test=int(embeddings["y_test"].size),
+        circuit_depth=int(inputs["circuit_artifact"]["resources"]["depth"]))
+
+
 @asset(
     automation_condition=ON_NEW_DATA,
     code_version="5",
@@ -241,130 +351,29 @@ def model_evaluation(
     """The verdict (both tuned models on repeated splits, with an interval), the fixed-holdout
     comparison, the promotion gates, kernel diagnostics, latency, failure rate and one telemetry table.
 
-    In the UI, under Metadata: `comparison` (the holdout table), `gates` (the four promotion gates)
-    and `other_checks` (reported, never blocking) are shown inline; the plots `verdict_plot` and
-    `kernel_heatmap` open with [Show Markdown]. Every gate is also a check on the Checks tab."""
+    In the UI, under Metadata, the verdict and `comparison` (the holdout table) come first, then
+    `gates` (the four promotion gates) and `other_checks` (reported, never blocking), shown inline;
+    the plots `verdict_plot` and `kernel_heatmap` open with [Show Markdown]; the hashes and library
+    versions come last. Every gate is also a check on the Checks tab."""
     inputs = {"quantum_svm": quantum_svm, "classical_baseline": classical_baseline, "vqc_model": vqc_model,
               "quantum_kernel_train": quantum_kernel_train, "reduced_embeddings": reduced_embeddings,
               "circuit_artifact": circuit_artifact, "kernel_tuning": kernel_tuning}
-    infos = {name: info_of(inputs[name]) for name in MODELS}
-    telemetry = {name: telemetry_of(inputs[name]) for name in MODELS}
-    metrics = {name: holdout_of(info) for name, info in infos.items()}
-    spec = kernel_spec(circuit_artifact["spec"])
-    backend = cost_policy.with_program_sets(quantum_backend.backend_config())
-    degraded_reason = infos["quantum_svm"].get("degraded_reason", "") if infos["quantum_svm"].get("degraded") else ""
-
-    plan = kernel_plan(len(reduced_embeddings["y_train"]), gate_policy)
-    comparison = labelled_kernel(reduced_embeddings, spec, KernelCache(DataLayout.from_env().kernel_cache), plan)
-    verdict = run_verdict(comparison, float(infos["quantum_svm"]["C"]), infos["classical_baseline"], gate_policy)
-    margin = verdict_gate(verdict, holdout=metrics, degraded_reason=degraded_reason)
-    if degraded_reason:
-        reproducibility = GateResult("reproducibility", False, f"quantum stage degraded: {degraded_reason}")
-    else:
-        with cost_policy.ledger(run_id=context.run_id, asset="model_evaluation", backend=backend) as ledger:
-            reproducibility = reproducibility_study(
-                reduced_embeddings, spec, backend, seeds=gate_policy.reproducibility_seeds,
-                samples=gate_policy.reproducibility_samples, C=float(infos["quantum_svm"]["C"]),
-                metric=gate_policy.metric, tolerance=gate_policy.reproducibility_tolerance, ledger=ledger)
-    spent = warehouse.spent_usd(run_id=context.run_id)
-    cost = GateResult("cost_within_budget", spent <= cost_policy.run_budget_usd,
-                      f"estimated ${spent:.2f} spent this run of a ${cost_policy.run_budget_usd:.2f} budget",
-                      {"spent_usd": spent, "run_budget_usd": cost_policy.run_budget_usd,
-                       "spent_today_usd": warehouse.spent_usd(), "daily_budget_usd": cost_policy.daily_budget_usd})
-    latency = inference_latency(inputs, infos, reduced_embeddings, spec)
-    speed = latency_gate(latency, ceiling_s=gate_policy.latency_ceiling_s)
-    gates = [margin, reproducibility, cost, speed]
-
-    n_train = comparison.n_train
-    train_kernel, classical_kernel = comparison.kernel[:n_train, :n_train], tuned_rbf_kernel(
-        comparison.X[:n_train], infos["classical_baseline"])
-    diagnostics = [
-        concentration_gate(train_kernel, shots=backend.shots or gate_policy.reference_shots, configured_shots=backend.shots),
-        geometric_difference_gate(classical_kernel, train_kernel, ratio=gate_policy.geometric_difference_ratio),
-        alignment_gate(classical_kernel, train_kernel, comparison.y[:n_train]),
-    ]
-    vqc_margin = margin_gate(metrics, metric=gate_policy.metric, min_margin=gate_policy.min_margin,
-                             candidate="vqc_model", name="vqc_beats_classical",
-                             degraded_reason=infos["vqc_model"].get("degraded_reason", ""),
-                             consequence="reported only: the variational classifier is never promoted")
-    vqc_reproducibility = restart_spread(list(infos["vqc_model"].get("restart_val_accuracy") or []),
-                                         metric="accuracy", tolerance=gate_policy.reproducibility_tolerance)
-    failures, tasks = warehouse.failure_rate(run_id=context.run_id)
-    devices = warehouse.device_telemetry(run_id=context.run_id)
-    reported = [vqc_margin, vqc_reproducibility, *diagnostics]
-
-    rows = dashboard_rows(infos, telemetry, metrics, reproducibility, circuit_artifact, gate_policy.metric)
-    for name, row in rows.items():
-        row["latency_ms"] = latency[name] * 1e3 if name in latency else "n/a"
-    candidates = candidate_rows(infos["classical_baseline"], kernel_tuning)
-    report = {
-        "verdict": verdict.to_dict(),
-        "verdict_kernel": "exact simulator (the tuned spec); the configured device is judged on the fixed holdout"
-                          + ("; on the Nyström path the verdict's splits fit the exact-kernel SVM on the stated "
-                             "sample, and the Nyström model itself is judged on the fixed holdout" if plan.nystrom
-                             else ""),
-        "kernel_path": plan.to_dict(),
-        "verdict_sample": comparison.sample or {"rows": int(len(comparison.y)), "sampled": False},
-        "metrics": metrics,
-        "models": infos,
-        "inputs": {name: content_hash(value) for name, value in inputs.items()},
-        "quantum_minus_classical": {name: metrics["quantum_svm"][name] - metrics["classical_baseline"][name]
-                                    for name in METRICS},
-        "quantum_stage": "degraded" if degraded_reason else "ok",
-        "degraded_reason": degraded_reason,
-        "gates": {gate.name: gate.to_dict() for gate in gates},
-        "gates_other_models": {gate.name: gate.to_dict() for gate in reported},
-        "promotable": all(gate.passed for gate in gates),
-        "candidates": candidates,
-        "n_train": int(reduced_embeddings["y_train"].size),
-        "n_test": int(reduced_embeddings["y_test"].size),
-        # How this evaluation ran (clock readings, the run's own submissions): not content, so an
-        # evaluation of the same inputs keeps its data version and automation refreshes nothing after it.
-        TELEMETRY_KEY: {
-            "latency_per_sample_s": latency,
-            "gates": {gate.name: {"reading": gate.reading, **gate.measured} for gate in [*gates, *reported]
-                      if gate.measured},
-            "quantum_failure_rate": {"failed_submissions": failures, "tasks": tasks,
-                                     "rate": failures / (failures + tasks) if failures + tasks else 0.0},
-            "device_tasks": devices,
-            "dashboard": rows,
-        },
-    }
+    run = EvaluationRun(context.run_id, cost_policy.with_program_sets(quantum_backend.backend_config()),
+                        cost_policy, gate_policy, warehouse)
+    evidence = gather_evidence(inputs, gate_policy)
+    gates = evaluation_gates(evidence, run)
+    findings = evaluation_findings(evidence, gates, run)
+    report = evaluation_report(findings)
     warehouse.log_experiment(context.run_id, "model_evaluation",
                              {"circuit": circuit_artifact["spec"], "backend": quantum_backend.describe(),
                               "gate_policy": gate_policy.model_dump(), "inputs": report["inputs"]},
-                             {"metrics": metrics, "verdict": report["verdict"], "gates": report["gates"]})
-    table = comparison_table(metrics, METRICS)
-    context.log.info("Verdict: " + margin.message + "\nHoldout comparison\n" + table + "\n"
-                     + "\n".join(f"{g.name}: {g.text}" for g in gates))
-    metadata = {
-        "verdict": margin.message,
-        "comparison": MetadataValue.md(table),
-        "gates": MetadataValue.md(gate_lines(gates)),
-        "other_checks": MetadataValue.md("Reported; they never block promotion:\n\n" + gate_lines(reported)),
-        **plots_metadata(verdict, *heatmap_kernel(quantum_kernel_train, reduced_embeddings["y_train"]),
-                         [str(c) for c in reduced_embeddings["classes"]]),
-        "kernel_path": plan.path,
-        "kernel_path_reason": plan.reason,
-        "verdict_sample": MetadataValue.json(report["verdict_sample"]),
-        "dashboard": MetadataValue.md(comparison_table(
-            {name: {column: row[field] for column, field in DASHBOARD_COLUMNS.items()} for name, row in rows.items()},
-            list(DASHBOARD_COLUMNS))),
-        "device_telemetry": MetadataValue.md(device_telemetry_table(devices) if devices else
-                                             "No device tasks in this run (exact simulator, or no Braket device)."),
-        "candidates": MetadataValue.md(comparison_table(
-            {f"{c['side']}: {c['model']} {c['params']}": c for c in candidates}, ["cv_mean", "cv_std", "chosen"])),
-        "quantum_stage": report["quantum_stage"],
-        "promotable": report["promotable"],
-        "inputs": MetadataValue.json(report["inputs"]),
-        "quantum_svm/C": float(infos["quantum_svm"]["C"]),
-        "quantum_svm/circuit_depth": int(circuit_artifact["resources"]["depth"]),
-        "quantum_failure_rate": report[TELEMETRY_KEY]["quantum_failure_rate"]["rate"],
-        **{f"{model}/{name}": value for model, values in metrics.items() for name, value in values.items()},
-    }
-    yield artifact_output(report, metadata)
-    for gate in [*gates, *reported]:
-        yield _gate_check(gate)
+                             {"metrics": evidence.metrics, "verdict": report["verdict"], "gates": report["gates"]})
+    context.log.info(evaluation_summary(findings))
+    plots = plots_metadata(evidence.verdict, *heatmap_kernel(quantum_kernel_train, reduced_embeddings["y_train"]),
+                           [str(c) for c in reduced_embeddings["classes"]])
+    yield artifact_output(report, evaluation_metadata(findings, report, plots))
+    for gate in gates.every:
+        yield gate_check(gate)
 
 
 def heatmap_kernel(kernel_train: dict, y_train: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:

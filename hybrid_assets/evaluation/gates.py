@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -21,6 +21,32 @@ from hybrid_resources.quantum.kernel_diagnostics import (
     target_alignment,
 )
 from hybrid_resources.quantum.kernels import KernelSpec, compute_kernel
+
+
+@dataclass(frozen=True)
+class EvaluationGates:
+    """model_evaluation's gates: the four promotion gates (quantum_beats_classical,
+    reproducibility, cost_within_budget, latency_ceiling, in that order), the checks reported
+    beside them (never blocking), and the per-sample latency (s) per model the latency gate measured."""
+
+    promotion: tuple[GateResult, ...]
+    reported: tuple[GateResult, ...]
+    latency_s: dict[str, float]
+
+    @property
+    def every(self) -> list[GateResult]:
+        """The promotion gates, then the reported checks."""
+        return [*self.promotion, *self.reported]
+
+    @property
+    def verdict(self) -> GateResult:
+        """The ``quantum_beats_classical`` gate: its message is the verdict with its interval."""
+        return next(gate for gate in self.promotion if gate.name == "quantum_beats_classical")
+
+    @property
+    def promotable(self) -> bool:
+        """Every promotion gate passed."""
+        return all(gate.passed for gate in self.promotion)
 
 
 def margin_gate(metrics: dict[str, dict[str, float]], *, metric: str, min_margin: float,
@@ -101,6 +127,16 @@ def verdict_gate(verdict: Verdict, *, holdout: dict[str, dict[str, float]], degr
     message = verdict.message("quantum_svm", "the tuned classical baseline")
     return GateResult("quantum_beats_classical", verdict.passed,
                       message + ("" if verdict.passed else "; promotion blocked"), figures)
+
+
+def budget_gate(*, spent_usd: float, run_budget_usd: float, spent_today_usd: float,
+                daily_budget_usd: float) -> GateResult:
+    """``cost_within_budget``: this run's estimated quantum spend within the run budget (the day's
+    spend and budget are reported beside it)."""
+    return GateResult("cost_within_budget", spent_usd <= run_budget_usd,
+                      f"estimated ${spent_usd:.2f} spent this run of a ${run_budget_usd:.2f} budget",
+                      {"spent_usd": spent_usd, "run_budget_usd": run_budget_usd,
+                       "spent_today_usd": spent_today_usd, "daily_budget_usd": daily_budget_usd})
 
 
 def concentration_gate(kernel: np.ndarray, *, shots: int, configured_shots: int | None) -> GateResult:

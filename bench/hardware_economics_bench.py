@@ -1,4 +1,4 @@
-"""Hardware economics and noise (issue 17): what each kernel route would cost, what program sets
+"""Hardware economics and noise: what each kernel route would cost, what program sets
 save, how far a mitigated noisy kernel is from exact, and how fast the local shot simulators are.
 
     .venv/bin/python bench/hardware_economics_bench.py [--quick] [--skip-latency] [--braket-dm]

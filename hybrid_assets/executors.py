@@ -5,8 +5,8 @@
 - ``multiprocess``: one process per step on the run's host, at most ``HYBRID_MAX_CONCURRENT_STEPS``
   (default 2) at once. Safe with the DuckDB warehouse: every process opens the file briefly and
   retries DuckDB's "Could not set lock" error with backoff (``open_warehouse``, about 40 s in
-  all), and the steps that write it or submit circuits sit in the ``warehouse`` and ``quantum``
-  pools. Measured (``bench/executor_check.py --rows 300 --max-concurrent 4``, no pool limits):
+  all); the ingest steps sit in pool ``warehouse`` and the steps that submit circuits in pool
+  ``quantum`` (docs/configuration.md, "Pools"). Measured (``bench/executor_check.py --rows 300 --max-concurrent 4``, no pool limits):
   the refresh succeeded with no failed step and the same models and verdict as in process, but
   took 328 s against 58 s in process on 2 shared cores: each step process pays the imports
   again. It pays off only where steps are long (large N, the exact path's kernels, the VQC).

@@ -70,7 +70,10 @@ class StreamScoringConfig(Config):
                                                                       "band that goes to the quantum model")
 
 
-@op(description="Score a batch of records from the Redis stream; acknowledge them once their predictions are committed.")
+# Pool `scoring_stream` (limit 1, the instance's default): one consumer scores the stream at a
+# time, however its run was launched.
+@op(pool="scoring_stream",
+    description="Score a batch of records from the Redis stream; acknowledge them once their predictions are committed.")
 def score_stream(context: OpExecutionContext, config: StreamScoringConfig, scoring_stream: ScoringStream,
                  warehouse: Warehouse, quantum_backend: QuantumBackend, cost_policy: CostPolicy) -> None:
     done = score_stream_records(context, stream=scoring_stream, warehouse=warehouse, quantum_backend=quantum_backend,
@@ -78,8 +81,7 @@ def score_stream(context: OpExecutionContext, config: StreamScoringConfig, scori
     context.log.info(f"stream {scoring_stream.stream}: {done}")
 
 
-@job(description="Score the records waiting on the Redis scoring stream (launched by scoring_stream_sensor).",
-     tags={"dagster/concurrency_key": "scoring_stream"})
+@job(description="Score the records waiting on the Redis scoring stream (launched by scoring_stream_sensor).")
 def score_stream_job():
     score_stream()
 

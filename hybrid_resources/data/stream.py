@@ -1,4 +1,4 @@
-"""Scoring records from a Redis stream (the seed's blueprint B: a new record lands in a queue).
+"""Scoring records from a Redis stream (a new record lands in a queue and is scored as it arrives).
 
 A record is a stream entry with the fields ``sample_id`` and ``features``, a JSON object of the
 training feature columns ({"f0": 1.2, ...}). The consumer group gives at-least-once delivery: an

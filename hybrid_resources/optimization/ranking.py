@@ -5,7 +5,7 @@ sampled bitstring is repaired to feasibility by the problem (a portfolio: exactl
 sector caps, excluded assets never held; max-cut: every bitstring is a cut), duplicates merged
 (their counts added), scored by the true objective, and the best ``top`` kept.
 
-ROI figures (the seed's measures): approximation ratio of the best candidate, probability of
+ROI figures: approximation ratio of the best candidate, probability of
 sampling the optimum, recall of the true top-m, novelty (ranked candidates in no heuristic's own
 top-m list) and cost per successful run.
 """

@@ -33,7 +33,7 @@ from hybrid_resources.data.contract import (
     row_hash,
 )
 from hybrid_resources.data.paths import DataLayout, landing_location, zone_files
-from hybrid_resources.data.quarantine import quarantine_file
+from hybrid_resources.data.quarantine import quarantine_and_record
 from hybrid_resources.data.warehouse import LandingRecord, Warehouse, WarehouseSession
 
 
@@ -116,6 +116,41 @@ def _order_columns(table: LandingTable) -> LandingTable:
     )
 
 
+@dataclass(frozen=True)
+class LandingFile:
+    """One file being ingested: its partition, original name, local copy and hash, the zone it lands
+    in and the run taking it."""
+
+    partition_key: str
+    original_name: str
+    path: Path
+    file_hash: str
+    zone: str
+    run_id: str
+
+
+@dataclass(frozen=True)
+class LoadedFile:
+    """A file read against its contract: its table and validation report, or the violation."""
+
+    table: LandingTable | None = None
+    validation: dict[str, Any] = field(default_factory=dict)
+    violation: ContractViolation | None = None
+
+
+def load_file(path: Path, contract: DatasetContract, zone: str) -> LoadedFile:
+    """Read a landing file (a labels file for ``zone`` "labels") and check it against ``contract``;
+    a violation is returned, not raised."""
+    try:
+        if zone == "labels":
+            table = load_labels_file(path, contract)
+            return LoadedFile(table, {"success": True, "n_rows": table.n_rows()})
+        table, report = load_landing_file(path, contract)
+        return LoadedFile(_order_columns(table), report.to_metadata())
+    except ContractViolation as error:
+        return LoadedFile(violation=error)
+
+
 def ingest_file(
     warehouse: Warehouse,
     source: UPath,
@@ -140,58 +175,59 @@ def ingest_file(
     Idempotent: re-ingesting the same partition replaces its rows.
     """
     with local_copy(source, layout.root / "staging") as path:
-        file_hash = file_sha256(path)
-        table, validation, violation = None, {}, None
-        try:
-            if zone == "labels":
-                table = load_labels_file(path, contract)
-                validation = {"success": True, "n_rows": table.n_rows()}
-            else:
-                table, report = load_landing_file(path, contract)
-                table, validation = _order_columns(table), report.to_metadata()
-        except ContractViolation as error:
-            violation = error
+        landing = LandingFile(partition_key, source.name, path, file_sha256(path), zone, run_id)
+        loaded = load_file(path, contract, zone)
         with warehouse.session() as session:
-            duplicate_of = session.ingested_partition_with_hash(file_hash, other_than=partition_key, zone=zone)
-            if duplicate_of:
-                outcome = IngestOutcome(partition_key, source.name, file_hash, "duplicate", 0,
-                                        reason=f"same bytes already ingested as partition {duplicate_of!r}")
-                session.record_landing(outcome, feature_names=None, run_id=run_id, zone=zone)
-                return outcome
-            if violation is None and zone != "labels":
-                try:
-                    check_against_warehouse(session, table, partition_key, file_hash, zone)
-                except ContractViolation as error:
-                    violation = error
-            if violation is not None:
-                outcome = _quarantine(session, path, source.name, partition_key, file_hash, violation,
-                                      validation, layout.quarantine, run_id, zone)
-            else:
-                outcome = IngestOutcome(partition_key, source.name, file_hash, "ingested", table.n_rows(),
-                                        validation=validation)
-                with session.transaction():
-                    if zone in ("landing", "scoring"):
-                        session.replace_file_rows(file_hash, table.sample_ids, table.features,
-                                                  labels=table.labels if zone == "landing" else None)
-                    else:
-                        session.upsert_labels(table.sample_ids, table.labels, file_hash)
-                    session.record_landing(outcome, feature_names=table.feature_names, run_id=run_id, zone=zone)
+            outcome = record_file(session, landing, loaded, layout.quarantine)
     if outcome.status == "quarantined" and not is_local(source):
         source.unlink()  # the verified copy is in quarantine now
     return outcome
 
 
-def _quarantine(
-    session: WarehouseSession, path: Path, original_name: str, partition_key: str, file_hash: str,
-    violation: ContractViolation, validation: dict[str, Any], quarantine_dir: Path, run_id: str, zone: str,
-) -> IngestOutcome:
-    record = quarantine_file(path, quarantine_dir, check=violation.check, reason=violation.reason,
-                             details={**violation.details, "original_name": original_name})
-    outcome = IngestOutcome(partition_key, original_name, file_hash, "quarantined", 0, check=violation.check,
-                            reason=violation.reason, validation=validation, quarantined_path=record.quarantined_path)
+def record_file(session: WarehouseSession, landing: LandingFile, loaded: LoadedFile,
+                quarantine_dir: Path) -> IngestOutcome:
+    """Under one warehouse session: record a duplicate of an ingested file, or quarantine a file that
+    breaks its contract or the cross-file rules, or write its rows."""
+    duplicate_of = session.ingested_partition_with_hash(landing.file_hash, other_than=landing.partition_key,
+                                                        zone=landing.zone)
+    if duplicate_of:
+        outcome = IngestOutcome(landing.partition_key, landing.original_name, landing.file_hash, "duplicate", 0,
+                                reason=f"same bytes already ingested as partition {duplicate_of!r}")
+        session.record_landing(outcome, feature_names=None, run_id=landing.run_id, zone=landing.zone)
+        return outcome
+    violation = loaded.violation
+    if violation is None and landing.zone != "labels":
+        try:
+            check_against_warehouse(session, loaded.table, landing.partition_key, landing.file_hash, landing.zone)
+        except ContractViolation as error:
+            violation = error
+    if violation is not None:
+        return _quarantine(session, landing, violation, loaded.validation, quarantine_dir)
+    return _write_rows(session, landing, loaded)
+
+
+def _write_rows(session: WarehouseSession, landing: LandingFile, loaded: LoadedFile) -> IngestOutcome:
+    table, zone = loaded.table, landing.zone
+    outcome = IngestOutcome(landing.partition_key, landing.original_name, landing.file_hash, "ingested",
+                            table.n_rows(), validation=loaded.validation)
     with session.transaction():
-        session.record_quarantine(file_hash=file_hash, original_name=original_name,
-                                  quarantined_path=record.quarantined_path, check=violation.check,
-                                  reason=violation.reason)
-        session.record_landing(outcome, feature_names=None, run_id=run_id, zone=zone)
+        if zone in ("landing", "scoring"):
+            session.replace_file_rows(landing.file_hash, table.sample_ids, table.features,
+                                      labels=table.labels if zone == "landing" else None)
+        else:
+            session.upsert_labels(table.sample_ids, table.labels, landing.file_hash)
+        session.record_landing(outcome, feature_names=table.feature_names, run_id=landing.run_id, zone=zone)
+    return outcome
+
+
+def _quarantine(session: WarehouseSession, landing: LandingFile, violation: ContractViolation,
+                validation: dict[str, Any], quarantine_dir: Path) -> IngestOutcome:
+    """Quarantine the file and record it with its landing row in one transaction."""
+    with session.transaction():
+        record = quarantine_and_record(session, landing.path, quarantine_dir, violation,
+                                       original_name=landing.original_name)
+        outcome = IngestOutcome(landing.partition_key, landing.original_name, landing.file_hash, "quarantined", 0,
+                                check=violation.check, reason=violation.reason, validation=validation,
+                                quarantined_path=record.quarantined_path)
+        session.record_landing(outcome, feature_names=None, run_id=landing.run_id, zone=landing.zone)
     return outcome

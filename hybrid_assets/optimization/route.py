@@ -33,10 +33,9 @@ from dagster import (
 from pydantic import Field
 
 from hybrid_assets.common.automation import ON_NEW_DATA
-from hybrid_assets.common.gates import circuit_ceilings
+from hybrid_assets.common.circuits import Ceilings, circuit_report
 from hybrid_assets.common.outputs import artifact_output
 from hybrid_assets.common.reporting import (
-    code_block,
     comparison_table,
     histograms_png,
     markdown_image,
@@ -50,7 +49,7 @@ from hybrid_assets.optimization.gates import (
 from hybrid_resources.cost_policy import CostPolicy
 from hybrid_resources.data.contract import ContractViolation, file_sha256
 from hybrid_resources.data.paths import DataLayout, zone_files
-from hybrid_resources.data.quarantine import quarantine_file
+from hybrid_resources.data.quarantine import quarantine_and_record
 from hybrid_resources.data.warehouse import Warehouse
 from hybrid_resources.gate_policy import GatePolicy
 from hybrid_resources.optimization.pipeline import run_heuristics
@@ -126,12 +125,8 @@ class ProblemKind:
 
 
 def _quarantine(path: Path, violation: ContractViolation, warehouse: Warehouse) -> dict:
-    file_hash = file_sha256(path)
-    record = quarantine_file(path, DataLayout.from_env().quarantine, check=violation.check, reason=violation.reason,
-                             details=violation.details)
     with warehouse.session() as session:
-        session.record_quarantine(file_hash=file_hash, original_name=path.name, quarantined_path=record.quarantined_path,
-                                  check=violation.check, reason=violation.reason)
+        quarantine_and_record(session, path, DataLayout.from_env().quarantine, violation)
     return {"file": path.name, "check": violation.check, "reason": violation.reason}
 
 
@@ -217,20 +212,13 @@ def _circuit_asset(kind: ProblemKind):
         artifact = {"circuit": built.to_dict(), "circuit_hash": built.circuit_hash(), "version": QAOA_VERSION,
                     "reference_params": reference.tolist(), "openqasm": to_openqasm(built, reference),
                     "resources": resources, "problem_hash": problem["problem_hash"]}
-        qasm_path = DataLayout.from_env().artifacts / name / "circuit.qasm"
-        qasm_path.parent.mkdir(parents=True, exist_ok=True)
-        qasm_path.write_text(artifact["openqasm"])
+        ceilings = Ceilings(gate_policy.max_width, config.max_depth, config.max_two_qubit_gates)
+        metadata, check = circuit_report(name, artifact["openqasm"], resources, ceilings, max_lines=60)
         yield artifact_output(artifact, {
             "circuit_version": QAOA_VERSION, "circuit_hash": artifact["circuit_hash"], "mixer": config.mixer,
-            "p": config.p, "width": resources["width"], "depth": resources["depth"],
-            "two_qubit_gates": resources["two_qubit_gates"], "gate_counts": MetadataValue.json(resources["gate_counts"]),
-            "openqasm": MetadataValue.md(code_block(artifact["openqasm"], "qasm", max_lines=60, whole=str(qasm_path))),
-            "openqasm_path": MetadataValue.path(str(qasm_path)),
+            "p": config.p, **metadata,
         })
-        ceilings = circuit_ceilings(resources, max_width=gate_policy.max_width, max_depth=config.max_depth,
-                                    max_two_qubit_gates=config.max_two_qubit_gates)
-        yield AssetCheckResult(check_name="circuit_ceilings", passed=ceilings.passed,
-                               metadata={"message": ceilings.message, **ceilings.figures})
+        yield check
 
     return circuit
 

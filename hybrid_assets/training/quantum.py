@@ -1,8 +1,8 @@
 """Features -> reduced embeddings -> circuit artifact -> quantum kernels -> quantum SVM."""
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import nullcontext
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Optional
 
 import numpy as np
@@ -19,6 +19,7 @@ from dagster import (
 from pydantic import Field
 
 from hybrid_assets.common.automation import ON_NEW_DATA
+from hybrid_assets.common.circuits import Ceilings, circuit_report
 from hybrid_assets.common.gates import GateResult, circuit_ceilings, kernel_health
 from hybrid_assets.common.outputs import (
     artifact_output,
@@ -26,7 +27,6 @@ from hybrid_assets.common.outputs import (
     recorded_artifact,
 )
 from hybrid_assets.common.reporting import (
-    code_block,
     comparison_table,
     markdown_image,
     shot_plan_png,
@@ -52,14 +52,15 @@ from hybrid_assets.training.scale import (
 )
 from hybrid_assets.training.shot_planner import (
     SHOT_LADDER,
-    ShotRung,
+    ShotPlan,
     holdout_score,
+    priced_rungs,
     recommend,
     shot_ladder,
 )
 from hybrid_assets.training.tuning import kfold_splits, quantum_score, tune_quantum
 from hybrid_resources.compute import DaskCluster
-from hybrid_resources.cost_policy import CostPolicy, UnknownPriceError, device_identity
+from hybrid_resources.cost_policy import CostPolicy
 from hybrid_resources.data.artifacts import (
     content_hash,
     info_of,
@@ -88,13 +89,19 @@ from hybrid_resources.quantum.feature_maps import (
 from hybrid_resources.quantum.kernel_cache import KernelCache
 from hybrid_resources.quantum.kernels import (
     FAMILIES,
+    KernelSpec,
     circuit_version,
     compute_kernel,
     kernel_spec,
     run_circuits,
     streamed_kernel,
 )
-from hybrid_resources.quantum.nystrom import NystromModel, nystrom_model
+from hybrid_resources.quantum.nystrom import (
+    NystromModel,
+    landmark_columns,
+    non_landmark_rows,
+    nystrom_model,
+)
 from hybrid_resources.quantum.projected_kernel import (
     DEFAULT_GAMMAS,
     ProjectedKernelSpec,
@@ -286,26 +293,16 @@ def circuit_artifact(kernel_tuning: dict, reduced_embeddings: dict, gate_policy:
         "openqasm": to_openqasm(fm, reference_input),
         "resources": resources,
     }
-    qasm_path = DataLayout.from_env().artifacts / "circuit_artifact" / "circuit.qasm"
-    qasm_path.parent.mkdir(parents=True, exist_ok=True)
-    qasm_path.write_text(artifact["openqasm"])
+    metadata, check = circuit_report("circuit_artifact", artifact["openqasm"], resources, Ceilings.of(gate_policy))
     yield artifact_output(artifact, {
         "kernel": kernel["family"],
         **({"gamma": kernel["gamma"]} if "gamma" in kernel else {}),
         "feature_map": fm.name,
         "circuit_version": circuit_version(spec),
         "spec_hash": spec.spec_hash,
-        "width": resources["width"],
-        "depth": resources["depth"],
-        "two_qubit_gates": resources["two_qubit_gates"],
-        "gate_counts": MetadataValue.json(resources["gate_counts"]),
-        "openqasm": MetadataValue.md(code_block(artifact["openqasm"], "qasm", whole=str(qasm_path))),
-        "openqasm_path": MetadataValue.path(str(qasm_path)),
+        **metadata,
     })
-    ceilings = circuit_ceilings(resources, max_width=gate_policy.max_width, max_depth=gate_policy.max_depth,
-                                max_two_qubit_gates=gate_policy.max_two_qubit_gates)
-    yield AssetCheckResult(check_name="circuit_ceilings", passed=ceilings.passed,
-                           metadata={"message": ceilings.message, **ceilings.figures})
+    yield check
 
 
 def merged_stats(stats: list) -> dict:
@@ -335,11 +332,28 @@ def kernel_arrays(X: np.ndarray, X_train: np.ndarray | None, plan: KernelPlan, c
     train = X if X_train is None else X_train
     indices = landmark_indices(train, plan)
     landmarks = train[indices]
+    if X_train is None and compute_rows is None:
+        return nystrom_train_arrays(X, indices, compute)
     rows = (compute_rows or compute)(X, landmarks)
-    if X_train is None:
+    if X_train is None:  # streamed, on an exact simulator: no circuit is saved by reusing K_mm's rows
         k_mm = compute(landmarks)
         return {"landmark_indices": indices, "K_mm": k_mm.matrix, "K_nm": rows.matrix}, [k_mm.stats, rows.stats]
     return {"landmark_indices": indices, "matrix": rows.matrix}, [rows.stats]
+
+
+def nystrom_train_arrays(X: np.ndarray, indices: np.ndarray, compute) -> tuple[dict, list]:
+    """The Nyström train kernel's arrays for train rows X (N, d) and landmark ``indices`` (m,):
+    K_mm (m, m), then only the N - m other rows against the landmarks; a landmark's row of K_nm
+    (N, m) is its row of K_mm (what the planner counts: m(m-1)/2 + (N-m) m circuits)."""
+    landmarks = X[indices]
+    k_mm = compute(landmarks)
+    others = non_landmark_rows(len(X), indices)
+    if not len(others):
+        return {"landmark_indices": indices, "K_mm": k_mm.matrix, "K_nm": landmark_columns(
+            k_mm.matrix, np.empty((0, len(indices))), indices)}, [k_mm.stats]
+    rows = compute(X[others], landmarks)
+    K_nm = landmark_columns(k_mm.matrix, rows.matrix, indices)
+    return {"landmark_indices": indices, "K_mm": k_mm.matrix, "K_nm": K_nm}, [k_mm.stats, rows.stats]
 
 
 def streams_to_disk(n_rows: int, plan: KernelPlan, backend: BackendConfig, gates: GatePolicy) -> bool:
@@ -360,73 +374,130 @@ def nystrom_kernel_health(arrays: dict, *, shots: int | None, gates: GatePolicy)
     return GateResult("kernel_well_formed", not problems, "; ".join(problems) or "well-formed (K_mm and K_nm)", figures)
 
 
-def _quantum_kernel_asset(context: AssetExecutionContext, X: np.ndarray, X_train: np.ndarray | None, circuit: dict,
-                          quantum_backend: QuantumBackend, cost_policy: CostPolicy, gates: GatePolicy,
-                          n_train: int, dask: DaskCluster) -> Iterator:
+@dataclass(frozen=True, eq=False)
+class KernelJob:
+    """One kernel asset's work: the rows ``X`` against ``X_train`` (None: the train Gram matrix of
+    ``X``) for the circuit artifact, and the resources it runs under."""
+
+    X: np.ndarray
+    X_train: np.ndarray | None
+    circuit: dict
+    quantum_backend: QuantumBackend
+    cost_policy: CostPolicy
+    gates: GatePolicy
+    dask: DaskCluster
+
+    @property
+    def n_train(self) -> int:
+        return len(self.X if self.X_train is None else self.X_train)
+
+
+@dataclass(frozen=True)
+class KernelRun:
+    """What the engine gave: the arrays and engine calls, or the reason it degraded; the ledger's
+    spend; the metadata of a kernel streamed to disk (empty when not)."""
+
+    arrays: dict
+    calls: list
+    reason: str = ""
+    usd: float = 0.0
+    streamed: dict = field(default_factory=dict)
+
+
+def compute_kernel_arrays(job: KernelJob, plan: KernelPlan, backend: BackendConfig, *, run_id: str,
+                          asset: str) -> KernelRun:
+    """The kernel arrays of ``job`` on ``plan``'s path under the spend ledger (the rows x landmarks
+    kernel streamed to a memory map when over the RAM budget); degraded when the backend is still
+    failing after the engine's retries."""
+    streamed = streams_to_disk(len(job.X), plan, backend, job.gates)
+    arrays, calls, reason = {}, [], ""
+    with job.cost_policy.ledger(run_id=run_id, asset=asset, backend=backend) as ledger, \
+            (job.dask.client_if_enabled() if streamed else nullcontext()) as client:
+        def compute(A, B=None):
+            return compute_kernel(A, B, spec=kernel_spec(job.circuit["spec"]), backend=backend,
+                                  cache=KernelCache(DataLayout.from_env().kernel_cache), ledger=ledger)
+
+        def compute_rows(A, landmarks):
+            out = scratch_array(DataLayout.from_env().artifacts / ".scratch", len(A), len(landmarks))
+            return streamed_kernel(A, landmarks, spec=kernel_spec(job.circuit["spec"]), backend=backend, out=out,
+                                   block_rows=block_rows_of(out), client=client)
+        try:
+            arrays, calls = kernel_arrays(job.X, job.X_train, plan, compute, compute_rows if streamed else None)
+        except BackendUnavailableError as unavailable:
+            reason = str(unavailable)
+    note = {"streamed_to_disk": f"rows x landmarks kernel over kernel_ram_budget_mb "
+                                f"({job.gates.kernel_ram_budget_mb}): written in row blocks to a memory-mapped "
+                                ".npy, no entry cache",
+            "blocks_engine": MetadataValue.json(job.dask.describe())} if streamed else {}
+    return KernelRun(arrays, calls, reason, ledger.usd, note)
+
+
+def degraded_kernel(reason: str, identity: dict, metadata: dict) -> Iterator:
+    """An empty (0, 0) kernel with the reason (and ``identity``: spec hash, backend, kernel path), and
+    its (passing) check."""
+    info = {"degraded": True, "degraded_reason": reason, **identity}
+    yield artifact_output(with_info({"matrix": np.empty((0, 0))}, info), {**metadata, "degraded": True,
+                                                                         "degraded_reason": reason})
+    yield AssetCheckResult(check_name="kernel_well_formed", passed=True, metadata={"degraded": True, "reason": reason})
+
+
+def kernel_output(run: KernelRun, plan: KernelPlan, identity: dict, metadata: dict) -> Output:
+    """A computed kernel's arrays with ``info`` (``identity``: spec hash, backend, kernel path; and
+    its shapes) and ``telemetry`` (the engine's figures)."""
+    stats = merged_stats(run.calls)
+    shapes = {name: list(value.shape) for name, value in run.arrays.items() if value.ndim == 2}
+    info = {"degraded": False, "spec_hash": identity["spec_hash"], "backend": identity["backend"],
+            "shape": shapes.get("matrix", shapes.get("K_nm")), "shapes": shapes,
+            "kernel_path": identity["kernel_path"]}
+    telemetry = {**stats, "estimated_cost_usd": run.usd}
+    extra = {"landmarks": plan.landmarks, "landmark_rule": plan.landmark_rule, "landmark_seed": plan.seed,
+             "shapes": MetadataValue.json(shapes)} if plan.nystrom else {}
+    return artifact_output(with_info(run.arrays, info, telemetry), {
+        **metadata,
+        **extra,
+        "shape": info["shape"],
+        "degraded": False,
+        "estimated_cost_usd": run.usd,
+        **stats,
+    })
+
+
+def kernel_check(arrays: dict, *, nystrom: bool, square: bool, shots: int | None,
+                 gates: GatePolicy) -> AssetCheckResult:
+    """The ``kernel_well_formed`` check of a computed kernel (``square``: the train kernel)."""
+    if nystrom and square:
+        health = nystrom_kernel_health(arrays, shots=shots, gates=gates)
+    else:
+        health = kernel_health(arrays["matrix"], shots=shots, symmetry_tolerance=gates.symmetry_tolerance,
+                               psd_tolerance=gates.psd_tolerance, psd_shot_factor=gates.psd_shot_factor,
+                               square=square)
+    return AssetCheckResult(check_name="kernel_well_formed", passed=health.passed,
+                            metadata={"message": health.message, **health.figures})
+
+
+def _quantum_kernel_asset(context: AssetExecutionContext, job: KernelJob) -> Iterator:
     """Compute a kernel within budget, record what it ran and which path (exact or Nyström, and
     why), gate its shape. Degrade (an empty (0, 0) kernel, never a crash) when the backend is
     disabled or still failing after the engine's retries; a plan over budget is refused by the
     ledger before anything is sent."""
-    backend = cost_policy.with_program_sets(quantum_backend.backend_config())
+    backend = job.cost_policy.with_program_sets(job.quantum_backend.backend_config())
     asset = context.asset_key.to_user_string()
-    plan = kernel_plan(n_train, gates)
-    common = {"backend": MetadataValue.json(quantum_backend.describe()), "spec_hash": circuit["spec_hash"],
+    plan = kernel_plan(job.n_train, job.gates)
+    common = {"backend": MetadataValue.json(job.quantum_backend.describe()), "spec_hash": job.circuit["spec_hash"],
               "kernel_path": plan.path, "kernel_path_reason": plan.reason}
-    reason = ""
-    if not quantum_backend.enabled:
-        reason = "quantum backend disabled by configuration (quantum_backend.enabled = false)"
+    if not job.quantum_backend.enabled:
+        run = KernelRun({}, [], "quantum backend disabled by configuration (quantum_backend.enabled = false)")
     else:
-        streamed = streams_to_disk(len(X), plan, backend, gates)
-        with cost_policy.ledger(run_id=context.run_id, asset=asset, backend=backend) as ledger, \
-                (dask.client_if_enabled() if streamed else nullcontext()) as client:
-            def compute(A, B=None):
-                return compute_kernel(A, B, spec=kernel_spec(circuit["spec"]), backend=backend,
-                                      cache=KernelCache(DataLayout.from_env().kernel_cache), ledger=ledger)
-
-            def compute_rows(A, landmarks):
-                out = scratch_array(DataLayout.from_env().artifacts / ".scratch", len(A), len(landmarks))
-                return streamed_kernel(A, landmarks, spec=kernel_spec(circuit["spec"]), backend=backend, out=out,
-                                       block_rows=block_rows_of(out), client=client)
-            try:
-                arrays, calls = kernel_arrays(X, X_train, plan, compute, compute_rows if streamed else None)
-            except BackendUnavailableError as unavailable:
-                reason = str(unavailable)
-        if streamed:
-            common |= {"streamed_to_disk": f"rows x landmarks kernel over kernel_ram_budget_mb "
-                                           f"({gates.kernel_ram_budget_mb}): written in row blocks to a memory-mapped "
-                                           ".npy, no entry cache", "blocks_engine": MetadataValue.json(dask.describe())}
-    if reason:
-        context.log.warning(f"{asset}: quantum stage degraded, the classical path carries on: {reason}")
-        info = {"degraded": True, "degraded_reason": reason, "spec_hash": circuit["spec_hash"],
-                "backend": backend.cache_key(), "kernel_path": plan.to_dict()}
-        yield artifact_output(with_info({"matrix": np.empty((0, 0))}, info), {**common, "degraded": True,
-                                                                             "degraded_reason": reason})
-        yield AssetCheckResult(check_name="kernel_well_formed", passed=True,
-                               metadata={"degraded": True, "reason": reason})
+        run = compute_kernel_arrays(job, plan, backend, run_id=context.run_id, asset=asset)
+        common |= run.streamed
+    identity = {"spec_hash": job.circuit["spec_hash"], "backend": backend.cache_key(), "kernel_path": plan.to_dict()}
+    if run.reason:
+        context.log.warning(f"{asset}: quantum stage degraded, the classical path carries on: {run.reason}")
+        yield from degraded_kernel(run.reason, identity, common)
         return
-    stats = merged_stats(calls)
-    shapes = {name: list(value.shape) for name, value in arrays.items() if value.ndim == 2}
-    info = {"degraded": False, "spec_hash": circuit["spec_hash"], "backend": backend.cache_key(),
-            "shape": shapes.get("matrix", shapes.get("K_nm")), "shapes": shapes, "kernel_path": plan.to_dict()}
-    telemetry = {**stats, "estimated_cost_usd": ledger.usd}
-    extra = {"landmarks": plan.landmarks, "landmark_rule": plan.landmark_rule, "landmark_seed": plan.seed,
-             "shapes": MetadataValue.json(shapes)} if plan.nystrom else {}
-    yield artifact_output(with_info(arrays, info, telemetry), {
-        **common,
-        **extra,
-        "shape": info["shape"],
-        "degraded": False,
-        "estimated_cost_usd": ledger.usd,
-        **stats,
-    })
-    if plan.nystrom and X_train is None:
-        health = nystrom_kernel_health(arrays, shots=backend.shots, gates=gates)
-    else:
-        health = kernel_health(arrays["matrix"], shots=backend.shots, symmetry_tolerance=gates.symmetry_tolerance,
-                               psd_tolerance=gates.psd_tolerance, psd_shot_factor=gates.psd_shot_factor,
-                               square=X_train is None)
-    yield AssetCheckResult(check_name="kernel_well_formed", passed=health.passed,
-                           metadata={"message": health.message, **health.figures})
+    yield kernel_output(run, plan, identity, common)
+    yield kernel_check(run.arrays, nystrom=plan.nystrom, square=job.X_train is None, shots=backend.shots,
+                       gates=job.gates)
 
 
 def _kernel_check(asset: str) -> AssetCheckSpec:
@@ -445,9 +516,8 @@ def quantum_kernel_train(context: AssetExecutionContext, reduced_embeddings: dic
     under kernel_path auto, or forced): ``landmark_indices`` (m,), ``K_mm`` (m, m) and ``K_nm``
     (n_train, m) instead. ``info``: the path and why, backend, spec hash, circuits, cache hits,
     cost, wall time."""
-    X_train = reduced_embeddings["X_train"]
-    yield from _quantum_kernel_asset(context, X_train, None, circuit_artifact, quantum_backend, cost_policy,
-                                     gate_policy, len(X_train), dask)
+    yield from _quantum_kernel_asset(context, KernelJob(reduced_embeddings["X_train"], None, circuit_artifact,
+                                                        quantum_backend, cost_policy, gate_policy, dask))
 
 
 @asset(automation_condition=ON_NEW_DATA, code_version="4", group_name="quantum", pool="quantum",
@@ -458,9 +528,9 @@ def quantum_kernel_test(context: AssetExecutionContext, reduced_embeddings: dict
     """Kernel between test and train embeddings: ``matrix`` (n_test, n_train), or (n_test, m) against
     the landmarks on the Nyström path (then with ``landmark_indices``), entries in [0, 1], (0, 0)
     when degraded; ``info`` as for the train kernel."""
-    X_train = reduced_embeddings["X_train"]
-    yield from _quantum_kernel_asset(context, reduced_embeddings["X_test"], X_train, circuit_artifact,
-                                     quantum_backend, cost_policy, gate_policy, len(X_train), dask)
+    yield from _quantum_kernel_asset(context, KernelJob(reduced_embeddings["X_test"], reduced_embeddings["X_train"],
+                                                        circuit_artifact, quantum_backend, cost_policy, gate_policy,
+                                                        dask))
 
 
 class SvmConfig(Config):
@@ -546,6 +616,56 @@ class ShotPlanConfig(Config):
     tolerance: float = Field(default=0.01, ge=0.0, description="How far below the exact metric a rung may score")
 
 
+def ladder_split(embeddings: dict, plan: KernelPlan) -> tuple[dict, dict]:
+    """The rows the shot ladder emulates on (``X_train``, ``y_train``, ``X_test``, ``y_test``): all of
+    them, or a seeded stratified sample of each split above ``max_exact_train``; and what was sampled."""
+    train_rows, test_rows = plan.exact_sample(embeddings["y_train"]), plan.exact_sample(embeddings["y_test"])
+    split = {"X_train": embeddings["X_train"][train_rows], "y_train": embeddings["y_train"][train_rows],
+             "X_test": embeddings["X_test"][test_rows], "y_test": embeddings["y_test"][test_rows]}
+    samples = {"kernel_path": plan.path, "kernel_path_reason": plan.reason,
+               "train_sample": sample_note(len(embeddings["y_train"]), train_rows, seed=plan.seed,
+                                           what="shot ladder train rows"),
+               "test_sample": sample_note(len(embeddings["y_test"]), test_rows, seed=plan.seed,
+                                          what="shot ladder test rows")}
+    return split, samples
+
+
+def projected_emulator(spec: KernelSpec, split: dict,
+                       seed: int) -> Callable[[int, int], tuple[np.ndarray, np.ndarray]] | None:
+    """For a projected kernel, one noisy (train, test) kernel pair per (shots, repeat) from noisy Bloch
+    vectors; None (emulate the kernel entries) for a fidelity kernel."""
+    if not isinstance(spec, ProjectedKernelSpec):
+        return None
+
+    def emulate(shots: int, repeat: int) -> tuple[np.ndarray, np.ndarray]:
+        # One noisy measurement of each row serves both kernels, as on a device.
+        noisy = BackendConfig(shots=shots, shot_emulation=True, seed=seed * 1000 + repeat)
+        k_train, k_test = projected_train_test(split["X_train"], split["X_test"], spec=spec, backend=noisy)
+        return k_train.matrix, k_test.matrix
+    return emulate
+
+
+def shot_plan_metadata(plan: ShotPlan) -> dict:
+    """The shot plan's metadata: the recommendation, the ladder as a table and as a plot."""
+    devices = list(plan.devices)
+    rungs = plan.rungs
+    table = {f"{r.shots} shots": {"mean": r.metric_mean, "std": r.metric_std, "kernel_error": r.kernel_mean_abs_error,
+                                  **{f"usd_{name}": r.usd[name] if r.usd[name] is not None else "no price"
+                                     for name in devices}} for r in rungs}
+    png = shot_plan_png([r.shots for r in rungs], [r.metric_mean for r in rungs], [r.metric_std for r in rungs],
+                        [r.kernel_mean_abs_error for r in rungs], plan.exact, plan.metric)
+    return {
+        "recommended_shots": plan.best.shots if plan.best else "none within tolerance",
+        f"exact_{plan.metric}": plan.exact,
+        "circuits_per_run": plan.circuits,
+        "kernel_path": plan.samples["kernel_path"],
+        "ladder_sample": MetadataValue.json(plan.samples),
+        "ladder": MetadataValue.md(comparison_table(table, ["mean", "std", "kernel_error",
+                                                            *[f"usd_{name}" for name in devices]])),
+        "plot": MetadataValue.md(markdown_image(png, "metric and kernel error against shots")),
+    }
+
+
 @asset(automation_condition=ON_NEW_DATA, code_version="1", group_name="quantum", kinds={"numpy"})
 def shot_plan(config: ShotPlanConfig, circuit_artifact: dict, kernel_tuning: dict, reduced_embeddings: dict,
               quantum_backend: QuantumBackend, hardware_backend: QuantumBackend, cost_policy: CostPolicy,
@@ -554,64 +674,24 @@ def shot_plan(config: ShotPlanConfig, circuit_artifact: dict, kernel_tuning: dic
     with shots (emulated from the exact kernels of the tuned spec), each rung's planned cost on the
     configured device (and on the hardware device, when one is set), and the cheapest rung within
     ``tolerance`` of exact. Nothing is sent to a device."""
-    spec, C = kernel_spec(circuit_artifact["spec"]), float(kernel_tuning["C"])
-    X_train, X_test = reduced_embeddings["X_train"], reduced_embeddings["X_test"]
-    y_train, y_test = reduced_embeddings["y_train"], reduced_embeddings["y_test"]
-    plan = kernel_plan(len(y_train), gate_policy)
+    spec, C, metric = kernel_spec(circuit_artifact["spec"]), float(kernel_tuning["C"]), gate_policy.metric
+    kernel_path = kernel_plan(len(reduced_embeddings["y_train"]), gate_policy)
     # What a run submits on the chosen path; the ladder itself emulates shots on exact kernels of
     # a seeded stratified sample of each split above max_exact_train.
-    circuits = run_circuits(spec, len(X_train), len(X_test), plan.landmarks if plan.nystrom else None)
-    train_rows, test_rows = plan.exact_sample(y_train), plan.exact_sample(y_test)
-    X_train, y_train, X_test, y_test = X_train[train_rows], y_train[train_rows], X_test[test_rows], y_test[test_rows]
+    circuits = run_circuits(spec, len(reduced_embeddings["X_train"]), len(reduced_embeddings["X_test"]),
+                            kernel_path.landmarks if kernel_path.nystrom else None)
+    split, samples = ladder_split(reduced_embeddings, kernel_path)
     cache = KernelCache(DataLayout.from_env().kernel_cache)
-    train = compute_kernel(X_train, spec=spec, cache=cache).matrix
-    test = compute_kernel(X_test, X_train, spec=spec, cache=cache).matrix
-    exact = holdout_score(train, test, y_train, y_test, C=C, metric=gate_policy.metric)
+    train = compute_kernel(split["X_train"], spec=spec, cache=cache).matrix
+    test = compute_kernel(split["X_test"], split["X_train"], spec=spec, cache=cache).matrix
+    labels = (split["y_train"], split["y_test"])
+    exact = holdout_score(train, test, *labels, C=C, metric=metric)
     devices = {"configured": quantum_backend.backend_config()}
     if hardware_backend.device_arn:
         devices["hardware"] = hardware_backend.backend_config()
-    rungs = []
-    emulate = None
-    if isinstance(spec, ProjectedKernelSpec):
-        def emulate(shots: int, repeat: int) -> tuple[np.ndarray, np.ndarray]:
-            # One noisy measurement of each row serves both kernels, as on a device.
-            noisy = BackendConfig(shots=shots, shot_emulation=True, seed=gate_policy.cv_seed * 1000 + repeat)
-            k_train, k_test = projected_train_test(X_train, X_test, spec=spec, backend=noisy)
-            return k_train.matrix, k_test.matrix
-    for shots, scores, errors in shot_ladder(train, test, y_train, y_test, C=C, metric=gate_policy.metric,
-                                             ladder=config.ladder, seeds=config.seeds, seed=gate_policy.cv_seed,
-                                             emulate=emulate):
-        usd = {}
-        for name, backend in devices.items():
-            try:
-                usd[name] = cost_policy.estimate(cost_policy.with_program_sets(replace(backend, shots=shots)),
-                                                 circuits, shots).usd
-            except UnknownPriceError:
-                usd[name] = None
-        rungs.append(ShotRung(shots, float(np.mean(scores)), float(np.std(scores)), float(np.mean(errors)),
-                              float(np.max(errors)), circuits, usd))
-    best = recommend(rungs, exact, tolerance=config.tolerance, device="configured")
-    samples = {"kernel_path": plan.path, "kernel_path_reason": plan.reason,
-               "train_sample": sample_note(len(reduced_embeddings["y_train"]), train_rows, seed=plan.seed,
-                                           what="shot ladder train rows"),
-               "test_sample": sample_note(len(reduced_embeddings["y_test"]), test_rows, seed=plan.seed,
-                                          what="shot ladder test rows")}
-    plan = {"metric": gate_policy.metric, "exact": exact, "tolerance": config.tolerance, "circuits": circuits,
-            **({"samples": samples} if samples["train_sample"]["sampled"] else {}),
-            "devices": {name: device_identity(backend) for name, backend in devices.items()},
-            "rungs": [rung.to_dict() for rung in rungs], "recommended_shots": best.shots if best else None}
-    table = {f"{r.shots} shots": {"mean": r.metric_mean, "std": r.metric_std, "kernel_error": r.kernel_mean_abs_error,
-                                  **{f"usd_{name}": r.usd[name] if r.usd[name] is not None else "no price"
-                                     for name in devices}} for r in rungs}
-    png = shot_plan_png([r.shots for r in rungs], [r.metric_mean for r in rungs], [r.metric_std for r in rungs],
-                        [r.kernel_mean_abs_error for r in rungs], exact, gate_policy.metric)
-    return artifact_output(plan, {
-        "recommended_shots": best.shots if best else "none within tolerance",
-        f"exact_{gate_policy.metric}": exact,
-        "circuits_per_run": circuits,
-        "kernel_path": samples["kernel_path"],
-        "ladder_sample": MetadataValue.json(samples),
-        "ladder": MetadataValue.md(comparison_table(table, ["mean", "std", "kernel_error",
-                                                            *[f"usd_{name}" for name in devices]])),
-        "plot": MetadataValue.md(markdown_image(png, "metric and kernel error against shots")),
-    })
+    ladder = shot_ladder(train, test, *labels, C=C, metric=metric, ladder=config.ladder, seeds=config.seeds,
+                         seed=gate_policy.cv_seed, emulate=projected_emulator(spec, split, gate_policy.cv_seed))
+    rungs = priced_rungs(ladder, devices, circuits, cost_policy)
+    plan = ShotPlan(metric, exact, config.tolerance, circuits, samples, devices, rungs,
+                    recommend(rungs, exact, tolerance=config.tolerance, device="configured"))
+    return artifact_output(plan.to_dict(), shot_plan_metadata(plan))

@@ -11,7 +11,7 @@ its Bloch vectors, not its entries: its ladder passes ``emulate``, which draws t
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -20,6 +20,8 @@ from hybrid_assets.training.models import (
     holdout_metrics,
     precomputed_decision,
 )
+from hybrid_resources.cost_policy import CostPolicy, UnknownPriceError, device_identity
+from hybrid_resources.quantum.backends import BackendConfig
 from hybrid_resources.quantum.kernel_diagnostics import emulate_shots
 
 SHOT_LADDER = (100, 300, 1000, 3000, 10000)
@@ -79,3 +81,47 @@ def recommend(rungs: Sequence[ShotRung], exact_metric: float, *, tolerance: floa
     close = [r for r in rungs if r.metric_mean >= exact_metric - tolerance]
     priced = [r for r in close if r.usd.get(device) is not None]
     return min(priced or close, key=lambda r: (r.usd.get(device) or 0.0, r.shots), default=None)
+
+
+def rung_usd(devices: dict[str, BackendConfig], circuits: int, shots: int, cost_policy: CostPolicy,
+             ) -> dict[str, float | None]:
+    """The planned cost of ``circuits`` circuits of ``shots`` shots on each device (None: no price)."""
+    usd = {}
+    for name, backend in devices.items():
+        try:
+            usd[name] = cost_policy.estimate(cost_policy.with_program_sets(replace(backend, shots=shots)),
+                                             circuits, shots).usd
+        except UnknownPriceError:
+            usd[name] = None
+    return usd
+
+
+def priced_rungs(ladder: Sequence[tuple[int, list[float], list[float]]], devices: dict[str, BackendConfig],
+                 circuits: int, cost_policy: CostPolicy) -> list[ShotRung]:
+    """The rungs of :func:`shot_ladder`'s output, each with its planned cost on every device."""
+    return [ShotRung(shots, float(np.mean(scores)), float(np.std(scores)), float(np.mean(errors)),
+                     float(np.max(errors)), circuits, rung_usd(devices, circuits, shots, cost_policy))
+            for shots, scores, errors in ladder]
+
+
+@dataclass(frozen=True)
+class ShotPlan:
+    """A shot ladder's outcome: the exact metric, the priced rungs, the devices priced, the rows the
+    ladder emulated on (``samples``) and the recommended rung (None: none within ``tolerance``)."""
+
+    metric: str
+    exact: float
+    tolerance: float
+    circuits: int
+    samples: dict
+    devices: dict[str, BackendConfig]
+    rungs: list[ShotRung]
+    best: ShotRung | None
+
+    def to_dict(self) -> dict:
+        """The shot plan artifact (the samples only when the ladder ran on a sample)."""
+        return {"metric": self.metric, "exact": self.exact, "tolerance": self.tolerance, "circuits": self.circuits,
+                **({"samples": self.samples} if self.samples["train_sample"]["sampled"] else {}),
+                "devices": {name: device_identity(backend) for name, backend in self.devices.items()},
+                "rungs": [rung.to_dict() for rung in self.rungs],
+                "recommended_shots": self.best.shots if self.best else None}

@@ -1,9 +1,12 @@
 """The variational quantum classifier: trained with a checkpoint after every step, resumable after a crash."""
 
+from dataclasses import dataclass
+
 import numpy as np
 from dagster import (
     AssetExecutionContext,
     Config,
+    DagsterLogManager,
     MetadataValue,
     Output,
     asset,
@@ -15,16 +18,18 @@ from hybrid_assets.common.outputs import artifact_output
 from hybrid_assets.common.reporting import markdown_image, training_curves_png
 from hybrid_assets.training.models import holdout_metrics
 from hybrid_assets.training.scale import sample_note, stratified_sample
-from hybrid_resources.cost_policy import CostPolicy
+from hybrid_resources.cost_policy import CostPolicy, SpendLedger
 from hybrid_resources.data.artifacts import content_hash, with_info
 from hybrid_resources.data.paths import DataLayout
 from hybrid_resources.quantum.backends import (
+    BackendConfig,
     BackendUnavailableError,
     QuantumBackend,
     call_with_retries,
 )
 from hybrid_resources.quantum.vqc import (
     TRAINER_VERSION,
+    TrainingResult,
     VqcConfig,
     circuits_per_step,
     lineage_key,
@@ -73,6 +78,94 @@ def vqc_training_plan(config: VqcConfig, shots: int | None, n_train: int, n_qubi
     return {"steps": steps, "circuits": steps * step_circuits + validation}
 
 
+def vqc_config_of(config: VqcAssetConfig) -> VqcConfig:
+    """The trainer's configuration from the asset's."""
+    return VqcConfig(layers=config.layers, optimizer=config.optimizer, step_size=config.step_size,
+                     batch_size=config.batch_size, epochs=config.epochs, seed=config.seed,
+                     restarts=config.restarts, checkpoint_every=config.checkpoint_every)
+
+
+def vqc_data_key(embeddings: dict, train_sample: dict) -> str:
+    """The data part of the checkpoint lineage: a sample is part of what was trained on, so its size
+    and seed enter it."""
+    return content_hash(embeddings) + (
+        f"/sample:{train_sample['rows']}:{train_sample['seed']}" if train_sample["sampled"] else "")
+
+
+@dataclass(frozen=True, eq=False)
+class VqcRun:
+    """One training run of the VQC: the rows it fits on, its configuration, device and lineage."""
+
+    X_train: np.ndarray
+    y_train: np.ndarray
+    config: VqcConfig
+    backend: BackendConfig
+    lineage: str
+    train_sample: dict
+    planned_circuits: int
+
+
+def ledger_spend(ledger: SpendLedger) -> dict:
+    """What the ledger recorded the devices ran, as the telemetry and metadata give it."""
+    return {"circuits_executed": ledger.tasks, "shots_executed": ledger.shots, "estimated_cost_usd": ledger.usd}
+
+
+def train_resumably(run: VqcRun, ledger: SpendLedger, log: DagsterLogManager, log_every: int) -> TrainingResult:
+    """:func:`train_vqc` with the backend's retries, each attempt resuming from the last checkpoint of
+    the run's lineage; progress every ``log_every`` steps and each retry go to ``log``."""
+    def progress(update: dict) -> None:
+        if update["step"] % log_every == 0 or update["step"] == update["total_steps"]:
+            log.info(f"vqc restart {update['restart']} step {update['step']}/{update['total_steps']} "
+                     f"loss {update['loss']:.4f} eta {update['eta_s']:.0f}s")
+
+    def retrying(attempt: int, error: BaseException, delay_s: float) -> None:
+        log.warning(f"vqc training hit a transient device error ({error}); retry {attempt + 1} "
+                    f"in {delay_s:.1f}s resumes from the last checkpoint")
+
+    def train() -> TrainingResult:
+        return train_vqc(run.X_train, run.y_train, run.config, checkpoint_dir=DataLayout.from_env().checkpoints,
+                         lineage=run.lineage, backend=run.backend, ledger=ledger, on_step=progress)
+
+    backend = run.backend
+    return call_with_retries(train, max_retries=backend.max_retries, backoff_s=backend.backoff_s,
+                             seed=backend.seed, on_retry=retrying, on_failure=ledger.failed)
+
+
+def degraded_vqc_output(reason: str, lineage: str, backend: BackendConfig, spend: dict) -> Output:
+    """The artifact of a VQC the device could not train: ``{"degraded": [True]}`` with the reason."""
+    info = {"model": "vqc_model", "degraded": True, "degraded_reason": reason, "lineage": lineage,
+            "backend": backend.cache_key()}
+    return artifact_output(with_info({"degraded": np.array([True])}, info, spend),
+                           {"degraded": True, "degraded_reason": reason, "lineage": lineage})
+
+
+def vqc_output(run: VqcRun, result: TrainingResult, holdout: dict, planned_usd: float, spend: dict) -> Output:
+    """The trained VQC's artifact (``params``, ``bias``, ``info``, ``telemetry``) and its metadata."""
+    curves = training_curves_png(result.history, "VQC training curves")
+    info = {
+        "model": "vqc_model", "degraded": False, "config": run.config.to_dict(), "backend": run.backend.cache_key(),
+        "lineage": run.lineage, "holdout": holdout, "val_loss": result.val_loss, "best_restart": result.best_restart,
+        "restart_val_accuracy": [float(curve["val_accuracy"][-1]) for curve in result.history],
+        "planned_circuits": run.planned_circuits, "planned_cost_usd": planned_usd, "train_sample": run.train_sample,
+    }
+    telemetry = {"training": result.to_metadata(), **spend}
+    model = {"params": np.asarray(result.params, dtype=np.float64), "bias": np.array([result.bias], dtype=np.float64)}
+    return artifact_output(with_info(model, info, telemetry), {
+        **{f"holdout/{name}": value for name, value in holdout.items()},
+        "training": MetadataValue.json(telemetry["training"]),
+        "training_curves": MetadataValue.md(markdown_image(curves, "VQC training curves")),
+        "config": MetadataValue.json(info["config"]),
+        "backend": MetadataValue.json(info["backend"]),
+        "degraded": False,
+        "lineage": run.lineage,
+        "restart_val_accuracy": info["restart_val_accuracy"],
+        "train_sample": MetadataValue.json(run.train_sample),
+        "planned_circuits": run.planned_circuits,
+        "planned_cost_usd": planned_usd,
+        **spend,
+    })
+
+
 @asset(automation_condition=ON_NEW_DATA, code_version=TRAINER_VERSION, group_name="models",
        pool="quantum", kinds={"pennylane"})
 def vqc_model(context: AssetExecutionContext, config: VqcAssetConfig, reduced_embeddings: dict,
@@ -83,72 +176,22 @@ def vqc_model(context: AssetExecutionContext, config: VqcAssetConfig, reduced_em
     ``max_train_rows`` above it) and ``telemetry`` (training progress, circuits run, cost). Resumes from its last checkpoint. The whole plan is
     admitted before the first circuit; what the device actually runs is recorded."""
     backend = cost_policy.with_program_sets(quantum_backend.backend_config())
-    vqc_config = VqcConfig(layers=config.layers, optimizer=config.optimizer, step_size=config.step_size,
-                           batch_size=config.batch_size, epochs=config.epochs, seed=config.seed,
-                           restarts=config.restarts, checkpoint_every=config.checkpoint_every)
+    vqc_config = vqc_config_of(config)
     rows, train_sample = vqc_train_rows(reduced_embeddings["y_train"], config.max_train_rows, config.seed)
     X_train, y_train = reduced_embeddings["X_train"][rows], reduced_embeddings["y_train"][rows]
     plan = vqc_training_plan(vqc_config, backend.shots, len(y_train), X_train.shape[1])
-    # A sample is part of what was trained on: its size and seed enter the checkpoint lineage.
-    data_key = content_hash(reduced_embeddings) + (
-        f"/sample:{train_sample['rows']}:{train_sample['seed']}" if train_sample["sampled"] else "")
-    lineage = lineage_key(data_key, TRAINER_VERSION, vqc_config, backend)
-
-    def progress(update: dict) -> None:
-        if update["step"] % config.log_every == 0 or update["step"] == update["total_steps"]:
-            context.log.info(f"vqc restart {update['restart']} step {update['step']}/{update['total_steps']} "
-                             f"loss {update['loss']:.4f} eta {update['eta_s']:.0f}s")
-
-    def retrying(attempt: int, error: BaseException, delay_s: float) -> None:
-        context.log.warning(f"vqc training hit a transient device error ({error}); retry {attempt + 1} "
-                            f"in {delay_s:.1f}s resumes from the last checkpoint")
-
+    lineage = lineage_key(vqc_data_key(reduced_embeddings, train_sample), TRAINER_VERSION, vqc_config, backend)
+    run = VqcRun(X_train, y_train, vqc_config, backend, lineage, train_sample, plan["circuits"])
     with cost_policy.ledger(run_id=context.run_id, asset="vqc_model", backend=backend) as ledger:
         estimate = ledger.admit(plan["circuits"], backend.shots or 0)  # before the first circuit
-
-        def train():  # each attempt resumes from the last checkpoint of this lineage
-            return train_vqc(X_train, y_train, vqc_config, checkpoint_dir=DataLayout.from_env().checkpoints,
-                             lineage=lineage, backend=backend, ledger=ledger, on_step=progress)
-
         try:
-            result = call_with_retries(train, max_retries=backend.max_retries, backoff_s=backend.backoff_s,
-                                       seed=backend.seed, on_retry=retrying, on_failure=ledger.failed)
+            result = train_resumably(run, ledger, context.log, config.log_every)
         except BackendUnavailableError as unavailable:
             context.log.warning(f"vqc_model degraded, the other models carry on: {unavailable}")
-            info = {"model": "vqc_model", "degraded": True, "degraded_reason": str(unavailable), "lineage": lineage,
-                    "backend": backend.cache_key()}
-            telemetry = {"circuits_executed": ledger.tasks, "shots_executed": ledger.shots,
-                         "estimated_cost_usd": ledger.usd}
-            return artifact_output(with_info({"degraded": np.array([True])}, info, telemetry),
-                                   {"degraded": True, "degraded_reason": str(unavailable), "lineage": lineage})
+            return degraded_vqc_output(str(unavailable), lineage, backend, ledger_spend(ledger))
         probabilities = predict_proba(result.params, result.bias, reduced_embeddings["X_test"], vqc_config, backend,
                                       ledger=ledger)
     holdout = holdout_metrics(reduced_embeddings["y_test"], probabilities - 0.5)
     if result.resumed_from_step is not None:
         context.log.info(f"resumed from checkpoint step {result.resumed_from_step} of lineage {lineage}")
-    curves = training_curves_png(result.history, "VQC training curves")
-    info = {
-        "model": "vqc_model", "degraded": False, "config": vqc_config.to_dict(), "backend": backend.cache_key(),
-        "lineage": lineage, "holdout": holdout, "val_loss": result.val_loss, "best_restart": result.best_restart,
-        "restart_val_accuracy": [float(curve["val_accuracy"][-1]) for curve in result.history],
-        "planned_circuits": plan["circuits"], "planned_cost_usd": estimate.usd, "train_sample": train_sample,
-    }
-    telemetry = {"training": result.to_metadata(), "circuits_executed": ledger.tasks, "shots_executed": ledger.shots,
-                 "estimated_cost_usd": ledger.usd}
-    model = {"params": np.asarray(result.params, dtype=np.float64), "bias": np.array([result.bias], dtype=np.float64)}
-    return artifact_output(with_info(model, info, telemetry), {
-        **{f"holdout/{name}": value for name, value in holdout.items()},
-        "training": MetadataValue.json(telemetry["training"]),
-        "training_curves": MetadataValue.md(markdown_image(curves, "VQC training curves")),
-        "config": MetadataValue.json(info["config"]),
-        "backend": MetadataValue.json(info["backend"]),
-        "degraded": False,
-        "lineage": lineage,
-        "restart_val_accuracy": info["restart_val_accuracy"],
-        "train_sample": MetadataValue.json(train_sample),
-        "planned_circuits": plan["circuits"],
-        "planned_cost_usd": estimate.usd,
-        "circuits_executed": ledger.tasks,
-        "shots_executed": ledger.shots,
-        "estimated_cost_usd": ledger.usd,
-    })
+    return vqc_output(run, result, holdout, estimate.usd, ledger_spend(ledger))

@@ -15,8 +15,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from hybrid_resources.data.contract import file_sha256
+from hybrid_resources.data.contract import ContractViolation, file_sha256
 from hybrid_resources.data.paths import atomic_write
+from hybrid_resources.data.warehouse import WarehouseSession
 
 SIDECAR_SUFFIX = ".reason.json"
 
@@ -114,6 +115,19 @@ def quarantine_file(
     text = json.dumps(payload, indent=2, default=str, ensure_ascii=False)
     atomic_write(sidecar, lambda handle: handle.write(text.encode("utf-8")), durable=True)
     source.unlink()
+    return record
+
+
+def quarantine_and_record(session: WarehouseSession, path: str | os.PathLike[str], quarantine_dir: str | os.PathLike[str],
+                          violation: ContractViolation, *, original_name: str | None = None) -> QuarantineRecord:
+    """The one way a rejected file leaves a zone: :func:`quarantine_file` (the bytes kept, the reason
+    beside them), then a row in the warehouse's ``quarantine`` table in ``session``. The sidecar's
+    details are the violation's, plus ``original_name`` (default: the file's own name) when given."""
+    name = original_name or Path(path).name
+    details = {**violation.details, **({"original_name": original_name} if original_name else {})}
+    record = quarantine_file(path, quarantine_dir, check=violation.check, reason=violation.reason, details=details)
+    session.record_quarantine(file_hash=record.file_hash, original_name=name, quarantined_path=record.quarantined_path,
+                              check=violation.check, reason=violation.reason)
     return record
 
 

@@ -28,7 +28,7 @@ from tests.conftest import (
     start_service,
     stop_process_group,
 )
-from tests.test_webserver import graphql
+from tests.platform.test_webserver import graphql
 
 CANARY = "canary-PG-SECRET-5e81b7"
 

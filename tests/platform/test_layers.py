@@ -12,7 +12,7 @@ from pathlib import Path
 import grimp
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("hybrid_assets", "hybrid_resources")
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 

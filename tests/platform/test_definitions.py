@@ -14,7 +14,7 @@ from dagster import AssetKey, Definitions
 
 from hybrid_assets.definitions import defs
 
-SNAPSHOT = Path(__file__).parent / "snapshots" / "asset_specs.json"
+SNAPSHOT = Path(__file__).parents[1] / "snapshots" / "asset_specs.json"
 
 
 def graph_snapshot() -> dict:

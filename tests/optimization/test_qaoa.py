@@ -40,7 +40,7 @@ from hybrid_resources.optimization.ranking import RankingRules, rank_candidates
 from hybrid_resources.quantum.backends import BackendConfig
 from tests.conftest import kill_when_ready
 
-WORKER = Path(__file__).with_name("qaoa_worker.py")
+WORKER = Path(__file__).parents[1] / "qaoa_worker.py"
 
 
 def problem_of(n: int, k: int, seed: int = 0, **kwargs) -> PortfolioProblem:

@@ -35,7 +35,7 @@ def test_two_processes_writing_at_once_lose_nothing(data_layout):
              for i in range(8)]
     Warehouse().log_experiment("setup", "setup", {}, {})  # create the file and schema first
     env = {**os.environ, "HYBRID_DATA_DIR": str(data_layout.root)}
-    repo = Path(__file__).parents[1]
+    repo = Path(__file__).parents[2]
     writers = [subprocess.Popen([sys.executable, "-c", WRITER, *names[i::2]], cwd=repo, env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
     for writer in writers:

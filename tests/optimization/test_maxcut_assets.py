@@ -14,7 +14,7 @@ from hybrid_resources.optimization.maxcut import (
     read_graph_file,
 )
 from hybrid_resources.optimization.pipeline import run_heuristics
-from tests.test_qaoa import _portfolio_resources
+from tests.optimization.test_qaoa import _portfolio_resources
 
 # A 6-ring with one chord of weight 0.5 between opposite nodes (a, d): alternating sides cut every
 # ring edge and the chord (a and d are 3 apart), so the maximum cut is 6.5, reached by 010101 and 101010.

@@ -31,7 +31,7 @@ from tests.conftest import (
 )
 from tests.devices import DeviceBoundary
 
-REPO = Path(__file__).parents[1]
+REPO = Path(__file__).parents[2]
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from hybrid_resources.quantum.vqc import (
 )
 from tests.conftest import kill_when_ready
 
-WORKER = Path(__file__).with_name("vqc_worker.py")
+WORKER = Path(__file__).parents[1] / "vqc_worker.py"
 # 20 training rows / batch 5 -> 4 steps per epoch: small, but enough for mid-epoch resumes.
 SMALL = VqcConfig(layers=1, optimizer="adam", step_size=0.1, batch_size=5, epochs=4, seed=3, restarts=1)
 

@@ -130,7 +130,7 @@ from hybrid_assets.definitions import all_assets
 import hybrid_resources.quantum.vqc as vqc
 from tests.conftest import RESOURCES
 from tests.fake_braket import install_fake_braket
-from tests.test_ledger import VQC_CONFIG, generous_policy, paid_backend
+from tests.resources.test_ledger import VQC_CONFIG, generous_policy, paid_backend
 
 install_fake_braket(pytest.MonkeyPatch(), count_file=sys.argv[1])
 save = vqc.CheckpointStore.save
@@ -208,7 +208,7 @@ import numpy as np, pytest
 from hybrid_resources.quantum.kernel_cache import CachedEntries, KernelCache
 from hybrid_resources.quantum.kernel_engine import quantum_kernel
 from tests.fake_braket import install_fake_braket
-from tests.test_ledger import SPEC, generous_policy, kernel_inputs, paid_backend
+from tests.resources.test_ledger import SPEC, generous_policy, kernel_inputs, paid_backend
 from hybrid_resources.data.warehouse import Warehouse
 
 install_fake_braket(pytest.MonkeyPatch(), count_file=sys.argv[1])

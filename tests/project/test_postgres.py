@@ -28,7 +28,7 @@ from tests.conftest import (
     start_service,
     stop_process_group,
 )
-from tests.platform.test_webserver import graphql
+from tests.project.test_webserver import graphql
 
 CANARY = "canary-PG-SECRET-5e81b7"
 

@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import polars as pl
-from dagster import build_sensor_context
+from dagster import RunsFilter, build_sensor_context
 
 from hybrid_assets.serving.jobs import score_stream_job
 from hybrid_assets.serving.sensors import scoring_stream_sensor
@@ -98,6 +98,11 @@ def test_a_consumer_killed_between_prediction_and_acknowledgement_loses_and_dupl
     from dagster import DagsterInstance
 
     with DagsterInstance.from_config(str(local_project.home)) as instance:
+        # What the daemon's run monitoring does for a run whose process died: mark it failed and free
+        # the pool slot it held (pool scoring_stream, limit 1), or the next run waits behind it forever.
+        [killed_run] = instance.get_runs(RunsFilter(job_name=score_stream_job.name))
+        instance.report_run_failed(killed_run, "its process was killed")
+        instance.event_log_storage.free_concurrency_slots_for_run(killed_run.run_id)
         assert "{'records': 10, 'scored': 10, 'dead_lettered': 0}" in run_stream_job(instance, stream)
     scored = stream_predictions(stream).filter(pl.col("role") == "champion")
     assert scored.height == 10 and scored["sample_id"].n_unique() == 10  # re-delivered, not duplicated

@@ -57,7 +57,7 @@ from hybrid_resources.cost_policy import CostPolicy
 from hybrid_resources.data.artifacts import ArtifactStore
 from hybrid_resources.data.contract import DatasetContract
 from hybrid_resources.data.paths import DataLayout, atomic_write
-from hybrid_resources.data.stream import ScoringStream, parse_record
+from hybrid_resources.data.stream import ScoringStream
 from hybrid_resources.data.warehouse import Warehouse
 from hybrid_resources.gate_policy import GatePolicy
 from hybrid_resources.quantum.backends import QuantumBackend
@@ -312,8 +312,10 @@ def shadow_report(scored: pl.DataFrame, gates: GatePolicy) -> dict:
 
 def score_stream_records(context, *, stream: ScoringStream, warehouse: Warehouse, quantum_backend: QuantumBackend,
                          cost_policy: CostPolicy, band: float) -> dict:
-    """Score one batch of stream records: malformed ones to the dead-letter stream, the others
-    scored like a file (champion, cheap first, shadow), committed, and only then acknowledged."""
+    """Score one batch of stream records. Each record is parsed on its own: one that cannot be
+    scored (malformed, over the caps, or anything else wrong with it) goes to the dead-letter stream
+    with its reason; the others are scored like a file (champion, cheap first, shadow), committed,
+    and only then acknowledged."""
     client = stream.client()
     entries = stream.read(client)
     if not entries:
@@ -322,7 +324,7 @@ def score_stream_records(context, *, stream: ScoringStream, warehouse: Warehouse
         feature_names = session.established_feature_names() or []
         models = session.models()
         rows_used = session.quantum_rows_today()
-    records = [parse_record(entry_id, fields, feature_names) for entry_id, fields in entries]
+    records = [stream.parse(entry_id, fields, feature_names) for entry_id, fields in entries]
     for record in records:
         if record.error:
             stream.reject(client, record)

@@ -2,10 +2,14 @@
 
 A record is a stream entry with the fields ``sample_id`` and ``features``, a JSON object of the
 training feature columns ({"f0": 1.2, ...}). The consumer group gives at-least-once delivery: an
-entry read but not acknowledged stays pending for its consumer and is read again next time, so a
-record is acknowledged only after its prediction is committed; predictions are idempotent by
-sample id and model version, so a re-delivery writes no duplicate. A malformed record goes to the
-dead-letter stream (``<stream>:dead``) with its reason, and is acknowledged.
+entry read but not acknowledged stays pending and is read again next time, so a record is
+acknowledged only after its prediction is committed; predictions are idempotent by sample id and
+model version, so a re-delivery writes no duplicate.
+
+A record that cannot be scored goes to the dead-letter stream (``<stream>:dead``) with its reason,
+and is acknowledged; the other records of its batch are scored. That is any record that is
+malformed or hostile (over the size or feature caps, checked before its JSON is parsed; not JSON;
+nested; a missing, extra or non-finite feature; an error no rule foresaw).
 """
 
 from __future__ import annotations
@@ -19,6 +23,9 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 CONSUMER = "scorer"
+MAX_RECORD_BYTES = 64 * 1024
+MAX_FEATURES = 10_000
+REASON_QUOTE_CHARS = 120  # a reason quotes at most this much of an offending value or error
 
 
 @dataclass(frozen=True)
@@ -37,30 +44,88 @@ class StreamRecord:
         return int(self.entry_id.split("-", 1)[0]) / 1000.0
 
 
-def parse_record(entry_id: str, fields: dict[str, str], feature_names: list[str]) -> StreamRecord:
-    """A record with its sample id and features in ``feature_names``, or with the reason it is malformed."""
+class UnscorableRecord(ValueError):
+    """Why a record cannot be scored: its reason on the dead-letter stream."""
+
+
+def quoted(value: Any) -> str:
+    """``repr(value)``, cut to REASON_QUOTE_CHARS characters (a hostile value can be long)."""
+    text = repr(value)
+    return text if len(text) <= REASON_QUOTE_CHARS else f"{text[:REASON_QUOTE_CHARS]}... ({len(text)} characters)"
+
+
+def record_bytes(fields: dict[str, str]) -> int:
+    """The record's size: its field names and values in UTF-8."""
+    return sum(len(name.encode()) + len(value.encode()) for name, value in fields.items())
+
+
+def checked_sample_id(fields: dict[str, str]) -> str:
     sample_id = (fields.get("sample_id") or "").strip()
     if not sample_id:
-        return StreamRecord(entry_id, fields, error="no sample_id field")
+        raise UnscorableRecord("no sample_id field")
+    if "\ufffd" in sample_id:  # the client decodes bytes that are not UTF-8 to U+FFFD
+        raise UnscorableRecord(f"sample_id is not valid UTF-8: {quoted(sample_id)}")
+    return sample_id
+
+
+def features_object(text: str, max_features: int) -> dict[str, Any]:
+    """The ``features`` JSON text parsed, once it is known to name at most ``max_features``
+    members: each member needs a ':', so counting them bounds the object before json.loads sees it."""
+    if text.count(":") > max_features:
+        raise UnscorableRecord(f"features has more than {max_features} features (the cap max_features)")
     try:
-        features = json.loads(fields.get("features", ""))
-    except json.JSONDecodeError as error:
-        return StreamRecord(entry_id, fields, sample_id, error=f"features is not JSON: {error}")
+        features = json.loads(text)
+    except RecursionError:
+        raise UnscorableRecord("features is nested too deeply to parse; a flat JSON object is expected") from None
+    except ValueError as error:  # not JSON, or an integer of more digits than Python converts
+        raise UnscorableRecord(f"features is not JSON: {quoted(str(error))}") from None
     if not isinstance(features, dict):
-        return StreamRecord(entry_id, fields, sample_id, error="features is not a JSON object of feature columns")
+        raise UnscorableRecord("features is not a JSON object of feature columns")
+    return features
+
+
+def finite_float(name: str, value: Any) -> float:
+    """``value`` as a float, or the reason it is not a finite number (a string, a bool, null, NaN,
+    an infinity, an integer beyond the float range)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise UnscorableRecord(f"feature {name!r} is not a finite number: {quoted(value)}")
+    try:
+        number = float(value)
+    except OverflowError:
+        raise UnscorableRecord(f"feature {name!r} is not a finite number: an integer of "
+                               f"{len(str(abs(value)))} digits, beyond the float range") from None
+    if not math.isfinite(number):
+        raise UnscorableRecord(f"feature {name!r} is not a finite number: {number!r}")
+    return number
+
+
+def checked_features(fields: dict[str, str], feature_names: list[str], max_features: int) -> dict[str, float]:
+    if "features" not in fields:
+        raise UnscorableRecord("no features field")
+    features = features_object(fields["features"], max_features)
     missing = sorted(set(feature_names) - set(features))
     extra = sorted(set(features) - set(feature_names))
     if missing or extra:
-        return StreamRecord(entry_id, fields, sample_id,
-                            error=f"feature columns differ from the training data: missing {missing[:5]}, "
-                                  f"unexpected {extra[:5]}")
-    values = {}
-    for name in feature_names:
-        value = features[name]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            return StreamRecord(entry_id, fields, sample_id, error=f"feature {name!r} is not a finite number: {value!r}")
-        values[name] = float(value)
-    return StreamRecord(entry_id, fields, sample_id, values)
+        raise UnscorableRecord(f"feature columns differ from the training data: missing {quoted(missing[:5])}, "
+                               f"unexpected {quoted(extra[:5])}")
+    return {name: finite_float(name, features[name]) for name in feature_names}
+
+
+def parse_record(entry_id: str, fields: dict[str, str], feature_names: list[str], *,
+                 max_bytes: int = MAX_RECORD_BYTES, max_features: int = MAX_FEATURES) -> StreamRecord:
+    """A record with its sample id and features in ``feature_names``, or with the reason it cannot
+    be scored. The size cap (``max_bytes``) and the feature cap are checked before any JSON is
+    parsed. Never raises: an error no rule foresaw is the record's reason too (its type and message)."""
+    try:
+        size = record_bytes(fields)
+        if size > max_bytes:
+            raise UnscorableRecord(f"record is {size} bytes, over the cap of {max_bytes} (max_record_bytes)")
+        sample_id = checked_sample_id(fields)
+        return StreamRecord(entry_id, fields, sample_id, checked_features(fields, feature_names, max_features))
+    except UnscorableRecord as reason:
+        return StreamRecord(entry_id, fields, error=str(reason))
+    except Exception as error:  # noqa: BLE001 - fail safe: one record's surprise never stops the others
+        return StreamRecord(entry_id, fields, error=f"unexpected {type(error).__name__}: {quoted(str(error))}")
 
 
 class ScoringStream(ConfigurableResource):
@@ -70,15 +135,21 @@ class ScoringStream(ConfigurableResource):
     stream: str = Field(default="hybrid:scoring", description="Stream key of the scoring records")
     group: str = Field(default="hybrid-scoring", description="Consumer group")
     batch: int = Field(default=1000, ge=1, description="Records scored per run at most")
+    max_record_bytes: int = Field(default=MAX_RECORD_BYTES, ge=1, description="A larger record (its field names "
+                                  "and values in UTF-8) goes to the dead-letter stream unparsed")
+    max_features: int = Field(default=MAX_FEATURES, ge=1, description="A record naming more features goes to the "
+                              "dead-letter stream unparsed")
 
     @property
     def dead_letter(self) -> str:
         return f"{self.stream}:dead"
 
     def client(self):
+        """A client that decodes to str; bytes that are not UTF-8 become U+FFFD instead of failing
+        the whole read (the record holding them is then dead-lettered)."""
         import redis
 
-        return redis.Redis.from_url(self.url, decode_responses=True)
+        return redis.Redis.from_url(self.url, decode_responses=True, encoding_errors="replace")
 
     def ensure_group(self, client) -> None:
         import redis
@@ -106,15 +177,26 @@ class ScoringStream(ConfigurableResource):
                 return entries
         return []
 
+    def parse(self, entry_id: str, fields: dict[str, str], feature_names: list[str]) -> StreamRecord:
+        """The entry as a record under this stream's caps."""
+        return parse_record(entry_id, fields, feature_names, max_bytes=self.max_record_bytes,
+                            max_features=self.max_features)
+
     def acknowledge(self, client, entry_ids: list[str]) -> None:
         if entry_ids:
             client.xack(self.stream, self.group, *entry_ids)
 
     def reject(self, client, record: StreamRecord) -> None:
-        """Move a malformed record to the dead-letter stream with its reason, then acknowledge it."""
-        client.xadd(self.dead_letter, {"entry_id": record.entry_id, "reason": record.error,
-                                       "fields": json.dumps(record.fields, sort_keys=True)})
+        """Move a record that cannot be scored to the dead-letter stream with its reason, then
+        acknowledge it. The dead letter keeps the record's fields as JSON, cut to
+        ``max_record_bytes`` characters (then ``fields_chars`` says how long they were)."""
+        fields = json.dumps(record.fields, sort_keys=True)
+        letter = {"entry_id": record.entry_id, "reason": record.error, "fields": fields[:self.max_record_bytes]}
+        if len(fields) > self.max_record_bytes:
+            letter["fields_chars"] = str(len(fields))
+        client.xadd(self.dead_letter, letter)
         client.xack(self.stream, self.group, record.entry_id)
 
     def describe(self) -> dict[str, Any]:
-        return {"stream": self.stream, "group": self.group, "dead_letter": self.dead_letter}
+        return {"stream": self.stream, "group": self.group, "dead_letter": self.dead_letter,
+                "max_record_bytes": self.max_record_bytes, "max_features": self.max_features}

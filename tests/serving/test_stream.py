@@ -1,5 +1,6 @@
 """Scoring records from a real Redis stream (Debian's redis-server on loopback): predictions for
-good records, the dead-letter stream for malformed ones, and at-least-once delivery through a kill."""
+good records, the dead-letter stream for malformed and hostile ones, and at-least-once delivery
+through a kill."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import subprocess
 import sys
 
 import polars as pl
+import redis
 from dagster import RunsFilter, build_sensor_context
 
 from hybrid_assets.serving.jobs import score_stream_job
@@ -43,27 +45,69 @@ def run_stream_job(instance, stream: ScoringStream) -> str:
     return next(e.message for e in instance.all_logs(result.run_id) if f"stream {stream.stream}:" in (e.message or ""))
 
 
-def test_records_on_the_stream_get_predictions_and_malformed_ones_go_to_the_dead_letter_stream(
+def hostile_records() -> dict[str, dict]:
+    """Records that must not stop a stream, by the words their dead-letter reason must hold."""
+    good = json.loads(good_records(1, id_offset=9900)[0]["features"])
+    return {
+        "not JSON": {"sample_id": "bad-json", "features": "{not json"},
+        "no sample_id": {"features": json.dumps({"f0": 1.0})},
+        "'f0' is not a finite number: 'x'": {"sample_id": "string", "features": json.dumps({**good, "f0": "x"})},
+        "an integer of 400 digits": {"sample_id": "huge", "features": json.dumps({**good, "f1": 10 ** 399})},
+        "nested too deeply": {"sample_id": "deep", "features": '{"f0": ' + "[" * 10_000 + "]" * 10_000 + "}"},
+        "missing ['f4']": {"sample_id": "missing", "features": json.dumps({k: v for k, v in good.items() if k != "f4"})},
+        "over the cap of 65536": {"sample_id": "mega", "features": json.dumps({**good, "note": "x" * 2 ** 20})},
+        "more than 100 features": {"sample_id": "wide", "features": json.dumps({f"g{i}": 0.0 for i in range(101)})},
+        "'f2' is not a finite number: nan": {"sample_id": "nan", "features": json.dumps({**good, "f2": float("nan")})},
+    }
+
+
+def push_hostile(stream: ScoringStream) -> dict[str, str]:
+    """XADD every hostile record, and one whose sample id is not UTF-8; {entry id: expected reason}."""
+    records = hostile_records()
+    expected = dict(zip(push(stream, list(records.values())), records))
+    raw = redis.Redis.from_url(stream.url)  # bytes as they come, not text
+    undecodable = raw.xadd(stream.stream, {"sample_id": b"\xff\xfe", "features": b"{}"}).decode()
+    return expected | {undecodable: "sample_id is not valid UTF-8"}
+
+
+def dead_letters(stream: ScoringStream) -> dict[str, dict]:
+    return {fields["entry_id"]: fields for _, fields in stream.client().xrange(stream.dead_letter)}
+
+
+def test_records_on_the_stream_get_predictions_and_hostile_ones_go_to_the_dead_letter_stream(
         trained, instance, redis_url):
-    stream = ScoringStream(url=redis_url, stream="test:scoring")
+    # Capped at 100 features: at the default 10,000 a record reaches the 64 KiB cap first.
+    stream = ScoringStream(url=redis_url, stream="test:scoring", max_features=100)
     skipped = scoring_stream_sensor(build_sensor_context(instance=instance), scoring_stream=stream)
     assert "No records waiting" in skipped.skip_message
-    push(stream, good_records(12))
-    malformed = push(stream, [{"sample_id": "bad-json", "features": "{not json"},
-                              {"features": json.dumps({"f0": 1.0})},
-                              {"sample_id": "nan", "features": json.dumps({f"f{i}": "x" for i in range(5)})}])
+    good = good_records(12)
+    push(stream, good[:6])
+    hostile = push_hostile(stream)
+    push(stream, good[6:])  # good records behind the hostile ones flow too
     request = scoring_stream_sensor(build_sensor_context(instance=instance), scoring_stream=stream)
-    assert request.tags["stream/lag"] == "15"
-    assert "{'records': 15, 'scored': 12, 'dead_lettered': 3}" in run_stream_job(instance, stream)
-    scored = stream_predictions(stream)
-    assert scored.filter(pl.col("role") == "champion").height == 12
+    assert request.tags["stream/lag"] == str(12 + len(hostile))
+    summary = f"{{'records': {12 + len(hostile)}, 'scored': 12, 'dead_lettered': {len(hostile)}}}"
+    assert summary in run_stream_job(instance, stream)
+    scored = stream_predictions(stream).filter(pl.col("role") == "champion")
+    assert sorted(scored["sample_id"]) == sorted(r["sample_id"] for r in good)
     # Queue time runs from the entry's arrival in Redis (its id) to scoring: the test took seconds, not hours.
     assert (scored["queue_s"] > 0).all() and (scored["queue_s"] < 600).all()
-    dead = stream.client().xrange(stream.dead_letter)
-    assert [fields["entry_id"] for _, fields in dead] == malformed
-    reasons = [fields["reason"] for _, fields in dead]
-    assert "not JSON" in reasons[0] and "no sample_id" in reasons[1] and "not a finite number" in reasons[2]
+    dead = dead_letters(stream)
+    assert set(dead) == set(hostile)
+    wrong = {entry_id: dead[entry_id]["reason"] for entry_id, reason in hostile.items()
+             if reason not in dead[entry_id]["reason"]}
+    assert wrong == {}
+    mega = next(letter for letter in dead.values() if "over the cap" in letter["reason"])
+    assert len(mega["fields"]) == stream.max_record_bytes and int(mega["fields_chars"]) > 2 ** 20  # kept, cut
     assert stream.backlog(stream.client()) == {"pending": 0, "lag": 0}  # everything acknowledged
+
+    # The same records again: the next run dead-letters them again and scores the good ones, it does not fail.
+    again = push_hostile(stream)
+    push(stream, good_records(2, id_offset=9500))
+    assert f"{{'records': {len(again) + 2}, 'scored': 2, 'dead_lettered': {len(again)}}}" in run_stream_job(
+        instance, stream)
+    assert set(again) <= set(dead_letters(stream))
+    assert stream.backlog(stream.client()) == {"pending": 0, "lag": 0}
 
 
 KILLED_BETWEEN_COMMIT_AND_ACK = """

@@ -312,19 +312,22 @@ def shadow_report(scored: pl.DataFrame, gates: GatePolicy) -> dict:
 
 def score_stream_records(context, *, stream: ScoringStream, warehouse: Warehouse, quantum_backend: QuantumBackend,
                          cost_policy: CostPolicy, band: float) -> dict:
-    """Score one batch of stream records. Each record is parsed on its own: one that cannot be
-    scored (malformed, over the caps, or anything else wrong with it) goes to the dead-letter stream
-    with its reason; the others are scored like a file (champion, cheap first, shadow), committed,
-    and only then acknowledged."""
+    """Score one batch of stream records.
+
+    What scoring needs (the feature columns, a champion) is read before any record, so a run that
+    could not score reads none and counts no delivery against them. Each record is then parsed on
+    its own: one that cannot be scored (malformed, over the caps, delivered ``max_deliveries``
+    times, or anything else wrong with it) goes to the dead-letter stream with its reason; the others
+    are scored like a file (champion, cheap first, shadow), committed, and only then acknowledged."""
+    with warehouse.session(read_only=True) as session:
+        feature_names = session.established_feature_names() or []
+        plan = serving_plan(session.models())
+        rows_used = session.quantum_rows_today()
     client = stream.client()
     entries = stream.read(client)
     if not entries:
         return {"records": 0}
-    with warehouse.session(read_only=True) as session:
-        feature_names = session.established_feature_names() or []
-        models = session.models()
-        rows_used = session.quantum_rows_today()
-    records = [stream.parse(entry_id, fields, feature_names) for entry_id, fields in entries]
+    records = [stream.parse(entry, feature_names) for entry in entries]
     for record in records:
         if record.error:
             stream.reject(client, record)
@@ -333,7 +336,7 @@ def score_stream_records(context, *, stream: ScoringStream, warehouse: Warehouse
     if good:
         rows = pl.DataFrame({"sample_id": list(good),
                              "features": [[r.features[name] for name in feature_names] for r in good.values()]})
-        frames, summary = score_batch(context, rows, serving_plan(models), rows_used=rows_used, band=band,
+        frames, summary = score_batch(context, rows, plan, rows_used=rows_used, band=band,
                                       warehouse=warehouse, quantum_backend=quantum_backend, cost_policy=cost_policy,
                                       source=f"stream:{stream.stream}",
                                       received_at=np.array([r.received_at for r in good.values()]))

@@ -9,7 +9,8 @@ model version, so a re-delivery writes no duplicate.
 A record that cannot be scored goes to the dead-letter stream (``<stream>:dead``) with its reason,
 and is acknowledged; the other records of its batch are scored. That is any record that is
 malformed or hostile (over the size or feature caps, checked before its JSON is parsed; not JSON;
-nested; a missing, extra or non-finite feature; an error no rule foresaw).
+nested; a missing, extra or non-finite feature; an error no rule foresaw), and any record already
+delivered ``max_deliveries`` times without an acknowledgement (it may be what crashes the scorer).
 """
 
 from __future__ import annotations
@@ -25,7 +26,18 @@ from pydantic import Field
 CONSUMER = "scorer"
 MAX_RECORD_BYTES = 64 * 1024
 MAX_FEATURES = 10_000
+MAX_DELIVERIES = 3
 REASON_QUOTE_CHARS = 120  # a reason quotes at most this much of an offending value or error
+
+
+@dataclass(frozen=True)
+class StreamEntry:
+    """One entry as read from the stream: its id, its fields, and how many times the group had
+    delivered it before this read without an acknowledgement (0: a new entry)."""
+
+    entry_id: str
+    fields: dict[str, str]
+    earlier_deliveries: int = 0
 
 
 @dataclass(frozen=True)
@@ -139,6 +151,8 @@ class ScoringStream(ConfigurableResource):
                                   "and values in UTF-8) goes to the dead-letter stream unparsed")
     max_features: int = Field(default=MAX_FEATURES, ge=1, description="A record naming more features goes to the "
                               "dead-letter stream unparsed")
+    max_deliveries: int = Field(default=MAX_DELIVERIES, ge=1, description="A record delivered this many times "
+                                "without an acknowledgement goes to the dead-letter stream instead of a next time")
 
     @property
     def dead_letter(self) -> str:
@@ -166,20 +180,31 @@ class ScoringStream(ConfigurableResource):
         group = next(g for g in client.xinfo_groups(self.stream) if g["name"] == self.group)
         return {"pending": int(group["pending"]), "lag": int(group.get("lag") or 0)}
 
-    def read(self, client) -> list[tuple[str, dict[str, str]]]:
-        """This consumer's pending entries first (a run that died before acknowledging them), else
-        new ones; at most ``batch``."""
+    def read(self, client) -> list[StreamEntry]:
+        """The group's pending entries first (delivered before, never acknowledged: a run died or
+        failed), claimed for this consumer with how often they were delivered; else new ones; at
+        most ``batch``. One consumer runs at a time (the op's pool), so claiming takes from no live
+        one. A pending entry deleted from the stream meanwhile is acknowledged: nothing to score."""
         self.ensure_group(client)
-        for start in ("0", ">"):
-            reply = client.xreadgroup(self.group, CONSUMER, {self.stream: start}, count=self.batch)
-            entries = [(entry_id, fields) for _, items in reply for entry_id, fields in items if fields]
+        pending = client.xpending_range(self.stream, self.group, "-", "+", self.batch)
+        if pending:
+            deliveries = {row["message_id"]: int(row["times_delivered"]) for row in pending}
+            claimed = client.xclaim(self.stream, self.group, CONSUMER, 0, list(deliveries))
+            entries = [StreamEntry(entry_id, fields, deliveries[entry_id]) for entry_id, fields in claimed if fields]
+            self.acknowledge(client, sorted(set(deliveries) - {entry.entry_id for entry in entries}))
             if entries:
                 return entries
-        return []
+        reply = client.xreadgroup(self.group, CONSUMER, {self.stream: ">"}, count=self.batch)
+        return [StreamEntry(entry_id, fields) for _, items in reply for entry_id, fields in items if fields]
 
-    def parse(self, entry_id: str, fields: dict[str, str], feature_names: list[str]) -> StreamRecord:
-        """The entry as a record under this stream's caps."""
-        return parse_record(entry_id, fields, feature_names, max_bytes=self.max_record_bytes,
+    def parse(self, entry: StreamEntry, feature_names: list[str]) -> StreamRecord:
+        """The entry as a record under this stream's caps. One already delivered ``max_deliveries``
+        times is not parsed again (it may be what crashes the scorer): that is its reason."""
+        if entry.earlier_deliveries >= self.max_deliveries:
+            return StreamRecord(entry.entry_id, entry.fields,
+                                error=f"delivered {entry.earlier_deliveries} times without an acknowledgement "
+                                      f"(max_deliveries {self.max_deliveries})")
+        return parse_record(entry.entry_id, entry.fields, feature_names, max_bytes=self.max_record_bytes,
                             max_features=self.max_features)
 
     def acknowledge(self, client, entry_ids: list[str]) -> None:
@@ -199,4 +224,5 @@ class ScoringStream(ConfigurableResource):
 
     def describe(self) -> dict[str, Any]:
         return {"stream": self.stream, "group": self.group, "dead_letter": self.dead_letter,
-                "max_record_bytes": self.max_record_bytes, "max_features": self.max_features}
+                "max_record_bytes": self.max_record_bytes, "max_features": self.max_features,
+                "max_deliveries": self.max_deliveries}

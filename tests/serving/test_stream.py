@@ -1,6 +1,6 @@
 """Scoring records from a real Redis stream (Debian's redis-server on loopback): predictions for
-good records, the dead-letter stream for malformed and hostile ones, and at-least-once delivery
-through a kill."""
+good records, the dead-letter stream for malformed and hostile ones (and for a record delivered too
+often), and at-least-once delivery through a kill."""
 
 from __future__ import annotations
 
@@ -107,6 +107,25 @@ def test_records_on_the_stream_get_predictions_and_hostile_ones_go_to_the_dead_l
     assert f"{{'records': {len(again) + 2}, 'scored': 2, 'dead_lettered': {len(again)}}}" in run_stream_job(
         instance, stream)
     assert set(again) <= set(dead_letters(stream))
+    assert stream.backlog(stream.client()) == {"pending": 0, "lag": 0}
+
+
+def test_a_record_delivered_too_often_goes_to_the_dead_letter_stream_and_the_stream_moves_on(
+        trained, instance, redis_url):
+    stream = ScoringStream(url=redis_url, stream="test:scoring")
+    client = stream.client()
+    [poison] = push(stream, good_records(1, id_offset=9100))
+    for _ in range(stream.max_deliveries):  # a scorer read it, and died before acknowledging it, three times
+        assert [entry.entry_id for entry in stream.read(client)] == [poison]
+    assert client.xpending_range(stream.stream, stream.group, "-", "+", 10)[0]["times_delivered"] == 3
+    push(stream, good_records(2, id_offset=9200))
+    # The fourth delivery is not attempted: the record goes to the dead-letter stream, acknowledged.
+    assert "{'records': 1, 'scored': 0, 'dead_lettered': 1}" in run_stream_job(instance, stream)
+    assert "delivered 3 times without an acknowledgement" in dead_letters(stream)[poison]["reason"]
+    assert stream.backlog(stream.client()) == {"pending": 0, "lag": 2}
+    assert "{'records': 2, 'scored': 2, 'dead_lettered': 0}" in run_stream_job(instance, stream)
+    scored = stream_predictions(stream).filter(pl.col("role") == "champion")
+    assert sorted(scored["sample_id"]) == ["s09200", "s09201"]
     assert stream.backlog(stream.client()) == {"pending": 0, "lag": 0}
 
 

@@ -175,10 +175,15 @@ class ScoringStream(ConfigurableResource):
                 raise
 
     def backlog(self, client) -> dict[str, int]:
-        """Entries not yet delivered to the group (lag) and delivered but not acknowledged (pending)."""
+        """Entries not yet delivered to the group (lag) and delivered but not acknowledged (pending).
+        Redis reports no lag once an undelivered entry was deleted: then lag is 1 if any entry
+        follows the last delivered one (so the stream does not look empty), else 0."""
         self.ensure_group(client)
         group = next(g for g in client.xinfo_groups(self.stream) if g["name"] == self.group)
-        return {"pending": int(group["pending"]), "lag": int(group.get("lag") or 0)}
+        lag = group.get("lag")
+        if lag is None:
+            lag = len(client.xrange(self.stream, f"({group['last-delivered-id']}", "+", count=1))
+        return {"pending": int(group["pending"]), "lag": int(lag)}
 
     def read(self, client) -> list[StreamEntry]:
         """The group's pending entries first (delivered before, never acknowledged: a run died or

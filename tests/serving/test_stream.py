@@ -11,7 +11,7 @@ import sys
 
 import polars as pl
 import redis
-from dagster import RunsFilter, build_sensor_context
+from dagster import RunRequest, RunsFilter, build_sensor_context
 
 from hybrid_assets.serving.jobs import score_stream_job
 from hybrid_assets.serving.sensors import scoring_stream_sensor
@@ -127,6 +127,15 @@ def test_a_record_delivered_too_often_goes_to_the_dead_letter_stream_and_the_str
     scored = stream_predictions(stream).filter(pl.col("role") == "champion")
     assert sorted(scored["sample_id"]) == ["s09200", "s09201"]
     assert stream.backlog(stream.client()) == {"pending": 0, "lag": 0}
+
+
+def test_a_record_deleted_before_delivery_does_not_hide_the_others(instance, redis_url):
+    stream = ScoringStream(url=redis_url, stream="test:scoring")
+    entries = push(stream, good_records(3))
+    stream.backlog(stream.client())  # the group exists
+    stream.client().xdel(stream.stream, entries[1])  # now Redis reports no lag for the group
+    request = scoring_stream_sensor(build_sensor_context(instance=instance), scoring_stream=stream)
+    assert isinstance(request, RunRequest), request
 
 
 KILLED_BETWEEN_COMMIT_AND_ACK = """

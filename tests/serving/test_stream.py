@@ -1,6 +1,6 @@
 """Scoring records from a real Redis stream (Debian's redis-server on loopback): predictions for
 good records, the dead-letter stream for malformed and hostile ones (and for a record delivered too
-often), and at-least-once delivery through a kill."""
+often), at-least-once delivery through a kill, and the sensor backing off while runs keep failing."""
 
 from __future__ import annotations
 
@@ -11,14 +11,14 @@ import sys
 
 import polars as pl
 import redis
-from dagster import RunRequest, RunsFilter, build_sensor_context
+from dagster import DagsterRunStatus, RunRequest, RunsFilter, SkipReason, build_sensor_context
 
 from hybrid_assets.serving.jobs import score_stream_job
-from hybrid_assets.serving.sensors import scoring_stream_sensor
+from hybrid_assets.serving.sensors import backoff_seconds, scoring_stream_sensor, stream_backoff
 from hybrid_resources.data.stream import ScoringStream
 from hybrid_resources.data.warehouse import Warehouse
 from tests.bad_files import good_frame, write_good_csv
-from tests.conftest import REPO, RESOURCES
+from tests.conftest import REPO, RESOURCES, ingest, refresh
 
 
 def push(stream: ScoringStream, records: list[dict]) -> list[str]:
@@ -127,6 +127,49 @@ def test_a_record_delivered_too_often_goes_to_the_dead_letter_stream_and_the_str
     scored = stream_predictions(stream).filter(pl.col("role") == "champion")
     assert sorted(scored["sample_id"]) == ["s09200", "s09201"]
     assert stream.backlog(stream.client()) == {"pending": 0, "lag": 0}
+
+
+def test_the_sensor_backs_off_while_runs_fail_and_resumes_after_a_success_or_a_new_record(
+        data_layout, instance, redis_url):
+    stream = ScoringStream(url=redis_url, stream="test:scoring")
+    resources = {**RESOURCES, "scoring_stream": stream}
+
+    def evaluate() -> RunRequest | SkipReason:
+        return scoring_stream_sensor(build_sensor_context(instance=instance), scoring_stream=stream)
+
+    push(stream, good_records(3))
+    request = evaluate()
+    for _ in range(5):  # records arrived before any model: each run fails ("No champion ...")
+        failed = score_stream_job.execute_in_process(instance=instance, resources=resources, tags=request.tags,
+                                                     raise_on_error=False)
+        assert not failed.success
+        assert "No champion" in failed.get_step_failure_events()[0].event_specific_data.error.message
+    assert stream.backlog(stream.client()) == {"pending": 0, "lag": 3}  # a run that cannot score reads nothing
+    waiting = evaluate()
+    assert isinstance(waiting, SkipReason), waiting
+    assert "5 score_stream_job runs failed in a row" in waiting.skip_message
+    assert "backing off 80 s: next try at" in waiting.skip_message
+
+    finished = instance.get_run_records(RunsFilter(job_name=score_stream_job.name), limit=20)
+    last_end = finished[0].end_time
+    assert stream_backoff(finished, 3, last_end + 79) is not None
+    assert stream_backoff(finished, 3, last_end + 81) is None  # the wait is over
+    assert stream_backoff(finished, 4, last_end + 1) is None  # the backlog changed
+    assert [backoff_seconds(n) for n in range(1, 9)] == [5, 10, 20, 40, 80, 160, 300, 300]
+
+    push(stream, good_records(1, id_offset=9003))  # a new record: the sensor tries again at once
+    request = evaluate()
+    assert isinstance(request, RunRequest) and request.tags["stream/lag"] == "4"
+
+    write_good_csv(data_layout.landing, n_rows=48, n_features=5, seed=4, name="train.csv")
+    ingest(instance, "train.csv")
+    assert refresh(instance).success  # now there is a champion
+    assert "{'records': 4, 'scored': 4, 'dead_lettered': 0}" in run_stream_job(instance, stream)
+    finished = instance.get_run_records(RunsFilter(job_name=score_stream_job.name), limit=20)
+    assert [r.dagster_run.status for r in finished[:2]] == [DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE]
+    # After a success the failures before it no longer count, even with the backlog they failed on.
+    assert stream_backoff(finished, 3, finished[1].end_time + 1) is None
+    assert stream_backoff(finished[1:], 3, finished[1].end_time + 1) is not None
 
 
 def test_a_record_deleted_before_delivery_does_not_hide_the_others(instance, redis_url):

@@ -12,11 +12,11 @@ launchpad shows which variable sets the field), and an unset one leaves the docu
 | ``HYBRID_HARDWARE_SHOTS`` | ``hardware_backend.shots`` (default 100) |
 | ``HYBRID_RUN_BUDGET_USD``, ``HYBRID_DAILY_BUDGET_USD`` | ``cost_policy.run_budget_usd``, ``.daily_budget_usd`` |
 | ``HYBRID_PRICE_TABLE`` | ``cost_policy.price_table_path`` |
-| ``HYBRID_TIME_BUDGET_S`` | ``cost_policy.time_budget_s`` (estimated device wall time of one step; ``hybrid-plan``) |
+| ``HYBRID_TIME_BUDGET_S`` | ``cost_policy.time_budget_s`` (estimated device wall time of one step; ``hybrid-plan``; read when the code location loads) |
 | ``HYBRID_QUANTUM_ROWS_PER_DAY`` | ``cost_policy.quantum_rows_per_day`` (scoring quota, default 1000) |
 | ``HYBRID_MIN_MARGIN`` | ``gate_policy.min_margin`` (read when the code location loads, like the budgets) |
 | ``HYBRID_KERNEL_PATH``, ``HYBRID_MAX_EXACT_TRAIN`` | ``gate_policy.kernel_path`` (auto, exact, nystrom), ``.max_exact_train`` |
-| ``HYBRID_DASK``, ``HYBRID_DASK_SCHEDULER`` | ``dask.enabled`` (a LocalCluster per step), ``dask.scheduler_address`` (a running cluster; enables it) |
+| ``HYBRID_DASK``, ``HYBRID_DASK_SCHEDULER`` | ``dask.enabled`` (a LocalCluster per step), ``dask.scheduler_address`` (a running cluster; enables it); read when the code location loads |
 | ``HYBRID_EXECUTOR``, ``HYBRID_MAX_CONCURRENT_STEPS`` | the step executor (in_process, multiprocess, k8s; ``hybrid_assets.executors``) |
 | ``HYBRID_ARTIFACT_KEEP_VERSIONS`` | ``io_manager.keep_versions`` |
 | ``HYBRID_REDIS_URL``, ``HYBRID_SCORING_STREAM`` | ``scoring_stream.url``, ``.stream`` (records to score) |

@@ -35,7 +35,8 @@ from hybrid_assets.common.partitions import (
 )
 from hybrid_assets.common.reporting import comparison_table
 from hybrid_assets.definitions import defs
-from hybrid_assets.evaluation.assets import GATE_DESCRIPTIONS, METRICS, PROMOTION_GATES
+from hybrid_assets.evaluation.assets import GATE_DESCRIPTIONS, PROMOTION_GATES
+from hybrid_assets.evaluation.report import METRICS
 from hybrid_assets.optimization.maxcut import MAXCUT
 from hybrid_assets.optimization.portfolio import PORTFOLIO
 from hybrid_resources.data.artifacts import ArtifactStore
@@ -191,8 +192,8 @@ def run_pattern3(demo: Demo) -> None:
         if not result.success:
             continue
         landing, ranked = result.output_for_node(kind.names["landing"]), result.output_for_node(kind.names["ranked"])
-        roi, best = result.output_for_node(kind.names["report"])["roi"], ranked["ranked"][0]
-        gates = result.output_for_node(kind.names["report"])["gates"]
+        report, best = result.output_for_node(kind.names["report"]), ranked["ranked"][0]
+        roi, gates = report["roi"], report["gates"]
         heuristics = ", ".join(f"{name} {ratio:.3f}" for name, ratio in roi["heuristic_approximation_ratio"].items())
         print(f"  {job} on {landing['file']} ({time.perf_counter() - started:.1f} s): best {kind.chosen} "
               f"[{', '.join(best['chosen'])}], objective {best['objective']:.4g}, approximation ratio "

@@ -50,6 +50,7 @@ PARQUET_SUFFIXES = (".parquet", ".pq")
 _SNIFF_BYTES = 8192
 _CANDIDATE_DELIMITERS = {";": "semicolon ';'", "\t": "tab", "|": "pipe '|'"}
 _EXAMPLES = 5  # how many offending values/columns a reason names before "..."
+SAMPLE_CHARS = 16  # how much of one value of a file a reason may quote
 
 
 # --------------------------------------------------------------------------------------
@@ -103,6 +104,32 @@ class ContractViolation(Exception):
         self.check = check
         self.reason = reason
         self.details = dict(details or {})
+
+
+def sample(value: Any, limit: int = SAMPLE_CHARS) -> str:
+    """A value from a file (a cell, a column name) as a reason may quote it: its text, cut to
+    ``limit`` characters and "…", so a secret in a file never reaches a reason (the warehouse,
+    Dagster metadata, logs) whole. Applying it again changes nothing.
+
+    >>> sample("AKIAIOSFODNN7EXAMPLEKEY")
+    'AKIAIOSFODNN7EXA…'
+    """
+    text = str(value)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def quote_samples(items: list[Any]) -> str:
+    """The first few ``items`` quoted as :func:`sample` s: "'a', 'b' and 3 more"."""
+    shown = ", ".join(repr(sample(item)) for item in items[:_EXAMPLES])
+    return shown + (f" and {len(items) - _EXAMPLES} more" if len(items) > _EXAMPLES else "")
+
+
+def redact_message(message: Any, *, limit: int = 200) -> str:
+    """A parser's error message (which may quote the file) as a reason may carry it: the first
+    line, every run of non-space characters cut as :func:`sample` cuts a value, ``limit``
+    characters at most."""
+    first = (str(message).strip().splitlines() or [type(message).__name__])[0]
+    return sample(" ".join(sample(word) for word in first.split(" ")), limit)
 
 
 @dataclass(frozen=True)
@@ -234,9 +261,9 @@ def _read_csv(path: Path, contract: DatasetContract) -> ParsedFile:
             # column into String silently; we decide types ourselves below.
             frame = pl.read_csv(text_path, infer_schema=False, separator=",", quote_char='"', encoding="utf8")
         except pl.exceptions.NoDataError as error:
-            raise ContractViolation("parse", f"{path.name!r} has no CSV content: {error}") from error
+            raise ContractViolation("parse", f"{path.name!r} has no CSV content: {redact_message(error)}") from error
         except (pl.exceptions.ComputeError, pl.exceptions.PolarsError) as error:
-            message = str(error).splitlines()[0]
+            message = redact_message(error)
             raise ContractViolation("parse", f"{path.name!r} is not a well-formed comma-separated file: {message}",
                                     {"error": message}) from error
     _reject_wrong_delimiter(path.name, frame, header_line)
@@ -337,7 +364,7 @@ def _reject_duplicate_headers(name: str, header: list[str]) -> None:
     seen: set[str] = set()
     duplicates = sorted({column for column in header if column in seen or seen.add(column)})
     if duplicates:
-        raise ContractViolation("duplicate_columns", f"{name!r} repeats header column(s) {duplicates[:_EXAMPLES]}",
+        raise ContractViolation("duplicate_columns", f"{name!r} repeats header column(s) {quote_samples(duplicates)}",
                                 {"duplicate_columns": duplicates})
 
 
@@ -350,7 +377,7 @@ def _reject_wrong_delimiter(name: str, frame: pl.DataFrame, header_line: str) ->
         if len(fields) > 1:
             raise ContractViolation(
                 "parse",
-                f"{name!r} has a single column {frame.columns[0][:60]!r}: it looks delimited by {spoken} "
+                f"{name!r} has a single column {sample(frame.columns[0])!r}: it looks delimited by {spoken} "
                 f"({len(fields)} columns when split on it); landing CSVs must be comma-separated",
                 {"detected_delimiter": delimiter, "columns_if_split": len(fields)},
             )
@@ -377,7 +404,7 @@ def _read_parquet(path: Path) -> pl.DataFrame:
     try:
         frame = pl.read_parquet(path)
     except Exception as error:  # polars/pyarrow raise several types for corrupt files
-        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        message = redact_message(error) if str(error) else type(error).__name__
         raise ContractViolation("parse", f"{path.name!r} is not a readable Parquet file: {message}",
                                 {"error": message}) from error
     if frame.height == 0:
@@ -589,11 +616,6 @@ def _flagged_features(result: Any) -> list[str]:
     return [item["feature"] for item in (result.result or {}).get("unexpected_index_list") or []]
 
 
-def _named(items: list[str]) -> str:
-    shown = ", ".join(repr(item) for item in items[:_EXAMPLES])
-    return shown + (f" and {len(items) - _EXAMPLES} more" if len(items) > _EXAMPLES else "")
-
-
 @dataclass(frozen=True)
 class _FailedCheck:
     """A failed expectation and the table it ran on: everything its reason may name."""
@@ -618,17 +640,17 @@ def _explain(check: str, result: Any, df: pl.DataFrame, profile: pl.DataFrame,
     error = _raised_exception(result)
     if error and check != "required_columns":
         # GE could not compute the metric: report it rather than guess what the data holds.
-        return f"the {check} check could not be evaluated: {error}", {"exception": error}
+        return f"the {check} check could not be evaluated: {redact_message(error)}", {"exception": error}
     explainer = _EXPLAINERS.get(check)
     if explainer is None:
-        return f"{check} failed (observed {_observed_value(result)})", {}
+        return f"{check} failed (observed {sample(_observed_value(result))})", {}
     return explainer(_FailedCheck(result=result, df=df, profile=profile, contract=contract))
 
 
 def _explain_required_columns(failed: _FailedCheck) -> tuple[str, dict[str, Any]]:
     contract, df = failed.contract, failed.df
     required = contract.label_column if contract.labelled else contract.id_column
-    return (f"required column {required!r} is missing; columns found: {_named(df.columns)}",
+    return (f"required column {required!r} is missing; columns found: {quote_samples(df.columns)}",
             {"missing": [required], "columns": df.columns[:100]})
 
 
@@ -641,7 +663,7 @@ def _explain_row_count(failed: _FailedCheck) -> tuple[str, dict[str, Any]]:
 def _explain_feature_columns(failed: _FailedCheck) -> tuple[str, dict[str, Any]]:
     n = failed.profile.height
     if n == 0:
-        return (f"no feature columns: only {_named(failed.df.columns)}; at least one numeric feature is required",
+        return (f"no feature columns: only {quote_samples(failed.df.columns)}; at least one numeric feature is required",
                 {"n_feature_columns": 0})
     return (f"{n} feature columns exceed the contract's maximum of {failed.contract.max_feature_columns}",
             {"n_feature_columns": n})
@@ -665,7 +687,7 @@ def _non_finite_kinds(profile_row: dict[str, Any]) -> str:
 def _explain_finite_values(failed: _FailedCheck) -> tuple[str, dict[str, Any]]:
     names = _flagged_features(failed.result)
     flagged = failed.profile.filter(pl.col("feature").is_in(names))
-    parts = [f"{row['feature']!r} ({_non_finite_kinds(row)})"
+    parts = [f"{sample(row['feature'])!r} ({_non_finite_kinds(row)})"
              for row in flagged.head(_EXAMPLES).iter_rows(named=True)]
     more = f" and {len(names) - _EXAMPLES} more" if len(names) > _EXAMPLES else ""
     total = int(flagged["non_finite"].sum())
@@ -677,7 +699,7 @@ def _explain_finite_values(failed: _FailedCheck) -> tuple[str, dict[str, Any]]:
 def _explain_value_range(failed: _FailedCheck) -> tuple[str, dict[str, Any]]:
     names = _flagged_features(failed.result)
     flagged = failed.profile.filter(pl.col("feature").is_in(names)).sort("max_abs", descending=True)
-    parts = [f"{row['feature']!r} (max |value| {row['max_abs']:.3g})"
+    parts = [f"{sample(row['feature'])!r} (max |value| {row['max_abs']:.3g})"
              for row in flagged.head(_EXAMPLES).iter_rows(named=True)]
     more = f" and {len(names) - _EXAMPLES} more" if len(names) > _EXAMPLES else ""
     return (f"{len(names)} feature column(s) have |value| above {failed.contract.max_abs_value:g}: "
@@ -694,7 +716,7 @@ def _explain_missing_labels(failed: _FailedCheck) -> tuple[str, dict[str, Any]]:
 def _explain_label_classes(failed: _FailedCheck) -> tuple[str, dict[str, Any]]:
     label, observed = failed.contract.label_column, _observed_value(failed.result)
     classes = sorted(failed.df[label].drop_nulls().cast(pl.String).unique().to_list())
-    return (f"{label!r} has {observed} distinct value(s) ({_named(classes)}); "
+    return (f"{label!r} has {observed} distinct value(s) ({quote_samples(classes)}); "
             f"the contract needs exactly {failed.contract.n_classes} classes",
             {"n_classes": observed, "classes": classes[:50]})
 
@@ -710,7 +732,7 @@ def _explain_unique_sample_id(failed: _FailedCheck) -> tuple[str, dict[str, Any]
     ids = failed.df[sid].cast(pl.String)
     counts = ids.drop_nulls().value_counts().filter(pl.col("count") > 1).sort("count", descending=True)
     duplicated = counts[sid].to_list() if sid in counts.columns else counts[:, 0].to_list()
-    return (f"{len(duplicated)} {sid!r} value(s) occur more than once, e.g. {_named(duplicated)}",
+    return (f"{len(duplicated)} {sid!r} value(s) occur more than once, e.g. {quote_samples(duplicated)}",
             {"duplicated_ids": duplicated[:100], "n_duplicated": len(duplicated)})
 
 
@@ -733,20 +755,20 @@ def _describe_non_numeric(df: pl.DataFrame, name: str) -> str:
     """'f2' has 1 non-number(s), e.g. 'abc' at data row 7 / 'comment' is a text column."""
     column = df[name]
     if column.dtype != pl.String:
-        return f"{name!r} has type {column.dtype}"
+        return f"{sample(name)!r} has type {column.dtype}"
     text = column.str.strip_chars()
     bad = text.is_not_null() & text.cast(pl.Float64, strict=False).is_null()
     n_bad = int(bad.sum())
     n_filled = int(text.is_not_null().sum())
     positions = np.flatnonzero(bad.to_numpy())
-    examples = [str(value)[:40] for value in text.filter(bad).unique(maintain_order=True).head(3).to_list()]
+    examples = [sample(value) for value in text.filter(bad).unique(maintain_order=True).head(3).to_list()]
     if n_bad == 0:
         # Parquet can store numbers as text: the type itself is out of contract.
-        return f"{name!r} holds numbers stored as {column.dtype}; the contract needs a numeric type"
+        return f"{sample(name)!r} holds numbers stored as {column.dtype}; the contract needs a numeric type"
     if n_bad == n_filled:
-        return f"{name!r} is a text column (e.g. {_named(examples)})"
+        return f"{sample(name)!r} is a text column (e.g. {quote_samples(examples)})"
     where = ", ".join(str(int(i) + 1) for i in positions[:3])
-    return f"{name!r} has {n_bad} non-number value(s), e.g. {_named(examples)} at data row(s) {where}"
+    return f"{sample(name)!r} has {n_bad} non-number value(s), e.g. {quote_samples(examples)} at data row(s) {where}"
 
 
 # --------------------------------------------------------------------------------------
@@ -811,7 +833,7 @@ def load_labels_file(path: str | os.PathLike[str], contract: DatasetContract = D
     missing = [name for name in (sid, label) if name not in frame.columns]
     if missing:
         raise ContractViolation("required_columns", f"a labels file needs {sid!r} and {label!r}; missing {missing}, "
-                                f"columns found: {_named(frame.columns)}", {"missing": missing})
+                                f"columns found: {quote_samples(frame.columns)}", {"missing": missing})
     ids, labels = frame[sid].cast(pl.String), frame[label].cast(pl.String)
     empty = int(ids.is_null().sum() + labels.is_null().sum())
     if empty:
@@ -819,6 +841,6 @@ def load_labels_file(path: str | os.PathLike[str], contract: DatasetContract = D
     duplicated = ids.filter(ids.is_duplicated()).unique().to_list()
     if duplicated:
         raise ContractViolation("unique_sample_id", f"{len(duplicated)} {sid!r} value(s) occur more than once, "
-                                f"e.g. {_named(sorted(duplicated))}", {"duplicated_ids": sorted(duplicated)[:100]})
+                                f"e.g. {quote_samples(sorted(duplicated))}", {"duplicated_ids": sorted(duplicated)[:100]})
     return LandingTable(sample_ids=ids.to_list(), labels=labels.to_list(), feature_names=[],
                         features=np.empty((frame.height, 0)))

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from hybrid_resources.data.contract import ContractViolation
+from hybrid_resources.data.contract import ContractViolation, redact_message, sample
 from hybrid_resources.optimization.portfolio import (
     AnnealingRun,
     Qubo,
@@ -145,11 +145,11 @@ def _edge(fields: list[str], where: str) -> tuple[str, str, float]:
     try:
         weight = float(fields[2]) if len(fields) == 3 else 1.0
     except ValueError:
-        raise ContractViolation("edge_format", f"{where}: weight {fields[2]!r} is not a number") from None
+        raise ContractViolation("edge_format", f"{where}: weight {sample(fields[2])!r} is not a number") from None
     if fields[0] == fields[1]:
-        raise ContractViolation("self_loop", f"{where}: {fields[0]!r} to itself cannot be cut")
+        raise ContractViolation("self_loop", f"{where}: {sample(fields[0])!r} to itself cannot be cut")
     if not math.isfinite(weight):
-        raise ContractViolation("finite_values", f"{where}: weight {fields[2]!r} is not finite")
+        raise ContractViolation("finite_values", f"{where}: weight {sample(fields[2])!r} is not finite")
     return fields[0], fields[1], weight
 
 
@@ -159,7 +159,7 @@ def read_graph_file(path: Path) -> MaxCutProblem:
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as error:
-        raise ContractViolation("parse", f"{path.name} cannot be read as UTF-8 text: {error}") from error
+        raise ContractViolation("parse", f"{path.name} cannot be read as UTF-8 text: {redact_message(error)}") from error
     nodes: dict[str, int] = {}
     edges: dict[frozenset[int], tuple[int, int, float]] = {}
     for number, line in enumerate(lines, start=1):
@@ -169,7 +169,7 @@ def read_graph_file(path: Path) -> MaxCutProblem:
         u, v, weight = _edge(fields, f"line {number}")
         i, j = (nodes.setdefault(name, len(nodes)) for name in (u, v))
         if frozenset((i, j)) in edges:
-            raise ContractViolation("duplicate_edges", f"line {number}: the edge {u}-{v} is listed twice",
+            raise ContractViolation("duplicate_edges", f"line {number}: the edge {sample(u)}-{sample(v)} is listed twice",
                                     {"line": number})
         edges[frozenset((i, j))] = (i, j, weight)
     if not edges:

@@ -16,7 +16,11 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from hybrid_resources.data.contract import ContractViolation
+from hybrid_resources.data.contract import (
+    ContractViolation,
+    quote_samples,
+    redact_message,
+)
 
 RETURNS_SUFFIXES = (".csv", ".parquet")
 
@@ -36,10 +40,10 @@ def load_returns_file(path: Path, contract: ReturnsContract = ReturnsContract())
     try:
         frame = pl.read_parquet(path) if path.suffix == ".parquet" else pl.read_csv(path, try_parse_dates=True)
     except Exception as error:
-        raise ContractViolation("parse", f"{path.name} cannot be read as {path.suffix[1:]}: {error}") from error
+        raise ContractViolation("parse", f"{path.name} cannot be read as {path.suffix[1:]}: {redact_message(error)}") from error
     date = contract.date_column
     if date not in frame.columns:
-        raise ContractViolation("required_columns", f"no {date!r} column (columns: {frame.columns[:10]})")
+        raise ContractViolation("required_columns", f"no {date!r} column (columns: {quote_samples(frame.columns)})")
     if frame.schema[date] not in (pl.Date, pl.Datetime):
         raise ContractViolation("date_format", f"{date!r} is not a column of ISO dates (read as {frame.schema[date]})")
     assets = [c for c in frame.columns if c != date]
@@ -48,7 +52,7 @@ def load_returns_file(path: Path, contract: ReturnsContract = ReturnsContract())
                                                  f"{contract.min_assets} to {contract.max_assets}")
     non_numeric = [c for c in assets if not frame.schema[c].is_numeric()]
     if non_numeric:
-        raise ContractViolation("numeric_returns", f"asset columns not numeric: {non_numeric}")
+        raise ContractViolation("numeric_returns", f"asset columns not numeric: {quote_samples(non_numeric)}")
     if frame.height < contract.min_periods:
         raise ContractViolation("row_count", f"{frame.height} periods; at least {contract.min_periods} are needed")
     if frame[date].is_duplicated().any():
@@ -56,9 +60,9 @@ def load_returns_file(path: Path, contract: ReturnsContract = ReturnsContract())
     values = frame.select(assets).cast(pl.Float64).to_numpy()
     if not np.isfinite(values).all() or frame.select(assets).null_count().sum_horizontal()[0]:
         raise ContractViolation("finite_values", "missing or non-finite returns in "
-                                f"{[a for a, col in zip(assets, values.T) if not np.isfinite(col).all()]}")
+                                f"{quote_samples([a for a, col in zip(assets, values.T) if not np.isfinite(col).all()])}")
     too_big = [a for a, col in zip(assets, values.T) if np.abs(col).max() >= contract.max_abs_return]
     if too_big:
-        raise ContractViolation("value_range", f"values of {too_big} reach |r| >= {contract.max_abs_return:g}: "
+        raise ContractViolation("value_range", f"values of {quote_samples(too_big)} reach |r| >= {contract.max_abs_return:g}: "
                                                "prices or percents, not returns as fractions")
     return frame.sort(date)

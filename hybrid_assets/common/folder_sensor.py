@@ -5,6 +5,11 @@ written waits). The cursor holds two signatures per file *now listed*, so it sta
 the folder: a name that disappears (quarantined, deleted) is forgotten, and the same name landing
 again is new. What a handed-on file starts is the zone's own business (``submit``): one run per
 file as a partition (training, scoring, labels) or one run for a folder's new files (pattern 3).
+
+The listing is ``lstat``'s (:func:`hybrid_resources.data.paths.zone_entries`): a link, a folder or
+any other entry that is not a regular file is handed on marked ``refused`` and is never read here
+(its run records it unread); a file is hashed with ``O_NOFOLLOW``. A name that is not UTF-8 is
+keyed by its bytes and shown with ``\\xNN`` escapes, so no name can stop a zone's ticks.
 """
 
 from __future__ import annotations
@@ -26,22 +31,24 @@ from dagster import (
 )
 
 from hybrid_assets.common.partitions import safe_partition_key
-from hybrid_resources.data.contract import file_sha256
-from hybrid_resources.data.paths import zone_files, zone_location
+from hybrid_resources.data.paths import printable_name, zone_entries, zone_location
+from hybrid_resources.data.zones import ZoneRefusal, zone_file_sha256
 
-__all__ = ["MAX_RUNS_PER_TICK", "Submission", "ZoneFile", "ZonePlan", "file_partition_sensor", "folder_sensor",
-           "ingested_content", "list_zone", "plan_zone"]
+__all__ = ["MAX_RUNS_PER_TICK", "Submission", "ZoneFile", "ZonePlan", "content_of", "file_partition_sensor",
+           "folder_sensor", "ingested_content", "list_zone", "plan_zone"]
 
 MAX_RUNS_PER_TICK = 25
 
 
 @dataclass(frozen=True)
 class ZoneFile:
-    """One file seen in a zone."""
+    """One entry seen in a zone: a regular file, or (``refused`` set to the check, e.g. "symlink")
+    an entry the zone refuses unread."""
 
     name: str
     size: int
     mtime_ns: int
+    refused: str = ""
 
     @property
     def signature(self) -> list[int]:
@@ -88,13 +95,27 @@ def plan_zone(listing: list[ZoneFile], cursor: dict, *, max_files: int = MAX_RUN
 
 
 def list_zone(location, *, suffixes: tuple[str, ...] = ()) -> list[ZoneFile]:
-    """The regular files of ``location`` with their size and mtime (ns)."""
-    listing = []
-    for path in zone_files(location, suffixes=suffixes):
-        stat = path.stat()
-        mtime_ns = getattr(stat, "st_mtime_ns", None) or int(float(stat.st_mtime) * 1e9)
-        listing.append(ZoneFile(path.name, int(stat.st_size), int(mtime_ns)))
-    return listing
+    """The entries of ``location`` with their size and mtime (ns) as ``lstat`` gives them (a link's
+    own), refused ones marked (see :func:`hybrid_resources.data.paths.zone_entries`)."""
+    return [ZoneFile(entry.name, entry.size, entry.mtime_ns, entry.kind if entry.refused else "")
+            for entry in zone_entries(location, suffixes=suffixes)]
+
+
+def content_of(folder, landed: ZoneFile) -> str | None:
+    """What a run key says of an entry's content: the SHA-256 of a regular file (read with
+    ``O_NOFOLLOW``), else ``refused-<check>-<mtime>`` (nothing read), or
+    ``unreadable-<error>-<mtime>`` when the file cannot be read here (its run reports why);
+    None when it vanished since the listing (the next tick forgets it)."""
+    if landed.refused:
+        return f"refused-{landed.refused}-{landed.mtime_ns}"
+    try:
+        return zone_file_sha256(folder / landed.name)
+    except ZoneRefusal as refusal:  # it became a link or a folder since the listing
+        return f"refused-{refusal.check}-{landed.mtime_ns}"
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        return f"unreadable-{type(error).__name__}-{landed.mtime_ns}"
 
 
 def _read_cursor(raw: str | None) -> dict:
@@ -151,7 +172,9 @@ def file_partition_sensor(name: str, *, zone: str, job, partitions_def, asset: s
         submission, new_keys, already = Submission(), [], 0
         for landed in files:
             key = safe_partition_key(landed.name)
-            content_hash = file_sha256(folder / landed.name)
+            content_hash = content_of(folder, landed)
+            if content_hash is None:
+                continue
             if ingested_content(context.instance, asset, key) == content_hash:
                 already += 1  # e.g. by `make demo`: ingesting it again would change nothing
                 continue
@@ -159,7 +182,7 @@ def file_partition_sensor(name: str, *, zone: str, job, partitions_def, asset: s
                 new_keys.append(key)
             submission.run_requests.append(RunRequest(
                 partition_key=key, run_key=f"{key}:{content_hash}:{landed.mtime_ns}",
-                tags={f"{zone}/file": landed.name[:200], f"{zone}/sha256": content_hash}))
+                tags={f"{zone}/file": printable_name(landed.name)[:200], f"{zone}/sha256": content_hash}))
         if new_keys:
             submission.partitions.append(partitions_def.build_add_request(new_keys))
         if already:

@@ -4,22 +4,25 @@ A file ends in exactly one state, recorded in ``landing_files``:
 
 - ``ingested``: its rows are in ``raw_rows`` keyed by (file hash, row number)
 - ``duplicate``: the same bytes were already ingested under another name (ingested once)
-- ``quarantined``: moved to ``quarantine/`` with a reason sidecar; zero rows taken
+- ``quarantined``: moved to ``quarantine/`` with a reason sidecar; zero rows taken. A link or
+  anything else that is not a regular file is quarantined unread: its name and reason are
+  recorded (check ``symlink`` or ``not_regular_file``), nothing is copied, a link is removed
 
 Either way the file's partition materializes, so no partition stays missing (a missing
 partition would stall eager automation downstream; see docs/architecture.md).
+
+A file is read once, with ``O_NOFOLLOW``, into a private staged copy; its hash, its parse and its
+quarantine are all of that copy (:mod:`hybrid_resources.data.zones`).
 """
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from dagster import Failure
 from upath import UPath
 
 from hybrid_assets.common.partitions import safe_partition_key
@@ -27,14 +30,21 @@ from hybrid_resources.data.contract import (
     ContractViolation,
     DatasetContract,
     LandingTable,
-    file_sha256,
     load_labels_file,
     load_landing_file,
+    quote_samples,
+    redact_message,
     row_hash,
 )
-from hybrid_resources.data.paths import DataLayout, landing_location, zone_files
-from hybrid_resources.data.quarantine import quarantine_and_record
+from hybrid_resources.data.paths import (
+    DataLayout,
+    landing_location,
+    printable_name,
+    zone_entries,
+)
+from hybrid_resources.data.quarantine import quarantine_and_record, refuse_and_record
 from hybrid_resources.data.warehouse import LandingRecord, Warehouse, WarehouseSession
+from hybrid_resources.data.zones import ZoneRefusal, stage_zone_file
 
 
 @dataclass(frozen=True)
@@ -46,30 +56,17 @@ class IngestOutcome(LandingRecord):
     quarantined_path: str = ""
 
 
-def is_local(location: UPath) -> bool:
-    return location.protocol in ("", "file", "local")
-
-
 def find_landing_file(partition_key: str, location: UPath | None = None) -> UPath | None:
-    """The landing file whose partition key is ``partition_key``, if it is still there."""
+    """The zone entry (a regular file, or a link or other entry to refuse) whose partition key is
+    ``partition_key``, if it is still there. Two names with one key (a 32-bit hash collision of
+    names that fold alike, see ``safe_partition_key``) are a :class:`Failure` naming both: neither
+    is taken for the other."""
     location = landing_location() if location is None else location
-    return next((path for path in zone_files(location) if safe_partition_key(path.name) == partition_key), None)
-
-
-@contextmanager
-def local_copy(source: UPath, staging_dir: Path) -> Iterator[Path]:
-    """A local path to read ``source`` from: itself when local, else a staged download (removed after)."""
-    if is_local(source):
-        yield Path(source.path)
-        return
-    staging_dir.mkdir(parents=True, exist_ok=True)
-    staged = staging_dir / safe_partition_key(source.name)
-    with source.open("rb") as remote, open(staged, "wb") as local:
-        shutil.copyfileobj(remote, local, 1 << 20)
-    try:
-        yield staged
-    finally:
-        staged.unlink(missing_ok=True)
+    matches = [entry.path for entry in zone_entries(location) if safe_partition_key(entry.name) == partition_key]
+    if len(matches) > 1:
+        raise Failure(f"{len(matches)} files in {location} have the partition key {partition_key!r}: "
+                      f"{[printable_name(path.name) for path in matches]}; rename one of them")
+    return matches[0] if matches else None
 
 
 def recorded_outcome(warehouse: Warehouse, partition_key: str, zone: str = "landing") -> IngestOutcome | None:
@@ -89,7 +86,8 @@ def check_against_warehouse(session: WarehouseSession, table: LandingTable, part
         extra = sorted(set(table.feature_names) - set(established))
         raise ContractViolation(
             "schema_mismatch",
-            f"feature columns differ from the ingested data: missing {missing[:10]}, unexpected {extra[:10]}",
+            f"feature columns differ from the ingested data: missing [{quote_samples(missing)}], "
+            f"unexpected [{quote_samples(extra)}]",
             {"missing": missing, "unexpected": extra},
         )
     if zone != "landing":
@@ -100,7 +98,7 @@ def check_against_warehouse(session: WarehouseSession, table: LandingTable, part
     if conflicts:
         raise ContractViolation(
             "conflicting_sample_id",
-            f"{len(conflicts)} sample_id(s) were already ingested with different content, e.g. {conflicts[:5]}",
+            f"{len(conflicts)} sample_id(s) were already ingested with different content, e.g. {quote_samples(conflicts)}",
             {"conflicting_sample_ids": conflicts[:100]},
         )
 
@@ -118,8 +116,8 @@ def _order_columns(table: LandingTable) -> LandingTable:
 
 @dataclass(frozen=True)
 class LandingFile:
-    """One file being ingested: its partition, original name, local copy and hash, the zone it lands
-    in and the run taking it."""
+    """One file being ingested: its partition, original name (printable), staged copy and its hash,
+    the zone it lands in, the run taking it, and the zone's file itself (removed when quarantined)."""
 
     partition_key: str
     original_name: str
@@ -127,6 +125,7 @@ class LandingFile:
     file_hash: str
     zone: str
     run_id: str
+    source: Any = None
 
 
 @dataclass(frozen=True)
@@ -140,7 +139,9 @@ class LoadedFile:
 
 def load_file(path: Path, contract: DatasetContract, zone: str) -> LoadedFile:
     """Read a landing file (a labels file for ``zone`` "labels") and check it against ``contract``;
-    a violation is returned, not raised."""
+    a violation is returned, not raised. Any other error while reading it (a parser's own, e.g. a
+    Parquet column type no check expected) is a ``parse`` violation naming the error: a file can
+    be refused, never crash the run."""
     try:
         if zone == "labels":
             table = load_labels_file(path, contract)
@@ -149,6 +150,10 @@ def load_file(path: Path, contract: DatasetContract, zone: str) -> LoadedFile:
         return LoadedFile(_order_columns(table), report.to_metadata())
     except ContractViolation as error:
         return LoadedFile(violation=error)
+    except Exception as error:  # noqa: BLE001 - whatever a parser raises on hostile bytes
+        return LoadedFile(violation=ContractViolation(
+            "parse", f"{path.name!r} could not be read: {type(error).__name__}: {redact_message(error)}",
+            {"error_type": type(error).__name__}))
 
 
 def ingest_file(
@@ -167,20 +172,38 @@ def ingest_file(
     unlabelled files (``contract.labelled`` False) into ``scoring_rows``, whose feature columns
     must be the training data's; "labels" takes (sample_id, label) files into ``labels``.
 
-    The contract is checked before the warehouse is opened (Great Expectations takes
-    seconds); the cross-file rules and the write then happen under one connection, which
-    DuckDB holds for this process alone, so no other writer can slip in between.
-    A remote file (any fsspec URI) is staged locally first; when quarantined, the verified
-    copy goes to the local quarantine and the remote original leaves the landing location.
-    Idempotent: re-ingesting the same partition replaces its rows.
+    The file (local, or any fsspec URI) is first copied once into a private staged copy under
+    ``<data root>/staging`` (``O_NOFOLLOW``; a link or anything else that is not a regular file
+    is refused unread: recorded as quarantined with check ``symlink`` or ``not_regular_file``).
+    The hash recorded, the parse and a quarantined copy are all of that staged copy. The contract
+    is checked before the warehouse is opened (Great Expectations takes seconds); the cross-file
+    rules and the write then happen under one connection, which DuckDB holds for this process
+    alone, so no other writer can slip in between. A quarantined file leaves the zone (a local
+    one only while it still holds the bytes judged). Idempotent: re-ingesting the same partition
+    replaces its rows.
     """
-    with local_copy(source, layout.root / "staging") as path:
-        landing = LandingFile(partition_key, source.name, path, file_sha256(path), zone, run_id)
-        loaded = load_file(path, contract, zone)
+    try:
+        staged = stage_zone_file(source, layout.root / "staging")
+    except ZoneRefusal as refusal:
+        return refuse_entry(warehouse, source, refusal, partition_key=partition_key, run_id=run_id, zone=zone)
+    try:
+        landing = LandingFile(partition_key, printable_name(source.name), staged.path, staged.file_hash, zone, run_id,
+                              source)
+        loaded = load_file(staged.path, contract, zone)
         with warehouse.session() as session:
-            outcome = record_file(session, landing, loaded, layout.quarantine)
-    if outcome.status == "quarantined" and not is_local(source):
-        source.unlink()  # the verified copy is in quarantine now
+            return record_file(session, landing, loaded, layout.quarantine)
+    finally:
+        staged.discard()
+
+
+def refuse_entry(warehouse: Warehouse, source: UPath, refusal: ZoneRefusal, *, partition_key: str, run_id: str,
+                 zone: str) -> IngestOutcome:
+    """Record a zone entry that was refused unread (``refuse_and_record``) as this partition's outcome."""
+    outcome = IngestOutcome(partition_key, printable_name(source.name), "", "quarantined", 0, reason=refusal.reason,
+                            check=refusal.check)
+    with warehouse.session() as session, session.transaction():
+        refuse_and_record(session, source, refusal)
+        session.record_landing(outcome, feature_names=None, run_id=run_id, zone=zone)
     return outcome
 
 
@@ -225,7 +248,8 @@ def _quarantine(session: WarehouseSession, landing: LandingFile, violation: Cont
     """Quarantine the file and record it with its landing row in one transaction."""
     with session.transaction():
         record = quarantine_and_record(session, landing.path, quarantine_dir, violation,
-                                       original_name=landing.original_name)
+                                       original_name=landing.original_name, original=landing.source,
+                                       expected_hash=landing.file_hash)
         outcome = IngestOutcome(landing.partition_key, landing.original_name, landing.file_hash, "quarantined", 0,
                                 check=violation.check, reason=violation.reason, validation=validation,
                                 quarantined_path=record.quarantined_path)

@@ -47,10 +47,16 @@ from hybrid_assets.optimization.gates import (
     seed_reproducibility,
 )
 from hybrid_resources.cost_policy import CostPolicy
-from hybrid_resources.data.contract import ContractViolation, file_sha256
-from hybrid_resources.data.paths import DataLayout, zone_files
-from hybrid_resources.data.quarantine import quarantine_and_record
+from hybrid_resources.data.contract import ContractViolation, redact_message
+from hybrid_resources.data.paths import (
+    DataLayout,
+    ZoneEntry,
+    printable_name,
+    zone_entries,
+)
+from hybrid_resources.data.quarantine import quarantine_and_record, refuse_and_record
 from hybrid_resources.data.warehouse import Warehouse
+from hybrid_resources.data.zones import ZoneRefusal, stage_zone_file
 from hybrid_resources.gate_policy import GatePolicy
 from hybrid_resources.optimization.pipeline import run_heuristics
 from hybrid_resources.optimization.portfolio import (
@@ -117,17 +123,50 @@ class ProblemKind:
     def folder_path(self) -> Path:
         return DataLayout.from_env().root / self.folder
 
-    def landing_files(self) -> list[Path]:
-        return zone_files(self.folder_path(), suffixes=self.suffixes)
+    def landing_entries(self) -> list[ZoneEntry]:
+        """Every entry of the folder with one of ``suffixes``: regular files and refused ones."""
+        return zone_entries(self.folder_path(), suffixes=self.suffixes)
 
     def ins(self, *stages: str) -> dict[str, AssetIn]:
         return {stage: AssetIn(self.names[stage]) for stage in stages}
 
 
-def _quarantine(path: Path, violation: ContractViolation, warehouse: Warehouse) -> dict:
-    with warehouse.session() as session:
-        quarantine_and_record(session, path, DataLayout.from_env().quarantine, violation)
-    return {"file": path.name, "check": violation.check, "reason": violation.reason}
+def _load_staged(kind: ProblemKind, path: Path, name: str) -> tuple[tuple[dict, dict] | None, ContractViolation | None]:
+    """``kind.load`` of a staged copy: its (fields, metadata), or the violation. Any other error a
+    parser raises on the file's bytes is a ``parse`` violation: a bad file never crashes the run."""
+    try:
+        return kind.load(path), None
+    except ContractViolation as violation:
+        return None, violation
+    except Exception as error:  # noqa: BLE001 - whatever a parser raises on hostile bytes
+        return None, ContractViolation("parse", f"{name!r} could not be read: {type(error).__name__}: "
+                                                f"{redact_message(error)}", {"error_type": type(error).__name__})
+
+
+def judge_entry(kind: ProblemKind, entry: ZoneEntry, warehouse: Warehouse) -> tuple[dict | None, dict | None]:
+    """One entry of ``kind``'s folder: (the accepted file, None) or (None, why it was turned away).
+
+    The file is copied once (``O_NOFOLLOW``) into a private staged copy, which is hashed, loaded
+    and, when it breaks the contract, quarantined (the zone's file then leaves the folder). A link
+    or anything else that is not a regular file is refused unread (``refuse_and_record``)."""
+    layout, name = DataLayout.from_env(), printable_name(entry.name)
+    try:
+        staged = stage_zone_file(entry.path, layout.root / "staging")
+    except ZoneRefusal as refusal:
+        with warehouse.session() as session:
+            refuse_and_record(session, entry.path, refusal)
+        return None, {"file": name, "check": refusal.check, "reason": refusal.reason}
+    try:
+        loaded, violation = _load_staged(kind, staged.path, name)
+        if violation is None:
+            fields, metadata = loaded
+            return {"file": name, "file_hash": staged.file_hash, "fields": fields, "metadata": metadata}, None
+        with warehouse.session() as session:
+            quarantine_and_record(session, staged.path, layout.quarantine, violation, original_name=entry.name,
+                                  original=entry.path, expected_hash=staged.file_hash)
+        return None, {"file": name, "check": violation.check, "reason": violation.reason}
+    finally:
+        staged.discard()
 
 
 def _landing_asset(kind: ProblemKind):
@@ -142,27 +181,28 @@ def _landing_asset(kind: ProblemKind):
     def landing(context: AssetExecutionContext, warehouse: Warehouse):
         folder = kind.folder_path()
         folder.mkdir(parents=True, exist_ok=True)
-        files = kind.landing_files()
-        if not files:
+        entries = kind.landing_entries()
+        if not any(not entry.refused for entry in entries):
             example_name, write_example = kind.example
-            files = [write_example(folder / example_name)]
-            context.log.info(f"{kind.folder}/ was empty: wrote the bundled example {files[0].name}")
+            write_example(folder / example_name)
+            context.log.info(f"{kind.folder}/ held no file: wrote the bundled example {example_name}")
+            entries = kind.landing_entries()
         good, quarantined = [], []
-        for path in files:
-            try:
-                good.append((path, kind.load(path)))
-            except ContractViolation as violation:
-                quarantined.append(_quarantine(path, violation, warehouse))
-                context.log.warning(f"quarantined {path.name}: [{violation.check}] {violation.reason}")
+        for entry in entries:
+            accepted, turned_away = judge_entry(kind, entry, warehouse)
+            good += [accepted] if accepted else []
+            quarantined += [turned_away] if turned_away else []
+            if turned_away:
+                context.log.warning(f"quarantined {turned_away['file']}: [{turned_away['check']}] {turned_away['reason']}")
         if not good:
             raise Failure(description=f"no {kind.source} file in {folder} meets the contract; quarantined: {quarantined}")
-        path, (fields, metadata) = good[-1]
-        value = {"file": path.name, "file_hash": file_sha256(path), **fields}
-        yield artifact_output(value, {"file": path.name, "file_hash": value["file_hash"], **metadata,
+        newest = good[-1]
+        value = {"file": newest["file"], "file_hash": newest["file_hash"], **newest["fields"]}
+        yield artifact_output(value, {"file": newest["file"], "file_hash": newest["file_hash"], **newest["metadata"],
                                       "quarantined": MetadataValue.json(quarantined)})
         # A quarantined file is reported, not a failure: the newest good file carries on.
         yield AssetCheckResult(check_name=check, passed=not quarantined, severity=AssetCheckSeverity.WARN,
-                               metadata={"quarantined": MetadataValue.json(quarantined), "accepted": path.name})
+                               metadata={"quarantined": MetadataValue.json(quarantined), "accepted": newest["file"]})
 
     return landing
 

@@ -8,7 +8,9 @@ Both are the one folder sensor (:mod:`hybrid_assets.common.folder_sensor`): a fi
 stopped growing. One run covers every new file of a tick (the asset takes the newest good file and
 quarantines the bad ones), with a run key made of their hashes. A file whose content the landing
 asset already took (the bundled example it writes into an empty folder, e.g. by ``make demo``) is
-skipped. RUNNING by default: a fresh instance under the daemon needs no click.
+skipped. A link or a folder named like a file is never read: it starts a run too, which records it
+refused (see :func:`hybrid_assets.optimization.route.landing_entries`). RUNNING by default: a
+fresh instance under the daemon needs no click.
 """
 
 from dagster import AssetSelection, RunRequest, SensorEvaluationContext
@@ -16,13 +18,14 @@ from dagster import AssetSelection, RunRequest, SensorEvaluationContext
 from hybrid_assets.common.folder_sensor import (
     Submission,
     ZoneFile,
+    content_of,
     folder_sensor,
     ingested_content,
 )
 from hybrid_assets.optimization.maxcut import MAXCUT
 from hybrid_assets.optimization.portfolio import PORTFOLIO
 from hybrid_assets.optimization.route import ProblemKind
-from hybrid_resources.data.contract import file_sha256
+from hybrid_resources.data.paths import printable_name
 
 __all__ = ["graph_sensor", "new_contents", "returns_sensor"]
 
@@ -38,10 +41,10 @@ def problem_landing_sensor(kind: ProblemKind, name: str):
     landing = kind.names["landing"]
 
     def submit(context: SensorEvaluationContext, folder, files: list[ZoneFile]) -> Submission:
-        new = new_contents({f.name: file_sha256(folder / f.name) for f in files},
-                           ingested_content(context.instance, landing))
+        contents = {printable_name(f.name): content for f in files if (content := content_of(folder, f)) is not None}
+        new = new_contents(contents, ingested_content(context.instance, landing))
         if not new:
-            return Submission(skipped=[f"{', '.join(f.name for f in files)} already taken by {landing}"])
+            return Submission(skipped=[f"{', '.join(contents)} already taken by {landing}"])
         run_key = f"{kind.folder}-" + "-".join(sorted(new.values()))[:200]
         return Submission(run_requests=[RunRequest(run_key=run_key, tags={f"{kind.folder}/files": ",".join(new)[:200]})])
 

@@ -95,8 +95,10 @@ class ContractViolation(Exception):
     ``check`` is a short machine name (``parse``, ``encoding``, ``required_columns``,
     ``numeric_features``, ``finite_values``, ``value_range``, ``label_classes``,
     ``missing_labels``, ``unique_sample_id``, ``missing_sample_id``, ``row_count``,
-    ``feature_columns``, ``duplicate_columns``); ``reason`` is one human sentence (or several
-    joined by "; "); ``details`` is JSON-safe.
+    ``feature_columns``, ``duplicate_columns``; a zone's refusals, ``zones.ZoneRefusal``:
+    ``symlink``, ``not_regular_file``, ``outside_zone``); ``reason`` is one human sentence (or
+    several joined by "; ") that quotes values of the file only as :func:`sample` s; ``details``
+    is JSON-safe.
     """
 
     def __init__(self, check: str, reason: str, details: dict | None = None) -> None:

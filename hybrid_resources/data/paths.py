@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import Any, BinaryIO, Callable
 
 
 def atomic_write(path: Path, write: Callable[[BinaryIO], object], *, durable: bool = False) -> None:
@@ -92,19 +93,75 @@ class DataLayout:
 
 ZONES = ("landing", "scoring", "labels")  # training files, files to score, labels arriving later
 
+REFUSED_KINDS = {  # what a zone refuses: kind -> why (the check name of its quarantine record)
+    "symlink": "a symbolic link: zones hold regular files only, so it was not followed and its target never read",
+    "not_regular_file": "not a regular file (a folder, FIFO, socket or device): zones hold regular files only, "
+                        "so it was never opened",
+}
 
-def zone_files(location, *, suffixes: tuple[str, ...] = ()) -> list:
-    """Regular files in a zone's ``location`` (a path or UPath), sorted by name: hidden and
-    temporary files (``.tmp``, ``.part``) are skipped, and so are names without one of
-    ``suffixes`` when it is given. A missing location holds no files."""
+
+@dataclass(frozen=True)
+class ZoneEntry:
+    """One name in a zone, as ``lstat`` saw it (a link is never followed).
+
+    ``kind`` is "file" for a regular file, else a key of :data:`REFUSED_KINDS`. ``name`` is the
+    name as the OS gives it (bytes that are not UTF-8 as surrogate escapes: see ``os.fsencode``)."""
+
+    path: Any  # location / name: a Path or UPath
+    name: str
+    kind: str
+    size: int
+    mtime_ns: int
+
+    @property
+    def refused(self) -> bool:
+        return self.kind != "file"
+
+
+def is_local(location) -> bool:
+    """Whether ``location`` (a Path, or a UPath of any protocol) is on the local file system."""
+    return getattr(location, "protocol", "") in ("", "file", "local")
+
+
+def printable_name(name: str) -> str:
+    """A file name as text any store takes (DuckDB, Dagster tags and metadata, JSON): bytes that
+    are not UTF-8 become ``\\xNN``. For showing and recording only; keys hash ``os.fsencode(name)``."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
+def _entry(path) -> ZoneEntry | None:
+    """``path`` classified without following a link; None when it vanished meanwhile."""
+    try:
+        if not is_local(path):  # object stores have neither links nor special files
+            if not path.is_file():
+                return None
+            info = path.stat()
+            mtime_ns = getattr(info, "st_mtime_ns", None) or int(float(info.st_mtime) * 1e9)
+            return ZoneEntry(path, path.name, "file", int(info.st_size), int(mtime_ns))
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    kind = ("file" if stat.S_ISREG(info.st_mode) else "symlink" if stat.S_ISLNK(info.st_mode)
+            else "not_regular_file")
+    return ZoneEntry(path, path.name, kind, int(info.st_size), int(info.st_mtime_ns))
+
+
+def zone_entries(location, *, suffixes: tuple[str, ...] = ()) -> list[ZoneEntry]:
+    """Every visible name in a zone's ``location`` (a path or UPath), sorted by name, classified by
+    ``lstat``: regular files, and the links and other entries the zone refuses. Hidden and
+    temporary names (``.tmp``, ``.part``) are skipped, and so are names without one of
+    ``suffixes`` when it is given. A missing location holds nothing."""
     if not location.exists():
         return []
-    return sorted(
-        (path for path in location.iterdir()
-         if path.is_file() and not path.name.startswith(".") and not path.name.endswith((".tmp", ".part"))
-         and (not suffixes or path.name.endswith(suffixes))),
-        key=lambda path: path.name,
-    )
+    entries = (_entry(path) for path in location.iterdir()
+               if not path.name.startswith(".") and not path.name.endswith((".tmp", ".part"))
+               and (not suffixes or path.name.endswith(suffixes)))
+    return sorted((entry for entry in entries if entry is not None), key=lambda entry: entry.name)
+
+
+def zone_files(location, *, suffixes: tuple[str, ...] = ()) -> list:
+    """The regular files of :func:`zone_entries` (paths): never a link, a folder or a device."""
+    return [entry.path for entry in zone_entries(location, suffixes=suffixes) if not entry.refused]
 
 
 def zone_location(zone: str = "landing"):

@@ -99,15 +99,12 @@ def test_a_retry_after_a_crash_reuses_the_verified_copy(tmp_path):
     assert sorted(p.name for p in quarantine.iterdir()) == ["bad.csv", "bad.csv" + SIDECAR_SUFFIX]
 
 
-def test_a_bad_copy_keeps_the_original_in_landing(tmp_path, monkeypatch):
+def test_bytes_other_than_the_judged_ones_are_not_quarantined_and_the_original_stays(tmp_path):
     path = tmp_path / "bad.csv"
     path.write_bytes(b"precious")
-
-    def corrupting_copy(source, target):
-        Path(target).write_bytes(b"truncated")
-
-    monkeypatch.setattr("hybrid_resources.data.quarantine.shutil.copyfile", corrupting_copy)
+    judged = file_sha256(path)
+    path.write_bytes(b"rewritten after it was judged")
     with pytest.raises(OSError, match="does not match"):
-        quarantine_file(path, tmp_path / "q", check="parse", reason="bad")
-    assert path.read_bytes() == b"precious"
-    assert list((tmp_path / "q").iterdir()) == []
+        quarantine_file(path, tmp_path / "q", check="parse", reason="bad", expected_hash=judged)
+    assert path.read_bytes() == b"rewritten after it was judged"
+    assert list((tmp_path / "q").iterdir()) == []  # no copy, no temporary, no sidecar

@@ -2,14 +2,17 @@
 
 from upath import UPath
 
-from hybrid_resources.data.paths import zone_files, zone_location
+from hybrid_resources.data.paths import zone_entries, zone_files, zone_location
 
 
 def test_zone_files_lists_regular_visible_finished_files_by_name(tmp_path):
     for name in ("b.csv", "a.parquet", ".hidden.csv", "half.csv.part", "copy.csv.tmp", "notes.txt"):
         (tmp_path / name).write_text("x")
     (tmp_path / "graph.csv").mkdir()  # a folder named like a file is not a file
+    (tmp_path / "link.csv").symlink_to(tmp_path / "b.csv")  # nor is a link to one: it is never followed
     assert [p.name for p in zone_files(tmp_path)] == ["a.parquet", "b.csv", "notes.txt"]
+    assert {e.name: e.kind for e in zone_entries(tmp_path) if e.refused} == {"graph.csv": "not_regular_file",
+                                                                             "link.csv": "symlink"}
     assert [p.name for p in zone_files(tmp_path, suffixes=(".csv",))] == ["b.csv"]
     assert zone_files(tmp_path / "missing") == []
 

@@ -92,6 +92,17 @@ def test_the_compose_file_wires_postgres_the_code_server_webserver_and_daemon():
     assert all("AWS_SECRET_ACCESS_KEY" not in services[name]["environment"] for name in ("webserver", "daemon"))
 
 
+def test_the_image_runs_as_a_user_who_owns_the_data_root_and_the_instance_home_but_not_the_code():
+    dockerfile = (REPO / "Dockerfile").read_text()
+    users = re.findall(r"^USER (\S+)$", dockerfile, re.M)
+    assert users and users[-1].split(":")[0] not in ("root", "0")  # runs read files others drop into the zones
+    uid = users[-1].split(":")[0]
+    assert re.search(rf"useradd [^\n]*--uid {uid}\b", dockerfile)
+    (chown,) = re.findall(r"chown -R (\S+) ([^\\\n]+)", dockerfile)
+    assert set(chown[1].split()) == {'"$DAGSTER_HOME"', '"$HYBRID_DATA_DIR"'}  # the app folder stays root's
+    assert dockerfile.index("chown -R") < dockerfile.rindex("USER ") < dockerfile.index("CMD [")
+
+
 def test_the_env_examples_cover_what_the_compose_file_interpolates_and_hold_no_secret():
     compose_text = (DEPLOY / "docker-compose.yaml").read_text()
     interpolated = set(re.findall(r"(?<!\$)\$\{([A-Z0-9_]+)", compose_text))  # not $${...}, an escaped $

@@ -226,20 +226,22 @@ def read_landing_file(path: str | os.PathLike[str], contract: DatasetContract = 
     CSV is read as text and each feature column becomes Float64 when every value parses as
     a number; a column with any non-number stays String so that :func:`validate_contract`
     can name it and its bad values. ``label`` and ``sample_id`` stay strings (so ids such
-    as ``00012`` keep their zeros). Parquet keeps its own types.
+    as ``00012`` keep their zeros). Parquet keeps its own types; the column and row counts
+    its footer gives are checked against the contract before any data is read.
 
     Raises (check, reason) for: an unknown extension, an empty file ("parse"), binary
     content ("parse"), non-UTF-8 bytes ("encoding", with line and byte), a wrong delimiter
     ("parse", naming the delimiter that would split the header), duplicate header names
-    ("duplicate_columns"), a header with no data rows ("row_count"), and an unreadable
-    Parquet file ("parse").
+    ("duplicate_columns"), a header with no data rows ("row_count"), an unreadable
+    Parquet file ("parse"), and one whose footer counts too many columns ("feature_columns")
+    or rows ("row_count").
     """
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix in CSV_SUFFIXES:
         return _read_csv(path, contract)
     if suffix in PARQUET_SUFFIXES:
-        return ParsedFile(_read_parquet(path))
+        return ParsedFile(_read_parquet(path, contract))
     raise ContractViolation(
         "parse",
         f"unsupported file type {path.suffix or '(no extension)'!r} for {path.name!r}: "
@@ -400,11 +402,28 @@ def _type_csv_columns(frame: pl.DataFrame, contract: DatasetContract) -> pl.Data
     return stripped.with_columns(as_float.select(numeric))
 
 
-def _read_parquet(path: Path) -> pl.DataFrame:
+def _check_parquet_footer(path: Path, contract: DatasetContract) -> None:
+    """Columns and rows as the Parquet footer gives them, before any data page is read: a file over
+    the contract's column or row ceiling is refused without being loaded into memory."""
+    n_columns = len(pl.read_parquet_schema(path))
+    n_rows = pl.scan_parquet(path).select(pl.len()).collect().item()  # from the footer: no column is read
+    if n_columns > contract.max_feature_columns + 2:  # the label and the id besides the features
+        raise ContractViolation("feature_columns", f"{path.name!r} has {n_columns} columns (its footer says); the "
+                                f"contract allows at most {contract.max_feature_columns} feature columns",
+                                {"n_columns": n_columns})
+    if n_rows > contract.max_rows:
+        raise ContractViolation("row_count", f"{path.name!r} has {n_rows} rows (its footer says); the contract "
+                                f"needs {contract.min_rows}..{contract.max_rows}", {"n_rows": n_rows})
+
+
+def _read_parquet(path: Path, contract: DatasetContract) -> pl.DataFrame:
     if path.stat().st_size == 0:
         raise ContractViolation("parse", f"{path.name!r} is empty (0 bytes): not a Parquet file", {"size_bytes": 0})
     try:
+        _check_parquet_footer(path, contract)
         frame = pl.read_parquet(path)
+    except ContractViolation:
+        raise
     except Exception as error:  # polars/pyarrow raise several types for corrupt files
         message = redact_message(error) if str(error) else type(error).__name__
         raise ContractViolation("parse", f"{path.name!r} is not a readable Parquet file: {message}",

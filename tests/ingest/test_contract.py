@@ -239,3 +239,14 @@ def test_validation_evaluates_one_expectation_per_rule_whatever_the_width(tmp_pa
         table, report = load_landing_file(path)
         assert report.success and table.features.shape == (60, n_features)
         assert report.evaluated_expectations == 10
+
+
+def test_a_parquet_file_over_the_row_or_column_ceiling_is_refused_from_its_footer(tmp_path):
+    good_frame(n_rows=20, n_features=3).write_parquet(tmp_path / "long.parquet")
+    long = _violation(tmp_path / "long.parquet", DatasetContract(max_rows=10))
+    assert long.check == "row_count" and "20 rows (its footer says)" in long.reason
+    good_frame(n_rows=20, n_features=6).write_parquet(tmp_path / "wide.parquet")
+    wide = _violation(tmp_path / "wide.parquet", DatasetContract(max_feature_columns=3))
+    assert wide.check == "feature_columns" and "8 columns (its footer says)" in wide.reason
+    table, _ = load_landing_file(tmp_path / "wide.parquet", DatasetContract(max_rows=20, max_feature_columns=6))
+    assert table.n_rows() == 20  # at the ceilings is fine

@@ -34,7 +34,7 @@ def safe_partition_key(file_name: str) -> str:
     >>> safe_partition_key("batch_1.csv")
     'batch_1.csv'
     >>> safe_partition_key("batch_1.csv-4bca0352")
-    'batch_1.csv-4bca0352-53bd3f40'
+    'batch_1.csv-4bca0352-cd60ca4d'
     """
     folded = unicodedata.normalize("NFKD", file_name).encode("ascii", "ignore").decode()
     cleaned = _UNSAFE.sub("_", folded).lstrip(".")

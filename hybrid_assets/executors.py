@@ -4,8 +4,8 @@
   laptop lands, and a fresh step process would pay the pennylane/dagster imports again.
 - ``multiprocess``: one process per step on the run's host, at most ``HYBRID_MAX_CONCURRENT_STEPS``
   (default 2) at once. Safe with the DuckDB warehouse: every process opens the file briefly and
-  retries DuckDB's "Could not set lock" error with backoff (``open_warehouse``, about 40 s in
-  all); the ingest steps sit in pool ``warehouse`` and the steps that submit circuits in pool
+  retries DuckDB's "Could not set lock" error with backoff (``open_warehouse``, up to 120 s;
+  no step holds the file while it computes); the ingest steps sit in pool ``warehouse`` and the steps that submit circuits in pool
   ``quantum`` (docs/configuration.md, "Pools"). Measured (``bench/executor_check.py --rows 300 --max-concurrent 4``, no pool limits):
   the refresh succeeded with no failed step and the same models and verdict as in process, but
   took 328 s against 58 s in process on 2 shared cores: each step process pays the imports

@@ -19,6 +19,7 @@ launchpad shows which variable sets the field), and an unset one leaves the docu
 | ``HYBRID_DASK``, ``HYBRID_DASK_SCHEDULER`` | ``dask.enabled`` (a LocalCluster per step), ``dask.scheduler_address`` (a running cluster; enables it); read when the code location loads |
 | ``HYBRID_EXECUTOR``, ``HYBRID_MAX_CONCURRENT_STEPS`` | the step executor (in_process, multiprocess, k8s; ``hybrid_assets.executors``) |
 | ``HYBRID_ARTIFACT_KEEP_VERSIONS`` | ``io_manager.keep_versions`` |
+| ``HYBRID_WAREHOUSE_LOCK_WAIT_S`` | ``warehouse.lock_wait_s`` (read when the warehouse is opened) |
 | ``HYBRID_REDIS_URL``, ``HYBRID_SCORING_STREAM`` | ``scoring_stream.url``, ``.stream`` (records to score) |
 
 ``HYBRID_DATA_DIR`` (the data root) and ``HYBRID_LANDING_URI``, ``HYBRID_SCORING_URI``,

@@ -139,11 +139,12 @@ def features_gate(features: pl.DataFrame, feature_names: list[str]) -> AssetChec
 )
 def features(context: AssetExecutionContext, config: FeaturesConfig, warehouse: Warehouse) -> MaterializeResult:
     """Cleaned, deduplicated features of every ingested file, with a split stable per sample id."""
-    with warehouse.session() as session:
+    with warehouse.session(read_only=True) as session:  # read, let go, compute, then write
         raw = session.ingested_rows()
-        table = build_features(raw, test_fraction=config.test_fraction, seed=config.split_seed)
-        session.replace_features(table)
         feature_names = session.established_feature_names() or []
+    table = build_features(raw, test_fraction=config.test_fraction, seed=config.split_seed)
+    with warehouse.session() as session:
+        session.replace_features(table)
     digest = hashlib.sha256("\n".join(
         f"{sid},{h},{s}" for sid, h, s in table.select("sample_id", "row_hash", "split").iter_rows()
     ).encode()).hexdigest()

@@ -13,6 +13,7 @@ import hashlib
 import math
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -129,24 +130,52 @@ def predictions(context: AssetExecutionContext, config: PredictionsConfig, wareh
         rows = session.scoring_rows(partition)
         models = session.models()
         rows_used = session.quantum_rows_today()
+        recorded = session.predictions_recorded(partition)
     if rows.is_empty():
         return MaterializeResult(data_version=DataVersion(f"empty:{partition}"),
                                  metadata={"rows": 0, "note": "the file was quarantined or had no rows"})
-    requested = context.instance.get_run_record_by_id(context.run_id).create_timestamp.timestamp()
-    frames, summary = score_batch(context, rows, serving_plan(models), rows_used=rows_used,
-                                  band=config.uncertainty_band, warehouse=warehouse, quantum_backend=quantum_backend,
-                                  cost_policy=cost_policy, source=partition, received_at=requested)
-    written = pl.concat(frames)
+    plan, export = serving_plan(models), DataLayout.from_env().predictions / f"{partition}.parquet"
+    written = None if recorded else export_to_reuse(export, rows["sample_id"].to_list(), plan)
+    if written is not None:
+        summary = {"champion": plan["champion"]["version_id"], "reused_export": True}
+        context.log.info(f"{export} holds these rows scored by the same models but the warehouse has none (an "
+                         "earlier write failed): recorded from the export, not scored (nor paid for) again")
+    else:
+        requested = context.instance.get_run_record_by_id(context.run_id).create_timestamp.timestamp()
+        frames, summary = score_batch(context, rows, plan, rows_used=rows_used, band=config.uncertainty_band,
+                                      warehouse=warehouse, quantum_backend=quantum_backend, cost_policy=cost_policy,
+                                      source=partition, received_at=requested)
+        written = pl.concat(frames)
+        # The export first: what was paid for is on disk before the warehouse write that may time out,
+        # and a retry after a failed write reuses it instead of paying again.
+        atomic_write(export, lambda handle: written.write_parquet(handle))
     with warehouse.session() as session:
         with session.transaction():
             session.upsert_predictions(written)
-    export = DataLayout.from_env().predictions / f"{partition}.parquet"
-    atomic_write(export, lambda handle: written.write_parquet(handle))
     digest = hashlib.sha256(written.select("sample_id", "model_version", "role", "decision").write_csv().encode())
     return MaterializeResult(data_version=DataVersion(digest.hexdigest()), metadata={
         **summary, "rows": rows.height, "export": str(export),
         "decisions": MetadataValue.json(dict(written.filter(pl.col("role") == "champion")["decision"]
                                              .value_counts().iter_rows()))})
+
+
+def export_to_reuse(export: Path, sample_ids: list[str], plan: dict) -> pl.DataFrame | None:
+    """The predictions already exported to ``export`` when they are exactly these rows scored by the
+    plan's champion and shadow, else None. Called only when the warehouse has no predictions of the
+    partition: an earlier try scored and exported them, then failed to write them."""
+    if not export.is_file():
+        return None
+    try:
+        earlier = pl.read_parquet(export)
+    except Exception:  # noqa: BLE001 - an unreadable export is scored again, never trusted
+        return None
+    expected = {role: plan[role]["version_id"] for role in ("champion", "shadow") if plan[role] is not None}
+    wanted = sorted(sample_ids)
+    for role, version in expected.items():
+        mine = earlier.filter((pl.col("role") == role) & (pl.col("model_version") == version))
+        if sorted(mine["sample_id"].to_list()) != wanted:
+            return None
+    return earlier if earlier.height == len(wanted) * len(expected) else None
 
 
 def serving_plan(models: list[dict]) -> dict:

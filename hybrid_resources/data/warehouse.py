@@ -8,14 +8,18 @@ so a session is also a lock: the cross-file landing rules and the row write of o
 cannot be interleaved with another writer).
 
 DuckDB locks its file per process, and sensors, runs, tests and the audit command are
-separate processes. So every use is short (open, work, close) and opening retries on the
-lock error with backoff; writing steps are additionally serialized by the Dagster pool
-``warehouse`` (limit 1 in ``dagster.yaml``).
+separate processes. So the rule for every user is the same: open a session only to read
+inputs or to write results, never while computing (a step reads, closes, computes, then opens
+again to write), and opening waits for another holder with backoff (:func:`open_warehouse`,
+up to ``HYBRID_WAREHOUSE_LOCK_WAIT_S``, 120 s by default). The ingest steps are additionally
+serialized by the Dagster pool ``warehouse`` (limit 1 in ``dagster.yaml``); the steps that
+submit circuits sit in pool ``quantum`` instead and rely on the short holds alone.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import random
 import time
 from collections.abc import Iterator
@@ -194,24 +198,43 @@ def _is_lock_error(error: Exception) -> bool:
     return "lock" in text and ("could not set" in text or "conflicting" in text)
 
 
+DEFAULT_LOCK_WAIT_S = 120.0
+
+
+class WarehouseLockTimeout(RuntimeError):
+    """Another process held the warehouse file for longer than the wait allowed."""
+
+
 @contextmanager
 def open_warehouse(
-    path: Path, *, read_only: bool = False, attempts: int = 12, backoff_s: float = 0.1
+    path: Path, *, read_only: bool = False, wait_s: float = DEFAULT_LOCK_WAIT_S, backoff_s: float = 0.1
 ) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Open the DuckDB file briefly, creating the schema; retry while another process holds it.
+    """Open the DuckDB file briefly, creating the schema; wait while another process holds it.
 
-    Backoff doubles from ``backoff_s`` with jitter (about 40 s in all with the defaults).
+    DuckDB lets one process hold a file. Every holder here only reads inputs or writes results
+    (never computes while holding), so a hold lasts seconds; opening retries the lock error with
+    backoff doubling from ``backoff_s`` (capped at 2 s, with jitter) for up to ``wait_s`` seconds,
+    then raises :class:`WarehouseLockTimeout` naming the file and the setting that waits longer.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     read_only = read_only and path.exists()  # a missing file is created (with the schema) first
-    for attempt in range(attempts):
+    deadline = time.monotonic() + wait_s
+    attempt = 0
+    while True:
         try:
             connection = duckdb.connect(str(path), read_only=read_only)
             break
         except duckdb.IOException as error:
-            if not _is_lock_error(error) or attempt == attempts - 1:
+            remaining = deadline - time.monotonic()
+            if not _is_lock_error(error):
                 raise
-            time.sleep(min(backoff_s * 2**attempt, 5.0) * (0.5 + random.random()))
+            if remaining <= 0:
+                raise WarehouseLockTimeout(
+                    f"the warehouse {path} was held by another process for more than {wait_s:.0f} s: see which run "
+                    "or command holds it (dagster runs in progress, hybrid-audit), or wait longer with "
+                    "HYBRID_WAREHOUSE_LOCK_WAIT_S") from error
+            time.sleep(min(backoff_s * 2**attempt, 2.0, remaining) * (0.5 + random.random()))
+            attempt += 1
     try:
         if not read_only:
             connection.execute(SCHEMA)
@@ -345,6 +368,10 @@ class WarehouseSession:
         self.connection.execute(f"INSERT OR REPLACE INTO predictions ({', '.join(columns)}) "
                                 f"SELECT {', '.join(columns)} FROM new_predictions")
         self.connection.unregister("new_predictions")
+
+    def predictions_recorded(self, source: str) -> int:
+        """How many prediction rows came from ``source`` (a scoring partition, or ``stream:<name>``)."""
+        return int(self.connection.execute("SELECT count(*) FROM predictions WHERE source = ?", [source]).fetchone()[0])
 
     def quantum_rows_today(self) -> int:
         """Rows a quantum model scored today (UTC), champion and shadow: what the daily row quota counts."""
@@ -539,15 +566,22 @@ class Warehouse(ConfigurableResource):
     """The DuckDB warehouse file (default ``$HYBRID_DATA_DIR/warehouse.duckdb``)."""
 
     path: str = Field(default="", description="DuckDB file; empty means $HYBRID_DATA_DIR/warehouse.duckdb")
+    lock_wait_s: float = Field(default=0.0, ge=0, description="Seconds to wait while another process holds the "
+                               "file; 0 means $HYBRID_WAREHOUSE_LOCK_WAIT_S, else 120")
 
     @property
     def file(self) -> Path:
         return Path(self.path) if self.path else DataLayout.from_env().warehouse
 
+    @property
+    def wait_s(self) -> float:
+        """How long opening the file waits for another holder (see :func:`open_warehouse`)."""
+        return self.lock_wait_s or float(os.environ.get("HYBRID_WAREHOUSE_LOCK_WAIT_S") or DEFAULT_LOCK_WAIT_S)
+
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         """A raw connection, for tools and tests that query the tables directly."""
-        with open_warehouse(self.file, read_only=read_only) as connection:
+        with open_warehouse(self.file, read_only=read_only, wait_s=self.wait_s) as connection:
             yield connection
 
     @contextmanager

@@ -62,3 +62,65 @@ def test_a_held_lock_is_waited_for_not_failed(data_layout):
     with open_warehouse(path) as connection:  # blocks with backoff until the holder exits
         assert connection.execute("SELECT 1").fetchone() == (1,)
     assert holder.wait(timeout=30) == 0
+
+
+def _hold(path: Path, seconds: float) -> subprocess.Popen:
+    """A real process holding the DuckDB file's lock for ``seconds``."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('held', flush=True); "
+         "time.sleep(float(sys.argv[2]))", str(path), str(seconds)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_a_lock_held_past_the_wait_fails_with_the_file_and_the_setting_that_waits_longer(data_layout, monkeypatch):
+    from hybrid_resources.data.warehouse import WarehouseLockTimeout
+
+    Warehouse().spent_usd()  # the file exists
+    holder = _hold(data_layout.warehouse, 30)
+    try:
+        monkeypatch.setenv("HYBRID_WAREHOUSE_LOCK_WAIT_S", "1")
+        try:
+            Warehouse().spent_usd()
+        except WarehouseLockTimeout as error:
+            message = str(error)
+        else:
+            raise AssertionError("opening a held warehouse did not time out")
+        assert str(data_layout.warehouse) in message and "HYBRID_WAREHOUSE_LOCK_WAIT_S" in message
+        assert Warehouse(lock_wait_s=1).wait_s == 1 and Warehouse().wait_s == 1
+    finally:
+        holder.kill()
+        holder.wait()
+    monkeypatch.delenv("HYBRID_WAREHOUSE_LOCK_WAIT_S")
+    assert Warehouse().wait_s == 120 and Warehouse().spent_usd() == 0.0
+
+
+def test_features_are_computed_with_the_warehouse_let_go(data_layout, instance, monkeypatch):
+    """While ``features`` builds its table, another process can write to the warehouse: the step
+    holds the file only to read its input and to write its result."""
+    from dagster import materialize
+
+    from hybrid_assets.definitions import all_assets
+    from hybrid_assets.ingest import assets as ingest_assets
+    from tests.conftest import RESOURCES, ingest
+
+    write_good_csv(data_layout.landing, n_rows=30, n_features=4, seed=2, name="train.csv")
+    ingest(instance, "train.csv")
+    writes = []
+    real_build = ingest_assets.build_features
+
+    def build_while_another_process_writes(*args, **kwargs):
+        writer = subprocess.run(
+            [sys.executable, "-c", "import sys; from hybrid_resources.data.warehouse import Warehouse; "
+             "Warehouse(path=sys.argv[1], lock_wait_s=5).log_experiment('other', 'writer', {}, {})",
+             str(data_layout.warehouse)], capture_output=True, text=True, timeout=120)
+        writes.append(writer.returncode)
+        assert writer.returncode == 0, writer.stderr
+        return real_build(*args, **kwargs)
+
+    monkeypatch.setattr(ingest_assets, "build_features", build_while_another_process_writes)
+    assert materialize(all_assets, selection=["features"], instance=instance, resources=RESOURCES).success
+    assert writes == [0]
+    with Warehouse().connect(read_only=True) as connection:
+        assert connection.execute("SELECT count(*) FROM experiment_log WHERE run_id = 'other'").fetchone() == (1,)
+        assert connection.execute("SELECT count(*) FROM features").fetchone() == (30,)

@@ -233,3 +233,50 @@ def test_population_stability_is_zero_for_the_same_data_and_grows_with_shift():
     base = rng.normal(size=5000)
     assert population_stability(base, rng.normal(size=5000)) < 0.02
     assert population_stability(base, rng.normal(loc=1.0, size=5000)) > 0.2
+
+
+def test_a_failed_predictions_write_keeps_the_export_and_the_retry_pays_nothing_again(trained, instance, monkeypatch):
+    """The warehouse is held by another process when predictions write: the step fails with the
+    lock timeout, the Parquet export is already on disk, and the retry records it without sending
+    one circuit again."""
+    import subprocess
+    import sys
+
+    from hybrid_assets.serving import assets as serving_assets
+
+    boundary = DeviceBoundary(monkeypatch)
+    name = land_scoring(trained, "held.csv")
+    holders = []
+    real_atomic_write = serving_assets.atomic_write
+
+    def export_then_hold(path, write):  # after the export, a real process takes the warehouse's lock
+        real_atomic_write(path, write)
+        holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+                                   "print('held', flush=True); time.sleep(8)", str(Warehouse().file)],
+                                  stdout=subprocess.PIPE, text=True)
+        assert holder.stdout.readline().strip() == "held"
+        holders.append(holder)
+
+    monkeypatch.setattr(serving_assets, "atomic_write", export_then_hold)
+    config = {"ops": {"predictions": {"config": {"uncertainty_band": 1e9}}}}  # every row is uncertain
+    resources = {**RESOURCES, "quantum_backend": QuantumBackend(shots=100), "warehouse": Warehouse(lock_wait_s=1)}
+    failed = materialize(all_assets, selection=["scoring_batches", "predictions"], partition_key=name,
+                         instance=_with_partition(instance, name), run_config=config, resources=resources,
+                         raise_on_error=False)
+    assert not failed.success
+    (failure,) = [e for e in failed.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert "held by another process" in str(failure.event_specific_data.error)
+    holders[0].kill()
+    holders[0].wait()
+    export = pl.read_parquet(trained.predictions / f"{name}.parquet")
+    sent = boundary.circuits
+    assert sent > 0 and export.height == 40 and predictions_of(name).height == 0
+
+    monkeypatch.setattr(serving_assets, "atomic_write", real_atomic_write)
+    retried = materialize(all_assets, selection=["predictions"], partition_key=name, instance=instance,
+                          run_config=config, resources={**RESOURCES, "quantum_backend": QuantumBackend(shots=100)})
+    assert retried.success and boundary.circuits == sent  # nothing sent (nor paid for) again
+    recorded = predictions_of(name).sort("sample_id", "role")
+    assert recorded["score"].to_list() == export.sort("sample_id", "role")["score"].to_list()
+    (materialization,) = retried.asset_materializations_for_node("predictions")
+    assert materialization.metadata["reused_export"].value is True

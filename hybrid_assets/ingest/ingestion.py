@@ -103,6 +103,20 @@ def check_against_warehouse(session: WarehouseSession, table: LandingTable, part
         )
 
 
+def check_labels_against_warehouse(session: WarehouseSession, table: LandingTable) -> None:
+    """Cross-file rules of a labels file: every sample id was scored (an ingested scoring row or a
+    prediction) and every label is a class of the training data. Raises :class:`ContractViolation`."""
+    unknown = session.unscored_ids(table.sample_ids)
+    if unknown:
+        raise ContractViolation("unknown_sample_ids", f"{len(unknown)} sample_id(s) were never scored, e.g. "
+                                f"{quote_samples(unknown)}", {"unknown_sample_ids": unknown[:100]})
+    classes = session.training_classes()
+    strangers = sorted(set(table.labels) - set(classes))
+    if classes and strangers:
+        raise ContractViolation("label_classes", f"label(s) {quote_samples(strangers)} are not classes of the training "
+                                f"data ({quote_samples(classes)})", {"unexpected_labels": strangers[:100]})
+
+
 def _order_columns(table: LandingTable) -> LandingTable:
     """Features in sorted column order, so files with the same columns in another order align."""
     order = np.argsort(table.feature_names)
@@ -219,9 +233,12 @@ def record_file(session: WarehouseSession, landing: LandingFile, loaded: LoadedF
         session.record_landing(outcome, feature_names=None, run_id=landing.run_id, zone=landing.zone)
         return outcome
     violation = loaded.violation
-    if violation is None and landing.zone != "labels":
+    if violation is None:
         try:
-            check_against_warehouse(session, loaded.table, landing.partition_key, landing.file_hash, landing.zone)
+            if landing.zone == "labels":
+                check_labels_against_warehouse(session, loaded.table)
+            else:
+                check_against_warehouse(session, loaded.table, landing.partition_key, landing.file_hash, landing.zone)
         except ContractViolation as error:
             violation = error
     if violation is not None:

@@ -31,6 +31,7 @@ import codecs
 import csv
 import hashlib
 import io
+import math
 import os
 import tempfile
 from collections.abc import Iterator
@@ -836,6 +837,8 @@ def load_landing_file(
     the report's metadata and per-check details).
     """
     parsed = read_landing_file(path, contract)
+    if contract.labelled and contract.label_column in parsed.frame.columns:
+        refuse_non_finite_labels(parsed.frame[contract.label_column].drop_nulls().cast(pl.String).unique().to_list())
     report = replace(validate_contract(parsed.frame, contract), blank_lines_skipped=parsed.blank_lines_skipped)
     if not report.success:
         raise ContractViolation(
@@ -844,6 +847,23 @@ def load_landing_file(
             {**report.to_metadata(), "checks": report.details},
         )
     return to_landing_table(parsed.frame, contract), report
+
+
+def _is_non_finite_number(text: str) -> bool:
+    """Whether ``text`` reads as NaN or an infinity ("nan", "inf", "-Infinity", "NaN"...)."""
+    try:
+        return not math.isfinite(float(text))
+    except ValueError:
+        return False
+
+
+def refuse_non_finite_labels(labels: list[str]) -> None:
+    """Raise ``ContractViolation`` ("label_classes") when a label reads as NaN or an infinity:
+    a parser or a spreadsheet wrote a missing value, and it must never become a class."""
+    not_finite = sorted({value for value in labels if _is_non_finite_number(value)})
+    if not_finite:
+        raise ContractViolation("label_classes", f"label(s) {quote_samples(not_finite)} are not finite: NaN and "
+                                "infinity are never classes", {"unexpected_labels": not_finite[:100]})
 
 
 def load_labels_file(path: str | os.PathLike[str], contract: DatasetContract = DatasetContract()) -> LandingTable:
@@ -863,5 +883,6 @@ def load_labels_file(path: str | os.PathLike[str], contract: DatasetContract = D
     if duplicated:
         raise ContractViolation("unique_sample_id", f"{len(duplicated)} {sid!r} value(s) occur more than once, "
                                 f"e.g. {quote_samples(sorted(duplicated))}", {"duplicated_ids": sorted(duplicated)[:100]})
+    refuse_non_finite_labels(labels.to_list())
     return LandingTable(sample_ids=ids.to_list(), labels=labels.to_list(), feature_names=[],
                         features=np.empty((frame.height, 0)))

@@ -396,6 +396,21 @@ class WarehouseSession:
                                        "GROUP BY day ORDER BY day").fetchall()
         return {str(day): float(usd) for day, usd in rows}
 
+    def unscored_ids(self, sample_ids: list[str]) -> list[str]:
+        """Those of ``sample_ids`` that no ingested scoring row and no prediction has (sorted)."""
+        self.connection.register("label_ids", pl.DataFrame({"sample_id": sample_ids}).to_arrow())
+        try:
+            return [row[0] for row in self.connection.execute(
+                "SELECT sample_id FROM label_ids WHERE sample_id NOT IN (SELECT r.sample_id FROM scoring_rows r "
+                "JOIN scoring_files f USING (file_hash) WHERE f.status = 'ingested' UNION SELECT sample_id FROM "
+                "predictions) ORDER BY sample_id").fetchall()]
+        finally:
+            self.connection.unregister("label_ids")
+
+    def training_classes(self) -> list[str]:
+        """The labels of the ingested training rows (sorted; empty before any)."""
+        return [row[0] for row in self.connection.execute("SELECT DISTINCT label FROM raw_rows ORDER BY 1").fetchall()]
+
     def upsert_labels(self, sample_ids: list[str], labels: list[str], file_hash: str) -> None:
         frame = pl.DataFrame({"sample_id": sample_ids, "label": labels, "file_hash": [file_hash] * len(labels)})
         self.connection.register("new_labels", frame.to_arrow())

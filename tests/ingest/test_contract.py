@@ -13,6 +13,7 @@ from hybrid_resources.data.contract import (
     DatasetContract,
     derive_sample_ids,
     feature_profile,
+    load_labels_file,
     load_landing_file,
     read_landing_file,
     validate_contract,
@@ -250,3 +251,16 @@ def test_a_parquet_file_over_the_row_or_column_ceiling_is_refused_from_its_foote
     assert wide.check == "feature_columns" and "8 columns (its footer says)" in wide.reason
     table, _ = load_landing_file(tmp_path / "wide.parquet", DatasetContract(max_rows=20, max_feature_columns=6))
     assert table.n_rows() == 20  # at the ceilings is fine
+
+
+@pytest.mark.parametrize("suffix", ["csv", "parquet"])
+@pytest.mark.parametrize("bad", ["nan", "NaN", "inf", "-Infinity"])
+def test_nan_or_infinite_labels_are_never_classes(tmp_path, suffix, bad):
+    frame = pl.DataFrame({"sample_id": [f"s{i}" for i in range(20)], "f0": [float(i) for i in range(20)],
+                          "f1": [1.0] * 20, "label": [bad if i % 2 else "1" for i in range(20)]})
+    path = tmp_path / f"labels.{suffix}"
+    frame.write_csv(path) if suffix == "csv" else frame.write_parquet(path)
+    for load in (load_landing_file, load_labels_file):
+        with pytest.raises(ContractViolation) as refused:
+            load(path)
+        assert refused.value.check == "label_classes" and "never classes" in refused.value.reason

@@ -280,3 +280,32 @@ def test_a_failed_predictions_write_keeps_the_export_and_the_retry_pays_nothing_
     assert recorded["score"].to_list() == export.sort("sample_id", "role")["score"].to_list()
     (materialization,) = retried.asset_materializations_for_node("predictions")
     assert materialization.metadata["reused_export"].value is True
+
+
+@pytest.mark.parametrize("case, check", [
+    ("unknown_ids", "unknown_sample_ids"),
+    ("nan_label", "label_classes"),
+    ("infinite_label", "label_classes"),
+    ("unknown_class", "label_classes"),
+])
+def test_labels_of_unscored_rows_or_of_no_training_class_are_quarantined(trained, instance, case, check):
+    frame = good_frame(n_rows=12, seed=12, id_offset=9000)
+    name = land_scoring(trained, "to_label.csv", frame=frame.drop("label"))
+    assert score(instance, name).success
+    labels = frame.select("sample_id", pl.col("label").cast(pl.String))
+    labels = {"unknown_ids": labels.with_columns(pl.col("sample_id") + "-never-scored"),
+              "nan_label": labels.with_columns(pl.lit("NaN").alias("label")),
+              "infinite_label": labels.with_columns(pl.lit("-inf").alias("label")),
+              "unknown_class": labels.with_columns(pl.lit("7").alias("label"))}[case]
+    labels.write_csv(trained.labels / f"{case}.csv")
+    good = frame.select("sample_id", "label").head(6)
+    good.write_csv(trained.labels / "good.csv")
+    instance.add_dynamic_partitions(labels_files_partitions.name, [f"{case}.csv", "good.csv"])
+    for partition in (f"{case}.csv", "good.csv"):
+        result = materialize(all_assets, selection=["scoring_labels"], partition_key=partition, instance=instance,
+                             resources=RESOURCES)
+        assert result.success
+    sidecar = json.loads((trained.quarantine / f"{case}.csv.reason.json").read_text())
+    assert sidecar["check"] == check and not (trained.labels / f"{case}.csv").exists()
+    labelled = predictions_of(name).filter(pl.col("label").is_not_null())
+    assert set(labelled["sample_id"]) == set(good["sample_id"])  # the good file flowed, the bad one stored nothing

@@ -41,6 +41,8 @@ from hybrid_resources.optimization.qaoa import QaoaCircuit, basis_bits
 
 GRAPH_SUFFIXES = (".csv", ".txt")
 MAX_NODES = 20
+# Beyond this the cut values lose precision long before they overflow (|w| sums in float64).
+MAX_TOTAL_WEIGHT = 1e12
 HEADERS = (("u", "v"), ("u", "v", "weight"))
 
 
@@ -174,6 +176,10 @@ def read_graph_file(path: Path) -> MaxCutProblem:
         edges[frozenset((i, j))] = (i, j, weight)
     if not edges:
         raise ContractViolation("edge_count", f"{path.name} lists no edge")
+    total = sum(abs(weight) for _, _, weight in edges.values())  # inf on overflow, never an error
+    if not total <= MAX_TOTAL_WEIGHT:
+        raise ContractViolation("value_range", f"the edge weights sum to {total:.3g} in absolute value; the contract "
+                                f"allows at most {MAX_TOTAL_WEIGHT:g} (rescale the weights: a cut keeps its optimum)")
     if not 2 <= len(nodes) <= MAX_NODES:
         raise ContractViolation("node_count", f"{len(nodes)} nodes; the contract allows 2 to {MAX_NODES} "
                                               "(one qubit each on the exact simulator)")

@@ -46,6 +46,7 @@ BAD_GRAPHS = {
     "duplicate_edges": "a,b,1\nb,a,2\n",
     "edge_count": "# nothing but a comment\n",
     "node_count": "".join(f"n{i},n{i + 1}\n" for i in range(21)),
+    "value_range": "a,b,1e308\nb,c,1e308\na,c,1e308\n",
 }
 
 

@@ -220,6 +220,17 @@ def row_hash(label: str, features: Any) -> str:
     return hashlib.sha256(label.encode() + b"|" + values.tobytes()).hexdigest()[:16]
 
 
+def refuse_non_primitive_columns(frame: pl.DataFrame) -> None:
+    """Raise ``ContractViolation`` ("column_types") when a column holds lists, arrays, structs,
+    bytes or objects: a cell of a landing file is one number, one text or one boolean."""
+    nested = {name: str(dtype) for name, dtype in frame.schema.items()
+              if dtype.is_nested() or dtype in (pl.Binary, pl.Object)}
+    if nested:
+        raise ContractViolation("column_types", f"{len(nested)} column(s) hold more than one value per cell: "
+                                f"{quote_samples(sorted(nested))} (types {quote_samples(sorted(set(nested.values())))}); "
+                                "each cell must be one number, text or boolean", {"columns": dict(list(nested.items())[:100])})
+
+
 def read_landing_file(path: str | os.PathLike[str], contract: DatasetContract = DatasetContract()) -> ParsedFile:
     """Parse a landing file into a polars DataFrame, or raise :class:`ContractViolation`.
 
@@ -234,15 +245,18 @@ def read_landing_file(path: str | os.PathLike[str], contract: DatasetContract = 
     content ("parse"), non-UTF-8 bytes ("encoding", with line and byte), a wrong delimiter
     ("parse", naming the delimiter that would split the header), duplicate header names
     ("duplicate_columns"), a header with no data rows ("row_count"), an unreadable
-    Parquet file ("parse"), and one whose footer counts too many columns ("feature_columns")
-    or rows ("row_count").
+    Parquet file ("parse"), one whose footer counts too many columns ("feature_columns")
+    or rows ("row_count"), and a Parquet column that is not a number, text or boolean: a list,
+    array, struct, binary or object column ("column_types").
     """
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix in CSV_SUFFIXES:
         return _read_csv(path, contract)
     if suffix in PARQUET_SUFFIXES:
-        return ParsedFile(_read_parquet(path, contract))
+        frame = _read_parquet(path, contract)
+        refuse_non_primitive_columns(frame)
+        return ParsedFile(frame)
     raise ContractViolation(
         "parse",
         f"unsupported file type {path.suffix or '(no extension)'!r} for {path.name!r}: "

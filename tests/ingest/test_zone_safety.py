@@ -4,6 +4,8 @@ Dagster instance and DuckDB warehouse, the sensors evaluated with Dagster's own 
 
 from __future__ import annotations
 
+import datetime
+
 import hashlib
 import json
 import os
@@ -383,12 +385,25 @@ def test_a_file_rewritten_while_it_is_ingested_is_recorded_under_the_hash_of_the
 # --------------------------------------------------------------------------------------
 
 def test_an_unexpected_parser_error_quarantines_the_file_with_check_parse(data_layout, instance):
-    frame = pl.DataFrame({"label": ["0", "1"] * 3, "f0": [1.0, 2.0] * 3, "f1": [[1, 2]] * 6})  # a list column
+    frame = pl.DataFrame({"label": ["0", "1"] * 3, "f0": [1.0, 2.0] * 3,
+                          "f1": [datetime.timedelta(days=1)] * 6})  # the converter raises on a duration
+    frame.write_parquet(data_layout.landing / "durations.parquet")
+    write_good_csv(data_layout.landing, name="good.csv")
+    outcomes = ingest_through_job(instance, "durations.parquet", "good.csv")
+    assert outcomes["durations.parquet"]["status"] == "quarantined"
+    assert outcomes["durations.parquet"]["failed_check"] == "parse"
+    assert "could not be read" in outcomes["durations.parquet"]["reason"]
+    assert (data_layout.quarantine / "durations.parquet").exists() and outcomes["good.csv"]["status"] == "ingested"
+
+
+@pytest.mark.parametrize("column", [[[1, 2]] * 6, [{"a": 1}] * 6, [b"\x00\x01"] * 6], ids=["list", "struct", "binary"])
+def test_a_parquet_column_of_non_primitive_cells_is_a_column_types_violation(data_layout, instance, column):
+    frame = pl.DataFrame({"label": ["0", "1"] * 3, "f0": [1.0, 2.0] * 3, "f1": column})
     frame.write_parquet(data_layout.landing / "nested.parquet")
     write_good_csv(data_layout.landing, name="good.csv")
     outcomes = ingest_through_job(instance, "nested.parquet", "good.csv")
-    assert outcomes["nested.parquet"]["status"] == "quarantined" and outcomes["nested.parquet"]["failed_check"] == "parse"
-    assert "could not be read" in outcomes["nested.parquet"]["reason"]
+    assert outcomes["nested.parquet"]["status"] == "quarantined"
+    assert outcomes["nested.parquet"]["failed_check"] == "column_types" and "'f1'" in outcomes["nested.parquet"]["reason"]
     assert (data_layout.quarantine / "nested.parquet").exists() and outcomes["good.csv"]["status"] == "ingested"
 
 

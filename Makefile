@@ -57,7 +57,7 @@ services:
 # worksteal keeps them spread. TEST_WORKERS=0 runs everything in one process.
 TEST_WORKERS ?= 3
 test: install services
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal --durations=25
 
 ui: home
 	$(BIN)/dagster dev -w workspace.yaml

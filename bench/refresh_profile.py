@@ -1,0 +1,118 @@
+"""Where a refresh's time goes: each step's wall time and share at several landed sizes.
+
+Not a test. Each size runs in its own process with a fresh data folder and Dagster instance, as
+``make demo`` does it: one landing file (scikit-learn's ``make_classification``: 30 features,
+8 informative, 2 classes) is ingested, then what ``refresh_models`` materializes runs with the
+embedded defaults (``resources_from_env()``, no run config), in process. Step times come from
+the instance's step stats. Prints one table per size (step, seconds, share of the refresh) and
+writes ``bench/results/refresh_profile-<timestamp>.json``.
+
+    .venv/bin/python bench/refresh_profile.py [--rows 1000,10000,100000,1000000] [--top 12]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def landing_file(path: Path, rows: int, seed: int = 0) -> None:
+    """``rows`` labelled rows of a 30-feature, 8-informative binary classification problem."""
+    import polars as pl
+    from sklearn.datasets import make_classification
+
+    X, y = make_classification(n_samples=rows, n_features=30, n_informative=8, random_state=seed)
+    frame = pl.DataFrame(X, schema=[f"f{i}" for i in range(30)], orient="row")
+    frame.with_columns(pl.Series("label", [str(v) for v in y]),
+                       pl.Series("sample_id", [f"s{i:07d}" for i in range(rows)])).write_csv(path)
+
+
+def profile_child(rows: int, out: Path) -> None:
+    """Ingest and refresh at ``rows`` in this process; write step times and totals to ``out``."""
+    with tempfile.TemporaryDirectory() as folder:
+        os.environ["HYBRID_DATA_DIR"] = str(Path(folder) / "data")
+        from dagster import AssetSelection, instance_for_test, materialize
+
+        from hybrid_assets.common.partitions import landing_files_partitions, safe_partition_key
+        from hybrid_assets.definitions import all_assets, refresh_models_job
+        from hybrid_assets.ingest.assets import raw_samples
+        from hybrid_assets.resources import resources_from_env
+        from hybrid_resources.data.paths import DataLayout
+
+        layout = DataLayout.from_env().ensure()
+        landing_file(layout.landing / "profile.csv", rows)
+        resources = resources_from_env()
+        with instance_for_test() as instance:
+            key = safe_partition_key("profile.csv")
+            instance.add_dynamic_partitions(landing_files_partitions.name, [key])
+            started = time.perf_counter()
+            assert materialize([raw_samples], partition_key=key, instance=instance, resources=resources).success
+            ingest_s = time.perf_counter() - started
+            selection = refresh_models_job.selection - AssetSelection.assets("raw_samples")
+            started = time.perf_counter()
+            result = materialize(all_assets, selection=selection, instance=instance, resources=resources,
+                                 raise_on_error=False)
+            refresh_s = time.perf_counter() - started
+            steps = {s.step_key: round(s.end_time - s.start_time, 2)
+                     for s in instance.get_run_step_stats(result.run_id) if s.end_time and s.start_time}
+    out.write_text(json.dumps({
+        "rows": rows, "success": result.success, "ingest_s": round(ingest_s, 2), "refresh_s": round(refresh_s, 2),
+        "step_s": steps, "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3)}))
+
+
+def table(run: dict, top: int) -> list[str]:
+    """The run's steps, slowest first, with their share of the refresh."""
+    if "failed" in run:
+        return [f"{run['rows']:,} rows: FAILED", run["failed"][-800:]]
+    lines = [f"{run['rows']:,} rows: ingest {run['ingest_s']:.1f} s, refresh {run['refresh_s']:.1f} s "
+             f"({'succeeded' if run['success'] else 'FAILED'}), peak RSS {run['peak_rss_gib']:.2f} GiB",
+             f"  {'step':<28}{'s':>9}{'share':>8}"]
+    steps = sorted(run["step_s"].items(), key=lambda kv: -kv[1])
+    for step, seconds in steps[:top]:
+        lines.append(f"  {step:<28}{seconds:>9.1f}{seconds / run['refresh_s']:>8.1%}")
+    rest = sum(seconds for _, seconds in steps[top:])
+    lines.append(f"  {'(the other ' + str(max(0, len(steps) - top)) + ' steps)':<28}{rest:>9.1f}"
+                 f"{rest / run['refresh_s']:>8.1%}")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", default="1000,10000,100000,1000000",
+                        type=lambda text: [int(v) for v in text.split(",")])
+    parser.add_argument("--top", type=int, default=12)
+    parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--child-out", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        profile_child(args.child, args.child_out)
+        return
+    runs = {}
+    for rows in args.rows:
+        out = Path(tempfile.mkstemp(suffix=".json")[1])
+        done = subprocess.run([sys.executable, __file__, "--child", str(rows), "--child-out", str(out)],
+                              capture_output=True, text=True)
+        runs[str(rows)] = (json.loads(out.read_text()) if done.returncode == 0
+                           else {"rows": rows, "failed": done.stderr[-3000:]})
+        print("\n".join(table(runs[str(rows)], args.top)), flush=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    target = ROOT / "bench" / "results" / f"refresh_profile-{stamp}.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps({"machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
+                                  "runs": runs}, indent=2) + "\n")
+    print(f"wrote {target.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -221,8 +221,15 @@ def make_device(config: BackendConfig, wires: int, *, seed: int | None = None,
     (default.qubit, default.mixed, lightning.*); Braket's local simulator has no seed option. The Braket
     plugin is imported only for ``braket.*`` devices; ``braket.aws.qubit`` gets the device ARN
     and S3 results folder from ``device_options``. With a ``ledger``, every circuit the device
-    executes is recorded there.
+    executes is recorded there. A paid device (priced in the price table in effect, or a managed
+    device it cannot price) is refused without one (``SubmissionRefused``, saying how to pass it):
+    its tasks would be billed unadmitted and unrecorded.
     """
+    if ledger is None:
+        # Imported here: the cost policy builds on this module (BackendConfig).
+        from hybrid_resources.cost_policy import refuse_without_ledger
+
+        refuse_without_ledger(config)
     kwargs = _device_kwargs(config)
     name = config.device_name
     if name.startswith("braket."):

@@ -21,9 +21,7 @@ estimates, admission and the ledger then count billed tasks, not circuits.
 from __future__ import annotations
 
 import inspect
-import json
 import math
-import os
 import threading
 import time
 import uuid
@@ -48,6 +46,11 @@ from hybrid_resources.data.warehouse import (
     provider_of,
     warehouse_locked,
 )
+from hybrid_resources.price_table import (
+    DEFAULT_PRICE_TABLE,
+    is_free_device,
+    load_price_table,
+)
 from hybrid_resources.quantum.backends import BackendConfig
 from hybrid_resources.quantum.latency import (
     LatencyModel,
@@ -55,7 +58,6 @@ from hybrid_resources.quantum.latency import (
     format_duration,
 )
 
-DEFAULT_PRICE_TABLE = Path(__file__).with_name("prices.json")
 # The form of a managed device's ARN, for messages that ask for one.
 EXAMPLE_DEVICE_ARN = "arn:aws:braket:us-east-1::device/qpu/ionq/Forte-1"
 
@@ -122,11 +124,6 @@ class CostEstimate:
         return {**asdict(self), "total_shots": self.total_shots}
 
 
-def load_price_table(path: Path | None = None) -> dict[str, Any]:
-    """The price table at ``path``, else the one shipped with the project."""
-    return json.loads(Path(path or DEFAULT_PRICE_TABLE).read_text())
-
-
 def device_identity(backend: BackendConfig) -> str:
     """The device a price applies to: the Braket ARN's device path (e.g. ``qpu/ionq/forte-1``)
     for managed devices, else the PennyLane device name."""
@@ -141,7 +138,7 @@ def price_of(backend: BackendConfig, table: dict[str, Any]) -> Price:
     names no ``device/...`` path) the error says to set ``HYBRID_BRAKET_DEVICE_ARN``; a device
     with an ARN but no entry in the table gets the advice to extend a copy of ``prices.json``.
     """
-    if backend.device_name in table.get("free_devices", []):
+    if is_free_device(backend.device_name, table):
         return Price()
     identity = device_identity(backend)
     if backend.device_name.startswith("braket.aws") and identity == backend.device_name:
@@ -478,29 +475,6 @@ def replay_spend_journals(warehouse: Warehouse, session: WarehouseSession | None
     return len(recorded)
 
 
-def requires_ledger(config: BackendConfig) -> bool:
-    """Whether ``config``'s device is paid by the price table in effect (``HYBRID_PRICE_TABLE``,
-    else the shipped one): priced, or a managed device the table cannot price."""
-    table = load_price_table(Path(os.environ["HYBRID_PRICE_TABLE"]) if os.environ.get("HYBRID_PRICE_TABLE") else None)
-    try:
-        return not price_of(config, table).is_free
-    except UnknownPriceError:
-        return True
-
-
-def refuse_without_ledger(config: BackendConfig) -> None:
-    """Raise :class:`SubmissionRefused` for a paid device built without a ledger (see
-    :func:`~hybrid_resources.quantum.backends.make_device`): its tasks would be billed unrecorded."""
-    if requires_ledger(config):
-        raise SubmissionRefused(
-            f"Refused: {device_identity(config)} ({config.device_name}) is a paid device, and a device built without "
-            "a ledger would run billed tasks that no budget admits and no record counts. Open a ledger with "
-            "cost_policy.ledger(run_id=context.run_id, asset=..., backend=backend), admit the plan with "
-            "ledger.admit(circuits, shots), and pass ledger=ledger to make_device (or to execute_tapes, "
-            "quantum_kernel, train_vqc, predict_proba, which hand it on)."
-        )
-
-
 class SpendLedger:
     """Admission before submission and a record of what one step's devices were billed for.
 
@@ -702,32 +676,37 @@ class SpendLedger:
 
     def failed(self, error: BaseException) -> None:
         """Record one failed submission at once (failure rate by provider, in the warehouse)."""
-        self.policy.warehouse.record_failure(self.run_id, self.asset, self.device, f"{type(error).__name__}: {error}")
+        self._record_telemetry([], [f"{type(error).__name__}: {error}"])
 
     def close(self) -> None:
         """Record what is still pending, release the reservation, write the task telemetry (call
-        on success and on failure alike). A locked warehouse leaves the spend in the journal and
-        skips the telemetry (it never fails a step)."""
+        on success and on failure alike). A locked warehouse leaves the spend in the journal."""
         recorded = self._write(release=True)
         if self._journal is not None:
             self._journal.close(recorded=recorded)
         with self._lock:
             tasks, self._tasks = self._tasks, []
         rows = [self._task_row(task) for task in tasks]
+        self._record_telemetry(rows, [f"task {row['status']}: {row['reason'] or 'no reason given'}"
+                                      for row in rows if row["status"] != "COMPLETED"])
+
+    def _record_telemetry(self, rows: list[dict[str, Any]], failures: list[str]) -> None:
+        """``device_tasks`` rows and ``device_failures``, in one short session: telemetry never
+        fails a step, so a warehouse locked by another process only loses it (with a warning)."""
+        if not rows and not failures:
+            return
         try:
-            self._record_telemetry(rows)
-        except Exception as error:  # noqa: BLE001 - telemetry: never fails a step
+            with self.policy.warehouse.ledger_session(attempts=self.WRITE_ATTEMPTS) as session:
+                if rows:
+                    session.record_tasks(rows)
+                for failure in failures:
+                    session.record_failure(self.run_id, self.asset, self.device, failure)
+        except Exception as error:  # noqa: BLE001 - only a locked warehouse is tolerated
             if not warehouse_locked(error):
                 raise
-            get_dagster_logger("hybrid_quantum.ledger").warning(f"{self.asset}: warehouse locked, "
-                                                                f"{len(rows)} device_tasks rows not recorded")
-
-    def _record_telemetry(self, rows: list[dict[str, Any]]) -> None:
-        self.policy.warehouse.record_tasks(rows)
-        for row in rows:
-            if row["status"] != "COMPLETED":
-                self.policy.warehouse.record_failure(self.run_id, self.asset, self.device,
-                                                     f"task {row['status']}: {row['reason'] or 'no reason given'}")
+            get_dagster_logger("hybrid_quantum.ledger").warning(
+                f"{self.asset}: warehouse locked, {len(rows)} device_tasks rows and {len(failures)} failures "
+                "not recorded")
 
     def _task_row(self, task: Any) -> dict[str, Any]:
         """One ``device_tasks`` row from a Braket task the plugin created and waited for. The

@@ -86,6 +86,9 @@ def main() -> None:
     parser.add_argument("--shots", type=int, default=100)
     args = parser.parse_args()
     runs: dict[str, list[dict]] = {mode: [] for mode in MODES}
+    for mode in MODES:  # warm-up (imports, the plugin's first device, DuckDB), not measured
+        with tempfile.TemporaryDirectory() as folder:
+            run_once(mode, argparse.Namespace(**{**vars(args), "circuits": 5}), Path(folder))
     for repeat in range(args.repeats):
         for mode in MODES:  # interleaved, so drift on a shared machine hits every mode alike
             with tempfile.TemporaryDirectory() as folder:

@@ -510,6 +510,7 @@ class SpendLedger:
     FLUSH_EVERY = 256          # journal entries per warehouse write
     FLUSH_INTERVAL_S = 10.0    # ... or at most this long after the last one
     WRITE_ATTEMPTS = 3         # tries at a locked warehouse before leaving a batch to the journal
+    TELEMETRY_ATTEMPTS = 12    # ... before giving up device_tasks / device_failures rows (about 40 s)
     RESERVATION_TTL_S = 24 * 3600.0  # an unreleased reservation older than this holds no budget
 
     def __init__(self, policy: CostPolicy, *, run_id: str, asset: str, backend: BackendConfig):
@@ -691,12 +692,13 @@ class SpendLedger:
                                       for row in rows if row["status"] != "COMPLETED"])
 
     def _record_telemetry(self, rows: list[dict[str, Any]], failures: list[str]) -> None:
-        """``device_tasks`` rows and ``device_failures``, in one short session: telemetry never
-        fails a step, so a warehouse locked by another process only loses it (with a warning)."""
+        """``device_tasks`` rows and ``device_failures``, in one session: telemetry never fails a
+        step, so a warehouse locked by another process for :attr:`TELEMETRY_ATTEMPTS` tries only
+        loses it (with a warning)."""
         if not rows and not failures:
             return
         try:
-            with self.policy.warehouse.ledger_session(attempts=self.WRITE_ATTEMPTS) as session:
+            with self.policy.warehouse.ledger_session(attempts=self.TELEMETRY_ATTEMPTS) as session:
                 if rows:
                     session.record_tasks(rows)
                 for failure in failures:

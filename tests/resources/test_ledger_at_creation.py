@@ -25,6 +25,7 @@ from hybrid_assets.definitions import all_assets
 from hybrid_resources.cost_policy import (
     BudgetExceededError,
     CostPolicy,
+    billed_task,
     replay_spend_journals,
 )
 from hybrid_resources.data.spend_journal import journal_dir, read_entries
@@ -156,6 +157,7 @@ def test_spend_the_locked_warehouse_refused_stays_journaled_and_is_recorded_once
     holder = hold_the_warehouse(policy.warehouse.file)
     try:
         ledger.FLUSH_EVERY = 1  # every task tries the warehouse, and finds it locked
+        ledger.TELEMETRY_ATTEMPTS = 1  # the failure and task rows give up at once too (they are telemetry)
         execute_tapes(tapes(4), LOCAL, 2, ledger=ledger)
         ledger.close()
     finally:
@@ -191,7 +193,7 @@ def test_admission_counts_spend_a_live_ledger_journaled_but_could_not_record(tmp
     first.admit(3, SHOTS)
     holder = hold_the_warehouse(policy.warehouse.file)
     try:
-        first.FLUSH_EVERY = 1
+        first.FLUSH_EVERY = first.TELEMETRY_ATTEMPTS = 1
         execute_tapes(tapes(3), LOCAL, 2, ledger=first)  # journaled, not recorded: the ledger stays open
     finally:
         release(holder)
@@ -299,3 +301,13 @@ def test_the_vqc_admits_every_circuit_it_runs_its_test_predictions_included(data
     metadata = result.asset_materializations_for_node("vqc_model")[0].metadata
     assert metadata["planned_circuits"].value == device.created == metadata["circuits_executed"].value
     assert recorded(policy.warehouse, result.run_id)[0] == device.created
+
+
+def test_a_task_is_billed_its_shots_and_a_program_set_is_one_task_of_all_its_shots():
+    from braket.circuits import Circuit
+    from braket.program_sets import ProgramSet
+
+    circuit = Circuit().h(0).cnot(0, 1)
+    assert billed_task(circuit, 100) == (1, 100)
+    assert billed_task(circuit, None) == (1, 0)  # an analytic local run: the task fee alone
+    assert billed_task(ProgramSet([circuit, circuit, circuit], shots_per_executable=50), -1) == (3, 150)

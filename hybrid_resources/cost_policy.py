@@ -656,8 +656,8 @@ class SpendLedger:
         with self._lock:
             entries = list(self._pending)
             self._last_flush = time.monotonic()
-        if not entries and not release:
-            return True
+        if not entries and not (release and self.reserved_usd):
+            return True  # nothing to record, no reservation to release: no warehouse open
         try:
             with self.policy.warehouse.ledger_session(attempts=self.WRITE_ATTEMPTS) as session:
                 replay_spend_journals(self.policy.warehouse, session)

@@ -2,9 +2,10 @@
 
 Every device submission, from every stage, goes through one path: :meth:`CostPolicy.ledger`
 opens a :class:`SpendLedger` for a step; the step's work is admitted by it before submission
-(:meth:`SpendLedger.admit`, refused over the per-run or per-day budget) and every circuit a
-device runs is recorded by it (:meth:`SpendLedger.watch`, a PennyLane device tracker), also
-when the step fails midway. Refusals are one error type, :class:`SubmissionRefused`, which is
+(:meth:`SpendLedger.admit`, refused over the per-run or per-day budget, else reserved so that
+concurrent steps cannot jointly overspend) and every task a device creates is recorded by it as
+it is created (:meth:`SpendLedger.watch`), journaled before the warehouse write, also when the
+step fails midway or its results never arrive. Refusals are one error type, :class:`SubmissionRefused`, which is
 itself a Dagster ``Failure``.
 
 Braket's own Tracker reports cost only after the fact and needs the network for prices; here
@@ -19,20 +20,37 @@ estimates, admission and the ledger then count billed tasks, not circuits.
 
 from __future__ import annotations
 
-import json
+import inspect
 import math
 import threading
 import time
+import uuid
 from dataclasses import asdict, dataclass, replace
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pennylane as qml
-from dagster import ConfigurableResource, Failure
+from dagster import ConfigurableResource, Failure, get_dagster_logger
 from pydantic import Field
 
-from hybrid_resources.data.warehouse import Warehouse, provider_of
+from hybrid_resources.data.spend_journal import (
+    SpendJournal,
+    claim_dead_journals,
+    journal_dir,
+    live_journal_entries,
+)
+from hybrid_resources.data.warehouse import (
+    Warehouse,
+    WarehouseSession,
+    provider_of,
+    warehouse_locked,
+)
+from hybrid_resources.price_table import (
+    DEFAULT_PRICE_TABLE,
+    is_free_device,
+    load_price_table,
+)
 from hybrid_resources.quantum.backends import BackendConfig
 from hybrid_resources.quantum.latency import (
     LatencyModel,
@@ -40,7 +58,6 @@ from hybrid_resources.quantum.latency import (
     format_duration,
 )
 
-DEFAULT_PRICE_TABLE = Path(__file__).with_name("prices.json")
 # The form of a managed device's ARN, for messages that ask for one.
 EXAMPLE_DEVICE_ARN = "arn:aws:braket:us-east-1::device/qpu/ionq/Forte-1"
 
@@ -107,11 +124,6 @@ class CostEstimate:
         return {**asdict(self), "total_shots": self.total_shots}
 
 
-def load_price_table(path: Path | None = None) -> dict[str, Any]:
-    """The price table at ``path``, else the one shipped with the project."""
-    return json.loads(Path(path or DEFAULT_PRICE_TABLE).read_text())
-
-
 def device_identity(backend: BackendConfig) -> str:
     """The device a price applies to: the Braket ARN's device path (e.g. ``qpu/ionq/forte-1``)
     for managed devices, else the PennyLane device name."""
@@ -126,7 +138,7 @@ def price_of(backend: BackendConfig, table: dict[str, Any]) -> Price:
     names no ``device/...`` path) the error says to set ``HYBRID_BRAKET_DEVICE_ARN``; a device
     with an ARN but no entry in the table gets the advice to extend a copy of ``prices.json``.
     """
-    if backend.device_name in table.get("free_devices", []):
+    if is_free_device(backend.device_name, table):
         return Price()
     identity = device_identity(backend)
     if backend.device_name.startswith("braket.aws") and identity == backend.device_name:
@@ -332,28 +344,65 @@ class _SubmissionTracker(qml.Tracker):
         pass
 
 
-def _keep_tasks(braket_device: Any, keep: Any) -> None:
-    """Hand every task ``braket_device`` (a Braket ``AwsDevice`` or ``LocalSimulator``, the
-    plugin's ``_device``) creates to ``keep``, by wrapping its ``run`` and ``run_batch`` on the
-    instance. Anything else (a PennyLane simulator) has no tasks and is left alone."""
+def billed_task(specification: Any, shots: Any) -> tuple[int, int]:
+    """(circuits, shots) Braket bills for one quantum task created from ``specification`` with
+    ``shots``: a program set (it has ``total_executables``) holds its executables and bills its
+    ``total_shots`` (the plugin sends it with a shots placeholder); a circuit is one program of
+    ``shots`` shots (0 for an analytic local run)."""
+    if hasattr(specification, "total_executables"):
+        return int(specification.total_executables), int(specification.total_shots)
+    return 1, max(0, int(shots or 0))
+
+
+def _call_arguments(method: Any, args: tuple, kwargs: dict) -> tuple[Any, Any]:
+    """(first argument, ``shots``) of a call to a Braket device's ``run`` / ``run_batch``, whatever
+    the device's signature (``LocalSimulator`` takes shots second, ``AwsDevice`` third)."""
+    signature = inspect.signature(method)
+    bound = signature.bind_partial(*args, **kwargs)
+    first = next(iter(signature.parameters))
+    shots = bound.arguments.get("shots", signature.parameters["shots"].default
+                                if "shots" in signature.parameters else 0)
+    return bound.arguments.get(first), shots
+
+
+def _billed_batch(specifications: Any, shots: Any) -> list[tuple[int, int]]:
+    specifications = specifications if isinstance(specifications, (list, tuple)) else [specifications]
+    shot_list = list(shots) if isinstance(shots, (list, tuple)) else [shots] * len(specifications)
+    return [billed_task(specification, one) for specification, one in zip(specifications, shot_list)]
+
+
+def _count_tasks(braket_device: Any, ledger: SpendLedger) -> bool:
+    """Make ``ledger`` count every task ``braket_device`` (a Braket ``AwsDevice`` or
+    ``LocalSimulator``, the plugin's ``_device``) creates, when it creates it, by wrapping its
+    ``run`` and ``run_batch`` on the instance: :meth:`SpendLedger._before_send` sees what is about
+    to be billed (and may refuse it), :meth:`SpendLedger._created` records each task the call
+    returns. True when wrapped; anything else (a PennyLane simulator) has no tasks (False)."""
     if braket_device is None or not hasattr(braket_device, "run"):
-        return
+        return False
+    if getattr(braket_device, "_counted_by", None) is ledger:
+        return True  # watched twice: counted once
     run, run_batch = braket_device.run, getattr(braket_device, "run_batch", None)
 
-    def run_kept(*args: Any, **kwargs: Any) -> Any:
+    def run_counted(*args: Any, **kwargs: Any) -> Any:
+        billed = [billed_task(*_call_arguments(run, args, kwargs))]
+        ledger._before_send(billed)
         task = run(*args, **kwargs)
-        keep(task)
+        ledger._created(task, billed[0])
         return task
 
-    def run_batch_kept(*args: Any, **kwargs: Any) -> Any:
+    def run_batch_counted(*args: Any, **kwargs: Any) -> Any:
+        billed = _billed_batch(*_call_arguments(run_batch, args, kwargs))
+        ledger._before_send(billed)
         batch = run_batch(*args, **kwargs)
-        for task in getattr(batch, "tasks", []):
-            keep(task)
+        for task, one in zip(getattr(batch, "tasks", []), billed):
+            ledger._created(task, one)
         return batch
 
-    braket_device.run = run_kept
+    braket_device.run = run_counted
     if run_batch is not None:
-        braket_device.run_batch = run_batch_kept
+        braket_device.run_batch = run_batch_counted
+    braket_device._counted_by = ledger
+    return True
 
 
 def _task_state(task: Any) -> str:
@@ -377,37 +426,106 @@ def _utc(timestamp: str | None) -> datetime | None:
     return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).astimezone(timezone.utc).replace(tzinfo=None)
 
 
-class SpendLedger:
-    """Admission before submission and a record of what one step's devices ran.
+def committed_spend(session: WarehouseSession, live: dict[str, list[dict[str, Any]]],
+                    run_id: str) -> tuple[float, float]:
+    """(this run, today) in USD: recorded in ``quantum_spend``, plus journaled by live ledgers but
+    not recorded yet (``live``: {ledger id: journal entries}), plus what each open reservation
+    may still spend (reserved, less what its ledger recorded or journaled)."""
+    recorded = session.recorded_entry_ids([entry["id"] for entries in live.values() for entry in entries])
+    unrecorded = {ledger: [e for e in entries if e["id"] not in recorded] for ledger, entries in live.items()}
+    today = journal_day()
+    run_usd = session.spent_usd(run_id=run_id)
+    day_usd = session.spent_usd()
+    for entries in unrecorded.values():
+        run_usd += sum(entry["usd"] for entry in entries if entry["run_id"] == run_id)
+        day_usd += sum(entry["usd"] for entry in entries if entry["day"] == today)
+    for reservation in session.open_reservations():
+        journaled = sum(entry["usd"] for entry in unrecorded.get(reservation["ledger_id"], []))
+        left = max(0.0, reservation["reserved_usd"] - reservation["spent_usd"] - journaled)
+        run_usd += left if reservation["run_id"] == run_id else 0.0
+        day_usd += left if reservation["today"] else 0.0
+    return run_usd, day_usd
 
-    - :meth:`admit` prices planned work and refuses it (:class:`BudgetExceededError`, or
-      :class:`UnknownPriceError` for an unpriced paid device) when the run's or the day's
-      recorded spend plus the plan would exceed its budget.
-    - :meth:`watch` attaches a tracker to a device: every circuit it executes is counted,
-      with its shots and estimated USD, as the device reports it, so a step that fails midway
-      still records what it sent and nothing planned-but-unsent is recorded. On a device that
-      packs circuits into Braket program sets, a report of n circuits is the ceil(n / set size)
-      tasks the plugin created for them (``tasks`` counts billed tasks, ``circuits`` circuits).
-    - Records go to the warehouse's ``quantum_spend`` at once for a priced device (a killed
-      process then loses no paid record), in batches for a free one, and on :meth:`close`;
-      :meth:`failed` records each failed submission in ``device_failures``.
-    - Each Braket task a watched device creates becomes a ``device_tasks`` row on :meth:`close`:
-      status, the task's own created and ended timestamps (its result's ``task_metadata``), the
-      execution time a simulator reports, and the queue time between them; a failed task also
-      goes to ``device_failures`` with its reason.
+
+def journal_day() -> str:
+    """The day a journal entry counts for: the warehouse's ``current_date`` (the local calendar
+    day, UTC on the servers), as ISO text."""
+    return date.today().isoformat()
+
+
+def replay_spend_journals(warehouse: Warehouse, session: WarehouseSession | None = None) -> int:
+    """Record what dead ledgers journaled but never got into the warehouse (a locked file, a
+    killed process); returns the entries newly recorded. Idempotent: an entry recorded before is
+    skipped. Every admission and every ledger's last write does this; tools may call it too."""
+    if session is None:
+        with warehouse.session() as opened:
+            return replay_spend_journals(warehouse, opened)
+    claimed = claim_dead_journals(journal_dir(warehouse.file))
+    recorded: list[str] = []
+    try:
+        with session.transaction():
+            for journal in claimed:
+                recorded += session.record_spend_entries(journal.entries)
+    except BaseException:
+        for journal in claimed:
+            journal.done(recorded=False)
+        raise
+    for journal in claimed:
+        journal.done(recorded=True)
+    return len(recorded)
+
+
+class SpendLedger:
+    """Admission before submission and a record of what one step's devices were billed for.
+
+    - :meth:`admit` prices planned work and, in one warehouse transaction (DuckDB's file lock
+      serializes processes), reads the run's and the day's committed spend (recorded, journaled
+      but not yet recorded, and what other open ledgers reserved and may still spend: see
+      :func:`committed_spend`), refuses the plan over a budget (:class:`BudgetExceededError`;
+      :class:`UnknownPriceError` for an unpriced paid device), else reserves its estimate. Two
+      steps admitted at once cannot jointly overspend. :meth:`close` releases the reservation; a
+      ledger whose process died is found out by the next admission (its journal file is no
+      longer locked) or, at the latest, after :attr:`RESERVATION_TTL_S`, and released then.
+    - Billing is counted when a Braket device creates a task (:meth:`watch` wraps the device's
+      ``run`` / ``run_batch``): a task created is a task billed, priced from the price table by
+      its shots, one task per program set, whether its result ever comes back or not. PennyLane's
+      tracker (which the plugin updates only after a result arrived) then only reports circuits
+      that returned (``reported_circuits``). Devices without Braket tasks (priced PennyLane
+      simulators, in tests) are counted from the tracker.
+    - Retries are checked, not pre-paid: every task is checked before it is sent, and one that
+      would take the ledger's spend past what it admitted (a retry re-sending work the device
+      already billed, or a plan that grew) is admitted on its own against the budgets and
+      refused with :class:`BudgetExceededError` when it does not fit; nothing is sent then.
+    - Every paid task is first appended to the ledger's spend journal (one fsync'd JSON line,
+      :mod:`hybrid_resources.data.spend_journal`), then recorded in ``quantum_spend`` in batches
+      (every :attr:`FLUSH_EVERY` entries or :attr:`FLUSH_INTERVAL_S` seconds, and on close). A
+      batch the warehouse refuses (locked by another process) stays journaled and is recorded
+      later: nothing paid is lost, and nothing is recorded twice.
+    - Each Braket task a watched device creates becomes a ``device_tasks`` row on :meth:`close`
+      (status, the task's own created and ended timestamps, run and queue time); a failed task
+      also goes to ``device_failures`` with its reason. :meth:`failed` records each failed
+      submission.
     """
 
-    FREE_FLUSH_INTERVAL_S = 10.0
+    FLUSH_EVERY = 256          # journal entries per warehouse write
+    FLUSH_INTERVAL_S = 10.0    # ... or at most this long after the last one
+    WRITE_WAIT_S = 1.0         # seconds at a locked warehouse before leaving a batch to the journal
+    TELEMETRY_WAIT_S = 40.0    # ... before giving up device_tasks / device_failures rows
+    RESERVATION_TTL_S = 24 * 3600.0  # an unreleased reservation older than this holds no budget
 
     def __init__(self, policy: CostPolicy, *, run_id: str, asset: str, backend: BackendConfig):
         self.policy, self.run_id, self.asset, self.backend = policy, run_id, asset, backend
         self._table = policy.price_table()
         self._lock = threading.Lock()
-        self._pending = {"tasks": 0, "shots": 0, "usd": 0.0}
+        self._pending: list[dict[str, Any]] = []  # entries not yet in the warehouse (paid ones journaled)
         self._last_flush = time.monotonic()
-        self.tasks = self.shots = self.circuits = 0
+        self.tasks = self.shots = self.circuits = self.reported_circuits = 0
         self.usd = 0.0
+        self.reserved_usd = 0.0
         self.device = device_identity(backend)
+        self.ledger_id = uuid.uuid4().hex
+        self._journal: SpendJournal | None = None
+        self._prices: dict[int, float] = {}
         self._tasks: list[Any] = []  # the Braket tasks the watched devices created
 
     def __enter__(self) -> SpendLedger:
@@ -419,7 +537,7 @@ class SpendLedger:
     def admit(self, circuits: int, shots_per_circuit: int, *, n_qubits: int = 0,
               route: str = "pairwise") -> CostEstimate:
         """Refuse planned work over the dollar budgets, or over the time budget, before anything
-        is sent; returns the estimate.
+        is sent, else reserve its estimate (see the class docstring); returns the estimate.
 
         The time is the planner's latency for the device (:func:`~hybrid_resources.quantum.latency.
         default_latency`) for circuits of ``n_qubits`` qubits of ``route`` ("pairwise" or
@@ -427,11 +545,6 @@ class SpendLedger:
         a lower bound and a refusal is certain to be warranted.
         """
         estimate = self.policy.estimate(self.backend, circuits, shots_per_circuit)
-        warehouse = self.policy.warehouse
-        unflushed = self._pending["usd"]
-        admit(estimate, spent_this_run=warehouse.spent_usd(run_id=self.run_id) + unflushed,
-              spent_today=warehouse.spent_usd() + unflushed,
-              run_budget_usd=self.policy.run_budget_usd, daily_budget_usd=self.policy.daily_budget_usd)
         if circuits and not self.backend.is_exact:
             latency = self.policy.latency(self.backend, n_qubits, route)
             wall_time_s = latency.wall_time_s(tasks=estimate.tasks, circuits=circuits,
@@ -439,53 +552,163 @@ class SpendLedger:
                                               max_parallel=self.backend.max_parallel)
             self.policy.admit_time(wall_time_s, what=f"{self.asset}: {circuits} circuits x {shots_per_circuit} shots "
                                                      f"on {self.device} ({latency.source})")
+        if estimate.usd > 0:
+            self._reserve(estimate)
         return estimate
 
-    def watch(self, device: Any) -> None:
-        """Record every circuit ``device`` executes from now on."""
-        price_of(self.backend, self._table)  # an unpriced paid device is refused before it can run
-        _keep_tasks(getattr(device, "_device", None), self._keep_task)
-        per_task = program_set_size(device) or 1
-        _SubmissionTracker(device, lambda update: self._on_update(update, per_task))
+    def _reserve(self, estimate: CostEstimate) -> None:
+        """Admit ``estimate`` against the committed spend and reserve it, in one transaction."""
+        self._open_journal()  # locked first: a reservation whose journal is unlocked is a dead one
+        directory = journal_dir(self.policy.warehouse.file)
+        with self.policy.warehouse.session() as session:
+            replay_spend_journals(self.policy.warehouse, session)
+            with session.transaction():
+                live = live_journal_entries(directory)
+                session.release_reservations([r["ledger_id"] for r in session.open_reservations()
+                                              if r["ledger_id"] not in live or r["age_s"] > self.RESERVATION_TTL_S])
+                spent_run, spent_today = committed_spend(session, live, self.run_id)
+                admit(estimate, spent_this_run=spent_run, spent_today=spent_today,
+                      run_budget_usd=self.policy.run_budget_usd, daily_budget_usd=self.policy.daily_budget_usd)
+                session.reserve(self.ledger_id, self.run_id, estimate.usd)
+        with self._lock:
+            self.reserved_usd += estimate.usd
 
-    def _on_update(self, update: dict[str, Any], per_task: int = 1) -> None:
+    def watch(self, device: Any) -> None:
+        """Record every task ``device`` creates (every circuit it executes, for a device without
+        Braket tasks) from now on."""
+        price_of(self.backend, self._table)  # an unpriced paid device is refused before it can run
+        counted = _count_tasks(getattr(device, "_device", None), self)
+        per_task = program_set_size(device) or 1
+        _SubmissionTracker(device, lambda update: self._on_update(update, per_task, counted))
+
+    def _task_price(self, shots: int) -> float:
+        price = self._prices.get(shots)
+        if price is None:
+            price = self._prices[shots] = estimate_cost(self.backend, 1, shots, self._table,
+                                                        self.policy.simulator_seconds_per_task).usd
+        return price
+
+    def _before_send(self, billed: list[tuple[int, int]]) -> None:
+        """Check tasks about to be created against what this ledger admitted; admit the excess
+        (a retry, re-sent work) on its own, or refuse it (:class:`BudgetExceededError`)."""
+        usd = sum(self._task_price(shots) for _, shots in billed)
+        with self._lock:
+            excess = self.usd + usd - self.reserved_usd
+        if usd <= 0 or excess <= 1e-6:  # float sums of per-task prices against a rounded plan
+            return
+        circuits, shots = sum(c for c, _ in billed), sum(s for _, s in billed)
+        extra = replace(estimate_cost(self.backend, len(billed), shots // max(1, circuits), self._table,
+                                      self.policy.simulator_seconds_per_task), usd=round(excess, 6))
+        try:
+            self._reserve(extra)
+        except BudgetExceededError as refused:
+            raise BudgetExceededError(
+                f"{refused.description} These tasks go beyond the ${self.reserved_usd:.2f} admitted for "
+                f"{self.asset} (${self.usd:.2f} billed so far): a retry re-sends work the device already "
+                "created and billed. Lower max_retries on the quantum backend resource, or raise the budget."
+            ) from None
+
+    def _created(self, task: Any, billed: tuple[int, int]) -> None:
+        """A task the device created: billed now, whatever becomes of its result."""
+        circuits, shots = billed
+        with self._lock:
+            self._tasks.append(task)
+        self._charge(1, circuits, shots, self._task_price(shots))
+
+    def _on_update(self, update: dict[str, Any], per_task: int = 1, counted: bool = False) -> None:
         executions = int(update.get("executions") or 0)
         if not executions:
+            return
+        if counted:  # billed when created: the tracker only reports what came back
+            with self._lock:
+                self.reported_circuits += executions
             return
         shots = int(update.get("shots") or 0)
         estimate = estimate_cost(self.backend, executions, shots // executions, self._table,
                                  self.policy.simulator_seconds_per_task, programs_per_task=per_task)
-        usd = estimate.usd
-        with self._lock:
-            self.tasks += estimate.tasks
-            self.circuits += executions
-            self.shots += shots
-            self.usd += usd
-            self._pending["tasks"] += estimate.tasks
-            self._pending["shots"] += shots
-            self._pending["usd"] += usd
-            if usd > 0 or time.monotonic() - self._last_flush > self.FREE_FLUSH_INTERVAL_S:
-                self._flush()
+        self._charge(estimate.tasks, executions, shots, estimate.usd)
 
-    def _keep_task(self, task: Any) -> None:
+    def _charge(self, tasks: int, circuits: int, shots: int, usd: float) -> None:
+        """Count billed work; a paid entry is journaled (fsync'd) before anything else."""
+        entry = {"id": uuid.uuid4().hex if usd > 0 else None, "ledger": self.ledger_id, "run_id": self.run_id,
+                 "asset": self.asset, "device": self.device, "tasks": tasks, "shots": shots, "usd": usd,
+                 "day": journal_day()}
         with self._lock:
-            self._tasks.append(task)
+            if usd > 0:
+                self._open_journal().append(entry)
+            self.tasks, self.circuits, self.shots, self.usd = (self.tasks + tasks, self.circuits + circuits,
+                                                               self.shots + shots, self.usd + usd)
+            self._pending.append(entry)
+            due = len(self._pending) >= self.FLUSH_EVERY or \
+                time.monotonic() - self._last_flush > self.FLUSH_INTERVAL_S
+        if due:
+            self._write(release=False)
+
+    def _open_journal(self) -> SpendJournal:
+        if self._journal is None:
+            self._journal = SpendJournal(journal_dir(self.policy.warehouse.file), self.ledger_id)
+        return self._journal
+
+    def _write(self, *, release: bool) -> bool:
+        """Record the pending entries (and, with ``release``, release the reservation) in one
+        transaction; False when the warehouse stayed locked: the entries stay pending here and in
+        the journal, for the next write or the next ledger's replay."""
+        with self._lock:
+            entries = list(self._pending)
+            self._last_flush = time.monotonic()
+        if not entries and not (release and self.reserved_usd):
+            return True  # nothing to record, no reservation to release: no warehouse open
+        try:
+            with self.policy.warehouse.ledger_session(wait_s=self.WRITE_WAIT_S) as session:
+                replay_spend_journals(self.policy.warehouse, session)
+                with session.transaction():
+                    session.record_spend_entries(entries)
+                    session.release_reservations([self.ledger_id] if release else [])
+        except Exception as error:  # noqa: BLE001 - only a locked warehouse is left to the journal
+            if not warehouse_locked(error):
+                raise
+            get_dagster_logger("hybrid_quantum.ledger").warning(
+                f"{self.asset}: warehouse locked, {len(entries)} spend entries stay in the journal "
+                f"{journal_dir(self.policy.warehouse.file)} and are recorded by the next ledger")
+            return False
+        with self._lock:
+            del self._pending[:len(entries)]  # entries added meanwhile stay pending
+        return True
 
     def failed(self, error: BaseException) -> None:
         """Record one failed submission at once (failure rate by provider, in the warehouse)."""
-        self.policy.warehouse.record_failure(self.run_id, self.asset, self.device, f"{type(error).__name__}: {error}")
+        self._record_telemetry([], [f"{type(error).__name__}: {error}"])
 
     def close(self) -> None:
-        """Write what is still pending (call on success and on failure alike)."""
+        """Record what is still pending, release the reservation, write the task telemetry (call
+        on success and on failure alike). A locked warehouse leaves the spend in the journal."""
+        recorded = self._write(release=True)
+        if self._journal is not None:
+            self._journal.close(recorded=recorded)
         with self._lock:
-            self._flush()
             tasks, self._tasks = self._tasks, []
         rows = [self._task_row(task) for task in tasks]
-        self.policy.warehouse.record_tasks(rows)
-        for row in rows:
-            if row["status"] != "COMPLETED":
-                self.policy.warehouse.record_failure(self.run_id, self.asset, self.device,
-                                                     f"task {row['status']}: {row['reason'] or 'no reason given'}")
+        self._record_telemetry(rows, [f"task {row['status']}: {row['reason'] or 'no reason given'}"
+                                      for row in rows if row["status"] != "COMPLETED"])
+
+    def _record_telemetry(self, rows: list[dict[str, Any]], failures: list[str]) -> None:
+        """``device_tasks`` rows and ``device_failures``, in one session: telemetry never fails a
+        step, so a warehouse locked by another process for :attr:`TELEMETRY_WAIT_S` seconds only
+        loses it (with a warning)."""
+        if not rows and not failures:
+            return
+        try:
+            with self.policy.warehouse.ledger_session(wait_s=self.TELEMETRY_WAIT_S) as session:
+                if rows:
+                    session.record_tasks(rows)
+                for failure in failures:
+                    session.record_failure(self.run_id, self.asset, self.device, failure)
+        except Exception as error:  # noqa: BLE001 - only a locked warehouse is tolerated
+            if not warehouse_locked(error):
+                raise
+            get_dagster_logger("hybrid_quantum.ledger").warning(
+                f"{self.asset}: warehouse locked, {len(rows)} device_tasks rows and {len(failures)} failures "
+                "not recorded")
 
     def _task_row(self, task: Any) -> dict[str, Any]:
         """One ``device_tasks`` row from a Braket task the plugin created and waited for. The
@@ -515,11 +738,3 @@ class SpendLedger:
         elif row["latency_s"] is not None and row["run_s"] is not None:
             row["queue_s"] = max(0.0, row["latency_s"] - row["run_s"])
         return row
-
-    def _flush(self) -> None:
-        pending = self._pending
-        if pending["tasks"]:
-            self.policy.warehouse.record_spend(self.run_id, self.asset, self.device, pending["tasks"],
-                                               pending["shots"], pending["usd"])
-        self._pending = {"tasks": 0, "shots": 0, "usd": 0.0}
-        self._last_flush = time.monotonic()

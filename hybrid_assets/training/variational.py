@@ -68,14 +68,18 @@ def vqc_train_rows(y_train: np.ndarray, max_rows: int, seed: int) -> tuple[np.nd
     return rows, sample_note(len(y_train), rows, seed=seed, what="vqc_model training rows")
 
 
-def vqc_training_plan(config: VqcConfig, shots: int | None, n_train: int, n_qubits: int) -> dict[str, int]:
-    """Steps and circuits a full training run submits at most (validation: one pass per epoch)."""
+def vqc_training_plan(config: VqcConfig, shots: int | None, n_train: int, n_qubits: int,
+                      n_test: int = 0) -> dict[str, int]:
+    """Steps and circuits the asset submits: training (each epoch's batches, the last one short,
+    then one validation pass) and the ``n_test`` test predictions after it (one circuit per
+    row); the admission covers every one of them."""
     n_fit = n_train - int(round(0.2 * n_train))
     steps_per_epoch = -(-n_fit // config.batch_size)
-    steps = steps_per_epoch * config.epochs * config.restarts
-    step_circuits = circuits_per_step(shots, config.batch_size, n_circuit_params(config, n_qubits))
-    validation = (n_train - n_fit) * config.epochs * config.restarts
-    return {"steps": steps, "circuits": steps * step_circuits + validation}
+    epochs = config.epochs * config.restarts
+    # A step's circuits grow linearly with its rows: an epoch's steps cost one pass of n_fit rows.
+    epoch_circuits = circuits_per_step(shots, n_fit, n_circuit_params(config, n_qubits)) if n_fit else 0
+    circuits = epochs * (epoch_circuits + n_train - n_fit) + n_test
+    return {"steps": steps_per_epoch * epochs, "circuits": circuits, "prediction_circuits": n_test}
 
 
 def vqc_config_of(config: VqcAssetConfig) -> VqcConfig:
@@ -179,7 +183,8 @@ def vqc_model(context: AssetExecutionContext, config: VqcAssetConfig, reduced_em
     vqc_config = vqc_config_of(config)
     rows, train_sample = vqc_train_rows(reduced_embeddings["y_train"], config.max_train_rows, config.seed)
     X_train, y_train = reduced_embeddings["X_train"][rows], reduced_embeddings["y_train"][rows]
-    plan = vqc_training_plan(vqc_config, backend.shots, len(y_train), X_train.shape[1])
+    plan = vqc_training_plan(vqc_config, backend.shots, len(y_train), X_train.shape[1],
+                             n_test=len(reduced_embeddings["X_test"]))
     lineage = lineage_key(vqc_data_key(reduced_embeddings, train_sample), TRAINER_VERSION, vqc_config, backend)
     run = VqcRun(X_train, y_train, vqc_config, backend, lineage, train_sample, plan["circuits"])
     with cost_policy.ledger(run_id=context.run_id, asset="vqc_model", backend=backend) as ledger:

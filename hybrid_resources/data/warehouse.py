@@ -81,6 +81,19 @@ CREATE TABLE IF NOT EXISTS quantum_spend (
     estimated_usd DOUBLE NOT NULL,
     recorded_at   TIMESTAMP DEFAULT current_timestamp
 );
+CREATE TABLE IF NOT EXISTS spend_entries (
+    entry_id    VARCHAR PRIMARY KEY,         -- a spend journal entry already in quantum_spend (replay skips it)
+    ledger_id   VARCHAR NOT NULL,
+    recorded_at TIMESTAMP DEFAULT current_timestamp
+);
+CREATE TABLE IF NOT EXISTS spend_reservations (
+    ledger_id    VARCHAR PRIMARY KEY,        -- one open ledger (one step's device work)
+    run_id       VARCHAR NOT NULL,
+    reserved_usd DOUBLE NOT NULL,            -- admitted so far
+    spent_usd    DOUBLE NOT NULL,            -- of it, recorded in quantum_spend so far
+    created_at   TIMESTAMP DEFAULT current_timestamp,
+    released_at  TIMESTAMP                   -- closed, or found dead by a later admission
+);
 CREATE TABLE IF NOT EXISTS device_failures (
     run_id      VARCHAR NOT NULL,
     asset       VARCHAR NOT NULL,
@@ -257,6 +270,11 @@ class LandingRecord:
 
 _TASK_COLUMNS = ("run_id", "asset", "device", "provider", "task_id", "status", "created_at", "ended_at", "latency_s",
                  "run_s", "queue_s", "reason")
+_TASK_SCHEMA = {**{c: pl.Utf8 for c in ("run_id", "asset", "device", "provider", "task_id", "status", "reason")},
+                "created_at": pl.Datetime("us"), "ended_at": pl.Datetime("us"),
+                **{c: pl.Float64 for c in ("latency_s", "run_s", "queue_s")}}
+
+
 def provider_of(device: str) -> str:
     """The provider of a device identity (``cost_policy.device_identity``): ``qpu/iqm/garnet`` ->
     ``iqm``, ``quantum-simulator/amazon/sv1`` -> ``amazon``; a local simulator -> ``local``."""
@@ -523,10 +541,14 @@ class WarehouseSession:
 
     def record_tasks(self, rows: list[dict[str, Any]]) -> None:
         """Per-task telemetry rows (the ``device_tasks`` columns, recorded_at excepted)."""
-        columns = list(_TASK_COLUMNS)
-        self.connection.executemany(
-            f"INSERT INTO device_tasks ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})",
-            [[row.get(c) for c in columns] for row in rows])
+        if not rows:
+            return
+        # One insert of a frame: executemany costs DuckDB milliseconds per row, as much as a circuit.
+        frame = pl.DataFrame({c: [row.get(c) for row in rows] for c in _TASK_COLUMNS}, schema=_TASK_SCHEMA)
+        self.connection.register("new_device_tasks", frame.to_arrow())
+        self.connection.execute(f"INSERT INTO device_tasks ({', '.join(_TASK_COLUMNS)}) "
+                                f"SELECT {', '.join(_TASK_COLUMNS)} FROM new_device_tasks")
+        self.connection.unregister("new_device_tasks")
 
     def device_telemetry(self, *, run_id: str | None = None) -> list[dict[str, Any]]:
         """Per provider and device, for one run or today (UTC) across runs: tasks, failed tasks and
@@ -575,6 +597,64 @@ class WarehouseSession:
             [run_id, asset, json.dumps(params, sort_keys=True, default=str),
              json.dumps(figures, sort_keys=True, default=str)],
         )
+
+    # -- spend journal and reservations (the cost policy's ledger) ----------------------
+
+    def record_spend_entries(self, entries: list[dict[str, Any]]) -> list[str]:
+        """Record spend journal entries in ``quantum_spend`` (one row per run, asset and device),
+        each once: an entry whose ``id`` is in ``spend_entries`` already is skipped (a replay), an
+        entry without one (a free device's counts, never journaled) is always recorded. The
+        reservation of each entry's ``ledger`` counts what was recorded. Returns the ids newly
+        recorded; call it inside :meth:`transaction` so rows, ids and reservations commit together.
+        An entry: {"id", "ledger", "run_id", "asset", "device", "tasks", "shots", "usd"}."""
+        done = self.recorded_entry_ids([e["id"] for e in entries if e.get("id")])
+        fresh = {e.get("id") or f"free:{n}": e for n, e in enumerate(entries) if e.get("id") not in done}
+        totals: dict[tuple[str, str, str], list] = {}
+        per_ledger: dict[str, float] = {}
+        for entry in fresh.values():
+            total = totals.setdefault((entry["run_id"], entry["asset"], entry["device"]), [0, 0, 0.0])
+            total[0], total[1], total[2] = total[0] + entry["tasks"], total[1] + entry["shots"], total[2] + entry["usd"]
+            per_ledger[entry["ledger"]] = per_ledger.get(entry["ledger"], 0.0) + entry["usd"]
+        for (run_id, asset, device), (tasks, shots, usd) in totals.items():
+            self.record_spend(run_id, asset, device, tasks, shots, usd)
+        recorded = [(entry["id"], entry["ledger"]) for entry in fresh.values() if entry.get("id")]
+        if recorded:
+            self.connection.executemany("INSERT INTO spend_entries (entry_id, ledger_id) VALUES (?, ?)", recorded)
+        for ledger_id, usd in per_ledger.items():
+            self.connection.execute("UPDATE spend_reservations SET spent_usd = spent_usd + ? WHERE ledger_id = ?",
+                                    [usd, ledger_id])
+        return [entry_id for entry_id, _ in recorded]
+
+    def recorded_entry_ids(self, entry_ids: list[str]) -> set[str]:
+        """Which of these spend journal entry ids are recorded already."""
+        if not entry_ids:
+            return set()
+        rows = self.connection.execute("SELECT entry_id FROM spend_entries WHERE entry_id IN (SELECT unnest(?))",
+                                       [entry_ids]).fetchall()
+        return {row[0] for row in rows}
+
+    def open_reservations(self) -> list[dict[str, Any]]:
+        """Reservations not released: ledger_id, run_id, reserved_usd, spent_usd, today (created
+        this UTC day, like ``spent_usd``'s day) and age_s."""
+        rows = self.connection.execute(
+            "SELECT ledger_id, run_id, reserved_usd, spent_usd, CAST(created_at AS DATE) = current_date, "
+            "date_diff('second', created_at, CAST(current_timestamp AS TIMESTAMP)) "
+            "FROM spend_reservations WHERE released_at IS NULL").fetchall()
+        names = ("ledger_id", "run_id", "reserved_usd", "spent_usd", "today", "age_s")
+        return [dict(zip(names, row)) for row in rows]
+
+    def reserve(self, ledger_id: str, run_id: str, usd: float) -> None:
+        """Add ``usd`` to a ledger's reservation (opened on its first admission)."""
+        self.connection.execute(
+            "INSERT INTO spend_reservations (ledger_id, run_id, reserved_usd, spent_usd) VALUES (?, ?, ?, 0) "
+            "ON CONFLICT (ledger_id) DO UPDATE SET reserved_usd = reserved_usd + excluded.reserved_usd",
+            [ledger_id, run_id, usd])
+
+    def release_reservations(self, ledger_ids: list[str]) -> None:
+        """Release reservations (their ledgers closed, or died): they no longer hold budget."""
+        if ledger_ids:
+            self.connection.execute("UPDATE spend_reservations SET released_at = current_timestamp "
+                                    "WHERE ledger_id IN (SELECT unnest(?)) AND released_at IS NULL", [ledger_ids])
 
 
 class Warehouse(ConfigurableResource):
@@ -653,3 +733,18 @@ class Warehouse(ConfigurableResource):
         """Queue and run times and failures per provider and device (see the session's method)."""
         with self.session(read_only=True) as session:
             return session.device_telemetry(run_id=run_id)
+
+    @contextmanager
+    def ledger_session(self, *, wait_s: float) -> Iterator[WarehouseSession]:
+        """A session for the spend ledger, giving up after ``wait_s`` seconds at a locked file
+        (:func:`warehouse_locked` tells that error): the ledger's journal keeps what it could not
+        write, so waiting out another process's lock only stalls the device work."""
+        with open_warehouse(self.file, wait_s=wait_s) as connection:
+            yield WarehouseSession(connection)
+
+
+def warehouse_locked(error: BaseException) -> bool:
+    """Whether ``error`` is DuckDB refusing the file because another process holds it."""
+    if isinstance(error, WarehouseLockTimeout):
+        return True
+    return isinstance(error, duckdb.IOException) and _is_lock_error(error)

@@ -27,6 +27,8 @@ import pennylane as qml
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from hybrid_resources.price_table import is_free_device, price_table_in_effect
+
 T = TypeVar("T")
 
 # Devices that can hand back the exact statevector; with shots=None the engine simulates
@@ -69,6 +71,10 @@ class TransientBackendError(RuntimeError):
 
 class BackendUnavailableError(RuntimeError):
     """Raised when retries are exhausted; the message says what to do next."""
+
+
+class LedgerRequiredError(RuntimeError):
+    """A paid device was asked for without a ledger to admit and record its tasks."""
 
 
 @dataclass(frozen=True)
@@ -221,8 +227,19 @@ def make_device(config: BackendConfig, wires: int, *, seed: int | None = None,
     (default.qubit, default.mixed, lightning.*); Braket's local simulator has no seed option. The Braket
     plugin is imported only for ``braket.*`` devices; ``braket.aws.qubit`` gets the device ARN
     and S3 results folder from ``device_options``. With a ``ledger``, every circuit the device
-    executes is recorded there.
+    executes is recorded there. A paid device (any device the price table in effect,
+    ``HYBRID_PRICE_TABLE`` or the shipped one, does not list as free) is refused without one
+    (:class:`LedgerRequiredError`, saying how to pass it): its tasks would be billed unadmitted
+    and unrecorded.
     """
+    if ledger is None and not is_free_device(config.device_name, price_table_in_effect()):
+        raise LedgerRequiredError(
+            f"Refused: {config.device_name} is a paid device (not free in the price table in effect), and a device "
+            "built without a ledger would run billed tasks that no budget admits and no record counts. Open a ledger "
+            "with cost_policy.ledger(run_id=context.run_id, asset=..., backend=backend), admit the plan with "
+            "ledger.admit(circuits, shots), and pass ledger=ledger to make_device (or to execute_tapes, "
+            "quantum_kernel, train_vqc or predict_proba, which hand it on)."
+        )
     kwargs = _device_kwargs(config)
     name = config.device_name
     if name.startswith("braket."):

@@ -525,7 +525,7 @@ def _run_pairs(request: KernelRequest, pairs: np.ndarray, ledger: SubmissionLedg
     calls = [pairs[s : s + size] for s in range(0, len(pairs), size)]
     retries = [0] * len(calls)
     is_braket = backend.device_name.startswith("braket.")
-    shared_dev = make_device(backend, spec.n_qubits, ledger=ledger) if is_braket else None
+    shared_dev = make_device(backend, spec.n_qubits, ledger=ledger) if is_braket and calls else None
 
     def run_call(ci: int) -> np.ndarray:
         batch = calls[ci]

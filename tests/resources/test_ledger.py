@@ -16,7 +16,11 @@ import pytest
 from dagster import DagsterInstance, DagsterRunStatus, materialize
 
 from hybrid_assets.definitions import all_assets
-from hybrid_resources.cost_policy import CostPolicy, device_identity
+from hybrid_resources.cost_policy import (
+    CostPolicy,
+    device_identity,
+    replay_spend_journals,
+)
 from hybrid_resources.data.warehouse import Warehouse
 from hybrid_resources.gate_policy import GatePolicy
 from hybrid_resources.quantum.backends import BackendUnavailableError, QuantumBackend
@@ -160,6 +164,7 @@ def test_a_vqc_resumed_after_a_sigkill_records_only_the_circuits_it_ran(local_pr
     kill_when_ready([sys.executable, "-c", WORKER, str(count_file), str(ready)], ready, env=env, timeout_s=300)
     sent_before_kill, _ = counted_tasks(count_file)
     warehouse = Warehouse(path=str(local_project.data / "warehouse.duckdb"))
+    replay_spend_journals(warehouse)  # what the next ledger does first: the killed process's journal is dead
     assert recorded(warehouse, device=PAID)[0] == sent_before_kill > 0
 
     install_fake_braket(aws_env, count_file=str(count_file))
@@ -236,6 +241,7 @@ def test_a_kernel_killed_midway_resumes_from_its_journal_and_sends_no_task_twice
     warehouse, cache_root = Warehouse(path=str(tmp_path / "ledger.duckdb")), tmp_path / "kernel_cache"
     kill_when_ready([sys.executable, "-c", KERNEL_WORKER, str(count_file), str(ready), str(warehouse.file),
                      str(cache_root)], ready, env=dict(os.environ), timeout_s=120)
+    replay_spend_journals(warehouse)  # what the next ledger does first: the killed process's journal is dead
     assert counted_tasks(count_file)[0] == recorded(warehouse, "killed")[0] == 6
 
     install_fake_braket(aws_env, count_file=str(count_file))

@@ -104,7 +104,8 @@ def test_a_program_set_never_holds_more_shots_than_allowed(tmp_path, aws_env):
 
     # The device's own limit (200,000 total shots per set on the simulator the fake runs) caps the
     # plugin's set size too, whatever the backend asks for.
-    big = make_device(replace(GARNET, shots=70_000, programs_per_task=10), 2)
+    big_backend = replace(GARNET, shots=70_000, programs_per_task=10)
+    big = make_device(big_backend, 2, ledger=policy.ledger(run_id="r3", asset="kernel", backend=big_backend))
     assert program_set_size(big) == 2
 
 

@@ -93,7 +93,7 @@ def run(args: argparse.Namespace, warehouse: Warehouse, store: ArtifactStore) ->
     statement = sys.stdin.read() if args.statement == "-" else Path(args.statement).read_text()
     approvers = Approvers.from_env()
     if args.command == "approve":
-        return f"approval {approve(warehouse, statement, approvers)} recorded"
+        return f"approval {approve(warehouse, statement, approvers, store)} recorded"
     if args.command == "promote":
         approval = promote(warehouse, statement, approvers, store)
         return (f"{approval['subject'].split(':', 1)[1]} is the champion (approval {approval['approval_id']} by "

@@ -32,13 +32,16 @@ from hybrid_assets.serving.registry import (
     RegistryError,
     authorize_hardware_run,
     registry_store,
-    version_id,
 )
 from hybrid_resources.approvals import Approvers, StatementRefused
 from hybrid_resources.cost_policy import CostPolicy, SpendLedger, SubmissionRefused
 from hybrid_resources.data.artifacts import info_of
 from hybrid_resources.data.warehouse import Warehouse
-from hybrid_resources.quantum.backends import BackendConfig, BackendUnavailableError, QuantumBackend
+from hybrid_resources.quantum.backends import (
+    BackendConfig,
+    BackendUnavailableError,
+    QuantumBackend,
+)
 from hybrid_resources.quantum.kernel_engine import KernelResult
 from hybrid_resources.quantum.kernels import (
     KernelSpec,
@@ -156,8 +159,7 @@ def take_hardware_approval(warehouse: Warehouse, request: str, promoted_model: d
     Failure (nothing submitted) when either is missing or invalid."""
     try:
         statement, approval = authorize_hardware_run(
-            warehouse, registry_store(), request, Approvers.from_env(),
-            version=version_id("quantum_svm", promoted_model["model_data_version"]), run_id=run_id)
+            warehouse, registry_store(), request, Approvers.from_env(), promoted_model=promoted_model, run_id=run_id)
     except (RegistryError, StatementRefused) as refusal:
         raise Failure(description=f"Hardware evaluation {refusal}; nothing was submitted.",
                       metadata={"refused_before_submission": True}) from refusal

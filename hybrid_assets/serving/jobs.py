@@ -56,7 +56,7 @@ def registry_action(context: OpExecutionContext, config: RegistryActionConfig, w
     try:
         approvers = Approvers.from_env()
         if config.action == "approve":
-            done = {"approval": approve(warehouse, config.statement, approvers)}
+            done = {"approval": approve(warehouse, config.statement, approvers, registry_store())}
         elif config.action == "promote":
             done = {"approval": promote(warehouse, config.statement, approvers, registry_store())["approval_id"]}
         elif config.action == "rollback":

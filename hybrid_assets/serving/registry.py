@@ -133,13 +133,20 @@ def how_to_sign(action: str, target: str) -> str:
             f"into the `registry` job's launchpad with action '{action}')")
 
 
-def hardware_version(store: ArtifactStore) -> str:
-    """The registry version the hardware job evaluates: the latest ``promoted_model``'s quantum model."""
+def hardware_entry(promoted_model: dict[str, Any]) -> dict[str, Any]:
+    """What a hardware approval is bound to: the promoted quantum model the hardware job evaluates,
+    its artifact versions and gate results (shaped like a registry entry)."""
+    return {"version_id": version_id("quantum_svm", promoted_model["model_data_version"]), "asset": "quantum_svm",
+            "artifacts": scoring_artifacts("quantum_svm", promoted_model),
+            "gates": {name: gate["passed"] for name, gate in promoted_model["gates"].items()}}
+
+
+def latest_promoted_model(store: ArtifactStore) -> dict[str, Any]:
+    """The latest ``promoted_model`` (what the hardware job evaluates next)."""
     try:
-        promoted = store.read(["promoted_model"])
+        return store.read(["promoted_model"])
     except FileNotFoundError as missing:
         raise RegistryError("no promoted_model yet: the hardware job evaluates the promoted quantum model") from missing
-    return version_id("quantum_svm", promoted["model_data_version"])
 
 
 def previous_champion(session: WarehouseSession) -> str:
@@ -150,6 +157,21 @@ def previous_champion(session: WarehouseSession) -> str:
     if not earlier:
         raise RegistryError("no earlier champion to roll back to; name a version: sign rollback VERSION")
     return earlier[-1]
+
+
+def statement_target(warehouse: Warehouse, store: ArtifactStore, action: str,
+                     target: str) -> tuple[str, dict[str, Any]]:
+    """The subject a statement of ``action`` on ``target`` names, and the version entry it is bound to."""
+    if target == HARDWARE_SUBJECT and action in ("approve", "launch"):
+        return target, hardware_entry(latest_promoted_model(store))
+    with warehouse.session(read_only=True) as session:
+        if action == "approve" and target.startswith("promote:"):
+            return target, find(session, target.split(":", 1)[1])
+        if action in ("promote", "rollback") and target != HARDWARE_SUBJECT:
+            version = target or (previous_champion(session) if action == "rollback" else "")
+            return version, find(session, version)
+    raise RegistryError(f"cannot sign {action} {target!r}: approve promote:<version> or {HARDWARE_SUBJECT}; "
+                        f"promote <version>; rollback [<version>]; launch {HARDWARE_SUBJECT}")
 
 
 def draft_statement(warehouse: Warehouse, store: ArtifactStore, action: str, target: str, *, signer: str,
@@ -163,23 +185,13 @@ def draft_statement(warehouse: Warehouse, store: ArtifactStore, action: str, tar
         raise RegistryError("a statement needs who signs it (--as) and why (--reason)")
     if action not in STATEMENT_LIFETIME:
         raise RegistryError(f"cannot sign {action!r}: sign approve, promote, rollback or launch")
-    with warehouse.session(read_only=True) as session:
-        if target == HARDWARE_SUBJECT and action in ("approve", "launch"):
-            subject, version = target, hardware_version(store)
-        elif action == "approve" and target.startswith("promote:"):
-            subject, version = target, target.split(":", 1)[1]
-        elif action in ("promote", "rollback") and target != HARDWARE_SUBJECT:
-            subject = version = target or (previous_champion(session) if action == "rollback" else "")
-        else:
-            raise RegistryError(f"cannot sign {action} {target!r}: approve promote:<version> or {HARDWARE_SUBJECT}; "
-                                f"promote <version>; rollback [<version>]; launch {HARDWARE_SUBJECT}")
-        entry = find(session, version)
+    subject, entry = statement_target(warehouse, store, action, target)
     now = now or datetime.now(timezone.utc)
     try:
         lifetime = parse_duration(expires_in or STATEMENT_LIFETIME[action])
     except StatementRefused as refusal:
         raise RegistryError(str(refusal)) from refusal
-    return {"action": action, "subject": subject, "version": version, "artifacts": entry["artifacts"],
+    return {"action": action, "subject": subject, "version": entry["version_id"], "artifacts": entry["artifacts"],
             "gates": entry["gates"], "reason": reason, "signer": signer, "issued_at": timestamp(now),
             "expires_at": timestamp(now + lifetime), "nonce": uuid.uuid4().hex}
 
@@ -225,10 +237,10 @@ def refuse_failed_gates(entry: dict[str, Any]) -> None:
                             "champion only through its gates and an approval; see model_evaluation")
 
 
-def approve(warehouse: Warehouse, signed: str | dict[str, Any], approvers: Approvers) -> str:
-    """Record a signed approval of ``promote:<version>`` or ``hardware_evaluation`` once it is
-    verified (signer, signature, role, lifetime) and bound to the version's current artifacts and
-    gates; returns its id (the statement's). The same statement is recorded once."""
+def approve(warehouse: Warehouse, signed: str | dict[str, Any], approvers: Approvers, store: ArtifactStore) -> str:
+    """Record a signed approval of ``promote:<version>`` or ``hardware_evaluation`` (the latest
+    promoted model) once it is verified (signer, signature, role, lifetime) and bound to the
+    version's current artifacts and gates; returns its id (the statement's), recorded once."""
     signed, statement = accepted(signed, approvers, "approve")
     subject = statement["subject"]
     if subject not in (HARDWARE_SUBJECT, f"promote:{statement.get('version')}"):
@@ -236,7 +248,8 @@ def approve(warehouse: Warehouse, signed: str | dict[str, Any], approvers: Appro
                             f"{how_to_sign('approve', 'promote:VERSION')}")
     approval_id = statement_id(signed)
     with warehouse.session() as session:
-        entry = find(session, statement["version"])
+        entry = (hardware_entry(latest_promoted_model(store)) if subject == HARDWARE_SUBJECT
+                 else find(session, statement["version"]))
         try:
             refuse_unbound(statement, entry)
         except StatementRefused as refusal:
@@ -364,27 +377,6 @@ def rollback(warehouse: Warehouse, signed: str | dict[str, Any], approvers: Appr
     return to
 
 
-def authorize_hardware_run(warehouse: Warehouse, store: ArtifactStore, request: str, approvers: Approvers, *,
-                           version: str, run_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """For one paid hardware run of ``version``: the verified signed ``launch`` request and the
-    approval it consumes (another person's, bound to that version, one per run)."""
-    _, statement = accepted(request, approvers, "launch")
-    if statement["subject"] != HARDWARE_SUBJECT or statement.get("version") != version:
-        raise RegistryError(f"refused: the launch request is for {statement['subject']} of "
-                            f"{statement.get('version')!r}, not {HARDWARE_SUBJECT} of {version}; "
-                            f"{how_to_sign('launch', HARDWARE_SUBJECT)}")
-    with warehouse.session() as session:
-        entry = find(session, version)
-        try:
-            refuse_unbound(statement, entry)
-        except StatementRefused as refusal:
-            raise RegistryError(f"refused: {refusal}; {how_to_sign('launch', HARDWARE_SUBJECT)}") from refusal
-        verify_stored_artifacts(store, entry)
-        approval = consume_approval(session, HARDWARE_SUBJECT, entry=entry, requester=statement["signer"],
-                                    approvers=approvers, used_by=run_id)
-    return statement, approval
-
-
 def describe(warehouse: Warehouse) -> dict[str, Any]:
     """Every version, every event and every approval (for the CLI and the audit)."""
     with warehouse.session(read_only=True) as session:
@@ -410,3 +402,21 @@ def history(warehouse: Warehouse, *, versions: set[str], run_ids: set[str]) -> d
         "approvals": [plain(approval) for approval in everything["approvals"]
                       if approval["subject"] in subjects or approval["used_by"] in run_ids],
     }
+
+
+def authorize_hardware_run(warehouse: Warehouse, store: ArtifactStore, request: str, approvers: Approvers, *,
+                           promoted_model: dict[str, Any], run_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """For one paid hardware run of ``promoted_model``: the verified signed ``launch`` request and
+    the approval it consumes (another person's, bound to that model, one per run)."""
+    _, statement = accepted(request, approvers, "launch")
+    entry = hardware_entry(promoted_model)
+    try:
+        refuse_unbound(statement, entry)
+    except StatementRefused as refusal:
+        raise RegistryError(f"refused: the launch request {refusal}; {how_to_sign('launch', HARDWARE_SUBJECT)}") \
+            from refusal
+    verify_stored_artifacts(store, entry)
+    with warehouse.session() as session:
+        approval = consume_approval(session, HARDWARE_SUBJECT, entry=entry, requester=statement["signer"],
+                                    approvers=approvers, used_by=run_id)
+    return statement, approval

@@ -374,15 +374,20 @@ class Signers:
     def key(self, name: str) -> Path:
         return self.folder / name
 
+    def sign_args(self, action: str, target: str = "", *, by: str, out: Path, reason: str = "test",
+                  expires_in: str = "", key: str | None = None) -> list[str]:
+        """The arguments of ``hybrid-registry sign`` as ``by`` with ``key``'s private key (default
+        their own), writing ``out``."""
+        return ["sign", action, target, "--key", str(self.key(key or by)), "--as", by, "--reason", reason,
+                "--out", str(out)] + (["--expires-in", expires_in] if expires_in else [])
+
     def sign(self, action: str, target: str = "", *, by: str, reason: str = "test", expires_in: str = "",
              key: str | None = None) -> Path:
-        """``hybrid-registry sign`` as ``by`` (with ``key``'s private key; default their own); the file."""
+        """``hybrid-registry sign`` (in this process, see :meth:`sign_args`); the signed statement's file."""
         from hybrid_assets.cli.registry import main
 
         out = self.folder / f"{action}-{time.time_ns()}.json"
-        args = ["sign", action, target, "--key", str(self.key(key or by)), "--as", by, "--reason", reason,
-                "--out", str(out)] + (["--expires-in", expires_in] if expires_in else [])
-        assert main(args) == 0
+        assert main(self.sign_args(action, target, by=by, out=out, reason=reason, expires_in=expires_in, key=key)) == 0
         return out
 
     def hand_in(self, action: str, statement: Path) -> int:

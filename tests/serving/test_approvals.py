@@ -10,14 +10,19 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from hybrid_assets.serving.jobs import registry
 from hybrid_assets.serving.registry import draft_statement, registry_store
 from hybrid_resources.approvals import sign_statement
 from hybrid_resources.data.warehouse import Warehouse
 from tests.conftest import RESOURCES
-from tests.serving.test_serving import land_scoring, predictions_of, registry_state, score, version_of
+from tests.serving.test_serving import (
+    land_scoring,
+    predictions_of,
+    registry_state,
+    score,
+    version_of,
+)
 
 
 def refused(signers, capsys, action: str, statement: Path) -> str:

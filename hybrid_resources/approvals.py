@@ -25,7 +25,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
@@ -136,8 +136,14 @@ def parse_duration(text: str) -> timedelta:
 
 
 def sign_statement(statement: dict[str, Any], private_key: Path, password: bytes | None = None) -> dict[str, Any]:
-    """``statement`` signed with the OpenSSH Ed25519 private key in ``private_key``."""
-    key = load_ssh_private_key(Path(private_key).expanduser().read_bytes(), password=password)
+    """``statement`` signed with the OpenSSH Ed25519 private key in ``private_key`` (TypeError when
+    the key is passphrase-protected and no ``password`` is given)."""
+    try:
+        key = load_ssh_private_key(Path(private_key).expanduser().read_bytes(), password=password)
+    except UnsupportedAlgorithm as error:
+        raise StatementRefused(f"{private_key} is passphrase-protected, and opening such a key needs the bcrypt "
+                               "package, which this installation lacks: sign where bcrypt is installed, or "
+                               "keep the signing key unencrypted on a machine only you use") from error
     if not isinstance(key, Ed25519PrivateKey):
         raise StatementRefused(f"{private_key} is not an Ed25519 key: make one with `ssh-keygen -t ed25519`")
     return {"statement": statement, "signature": base64.b64encode(key.sign(canonical(statement))).decode()}

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -66,7 +67,10 @@ def signed_statement(args: argparse.Namespace, warehouse: Warehouse, store: Arti
                                 expires_in=args.expires_in)
     try:
         signed = sign_statement(statement, Path(args.key))
-    except TypeError:  # an encrypted key: ask for its passphrase (never echoed, never stored)
+    except TypeError:  # a passphrase-protected key: ask for it (never echoed, never stored)
+        if importlib.util.find_spec("bcrypt") is None:
+            raise StatementRefused(f"{args.key} is passphrase-protected, and opening such a key needs the bcrypt "
+                                   "package, which this installation lacks") from None
         signed = sign_statement(statement, Path(args.key), getpass.getpass(f"passphrase for {args.key}: ").encode())
     return json.dumps(signed, indent=2, sort_keys=True)
 

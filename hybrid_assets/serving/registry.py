@@ -120,8 +120,6 @@ def find(session: WarehouseSession, vid: str) -> dict[str, Any]:
     raise RegistryError(f"no model version {vid!r} in the registry (known: {known}); see `hybrid-registry list`")
 
 
-
-
 def how_to_sign(action: str, target: str) -> str:
     """The commands that make a valid signed statement for ``action`` on ``target`` and hand it in."""
     out = f"{action}.json"

@@ -349,3 +349,75 @@ def stop_process_group(process: subprocess.Popen, timeout_s: float = 30.0) -> No
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=10)
+
+
+# ---------------------------------------------------------------------------------------
+# People who sign registry statements, with real Ed25519 keys
+# ---------------------------------------------------------------------------------------
+
+# Who is listed in the test approvers file, with which roles (mallory has a key but is not listed).
+PEOPLE = {"alice": ["model_approver", "hardware_approver"], "bob": ["operator"],
+          "carol": ["operator", "model_approver"]}
+
+
+@dataclass(frozen=True)
+class Signers:
+    """An approvers file ($HYBRID_APPROVERS_FILE) listing PEOPLE, each with an Ed25519 key pair made
+    by ssh-keygen; statements are signed and handed in through ``hybrid-registry`` itself."""
+
+    folder: Path
+
+    @property
+    def file(self) -> Path:
+        return self.folder / "approvers.json"
+
+    def key(self, name: str) -> Path:
+        return self.folder / name
+
+    def sign_args(self, action: str, target: str = "", *, by: str, out: Path, reason: str = "test",
+                  expires_in: str = "", key: str | None = None) -> list[str]:
+        """The arguments of ``hybrid-registry sign`` as ``by`` with ``key``'s private key (default
+        their own), writing ``out``."""
+        return ["sign", action, target, "--key", str(self.key(key or by)), "--as", by, "--reason", reason,
+                "--out", str(out)] + (["--expires-in", expires_in] if expires_in else [])
+
+    def sign(self, action: str, target: str = "", *, by: str, reason: str = "test", expires_in: str = "",
+             key: str | None = None) -> Path:
+        """``hybrid-registry sign`` (in this process, see :meth:`sign_args`); the signed statement's file."""
+        from hybrid_assets.cli.registry import main
+
+        out = self.folder / f"{action}-{time.time_ns()}.json"
+        assert main(self.sign_args(action, target, by=by, out=out, reason=reason, expires_in=expires_in, key=key)) == 0
+        return out
+
+    def hand_in(self, action: str, statement: Path) -> int:
+        """``hybrid-registry ACTION --statement FILE``; its exit status."""
+        from hybrid_assets.cli.registry import main
+
+        return main([action, "--statement", str(statement)])
+
+    def approve_and_promote(self, version: str, *, approver: str = "alice", requester: str = "bob") -> None:
+        """``approver`` approves ``version``, then ``requester`` promotes it (both signed)."""
+        assert self.hand_in("approve", self.sign("approve", f"promote:{version}", by=approver)) == 0
+        assert self.hand_in("promote", self.sign("promote", version, by=requester)) == 0
+
+
+def make_signers(folder: Path) -> Signers:
+    """Keys for PEOPLE and mallory under ``folder``, and the approvers file listing PEOPLE."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in (*PEOPLE, "mallory"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(folder / name)],
+                       check=True, capture_output=True)
+    people = {name: {"key": (folder / f"{name}.pub").read_text().strip(), "roles": roles}
+              for name, roles in PEOPLE.items()}
+    signers = Signers(folder)
+    signers.file.write_text(json.dumps({"people": people}, indent=2))
+    return signers
+
+
+@pytest.fixture
+def signers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Signers:
+    """PEOPLE's keys and approvers file, which $HYBRID_APPROVERS_FILE names for this test."""
+    made = make_signers(tmp_path / "keys")
+    monkeypatch.setenv("HYBRID_APPROVERS_FILE", str(made.file))
+    return made

@@ -29,14 +29,19 @@ from pydantic import Field
 
 from hybrid_assets.common.outputs import artifact_output
 from hybrid_assets.serving.registry import (
-    HARDWARE_SUBJECT,
     RegistryError,
-    consume_approval,
+    authorize_hardware_run,
+    registry_store,
 )
+from hybrid_resources.approvals import Approvers, StatementRefused
 from hybrid_resources.cost_policy import CostPolicy, SpendLedger, SubmissionRefused
 from hybrid_resources.data.artifacts import info_of
 from hybrid_resources.data.warehouse import Warehouse
-from hybrid_resources.quantum.backends import BackendConfig, BackendUnavailableError, QuantumBackend
+from hybrid_resources.quantum.backends import (
+    BackendConfig,
+    BackendUnavailableError,
+    QuantumBackend,
+)
 from hybrid_resources.quantum.kernel_engine import KernelResult
 from hybrid_resources.quantum.kernels import (
     KernelSpec,
@@ -84,6 +89,9 @@ def kernel_spread(simulator: np.ndarray, hardware: np.ndarray, shots: int | None
 class HardwareEvaluationConfig(Config):
     samples: int = Field(default=4, ge=1, description="Test rows re-run on the device")
     train_samples: int = Field(default=4, ge=1, description="Train rows (kernel columns) re-run on the device")
+    request: str = Field(default="", description="Your signed launch request's JSON, from `hybrid-registry sign "
+                                                 "launch hardware_evaluation --key ~/.ssh/id_ed25519 --as YOUR_NAME "
+                                                 "--reason WHY`; another person's signed approval must be recorded")
 
 
 # The report's figures the experiment log records for each hardware evaluation.
@@ -145,15 +153,17 @@ def refuse_unconfigured_device(backend: QuantumBackend) -> None:
         raise Failure(description="hardware_backend.enabled is false: the hardware evaluation was not run.")
 
 
-def take_hardware_approval(warehouse: Warehouse, run_id: str) -> dict:
-    """Consume the oldest unused hardware approval for ``run_id`` (a paid run needs a person's
-    approval, one per run) and return it; raise Failure (nothing submitted) when there is none."""
+def take_hardware_approval(warehouse: Warehouse, request: str, promoted_model: dict, run_id: str) -> dict:
+    """For one paid run of the promoted quantum model: verify the launcher's signed ``request`` and
+    consume another person's signed approval of that version (one per run), returned; raise
+    Failure (nothing submitted) when either is missing or invalid."""
     try:
-        with warehouse.session() as session:
-            return consume_approval(session, HARDWARE_SUBJECT, used_by=run_id)
-    except RegistryError as refusal:
+        statement, approval = authorize_hardware_run(
+            warehouse, registry_store(), request, Approvers.from_env(), promoted_model=promoted_model, run_id=run_id)
+    except (RegistryError, StatementRefused) as refusal:
         raise Failure(description=f"Hardware evaluation {refusal}; nothing was submitted.",
                       metadata={"refused_before_submission": True}) from refusal
+    return {**approval, "requester": statement["signer"]}
 
 
 def comparable_entries(config: HardwareEvaluationConfig, promoted_model: dict, reduced_embeddings: dict,
@@ -264,16 +274,17 @@ def hardware_kernel_spread(
     """The promoted circuit's test x train kernel re-run on the managed device (first ``samples``
     x ``train_samples`` entries), next to the simulator's values and their spread.
 
-    Paid: it runs only in the job ``hardware_evaluation`` (Jobs -> hardware_evaluation), after an
-    approval. Launched any other way ("Materialize all" on the Lineage page, a backfill) it skips
-    itself and sends nothing."""
+    Paid: it runs only in the job ``hardware_evaluation`` (Jobs -> hardware_evaluation), with the
+    launcher's signed ``request`` and another person's signed approval. Launched any other way
+    ("Materialize all" on the Lineage page, a backfill) it skips itself and sends nothing."""
     if context.job_name != HARDWARE_JOB:
         context.log.warning(f"hardware_kernel_spread runs only in the job {HARDWARE_JOB} (it spends money); "
                             f"skipped in {context.job_name}, nothing was submitted.")
         return
     refuse_unconfigured_device(hardware_backend)
-    approval = take_hardware_approval(warehouse, context.run_id)
-    context.log.info(f"approved by {approval['actor']} at {approval['approved_at']}: {approval['reason']}")
+    approval = take_hardware_approval(warehouse, config.request, promoted_model, context.run_id)
+    context.log.info(f"requested by {approval['requester']}; approved by {approval['actor']} at "
+                     f"{approval['approved_at']}: {approval['reason']}")
     entries = comparable_entries(config, promoted_model, reduced_embeddings, quantum_kernel_test)
     submission = PaidSubmission(context.run_id, context.asset_key.to_user_string(),
                                 cost_policy.with_program_sets(hardware_backend.backend_config()),

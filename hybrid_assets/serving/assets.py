@@ -46,7 +46,7 @@ from hybrid_assets.common.reporting import (
     markdown_image,
 )
 from hybrid_assets.ingest.assets import ingest_partition
-from hybrid_assets.serving.registry import register_evaluation
+from hybrid_assets.serving.registry import register_evaluation, registry_store
 from hybrid_assets.serving.scoring import (
     QuantumAllowance,
     cascade,
@@ -55,7 +55,6 @@ from hybrid_assets.serving.scoring import (
     predictions_frame,
 )
 from hybrid_resources.cost_policy import CostPolicy
-from hybrid_resources.data.artifacts import ArtifactStore
 from hybrid_resources.data.contract import DatasetContract
 from hybrid_resources.data.paths import DataLayout, atomic_write
 from hybrid_resources.data.stream import ScoringStream
@@ -68,10 +67,6 @@ SCORING_CONTRACT = DatasetContract(labelled=False)
 LABELS_CONTRACT = DatasetContract()
 
 
-def _store() -> ArtifactStore:
-    return ArtifactStore(DataLayout.from_env().artifacts)
-
-
 @asset(automation_condition=ON_NEW_DATA, code_version="1", group_name="models", kinds={"duckdb"})
 def model_registry(context: AssetExecutionContext, model_evaluation: dict, warehouse: Warehouse) -> Output:
     """Registers the evaluated classical baseline and quantum model (content-addressed artifacts,
@@ -80,7 +75,7 @@ def model_registry(context: AssetExecutionContext, model_evaluation: dict, wareh
     graph = context.job_def.asset_layer.asset_graph
     code = {asset: graph.get(AssetKey(asset)).code_version for asset in ("classical_baseline", "quantum_svm")
             if graph.has(AssetKey(asset))}
-    registered = register_evaluation(warehouse, _store(), model_evaluation, run_id=context.run_id, code_versions=code)
+    registered = register_evaluation(warehouse, registry_store(), model_evaluation, run_id=context.run_id, code_versions=code)
     with warehouse.session(read_only=True) as session:
         models = session.models()
     state = {"registered": registered,
@@ -197,7 +192,7 @@ def score_batch(context, rows: pl.DataFrame, plan: dict, *, rows_used: int, band
     frames and a summary. Quantum rows are admitted and recorded by the ledger, within the quota.
     ``received_at``: when the rows arrived (epoch seconds, one or per row), for their queue time."""
     queue_s = np.maximum(time.time() - np.asarray(received_at, dtype=np.float64), 0.0)
-    store, backend = _store(), cost_policy.with_program_sets(quantum_backend.backend_config())
+    store, backend = registry_store(), cost_policy.with_program_sets(quantum_backend.backend_config())
     features = np.asarray(rows["features"].to_list(), dtype=np.float64)
     screen = load_scorer(plan["screen"], store)
     cache = KernelCache(DataLayout.from_env().kernel_cache)

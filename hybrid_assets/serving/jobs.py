@@ -16,7 +16,14 @@ from hybrid_assets.common.partitions import (
     scoring_files_partitions,
 )
 from hybrid_assets.serving.assets import score_stream_records
-from hybrid_assets.serving.registry import RegistryError, approve, promote, rollback
+from hybrid_assets.serving.registry import (
+    RegistryError,
+    approve,
+    promote,
+    registry_store,
+    rollback,
+)
+from hybrid_resources.approvals import Approvers, StatementRefused
 from hybrid_resources.cost_policy import CostPolicy
 from hybrid_resources.data.stream import ScoringStream
 from hybrid_resources.data.warehouse import Warehouse
@@ -37,30 +44,31 @@ ingest_labels_file_job = define_asset_job(
 )
 
 class RegistryActionConfig(Config):
-    action: str = Field(description="approve | promote | rollback")
-    target: str = Field(default="", description="approve: promote:<version> or hardware_evaluation; promote: a "
-                                                 "version; rollback: a version, or empty for the previous champion")
-    by: str = Field(description="Who approves or acts (recorded)")
-    reason: str = Field(description="Why (recorded)")
+    action: str = Field(description="approve | promote | rollback (the signed statement must be of this action)")
+    statement: str = Field(description="The signed statement's JSON, as `hybrid-registry sign ACTION TARGET --key "
+                                       "~/.ssh/id_ed25519 --as YOUR_NAME --reason WHY` prints it; free text is "
+                                       "refused")
 
 
-@op(description="Approve, promote or roll back in the model registry (the same as `hybrid-registry`).")
+@op(description="Approve, promote or roll back in the model registry with a signed statement (the same as "
+                "`hybrid-registry approve|promote|rollback --statement FILE`).")
 def registry_action(context: OpExecutionContext, config: RegistryActionConfig, warehouse: Warehouse) -> None:
     try:
+        approvers = Approvers.from_env()
         if config.action == "approve":
-            done = {"approval": approve(warehouse, config.target, actor=config.by, reason=config.reason)}
+            done = {"approval": approve(warehouse, config.statement, approvers, registry_store())}
         elif config.action == "promote":
-            done = {"approval": promote(warehouse, config.target, actor=config.by, reason=config.reason)["approval_id"]}
+            done = {"approval": promote(warehouse, config.statement, approvers, registry_store())["approval_id"]}
         elif config.action == "rollback":
-            done = {"champion": rollback(warehouse, actor=config.by, reason=config.reason, to=config.target or None)}
+            done = {"champion": rollback(warehouse, config.statement, approvers)}
         else:
             raise RegistryError(f"unknown action {config.action!r}: approve, promote or rollback")
-    except RegistryError as error:
+    except (RegistryError, StatementRefused) as error:
         raise Failure(description=str(error)) from error
-    context.log.info(f"registry {config.action} {config.target}: {done}")
+    context.log.info(f"registry {config.action}: {done}")
 
 
-@job(description="Approve, promote or roll back in the model registry, from the launchpad.")
+@job(description="Approve, promote or roll back in the model registry with a signed statement, from the launchpad.")
 def registry():
     registry_action()
 

@@ -6,31 +6,56 @@ of status is an event (who, when, why). Statuses: ``candidate``, ``shadow`` (sco
 champion, never acted on), ``champion`` (decides), ``retired``.
 
 - After an evaluation the classical baseline and the quantum model are registered; the first
-  classical version becomes champion by itself, so scoring works with no click; a quantum model
-  whose promotion gates passed becomes ``shadow``.
-- Promotion to champion needs an approval record (:func:`approve`), given from the CLI
-  (``hybrid-registry approve``) or the ``registry`` job's launchpad; so does every paid hardware
-  job. An action without one is refused with a message that says how to approve.
-- A rollback re-points the champion to an earlier version, without recomputing anything; the
-  next scoring run uses it.
+  classical version becomes champion by itself (actor ``automation``), so scoring works with no
+  click; a quantum model whose promotion gates passed becomes ``shadow``.
+- Every action a person takes is a statement signed with their listed Ed25519 key
+  (:mod:`hybrid_resources.approvals`; ``hybrid-registry sign``): an approval (``approve``) of
+  ``promote:<version>`` or ``hardware_evaluation``, bound to that version's artifact hashes and
+  gate results; a request to ``promote``, ``rollback`` or ``launch`` the paid hardware job.
+- Promotion to champion needs the requester's signed request and an unused approval signed by
+  someone else whose role allows it, unexpired, for the version's current artifacts and gates;
+  a version with missing or failed gates is never promoted. So does every paid hardware run.
+  A refusal says why and gives the command that makes a valid statement.
+- A rollback re-points the champion to an earlier champion that was approved (or made champion
+  by the automation's first-classical rule) and is not retired, without recomputing anything.
 
-``hybrid-registry list | show VERSION | promote VERSION | rollback [VERSION] | approve SUBJECT``
+``hybrid-registry list | show VERSION | sign ACTION TARGET | approve|promote|rollback --statement FILE``
 """
 
 from __future__ import annotations
 
+import json
 import uuid
+from datetime import datetime, timezone
 from typing import Any
 
-from hybrid_resources.data.artifacts import ArtifactStore
+from hybrid_resources.approvals import (
+    Approvers,
+    StatementRefused,
+    parse_duration,
+    read_signed,
+    statement_id,
+    timestamp,
+    verify_signed,
+)
+from hybrid_resources.data.artifacts import ArtifactIntegrityError, ArtifactStore
+from hybrid_resources.data.paths import DataLayout
 from hybrid_resources.data.warehouse import Warehouse, WarehouseSession
 
 SERVABLE = ("classical_baseline", "quantum_svm")
 HARDWARE_SUBJECT = "hardware_evaluation"
+# Default lifetimes of the statements ``hybrid-registry sign`` makes (--expires-in overrides them).
+STATEMENT_LIFETIME = {"approve": "24h", "promote": "1h", "rollback": "1h", "launch": "1h"}
+AUTOMATION = "automation"  # the actor of the first classical champion (never a person's name)
 
 
 class RegistryError(RuntimeError):
     """A registry action that cannot be done (the message says why and what to do)."""
+
+
+def registry_store() -> ArtifactStore:
+    """Where the registered versions' artifacts are stored (``$HYBRID_DATA_DIR/artifacts``)."""
+    return ArtifactStore(DataLayout.from_env().artifacts)
 
 
 def version_id(asset: str, data_version: str) -> str:
@@ -69,15 +94,15 @@ def register_evaluation(warehouse: Warehouse, store: ArtifactStore, report: dict
                                           metrics=report["metrics"][asset], gates=gates, versions=versions,
                                           run_id=run_id):
                 continue
-            session.set_status(vid, "candidate", action="register", actor="automation", reason="evaluated")
+            session.set_status(vid, "candidate", action="register", actor=AUTOMATION, reason="evaluated")
             for name, data_version in artifacts.items():
                 store.pin([name], data_version, holder=f"registry:{vid}")
             registered.append(vid)
             if asset == "classical_baseline" and not session.models(status="champion"):
-                session.set_status(vid, "champion", action="promote", actor="automation",
+                session.set_status(vid, "champion", action="promote", actor=AUTOMATION,
                                    reason="the first evaluated classical model serves until another is approved")
             elif asset == "quantum_svm" and report.get("promotable"):
-                session.set_status(vid, "shadow", action="shadow", actor="automation",
+                session.set_status(vid, "shadow", action="shadow", actor=AUTOMATION,
                                    reason="every promotion gate passed; it scores in shadow until approved")
     return registered
 
@@ -95,80 +120,258 @@ def find(session: WarehouseSession, vid: str) -> dict[str, Any]:
     raise RegistryError(f"no model version {vid!r} in the registry (known: {known}); see `hybrid-registry list`")
 
 
-def approve(warehouse: Warehouse, subject: str, *, actor: str, reason: str) -> str:
-    """Record an approval (who, when, why) for ``subject``: ``promote:<version>`` or ``hardware_evaluation``."""
-    if not actor.strip() or not reason.strip():
-        raise RegistryError("an approval needs who gives it (--by) and why (--reason)")
-    if not (subject == HARDWARE_SUBJECT or subject.startswith("promote:")):
-        raise RegistryError(f"cannot approve {subject!r}: approve 'promote:<version>' or '{HARDWARE_SUBJECT}'")
-    approval_id = uuid.uuid4().hex[:12]
+def how_to_sign(action: str, target: str) -> str:
+    """The commands that make a valid signed statement for ``action`` on ``target`` and hand it in."""
+    out = f"{action}.json"
+    sign = (f"`hybrid-registry sign {action} {target} --key ~/.ssh/id_ed25519 --as YOUR_NAME --reason WHY "
+            f"--expires-in {STATEMENT_LIFETIME[action]} --out {out}`")
+    if action == "launch":
+        return f"make one with {sign} and paste the file's JSON into the hardware job's `request` setting"
+    return (f"make one with {sign}, then `hybrid-registry {action} --statement {out}` (or paste the file's JSON "
+            f"into the `registry` job's launchpad with action '{action}')")
+
+
+def hardware_entry(promoted_model: dict[str, Any]) -> dict[str, Any]:
+    """What a hardware approval is bound to: the promoted quantum model the hardware job evaluates,
+    its artifact versions and gate results (shaped like a registry entry)."""
+    return {"version_id": version_id("quantum_svm", promoted_model["model_data_version"]), "asset": "quantum_svm",
+            "artifacts": scoring_artifacts("quantum_svm", promoted_model),
+            "gates": {name: gate["passed"] for name, gate in promoted_model["gates"].items()}}
+
+
+def latest_promoted_model(store: ArtifactStore) -> dict[str, Any]:
+    """The latest ``promoted_model`` (what the hardware job evaluates next)."""
+    try:
+        return store.read(["promoted_model"])
+    except FileNotFoundError as missing:
+        raise RegistryError("no promoted_model yet: the hardware job evaluates the promoted quantum model") from missing
+
+
+def previous_champion(session: WarehouseSession) -> str:
+    """The version that was champion before the current one (the default rollback target)."""
+    current = champion(session)
+    earlier = [e["version_id"] for e in session.registry_events()
+               if e["to_status"] == "champion" and (current is None or e["version_id"] != current["version_id"])]
+    if not earlier:
+        raise RegistryError("no earlier champion to roll back to; name a version: sign rollback VERSION")
+    return earlier[-1]
+
+
+def statement_target(warehouse: Warehouse, store: ArtifactStore, action: str,
+                     target: str) -> tuple[str, dict[str, Any]]:
+    """The subject a statement of ``action`` on ``target`` names, and the version entry it is bound to."""
+    if target == HARDWARE_SUBJECT and action in ("approve", "launch"):
+        return target, hardware_entry(latest_promoted_model(store))
+    with warehouse.session(read_only=True) as session:
+        if action == "approve" and target.startswith("promote:"):
+            return target, find(session, target.split(":", 1)[1])
+        if action in ("promote", "rollback") and target != HARDWARE_SUBJECT:
+            version = target or (previous_champion(session) if action == "rollback" else "")
+            return version, find(session, version)
+    raise RegistryError(f"cannot sign {action} {target!r}: approve promote:<version> or {HARDWARE_SUBJECT}; "
+                        f"promote <version>; rollback [<version>]; launch {HARDWARE_SUBJECT}")
+
+
+def draft_statement(warehouse: Warehouse, store: ArtifactStore, action: str, target: str, *, signer: str,
+                    reason: str, expires_in: str = "", now: datetime | None = None) -> dict[str, Any]:
+    """The statement ``hybrid-registry sign`` signs: ``signer`` does ``action`` on ``target``, bound to
+    the version's current artifact hashes and gate results, for ``expires_in`` (default per action).
+
+    ``approve promote:<version>`` | ``approve hardware_evaluation`` | ``promote <version>`` |
+    ``rollback [<version>]`` (default: the previous champion) | ``launch hardware_evaluation``."""
+    if not signer.strip() or not reason.strip():
+        raise RegistryError("a statement needs who signs it (--as) and why (--reason)")
+    if action not in STATEMENT_LIFETIME:
+        raise RegistryError(f"cannot sign {action!r}: sign approve, promote, rollback or launch")
+    subject, entry = statement_target(warehouse, store, action, target)
+    now = now or datetime.now(timezone.utc)
+    try:
+        lifetime = parse_duration(expires_in or STATEMENT_LIFETIME[action])
+    except StatementRefused as refusal:
+        raise RegistryError(str(refusal)) from refusal
+    return {"action": action, "subject": subject, "version": entry["version_id"], "artifacts": entry["artifacts"],
+            "gates": entry["gates"], "reason": reason, "signer": signer, "issued_at": timestamp(now),
+            "expires_at": timestamp(now + lifetime), "nonce": uuid.uuid4().hex}
+
+
+def accepted(signed: str | dict[str, Any], approvers: Approvers, action: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The signed statement and its verified statement, for ``action``; refuses free text, an unknown
+    signer, a forged signature, a role that does not allow it, an expired one, another action."""
+    text = signed if isinstance(signed, str) else json.dumps(signed)
+    try:
+        hinted = json.loads(text)["statement"]["subject"]
+    except (ValueError, KeyError, TypeError):
+        hinted = "TARGET"
+    try:
+        signed = read_signed(text)
+        statement = verify_signed(signed, approvers)
+        if statement["action"] != action:
+            raise StatementRefused(f"it is a signed {statement['action']!r} statement, not {action!r}")
+    except StatementRefused as refusal:
+        raise RegistryError(f"refused: {refusal}; {how_to_sign(action, str(hinted))}") from refusal
+    return signed, statement
+
+
+def refuse_unbound(statement: dict[str, Any], entry: dict[str, Any]) -> None:
+    """Refuse a statement that was not signed for ``entry``'s current artifact hashes and gates."""
+    vid = entry["version_id"]
+    if statement.get("version") != vid:
+        raise StatementRefused(f"it was signed for {statement.get('version')!r}, not {vid}")
+    for field in ("artifacts", "gates"):
+        if statement.get(field) != entry[field]:
+            raise StatementRefused(f"its {field} are not {vid}'s current ones (they changed since it was signed)")
+
+
+def refuse_failed_gates(entry: dict[str, Any]) -> None:
+    """Missing gates count as failed: a version without gate results is never promoted, and a
+    quantum model needs every gate passed (the gates judge the quantum model against the classical)."""
+    vid = entry["version_id"]
+    if not entry["gates"]:
+        raise RegistryError(f"{vid} has no gate results, and missing gates count as failed: re-run "
+                            "model_evaluation so the version is registered with its gates")
+    failed = sorted(name for name, passed in entry["gates"].items() if passed is not True)
+    if entry["asset"] == "quantum_svm" and failed:
+        raise RegistryError(f"{vid} failed its promotion gates ({', '.join(failed)}): a quantum model becomes "
+                            "champion only through its gates and an approval; see model_evaluation")
+
+
+def approve(warehouse: Warehouse, signed: str | dict[str, Any], approvers: Approvers, store: ArtifactStore) -> str:
+    """Record a signed approval of ``promote:<version>`` or ``hardware_evaluation`` (the latest
+    promoted model) once it is verified (signer, signature, role, lifetime) and bound to the
+    version's current artifacts and gates; returns its id (the statement's), recorded once."""
+    signed, statement = accepted(signed, approvers, "approve")
+    subject = statement["subject"]
+    if subject not in (HARDWARE_SUBJECT, f"promote:{statement.get('version')}"):
+        raise RegistryError(f"refused: cannot approve {subject!r} for version {statement.get('version')!r}; "
+                            f"{how_to_sign('approve', 'promote:VERSION')}")
+    approval_id = statement_id(signed)
     with warehouse.session() as session:
-        if subject.startswith("promote:"):
-            find(session, subject.split(":", 1)[1])
-        session.add_approval(approval_id, subject, actor, reason)
+        entry = (hardware_entry(latest_promoted_model(store)) if subject == HARDWARE_SUBJECT
+                 else find(session, statement["version"]))
+        try:
+            refuse_unbound(statement, entry)
+        except StatementRefused as refusal:
+            raise RegistryError(f"refused: {refusal}; {how_to_sign('approve', subject)}") from refusal
+        if subject != HARDWARE_SUBJECT:
+            refuse_failed_gates(entry)
+        if any(a["approval_id"] == approval_id for a in session.approvals(subject=subject)):
+            raise RegistryError(f"approval {approval_id} is already recorded; one signed statement approves once")
+        session.add_approval(approval_id, subject, statement["signer"], statement["reason"],
+                             signed=json.dumps(signed, sort_keys=True))
     return approval_id
 
 
-def how_to_approve(subject: str) -> str:
-    return (f"approve it first: `hybrid-registry approve {subject} --by YOUR_NAME --reason WHY`, "
-            f"or launch the `registry` job with action 'approve' and subject '{subject}' from the launchpad")
+def approval_problem(approval: dict[str, Any], entry: dict[str, Any], requester: str,
+                     approvers: Approvers) -> str | None:
+    """Why a recorded approval cannot be used now for ``entry`` by ``requester`` (None: it can)."""
+    if not approval.get("signed"):
+        return "unsigned (recorded before approvals were signed)"
+    try:
+        statement = verify_signed(read_signed(approval["signed"]), approvers)
+        refuse_unbound(statement, entry)
+    except StatementRefused as refusal:
+        return str(refusal)
+    if statement["signer"] == requester:
+        return f"{requester} approved it and cannot also be the requester"
+    return None
 
 
-def consume_approval(session: WarehouseSession, subject: str, *, used_by: str) -> dict[str, Any]:
-    """The oldest unused approval of ``subject``, now marked used by ``used_by``; refuses without one."""
-    unused = session.approvals(subject=subject, unused=True)
-    if not unused:
-        raise RegistryError(f"refused: {subject} has no approval; {how_to_approve(subject)}")
-    session.use_approval(unused[0]["approval_id"], used_by)
-    return unused[0]
+def consume_approval(session: WarehouseSession, subject: str, *, entry: dict[str, Any], requester: str,
+                     approvers: Approvers, used_by: str) -> dict[str, Any]:
+    """The oldest unused approval of ``subject`` that is valid now for ``entry`` and signed by someone
+    other than ``requester``, now marked used by ``used_by``; refuses with each one's reason."""
+    refusals = []
+    for approval in session.approvals(subject=subject, unused=True):
+        problem = approval_problem(approval, entry, requester, approvers)
+        if problem is None:
+            session.use_approval(approval["approval_id"], used_by)
+            return approval
+        refusals.append(f"approval {approval['approval_id']} by {approval['actor']}: {problem}")
+    raise RegistryError(f"refused: {subject} has no valid approval for {entry['version_id']} "
+                        f"({'; '.join(refusals) or 'none recorded'}); {how_to_sign('approve', subject)}; "
+                        f"it must be signed by someone other than the requester ({requester})")
 
 
-def promote(warehouse: Warehouse, vid: str, *, actor: str, reason: str) -> dict[str, Any]:
-    """Make ``vid`` the champion (the current one becomes a candidate); needs an approval."""
+def refuse_reused(session: WarehouseSession, request_id: str) -> None:
+    """One signed request, one action: refuse a request already recorded in an event."""
+    if any(f"(request {request_id};" in event["reason"] for event in session.registry_events()):
+        raise RegistryError(f"refused: request {request_id} was already used; sign a new one")
+
+
+def verify_stored_artifacts(store: ArtifactStore, entry: dict[str, Any]) -> None:
+    """Re-hash each artifact ``entry`` names; refuses when a stored file no longer holds its version."""
+    try:
+        for name, version in entry["artifacts"].items():
+            store.read_verified([name], version)
+    except (ArtifactIntegrityError, FileNotFoundError) as error:
+        raise RegistryError(f"refused: {entry['version_id']}: {error}") from error
+
+
+def promote(warehouse: Warehouse, signed: str | dict[str, Any], approvers: Approvers,
+            store: ArtifactStore) -> dict[str, Any]:
+    """Make the version of a signed ``promote`` request the champion (the current one becomes a
+    candidate), after its gates, its stored artifacts and another person's approval check out."""
+    signed, request = accepted(signed, approvers, "promote")
+    vid, requester, request_id = request["subject"], request["signer"], statement_id(signed)
     with warehouse.session() as session:
         entry = find(session, vid)
-        if entry["status"] == "champion":
-            raise RegistryError(f"{vid} is already the champion")
-        if entry["status"] == "retired":
-            raise RegistryError(f"{vid} is retired; register a new version instead")
-        failed = sorted(name for name, passed in entry["gates"].items() if not passed)
-        if entry["asset"] == "quantum_svm" and failed:
-            raise RegistryError(f"{vid} failed its promotion gates ({', '.join(failed)}): a quantum model becomes "
-                                "champion only through its gates and an approval; see model_evaluation")
+        if entry["status"] in ("champion", "retired"):
+            raise RegistryError(f"{vid} is {'already the champion' if entry['status'] == 'champion' else 'retired'}")
+        refuse_failed_gates(entry)
+        try:
+            refuse_unbound(request, entry)
+        except StatementRefused as refusal:
+            raise RegistryError(f"refused: {refusal}; {how_to_sign('promote', vid)}") from refusal
+        refuse_reused(session, request_id)
+        verify_stored_artifacts(store, entry)
         with session.transaction():
-            approval = consume_approval(session, f"promote:{vid}", used_by=f"promote:{vid}")
+            approval = consume_approval(session, f"promote:{vid}", entry=entry, requester=requester,
+                                        approvers=approvers, used_by=f"promote:{vid}")
             current = champion(session)
             if current is not None:
-                session.set_status(current["version_id"], "candidate", action="demote", actor=actor,
+                session.set_status(current["version_id"], "candidate", action="demote", actor=requester,
                                    reason=f"replaced by {vid}")
-            session.set_status(vid, "champion", action="promote", actor=actor,
-                               reason=f"{reason} (approval {approval['approval_id']} by {approval['actor']})")
+            session.set_status(vid, "champion", action="promote", actor=requester,
+                               reason=f"{request['reason']} (request {request_id}; approval "
+                                      f"{approval['approval_id']} by {approval['actor']})")
     return approval
 
 
-def rollback(warehouse: Warehouse, *, actor: str, reason: str, to: str | None = None) -> str:
-    """Re-point the champion to ``to`` or, by default, the version that was champion before it.
-    Nothing is recomputed: the next scoring run loads that version's stored artifacts."""
-    if not actor.strip() or not reason.strip():
-        raise RegistryError("a rollback needs who does it (--by) and why (--reason)")
+def was_approved_champion(session: WarehouseSession, vid: str) -> bool:
+    """Whether ``vid`` became champion through a used signed approval, or by the automation's
+    first-classical-champion rule."""
+    by_automation = any(e["version_id"] == vid and e["to_status"] == "champion" and e["action"] == "promote"
+                        and e["actor"] == AUTOMATION for e in session.registry_events())
+    return by_automation or any(a["used_by"] == f"promote:{vid}" and a.get("signed")
+                                for a in session.approvals(subject=f"promote:{vid}"))
+
+
+def rollback(warehouse: Warehouse, signed: str | dict[str, Any], approvers: Approvers) -> str:
+    """Re-point the champion to the version of a signed ``rollback`` request: an earlier champion
+    that was approved and is not retired. Nothing is recomputed: the next scoring run loads that
+    version's stored artifacts (re-hashed when loaded)."""
+    signed, request = accepted(signed, approvers, "rollback")
+    to, requester, request_id = request["subject"], request["signer"], statement_id(signed)
     with warehouse.session() as session:
-        current = champion(session)
-        if to is None:
-            earlier = [e["version_id"] for e in session.registry_events()
-                       if e["to_status"] == "champion" and (current is None or e["version_id"] != current["version_id"])]
-            if not earlier:
-                raise RegistryError("no earlier champion to roll back to; name a version: rollback VERSION")
-            to = earlier[-1]
-        target = find(session, to)
+        current, target = champion(session), find(session, to)
         if current is not None and current["version_id"] == to:
             raise RegistryError(f"{to} is already the champion")
-        if not any(e["version_id"] == to and e["to_status"] == "champion" for e in session.registry_events()):
-            raise RegistryError(f"{to} was never the champion: a rollback returns to an earlier champion; "
-                                f"to make a new version champion, approve and promote it")
+        if target["status"] == "retired":
+            raise RegistryError(f"refused: {to} is retired; a rollback never returns to a retired version")
+        if not was_approved_champion(session, to):
+            raise RegistryError(f"refused: {to} was never an approved champion: a rollback returns to an earlier "
+                                f"approved champion; to make a new version champion, {how_to_sign('promote', to)}")
+        try:
+            refuse_unbound(request, target)
+        except StatementRefused as refusal:
+            raise RegistryError(f"refused: {refusal}; {how_to_sign('rollback', to)}") from refusal
+        refuse_reused(session, request_id)
+        reason = f"{request['reason']} (request {request_id}; rollback)"
         with session.transaction():
             if current is not None:
-                session.set_status(current["version_id"], "candidate", action="rollback", actor=actor, reason=reason)
-            session.set_status(target["version_id"], "champion", action="rollback", actor=actor, reason=reason)
+                session.set_status(current["version_id"], "candidate", action="rollback", actor=requester,
+                                   reason=reason)
+            session.set_status(to, "champion", action="rollback", actor=requester, reason=reason)
     return to
 
 
@@ -197,3 +400,21 @@ def history(warehouse: Warehouse, *, versions: set[str], run_ids: set[str]) -> d
         "approvals": [plain(approval) for approval in everything["approvals"]
                       if approval["subject"] in subjects or approval["used_by"] in run_ids],
     }
+
+
+def authorize_hardware_run(warehouse: Warehouse, store: ArtifactStore, request: str, approvers: Approvers, *,
+                           promoted_model: dict[str, Any], run_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """For one paid hardware run of ``promoted_model``: the verified signed ``launch`` request and
+    the approval it consumes (another person's, bound to that model, one per run)."""
+    _, statement = accepted(request, approvers, "launch")
+    entry = hardware_entry(promoted_model)
+    try:
+        refuse_unbound(statement, entry)
+    except StatementRefused as refusal:
+        raise RegistryError(f"refused: the launch request {refusal}; {how_to_sign('launch', HARDWARE_SUBJECT)}") \
+            from refusal
+    verify_stored_artifacts(store, entry)
+    with warehouse.session() as session:
+        approval = consume_approval(session, HARDWARE_SUBJECT, entry=entry, requester=statement["signer"],
+                                    approvers=approvers, used_by=run_id)
+    return statement, approval

@@ -6,8 +6,9 @@ within the day's quota in rows and in dollars; rows over the quota keep the clas
 and are flagged with the reason. A shadow challenger scores beside the champion the same way,
 its outputs logged but never acted on.
 
-Models are loaded from the registry's content-addressed artifacts (:func:`load_scorer`), so a
-rollback takes effect on the next run without recomputing anything.
+Models are loaded from the registry's content-addressed artifacts (:func:`load_scorer`), re-hashed
+on every load, so a rollback takes effect on the next run without recomputing anything and a
+tampered file never scores.
 """
 
 from __future__ import annotations
@@ -65,17 +66,18 @@ class Scorer:
 
 
 def load_scorer(entry: dict, store: ArtifactStore) -> Scorer:
-    """The scorer of a registry entry, from the artifact versions it names."""
+    """The scorer of a registry entry, from the artifact versions it names, each re-hashed against
+    its registered version: a changed or swapped file raises ArtifactIntegrityError (nothing scores)."""
     artifacts = entry["artifacts"]
-    model = store.read([entry["asset"]], artifacts[entry["asset"]])
-    embeddings = store.read(["reduced_embeddings"], artifacts["reduced_embeddings"])
+    model = store.read_verified([entry["asset"]], artifacts[entry["asset"]])
+    embeddings = store.read_verified(["reduced_embeddings"], artifacts["reduced_embeddings"])
     transform = EmbeddingTransform.from_bundle(embeddings)
     if transform is None:
         raise ValueError(f"{entry['version_id']}: its embeddings predate stored transforms; refresh the models")
     scorer = Scorer(entry["version_id"], entry["asset"], model, transform, embeddings["classes"])
     if scorer.is_quantum:
         scorer.support = model["landmarks"] if "projection" in model else embeddings["X_train"][model["support"]]
-        scorer.spec = kernel_spec(store.read(["circuit_artifact"], artifacts["circuit_artifact"])["spec"])
+        scorer.spec = kernel_spec(store.read_verified(["circuit_artifact"], artifacts["circuit_artifact"])["spec"])
     return scorer
 
 

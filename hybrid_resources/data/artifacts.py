@@ -152,6 +152,10 @@ def recorded_base(metadata: dict[str, Any], key: Sequence[str], partition: str |
     return Path(legacy).with_suffix("") if legacy else None
 
 
+class ArtifactIntegrityError(RuntimeError):
+    """A stored artifact whose content no longer hashes to the version it is stored as."""
+
+
 class ArtifactStore:
     """The versions of every asset's artifacts under one root (see the module docstring)."""
 
@@ -190,6 +194,18 @@ class ArtifactStore:
         except FileNotFoundError as missing:
             raise FileNotFoundError(f"version {version[:12]} of {'/'.join(key)} is no longer stored under "
                                     f"{self.root} (removed by retention, or written elsewhere)") from missing
+
+    def read_verified(self, key: Sequence[str], version: str, partition: str | None = None) -> Any:
+        """Version ``version`` of ``key``, re-hashed: raises ArtifactIntegrityError when the stored
+        file's content no longer hashes to ``version`` (changed or swapped after it was written)."""
+        value = self.read(key, version, partition)
+        actual = content_hash(value)
+        if actual != version:
+            raise ArtifactIntegrityError(
+                f"the stored artifact {'/'.join(key)} version {version[:12]} under {self.root} now hashes to "
+                f"{actual[:12]}: its file was changed or swapped after it was written; refusing to use it "
+                "(restore the file, or re-materialize and register a new version)")
+        return value
 
     def versions(self, key: Sequence[str], partition: str | None = None) -> list[str]:
         """Stored versions of ``key``, oldest write first."""

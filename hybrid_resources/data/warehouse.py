@@ -196,6 +196,7 @@ CREATE TABLE IF NOT EXISTS approvals (
     approved_at TIMESTAMP DEFAULT current_timestamp,
     used_by     VARCHAR                      -- the action or run that consumed it
 );
+ALTER TABLE approvals ADD COLUMN IF NOT EXISTS signed VARCHAR;  -- the signed statement (JSON); NULL: unsigned, never valid
 CREATE TABLE IF NOT EXISTS experiment_log (
     run_id    VARCHAR NOT NULL,
     asset     VARCHAR NOT NULL,
@@ -474,9 +475,10 @@ class WarehouseSession:
         names = [d[0] for d in rows.description]
         return [dict(zip(names, row)) for row in rows.fetchall()]
 
-    def add_approval(self, approval_id: str, subject: str, actor: str, reason: str) -> None:
-        self.connection.execute("INSERT INTO approvals (approval_id, subject, actor, reason) VALUES (?, ?, ?, ?)",
-                                [approval_id, subject, actor, reason])
+    def add_approval(self, approval_id: str, subject: str, actor: str, reason: str, *, signed: str) -> None:
+        """Record an approval: ``actor`` is its verified signer, ``signed`` the signed statement (JSON)."""
+        self.connection.execute("INSERT INTO approvals (approval_id, subject, actor, reason, signed) "
+                                "VALUES (?, ?, ?, ?, ?)", [approval_id, subject, actor, reason, signed])
 
     def approvals(self, *, subject: str | None = None, unused: bool = False) -> list[dict[str, Any]]:
         clauses = (["subject = ?"] if subject else []) + (["used_by IS NULL"] if unused else [])

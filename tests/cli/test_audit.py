@@ -35,7 +35,7 @@ def versions(trail: dict) -> dict[str, str]:
             for node in trail["chain"]}
 
 
-def test_audit_trail_follows_the_event_log_across_new_data(workspace):
+def test_audit_trail_follows_the_event_log_across_new_data(workspace, signers):
     home, data, project = workspace
     write_good_csv(data / "landing", n_rows=50, name="first.csv")
     command("hybrid-demo", project)
@@ -56,19 +56,24 @@ def test_audit_trail_follows_the_event_log_across_new_data(workspace):
     markdown = command("hybrid-audit", project)
     assert markdown.startswith("# Audit trail: quantum_svm") and "first.csv" in markdown
 
-    # The registry's record of the trail's model, and the approvals given for it, from the CLI. The
-    # model failed its promotion gates (the target is quantum_svm: no promoted_model), so even an
-    # approved promotion is refused, and the approval stays unused.
+    # The registry's record of the trail's model, from the CLI. The model failed its promotion gates
+    # (the target is quantum_svm: no promoted_model), so a signed approval of it is refused, and so
+    # is a signed promotion request; nothing is recorded but its registration.
     model = f"quantum_svm@{versions(first)['quantum_svm'][:12]}"
     assert [(m["version_id"], m["status"]) for m in first["registry"]["models"]] == [(model, "candidate")]
-    command("hybrid-registry", project, "approve", f"promote:{model}", "--by", "ana", "--reason", "risk review 42")
-    refused = project.command("hybrid-registry", "promote", model, "--by", "ana", "--reason", "go live")
+    project.env["HYBRID_APPROVERS_FILE"] = str(signers.file)
+    approval = signers.folder / "approval.json"
+    command("hybrid-registry", project, *signers.sign_args("approve", f"promote:{model}", by="alice",
+                                                          reason="risk review 42", out=approval))
+    refused = project.command("hybrid-registry", "approve", "--statement", str(approval))
+    assert refused.returncode == 2 and "failed its promotion gates (quantum_beats_classical)" in refused.stderr
+    request = signers.folder / "promote.json"
+    command("hybrid-registry", project, *signers.sign_args("promote", model, by="bob", out=request))
+    refused = project.command("hybrid-registry", "promote", "--statement", str(request))
     assert refused.returncode == 2 and "failed its promotion gates (quantum_beats_classical)" in refused.stderr
     registry = audit(project)["registry"]
-    (approval,) = registry["approvals"]
-    assert (approval["actor"], approval["reason"], approval["used_by"]) == ("ana", "risk review 42", None)
+    assert registry["approvals"] == []
     assert [(e["action"], e["to_status"]) for e in registry["events"]] == [("register", "candidate")]
-    assert "risk review 42" in command("hybrid-audit", project)
 
     # Re-materializing with the same data, code and seeds reproduces every data version.
     command("hybrid-demo", project)

@@ -14,7 +14,7 @@ BIN = Path(sys.executable).parent
 @pytest.mark.parametrize("command, says", [
     ("hybrid-demo", "materialize the whole pipeline"),
     ("hybrid-audit", "audit trail"),
-    ("hybrid-registry", "{list,show,promote,rollback,approve}"),
+    ("hybrid-registry", "{list,show,sign,approve,promote,rollback}"),
     ("hybrid-plan", "--train-rows"),
 ])
 def test_help_prints_usage_and_writes_nothing(tmp_path, command, says):

@@ -34,7 +34,7 @@ from hybrid_assets.hardware.assets import (
 from hybrid_assets.ingest import assets as landing
 from hybrid_assets.ingest.assets import raw_samples
 from hybrid_assets.resources import hardware_backend_from_env
-from hybrid_assets.serving.registry import HARDWARE_SUBJECT, approve
+from hybrid_assets.serving.registry import HARDWARE_SUBJECT
 from hybrid_assets.training import classical, quantum, variational
 from hybrid_resources.compute import DaskCluster
 from hybrid_resources.cost_policy import CostPolicy
@@ -43,7 +43,7 @@ from hybrid_resources.data.paths import DataLayout
 from hybrid_resources.data.warehouse import Warehouse
 from hybrid_resources.gate_policy import GatePolicy
 from hybrid_resources.quantum.backends import QuantumBackend
-from tests.conftest import blobs_frame, latest_artifact
+from tests.conftest import Signers, blobs_frame, latest_artifact, make_signers
 from tests.fake_braket import install_fake_braket
 
 GARNET = "arn:aws:braket:eu-north-1::device/qpu/iqm/Garnet"    # 0.30/task + 0.00145/shot: 16 x 100 = $7.12
@@ -97,13 +97,27 @@ def promoted(tmp_path_factory, instance):
         yield layout
 
 
-def run_hardware_job(instance: DagsterInstance, *, approved: bool = True, **resource_overrides):
-    """Run the hardware job, after a person's approval unless ``approved`` is false."""
+@pytest.fixture(scope="module")
+def signers(tmp_path_factory):
+    """The shared test approvers (tests.conftest.PEOPLE), for this module's runs."""
+    made = make_signers(tmp_path_factory.mktemp("keys"))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HYBRID_APPROVERS_FILE", str(made.file))
+        yield made
+
+
+def run_hardware_job(instance: DagsterInstance, signers: Signers, *, approved: bool = True, **resource_overrides):
+    """Run the hardware job as bob (his signed launch request), after alice's signed approval unless
+    ``approved`` is false."""
     if approved:
-        approve(Warehouse(), HARDWARE_SUBJECT, actor="test-operator", reason="hardware test run")
+        approval = signers.sign("approve", HARDWARE_SUBJECT, by="alice", reason="hardware test run")
+        assert signers.hand_in("approve", approval) == 0
+    request = signers.sign("launch", HARDWARE_SUBJECT, by="bob", reason="spread check").read_text()
     defs = Definitions(assets=[*PIPELINE, hardware_kernel_spread], jobs=[hardware_evaluation_job],
                        executor=in_process_executor, resources=resources(**resource_overrides))
-    return defs.resolve_job_def("hardware_evaluation").execute_in_process(instance=instance, raise_on_error=False)
+    return defs.resolve_job_def("hardware_evaluation").execute_in_process(
+        instance=instance, raise_on_error=False,
+        run_config={"ops": {"hardware_kernel_spread": {"config": {"request": request}}}})
 
 
 def spend_rows(run_id: str) -> list[tuple]:
@@ -125,9 +139,9 @@ def hardware_metadata(result) -> dict:
     return {key: getattr(value, "value", value) for key, value in materialization.metadata.items()}
 
 
-def test_hardware_job_runs_within_budget_on_the_paid_device(promoted, instance, aws_env):
+def test_hardware_job_runs_within_budget_on_the_paid_device(promoted, instance, aws_env, signers):
     ledger = install_fake_braket(aws_env)
-    result = run_hardware_job(instance)
+    result = run_hardware_job(instance, signers)
     assert result.success
 
     report = latest_artifact(promoted.artifacts, "hardware_kernel_spread")
@@ -154,10 +168,10 @@ def test_hardware_job_runs_within_budget_on_the_paid_device(promoted, instance, 
     assert metadata["max_abs_diff"] == pytest.approx(report["max_abs_diff"])
 
 
-def test_over_budget_plan_is_refused_before_any_task(promoted, instance, aws_env):
+def test_over_budget_plan_is_refused_before_any_task(promoted, instance, aws_env, signers):
     ledger = install_fake_braket(aws_env)
     forte = QuantumBackend(device_name="braket.aws.qubit", shots=100, device_arn=FORTE, s3_destination=S3)
-    result = run_hardware_job(instance, hardware_backend=forte, cost_policy=CostPolicy(run_budget_usd=0.01))
+    result = run_hardware_job(instance, signers, hardware_backend=forte, cost_policy=CostPolicy(run_budget_usd=0.01))
     assert not result.success
     message = failure_message(result)
     assert "Refused before submission" in message
@@ -177,26 +191,26 @@ def unused_hardware_approvals() -> int:
         return len(session.approvals(subject=HARDWARE_SUBJECT, unused=True))
 
 
-def test_no_approval_no_paid_run(promoted, instance, aws_env):
+def test_no_approval_no_paid_run(promoted, instance, aws_env, signers):
     ledger = install_fake_braket(aws_env)
     assert unused_hardware_approvals() == 0
-    result = run_hardware_job(instance, approved=False)
+    result = run_hardware_job(instance, signers, approved=False)
     assert not result.success
     message = failure_message(result)
-    assert "no approval" in message and "hybrid-registry approve hardware_evaluation" in message
+    assert "has no valid approval" in message and "hybrid-registry sign approve hardware_evaluation" in message
     assert ledger.devices_created == ledger.submissions == ledger.tasks == 0
     assert spend_rows(result.run_id) == []
 
     # One approval buys one run: the next run without a new one is refused again.
-    assert run_hardware_job(instance).success
+    assert run_hardware_job(instance, signers).success
     assert unused_hardware_approvals() == 0
-    assert not run_hardware_job(instance, approved=False).success
+    assert not run_hardware_job(instance, signers, approved=False).success
     with Warehouse().session() as session:
         approvals = session.approvals(subject=HARDWARE_SUBJECT)
-    assert approvals and all(a["used_by"] and a["actor"] == "test-operator" for a in approvals)
+    assert approvals and all(a["used_by"] and a["actor"] == "alice" for a in approvals)
 
 
-def test_outside_its_job_the_hardware_asset_skips_and_sends_nothing(promoted, instance, aws_env):
+def test_outside_its_job_the_hardware_asset_skips_and_sends_nothing(promoted, instance, aws_env, signers):
     # "Materialize all" on the Lineage page puts the paid asset in an ordinary asset run: it must
     # neither spend nor fail that run (here it has no approval, which its own job refuses).
     ledger = install_fake_braket(aws_env)
@@ -208,19 +222,19 @@ def test_outside_its_job_the_hardware_asset_skips_and_sends_nothing(promoted, in
     assert spend_rows(result.run_id) == []
 
 
-def test_missing_device_arn_fails_clearly_and_submits_nothing(promoted, instance, aws_env):
+def test_missing_device_arn_fails_clearly_and_submits_nothing(promoted, instance, aws_env, signers):
     ledger = install_fake_braket(aws_env)
     aws_env.delenv("HYBRID_BRAKET_DEVICE_ARN", raising=False)
     aws_env.setenv("HYBRID_BRAKET_S3_DESTINATION", S3)
-    result = run_hardware_job(instance, approved=False, hardware_backend=hardware_backend_from_env())
+    result = run_hardware_job(instance, signers, approved=False, hardware_backend=hardware_backend_from_env())
     assert not result.success
     assert "HYBRID_BRAKET_DEVICE_ARN" in failure_message(result)
     assert ledger.devices_created == ledger.submissions == 0
 
 
-def test_transient_throttling_is_retried_then_succeeds(promoted, instance, aws_env):
+def test_transient_throttling_is_retried_then_succeeds(promoted, instance, aws_env, signers):
     ledger = install_fake_braket(aws_env, throttle_first=1)
-    result = run_hardware_job(instance)
+    result = run_hardware_job(instance, signers)
     assert result.success
     assert ledger.throttled == 1 and ledger.submissions == ledger.tasks + 1
     metadata = hardware_metadata(result)
@@ -228,9 +242,9 @@ def test_transient_throttling_is_retried_then_succeeds(promoted, instance, aws_e
     assert metadata["circuits_submitted"] == ledger.tasks == 16  # the throttled call created no task
 
 
-def test_device_that_keeps_throttling_fails_with_advice(promoted, instance, aws_env):
+def test_device_that_keeps_throttling_fails_with_advice(promoted, instance, aws_env, signers):
     ledger = install_fake_braket(aws_env, throttle_always=True)
-    result = run_hardware_job(instance, hardware_backend=QuantumBackend(
+    result = run_hardware_job(instance, signers, hardware_backend=QuantumBackend(
         device_name="braket.aws.qubit", shots=100, device_arn=GARNET, s3_destination=S3, max_retries=1))
     assert not result.success
     message = failure_message(result)
@@ -239,13 +253,13 @@ def test_device_that_keeps_throttling_fails_with_advice(promoted, instance, aws_
     assert spend_rows(result.run_id) == []
 
 
-def test_credentials_come_from_env_and_never_reach_logs_metadata_or_files(promoted, instance, aws_env):
+def test_credentials_come_from_env_and_never_reach_logs_metadata_or_files(promoted, instance, aws_env, signers):
     aws_env.setenv("AWS_ACCESS_KEY_ID", "AKIACANARY0000000000")
     aws_env.setenv("AWS_SECRET_ACCESS_KEY", CANARY)
     aws_env.setenv("HYBRID_BRAKET_DEVICE_ARN", GARNET)
     aws_env.setenv("HYBRID_BRAKET_S3_DESTINATION", S3)
     ledger = install_fake_braket(aws_env)
-    result = run_hardware_job(instance, hardware_backend=hardware_backend_from_env())
+    result = run_hardware_job(instance, signers, hardware_backend=hardware_backend_from_env())
     assert result.success
     assert ledger.credential_methods == ["env"]  # boto3 would find them in the environment
 

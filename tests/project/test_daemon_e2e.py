@@ -202,12 +202,14 @@ def registry(project, *args: str) -> str:
     return completed.stdout
 
 
-def test_train_promote_and_score_files_and_stream_records_without_a_click(local_project, tmp_path, redis_url):
+def test_train_promote_and_score_files_and_stream_records_without_a_click(local_project, tmp_path, redis_url,
+                                                                         signers):
     """Train, approve and promote the quantum model from the CLI, then scoring files and stream
     records get predictions with no click; a rollback from the CLI changes the next file's model."""
     project, data = local_project, local_project.data
     project.env.update({"HYBRID_MIN_MARGIN": "-1",  # the quantum model's gates pass on any margin
-                        "HYBRID_REDIS_URL": redis_url, "HYBRID_SCORING_STREAM": "e2e:scoring"})
+                        "HYBRID_REDIS_URL": redis_url, "HYBRID_SCORING_STREAM": "e2e:scoring",
+                        "HYBRID_APPROVERS_FILE": str(signers.file)})
     (data / "scoring").mkdir()
     instance = DagsterInstance.from_config(str(project.home))
     instance.get_runs(limit=1)
@@ -220,8 +222,11 @@ def test_train_promote_and_score_files_and_stream_records_without_a_click(local_
         (quantum,) = [v for v, s in status.items() if v.startswith("quantum_svm@") and s == "shadow"]
         (classical,) = [v for v, s in status.items() if v.startswith("classical_baseline@") and s == "champion"]
 
-        registry(project, "approve", f"promote:{quantum}", "--by", "ops", "--reason", "e2e")
-        assert f"{quantum} is the champion" in registry(project, "promote", quantum, "--by", "ops", "--reason", "e2e")
+        signed = {action: tmp_path / f"{action}.json" for action in ("approve", "promote", "rollback")}
+        registry(project, *signers.sign_args("approve", f"promote:{quantum}", by="alice", out=signed["approve"]))
+        registry(project, "approve", "--statement", str(signed["approve"]))
+        registry(project, *signers.sign_args("promote", quantum, by="bob", out=signed["promote"]))
+        assert f"{quantum} is the champion" in registry(project, "promote", "--statement", str(signed["promote"]))
         land(data / "scoring", write_scoring_csv, n_rows=30, id_offset=7000, name="first.csv")
         first = wait_for(lambda: champion_predictions(data, "first.csv"), 300, "the first file's predictions",
                          process, log)
@@ -238,7 +243,8 @@ def test_train_promote_and_score_files_and_stream_records_without_a_click(local_
                             "the stream records' predictions", process, log)
         assert streamed and stream.backlog(stream.client()) == {"pending": 0, "lag": 0}
 
-        assert classical in registry(project, "rollback", "--by", "ops", "--reason", "e2e rollback")
+        registry(project, *signers.sign_args("rollback", by="bob", out=signed["rollback"], reason="e2e rollback"))
+        assert classical in registry(project, "rollback", "--statement", str(signed["rollback"]))
         land(data / "scoring", write_scoring_csv, n_rows=10, id_offset=9000, name="second.csv")
         second = wait_for(lambda: champion_predictions(data, "second.csv"), 300, "the second file's predictions",
                           process, log)

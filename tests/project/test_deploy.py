@@ -3,6 +3,7 @@ the code location, the image and the other files; the lock file matches what is 
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import tomllib
@@ -90,6 +91,71 @@ def test_the_compose_file_wires_postgres_the_code_server_webserver_and_daemon():
                 assert str(value).startswith("${"), (name, key)
     assert "AWS_SECRET_ACCESS_KEY" in services["code"]["environment"]
     assert all("AWS_SECRET_ACCESS_KEY" not in services[name]["environment"] for name in ("webserver", "daemon"))
+
+
+def published_ports(service: dict) -> list[str]:
+    """A compose service's published ports, each as written (``[host_ip:]host:container``)."""
+    return [str(port) for port in service.get("ports", [])]
+
+
+def test_nobody_reaches_the_webserver_of_the_compose_file_without_a_password():
+    compose = load("docker-compose.yaml")
+    services, networks = compose["services"], compose["networks"]
+    # The webserver publishes nothing and sits only on a network with no route in or out.
+    webserver = services["webserver"]
+    assert "ports" not in webserver and webserver["networks"] == ["internal"]
+    assert networks["internal"]["internal"] is True
+    # The one published port is the proxy's, on 127.0.0.1 unless the env file says otherwise.
+    published = {name: published_ports(service) for name, service in services.items() if published_ports(service)}
+    assert list(published) == ["proxy"], published
+    (port,) = published["proxy"]
+    assert port.startswith("${HYBRID_WEB_BIND:-127.0.0.1}:") and not port.startswith("0.0.0.0")
+    assert not any(":3000" in port for ports in published.values() for port in ports)
+    proxy = services["proxy"]
+    assert set(proxy["networks"]) == {"internal", "edge"}
+    # It asks for a user and a password hash that the env file must set (no default, no literal).
+    for name in ("HYBRID_WEB_USER", "HYBRID_WEB_PASSWORD_HASH"):
+        assert str(proxy["environment"][name]).startswith(f"${{{name}:?"), name
+    (mounted,) = [volume for volume in proxy["volumes"] if volume.endswith(":/etc/caddy/Caddyfile:ro")]
+    caddyfile = (DEPLOY / mounted.split(":")[0]).read_text()
+    site = caddyfile[caddyfile.index("{$HYBRID_WEB_ADDRESS"):]
+    assert site.index("basic_auth") < site.index("reverse_proxy webserver:3000")
+    assert "{$HYBRID_WEB_USER} {$HYBRID_WEB_PASSWORD_HASH}" in site
+    assert "admin off" in caddyfile
+    # Where runs execute, the approvers file is mounted read-only and named by HYBRID_APPROVERS_FILE.
+    code = services["code"]
+    target = code["environment"]["HYBRID_APPROVERS_FILE"]
+    assert f"./approvers.json:{target}:ro" in code["volumes"]
+
+
+def test_the_helm_webserver_is_reached_only_through_an_ingress_with_basic_auth_and_tls():
+    values = load("helm/values.yaml")
+    assert values["dagsterWebserver"]["service"]["type"] == "ClusterIP"
+    ingress = values["ingress"]
+    assert ingress["enabled"] is True
+    annotations = ingress["annotations"]
+    assert annotations["nginx.ingress.kubernetes.io/auth-type"] == "basic"
+    assert annotations["nginx.ingress.kubernetes.io/auth-secret"] == "dagster-webserver-basic-auth"
+    assert annotations["nginx.ingress.kubernetes.io/force-ssl-redirect"] == "true"
+    assert ingress["dagsterWebserver"]["tls"]["enabled"] is True
+    assert "dagster-webserver-basic-auth" in (DEPLOY / "helm" / "values.yaml").read_text().split("\nglobal:")[0]
+    # The code location and its run pods read the approvers from a read-only ConfigMap.
+    (deployment,) = values["dagster-user-deployments"]["deployments"]
+    run_pods = values["runLauncher"]["config"]["k8sRunLauncher"]
+    env = {item["name"]: item["value"] for item in deployment["env"]}
+    assert "HYBRID_APPROVERS_FILE=" + env["HYBRID_APPROVERS_FILE"] in run_pods["envVars"]
+    for pod in (deployment, run_pods):
+        assert {"name": "approvers", "configMap": {"name": "hybrid-quantum-approvers"}} in pod["volumes"]
+        (mount,) = [m for m in pod["volumeMounts"] if m["name"] == "approvers"]
+        assert mount["readOnly"] is True and env["HYBRID_APPROVERS_FILE"].startswith(mount["mountPath"] + "/")
+
+
+def test_the_approvers_example_lists_the_default_roles():
+    from hybrid_resources.approvals import DEFAULT_ROLES
+
+    example = json.loads((DEPLOY / "approvers.json.example").read_text())
+    assert example["roles"] == DEFAULT_ROLES
+    assert all(person["key"].startswith("ssh-ed25519 ") and person["roles"] for person in example["people"].values())
 
 
 def test_the_image_runs_as_a_user_who_owns_the_data_root_and_the_instance_home_but_not_the_code():

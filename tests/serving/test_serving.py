@@ -16,7 +16,6 @@ from hybrid_assets.common.partitions import (
 )
 from hybrid_assets.definitions import all_assets
 from hybrid_assets.serving.jobs import registry
-from hybrid_assets.serving.registry import RegistryError, approve, promote, rollback
 from hybrid_resources.cost_policy import CostPolicy
 from hybrid_resources.data.artifacts import ArtifactStore
 from hybrid_resources.data.warehouse import Warehouse
@@ -98,50 +97,48 @@ def test_bad_scoring_files_are_quarantined_with_their_reason(trained, instance, 
     assert again.success and not evaluation.passed and predictions_of(name).height == 0
 
 
-def test_a_promotion_needs_an_approval_and_says_how_to_get_one(trained, instance):
+def test_a_promotion_needs_an_approval_and_says_how_to_get_one(trained, instance, signers, capsys):
     quantum = version_of("quantum_svm")
-    with pytest.raises(RegistryError, match=rf"hybrid-registry approve promote:{quantum} --by"):
-        promote(Warehouse(), quantum, actor="ana", reason="better on shadow traffic")
+    request = signers.sign("promote", quantum, by="bob", reason="better on shadow traffic")
+    assert signers.hand_in("promote", request) == 2
+    assert f"hybrid-registry sign approve promote:{quantum} --key" in capsys.readouterr().err
     refused = registry.execute_in_process(instance=instance, resources=RESOURCES, raise_on_error=False,
                                           run_config={"ops": {"registry_action": {"config": {
-                                              "action": "promote", "target": quantum, "by": "ana", "reason": "r"}}}})
+                                              "action": "promote", "statement": request.read_text()}}}})
     assert not refused.success and registry_state()[quantum] == "shadow"
-    approved = registry.execute_in_process(instance=instance, resources=RESOURCES, run_config={
-        "ops": {"registry_action": {"config": {"action": "approve", "target": f"promote:{quantum}", "by": "ana",
-                                               "reason": "realised margin on 500 labelled rows"}}}})
-    assert approved.success
-    promote(Warehouse(), quantum, actor="ana", reason="approved")
+    signers.approve_and_promote(quantum)
     assert registry_state()[quantum] == "champion" and registry_state()[version_of("classical_baseline")] == "candidate"
     with Warehouse().session(read_only=True) as session:
         (approval,) = session.approvals(subject=f"promote:{quantum}")
         events = [(e["version_id"], e["action"], e["actor"]) for e in session.registry_events()]
-    assert approval["actor"] == "ana" and approval["used_by"] == f"promote:{quantum}"
-    assert (quantum, "promote", "ana") in events
-    rollback(Warehouse(), actor="ana", reason="test")  # back to the classical champion
-    with pytest.raises(RegistryError, match="no approval"):  # one approval, one promotion
-        promote(Warehouse(), quantum, actor="ana", reason="again")
+    assert approval["actor"] == "alice" and approval["used_by"] == f"promote:{quantum}"
+    assert (quantum, "promote", "bob") in events
+    assert signers.hand_in("rollback", signers.sign("rollback", by="bob")) == 0  # back to the classical champion
+    assert signers.hand_in("promote", signers.sign("promote", quantum, by="bob")) == 2  # one approval, one promotion
+    assert "no valid approval" in capsys.readouterr().err
 
 
-def test_a_quantum_model_that_failed_its_gates_is_never_champion_even_approved(data_layout, instance):
+def test_a_quantum_model_that_failed_its_gates_is_never_champion_even_approved(data_layout, instance, signers,
+                                                                               capsys):
     write_good_csv(data_layout.landing, n_rows=48, n_features=5, seed=4, name="train.csv")
     ingest(instance, "train.csv")
     assert refresh(instance, gate_policy=GatePolicy(min_margin=1.0)).success  # no model beats a margin of 1
     quantum = version_of("quantum_svm")
     assert registry_state()[quantum] == "candidate"
-    approve(Warehouse(), f"promote:{quantum}", actor="ana", reason="looks good")
-    with pytest.raises(RegistryError, match="failed its promotion gates .*quantum_beats_classical"):
-        promote(Warehouse(), quantum, actor="ana", reason="try")
-    with pytest.raises(RegistryError, match="was never the champion"):  # nor through a rollback
-        rollback(Warehouse(), actor="ana", reason="try", to=quantum)
+    assert signers.hand_in("approve", signers.sign("approve", f"promote:{quantum}", by="alice")) == 2
+    assert "failed its promotion gates" in capsys.readouterr().err
+    assert signers.hand_in("promote", signers.sign("promote", quantum, by="bob")) == 2
+    assert "failed its promotion gates (quantum_beats_classical" in capsys.readouterr().err
+    assert signers.hand_in("rollback", signers.sign("rollback", quantum, by="bob")) == 2  # nor through a rollback
+    assert "was never an approved champion" in capsys.readouterr().err
     assert registry_state()[quantum] == "candidate"
     with Warehouse().session(read_only=True) as session:
-        assert session.approvals(subject=f"promote:{quantum}", unused=True)  # refused before it was used
+        assert session.approvals(subject=f"promote:{quantum}") == []  # refused before it was recorded
 
 
-def test_quantum_scores_only_uncertain_rows_within_the_daily_quota(trained, instance, monkeypatch):
+def test_quantum_scores_only_uncertain_rows_within_the_daily_quota(trained, instance, monkeypatch, signers):
     quantum = version_of("quantum_svm")
-    approve(Warehouse(), f"promote:{quantum}", actor="ana", reason="test")
-    promote(Warehouse(), quantum, actor="ana", reason="test")
+    signers.approve_and_promote(quantum)
     n_support = len(ArtifactStore(trained.artifacts).read(["quantum_svm"], _artifact(quantum, "quantum_svm"))["support"])
     boundary = DeviceBoundary(monkeypatch)
     shots = QuantumBackend(shots=100)
@@ -165,19 +162,19 @@ def test_quantum_scores_only_uncertain_rows_within_the_daily_quota(trained, inst
         assert session.quantum_rows_today() == 5
 
 
-def test_a_rollback_changes_the_model_the_next_scoring_run_uses(trained, instance):
+def test_a_rollback_changes_the_model_the_next_scoring_run_uses(trained, instance, signers):
     quantum, classical = version_of("quantum_svm"), version_of("classical_baseline")
-    approve(Warehouse(), f"promote:{quantum}", actor="ana", reason="test")
-    promote(Warehouse(), quantum, actor="ana", reason="test")
+    signers.approve_and_promote(quantum)
     assert score(instance, land_scoring(trained, "before.csv")).success
     assert set(predictions_of("before.csv").filter(pl.col("role") == "champion")["model_version"]) == {quantum}
-    assert rollback(Warehouse(), actor="bo", reason="latency regression") == classical
+    assert signers.hand_in("rollback", signers.sign("rollback", by="bob", reason="latency regression")) == 0
     assert score(instance, land_scoring(trained, "after.csv", id_offset=6000)).success
     assert set(predictions_of("after.csv").filter(pl.col("role") == "champion")["model_version"]) == {classical}
     with Warehouse().session(read_only=True) as session:
         rolled = [e for e in session.registry_events() if e["action"] == "rollback"]
-    assert {(e["version_id"], e["to_status"], e["actor"], e["reason"]) for e in rolled} == {
-        (quantum, "candidate", "bo", "latency regression"), (classical, "champion", "bo", "latency regression")}
+    assert {(e["version_id"], e["to_status"], e["actor"]) for e in rolled} == {
+        (quantum, "candidate", "bob"), (classical, "champion", "bob")}
+    assert all(e["reason"].startswith("latency regression (request ") for e in rolled)
 
 
 def test_labels_arriving_later_fill_in_the_shadow_challengers_realised_accuracy(trained, instance):

@@ -11,7 +11,6 @@ from dagster import materialize
 
 from hybrid_assets.cli.audit import rescore
 from hybrid_assets.definitions import all_assets
-from hybrid_assets.serving.registry import approve, promote
 from hybrid_assets.training.models import (
     fit_rbf_nystrom,
     quantum_svm_decision,
@@ -122,7 +121,7 @@ def _metadata(result, asset: str) -> dict:
 
 
 def test_above_max_exact_train_the_refresh_takes_nystrom_says_why_promotes_scores_and_rescores(
-        nystrom_trained, instance, monkeypatch):
+        nystrom_trained, instance, monkeypatch, signers):
     layout, result = nystrom_trained
     store = ArtifactStore(layout.artifacts)
     embeddings = store.read(["reduced_embeddings"])
@@ -183,8 +182,7 @@ def test_above_max_exact_train_the_refresh_takes_nystrom_says_why_promotes_score
     # Scoring: a new row costs one circuit per landmark (m entries), nothing more.
     with Warehouse().session(read_only=True) as session:
         (quantum,) = [m["version_id"] for m in session.models() if m["version_id"].startswith("quantum_svm")]
-    approve(Warehouse(), f"promote:{quantum}", actor="ana", reason="test")
-    promote(Warehouse(), quantum, actor="ana", reason="test")
+    signers.approve_and_promote(quantum)
     boundary = DeviceBoundary(monkeypatch)
     name = "uncertain.csv"
     good_frame(n_rows=20, seed=9, id_offset=5000).drop("label").write_csv(layout.scoring / name)

@@ -140,10 +140,12 @@ def sign_statement(statement: dict[str, Any], private_key: Path, password: bytes
     the key is passphrase-protected and no ``password`` is given)."""
     try:
         key = load_ssh_private_key(Path(private_key).expanduser().read_bytes(), password=password)
-    except UnsupportedAlgorithm as error:
+    except UnsupportedAlgorithm as error:  # bcrypt (a dependency) missing from this installation
         raise StatementRefused(f"{private_key} is passphrase-protected, and opening such a key needs the bcrypt "
-                               "package, which this installation lacks: sign where bcrypt is installed, or "
-                               "keep the signing key unencrypted on a machine only you use") from error
+                               "package: reinstall with `make install`") from error
+    except ValueError as error:
+        raise StatementRefused(f"cannot open {private_key}: a wrong passphrase, or not an OpenSSH private key "
+                               "(make one with `ssh-keygen -t ed25519`)") from error
     if not isinstance(key, Ed25519PrivateKey):
         raise StatementRefused(f"{private_key} is not an Ed25519 key: make one with `ssh-keygen -t ed25519`")
     return {"statement": statement, "signature": base64.b64encode(key.sign(canonical(statement))).decode()}

@@ -23,7 +23,8 @@ launchpad shows which variable sets the field), and an unset one leaves the docu
 | ``HYBRID_REDIS_URL``, ``HYBRID_SCORING_STREAM`` | ``scoring_stream.url``, ``.stream`` (records to score) |
 
 ``HYBRID_DATA_DIR`` (the data root) and ``HYBRID_LANDING_URI``, ``HYBRID_SCORING_URI``,
-``HYBRID_LABELS_URI`` are read when a step or sensor runs. AWS credentials are boto3's own
+``HYBRID_LABELS_URI`` are read when a step or sensor runs; ``HYBRID_APPROVERS_FILE`` (who may sign
+registry statements) when a registry action or a paid hardware run is checked. AWS credentials are boto3's own
 ``AWS_*`` variables and never pass through a resource.
 """
 

@@ -5,7 +5,8 @@ Not a test. Each size runs in its own process with a fresh data folder and Dagst
 8 informative, 2 classes) is ingested, then what ``refresh_models`` materializes runs with the
 embedded defaults (``resources_from_env()``, no run config), in process. Step times come from
 the instance's step stats. Prints one table per size (step, seconds, share of the refresh) and
-writes ``bench/results/refresh_profile-<timestamp>.json``.
+what a speed-up must leave unchanged (the tuned choices, the shot plan's recommendation, the
+verdict), and writes ``bench/results/refresh_profile-<timestamp>.json``.
 
     .venv/bin/python bench/refresh_profile.py [--rows 1000,10000,100000,1000000] [--top 12]
 """
@@ -66,9 +67,24 @@ def profile_child(rows: int, out: Path) -> None:
             refresh_s = time.perf_counter() - started
             steps = {s.step_key: round(s.end_time - s.start_time, 2)
                      for s in instance.get_run_step_stats(result.run_id) if s.end_time and s.start_time}
+            outcomes = refresh_outcomes(result) if result.success else {}
     out.write_text(json.dumps({
         "rows": rows, "success": result.success, "ingest_s": round(ingest_s, 2), "refresh_s": round(refresh_s, 2),
-        "step_s": steps, "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3)}))
+        "step_s": steps, "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3),
+        "outcomes": outcomes}, default=str))
+
+
+def refresh_outcomes(result) -> dict:
+    """What a speed-up must not change: the tuned choices, the shot plan's recommendation, the verdict."""
+    def metadata(asset: str) -> dict:
+        (event,) = result.asset_materializations_for_node(asset)
+        return {key: getattr(value, "value", value) for key, value in event.metadata.items()}
+
+    (verdict,) = [e for e in result.get_asset_check_evaluations() if e.check_name == "quantum_beats_classical"]
+    return {"classical": [metadata("classical_baseline").get(key) for key in ("kind", "params")],
+            "quantum": {key: metadata("kernel_tuning").get(key) for key in ("bandwidth", "reps", "C")},
+            "recommended_shots": metadata("shot_plan").get("recommended_shots"),
+            "verdict": {"passed": verdict.passed, "message": getattr(verdict.metadata.get("message"), "value", None)}}
 
 
 def table(run: dict, top: int) -> list[str]:
@@ -78,6 +94,7 @@ def table(run: dict, top: int) -> list[str]:
     lines = [f"{run['rows']:,} rows: ingest {run['ingest_s']:.1f} s, refresh {run['refresh_s']:.1f} s "
              f"({'succeeded' if run['success'] else 'FAILED'}), peak RSS {run['peak_rss_gib']:.2f} GiB",
              f"  {'step':<28}{'s':>9}{'share':>8}"]
+    lines.append(f"  outcomes: {json.dumps(run.get('outcomes', {}), default=str)[:600]}")
     steps = sorted(run["step_s"].items(), key=lambda kv: -kv[1])
     for step, seconds in steps[:top]:
         lines.append(f"  {step:<28}{seconds:>9.1f}{seconds / run['refresh_s']:>8.1%}")

@@ -49,6 +49,7 @@ from hybrid_assets.training.scale import (
     kernel_plan,
     landmark_indices,
     sample_note,
+    stratified_sample,
 )
 from hybrid_assets.training.shot_planner import (
     SHOT_LADDER,
@@ -614,12 +615,16 @@ class ShotPlanConfig(Config):
     ladder: list[int] = Field(default=list(SHOT_LADDER), description="Shots per circuit to try")
     seeds: int = Field(default=5, ge=2, description="Emulated repeats per rung (the std is across them)")
     tolerance: float = Field(default=0.01, ge=0.0, description="How far below the exact metric a rung may score")
+    max_train_rows: int = Field(default=2000, ge=20, description="Train rows the ladder refits on at most (a seeded "
+                                "stratified sample above it; every refit is an SVM on this many rows)")
 
 
-def ladder_split(embeddings: dict, plan: KernelPlan) -> tuple[dict, dict]:
+def ladder_split(embeddings: dict, plan: KernelPlan, max_train_rows: int) -> tuple[dict, dict]:
     """The rows the shot ladder emulates on (``X_train``, ``y_train``, ``X_test``, ``y_test``): all of
-    them, or a seeded stratified sample of each split above ``max_exact_train``; and what was sampled."""
+    them, or a seeded stratified sample of each split above ``max_exact_train``, the train rows then
+    cut to at most ``max_train_rows`` the same way (each rung refits on them); and what was sampled."""
     train_rows, test_rows = plan.exact_sample(embeddings["y_train"]), plan.exact_sample(embeddings["y_test"])
+    train_rows = train_rows[stratified_sample(embeddings["y_train"][train_rows], max_train_rows, seed=plan.seed)]
     split = {"X_train": embeddings["X_train"][train_rows], "y_train": embeddings["y_train"][train_rows],
              "X_test": embeddings["X_test"][test_rows], "y_test": embeddings["y_test"][test_rows]}
     samples = {"kernel_path": plan.path, "kernel_path_reason": plan.reason,
@@ -666,7 +671,7 @@ def shot_plan_metadata(plan: ShotPlan) -> dict:
     }
 
 
-@asset(automation_condition=ON_NEW_DATA, code_version="1", group_name="quantum", kinds={"numpy"})
+@asset(automation_condition=ON_NEW_DATA, code_version="2", group_name="quantum", kinds={"numpy"})
 def shot_plan(config: ShotPlanConfig, circuit_artifact: dict, kernel_tuning: dict, reduced_embeddings: dict,
               quantum_backend: QuantumBackend, hardware_backend: QuantumBackend, cost_policy: CostPolicy,
               gate_policy: GatePolicy) -> Output:
@@ -680,7 +685,7 @@ def shot_plan(config: ShotPlanConfig, circuit_artifact: dict, kernel_tuning: dic
     # a seeded stratified sample of each split above max_exact_train.
     circuits = run_circuits(spec, len(reduced_embeddings["X_train"]), len(reduced_embeddings["X_test"]),
                             kernel_path.landmarks if kernel_path.nystrom else None)
-    split, samples = ladder_split(reduced_embeddings, kernel_path)
+    split, samples = ladder_split(reduced_embeddings, kernel_path, config.max_train_rows)
     cache = KernelCache(DataLayout.from_env().kernel_cache)
     train = compute_kernel(split["X_train"], spec=spec, cache=cache).matrix
     test = compute_kernel(split["X_test"], split["X_train"], spec=spec, cache=cache).matrix

@@ -264,3 +264,24 @@ def test_a_nystrom_kernel_over_the_ram_budget_is_streamed_to_a_memory_map_and_th
         np.testing.assert_allclose(model[name], refit[name], atol=1e-12, rtol=0)
     assert _metadata(result, "model_evaluation")["kernel_path"] == "nystrom"
     assert rescore(instance, "quantum_svm")["reproduced"] is True
+
+
+def test_the_shot_ladder_refits_on_at_most_max_train_rows_a_stated_stratified_sample():
+    from hybrid_assets.training.quantum import ladder_split
+    from hybrid_assets.training.scale import kernel_plan
+    from hybrid_resources.gate_policy import GatePolicy
+
+    rng = np.random.default_rng(1)
+    y_train, y_test = (np.arange(900) % 3 == 0).astype(int), np.arange(200) % 2
+    embeddings = {"X_train": rng.normal(size=(900, 3)), "y_train": y_train,
+                  "X_test": rng.normal(size=(200, 3)), "y_test": y_test}
+    plan = kernel_plan(900, GatePolicy())  # the exact path: every row before the ladder's cut
+    split, samples = ladder_split(embeddings, plan, 300)
+    assert len(split["y_train"]) == 300 and len(split["y_test"]) == 200
+    assert abs(split["y_train"].mean() - y_train.mean()) < 0.01  # each class keeps its share
+    note = samples["train_sample"]
+    assert (note["rows"], note["of"], note["sampled"], note["seed"]) == (300, 900, True, plan.seed)
+    again, _ = ladder_split(embeddings, plan, 300)
+    assert np.array_equal(again["X_train"], split["X_train"])  # seeded: the same rows every time
+    whole, whole_samples = ladder_split(embeddings, plan, 2000)
+    assert len(whole["y_train"]) == 900 and not whole_samples["train_sample"]["sampled"]

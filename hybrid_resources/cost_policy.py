@@ -42,9 +42,9 @@ from hybrid_resources.data.spend_journal import (
 )
 from hybrid_resources.data.warehouse import (
     Warehouse,
+    WarehouseLockTimeout,
     WarehouseSession,
     provider_of,
-    warehouse_locked,
 )
 from hybrid_resources.price_table import (
     DEFAULT_PRICE_TABLE,
@@ -659,14 +659,12 @@ class SpendLedger:
         if not entries and not (release and self.reserved_usd):
             return True  # nothing to record, no reservation to release: no warehouse open
         try:
-            with self.policy.warehouse.ledger_session(wait_s=self.WRITE_WAIT_S) as session:
+            with self.policy.warehouse.session(wait_s=self.WRITE_WAIT_S) as session:
                 replay_spend_journals(self.policy.warehouse, session)
                 with session.transaction():
                     session.record_spend_entries(entries)
                     session.release_reservations([self.ledger_id] if release else [])
-        except Exception as error:  # noqa: BLE001 - only a locked warehouse is left to the journal
-            if not warehouse_locked(error):
-                raise
+        except WarehouseLockTimeout:  # only a locked warehouse is left to the journal
             get_dagster_logger("hybrid_quantum.ledger").warning(
                 f"{self.asset}: warehouse locked, {len(entries)} spend entries stay in the journal "
                 f"{journal_dir(self.policy.warehouse.file)} and are recorded by the next ledger")
@@ -698,14 +696,12 @@ class SpendLedger:
         if not rows and not failures:
             return
         try:
-            with self.policy.warehouse.ledger_session(wait_s=self.TELEMETRY_WAIT_S) as session:
+            with self.policy.warehouse.session(wait_s=self.TELEMETRY_WAIT_S) as session:
                 if rows:
                     session.record_tasks(rows)
                 for failure in failures:
                     session.record_failure(self.run_id, self.asset, self.device, failure)
-        except Exception as error:  # noqa: BLE001 - only a locked warehouse is tolerated
-            if not warehouse_locked(error):
-                raise
+        except WarehouseLockTimeout:  # only a locked warehouse is tolerated
             get_dagster_logger("hybrid_quantum.ledger").warning(
                 f"{self.asset}: warehouse locked, {len(rows)} device_tasks rows and {len(failures)} failures "
                 "not recorded")

@@ -676,15 +676,17 @@ class Warehouse(ConfigurableResource):
         return self.lock_wait_s or float(os.environ.get("HYBRID_WAREHOUSE_LOCK_WAIT_S") or DEFAULT_LOCK_WAIT_S)
 
     @contextmanager
-    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A raw connection, for tools and tests that query the tables directly."""
-        with open_warehouse(self.file, read_only=read_only, wait_s=self.wait_s) as connection:
+    def connect(self, read_only: bool = False, *, wait_s: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A raw connection, for tools and tests that query the tables directly. ``wait_s``: how
+        long to wait for another holder (default :attr:`wait_s`), then :class:`WarehouseLockTimeout`."""
+        with open_warehouse(self.file, read_only=read_only, wait_s=self.wait_s if wait_s is None else wait_s) as connection:
             yield connection
 
     @contextmanager
-    def session(self, read_only: bool = False) -> Iterator[WarehouseSession]:
-        """Several statements under one connection (one process holds the file meanwhile)."""
-        with self.connect(read_only=read_only) as connection:
+    def session(self, read_only: bool = False, *, wait_s: float | None = None) -> Iterator[WarehouseSession]:
+        """Several statements under one connection (one process holds the file meanwhile); ``wait_s``
+        as for :meth:`connect` (the spend ledger waits briefly: its journal keeps what it could not write)."""
+        with self.connect(read_only=read_only, wait_s=wait_s) as connection:
             yield WarehouseSession(connection)
 
     def landing_record(self, partition_key: str, zone: str = "landing") -> LandingRecord | None:
@@ -700,20 +702,10 @@ class Warehouse(ConfigurableResource):
         with self.session() as session:
             session.log_experiment(run_id, asset, params, figures)
 
-    def record_spend(self, run_id: str, asset: str, device: str, tasks: int, shots: int, estimated_usd: float) -> None:
-        """Record what a quantum step actually submitted (tasks, shots, estimated USD)."""
-        with self.session() as session:
-            session.record_spend(run_id, asset, device, tasks, shots, estimated_usd)
-
     def spent_usd(self, *, run_id: str | None = None) -> float:
         """Estimated USD recorded for one run (``run_id``) or, without it, today (UTC) across runs."""
         with self.session(read_only=True) as session:
             return session.spent_usd(run_id=run_id)
-
-    def record_failure(self, run_id: str, asset: str, device: str, error: str) -> None:
-        """Record one failed device submission (a throttle, a timeout, a device gone offline)."""
-        with self.session() as session:
-            session.record_failure(run_id, asset, device, error)
 
     def failure_rate(self, *, run_id: str | None = None) -> tuple[int, int]:
         """(failed submissions, tasks that ran) for one run, or today (UTC) across runs."""
@@ -725,28 +717,7 @@ class Warehouse(ConfigurableResource):
         with self.session(read_only=True) as session:
             return session.task_latency(device, last=last)
 
-    def record_tasks(self, rows: list[dict[str, Any]]) -> None:
-        """Record per-task telemetry (queue, run and total time, status) of a step's device tasks."""
-        if rows:
-            with self.session() as session:
-                session.record_tasks(rows)
-
     def device_telemetry(self, *, run_id: str | None = None) -> list[dict[str, Any]]:
         """Queue and run times and failures per provider and device (see the session's method)."""
         with self.session(read_only=True) as session:
             return session.device_telemetry(run_id=run_id)
-
-    @contextmanager
-    def ledger_session(self, *, wait_s: float) -> Iterator[WarehouseSession]:
-        """A session for the spend ledger, giving up after ``wait_s`` seconds at a locked file
-        (:func:`warehouse_locked` tells that error): the ledger's journal keeps what it could not
-        write, so waiting out another process's lock only stalls the device work."""
-        with open_warehouse(self.file, wait_s=wait_s) as connection:
-            yield WarehouseSession(connection)
-
-
-def warehouse_locked(error: BaseException) -> bool:
-    """Whether ``error`` is DuckDB refusing the file because another process holds it."""
-    if isinstance(error, WarehouseLockTimeout):
-        return True
-    return isinstance(error, duckdb.IOException) and _is_lock_error(error)

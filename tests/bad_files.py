@@ -76,7 +76,10 @@ def write_three_classes(folder: Path) -> Path:
 
 
 def write_extra_text_column(folder: Path) -> Path:
-    return _frame(folder, "with_comments.csv", good_frame().with_columns(pl.lit("looks fine").alias("comment")))
+    """Free text (a different comment on every row): not a category, so not a feature either."""
+    frame = good_frame()
+    comments = [f"note number {i} looks fine" for i in range(frame.height)]
+    return _frame(folder, "with_comments.csv", frame.with_columns(pl.Series("comment", comments)))
 
 
 def write_non_numeric_value(folder: Path) -> Path:
@@ -181,6 +184,8 @@ GOOD_FILE_WRITERS: dict[str, Callable[[Path], Path]] = {
     "int_labels_parquet": write_int_labels_parquet,
     "wide_1000_columns": write_wide_csv,
     "trailing_blank_lines": write_trailing_blank_lines,
+    "one_class_batch": write_one_class,  # a batch may hold some of the classes (judged on the training set)
+    "three_classes": write_three_classes,  # multi-class
 }
 
 AWKWARD_NAME_WRITERS: dict[str, Callable[[Path], Path]] = {
@@ -195,8 +200,6 @@ BAD_FILE_WRITERS: dict[str, tuple[Callable[[Path], Path], str]] = {
     "header_only": (write_header_only, "row_count"),
     "wrong_delimiter": (write_wrong_delimiter, "parse"),
     "missing_label": (write_missing_label, "required_columns"),
-    "one_class": (write_one_class, "label_classes"),
-    "three_classes": (write_three_classes, "label_classes"),
     "extra_text_column": (write_extra_text_column, "numeric_features"),
     "non_numeric_value": (write_non_numeric_value, "numeric_features"),
     "nan_and_inf": (write_nan_and_inf, "finite_values"),

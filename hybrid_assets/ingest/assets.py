@@ -26,11 +26,12 @@ from hybrid_assets.ingest.ingestion import (
     ingest_file,
     recorded_outcome,
 )
-from hybrid_resources.data.contract import DatasetContract, validate_contract
+from hybrid_resources.data.contract import DatasetContract, quote_samples
+from hybrid_resources.data.dataset import load_dataset_contract, resolve_task
 from hybrid_resources.data.paths import DataLayout, zone_location
 from hybrid_resources.data.warehouse import Warehouse
 
-CONTRACT = DatasetContract()
+MIN_TRAIN_ROWS_PER_CLASS = 2  # fewer and a class cannot appear in both folds of a 2-fold split
 
 
 @asset(
@@ -50,7 +51,8 @@ def raw_samples(context: AssetExecutionContext, warehouse: Warehouse) -> Materia
     Materialize all). "Materialize all" on the whole Lineage graph includes this partitioned asset,
     so it opens a backfill dialog instead: that backfill re-ingests every file (an identical file
     changes nothing) and then refreshes everything downstream."""
-    return ingest_partition(context, warehouse, zone="landing", contract=CONTRACT, check_name="landing_contract")
+    return ingest_partition(context, warehouse, zone="landing", contract=load_dataset_contract(),
+                            check_name="landing_contract")
 
 
 def ingest_partition(context: AssetExecutionContext, warehouse: Warehouse, *, zone: str, contract: DatasetContract,
@@ -104,26 +106,37 @@ class FeaturesConfig(Config):
     split_seed: int = Field(default=42, description="Seed of the hash that assigns each sample id to a split")
 
 
-def features_gate(features: pl.DataFrame, feature_names: list[str]) -> AssetCheckResult:
-    """The contract re-checked on the combined features, plus what training needs (both splits)."""
-    counts = {split: features.filter(pl.col("split") == split).height for split in ("train", "test")}
+def features_gate(features: pl.DataFrame, contract: DatasetContract) -> AssetCheckResult:
+    """What training needs of the combined features (each file already met the contract): both
+    splits usable, and for classification at least two classes in train, each with at least
+    ``MIN_TRAIN_ROWS_PER_CLASS`` train rows (the class count is a property of the training set,
+    not of each file); for regression a target that varies. Says which task it resolved, and how."""
     if features.is_empty():
         return AssetCheckResult(check_name="features_contract", passed=False,
                                 metadata={"reason": "no ingested rows yet; land a valid file"})
-    wide = features.select(
-        "sample_id", "label", pl.col("features").list.to_struct(fields=feature_names)
-    ).unnest("features")
-    report = validate_contract(wide, CONTRACT)
-    reasons = list(report.reasons)
-    reasons += [f"the {split} split is too small ({n} rows)" for split, n in counts.items() if n < 2]
-    train_classes = features.filter(pl.col("split") == "train")["label"].n_unique()
-    if train_classes != CONTRACT.n_classes:
-        reasons.append(f"the train split has {train_classes} label classes, need {CONTRACT.n_classes}")
+    counts = {split: features.filter(pl.col("split") == split).height for split in ("train", "test")}
+    resolution = resolve_task(contract, features["label"].unique().to_list())
+    reasons = [f"the {split} split is too small ({n} rows)" for split, n in counts.items() if n < 2]
+    train = features.filter(pl.col("split") == "train")
+    class_counts = dict(train["label"].value_counts().iter_rows())
+    if resolution.task == "regression":
+        if train["label"].n_unique() < 2:
+            reasons.append("the regression target takes a single value in the train split")
+    else:
+        if len(class_counts) < 2:
+            reasons.append(f"the train split has {len(class_counts)} label class(es); classification needs at least 2")
+        rare = sorted(label for label, n in class_counts.items() if n < MIN_TRAIN_ROWS_PER_CLASS)
+        if rare:
+            reasons.append(f"class(es) {quote_samples(rare)} have fewer than {MIN_TRAIN_ROWS_PER_CLASS} train rows; "
+                           "land more rows of them")
+        if len(class_counts) > contract.max_classes:
+            reasons.append(f"the train split has {len(class_counts)} classes, above max_classes {contract.max_classes}")
     return AssetCheckResult(
         check_name="features_contract",
         passed=not reasons,
         metadata={"reasons": MetadataValue.json(reasons), "train_rows": counts["train"], "test_rows": counts["test"],
-                  "validation": MetadataValue.json(report.to_metadata())},
+                  "task": resolution.task, "task_resolution": resolution.how,
+                  "train_class_counts": MetadataValue.json(class_counts if resolution.task != "regression" else {})},
     )
 
 
@@ -139,9 +152,10 @@ def features_gate(features: pl.DataFrame, feature_names: list[str]) -> AssetChec
 )
 def features(context: AssetExecutionContext, config: FeaturesConfig, warehouse: Warehouse) -> MaterializeResult:
     """Cleaned, deduplicated features of every ingested file, with a split stable per sample id."""
+    contract = load_dataset_contract()
     with warehouse.session(read_only=True) as session:  # read, let go, compute, then write
         raw = session.ingested_rows()
-        feature_names = session.established_feature_names() or []
+        feature_names, category_names = session.established_columns() or ([], [])
     table = build_features(raw, test_fraction=config.test_fraction, seed=config.split_seed)
     with warehouse.session() as session:
         session.replace_features(table)
@@ -153,14 +167,16 @@ def features(context: AssetExecutionContext, config: FeaturesConfig, warehouse: 
         metadata={
             "content_hash": digest,
             "row_count": table.height,
-            "feature_count": len(feature_names),
+            "feature_count": len(feature_names) + len(category_names),
+            "categorical_columns": MetadataValue.json(category_names),
+            "missing_values": int(table["features"].list.eval(pl.element().is_nan()).list.sum().sum()) if table.height else 0,
             "files": raw["file_hash"].n_unique() if raw.height else 0,
             "duplicates_dropped": raw.height - table.height,
-            "label_counts": MetadataValue.json(dict(table["label"].value_counts().iter_rows()) if table.height else {}),
+            "label_counts": MetadataValue.json(dict(table["label"].value_counts().head(50).iter_rows()) if table.height else {}),
             "split_counts": MetadataValue.json(dict(table["split"].value_counts().iter_rows()) if table.height else {}),
             "test_fraction": config.test_fraction,
             "split_seed": config.split_seed,
             "library_versions": MetadataValue.json(library_versions()),
         },
-        check_results=[features_gate(table, feature_names)],
+        check_results=[features_gate(table, contract)],
     )

@@ -17,11 +17,12 @@ quarantine are all of that copy (:mod:`hybrid_resources.data.zones`).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import polars as pl
 from dagster import Failure
 from upath import UPath
 
@@ -35,7 +36,9 @@ from hybrid_resources.data.contract import (
     quote_samples,
     redact_message,
     row_hash,
+    target_violations,
 )
+from hybrid_resources.data.dataset import resolve_task
 from hybrid_resources.data.paths import (
     DataLayout,
     landing_location,
@@ -77,24 +80,31 @@ def recorded_outcome(warehouse: Warehouse, partition_key: str, zone: str = "land
 
 def check_against_warehouse(session: WarehouseSession, table: LandingTable, partition_key: str, file_hash: str,
                             zone: str = "landing") -> None:
-    """Cross-file rules: same feature columns as the training data already ingested, and (for
-    training files) no sample id that another file delivered with different content. Raises
-    :class:`ContractViolation`."""
-    established = session.established_feature_names(other_than=partition_key if zone == "landing" else None)
-    if established is not None and sorted(established) != sorted(table.feature_names):
-        missing = sorted(set(established) - set(table.feature_names))
-        extra = sorted(set(table.feature_names) - set(established))
-        raise ContractViolation(
-            "schema_mismatch",
-            f"feature columns differ from the ingested data: missing [{quote_samples(missing)}], "
-            f"unexpected [{quote_samples(extra)}]",
-            {"missing": missing, "unexpected": extra},
-        )
+    """Cross-file rules: the same numeric and categorical feature columns as the training data
+    already ingested, and (for training files) no sample id that another file delivered with
+    different content. Raises :class:`ContractViolation`."""
+    established = session.established_columns(other_than=partition_key if zone == "landing" else None)
+    if established is not None:
+        expected = sorted(established[0]) + sorted(established[1])
+        found = sorted(table.feature_names) + sorted(table.category_names)
+        if expected != found:
+            missing = sorted(set(expected) - set(found))
+            extra = sorted(set(found) - set(expected))
+            moved = sorted(set(established[1]) ^ set(table.category_names))
+            raise ContractViolation(
+                "schema_mismatch",
+                f"feature columns differ from the ingested data: missing [{quote_samples(missing)}], "
+                f"unexpected [{quote_samples(extra)}]"
+                + (f", categorical in one and numeric in the other [{quote_samples(moved)}]" if moved else ""),
+                {"missing": missing, "unexpected": extra, "categorical_mismatch": moved},
+            )
     if zone != "landing":
         return
-    hashes = {sid: row_hash(label, values) for sid, label, values in zip(table.sample_ids, table.labels, table.features)}
+    hashes = {sid: row_hash(label, values, categories)
+              for sid, label, values, categories in zip(table.sample_ids, table.labels, table.features, table.categories)}
     existing = session.ingested_rows_with_ids(list(hashes), other_than_file=file_hash)
-    conflicts = sorted({sid for sid, label, values in existing if row_hash(label, values) != hashes[sid]})
+    conflicts = sorted({sid for sid, label, values, categories in existing
+                        if row_hash(label, values, categories or ()) != hashes[sid]})
     if conflicts:
         raise ContractViolation(
             "conflicting_sample_id",
@@ -103,28 +113,50 @@ def check_against_warehouse(session: WarehouseSession, table: LandingTable, part
         )
 
 
-def check_labels_against_warehouse(session: WarehouseSession, table: LandingTable) -> None:
+def check_labels_against_warehouse(session: WarehouseSession, table: LandingTable,
+                                   contract: DatasetContract = DatasetContract()) -> None:
     """Cross-file rules of a labels file: every sample id was scored (an ingested scoring row or a
-    prediction) and every label is a class of the training data. Raises :class:`ContractViolation`."""
+    prediction), and every label is a class of the training data (classification) or a finite
+    number (regression). Raises :class:`ContractViolation`."""
     unknown = session.unscored_ids(table.sample_ids)
     if unknown:
         raise ContractViolation("unknown_sample_ids", f"{len(unknown)} sample_id(s) were never scored, e.g. "
                                 f"{quote_samples(unknown)}", {"unknown_sample_ids": unknown[:100]})
-    classes = session.training_classes()
+    training = session.training_classes()
+    resolution = resolve_task(contract, training) if training else None
+    if resolution is not None and resolution.task == "regression":
+        for check, reason, details in target_violations(pl.Series(table.labels, dtype=pl.String),
+                                                        replace(contract, task="regression")):
+            raise ContractViolation(check, reason, details)
+        return
+    classes = list(resolution.classes) if resolution else []
     strangers = sorted(set(table.labels) - set(classes))
     if classes and strangers:
         raise ContractViolation("label_classes", f"label(s) {quote_samples(strangers)} are not classes of the training "
                                 f"data ({quote_samples(classes)})", {"unexpected_labels": strangers[:100]})
 
 
+def new_classes(session: WarehouseSession, table: LandingTable, contract: DatasetContract) -> list[str]:
+    """Labels of a training file never seen in the ingested training data, for a dataset that does
+    not declare its classes (a declared class list refuses them instead); empty for regression."""
+    training = session.training_classes()
+    if not training or contract.classes or resolve_task(contract, training + table.labels).task == "regression":
+        return []
+    return sorted(set(table.labels) - set(training))
+
+
 def _order_columns(table: LandingTable) -> LandingTable:
-    """Features in sorted column order, so files with the same columns in another order align."""
+    """Features (and categories) in sorted column order, so files with the same columns in another
+    order align."""
     order = np.argsort(table.feature_names)
+    category_order = np.argsort(table.category_names) if table.category_names else np.array([], dtype=int)
     return LandingTable(
         sample_ids=table.sample_ids,
         labels=table.labels,
         feature_names=[table.feature_names[i] for i in order],
         features=table.features[:, order],
+        category_names=[table.category_names[i] for i in category_order],
+        categories=[[row[i] for i in category_order] for row in table.categories],
     )
 
 
@@ -203,11 +235,23 @@ def ingest_file(
     try:
         landing = LandingFile(partition_key, printable_name(source.name), staged.path, staged.file_hash, zone, run_id,
                               source)
-        loaded = load_file(staged.path, contract, zone)
+        loaded = load_file(staged.path, established_contract(warehouse, contract, partition_key, zone), zone)
         with warehouse.session() as session:
-            return record_file(session, landing, loaded, layout.quarantine)
+            return record_file(session, landing, loaded, layout.quarantine, contract)
     finally:
         staged.discard()
+
+
+def established_contract(warehouse: Warehouse, contract: DatasetContract, partition_key: str,
+                         zone: str) -> DatasetContract:
+    """``contract`` with the categorical columns the ingested training data established, when the
+    dataset does not declare them: every later file (training or scoring) reads those columns as
+    the first file did, so a column is never categorical in one file and numeric in another."""
+    if contract.categorical is not None or zone == "labels":
+        return contract
+    with warehouse.session(read_only=True) as session:
+        established = session.established_columns(other_than=partition_key if zone == "landing" else None)
+    return contract if established is None else replace(contract, categorical=tuple(established[1]))
 
 
 def refuse_entry(warehouse: Warehouse, source: UPath, refusal: ZoneRefusal, *, partition_key: str, run_id: str,
@@ -222,7 +266,7 @@ def refuse_entry(warehouse: Warehouse, source: UPath, refusal: ZoneRefusal, *, p
 
 
 def record_file(session: WarehouseSession, landing: LandingFile, loaded: LoadedFile,
-                quarantine_dir: Path) -> IngestOutcome:
+                quarantine_dir: Path, contract: DatasetContract = DatasetContract()) -> IngestOutcome:
     """Under one warehouse session: record a duplicate of an ingested file, or quarantine a file that
     breaks its contract or the cross-file rules, or write its rows."""
     duplicate_of = session.ingested_partition_with_hash(landing.file_hash, other_than=landing.partition_key,
@@ -236,13 +280,15 @@ def record_file(session: WarehouseSession, landing: LandingFile, loaded: LoadedF
     if violation is None:
         try:
             if landing.zone == "labels":
-                check_labels_against_warehouse(session, loaded.table)
+                check_labels_against_warehouse(session, loaded.table, contract)
             else:
                 check_against_warehouse(session, loaded.table, landing.partition_key, landing.file_hash, landing.zone)
         except ContractViolation as error:
             violation = error
     if violation is not None:
         return _quarantine(session, landing, violation, loaded.validation, quarantine_dir)
+    if landing.zone == "landing":
+        loaded = replace(loaded, validation={**loaded.validation, "new_classes": new_classes(session, loaded.table, contract)})
     return _write_rows(session, landing, loaded)
 
 
@@ -253,10 +299,11 @@ def _write_rows(session: WarehouseSession, landing: LandingFile, loaded: LoadedF
     with session.transaction():
         if zone in ("landing", "scoring"):
             session.replace_file_rows(landing.file_hash, table.sample_ids, table.features,
-                                      labels=table.labels if zone == "landing" else None)
+                                      labels=table.labels if zone == "landing" else None, categories=table.categories)
         else:
             session.upsert_labels(table.sample_ids, table.labels, landing.file_hash)
-        session.record_landing(outcome, feature_names=table.feature_names, run_id=landing.run_id, zone=zone)
+        session.record_landing(outcome, feature_names=table.feature_names, run_id=landing.run_id, zone=zone,
+                               category_names=table.category_names)
     return outcome
 
 

@@ -73,6 +73,7 @@ from hybrid_resources.data.big_arrays import (
     iter_row_blocks,
     scratch_array,
 )
+from hybrid_resources.data.dataset import load_dataset_contract, resolve_task
 from hybrid_resources.data.paths import DataLayout
 from hybrid_resources.data.warehouse import Warehouse
 from hybrid_resources.gate_policy import GatePolicy
@@ -127,19 +128,25 @@ class EmbeddingConfig(Config):
 
 @asset(automation_condition=ON_NEW_DATA, deps=["features"], code_version="2", group_name="quantum", kinds={"numpy"})
 def reduced_embeddings(context: AssetExecutionContext, config: EmbeddingConfig, warehouse: Warehouse) -> Output:
-    """PCA (fit on train only) of the features to n_qubits dims, scaled into the encoding range.
+    """Missing values imputed and categories encoded, then PCA of the features to n_qubits dims,
+    scaled into the encoding range; all fitted on train only. The task (binary, multiclass,
+    regression) is declared by the dataset contract file or inferred; the metadata says which.
 
     The fitted transform is kept across materializations while the train split grows by at
     most ``refit_growth`` (see :func:`refit_reason`); the metadata says which happened.
     """
     # Arrival order: as data grows, new samples come after the old ones, so the kernel cache
     # serves the old block in one copy.
-    table = warehouse.features_in_arrival_order()
+    with warehouse.session(read_only=True) as session:
+        table = session.features_in_arrival_order()
+        columns = session.established_columns() or ([], [])
+    contract = load_dataset_contract()
     recorded = latest_metadata(context.instance, "reduced_embeddings")
     previous_bundle = recorded_artifact("reduced_embeddings", recorded)
     previous = EmbeddingTransform.from_bundle(previous_bundle) if isinstance(previous_bundle, dict) else None
     reason = refit_reason(previous, table, n_qubits=config.n_qubits, refit_growth=config.refit_growth)
-    bundle = reduce_embeddings(table, n_qubits=config.n_qubits, transform=None if reason else previous)
+    bundle = reduce_embeddings(table, n_qubits=config.n_qubits, transform=None if reason else previous,
+                               contract=contract, columns=columns)
     n_fit = len(bundle["fit_ids"])
     # The run that fit the transform in use: a kept transform's lineage is not an edge of the graph.
     fit_run = context.run_id if reason else recorded.get("transform_fit_run", "unknown")
@@ -147,8 +154,12 @@ def reduced_embeddings(context: AssetExecutionContext, config: EmbeddingConfig, 
         "train_shape": list(bundle["X_train"].shape),
         "test_shape": list(bundle["X_test"].shape),
         "n_qubits": int(bundle["X_train"].shape[1]),
+        "task": str(bundle["task"][0]),
+        "task_resolution": resolve_task(contract, table["label"].unique().to_list()).how,
         "classes": MetadataValue.json(bundle["classes"].tolist()),
         "encoding_range": list(ENCODING_RANGE),
+        "categorical_columns": MetadataValue.json(columns[1]),
+        "encoded_width": int(bundle["mean"].shape[0]),
         "transform": f"fit on {n_fit} train rows: {reason}" if reason else
                      f"kept (fit on {n_fit} train rows, the train split now has {len(bundle['ids_train'])})",
         "transform_fit_rows": n_fit,

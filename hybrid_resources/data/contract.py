@@ -2,9 +2,12 @@
 
 A landing file is CSV (UTF-8, comma-separated, header row) or Parquet with
 
-- a ``label`` column with exactly ``n_classes`` distinct values (ints or strings),
+- a target column (``label`` unless the dataset names another) with no empty cell: class labels
+  (ints or strings; a file may hold only some of the classes) or, for regression, numbers,
 - an optional ``sample_id`` column, unique and non-empty when present,
-- one or more numeric feature columns (every other column), finite and bounded.
+- one or more feature columns (every other column): numeric ones finite and bounded, categorical
+  ones text (declared, or inferred by :func:`categorical_columns`); missing cells are allowed up
+  to the column's missing-value policy and imputed later with values fitted on train.
 
 The contract is defined once, by :class:`DatasetContract`. Everything else derives from it:
 
@@ -63,14 +66,30 @@ SAMPLE_CHARS = 16  # how much of one value of a file a reason may quote
 class DatasetContract:
     """The rules a landing file must satisfy. The single source of truth for every check.
 
-    >>> DatasetContract().n_classes
-    2
+    The dataset's own declarations (its task, target, categorical columns and missing-value
+    policy) come from its contract file (:func:`load_dataset_contract`); without one, these
+    defaults apply and the task and categorical columns are inferred (:func:`resolve_task`,
+    :func:`categorical_columns`).
+
+    >>> DatasetContract().task
+    'auto'
     """
 
-    label_column: str = "label"
+    label_column: str = "label"  # the target column
     id_column: str = "sample_id"
     labelled: bool = True  # False: a scoring file, with no label column and a required sample id
-    n_classes: int = 2
+    task: str = "auto"  # auto | binary | multiclass | regression
+    classes: tuple[str, ...] = ()  # the declared class list; empty: any class, a new one is flagged
+    max_classes: int = 20  # classification: at most this many classes (and auto: more is regression)
+    categorical: tuple[str, ...] | None = None  # None: text columns with few levels are inferred categorical
+    ordinal: tuple[str, ...] = ()  # categorical columns encoded as ordinal codes (the rest one-hot)
+    max_levels: int = 20  # one-hot cap: the most frequent train levels; rarer and unseen ones encode as all-zero
+    max_inferred_levels: int = 50  # a text column with more distinct values is not inferred categorical
+    impute: str = "median"  # numeric missing values: median | mean | most_frequent | constant
+    impute_categorical: str = "most_frequent"  # categorical missing values: most_frequent | constant
+    fill_value: float = 0.0  # the constant of "constant" (numeric); categorical constant is "missing"
+    max_missing_rate: float = 0.5  # a file with a larger share of missing cells in a column is refused
+    column_policies: tuple[tuple[str, str, float], ...] = ()  # per column: (name, impute, max_missing_rate)
     min_rows: int = 4
     max_rows: int = 5_000_000
     max_feature_columns: int = 4096
@@ -88,6 +107,18 @@ class DatasetContract:
     def feature_columns(self, columns: list[str]) -> list[str]:
         """Every column that is neither the label nor the id, in file order."""
         return [name for name in columns if name not in (self.label_column, self.id_column)]
+
+    def policy_of(self, column: str, categorical: bool = False) -> tuple[str, float]:
+        """(impute strategy, max missing rate) of one feature column."""
+        for name, impute, rate in self.column_policies:
+            if name == column:
+                return impute, rate
+        return (self.impute_categorical if categorical else self.impute), self.max_missing_rate
+
+    @property
+    def max_file_classes(self) -> int:
+        """How many distinct classes one classification file may hold."""
+        return 2 if self.task == "binary" else len(self.classes) or self.max_classes
 
 
 class ContractViolation(Exception):
@@ -137,12 +168,18 @@ def redact_message(message: Any, *, limit: int = 200) -> str:
 
 @dataclass(frozen=True)
 class LandingTable:
-    """The rows of a valid landing file, ready for the warehouse."""
+    """The rows of a valid landing file, ready for the warehouse.
+
+    ``features`` holds the numeric columns (NaN where a value is missing, imputed later with
+    values fitted on train); ``categories`` the categorical columns as text (None where missing).
+    """
 
     sample_ids: list[str]
     labels: list[str]  # labels as strings, whatever their type in the file
-    feature_names: list[str]
+    feature_names: list[str]  # the numeric feature columns
     features: np.ndarray  # float64, shape (n_rows, n_features)
+    category_names: list[str] = field(default_factory=list)  # the categorical feature columns
+    categories: list[list[str | None]] = field(default_factory=list)  # per row, one value per category name
 
     def n_rows(self) -> int:
         return len(self.sample_ids)
@@ -207,17 +244,24 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
-def row_hash(label: str, features: Any) -> str:
-    """Content hash of one sample: sha256(label | float64 bytes of its features), 16 hex characters.
+def row_hash(label: str, features: Any, categories: Any = ()) -> str:
+    """Content hash of one sample: sha256(label | float64 bytes of its features [| its categories]),
+    16 hex characters.
 
-    -0.0 is folded into 0.0, so the same values written by another tool hash alike. Features
-    must be in the canonical (sorted column name) order, the order the warehouse stores.
+    -0.0 is folded into 0.0, so the same values written by another tool hash alike; every NaN
+    (a missing value) hashes alike. Features and categories must be in the canonical (sorted
+    column name) order, the order the warehouse stores. A row without categorical columns hashes
+    as it always did.
 
     >>> row_hash("1", [0.5, -0.0]) == row_hash("1", [0.5, 0.0])
     True
     """
     values = np.asarray(features, dtype=np.float64) + 0.0  # -0.0 -> 0.0
-    return hashlib.sha256(label.encode() + b"|" + values.tobytes()).hexdigest()[:16]
+    values = np.where(np.isnan(values), np.nan, values)  # one NaN bit pattern
+    content = label.encode() + b"|" + values.tobytes()
+    if len(categories):
+        content += b"|" + "\x1f".join("\x00" if value is None else str(value) for value in categories).encode()
+    return hashlib.sha256(content).hexdigest()[:16]
 
 
 def refuse_non_primitive_columns(frame: pl.DataFrame) -> None:
@@ -456,21 +500,52 @@ def _read_parquet(path: Path, contract: DatasetContract) -> pl.DataFrame:
 
 def _is_numeric(dtype: pl.DataType) -> bool:
     # Booleans are deliberately not numeric features: a "true/false" column is more likely
-    # a flag that slipped in than a measurement.
+    # a flag that slipped in than a measurement (it can be declared categorical).
     return dtype.is_numeric()
 
 
-def feature_profile(df: pl.DataFrame, contract: DatasetContract = DatasetContract()) -> pl.DataFrame:
-    """One row per feature column, computed in one polars pass; what GE validates.
+def categorical_columns(df: pl.DataFrame, contract: DatasetContract = DatasetContract()) -> list[str]:
+    """The feature columns of ``df`` that are categorical, in file order.
 
-    Columns: ``feature``, ``dtype``, ``is_numeric``, ``bad_values`` (cells that are not
-    numbers, for non-numeric columns), ``missing``, ``nan``, ``pos_inf``, ``neg_inf``,
-    ``non_finite`` (their sum) and ``max_abs`` (over finite values; null when none).
-    Non-numeric columns have null numeric statistics so they fail only ``numeric_features``.
+    Declared (``contract.categorical``): those of them present. Otherwise inferred, by a stated
+    rule: a text or boolean column none of whose non-empty cells reads as a number, with at most
+    ``max_inferred_levels`` distinct values and at most half as many as the file has rows (at least
+    2): an id-like or free-text column is not a category. Later files of a dataset read the
+    columns the first ingested file established (``ingestion.established_contract``).
     """
     features = contract.feature_columns(df.columns)
+    if contract.categorical is not None:
+        return [name for name in features if name in contract.categorical]
+    schema = df.schema
+    candidates = [name for name in features if schema[name] in (pl.String, pl.Boolean, pl.Categorical)]
+    if not candidates:
+        return []
+    text = df.select(pl.col(candidates).cast(pl.String).str.strip_chars())
+    stats = text.select(
+        *[pl.col(name).n_unique().alias(f"{name}\x00levels") for name in candidates],
+        *[pl.col(name).cast(pl.Float64, strict=False).is_not_null().sum().alias(f"{name}\x00numbers")
+          for name in candidates],
+    ).row(0, named=True)
+    ceiling = min(contract.max_inferred_levels, max(2, df.height // 2))
+    return [name for name in candidates
+            if stats[f"{name}\x00numbers"] == 0 and stats[f"{name}\x00levels"] - (text[name].null_count() > 0) <= ceiling]
+
+
+def feature_profile(df: pl.DataFrame, contract: DatasetContract = DatasetContract(),
+                    categorical: list[str] | None = None) -> pl.DataFrame:
+    """One row per feature column, computed in one polars pass; what GE validates.
+
+    Columns: ``feature``, ``dtype``, ``is_numeric``, ``is_categorical``, ``usable`` (either),
+    ``bad_values`` (cells that are not numbers, for text columns not categorical), ``missing``,
+    ``nan``, ``pos_inf``, ``neg_inf``, ``infinite`` (their sum), ``max_abs`` (over finite values;
+    null when none), ``missing_rate`` (missing or NaN cells / rows) and ``missing_excess`` (that
+    rate minus the column's allowed rate: positive is a violation). ``categorical`` defaults to
+    :func:`categorical_columns`.
+    """
+    features = contract.feature_columns(df.columns)
+    categorical = categorical_columns(df, contract) if categorical is None else categorical
     schema = df.schema  # polars rebuilds the schema on every access: O(columns) each time
-    numeric = [name for name in features if _is_numeric(schema[name])]
+    numeric = [name for name in features if _is_numeric(schema[name]) and name not in categorical]
     stats: dict[str, list[Any]] = {"missing": [], "nan": [], "pos_inf": [], "neg_inf": [], "max_abs": []}
     if numeric and df.height:
         # One wildcard expression per statistic: 1,000 columns x 5 hand-built expressions
@@ -484,24 +559,28 @@ def feature_profile(df: pl.DataFrame, contract: DatasetContract = DatasetContrac
     else:
         stats = {key: [0 if key != "max_abs" else None] * len(numeric) for key in stats}
     by_name = {name: {key: values[i] for key, values in stats.items()} for i, name in enumerate(numeric)}
-    text = [name for name in features if name not in by_name]
+    missing_categories = df.select(pl.col(categorical).null_count()).row(0, named=True) if categorical else {}
+    text = [name for name in features if name not in by_name and name not in categorical]
     bad_counts = _bad_value_counts(df, text)
     empty: dict[str, Any] = {key: None for key in stats}
-    rows = [
-        {
-            "feature": name,
-            "dtype": str(schema[name]),
-            "is_numeric": name in by_name,
-            "bad_values": bad_counts.get(name, 0),
-            **by_name.get(name, empty),
-        }
-        for name in features
-    ]
-    profile_schema = {"feature": pl.String, "dtype": pl.String, "is_numeric": pl.Boolean, "bad_values": pl.Int64,
-                      "missing": pl.Int64, "nan": pl.Int64, "pos_inf": pl.Int64, "neg_inf": pl.Int64,
-                      "max_abs": pl.Float64}
+    rows = []
+    for name in features:
+        row = {"feature": name, "dtype": str(schema[name]), "is_numeric": name in by_name,
+               "is_categorical": name in categorical, "bad_values": bad_counts.get(name, 0), **by_name.get(name, empty)}
+        if name in categorical:
+            row.update(missing=int(missing_categories[name]), nan=0, pos_inf=0, neg_inf=0)
+        missing = (row["missing"] or 0) + (row["nan"] or 0)
+        rate = missing / df.height if df.height else 0.0
+        row["missing_rate"] = rate
+        row["missing_excess"] = rate - contract.policy_of(name, name in categorical)[1]
+        rows.append(row)
+    profile_schema = {"feature": pl.String, "dtype": pl.String, "is_numeric": pl.Boolean, "is_categorical": pl.Boolean,
+                      "bad_values": pl.Int64, "missing": pl.Int64, "nan": pl.Int64, "pos_inf": pl.Int64,
+                      "neg_inf": pl.Int64, "max_abs": pl.Float64, "missing_rate": pl.Float64,
+                      "missing_excess": pl.Float64}
     profile = pl.DataFrame(rows, schema=profile_schema, orient="row")
-    return profile.with_columns(non_finite=pl.col("missing") + pl.col("nan") + pl.col("pos_inf") + pl.col("neg_inf"))
+    return profile.with_columns(infinite=pl.col("pos_inf") + pl.col("neg_inf"),
+                                usable=pl.col("is_numeric") | pl.col("is_categorical"))
 
 
 def _bad_value_counts(df: pl.DataFrame, columns: list[str]) -> dict[str, int]:
@@ -539,11 +618,10 @@ def build_expectations(contract: DatasetContract, columns: list[str]) -> tuple[l
                                          max_value=contract.max_rows, meta={"check": "row_count"}),
     ]
     if contract.labelled and label in columns:
-        rows += [
-            E.ExpectColumnValuesToNotBeNull(column=label, meta={"check": "missing_labels"}),
-            E.ExpectColumnUniqueValueCountToBeBetween(column=label, min_value=contract.n_classes,
-                                                      max_value=contract.n_classes, meta={"check": "label_classes"}),
-        ]
+        rows += [E.ExpectColumnValuesToNotBeNull(column=label, meta={"check": "missing_labels"})]
+        if contract.classes:
+            rows += [E.ExpectColumnValuesToBeInSet(column=label, value_set=list(contract.classes),
+                                                   meta={"check": "label_classes"})]
     if sid in columns:
         rows += [
             E.ExpectColumnValuesToNotBeNull(column=sid, meta={"check": "missing_sample_id"}),
@@ -553,8 +631,9 @@ def build_expectations(contract: DatasetContract, columns: list[str]) -> tuple[l
         # One profile row per feature column, so the table row count is the feature count.
         E.ExpectTableRowCountToBeBetween(min_value=1, max_value=contract.max_feature_columns,
                                          meta={"check": "feature_columns"}),
-        E.ExpectColumnValuesToBeInSet(column="is_numeric", value_set=[True], meta={"check": "numeric_features"}),
-        E.ExpectColumnValuesToBeBetween(column="non_finite", min_value=0, max_value=0, meta={"check": "finite_values"}),
+        E.ExpectColumnValuesToBeInSet(column="usable", value_set=[True], meta={"check": "numeric_features"}),
+        E.ExpectColumnValuesToBeBetween(column="infinite", min_value=0, max_value=0, meta={"check": "finite_values"}),
+        E.ExpectColumnValuesToBeBetween(column="missing_excess", max_value=0.0, meta={"check": "missing_values"}),
         E.ExpectColumnValuesToBeBetween(column="max_abs", min_value=0, max_value=contract.max_abs_value,
                                         meta={"check": "value_range"}),
     ]
@@ -592,9 +671,10 @@ def validate_contract(df: pl.DataFrame, contract: DatasetContract = DatasetContr
     """Validate a parsed landing table against the contract with Great Expectations 1.x.
 
     Checks (each a contract check name): ``required_columns`` (label present),
-    ``feature_columns`` (1..max_feature_columns), ``numeric_features``, ``finite_values``
-    (no missing, NaN or +-inf), ``value_range`` (|value| <= max_abs_value),
-    ``missing_labels``, ``label_classes`` (exactly n_classes distinct labels),
+    ``feature_columns`` (1..max_feature_columns), ``numeric_features`` (numeric or categorical),
+    ``finite_values`` (no +-inf), ``missing_values`` (each column's missing share within its
+    policy), ``value_range`` (|value| <= max_abs_value), ``missing_labels``, ``label_classes``
+    and ``numeric_target`` (:func:`target_violations`; declared classes),
     ``missing_sample_id`` and ``unique_sample_id`` (when the id column exists) and
     ``row_count`` (min_rows..max_rows). Never raises for bad data: see the report.
     Accepts a polars or pandas DataFrame.
@@ -625,6 +705,12 @@ def validate_contract(df: pl.DataFrame, contract: DatasetContract = DatasetContr
         failed.append(check)
         reasons.append(reason)
         details[check] = detail
+    if contract.labelled and contract.label_column in df.columns:
+        for check, reason, detail in target_violations(df[contract.label_column], contract):
+            if check not in failed:
+                failed.append(check)
+                reasons.append(reason)
+                details[check] = detail
     return ValidationReport(
         success=not failed,
         failed_checks=failed,
@@ -726,10 +812,20 @@ def _explain_finite_values(failed: _FailedCheck) -> tuple[str, dict[str, Any]]:
     parts = [f"{sample(row['feature'])!r} ({_non_finite_kinds(row)})"
              for row in flagged.head(_EXAMPLES).iter_rows(named=True)]
     more = f" and {len(names) - _EXAMPLES} more" if len(names) > _EXAMPLES else ""
-    total = int(flagged["non_finite"].sum())
-    return (f"{total} missing/NaN/infinite value(s) in {len(names)} feature column(s): "
-            + ", ".join(parts) + more,
-            {"columns": names, "non_finite_values": total})
+    total = int(flagged["infinite"].sum())
+    return (f"{total} infinite value(s) in {len(names)} feature column(s): " + ", ".join(parts) + more,
+            {"columns": names, "infinite_values": total})
+
+
+def _explain_missing_values(failed: _FailedCheck) -> tuple[str, dict[str, Any]]:
+    names = _flagged_features(failed.result)
+    flagged = failed.profile.filter(pl.col("feature").is_in(names)).sort("missing_rate", descending=True)
+    parts = [f"{sample(row['feature'])!r} ({row['missing_rate']:.0%} missing, allowed "
+             f"{row['missing_rate'] - row['missing_excess']:.0%})" for row in flagged.head(_EXAMPLES).iter_rows(named=True)]
+    more = f" and {len(names) - _EXAMPLES} more" if len(names) > _EXAMPLES else ""
+    return (f"{len(names)} feature column(s) miss more values than the dataset's missing-value policy allows: "
+            + ", ".join(parts) + more + "; raise max_missing_rate in the dataset contract file to impute them",
+            {"columns": names, "missing_rate": {r["feature"]: r["missing_rate"] for r in flagged.iter_rows(named=True)}})
 
 
 def _explain_value_range(failed: _FailedCheck) -> tuple[str, dict[str, Any]]:
@@ -750,11 +846,12 @@ def _explain_missing_labels(failed: _FailedCheck) -> tuple[str, dict[str, Any]]:
 
 
 def _explain_label_classes(failed: _FailedCheck) -> tuple[str, dict[str, Any]]:
-    label, observed = failed.contract.label_column, _observed_value(failed.result)
+    label, contract = failed.contract.label_column, failed.contract
     classes = sorted(failed.df[label].drop_nulls().cast(pl.String).unique().to_list())
-    return (f"{label!r} has {observed} distinct value(s) ({quote_samples(classes)}); "
-            f"the contract needs exactly {failed.contract.n_classes} classes",
-            {"n_classes": observed, "classes": classes[:50]})
+    strangers = [value for value in classes if value not in contract.classes]
+    return (f"{label!r} holds {len(strangers)} value(s) outside the declared classes "
+            f"({quote_samples(list(contract.classes))}): {quote_samples(strangers)}",
+            {"unexpected_labels": strangers[:100], "classes": list(contract.classes)})
 
 
 def _explain_missing_sample_id(failed: _FailedCheck) -> tuple[str, dict[str, Any]]:
@@ -779,6 +876,7 @@ _EXPLAINERS = {
     "feature_columns": _explain_feature_columns,
     "numeric_features": _explain_numeric_features,
     "finite_values": _explain_finite_values,
+    "missing_values": _explain_missing_values,
     "value_range": _explain_value_range,
     "missing_labels": _explain_missing_labels,
     "label_classes": _explain_label_classes,
@@ -812,33 +910,46 @@ def _describe_non_numeric(df: pl.DataFrame, name: str) -> str:
 # --------------------------------------------------------------------------------------
 
 
-def derive_sample_ids(labels: list[str], features: np.ndarray, feature_names: list[str]) -> list[str]:
+def derive_sample_ids(labels: list[str], features: np.ndarray, feature_names: list[str],
+                      categories: list[list[str | None]] | None = None, category_names: list[str] | None = None) -> list[str]:
     """Content ids for rows without a ``sample_id``: :func:`row_hash` of each row.
 
-    Features are hashed in sorted column-name order, so the same row in another file (columns
-    in another order, written by another tool) gets the same id. Identical rows in one file
-    get the same id: they are the same sample.
+    Features (and categories) are hashed in sorted column-name order, so the same row in another
+    file (columns in another order, written by another tool) gets the same id. Identical rows in
+    one file get the same id: they are the same sample.
     """
     order = np.argsort(np.asarray(feature_names, dtype=object), kind="stable")
     canonical = np.ascontiguousarray(features[:, order], dtype=np.float64)
-    return [row_hash(label, row) for label, row in zip(labels, canonical)]
+    if not category_names:
+        return [row_hash(label, row) for label, row in zip(labels, canonical)]
+    category_order = np.argsort(np.asarray(category_names, dtype=object), kind="stable")
+    return [row_hash(label, row, [values[i] for i in category_order])
+            for label, row, values in zip(labels, canonical, categories)]
 
 
-def to_landing_table(df: pl.DataFrame, contract: DatasetContract = DatasetContract()) -> LandingTable:
-    """Convert a table that passed :func:`validate_contract` to ids, string labels, float64 features.
+def to_landing_table(df: pl.DataFrame, contract: DatasetContract = DatasetContract(),
+                     categorical: list[str] | None = None) -> LandingTable:
+    """Convert a table that passed :func:`validate_contract` to ids, string labels, float64 numeric
+    features (NaN where missing) and text categories (None where missing).
 
     Ids come from the id column when present (as strings), otherwise from
     :func:`derive_sample_ids`.
     """
-    feature_names = contract.feature_columns(df.columns)
-    features = df.select(pl.col(feature_names).cast(pl.Float64)).to_numpy().astype(np.float64, copy=False)
-    labels = df[contract.label_column].cast(pl.String).to_list() if contract.labelled else []
+    categorical = categorical_columns(df, contract) if categorical is None else categorical
+    feature_names = [name for name in contract.feature_columns(df.columns) if name not in categorical]
+    features = df.select(pl.col(feature_names).cast(pl.Float64).fill_null(float("nan"))).to_numpy()
+    features = features.astype(np.float64, copy=False).reshape(df.height, len(feature_names))
+    categories = (df.select(pl.col(categorical).cast(pl.String).str.strip_chars()).rows() if categorical
+                  else [[] for _ in range(df.height)])
+    categories = [list(row) for row in categories]
+    labels = df[contract.label_column].cast(pl.String).str.strip_chars().to_list() if contract.labelled else []
     if contract.id_column in df.columns:
         sample_ids = df[contract.id_column].cast(pl.String).to_list()
     else:
-        sample_ids = derive_sample_ids(labels, features, feature_names)
+        sample_ids = derive_sample_ids(labels, features, feature_names, categories, categorical)
     return LandingTable(sample_ids=sample_ids, labels=labels, feature_names=feature_names,
-                        features=np.ascontiguousarray(features))
+                        features=np.ascontiguousarray(features), category_names=list(categorical),
+                        categories=categories)
 
 
 def load_landing_file(
@@ -878,6 +989,39 @@ def refuse_non_finite_labels(labels: list[str]) -> None:
     if not_finite:
         raise ContractViolation("label_classes", f"label(s) {quote_samples(not_finite)} are not finite: NaN and "
                                 "infinity are never classes", {"unexpected_labels": not_finite[:100]})
+
+
+def _numbers(values: pl.Series) -> pl.Series:
+    """``values`` read as Float64 (text stripped); null where a value is not a number."""
+    return values.cast(pl.String).str.strip_chars().cast(pl.Float64, strict=False)
+
+
+def target_violations(target: pl.Series, contract: DatasetContract) -> list[tuple[str, str, dict[str, Any]]]:
+    """(check, reason, details) for a file's target column against the declared task.
+
+    Regression needs every target to read as a finite number (``numeric_target``). Declared
+    classification allows at most ``max_file_classes`` distinct labels in one file; a file holding
+    only some of the classes is valid (the class count is judged on the training set). With
+    ``task`` auto, a text target with more than ``max_classes`` distinct values is neither a
+    class list nor a number (``label_classes``).
+    """
+    values = target.drop_nulls()
+    label = contract.label_column
+    numbers = _numbers(values)
+    if contract.task == "regression":
+        bad = values.filter(numbers.is_null() | ~numbers.is_finite()).cast(pl.String).unique().sort().to_list()
+        return [("numeric_target", f"the regression target {label!r} holds {len(bad)} value(s) that are not finite "
+                 f"numbers: {quote_samples(bad)}", {"bad_targets": bad[:100]})] if bad else []
+    distinct = values.cast(pl.String).n_unique()
+    limit = contract.max_file_classes
+    if contract.task in ("binary", "multiclass") and distinct > limit:
+        return [("label_classes", f"{label!r} has {distinct} distinct values; the declared {contract.task} task allows "
+                 f"at most {limit} classes", {"n_classes": distinct})]
+    if contract.task == "auto" and numbers.null_count() > 0 and distinct > contract.max_classes:
+        return [("label_classes", f"{label!r} has {distinct} distinct text values: more than max_classes "
+                 f"({contract.max_classes}) classes and not numbers; declare the task and classes in the dataset "
+                 "contract file", {"n_classes": distinct})]
+    return []
 
 
 def load_labels_file(path: str | os.PathLike[str], contract: DatasetContract = DatasetContract()) -> LandingTable:

@@ -41,6 +41,8 @@ class DataLayout:
     - ``quarantine/``: rejected files, bytes unchanged, each with a ``.reason.json`` sidecar
     - ``warehouse.duckdb``: raw rows, features, the experiment log, the quarantine table
     - ``artifacts/``: arrays (``.npy``/``.npz``), JSON specs, plots
+    - ``dataset.yaml``: the dataset's contract file (its task, target, categorical columns and
+      missing-value policy; optional, ``HYBRID_DATASET_CONTRACT`` names another file)
     """
 
     root: Path
@@ -72,6 +74,10 @@ class DataLayout:
     @property
     def warehouse(self) -> Path:
         return self.root / "warehouse.duckdb"
+
+    @property
+    def dataset_contract(self) -> Path:
+        return Path(os.environ.get("HYBRID_DATASET_CONTRACT", "").strip() or self.root / "dataset.yaml")
 
     @property
     def artifacts(self) -> Path:

@@ -197,6 +197,13 @@ CREATE TABLE IF NOT EXISTS approvals (
     used_by     VARCHAR                      -- the action or run that consumed it
 );
 ALTER TABLE approvals ADD COLUMN IF NOT EXISTS signed VARCHAR;  -- the signed statement (JSON); NULL: unsigned, never valid
+-- Categorical columns (text; NULL where missing), in the order of category_names; numeric missing values are NaN.
+ALTER TABLE raw_rows ADD COLUMN IF NOT EXISTS categories VARCHAR[] DEFAULT [];
+ALTER TABLE features ADD COLUMN IF NOT EXISTS categories VARCHAR[] DEFAULT [];
+ALTER TABLE scoring_rows ADD COLUMN IF NOT EXISTS categories VARCHAR[] DEFAULT [];
+ALTER TABLE landing_files ADD COLUMN IF NOT EXISTS category_names VARCHAR;  -- JSON list, ingested files only
+ALTER TABLE scoring_files ADD COLUMN IF NOT EXISTS category_names VARCHAR;
+ALTER TABLE labels_files ADD COLUMN IF NOT EXISTS category_names VARCHAR;
 CREATE TABLE IF NOT EXISTS experiment_log (
     run_id    VARCHAR NOT NULL,
     asset     VARCHAR NOT NULL,
@@ -321,29 +328,36 @@ class WarehouseSession:
         return row[0] if row else None
 
     def established_feature_names(self, *, other_than: str | None = None) -> list[str] | None:
-        """The feature columns of the first ingested file (other than partition ``other_than``)."""
+        """The numeric feature columns of the first ingested file (other than partition ``other_than``)."""
+        established = self.established_columns(other_than=other_than)
+        return None if established is None else established[0]
+
+    def established_columns(self, *, other_than: str | None = None) -> tuple[list[str], list[str]] | None:
+        """(numeric feature columns, categorical columns) of the first ingested training file (other
+        than partition ``other_than``); None before any."""
         row = self.connection.execute(
-            "SELECT feature_names FROM landing_files WHERE status = 'ingested' AND partition_key <> ? "
+            "SELECT feature_names, category_names FROM landing_files WHERE status = 'ingested' AND partition_key <> ? "
             "ORDER BY recorded_at LIMIT 1", [other_than or ""],
         ).fetchone()
-        return json.loads(row[0]) if row else None
+        return (json.loads(row[0]), json.loads(row[1] or "[]")) if row else None
 
-    def ingested_rows_with_ids(self, sample_ids: list[str], *, other_than_file: str) -> list[tuple[str, str, list]]:
-        """(sample_id, label, features) of rows other ingested files delivered under these ids."""
+    def ingested_rows_with_ids(self, sample_ids: list[str], *, other_than_file: str) -> list[tuple[str, str, list, list]]:
+        """(sample_id, label, features, categories) of rows other ingested files delivered under these ids."""
         return self.connection.execute(
-            "SELECT r.sample_id, r.label, r.features FROM raw_rows r JOIN landing_files f ON r.file_hash = f.file_hash "
+            "SELECT r.sample_id, r.label, r.features, r.categories FROM raw_rows r JOIN landing_files f ON r.file_hash = f.file_hash "
             "WHERE f.status = 'ingested' AND r.file_hash <> ? AND r.sample_id IN (SELECT unnest(?))",
             [other_than_file, sample_ids],
         ).fetchall()
 
     def record_landing(self, record: LandingRecord, *, feature_names: list[str] | None, run_id: str,
-                       zone: str = "landing") -> None:
+                       zone: str = "landing", category_names: list[str] | None = None) -> None:
         self.connection.execute(
             f"INSERT OR REPLACE INTO {_REGISTER[zone]} "
-            "(partition_key, file_name, file_hash, status, n_rows, feature_names, reason, run_id) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "(partition_key, file_name, file_hash, status, n_rows, feature_names, reason, run_id, category_names) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [record.partition_key, record.file_name, record.file_hash, record.status, record.n_rows,
-             json.dumps(feature_names) if feature_names is not None else None, record.reason, run_id],
+             json.dumps(feature_names) if feature_names is not None else None, record.reason, run_id,
+             json.dumps(category_names or []) if feature_names is not None else None],
         )
 
     def record_quarantine(self, *, file_hash: str, original_name: str, quarantined_path: str, check: str,
@@ -354,9 +368,10 @@ class WarehouseSession:
         )
 
     def replace_file_rows(self, file_hash: str, sample_ids: list[str], features: np.ndarray, *,
-                          labels: list[str] | None = None) -> None:
+                          labels: list[str] | None = None, categories: list[list[str | None]] | None = None) -> None:
         """The rows of one file, keyed by (file hash, row number): into ``raw_rows`` for a labelled
-        (training) file, ``scoring_rows`` for an unlabelled one; a re-ingest replaces them."""
+        (training) file, ``scoring_rows`` for an unlabelled one; a re-ingest replaces them.
+        ``categories``: per row, its categorical values (None where missing)."""
         table = "raw_rows" if labels is not None else "scoring_rows"
         incoming = pl.DataFrame({
             "file_hash": [file_hash] * len(sample_ids),
@@ -364,16 +379,17 @@ class WarehouseSession:
             "sample_id": sample_ids,
             **({"label": labels} if labels is not None else {}),
             "features": pl.Series(features).cast(pl.List(pl.Float64)),
+            "categories": pl.Series("categories", categories or [[] for _ in sample_ids], dtype=pl.List(pl.String)),
         })
         self.connection.execute(f"DELETE FROM {table} WHERE file_hash = ?", [file_hash])
         self.connection.register("incoming_rows", incoming.to_arrow())
-        self.connection.execute(f"INSERT INTO {table} SELECT * FROM incoming_rows")
+        self.connection.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming_rows")
         self.connection.unregister("incoming_rows")
 
     def scoring_rows(self, partition_key: str) -> pl.DataFrame:
-        """sample_id and features of an ingested scoring partition, in file order (empty otherwise)."""
+        """sample_id, features and categories of an ingested scoring partition, in file order (empty otherwise)."""
         return self.connection.execute(
-            "SELECT r.sample_id, r.features FROM scoring_rows r JOIN scoring_files f USING (file_hash) "
+            "SELECT r.sample_id, r.features, r.categories FROM scoring_rows r JOIN scoring_files f USING (file_hash) "
             "WHERE f.partition_key = ? AND f.status = 'ingested' ORDER BY r.row_number", [partition_key]).pl()
 
     # -- predictions, labels ------------------------------------------------------------
@@ -406,7 +422,8 @@ class WarehouseSession:
     def scored_features(self) -> pl.DataFrame:
         """The features of every ingested scoring row (for drift against the training data)."""
         return self.connection.execute(
-            "SELECT r.features FROM scoring_rows r JOIN scoring_files f USING (file_hash) WHERE f.status = 'ingested'"
+            "SELECT r.features, r.categories FROM scoring_rows r JOIN scoring_files f USING (file_hash) "
+            "WHERE f.status = 'ingested'"
         ).pl()
 
     def spend_per_day(self) -> dict[str, float]:
@@ -497,7 +514,7 @@ class WarehouseSession:
         """Rows of every ingested file: sample_id, label, features, file_hash, and ``order``
         (files in the order they were recorded, then row number)."""
         return self.connection.execute(
-            'SELECT r.sample_id, r.label, r.features, r.file_hash, '
+            'SELECT r.sample_id, r.label, r.features, r.categories, r.file_hash, '
             'row_number() OVER (ORDER BY f.recorded_at, r.file_hash, r.row_number) AS "order" '
             "FROM raw_rows r JOIN landing_files f ON r.file_hash = f.file_hash AND f.status = 'ingested'"
         ).pl()
@@ -507,14 +524,14 @@ class WarehouseSession:
         with self.transaction():
             self.connection.execute("DELETE FROM features")
             self.connection.register("new_features", table.to_arrow())
-            self.connection.execute("INSERT INTO features SELECT * FROM new_features")
+            self.connection.execute("INSERT INTO features BY NAME SELECT * FROM new_features")
             self.connection.unregister("new_features")
 
     def features_in_arrival_order(self) -> pl.DataFrame:
         """sample_id, label, features, split; ordered by the file that first delivered each
         sample (when it landed), then sample id, so new samples come after old ones."""
         return self.connection.execute(
-            "SELECT f.sample_id, f.label, f.features, f.split FROM features f "
+            "SELECT f.sample_id, f.label, f.features, f.categories, f.split FROM features f "
             "LEFT JOIN (SELECT file_hash, min(recorded_at) AS landed_at FROM landing_files GROUP BY file_hash) l "
             "USING (file_hash) ORDER BY l.landed_at, f.file_hash, f.sample_id"
         ).pl()

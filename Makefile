@@ -4,6 +4,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
+# `make demo EXAMPLE=wine` (wine, digits, diabetes, customers; docs/tasks.md) runs the demo on that
+# example in its own data folder and instance, beside the default one.
+EXAMPLE ?=
+ifneq ($(EXAMPLE),)
+DAGSTER_HOME := $(CURDIR)/.dagster_home_$(EXAMPLE)
+HYBRID_DATA_DIR := $(CURDIR)/data_$(EXAMPLE)
+endif
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export HYBRID_DATA_DIR ?= $(CURDIR)/data
 
@@ -41,7 +48,7 @@ home: install
 	@$(BIN)/dagster instance concurrency set quantum 1 >/dev/null
 
 demo: home
-	$(BIN)/hybrid-demo
+	$(BIN)/hybrid-demo $(if $(EXAMPLE),--example $(EXAMPLE))
 
 # Real servers and a browser that tests start on loopback, from Debian's packages: Redis (scoring
 # stream), PostgreSQL (the production instance storage) and headless Chromium (the UI test).

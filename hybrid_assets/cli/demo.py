@@ -25,8 +25,10 @@ from dagster import AssetCheckSeverity, DagsterInstance
 from hybrid_assets.common.examples import (
     EXAMPLE_FILE_NAME,
     EXAMPLE_SCORING_FILE_NAME,
+    TASK_EXAMPLES,
     write_example_dataset,
     write_example_scoring,
+    write_task_example,
 )
 from hybrid_assets.common.partitions import (
     landing_files_partitions,
@@ -78,9 +80,17 @@ class Demo:
             self.instance.add_dynamic_partitions(partitions_name, [key])
 
 
-def write_examples_into_empty_zones(layout: DataLayout) -> None:
-    """The bundled example into an empty landing zone, and records to score into an empty local scoring zone."""
+def write_examples_into_empty_zones(layout: DataLayout, example: str = "breast_cancer") -> None:
+    """The bundled example (``example``: breast_cancer or a name of ``TASK_EXAMPLES``) into an empty
+    landing zone, and records to score into an empty local scoring zone."""
     if zone_files(landing_location()):
+        return
+    if example != "breast_cancer":
+        scoring = zone_location("scoring")
+        local_empty = not zone_files(scoring) and scoring.protocol in ("", "file")
+        for path in write_task_example(example, layout.landing, Path(scoring.path) if local_empty else None,
+                                       layout.dataset_contract):
+            print(f"Wrote the {example} example: {path}")
         return
     write_example_dataset(layout.landing / EXAMPLE_FILE_NAME)
     print(f"Landing zone was empty: wrote the example dataset to {layout.landing / EXAMPLE_FILE_NAME}")
@@ -212,10 +222,10 @@ def print_where_to_look(layout: DataLayout, instance: DagsterInstance, started: 
     print("  models that serve: `.venv/bin/hybrid-registry list`; audit trail: `.venv/bin/hybrid-audit`")
 
 
-def run_demo() -> int:
+def run_demo(example: str = "breast_cancer") -> int:
     """The whole demo against ``DagsterInstance.get()`` (``$DAGSTER_HOME``); 0 when nothing failed."""
     layout, started = DataLayout.from_env().ensure(), time.perf_counter()
-    write_examples_into_empty_zones(layout)
+    write_examples_into_empty_zones(layout, example)
     demo = Demo(DagsterInstance.get())
     ingest_landing_files(demo)
     refresh = demo.execute("refresh_models", "refresh_models", run_config=refresh_run_config())
@@ -236,15 +246,18 @@ def run_demo() -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    return argparse.ArgumentParser(
+    cli = argparse.ArgumentParser(
         prog="hybrid-demo", description=__doc__.split("\n\n")[0].replace("``", "`"),
         epilog="Settings come from the environment: DAGSTER_HOME (the instance), HYBRID_DATA_DIR (the data root, "
                "default ./data), HYBRID_RUN_CONFIG (a run config for refresh_models); see docs/configuration.md.")
+    cli.add_argument("--example", choices=["breast_cancer", *TASK_EXAMPLES], default="breast_cancer",
+                     help="the example written into an empty landing zone (one per task; docs/tasks.md); "
+                          "default breast_cancer (binary)")
+    return cli
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser().parse_args(argv)
-    sys.exit(run_demo())
+    sys.exit(run_demo(parser().parse_args(argv).example))
 
 
 if __name__ == "__main__":

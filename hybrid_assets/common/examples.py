@@ -2,7 +2,9 @@
 half-written) by one writer:
 
 - training and scoring files: scikit-learn's breast-cancer data (569 rows, 30 features, labels 0/1),
-  and new unlabelled records drawn from it;
+  and new unlabelled records drawn from it; one example per task besides (:data:`TASK_EXAMPLES`):
+  wine (3 classes), digits (10 classes), diabetes (regression) and a generated customer table with
+  text categories and missing values (binary, with its dataset contract file);
 - pattern 3's portfolio: daily returns of 12 assets in 3 sectors. A one-factor market model plus
   a sector factor plus noise: asset ``i`` of sector ``s`` returns ``alpha_i + beta_i * market +
   0.6 * sector_s + eps_i``, so assets of one sector move together (a risk the covariance sees)
@@ -17,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-from sklearn.datasets import load_breast_cancer
+from sklearn.datasets import load_breast_cancer, load_diabetes, load_digits, load_wine
 
 from hybrid_resources.data.paths import atomic_write
 
-__all__ = ["EXAMPLE_FILE_NAME", "EXAMPLE_GRAPH_FILE_NAME", "EXAMPLE_RETURNS_FILE_NAME", "EXAMPLE_SCORING_FILE_NAME",
+__all__ = ["TASK_EXAMPLES", "write_task_example", "EXAMPLE_FILE_NAME", "EXAMPLE_GRAPH_FILE_NAME", "EXAMPLE_RETURNS_FILE_NAME", "EXAMPLE_SCORING_FILE_NAME",
            "example_edges", "example_frame", "example_returns_frame", "example_sectors", "write_example_dataset",
            "write_example_graph", "write_example_returns", "write_example_scoring"]
 
@@ -66,6 +68,74 @@ def write_example_scoring(path: Path, *, rows: int = 200, seed: int = 0) -> Path
     scoring = pl.DataFrame(drawn, schema=features.columns, orient="row").with_columns(
         pl.Series("sample_id", [f"bc-new-{i:04d}" for i in range(rows)])).select("sample_id", *features.columns)
     return write_csv(path, scoring)
+
+
+CUSTOMERS_CONTRACT = """# The customers example's dataset contract (see docs/tasks.md)
+task: binary
+categorical: [plan, region]
+missing:
+  impute: median
+  impute_categorical: most_frequent
+  max_rate: 0.3
+"""
+
+
+def _sklearn_frame(loader, prefix: str) -> pl.DataFrame:
+    """A scikit-learn toy dataset (bundled, no download) as sample_id, label, features."""
+    data = loader()
+    names = [str(name).replace(" ", "_") for name in getattr(data, "feature_names", [])] or \
+        [f"x{i}" for i in range(data.data.shape[1])]
+    target = data.target if data.target.dtype.kind == "f" else data.target.astype(int)
+    frame = pl.DataFrame(data.data, schema=names, orient="row")
+    return frame.with_columns(pl.Series("label", target), pl.Series("sample_id", [f"{prefix}-{i:04d}" for i in
+                                                                                 range(len(target))])
+                              ).select("sample_id", "label", *names)
+
+
+def customers_frame(rows: int = 600, *, seed: int = 7, missing: float = 0.05) -> pl.DataFrame:
+    """A generated customer table: ``tenure`` (months), ``monthly_spend``, ``support_calls``, text
+    categories ``plan`` and ``region``, label ``churn``/``stay``; about ``missing`` of the feature cells
+    empty. Churn is likelier on the basic plan, with short tenure and many support calls."""
+    rng = np.random.default_rng(seed)
+    plan = rng.choice(["basic", "plus", "pro"], rows, p=[0.5, 0.3, 0.2])
+    region = rng.choice(["north", "south", "east", "west"], rows)
+    tenure = rng.integers(1, 72, rows).astype(float)
+    calls = rng.poisson(2.0, rows).astype(float)
+    spend = (rng.normal(30, 8, rows) + np.select([plan == "plus", plan == "pro"], [20.0, 45.0], 0.0)).round(2)
+    logit = 0.9 * (plan == "basic") - 0.05 * tenure + 0.6 * calls + 0.4 * (region == "south") - 0.8
+    label = np.where(rng.random(rows) < 1 / (1 + np.exp(-logit)), "churn", "stay")
+    frame = pl.DataFrame({"sample_id": [f"cust-{i:04d}" for i in range(rows)], "label": label, "tenure": tenure,
+                          "monthly_spend": spend, "support_calls": calls, "plan": plan, "region": region})
+    holes = rng.random((rows, 5)) < missing
+    columns = ["tenure", "monthly_spend", "support_calls", "plan", "region"]
+    return frame.with_columns(*[pl.when(pl.Series(holes[:, j])).then(None).otherwise(pl.col(name)).alias(name)
+                                for j, name in enumerate(columns)])
+
+
+TASK_EXAMPLES = {
+    "wine": lambda: _sklearn_frame(load_wine, "wine"),
+    "digits": lambda: _sklearn_frame(load_digits, "digit"),
+    "diabetes": lambda: _sklearn_frame(load_diabetes, "diab"),
+    "customers": customers_frame,
+}
+"""Examples by name (besides the default breast-cancer one), one per task: ``hybrid-demo --example NAME``."""
+
+
+def write_task_example(name: str, landing: Path, scoring: Path | None, contract_file: Path) -> list[Path]:
+    """Example ``name`` as a landing CSV, 100 of its rows without labels (new sample ids) as a
+    scoring CSV when ``scoring`` is given, and its dataset contract file when it has one and
+    ``contract_file`` does not exist yet. Returns the paths written."""
+    frame = TASK_EXAMPLES[name]()
+    written = [write_csv(landing / f"{name}.csv", frame)]
+    if scoring is not None:
+        drawn = frame.sample(n=min(100, frame.height), seed=1).drop("label").with_columns(
+            ("new-" + pl.col("sample_id")).alias("sample_id"))
+        written.append(write_csv(scoring / f"{name}_new.csv", drawn))
+    if name == "customers" and not contract_file.exists():
+        contract_file.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(contract_file, lambda handle: handle.write(CUSTOMERS_CONTRACT.encode()))
+        written.append(contract_file)
+    return written
 
 
 def example_sectors() -> dict[str, str]:

@@ -8,7 +8,12 @@ the instance's step stats. Prints one table per size (step, seconds, share of th
 what a speed-up must leave unchanged (the tuned choices, the shot plan's recommendation, the
 verdict), and writes ``bench/results/refresh_profile-<timestamp>.json``.
 
+``--tasks binary,multiclass,regression`` profiles each task on the same rows (5 classes for
+multiclass, ``make_regression`` with 8 informative features for regression) and prints the
+refresh time of each against binary: issue 25's target is within 2x of binary.
+
     .venv/bin/python bench/refresh_profile.py [--rows 1000,10000,100000,1000000] [--top 12]
+    .venv/bin/python bench/refresh_profile.py --rows 5000 --tasks binary,multiclass,regression
 """
 
 from __future__ import annotations
@@ -28,18 +33,25 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-def landing_file(path: Path, rows: int, seed: int = 0) -> None:
-    """``rows`` labelled rows of a 30-feature, 8-informative binary classification problem."""
+def landing_file(path: Path, rows: int, seed: int = 0, task: str = "binary") -> None:
+    """``rows`` labelled rows of a 30-feature, 8-informative problem: binary or 5-class
+    classification, or regression (float targets)."""
     import polars as pl
-    from sklearn.datasets import make_classification
+    from sklearn.datasets import make_classification, make_regression
 
-    X, y = make_classification(n_samples=rows, n_features=30, n_informative=8, random_state=seed)
+    if task == "regression":
+        X, y = make_regression(n_samples=rows, n_features=30, n_informative=8, noise=10.0, random_state=seed)
+        labels = [f"{v:.4f}" for v in y]
+    else:
+        X, y = make_classification(n_samples=rows, n_features=30, n_informative=8, random_state=seed,
+                                   n_classes=5 if task == "multiclass" else 2)
+        labels = [str(v) for v in y]
     frame = pl.DataFrame(X, schema=[f"f{i}" for i in range(30)], orient="row")
-    frame.with_columns(pl.Series("label", [str(v) for v in y]),
+    frame.with_columns(pl.Series("label", labels),
                        pl.Series("sample_id", [f"s{i:07d}" for i in range(rows)])).write_csv(path)
 
 
-def profile_child(rows: int, out: Path) -> None:
+def profile_child(rows: int, out: Path, task: str = "binary") -> None:
     """Ingest and refresh at ``rows`` in this process; write step times and totals to ``out``."""
     with tempfile.TemporaryDirectory() as folder:
         os.environ["HYBRID_DATA_DIR"] = str(Path(folder) / "data")
@@ -52,7 +64,7 @@ def profile_child(rows: int, out: Path) -> None:
         from hybrid_resources.data.paths import DataLayout
 
         layout = DataLayout.from_env().ensure()
-        landing_file(layout.landing / "profile.csv", rows)
+        landing_file(layout.landing / "profile.csv", rows, task=task)
         resources = resources_from_env()
         with instance_for_test() as instance:
             key = safe_partition_key("profile.csv")
@@ -69,7 +81,7 @@ def profile_child(rows: int, out: Path) -> None:
                      for s in instance.get_run_step_stats(result.run_id) if s.end_time and s.start_time}
             outcomes = refresh_outcomes(result) if result.success else {}
     out.write_text(json.dumps({
-        "rows": rows, "success": result.success, "ingest_s": round(ingest_s, 2), "refresh_s": round(refresh_s, 2),
+        "rows": rows, "task": task, "success": result.success, "ingest_s": round(ingest_s, 2), "refresh_s": round(refresh_s, 2),
         "step_s": steps, "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3),
         "outcomes": outcomes}, default=str))
 
@@ -81,7 +93,8 @@ def refresh_outcomes(result) -> dict:
         return {key: getattr(value, "value", value) for key, value in event.metadata.items()}
 
     (verdict,) = [e for e in result.get_asset_check_evaluations() if e.check_name == "quantum_beats_classical"]
-    return {"classical": [metadata("classical_baseline").get(key) for key in ("kind", "params")],
+    return {"task": metadata("reduced_embeddings").get("task"),
+            "classical": [metadata("classical_baseline").get(key) for key in ("kind", "params")],
             "quantum": {key: metadata("kernel_tuning").get(key) for key in ("bandwidth", "reps", "C")},
             "recommended_shots": metadata("shot_plan").get("recommended_shots"),
             "verdict": {"passed": verdict.passed, "message": getattr(verdict.metadata.get("message"), "value", None)}}
@@ -91,7 +104,7 @@ def table(run: dict, top: int) -> list[str]:
     """The run's steps, slowest first, with their share of the refresh."""
     if "failed" in run:
         return [f"{run['rows']:,} rows: FAILED", run["failed"][-800:]]
-    lines = [f"{run['rows']:,} rows: ingest {run['ingest_s']:.1f} s, refresh {run['refresh_s']:.1f} s "
+    lines = [f"{run['rows']:,} rows ({run.get('task', 'binary')}): ingest {run['ingest_s']:.1f} s, refresh {run['refresh_s']:.1f} s "
              f"({'succeeded' if run['success'] else 'FAILED'}), peak RSS {run['peak_rss_gib']:.2f} GiB",
              f"  {'step':<28}{'s':>9}{'share':>8}"]
     lines.append(f"  outcomes: {json.dumps(run.get('outcomes', {}), default=str)[:600]}")
@@ -104,25 +117,42 @@ def table(run: dict, top: int) -> list[str]:
     return lines
 
 
+def print_task_ratios(runs: dict, rows: int) -> None:
+    """Each task's refresh time over binary's at ``rows`` (when both ran)."""
+    binary = runs.get(f"{rows}-binary", {}).get("refresh_s")
+    for name, run in runs.items():
+        if binary and name.startswith(f"{rows}-") and run.get("refresh_s") and run["task"] != "binary":
+            print(f"{rows:,} rows: {run['task']} refresh {run['refresh_s']:.1f} s = {run['refresh_s'] / binary:.2f}x "
+                  f"binary ({binary:.1f} s); steps over 2x binary: "
+                  + ", ".join(f"{step} {seconds:.1f}/{runs[f'{rows}-binary']['step_s'].get(step, 0):.1f} s"
+                              for step, seconds in run["step_s"].items()
+                              if seconds > 2 * runs[f"{rows}-binary"]["step_s"].get(step, seconds) and seconds > 1))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", default="1000,10000,100000,1000000",
                         type=lambda text: [int(v) for v in text.split(",")])
     parser.add_argument("--top", type=int, default=12)
+    parser.add_argument("--tasks", default="binary", type=lambda text: text.split(","))
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--child-out", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--child-task", default="binary", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        profile_child(args.child, args.child_out)
+        profile_child(args.child, args.child_out, args.child_task)
         return
     runs = {}
     for rows in args.rows:
-        out = Path(tempfile.mkstemp(suffix=".json")[1])
-        done = subprocess.run([sys.executable, __file__, "--child", str(rows), "--child-out", str(out)],
-                              capture_output=True, text=True)
-        runs[str(rows)] = (json.loads(out.read_text()) if done.returncode == 0
-                           else {"rows": rows, "failed": done.stderr[-3000:]})
-        print("\n".join(table(runs[str(rows)], args.top)), flush=True)
+        for task in args.tasks:
+            name = str(rows) if args.tasks == ["binary"] else f"{rows}-{task}"
+            out = Path(tempfile.mkstemp(suffix=".json")[1])
+            done = subprocess.run([sys.executable, __file__, "--child", str(rows), "--child-out", str(out),
+                                   "--child-task", task], capture_output=True, text=True)
+            runs[name] = (json.loads(out.read_text()) if done.returncode == 0
+                          else {"rows": rows, "task": task, "failed": done.stderr[-3000:]})
+            print("\n".join(table(runs[name], args.top)), flush=True)
+        print_task_ratios(runs, rows)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     target = ROOT / "bench" / "results" / f"refresh_profile-{stamp}.json"
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -93,6 +93,9 @@ def ingest_partition(context: AssetExecutionContext, warehouse: Warehouse, *, zo
             "file_hash": outcome.file_hash,
             "row_count": outcome.n_rows,
             "blank_lines_skipped": int(outcome.validation.get("blank_lines_skipped", 0)),
+            # Every row taken is used; these hold missing cells that are imputed (values fitted on train).
+            "rows_with_missing_values": int(outcome.validation.get("rows_with_missing_values", 0)),
+            "missing_cells": int(outcome.validation.get("missing_cells", 0)),
             "reason": outcome.reason,
             "quarantined_path": outcome.quarantined_path,
             "library_versions": MetadataValue.json(library_versions()),

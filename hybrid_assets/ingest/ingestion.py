@@ -292,10 +292,21 @@ def record_file(session: WarehouseSession, landing: LandingFile, loaded: LoadedF
     return _write_rows(session, landing, loaded)
 
 
+def missing_summary(table: LandingTable) -> dict[str, int]:
+    """How many cells of a file's rows are missing (NaN numbers, empty categories), and in how many
+    rows: the values imputed later, with values fitted on train."""
+    numeric = np.isnan(table.features) if table.features.size else np.zeros((table.n_rows(), 0), dtype=bool)
+    categorical = np.array([[value is None for value in row] for row in table.categories], dtype=bool) \
+        if table.category_names else np.zeros((table.n_rows(), 0), dtype=bool)
+    missing = np.hstack([numeric, categorical.reshape(table.n_rows(), -1)])
+    return {"missing_cells": int(missing.sum()), "rows_with_missing_values": int(missing.any(axis=1).sum())}
+
+
 def _write_rows(session: WarehouseSession, landing: LandingFile, loaded: LoadedFile) -> IngestOutcome:
     table, zone = loaded.table, landing.zone
+    validation = {**loaded.validation, **(missing_summary(table) if zone != "labels" else {})}
     outcome = IngestOutcome(landing.partition_key, landing.original_name, landing.file_hash, "ingested",
-                            table.n_rows(), validation=loaded.validation)
+                            table.n_rows(), validation=validation)
     with session.transaction():
         if zone in ("landing", "scoring"):
             session.replace_file_rows(landing.file_hash, table.sample_ids, table.features,

@@ -91,11 +91,14 @@ def test_a_declared_class_list_refuses_a_new_class_and_regression_needs_numbers(
 
 
 def test_categories_and_missing_values_reach_the_warehouse_and_scoring_reads_the_same_columns(data_layout):
-    customers(seed=1).write_csv(data_layout.landing / "first.csv")
+    first = customers(seed=1)
+    first.write_csv(data_layout.landing / "first.csv")
     warehouse = Warehouse()
     outcome = ingest_file(warehouse, UPath(data_layout.landing / "first.csv"), "first.csv", layout=data_layout,
                           contract=DatasetContract(), run_id="t")
     assert outcome.status == "ingested", outcome.reason
+    holes = first.drop("sample_id", "label").null_count().sum_horizontal().item()
+    assert holes > 0 and outcome.validation["missing_cells"] == holes  # every missing cell accounted for
     # A later file with only two plans (and a new one) still reads plan and region as categories.
     later = customers(n=8, seed=2, missing=0.0, plans=("basic", "enterprise"))
     later.write_csv(data_layout.landing / "later.csv")

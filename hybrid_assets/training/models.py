@@ -17,8 +17,10 @@ target and store ``target_mean`` and ``target_scale`` to rescale their decisions
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
@@ -68,7 +70,10 @@ def svm_arrays(make: Callable[[bool], object], data: np.ndarray, y: np.ndarray, 
         return {**_dual_arrays(model), "target_mean": np.array([coding.mean]), "target_scale": np.array([coding.scale])}
     if task != "multiclass":
         return _dual_arrays(make(False).fit(data, y))
-    fits = [make(False).fit(data, y == k) if (y == k).any() else None for k in range(int(y.max()) + 1)]
+    # libsvm releases the GIL while it fits: the K fits run side by side, one thread per core.
+    with ThreadPoolExecutor(max_workers=max(1, min(int(y.max()) + 1, os.cpu_count() or 1))) as pool:
+        fits = list(pool.map(lambda k: make(False).fit(data, y == k) if (y == k).any() else None,
+                             range(int(y.max()) + 1)))
     support = np.unique(np.concatenate([fit.support_ for fit in fits if fit is not None])).astype(np.int64)
     dual_coef = np.zeros((len(fits), len(support)))
     intercept = np.full(len(fits), -1.0)

@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/task_models_bench.py [--rows 5000] [--folds 3] [--points 2] [--Cs 1,10] [--skip-bar]
 
-Two measurements, written to bench/results/task_models.json (and printed):
+Two measurements, written to bench/results/task_models.json (and printed; a part skipped with
+--skip-bar or --skip-cost keeps the figures an earlier run wrote):
 
 1. Cost (issue 25's target: the multi-class and regression paths within 2x of the binary path on
    the same rows). ``--rows`` train rows of scikit-learn's make_classification (2 and 5 classes)
@@ -189,7 +190,8 @@ def main() -> None:
     parser.add_argument("--skip-bar", action="store_true")
     parser.add_argument("--skip-cost", action="store_true")
     args = parser.parse_args()
-    report = {}
+    # A part skipped keeps its figures from an earlier run.
+    report = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     if not args.skip_bar:
         report["bar"] = bar()
     if not args.skip_cost:

@@ -23,12 +23,16 @@ from hybrid_assets.training.models import (
     fit_precomputed_svm,
     model_holdout,
     precomputed_decision,
+    quantum_svm_decision,
     support_decision,
 )
-from hybrid_assets.training.scale import stratified_sample
+from hybrid_assets.training.quantum import fit_quantum_svm, tune_kernel
+from hybrid_assets.training.scale import kernel_plan, landmark_indices, stratified_sample
+from hybrid_assets.training.tasks import judged_metric
 from hybrid_assets.training.tuning import classical_grid, kfold_splits, quantum_score, tune_classical
 from hybrid_assets.training.variational import vqc_model
-from hybrid_resources.data.artifacts import info_of
+from hybrid_resources.data.artifacts import info_of, with_info
+from hybrid_resources.gate_policy import GatePolicy
 from hybrid_resources.quantum.nystrom import (
     NystromConfig,
     NystromModel,
@@ -324,3 +328,51 @@ def test_the_vqc_refuses_a_non_binary_task_and_the_run_succeeds(task, wine, diab
     assert "params" not in stored
     with pytest.raises(ValueError, match="refused"):
         model_holdout("vqc_model", stored, {"reduced_embeddings": bundle})
+
+
+# ---------------------------------------------------------------------------------------
+# The quantum SVM asset's fit and the kernel tuning, for every task
+# ---------------------------------------------------------------------------------------
+
+
+def nystrom_kernels(split: dict, m: int) -> tuple[dict, dict]:
+    """Kernel artifacts as the Nyström path stores them (RBF entries stand in for circuits)."""
+    plan = kernel_plan(len(split["y_train"]), GatePolicy(kernel_path="nystrom", nystrom_landmarks=m))
+    indices = landmark_indices(split["X_train"], plan)
+    landmarks = split["X_train"][indices]
+    identity = {"kernel_path": plan.to_dict()}
+    train = with_info({"landmark_indices": indices, "K_mm": rbf_kernel(landmarks, gamma=0.5),
+                       "K_nm": rbf_kernel(split["X_train"], landmarks, gamma=0.5)}, identity)
+    test = with_info({"landmark_indices": indices, "matrix": rbf_kernel(split["X_test"], landmarks, gamma=0.5)},
+                     identity)
+    return train, test
+
+
+@pytest.mark.parametrize("name, task", [("wine", "multiclass"), ("diabetes", "regression")])
+def test_the_quantum_svm_fits_each_task_on_either_path(name, task, request):
+    split = {**request.getfixturevalue(name), "task": np.array([task])}
+    K_train, K_test = rbf_gram(split)
+    exact, size, train = fit_quantum_svm({"matrix": K_train}, {"matrix": K_test}, split, C=1.0, spec_hash="h")
+    score = "train_r2" if task == "regression" else "train_accuracy"
+    assert set(train) == {score} and train[score] > 0.3 and size["n_support_vectors"] == exact["support"].size
+    holdout = model_holdout("quantum_svm", exact, {"quantum_kernel_test": {"matrix": K_test}, "reduced_embeddings": split})
+    assert ("r2" in holdout) == (task == "regression")
+    kernel_train, kernel_test = nystrom_kernels(split, m=40)
+    model, size, train = fit_quantum_svm(kernel_train, kernel_test, split, C=1.0, spec_hash="h")
+    decision = quantum_svm_decision(model, kernel_test["matrix"])
+    assert decision.shape == ((len(K_test), 3) if task == "multiclass" else (len(K_test),))
+    assert size["landmarks"] == 40 and size["kernel_path"]["path"] == "nystrom" and train[score] > 0.3
+
+
+@pytest.mark.parametrize("name, task", [("wine", "multiclass"), ("diabetes", "regression")])
+def test_kernel_tuning_ranks_by_the_task_metric(name, task, request):
+    split = request.getfixturevalue(name)
+    X, y = split["X_train"][:90, :3], split["y_train"][:90]
+    metric = judged_metric(task, "accuracy")
+    grid = {"feature_map": "iqp", "entanglement": "linear", "bandwidths": [0.3], "reps": [1], "Cs": [0.1, 10.0],
+            "n_qubits": 3, "metric": metric, "folds": 3, "seed": 0}
+    tuning = tune_kernel(X, y, grid, GatePolicy(cv_folds=3))
+    assert tuning["cv_metric"] == ("r2" if task == "regression" else "accuracy")
+    assert [c["cv_mean"] for c in tuning["candidates"]] == sorted((c["cv_mean"] for c in tuning["candidates"]),
+                                                                  reverse=True)
+    assert tuning["C"] in (0.1, 10.0) and np.isfinite(tuning["cv_mean"])

@@ -556,7 +556,9 @@ def quantum_svm(config: SvmConfig, quantum_kernel_train: dict, quantum_kernel_te
     least-squares SVM on Nyström features with the same C, stored as :class:`NystromModel` arrays
     (landmarks, projection, coef, intercept) with ``info`` (C, holdout metrics, both kernels' info and the
     versions of its inputs) and ``telemetry`` (both kernels' circuits, cache hits, cost, wall
-    time). A degraded quantum stage gives ``{"degraded": [True]}`` with the reason in ``info``."""
+    time). A degraded quantum stage gives ``{"degraded": [True]}`` with the reason in ``info``.
+    Multi-class: one-vs-rest SVMs on the same kernel (dual_coef (K, n_support)); regression: an
+    SVR on the standardized target (:func:`fit_quantum_svm`)."""
     C = config.C if config.C is not None else float(kernel_tuning["C"])
     kernels = {"train": info_of(quantum_kernel_train), "test": info_of(quantum_kernel_test)}
     telemetry = {"kernels": {"train": telemetry_of(quantum_kernel_train), "test": telemetry_of(quantum_kernel_test)}}

@@ -59,6 +59,7 @@ from hybrid_assets.training.shot_planner import (
     recommend,
     shot_ladder,
 )
+from hybrid_assets.training.tasks import judged_metric, task_of
 from hybrid_assets.training.tuning import kfold_splits, quantum_score, tune_quantum
 from hybrid_resources.compute import DaskCluster
 from hybrid_resources.cost_policy import CostPolicy
@@ -100,6 +101,7 @@ from hybrid_resources.quantum.kernels import (
 )
 from hybrid_resources.quantum.nystrom import (
     NystromModel,
+    TargetCoding,
     landmark_columns,
     non_landmark_rows,
     nystrom_model,
@@ -190,15 +192,21 @@ def kernel_tuning(context: AssetExecutionContext, config: KernelTuningConfig, re
     """The quantum kernel SVM tuned like the classical baseline: k-fold CV on the train split over
     bandwidth x reps x C (a one-value list pins a value), on the exact simulator whatever the
     device, so only the chosen configuration is ever sent to one. Candidates over the circuit
-    ceilings are not tried. Holds the chosen ``spec``, ``C`` and every candidate's CV score.
+    ceilings are not tried. Holds the chosen ``spec``, ``C`` and every candidate's CV score,
+    ranked by the task's judged metric (``cv_metric``: the policy's metric, R² for regression;
+    one-vs-rest SVMs for a multi-class task, an SVR for regression).
 
     The choice is kept while the train split grows by at most ``retune_growth`` under the same
     grids and protocol (see :func:`retune_reason`): a new circuit would recompute every kernel
     entry, on a paid device too."""
     X, y = reduced_embeddings["X_train"], reduced_embeddings["y_train"]
+    task = task_of(reduced_embeddings)
+    metric = judged_metric(task, gate_policy.metric)
     grid = {"feature_map": config.feature_map, "entanglement": config.entanglement, "bandwidths": config.bandwidths,
-            "reps": config.reps, "Cs": config.Cs, "n_qubits": int(X.shape[1]), "metric": gate_policy.metric,
+            "reps": config.reps, "Cs": config.Cs, "n_qubits": int(X.shape[1]), "metric": metric,
             "folds": gate_policy.cv_folds, "seed": gate_policy.cv_seed}
+    if task != "binary":  # absent for binary, so a tuning recorded before tasks existed keeps its choice
+        grid["task"] = task
     if config.kernel not in (*FAMILIES, "best"):
         raise Failure(f"kernel_tuning: kernel {config.kernel!r} is not one of {', '.join(FAMILIES)}, best")
     if config.kernel != "fidelity":
@@ -228,7 +236,7 @@ def kernel_tuning(context: AssetExecutionContext, config: KernelTuningConfig, re
         "kernel": tuning.get("kernel", {}).get("family", "fidelity"),
         **({"gamma": tuning["kernel"]["gamma"]} if "gamma" in tuning.get("kernel", {}) else {}),
         "bandwidth": tuning["spec"]["bandwidth"], "reps": tuning["spec"]["reps"], "C": tuning["C"],
-        f"cv_{gate_policy.metric}": tuning["cv_mean"], "tuning": decision,
+        "task": task, "cv_metric": metric, f"cv_{metric}": tuning["cv_mean"], "tuning": decision,
         "kernel_path": plan.path, "kernel_path_reason": plan.reason,
         "cv_sample": MetadataValue.json(tuning.get("sample") or sample_note(len(y), sample, seed=plan.seed,
                                                                             what="kernel_tuning CV rows")),
@@ -242,7 +250,9 @@ def tune_kernel(X: np.ndarray, y: np.ndarray, grid: dict, gates: GatePolicy) -> 
     ``grid["kernel"]`` (absent: fidelity) picks the family: fidelity tunes (bandwidth, reps, C),
     projected tunes (bandwidth, reps, gamma, C), best tunes both on the same folds and keeps the
     better CV mean (the fidelity kernel on a tie). ``spec`` is the feature map; ``kernel`` the
-    family and, for the projected kernel, its gamma."""
+    family and, for the projected kernel, its gamma. Candidates are ranked by ``grid["metric"]``
+    (the task's judged metric; the task follows from y, :func:`~hybrid_assets.training.models.label_task`)."""
+    metric = grid["metric"]
     base = FeatureMapSpec(name=grid["feature_map"], n_qubits=grid["n_qubits"], entanglement=grid["entanglement"])
     reps = [r for r in grid["reps"] if _within_ceilings(replace(base, reps=r), gates)] or [min(grid["reps"])]
     splits = kfold_splits(y, folds=gates.cv_folds, seed=gates.cv_seed)
@@ -250,20 +260,20 @@ def tune_kernel(X: np.ndarray, y: np.ndarray, grid: dict, gates: GatePolicy) -> 
     candidates = []
     if family in ("fidelity", "best"):
         candidates += [c.to_dict() | {"kernel": "fidelity"} for c in
-                       tune_quantum(X, y, splits, base, metric=gates.metric, bandwidths=grid["bandwidths"], reps=reps,
+                       tune_quantum(X, y, splits, base, metric=metric, bandwidths=grid["bandwidths"], reps=reps,
                                     Cs=grid["Cs"])]
     if family in ("projected", "best"):
         candidates += [{"model": "quantum_svm", "kernel": "projected", **c.to_dict()} for c in
                        tune_gamma(X, y, splits, base, gammas=grid["gammas"], Cs=grid["Cs"],
                                   bandwidths=grid["bandwidths"], reps=reps,
-                                  score=lambda K, C: quantum_score(K, y, C, gates.metric))]
+                                  score=lambda K, C: quantum_score(K, y, C, metric))]
     candidates.sort(key=lambda c: -c["cv_mean"])  # stable: the fidelity kernel first on a tie
     best = candidates[0]
     spec = replace(base, bandwidth=best["params"]["bandwidth"], reps=best["params"]["reps"])
     kernel = ({"family": "projected", "gamma": best["params"]["gamma"]} if best["kernel"] == "projected"
               else {"family": "fidelity"})
     return {"spec": spec.to_dict(), "kernel": kernel, "C": best["params"]["C"], "grid": grid,
-            "n_train": int(len(y)), "cv_metric": gates.metric, "cv_folds": len(splits), "cv_seed": gates.cv_seed,
+            "n_train": int(len(y)), "cv_metric": metric, "cv_folds": len(splits), "cv_seed": gates.cv_seed,
             "cv_mean": best["cv_mean"], "cv_std": best["cv_std"], "candidates": candidates}
 
 
@@ -557,7 +567,9 @@ def quantum_svm(config: SvmConfig, quantum_kernel_train: dict, quantum_kernel_te
     least-squares SVM on Nyström features with the same C, stored as :class:`NystromModel` arrays
     (landmarks, projection, coef, intercept) with ``info`` (C, holdout metrics, both kernels' info and the
     versions of its inputs) and ``telemetry`` (both kernels' circuits, cache hits, cost, wall
-    time). A degraded quantum stage gives ``{"degraded": [True]}`` with the reason in ``info``."""
+    time). A degraded quantum stage gives ``{"degraded": [True]}`` with the reason in ``info``.
+    Multi-class: one-vs-rest SVMs on the same kernel (dual_coef (K, n_support)); regression: an
+    SVR on the standardized target (:func:`fit_quantum_svm`)."""
     C = config.C if config.C is not None else float(kernel_tuning["C"])
     kernels = {"train": info_of(quantum_kernel_train), "test": info_of(quantum_kernel_test)}
     telemetry = {"kernels": {"train": telemetry_of(quantum_kernel_train), "test": telemetry_of(quantum_kernel_test)}}
@@ -570,32 +582,62 @@ def quantum_svm(config: SvmConfig, quantum_kernel_train: dict, quantum_kernel_te
         info |= {"degraded": True, "degraded_reason": degraded}
         return artifact_output(with_info({"degraded": np.array([True])}, info, telemetry),
                                {"C": C, "degraded": True})
-    y_train = reduced_embeddings["y_train"]
-    if is_nystrom(quantum_kernel_train):
-        model, path = fit_nystrom_svm(quantum_kernel_train, quantum_kernel_test, reduced_embeddings, C=C,
-                                      kernel={"kind": "quantum", "spec_hash": info["spec_hash"]})
-        size = {"landmarks": int(path["m"]), "rank": int(path["rank"]), "clipped_eigenvalues": int(path["clipped"])}
-        train = holdout_metrics(y_train, NystromModel.from_arrays(model).decision(quantum_kernel_train["K_nm"]))
-        info |= {"kernel_path": path, **size}
-    else:
-        model = fit_precomputed_svm(quantum_kernel_train["matrix"], y_train, C=C)
-        size = {"n_support_vectors": int(model["support"].size)}
-        train = holdout_metrics(y_train, precomputed_decision(model, quantum_kernel_train["matrix"]))
-        info |= {"kernel_path": kernel_path_of(quantum_kernel_train)} if kernel_path_of(quantum_kernel_train) else {}
+    task = task_of(reduced_embeddings)
+    model, size, train = fit_quantum_svm(quantum_kernel_train, quantum_kernel_test, reduced_embeddings, C=C,
+                                         spec_hash=info["spec_hash"])
+    if is_nystrom(model):
+        info["kernel_path"] = size.pop("kernel_path")
+    elif kernel_path_of(quantum_kernel_train):
+        info["kernel_path"] = kernel_path_of(quantum_kernel_train)
     holdout = model_holdout("quantum_svm", model, {"quantum_kernel_test": quantum_kernel_test,
                                                    "reduced_embeddings": reduced_embeddings})
-    info |= {"degraded": False, **size, "train_accuracy": train["accuracy"], "holdout": holdout}
+    info |= {"degraded": False, **size, **train, "holdout": holdout}
+    if task != "binary":  # a binary artifact keeps the content it had before tasks existed
+        info["task"] = task
     path = info.get("kernel_path") or {}
     return artifact_output(with_info(model, info, telemetry), {
         "C": C,
         "degraded": False,
+        "task": task,
         "kernel_path": path.get("path", "exact"),
         "kernel_path_reason": path.get("reason", "exact Gram matrix"),
-        "model_kind": "Nyström least-squares SVM" if is_nystrom(model) else "kernel SVM (precomputed Gram matrix)",
+        "model_kind": QUANTUM_MODEL_KINDS[("nystrom" if is_nystrom(model) else "exact", task)],
         **size,
-        "train_accuracy": train["accuracy"],
+        **train,
         **{f"holdout/{name}": value for name, value in holdout.items()},
     })
+
+
+QUANTUM_MODEL_KINDS = {
+    ("exact", "binary"): "kernel SVM (precomputed Gram matrix)",
+    ("exact", "multiclass"): "one-vs-rest kernel SVMs (one precomputed Gram matrix)",
+    ("exact", "regression"): "kernel SVR (precomputed Gram matrix, standardized target)",
+    ("nystrom", "binary"): "Nyström least-squares SVM",
+    ("nystrom", "multiclass"): "Nyström one-vs-rest least-squares SVM",
+    ("nystrom", "regression"): "Nyström ridge regression (standardized target)",
+}
+
+
+def fit_quantum_svm(kernel_train: dict, kernel_test: dict, embeddings: dict, *, C: float,
+                    spec_hash: str | None) -> tuple[dict, dict, dict]:
+    """The quantum SVM for the embeddings' task on the stored kernels: (model arrays, its size,
+    its train score). Exact path: :func:`fit_precomputed_svm` on the Gram matrix, size
+    ``n_support_vectors`` (the union over the classes for multi-class). Nyström path:
+    :func:`fit_nystrom_svm`, size ``landmarks``, ``rank``, ``clipped_eigenvalues`` and the
+    ``kernel_path``. The train score is ``train_accuracy``, or ``train_r2`` for regression."""
+    task, y_train = task_of(embeddings), embeddings["y_train"]
+    if is_nystrom(kernel_train):
+        model, path = fit_nystrom_svm(kernel_train, kernel_test, embeddings, C=C,
+                                      kernel={"kind": "quantum", "spec_hash": spec_hash})
+        size = {"landmarks": int(path["m"]), "rank": int(path["rank"]), "clipped_eigenvalues": int(path["clipped"]),
+                "kernel_path": path}
+        decision = NystromModel.from_arrays(model).decision(kernel_train["K_nm"])
+    else:
+        model = fit_precomputed_svm(kernel_train["matrix"], y_train, C=C, task=task)
+        size = {"n_support_vectors": int(model["support"].size)}
+        decision = precomputed_decision(model, kernel_train["matrix"])
+    name = "r2" if task == "regression" else "accuracy"
+    return model, size, {f"train_{name}": holdout_metrics(y_train, decision, task=task)[name]}
 
 
 def kernel_path_of(kernel: dict) -> dict:
@@ -608,7 +650,7 @@ def fit_nystrom_svm(kernel_train: dict, kernel_test: dict, embeddings: dict, *, 
     """The Nyström least-squares SVM from the stored K_mm and K_nm (streamed in row blocks), as
     arrays (:meth:`NystromModel.to_arrays`) plus ``landmark_indices``; and the path's description
     (the kernels' plan with the fitted map's rank and clipped eigenvalues). The test kernel must
-    be against the same landmarks."""
+    be against the same landmarks. The embeddings' task sets the targets (:class:`TargetCoding`)."""
     indices = np.asarray(kernel_train["landmark_indices"])
     if not np.array_equal(indices, np.asarray(kernel_test.get("landmark_indices", []))):
         raise ValueError("quantum_kernel_test was computed against other landmarks than quantum_kernel_train: "
@@ -618,7 +660,7 @@ def fit_nystrom_svm(kernel_train: dict, kernel_test: dict, embeddings: dict, *, 
     K_nm, y = kernel_train["K_nm"], embeddings["y_train"]
     blocks = ((block, y[rows]) for rows, block in iter_row_blocks(K_nm, config.block_rows))
     fitted = nystrom_model(kernel_train["K_mm"], blocks, landmarks=embeddings["X_train"][indices], indices=indices,
-                           config=config, kernel=kernel)
+                           config=config, kernel=kernel, coding=TargetCoding.of(y, task_of(embeddings)))
     return fitted.to_arrays(), {**plan, **{k: fitted.meta[k] for k in ("m", "rank", "clipped", "classifier")}}
 
 
@@ -690,7 +732,8 @@ def shot_plan(config: ShotPlanConfig, circuit_artifact: dict, kernel_tuning: dic
     with shots (emulated from the exact kernels of the tuned spec), each rung's planned cost on the
     configured device (and on the hardware device, when one is set), and the cheapest rung within
     ``tolerance`` of exact. Nothing is sent to a device."""
-    spec, C, metric = kernel_spec(circuit_artifact["spec"]), float(kernel_tuning["C"]), gate_policy.metric
+    spec, C = kernel_spec(circuit_artifact["spec"]), float(kernel_tuning["C"])
+    metric = judged_metric(task_of(reduced_embeddings), gate_policy.metric)
     kernel_path = kernel_plan(len(reduced_embeddings["y_train"]), gate_policy)
     # What a run submits on the chosen path; the ladder itself emulates shots on exact kernels of
     # a seeded stratified sample of each split above max_exact_train.

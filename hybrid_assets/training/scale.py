@@ -22,15 +22,34 @@ from hybrid_resources.quantum.nystrom import (
 )
 
 
+TARGET_STRATA = 10
+"""A regression target is stratified on this many quantile bins (deciles)."""
+
+
+def strata(y: np.ndarray) -> np.ndarray:
+    """The stratum of each row: its class index, or for a regression target (float ``y``) its
+    quantile bin (0..TARGET_STRATA-1), so a sample keeps the target's distribution.
+
+    >>> strata(np.arange(20.0))[[0, 19]].tolist()
+    [0, 9]
+    """
+    y = np.asarray(y)
+    if y.dtype.kind != "f":
+        return y
+    edges = np.quantile(y, np.linspace(0.0, 1.0, TARGET_STRATA + 1)[1:-1])
+    return np.searchsorted(edges, y, side="right").astype(np.int64)
+
+
 def stratified_sample(y: np.ndarray, size: int, *, seed: int) -> np.ndarray:
     """Sorted indices of at most ``size`` rows of ``y``, each class keeping its share (largest
     remainders, at least one row of every class when size allows), drawn from ``seed`` only.
-    All rows (0..n-1) when ``len(y) <= size``.
+    All rows (0..n-1) when ``len(y) <= size``. A regression target (float ``y``) is stratified on
+    its quantile bins (:func:`strata`).
 
     >>> stratified_sample(np.array([0] * 8 + [1] * 2), 5, seed=0).size
     5
     """
-    y = np.asarray(y)
+    y = strata(y)
     n = len(y)
     if size < 1:
         raise ValueError(f"size must be >= 1, got {size}")
@@ -54,7 +73,8 @@ def stratified_sample(y: np.ndarray, size: int, *, seed: int) -> np.ndarray:
 
 
 def sample_note(n_rows: int, sample: np.ndarray, *, seed: int, what: str) -> dict:
-    """Metadata of a sample: how many of how many rows, the rule and the seed (JSON-safe)."""
+    """Metadata of a sample: how many of how many rows, the rule and the seed (JSON-safe). For a
+    regression target the "classes" are its deciles (:func:`strata`)."""
     if len(sample) == n_rows:
         return {"what": what, "rows": int(n_rows), "of": int(n_rows), "sampled": False}
     return {"what": what, "rows": int(len(sample)), "of": int(n_rows), "sampled": True,

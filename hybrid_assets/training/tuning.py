@@ -2,8 +2,9 @@
 same folds, seed and metric, and grids of about the same size (Bowles, Ahmed & Schuld, "Better
 than classical? The subtle art of benchmarking quantum machine learning models", 2024).
 
-- the classical suite: an RBF SVM over a C x gamma grid, logistic regression over C, and
-  gradient boosting over learning rate x leaves; the best by CV becomes the baseline;
+- the classical suite: an RBF SVM over a C x gamma grid, logistic regression over C (ridge
+  regression over alpha for a regression task), and gradient boosting over learning rate x
+  leaves; the best by CV becomes the baseline;
 - the quantum kernel SVM: input bandwidth x feature-map repetitions x C, on the exact
   simulator (free, whatever device the chosen configuration later runs on).
 """
@@ -14,15 +15,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import KFold, StratifiedKFold
 
 from hybrid_assets.training.models import (
     classical_decision,
     fit_classical,
     fit_precomputed_svm,
     holdout_metrics,
+    label_task,
     precomputed_decision,
 )
+from hybrid_assets.training.tasks import judged_metric
 from hybrid_resources.quantum.feature_maps import FeatureMapSpec
 from hybrid_resources.quantum.kernel_engine import quantum_kernel
 
@@ -33,7 +36,18 @@ CLASSICAL_GRID: dict[str, list[dict]] = {
     "logistic_regression": [{"C": C} for C in (0.01, 0.1, 1.0, 10.0, 100.0)],
     "gradient_boosting": [{"learning_rate": lr, "max_leaf_nodes": leaves} for lr in (0.05, 0.2) for leaves in (7, 31)],
 }
+REGRESSION_GRID: dict[str, list[dict]] = {
+    "rbf_svm": CLASSICAL_GRID["rbf_svm"],
+    "ridge": [{"alpha": alpha} for alpha in (0.01, 0.1, 1.0, 10.0, 100.0)],
+    "gradient_boosting": CLASSICAL_GRID["gradient_boosting"],
+}
 UNTUNED_CLASSICAL = ("rbf_svm", {"C": 1.0, "gamma_scale": 1.0})  # scikit-learn's SVC() defaults
+
+
+def classical_grid(task: str) -> dict[str, list[dict]]:
+    """The classical suite's grid for ``task``: :data:`CLASSICAL_GRID` for classification (binary or
+    multi-class), :data:`REGRESSION_GRID` (an RBF SVR, ridge over alpha, gradient boosting) for regression."""
+    return REGRESSION_GRID if task == "regression" else CLASSICAL_GRID
 
 
 @dataclass(frozen=True)
@@ -51,7 +65,13 @@ class Candidate:
 
 
 def kfold_splits(y: np.ndarray, *, folds: int, seed: int) -> list[Split]:
-    """Stratified, shuffled k-fold (train indices, test indices) over ``y``."""
+    """Shuffled k-fold (train indices, test indices) over ``y``, seeded: stratified by class for
+    class indices, plain k-fold for a regression target (float ``y``). Fewer folds when the
+    smallest class (or the row count) cannot fill ``folds``; never fewer than 2."""
+    y = np.asarray(y)
+    if label_task(y) == "regression":
+        folds = max(2, min(folds, len(y)))
+        return list(KFold(n_splits=folds, shuffle=True, random_state=seed).split(np.zeros(len(y))))
     folds = max(2, min(folds, int(np.bincount(y).min())))
     return list(StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y))
 
@@ -63,18 +83,26 @@ def cross_validate(fit_and_score: Callable[[np.ndarray, np.ndarray], float], spl
 
 
 def classical_score(model: str, params: dict, X: np.ndarray, y: np.ndarray, metric: str, seed: int):
-    """``fit_and_score`` of one classical candidate on rows of (X, y)."""
+    """``fit_and_score`` of one classical candidate on rows of (X, y), scored by the judged metric of
+    y's task (:func:`label_task`) for the configured ``metric`` (R² for a regression target)."""
+    task = label_task(y)
+    metric = judged_metric(task, metric)
+
     def fit_and_score(train: np.ndarray, test: np.ndarray) -> float:
-        fitted = fit_classical(model, params, X[train], y[train], seed=seed)
-        return holdout_metrics(y[test], classical_decision(model, fitted, X[test]))[metric]
+        fitted = fit_classical(model, params, X[train], y[train], seed=seed, task=task)
+        return holdout_metrics(y[test], classical_decision(model, fitted, X[test]), task=task)[metric]
     return fit_and_score
 
 
 def quantum_score(kernel: np.ndarray, y: np.ndarray, C: float, metric: str):
-    """``fit_and_score`` of a kernel SVM with ``C`` on a precomputed kernel over the same rows as y."""
+    """``fit_and_score`` of a kernel SVM with ``C`` on a precomputed kernel over the same rows as y
+    (an SVC, one-vs-rest SVCs or an SVR by y's task), scored like :func:`classical_score`."""
+    task = label_task(y)
+    metric = judged_metric(task, metric)
+
     def fit_and_score(train: np.ndarray, test: np.ndarray) -> float:
-        model = fit_precomputed_svm(kernel[np.ix_(train, train)], y[train], C=C)
-        return holdout_metrics(y[test], precomputed_decision(model, kernel[np.ix_(test, train)]))[metric]
+        model = fit_precomputed_svm(kernel[np.ix_(train, train)], y[train], C=C, task=task)
+        return holdout_metrics(y[test], precomputed_decision(model, kernel[np.ix_(test, train)]), task=task)[metric]
     return fit_and_score
 
 
@@ -84,10 +112,11 @@ def ranked(candidates: list[Candidate]) -> list[Candidate]:
 
 
 def tune_classical(X: np.ndarray, y: np.ndarray, splits: Sequence[Split], *, metric: str, seed: int = 0,
-                   grid: dict[str, list[dict]] = CLASSICAL_GRID) -> list[Candidate]:
-    """Every classical candidate scored on the same ``splits``; best first."""
+                   grid: dict[str, list[dict]] | None = None) -> list[Candidate]:
+    """Every classical candidate scored on the same ``splits``; best first. ``grid`` defaults to
+    :func:`classical_grid` of y's task; ``metric`` is judged as in :func:`classical_score`."""
     scored = []
-    for model, params_list in grid.items():
+    for model, params_list in (grid if grid is not None else classical_grid(label_task(y))).items():
         for params in params_list:
             mean, std, scores = cross_validate(classical_score(model, params, X, y, metric, seed), splits)
             scored.append(Candidate(model, params, mean, std, scores))

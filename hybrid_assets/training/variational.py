@@ -18,6 +18,7 @@ from hybrid_assets.common.outputs import artifact_output
 from hybrid_assets.common.reporting import markdown_image, training_curves_png
 from hybrid_assets.training.models import holdout_metrics
 from hybrid_assets.training.scale import sample_note, stratified_sample
+from hybrid_assets.training.tasks import task_of
 from hybrid_resources.cost_policy import CostPolicy, SpendLedger
 from hybrid_resources.data.artifacts import content_hash, with_info
 from hybrid_resources.data.paths import DataLayout
@@ -143,6 +144,25 @@ def degraded_vqc_output(reason: str, lineage: str, backend: BackendConfig, spend
                            {"degraded": True, "degraded_reason": reason, "lineage": lineage})
 
 
+def vqc_refusal(embeddings: dict) -> str:
+    """Why the VQC cannot train on ``embeddings`` ("" when it can): it reads one qubit's
+    expectation as the probability of class index 1, so binary classification only."""
+    task = task_of(embeddings)
+    if task == "binary":
+        return ""
+    dataset = "a regression task" if task == "regression" else f"a {len(embeddings['classes'])}-class task"
+    return f"the variational classifier has one readout qubit: binary classification only; this dataset is {dataset}"
+
+
+def refused_vqc_output(reason: str, task: str) -> Output:
+    """The artifact of a VQC that refused the task: no circuit run, ``{"degraded": [True]}`` like a
+    degraded one (so evaluation treats it as absent), ``info["refused"]`` the reason."""
+    info = {"model": "vqc_model", "degraded": True, "degraded_reason": reason, "refused": reason, "task": task}
+    spend = {"circuits_executed": 0, "shots_executed": 0, "estimated_cost_usd": 0.0}
+    return artifact_output(with_info({"degraded": np.array([True])}, info, spend),
+                           {"refused": reason, "task": task, "degraded": True, "degraded_reason": reason, **spend})
+
+
 def vqc_output(run: VqcRun, result: TrainingResult, holdout: dict, planned_usd: float, spend: dict) -> Output:
     """The trained VQC's artifact (``params``, ``bias``, ``info``, ``telemetry``) and its metadata."""
     curves = training_curves_png(result.history, "VQC training curves")
@@ -178,7 +198,13 @@ def vqc_model(context: AssetExecutionContext, config: VqcAssetConfig, reduced_em
     ``params`` (layers, d, 3) and ``bias`` with ``info`` (config, backend, holdout metrics, restart
     accuracies, ``train_sample``: all train rows, or a seeded stratified sample of
     ``max_train_rows`` above it) and ``telemetry`` (training progress, circuits run, cost). Resumes from its last checkpoint. The whole plan is
-    admitted before the first circuit; what the device actually runs is recorded."""
+    admitted before the first circuit; what the device actually runs is recorded. Binary
+    classification only: for another task it refuses, runs nothing and stores the reason
+    (:func:`refused_vqc_output`), so the rest of the pipeline runs."""
+    refusal = vqc_refusal(reduced_embeddings)
+    if refusal:
+        context.log.info(f"vqc_model refused: {refusal}")
+        return refused_vqc_output(refusal, task_of(reduced_embeddings))
     backend = cost_policy.with_program_sets(quantum_backend.backend_config())
     vqc_config = vqc_config_of(config)
     rows, train_sample = vqc_train_rows(reduced_embeddings["y_train"], config.max_train_rows, config.seed)

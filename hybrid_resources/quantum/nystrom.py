@@ -10,6 +10,7 @@ landmarks.
 - :func:`choose_landmarks`: which train rows are landmarks (k-means++ seeding or uniform), seeded;
 - :func:`nystrom_map`: K_mm^(-1/2) on the eigen-directions kept (small eigenvalues dropped);
 - :func:`fit_ridge_blocks`: the classifier, a least-squares SVM accumulated block by block;
+  :class:`TargetCoding` its targets for each task (+-1, one-hot +-1 columns, a standardized value);
 - :func:`fit_nystrom` (kernels computed as it goes: K_mm, then K_nm's non-landmark rows only,
   :func:`train_kernel_blocks`) or :func:`nystrom_model` (from stored K_mm and K_nm),
   :func:`nystrom_decision` and :class:`NystromModel` (arrays, no pickle);
@@ -38,6 +39,11 @@ from hybrid_resources.quantum.kernel_cache import KernelCache
 from hybrid_resources.quantum.kernel_engine import KernelStats, quantum_kernel
 
 LANDMARK_RULES = ("kmeans++", "uniform")
+NYSTROM_MODELS = {
+    "binary": "least-squares SVM (ridge on +-1 targets, alpha = 1/C)",
+    "multiclass": "one-vs-rest least-squares SVM (ridge on one-hot +-1 targets, alpha = 1/C)",
+    "regression": "ridge regression on the standardized target (alpha = 1/C)",
+}
 KERNEL_PATHS = ("auto", "exact", "nystrom")
 DEFAULT_MAX_EXACT_TRAIN = 5000
 
@@ -177,7 +183,60 @@ def nystrom_map(K_mm: np.ndarray, *, eps: float = 1e-10) -> tuple[np.ndarray, in
 # ---------------------------------------------------------------------------------------
 
 
-def fit_ridge_blocks(blocks: Iterable[tuple[np.ndarray, np.ndarray]], *, C: float) -> tuple[np.ndarray, float]:
+def label_task(y: np.ndarray) -> str:
+    """The task train labels ``y`` imply: float values are a regression target, a class index
+    above 1 means multi-class, otherwise binary.
+
+    >>> label_task(np.array([0, 2, 1])), label_task(np.array([0.5, 1.0])), label_task(np.array([1, 0]))
+    ('multiclass', 'regression', 'binary')
+    """
+    y = np.asarray(y)
+    if y.dtype.kind == "f":
+        return "regression"
+    return "multiclass" if y.size and int(y.max()) > 1 else "binary"
+
+
+@dataclass(frozen=True)
+class TargetCoding:
+    """How a task's labels become least-squares targets, and raw outputs go back to decisions.
+
+    ``binary``: +1 for class index > 0, -1 otherwise (the least-squares SVM); decisions (n,).
+    ``multiclass``: one-hot +-1 targets (n, ``n_classes``), all columns solved at once; decisions
+    (n, K), one score per class. ``regression``: the target standardized by ``mean`` and
+    ``scale`` (a ridge regression), decisions rescaled to target units (n,).
+    """
+
+    task: str = "binary"
+    n_classes: int = 2
+    mean: float = 0.0
+    scale: float = 1.0
+
+    @classmethod
+    def of(cls, y: np.ndarray, task: str | None = None) -> "TargetCoding":
+        """The coding of train labels ``y`` for ``task`` (default: :func:`label_task`)."""
+        y = np.asarray(y)
+        task = task or label_task(y)
+        if task == "regression":
+            scale = float(y.std())
+            return cls(task, 0, float(y.mean()), scale if scale > 0 else 1.0)
+        return cls(task, int(y.max()) + 1 if task == "multiclass" else 2)
+
+    def encode(self, labels: np.ndarray) -> np.ndarray:
+        """Least-squares targets of ``labels`` (b,): (b,) or (b, n_classes) for multi-class."""
+        labels = np.asarray(labels)
+        if self.task == "regression":
+            return (labels.astype(np.float64) - self.mean) / self.scale
+        if self.task == "multiclass":
+            return np.where(labels[:, None] == np.arange(self.n_classes), 1.0, -1.0)
+        return np.where(labels > 0, 1.0, -1.0)
+
+    def decode(self, raw: np.ndarray) -> np.ndarray:
+        """Decisions from the linear model's outputs: target units for regression, else as they are."""
+        return raw * self.scale + self.mean if self.task == "regression" else raw
+
+
+def fit_ridge_blocks(blocks: Iterable[tuple[np.ndarray, np.ndarray]], *, C: float,
+                     coding: TargetCoding = TargetCoding()) -> tuple[np.ndarray, float | np.ndarray]:
     """A least-squares SVM (Suykens & Vandewalle 1999) on features streamed in row blocks.
 
     Minimises 1/2 ||w||^2 + C/2 sum_i (t_i - w.phi_i - b)^2 with t_i = +1 for label > 0 and -1
@@ -185,15 +244,19 @@ def fit_ridge_blocks(blocks: Iterable[tuple[np.ndarray, np.ndarray]], *, C: floa
     SVM's C with a squared loss. One pass over ``blocks`` of (Phi (rows, r), labels (rows,))
     accumulates the (r+1, r+1) normal equations, so memory is O(r^2) whatever N, and the
     solution is exact and deterministic (no learning rate, no epochs). Returns (coef (r,), b).
+
+    ``coding`` (:class:`TargetCoding`) sets the targets of other tasks: K one-hot +-1 columns
+    solved at once from the same normal equations (coef (r, K), b (K,)), or the standardized
+    target of a regression (coef (r,), b a float, on the standardized scale).
     """
     if not C > 0:
         raise ValueError(f"C must be > 0, got {C}")
     gram = rhs = None
     for features, labels in blocks:
         design = np.hstack([features, np.ones((features.shape[0], 1))])
-        targets = np.where(np.asarray(labels) > 0, 1.0, -1.0)
+        targets = coding.encode(labels)
         if gram is None:
-            gram, rhs = np.zeros((design.shape[1],) * 2), np.zeros(design.shape[1])
+            gram, rhs = np.zeros((design.shape[1],) * 2), np.zeros((design.shape[1], *targets.shape[1:]))
         gram += design.T @ design
         rhs += design.T @ targets
     if gram is None:
@@ -201,7 +264,7 @@ def fit_ridge_blocks(blocks: Iterable[tuple[np.ndarray, np.ndarray]], *, C: floa
     penalty = np.full(gram.shape[0], 1.0 / C)
     penalty[-1] = 0.0
     solution = np.linalg.solve(gram + np.diag(penalty), rhs)
-    return solution[:-1], float(solution[-1])
+    return solution[:-1], (solution[-1] if solution.ndim == 2 else float(solution[-1]))
 
 
 # ---------------------------------------------------------------------------------------
@@ -235,32 +298,43 @@ class NystromModel:
     ``landmarks`` (m, d) inputs; ``landmark_indices`` (m,) their train rows; ``projection``
     (m, r) the K_mm^(-1/2) map of :func:`nystrom_map`; ``coef`` (r,) and ``intercept`` of the
     linear model on Phi; ``meta``: rule, m, eps, clipped, seed, C and the kernel's description.
+    Multi-class: ``coef`` (r, K) and ``intercept`` (K,). Regression: ``target`` (mean, scale) of
+    the standardized target the model was fitted on (stored as ``target_mean``, ``target_scale``).
     """
 
     landmarks: np.ndarray
     landmark_indices: np.ndarray
     projection: np.ndarray
     coef: np.ndarray
-    intercept: float
+    intercept: float | np.ndarray
     meta: dict[str, Any]
+    target: tuple[float, float] | None = None
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """Plain arrays (``meta`` as one JSON text array) for ``np.savez`` / an artifact bundle."""
+        target = {} if self.target is None else {"target_mean": np.array([self.target[0]]),
+                                                 "target_scale": np.array([self.target[1]])}
         return {"landmarks": self.landmarks, "landmark_indices": self.landmark_indices,
-                "projection": self.projection, "coef": self.coef, "intercept": np.array([self.intercept]),
-                "nystrom_meta": np.array(json.dumps(self.meta, sort_keys=True))}
+                "projection": self.projection, "coef": self.coef,
+                "intercept": np.atleast_1d(np.asarray(self.intercept, dtype=np.float64)),
+                "nystrom_meta": np.array(json.dumps(self.meta, sort_keys=True)), **target}
 
     def decision(self, landmark_kernel: np.ndarray) -> np.ndarray:
-        """Decision values (n,) from rows' kernel entries against the landmarks (n, m), positive
-        meaning class index 1 (e.g. a stored test x landmarks kernel)."""
-        weights = self.projection @ self.coef  # (m,): never the (n, r) features at once
-        return map_rows(lambda block: block @ weights, landmark_kernel) + self.intercept
+        """Decision values from rows' kernel entries against the landmarks (n, m) (e.g. a stored
+        test x landmarks kernel): (n,) positive meaning class index 1; (n, K) for multi-class;
+        (n,) in target units for regression."""
+        weights = self.projection @ self.coef  # (m,) or (m, K): never the (n, r) features at once
+        raw = map_rows(lambda block: block @ weights, landmark_kernel) + self.intercept
+        return raw if self.target is None else raw * self.target[1] + self.target[0]
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "NystromModel":
+        coef = arrays["coef"]
+        target = (float(arrays["target_mean"][0]), float(arrays["target_scale"][0])) if "target_mean" in arrays else None
         return cls(landmarks=arrays["landmarks"], landmark_indices=arrays["landmark_indices"],
-                   projection=arrays["projection"], coef=arrays["coef"], intercept=float(arrays["intercept"][0]),
-                   meta=json.loads(str(arrays["nystrom_meta"])))
+                   projection=arrays["projection"], coef=coef,
+                   intercept=arrays["intercept"] if coef.ndim == 2 else float(arrays["intercept"][0]),
+                   meta=json.loads(str(arrays["nystrom_meta"])), target=target)
 
 
 def nystrom_features(model: NystromModel, X: np.ndarray, kernel: KernelFunction) -> np.ndarray:
@@ -269,8 +343,11 @@ def nystrom_features(model: NystromModel, X: np.ndarray, kernel: KernelFunction)
     return kernel(X, model.landmarks) @ model.projection
 
 
-def fit_nystrom(X: np.ndarray, y: np.ndarray, kernel: KernelFunction, config: NystromConfig) -> NystromModel:
+def fit_nystrom(X: np.ndarray, y: np.ndarray, kernel: KernelFunction, config: NystromConfig, *,
+                task: str | None = None) -> NystromModel:
     """Fit a Nyström classifier on train rows X (N, d), labels y (N,) (class index; > 0 is positive).
+    ``task`` (default: from y, :meth:`TargetCoding.of`): multi-class labels give one-hot targets
+    and (n, K) decisions; a float target a regression on it, standardized.
 
     Landmarks by :func:`choose_landmarks` (m = ``config.m`` capped at N), K_mm = kernel(L) (m, m)
     (one symmetric request: m(m-1)/2 entries), then the rows of K_nm (N, m) from
@@ -290,7 +367,7 @@ def fit_nystrom(X: np.ndarray, y: np.ndarray, kernel: KernelFunction, config: Ny
     K_mm = kernel(landmarks)
     blocks = train_kernel_blocks(X, y, kernel, K_mm, indices, config.block_rows)
     return nystrom_model(K_mm, blocks, landmarks=landmarks, indices=indices, config=config,
-                         kernel=kernel.describe())
+                         kernel=kernel.describe(), coding=TargetCoding.of(y, task))
 
 
 def train_kernel_blocks(X: np.ndarray, y: np.ndarray, kernel: KernelFunction, K_mm: np.ndarray, indices: np.ndarray,
@@ -344,28 +421,36 @@ def landmark_columns(K_mm: np.ndarray, others_kernel: np.ndarray, indices: np.nd
 
 
 def nystrom_model(K_mm: np.ndarray, blocks: Iterable[tuple[np.ndarray, np.ndarray]], *, landmarks: np.ndarray,
-                  indices: np.ndarray, config: NystromConfig, kernel: dict[str, Any]) -> NystromModel:
+                  indices: np.ndarray, config: NystromConfig, kernel: dict[str, Any],
+                  coding: TargetCoding = TargetCoding()) -> NystromModel:
     """The fitted model from precomputed kernels: K_mm (m, m) and row ``blocks`` of
     (K_nm rows (b, m), their labels (b,)) covering each train row once, in any order, e.g. slices
     of a K_nm stored as a .npy memmap, or :func:`train_kernel_blocks`.
 
     The map from :func:`nystrom_map` (``config.eps``), then :func:`fit_ridge_blocks` (``config.C``)
     on each block's features K_nm @ projection. ``landmarks`` (m, d) / ``indices`` (m,) and the
-    ``kernel`` description are stored with the model, as in :func:`fit_nystrom`.
+    ``kernel`` description are stored with the model, as in :func:`fit_nystrom`; ``coding`` the
+    task's targets (:class:`TargetCoding`; binary by default).
     """
     projection, clipped = nystrom_map(K_mm, eps=config.eps)
-    coef, intercept = fit_ridge_blocks(((rows @ projection, labels) for rows, labels in blocks), C=config.C)
+    coef, intercept = fit_ridge_blocks(((rows @ projection, labels) for rows, labels in blocks), C=config.C,
+                                       coding=coding)
     meta = {**asdict(config), "m": int(len(indices)), "clipped": clipped, "rank": int(projection.shape[1]),
-            "classifier": "least-squares SVM (ridge on +-1 targets, alpha = 1/C)", "kernel": kernel}
-    return NystromModel(np.asarray(landmarks), np.asarray(indices, dtype=np.int64), projection, coef, intercept, meta)
+            "classifier": NYSTROM_MODELS[coding.task], "kernel": kernel}
+    if coding.task != "binary":  # binary metadata stays as it was stored before tasks existed
+        meta["task"] = coding.task
+    target = (coding.mean, coding.scale) if coding.task == "regression" else None
+    return NystromModel(np.asarray(landmarks), np.asarray(indices, dtype=np.int64), projection, coef, intercept, meta,
+                        target)
 
 
 def nystrom_decision(model: NystromModel, X: np.ndarray, kernel: KernelFunction, *,
                      block_rows: int = 4096) -> np.ndarray:
-    """Decision values (len(X),) of a fitted model, positive meaning class index 1; rows go to
-    the kernel ``block_rows`` at a time (each needs only its m entries against the landmarks)."""
+    """Decision values (len(X),) of a fitted model, positive meaning class index 1 ((len(X), K) for
+    a multi-class model, target units for a regression); rows go to the kernel ``block_rows`` at a
+    time (each needs only its m entries against the landmarks)."""
     X = np.asarray(X, dtype=np.float64)
-    out = np.empty(len(X))
+    out = np.empty((len(X), *np.shape(model.intercept)))
     for rows in row_blocks(len(X), block_rows):
         out[rows] = model.decision(kernel(X[rows], model.landmarks))
     return out

@@ -40,7 +40,7 @@ def test_rbf_svm_as_arrays_matches_sklearn(data):
 def test_metrics_follow_the_decision_sign():
     y = np.array([0, 0, 1, 1])
     perfect = holdout_metrics(y, np.array([-2.0, -1.0, 1.0, 2.0]))
-    assert perfect == {"accuracy": 1.0, "f1": 1.0, "roc_auc": 1.0}
+    assert perfect == {"accuracy": 1.0, "f1": 1.0, "balanced_accuracy": 1.0, "roc_auc": 1.0}
     inverted = holdout_metrics(y, np.array([2.0, 1.0, -1.0, -2.0]))
     assert inverted["accuracy"] == 0.0 and inverted["roc_auc"] == 0.0
 

@@ -163,8 +163,8 @@ def predictions(context: AssetExecutionContext, config: PredictionsConfig, wareh
     digest = hashlib.sha256(written.select("sample_id", "model_version", "role", "decision").write_csv().encode())
     return MaterializeResult(data_version=DataVersion(digest.hexdigest()), metadata={
         **summary, "rows": rows.height, "export": str(export),
-        "decisions": MetadataValue.json(dict(written.filter(pl.col("role") == "champion")["decision"]
-                                             .value_counts().iter_rows()))})
+        "decisions": MetadataValue.json(decision_counts(written.filter(pl.col("role") == "champion"),
+                                                        regression="lower" in written.columns))})
 
 
 def export_to_reuse(export: Path, sample_ids: list[str], plan: dict) -> pl.DataFrame | None:
@@ -240,6 +240,17 @@ def score_batch(context, rows: pl.DataFrame, plan: dict, *, rows_used: int, band
     return frames, summary
 
 
+def decision_counts(champion: pl.DataFrame, *, regression: bool) -> dict:
+    """What the champion decided: rows per class; for regression (every value its own decision)
+    the count and the predicted values' min, median and max. Empty without rows."""
+    if champion.is_empty():
+        return {}
+    if regression:
+        values = champion["score"]
+        return {"rows": champion.height, "min": values.min(), "median": values.median(), "max": values.max()}
+    return dict(champion["decision"].value_counts().iter_rows())
+
+
 def category_matrix(rows: pl.DataFrame) -> np.ndarray | None:
     """The categorical columns of ``rows`` as an (n, c) object array (str, None where missing), or
     None when the rows carry none (no ``categories`` column, or empty lists: numeric datasets)."""
@@ -279,8 +290,7 @@ def serving_monitor(context: AssetExecutionContext, warehouse: Warehouse, cost_p
         "rows_scored": int(scored.filter(pl.col("role") == "champion").height),
         "feature_psi": drift,
         "max_psi": max(drift.values(), default=0.0),
-        "decisions": dict(scored.filter(pl.col("role") == "champion")["decision"].value_counts().iter_rows())
-        if scored.height else {},
+        "decisions": decision_counts(scored.filter(pl.col("role") == "champion"), regression=task == "regression"),
         "flagged_rows": int(scored["flagged"].is_not_null().sum()) if scored.height else 0,
         "quantum_failure_rate": {"failed_submissions": failures, "tasks": tasks,
                                  "rate": failures / (failures + tasks) if failures + tasks else 0.0},
@@ -445,7 +455,8 @@ def task_sections(scored: pl.DataFrame, train: pl.DataFrame, scoring: pl.DataFra
 def category_drift(train: pl.DataFrame, scoring: pl.DataFrame, transform: EmbeddingTransform | None) -> dict:
     """Categorical drift of the scored rows against the train split: ``unseen_share`` (cells whose
     category the champion's transform never saw in training, over all categorical cells) and
-    ``level_psi`` per column (``category_<j>``, by position). Empty without categorical columns."""
+    ``level_psi`` per column (by the transform's column names, else ``category_<j>`` by position).
+    Empty without categorical columns."""
     if "categories" not in scoring.columns or scoring.is_empty():
         return {}
     actual = category_matrix(scoring)
@@ -455,8 +466,11 @@ def category_drift(train: pl.DataFrame, scoring: pl.DataFrame, transform: Embedd
     if transform is not None and hasattr(transform, "unseen_categories"):
         report["unseen_share"] = transform.unseen_categories(actual) / actual.size
     expected = category_matrix(train) if "categories" in train.columns else None
+    preprocessor = getattr(transform, "preprocessor", None)
+    names = ([str(name) for name in preprocessor.category_names] if preprocessor is not None
+             and len(preprocessor.category_names) == actual.shape[1] else [f"category_{j}" for j in range(actual.shape[1])])
     if expected is not None and expected.shape[1] == actual.shape[1]:
-        report["level_psi"] = {f"category_{j}": level_stability(expected[:, j].tolist(), actual[:, j].tolist())
+        report["level_psi"] = {names[j]: level_stability(expected[:, j].tolist(), actual[:, j].tolist())
                                for j in range(actual.shape[1])}
     return report
 

@@ -303,3 +303,33 @@ def test_categorical_level_drift_per_column():
     assert drift["level_psi"]["category_0"] > 1.0 and "unseen_share" not in drift  # no transform: not counted
     assert category_drift(train, pl.DataFrame({"features": [[0.0]]}), None) == {}
 
+
+
+def test_registry_listings_and_dashboards_show_each_tasks_own_figures():
+    from hybrid_assets.serving.assets import decision_counts
+    from hybrid_assets.serving.registry import headline_metric
+
+    assert headline_metric({"accuracy": 0.9, "f1": 0.8, "roc_auc": 0.95}) == ("accuracy", 0.9)
+    assert headline_metric({"r2": 0.7, "rmse": 1.2, "mae": 0.9}) == ("r2", 0.7)
+    assert math.isnan(headline_metric({})[1])
+    champion = pl.DataFrame({"decision": ["a", "b", "a", "c"], "score": [3.0, 1.0, 2.0, 4.0]})
+    assert decision_counts(champion, regression=False) == {"a": 2, "b": 1, "c": 1}
+    assert decision_counts(champion, regression=True) == {"rows": 4, "min": 1.0, "median": 2.5, "max": 4.0}
+    assert decision_counts(champion.head(0), regression=True) == {}
+
+
+@pytest.mark.skipif(not hasattr(EmbeddingTransform, "unseen_categories"), reason="needs the categorical transform")
+def test_the_share_of_unseen_categories_comes_from_the_champions_transform():
+    from hybrid_assets.training.embeddings import Preprocessor
+    from hybrid_resources.data.contract import DatasetContract
+
+    numeric = np.arange(8.0)[:, None]
+    colours = np.array([["red"], ["blue"]] * 4, dtype=object)
+    preprocessor = Preprocessor.fit(numeric, colours, ["colour"], DatasetContract())
+    transform = EmbeddingTransform.fit(numeric, np.array([f"t{i}" for i in range(8)]), n_qubits=2,
+                                       preprocessor=preprocessor, categories=colours)
+    train = pl.DataFrame({"features": numeric.tolist(), "categories": colours.tolist()})
+    scoring = pl.DataFrame({"features": [[0.0]] * 4, "categories": [["red"], ["green"], ["green"], [None]]})
+    drift = category_drift(train, scoring, transform)
+    assert drift["unseen_share"] == 0.5 and set(drift["level_psi"]) == {"colour"}
+    assert drift["level_psi"]["colour"] > 1.0

@@ -4,8 +4,14 @@
 - ``scoring_batches`` / ``predictions`` (one partition per scoring file): the champion scores every
   row, cheap first (see :mod:`hybrid_assets.serving.scoring`); a shadow challenger beside it.
 - ``scoring_labels`` (one partition per labels file): labels of rows scored earlier.
-- ``serving_monitor``: drift, predictions, failures, latency, spend, and the shadow challenger's
-  realised accuracy, with the ``shadow_ready`` gate.
+- ``serving_monitor``: drift (numeric and categorical), predictions, failures, latency, spend, the
+  champion's realised metrics once labels arrive (per task), and the shadow challenger's realised
+  metric, with the ``shadow_ready`` gate.
+
+Every task scores the same way (:mod:`hybrid_assets.serving.scoring`); what differs is the shape of
+a decision and the realised metric: accuracy and macro-F1 for classification, R², RMSE and MAE for
+regression (its labels are numbers written as text). The shadow gate compares realised accuracy
+for classification and realised R² for regression (both higher is better).
 """
 
 
@@ -32,6 +38,7 @@ from dagster import (
     asset,
 )
 from pydantic import Field
+from sklearn.metrics import accuracy_score, f1_score
 
 from hybrid_assets.common.automation import ON_NEW_DATA
 from hybrid_assets.common.outputs import artifact_output
@@ -50,10 +57,13 @@ from hybrid_assets.serving.registry import register_evaluation, registry_store
 from hybrid_assets.serving.scoring import (
     QuantumAllowance,
     cascade,
+    level_stability,
     load_scorer,
     population_stability,
     predictions_frame,
 )
+from hybrid_assets.training.embeddings import EmbeddingTransform
+from hybrid_assets.training.tasks import holdout_metrics, task_of
 from hybrid_resources.cost_policy import CostPolicy
 from hybrid_resources.data.contract import DatasetContract
 from hybrid_resources.data.paths import DataLayout, atomic_write
@@ -108,8 +118,11 @@ def scoring_labels(context: AssetExecutionContext, warehouse: Warehouse) -> Mate
 
 
 class PredictionsConfig(Config):
-    uncertainty_band: float = Field(default=0.25, ge=0.0, description="Rows whose classical decision value is within "
-                                                                      "+-band go to the quantum model")
+    uncertainty_band: float = Field(default=0.25, ge=0.0, description="Rows whose classical uncertainty score is below "
+                                                                      "band go to the quantum model: |decision value| "
+                                                                      "(binary), the top-two class margin (multiclass), "
+                                                                      "the conformal sharpness (regression, 1 = a "
+                                                                      "typical row)")
 
 
 @asset(partitions_def=scoring_files_partitions, deps=[scoring_batches], pool="quantum", code_version="1",
@@ -150,8 +163,8 @@ def predictions(context: AssetExecutionContext, config: PredictionsConfig, wareh
     digest = hashlib.sha256(written.select("sample_id", "model_version", "role", "decision").write_csv().encode())
     return MaterializeResult(data_version=DataVersion(digest.hexdigest()), metadata={
         **summary, "rows": rows.height, "export": str(export),
-        "decisions": MetadataValue.json(dict(written.filter(pl.col("role") == "champion")["decision"]
-                                             .value_counts().iter_rows()))})
+        "decisions": MetadataValue.json(decision_counts(written.filter(pl.col("role") == "champion"),
+                                                        regression="lower" in written.columns))})
 
 
 def export_to_reuse(export: Path, sample_ids: list[str], plan: dict) -> pl.DataFrame | None:
@@ -193,7 +206,8 @@ def score_batch(context, rows: pl.DataFrame, plan: dict, *, rows_used: int, band
     ``received_at``: when the rows arrived (epoch seconds, one or per row), for their queue time."""
     queue_s = np.maximum(time.time() - np.asarray(received_at, dtype=np.float64), 0.0)
     store, backend = registry_store(), cost_policy.with_program_sets(quantum_backend.backend_config())
-    features = np.asarray(rows["features"].to_list(), dtype=np.float64)
+    features = np.asarray(rows["features"].to_list(), dtype=np.float64)  # a missing value (null) becomes NaN
+    categories = category_matrix(rows)
     screen = load_scorer(plan["screen"], store)
     cache = KernelCache(DataLayout.from_env().kernel_cache)
     frames, summary = [], {"champion": plan["champion"]["version_id"], "screen": screen.version_id}
@@ -211,7 +225,8 @@ def score_batch(context, rows: pl.DataFrame, plan: dict, *, rows_used: int, band
             usd_per_row = cost_policy.estimate(backend, model.circuits_per_row, backend.shots or 0).usd
             allowance = QuantumAllowance.for_today(rows_quota=cost_policy.quantum_rows_per_day, rows_used=rows_used,
                                                    usd_per_row=usd_per_row, usd_left=usd_left)
-            scored = cascade(features, screen, model, band=band, allowance=allowance, run_quantum=run_quantum, role=role)
+            scored = cascade(features, screen, model, band=band, allowance=allowance, run_quantum=run_quantum, role=role,
+                             categories=categories)
             rows_used += scored.quantum_rows
             usd_left -= scored.quantum_rows * usd_per_row
             frames.append(predictions_frame(rows["sample_id"].to_list(), scored, model.classes, source=source,
@@ -225,6 +240,28 @@ def score_batch(context, rows: pl.DataFrame, plan: dict, *, rows_used: int, band
     return frames, summary
 
 
+def decision_counts(champion: pl.DataFrame, *, regression: bool) -> dict:
+    """What the champion decided: rows per class; for regression (every value its own decision)
+    the count and the predicted values' min, median and max. Empty without rows."""
+    if champion.is_empty():
+        return {}
+    if regression:
+        values = champion["score"]
+        return {"rows": champion.height, "min": values.min(), "median": values.median(), "max": values.max()}
+    return dict(champion["decision"].value_counts().iter_rows())
+
+
+def category_matrix(rows: pl.DataFrame) -> np.ndarray | None:
+    """The categorical columns of ``rows`` as an (n, c) object array (str, None where missing), or
+    None when the rows carry none (no ``categories`` column, or empty lists: numeric datasets)."""
+    if "categories" not in rows.columns or rows.is_empty():
+        return None
+    values = rows["categories"].to_list()
+    if not any(values):
+        return None
+    return np.array(values, dtype=object).reshape(len(values), -1)
+
+
 @asset(automation_condition=ON_NEW_DATA, deps=[predictions, scoring_labels], code_version="1", group_name="serving",
        kinds={"duckdb"},
        check_specs=[AssetCheckSpec("shadow_ready", asset="serving_monitor",
@@ -232,25 +269,28 @@ def score_batch(context, rows: pl.DataFrame, plan: dict, *, rows_used: int, band
                                                "by the margin")])
 def serving_monitor(context: AssetExecutionContext, warehouse: Warehouse, cost_policy: CostPolicy,
                     gate_policy: GatePolicy) -> Iterator:
-    """The serving dashboard: feature drift (PSI per feature against the train split), the
-    distribution of predictions, the quantum failure rate, latency and queue time per backend, spend per day
-    against the budget, and the shadow challenger's agreement, score drift and realised accuracy."""
+    """The serving dashboard: feature drift (PSI per feature against the train split; for
+    categorical columns the share of unseen categories and each column's level PSI; the share of
+    missing values where any), the distribution of predictions, the quantum failure rate, latency
+    and queue time per backend, spend per day against the budget, the champion's realised metrics
+    (:func:`realized_metrics`), and the shadow challenger's agreement, score drift and realised
+    accuracy (R² for regression)."""
     with warehouse.session(read_only=True) as session:
         scored = session.predictions()
         train = session.features_in_arrival_order().filter(pl.col("split") == "train")
         scoring = session.scored_features()
         spend = session.spend_per_day()
+        task, transform = serving_task(session.models())
     failures, tasks = warehouse.failure_rate()
     devices = warehouse.device_telemetry()
     drift = feature_drift(train, scoring)
-    shadow = shadow_report(scored, gate_policy)
+    shadow = shadow_report(scored, gate_policy, task=task)
     per_backend = timing_per_backend(scored)
     report = {
         "rows_scored": int(scored.filter(pl.col("role") == "champion").height),
         "feature_psi": drift,
         "max_psi": max(drift.values(), default=0.0),
-        "decisions": dict(scored.filter(pl.col("role") == "champion")["decision"].value_counts().iter_rows())
-        if scored.height else {},
+        "decisions": decision_counts(scored.filter(pl.col("role") == "champion"), regression=task == "regression"),
         "flagged_rows": int(scored["flagged"].is_not_null().sum()) if scored.height else 0,
         "quantum_failure_rate": {"failed_submissions": failures, "tasks": tasks,
                                  "rate": failures / (failures + tasks) if failures + tasks else 0.0},
@@ -258,6 +298,7 @@ def serving_monitor(context: AssetExecutionContext, warehouse: Warehouse, cost_p
         "device_tasks": devices,
         "spend_per_day": spend, "daily_budget_usd": cost_policy.daily_budget_usd,
         "shadow": shadow,
+        **task_sections(scored, train, scoring, task=task, transform=transform),
     }
     metadata = {
         "rows_scored": report["rows_scored"], "max_psi": report["max_psi"], "flagged_rows": report["flagged_rows"],
@@ -268,6 +309,7 @@ def serving_monitor(context: AssetExecutionContext, warehouse: Warehouse, cost_p
         "spend": MetadataValue.md(comparison_table({str(d): {"usd": u, "budget": cost_policy.daily_budget_usd}
                                                     for d, u in spend.items()}, ["usd", "budget"])),
         "shadow": MetadataValue.json({k: v for k, v in shadow.items() if k != "message"}),
+        "realized": MetadataValue.json(report["realized"]),
     }
     if scored.height:
         png = histograms_png({role: scored.filter(pl.col("role") == role)["score"].to_numpy()
@@ -307,31 +349,141 @@ def feature_drift(train: pl.DataFrame, scoring: pl.DataFrame) -> dict[str, float
     return {f"feature_{i}": population_stability(expected[:, i], actual[:, i]) for i in range(expected.shape[1])}
 
 
-def shadow_report(scored: pl.DataFrame, gates: GatePolicy) -> dict:
-    """The shadow challenger against the champion on the rows both scored: agreement, score drift,
-    realised accuracy where labels arrived; and whether it is ready to be promoted."""
+def shadow_report(scored: pl.DataFrame, gates: GatePolicy, *, task: str = "binary") -> dict:
+    """The shadow challenger against the champion on the rows both scored: agreement (same class;
+    for regression the share of shadow values inside the champion's interval), score drift, the
+    realised metric where labels arrived (accuracy, or R² for regression); and whether it is ready
+    to be promoted."""
     empty = {"ready": False, "labelled_rows": 0, "message": "no shadow challenger has scored yet"}
     if scored.is_empty() or scored.filter(pl.col("role") == "shadow").is_empty():
         return empty
     shadow = scored.filter(pl.col("role") == "shadow")
     version = shadow.sort("scored_at")["model_version"][-1]
-    both = (scored.filter(pl.col("role") == "champion").select("sample_id", "score", "decision", "label")
+    interval = [c for c in ("lower", "upper") if c in scored.columns]
+    both = (scored.filter(pl.col("role") == "champion").select("sample_id", "score", "decision", "label", *interval)
             .join(shadow.filter(pl.col("model_version") == version).select("sample_id", "score", "decision"),
                   on="sample_id", suffix="_shadow"))
     labelled = both.filter(pl.col("label").is_not_null())
-    champion_accuracy = float((labelled["decision"] == labelled["label"]).mean()) if labelled.height else math.nan
-    shadow_accuracy = float((labelled["decision_shadow"] == labelled["label"]).mean()) if labelled.height else math.nan
-    margin = shadow_accuracy - champion_accuracy
+    metric = "r2" if task == "regression" else "accuracy"
+    champion_value, shadow_value = (
+        (realized_metric(labelled, suffix, task=task) for suffix in ("", "_shadow")) if labelled.height
+        else (math.nan, math.nan))
+    margin = shadow_value - champion_value
     enough = labelled.height >= gates.shadow_min_labelled_rows
     ready = bool(enough and margin > gates.min_margin)
+    label = "realised accuracy" if metric == "accuracy" else "realised R²"
     message = (f"shadow {version}: {labelled.height} labelled rows (need {gates.shadow_min_labelled_rows}); "
-               + (f"realised accuracy {shadow_accuracy:.4f} vs champion {champion_accuracy:.4f} "
+               + (f"{label} {shadow_value:.4f} vs champion {champion_value:.4f} "
                   f"({margin:+.4f}, margin {gates.min_margin:+.4f})" if labelled.height else "no labels yet")
                + ("; ready for promotion (an approval is still needed)" if ready else "; not ready"))
-    return {"version": version, "rows": both.height, "agreement": float((both["decision"] == both["decision_shadow"]).mean()),
+    return {"version": version, "rows": both.height, "agreement": shadow_agreement(both, task),
             "score_drift": float((both["score_shadow"] - both["score"]).abs().mean()),
-            "labelled_rows": labelled.height, "champion_accuracy": champion_accuracy,
-            "shadow_accuracy": shadow_accuracy, "realised_margin": margin, "ready": ready, "message": message}
+            "labelled_rows": labelled.height, f"champion_{metric}": champion_value,
+            f"shadow_{metric}": shadow_value, "realised_margin": margin, "ready": ready, "message": message}
+
+
+def shadow_agreement(both: pl.DataFrame, task: str) -> float:
+    """Share of rows where the shadow agrees with the champion: the same class; for regression a
+    shadow value inside the champion's conformal interval (NaN where it has none)."""
+    if task != "regression":
+        return float((both["decision"] == both["decision_shadow"]).mean())
+    if "lower" not in both.columns:
+        return math.nan
+    bounded = both.filter(pl.col("lower").is_not_null() & pl.col("upper").is_not_null())
+    if bounded.is_empty():
+        return math.nan
+    inside = (bounded["score_shadow"] >= bounded["lower"]) & (bounded["score_shadow"] <= bounded["upper"])
+    return float(inside.mean())
+
+
+def realized_metric(labelled: pl.DataFrame, suffix: str, *, task: str) -> float:
+    """The realised metric the shadow gate compares, of the ``decision{suffix}``/``score{suffix}``
+    columns against ``label``: accuracy for classification, R² for regression."""
+    metrics = realized_metrics(labelled["label"].to_list(), labelled[f"decision{suffix}"].to_list(),
+                               labelled[f"score{suffix}"].to_numpy(), task=task)
+    return metrics["r2" if task == "regression" else "accuracy"]
+
+
+def realized_metrics(labels: list[str], decisions: list[str], scores: np.ndarray, *, task: str) -> dict[str, float]:
+    """Metrics of served predictions against the labels that arrived later (one entry per row).
+
+    Classification: ``accuracy`` and ``macro_f1`` of the decisions (class labels) against the labels.
+    Regression: ``r2``, ``rmse``, ``mae`` (:func:`tasks.holdout_metrics`) of the scores (predicted
+    values) against the labels read as numbers; a label that is no finite number is left out and
+    counted in ``non_numeric_labels``. Always ``labelled_rows``: the rows the metrics are over.
+    """
+    if task == "regression":
+        values = pl.Series(labels, dtype=pl.String).cast(pl.Float64, strict=False).to_numpy()
+        usable = np.isfinite(values)
+        metrics = ({"r2": math.nan, "rmse": math.nan, "mae": math.nan} if not usable.any() else
+                   holdout_metrics(values[usable], np.asarray(scores, dtype=np.float64)[usable], task="regression"))
+        return {"labelled_rows": int(usable.sum()), **metrics, "non_numeric_labels": int((~usable).sum())}
+    if not labels:
+        return {"labelled_rows": 0, "accuracy": math.nan, "macro_f1": math.nan}
+    return {"labelled_rows": len(labels), "accuracy": float(accuracy_score(labels, decisions)),
+            "macro_f1": float(f1_score(labels, decisions, average="macro", zero_division=0.0))}
+
+
+def serving_task(models: list[dict]) -> tuple[str, EmbeddingTransform | None]:
+    """The task the champion serves and its embedding transform (from the reduced_embeddings
+    version it names, re-hashed), or ("binary", None) before there is a champion."""
+    champion = next((m for m in models if m["status"] == "champion"), None)
+    if champion is None:
+        return "binary", None
+    embeddings = registry_store().read_verified(["reduced_embeddings"], champion["artifacts"]["reduced_embeddings"])
+    return task_of(embeddings), EmbeddingTransform.from_bundle(embeddings)
+
+
+def task_sections(scored: pl.DataFrame, train: pl.DataFrame, scoring: pl.DataFrame, *, task: str,
+                  transform: EmbeddingTransform | None) -> dict:
+    """The monitor's task-dependent sections: ``task``, the champion's ``realized`` metrics on its
+    labelled rows; ``categorical_drift`` when the rows have categorical columns and
+    ``missing_share`` when a feature has missing values (absent otherwise)."""
+    champion = (scored.filter((pl.col("role") == "champion") & pl.col("label").is_not_null()) if scored.height
+                else pl.DataFrame(schema={"label": pl.String, "decision": pl.String, "score": pl.Float64}))
+    sections = {"task": task, "realized": realized_metrics(champion["label"].to_list(), champion["decision"].to_list(),
+                                                           champion["score"].to_numpy(), task=task)}
+    categorical = category_drift(train, scoring, transform)
+    if categorical:
+        sections["categorical_drift"] = categorical
+    missing = missing_shares(train, scoring)
+    if missing:
+        sections["missing_share"] = missing
+    return sections
+
+
+def category_drift(train: pl.DataFrame, scoring: pl.DataFrame, transform: EmbeddingTransform | None) -> dict:
+    """Categorical drift of the scored rows against the train split: ``unseen_share`` (cells whose
+    category the champion's transform never saw in training, over all categorical cells) and
+    ``level_psi`` per column (by the transform's column names, else ``category_<j>`` by position).
+    Empty without categorical columns."""
+    if "categories" not in scoring.columns or scoring.is_empty():
+        return {}
+    actual = category_matrix(scoring)
+    if actual is None:
+        return {}
+    report: dict = {"cells": int(actual.size)}
+    if transform is not None and hasattr(transform, "unseen_categories"):
+        report["unseen_share"] = transform.unseen_categories(actual) / actual.size
+    expected = category_matrix(train) if "categories" in train.columns else None
+    preprocessor = getattr(transform, "preprocessor", None)
+    names = ([str(name) for name in preprocessor.category_names] if preprocessor is not None
+             and len(preprocessor.category_names) == actual.shape[1] else [f"category_{j}" for j in range(actual.shape[1])])
+    if expected is not None and expected.shape[1] == actual.shape[1]:
+        report["level_psi"] = {names[j]: level_stability(expected[:, j].tolist(), actual[:, j].tolist())
+                               for j in range(actual.shape[1])}
+    return report
+
+
+def missing_shares(train: pl.DataFrame, scoring: pl.DataFrame) -> dict[str, dict[str, float]]:
+    """Per feature (``feature_<i>``) with any missing value: the share missing in the train split
+    and in the scored rows. Empty when nothing is missing."""
+    if train.is_empty() or scoring.is_empty():
+        return {}
+    expected = np.isnan(np.asarray(train["features"].to_list(), dtype=np.float64)).mean(axis=0)
+    actual = np.isnan(np.asarray(scoring["features"].to_list(), dtype=np.float64)).mean(axis=0)
+    return {f"feature_{i}": {"train": float(expected[i]), "scoring": float(actual[i])}
+            for i in range(len(expected)) if expected[i] > 0 or actual[i] > 0}
 
 
 def score_stream_records(context, *, stream: ScoringStream, warehouse: Warehouse, quantum_backend: QuantumBackend,

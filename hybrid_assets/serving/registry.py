@@ -107,6 +107,13 @@ def register_evaluation(warehouse: Warehouse, store: ArtifactStore, report: dict
     return registered
 
 
+def headline_metric(metrics: dict[str, float]) -> tuple[str, float]:
+    """The holdout metric a listing shows for a version: ``accuracy`` for a classifier, ``r2`` for a
+    regressor (registered metrics carry whatever keys the model's task has; NaN when absent)."""
+    name = "r2" if "r2" in metrics and "accuracy" not in metrics else "accuracy"
+    return name, float(metrics.get(name, float("nan")))
+
+
 def champion(session: WarehouseSession) -> dict[str, Any] | None:
     found = session.models(status="champion")
     return found[0] if found else None

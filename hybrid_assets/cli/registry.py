@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from hybrid_assets.serving.registry import (
+    headline_metric,
     RegistryError,
     approve,
     describe,
@@ -74,8 +75,8 @@ def signed_statement(args: argparse.Namespace, warehouse: Warehouse, store: Arti
 def run(args: argparse.Namespace, warehouse: Warehouse, store: ArtifactStore) -> str:
     """Do one command; returns what it prints."""
     if args.command == "list":
-        return "\n".join(f"{entry['version_id']:<34} {entry['status']:<10} {entry['kind']:<20} accuracy "
-                         f"{entry['metrics'].get('accuracy', float('nan')):.4f}  {entry['registered_at']}"
+        return "\n".join(f"{entry['version_id']:<34} {entry['status']:<10} {entry['kind']:<20} "
+                         "{} {:.4f}  ".format(*headline_metric(entry["metrics"])) + f"{entry['registered_at']}"
                          for entry in describe(warehouse)["models"])
     if args.command == "show":
         everything = describe(warehouse)

@@ -19,6 +19,7 @@ import hashlib
 import math
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -65,7 +66,7 @@ from hybrid_assets.serving.scoring import (
 from hybrid_assets.training.embeddings import EmbeddingTransform
 from hybrid_assets.training.tasks import holdout_metrics, task_of
 from hybrid_resources.cost_policy import CostPolicy
-from hybrid_resources.data.contract import DatasetContract
+from hybrid_resources.data.dataset import load_dataset_contract
 from hybrid_resources.data.paths import DataLayout, atomic_write
 from hybrid_resources.data.stream import ScoringStream
 from hybrid_resources.data.warehouse import Warehouse
@@ -73,8 +74,6 @@ from hybrid_resources.gate_policy import GatePolicy
 from hybrid_resources.quantum.backends import QuantumBackend
 from hybrid_resources.quantum.kernel_cache import KernelCache
 
-SCORING_CONTRACT = DatasetContract(labelled=False)
-LABELS_CONTRACT = DatasetContract()
 
 
 @asset(automation_condition=ON_NEW_DATA, code_version="1", group_name="models", kinds={"duckdb"})
@@ -105,7 +104,8 @@ def model_registry(context: AssetExecutionContext, model_evaluation: dict, wareh
 def scoring_batches(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
     """Rows of one scoring file (sample_id and the training feature columns, no label), or the file
     quarantined with its reason."""
-    return ingest_partition(context, warehouse, zone="scoring", contract=SCORING_CONTRACT, check_name="scoring_contract")
+    return ingest_partition(context, warehouse, zone="scoring", contract=replace(load_dataset_contract(), labelled=False),
+                            check_name="scoring_contract")
 
 
 @asset(partitions_def=labels_files_partitions, pool="warehouse", code_version="1", group_name="serving",
@@ -114,7 +114,8 @@ def scoring_batches(context: AssetExecutionContext, warehouse: Warehouse) -> Mat
                                    description="The file has a sample_id and a label per row, each id once")])
 def scoring_labels(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
     """Labels of rows scored earlier (sample_id, label), or the file quarantined with its reason."""
-    return ingest_partition(context, warehouse, zone="labels", contract=LABELS_CONTRACT, check_name="labels_contract")
+    return ingest_partition(context, warehouse, zone="labels", contract=load_dataset_contract(),
+                            check_name="labels_contract")
 
 
 class PredictionsConfig(Config):

@@ -204,6 +204,9 @@ ALTER TABLE scoring_rows ADD COLUMN IF NOT EXISTS categories VARCHAR[] DEFAULT [
 ALTER TABLE landing_files ADD COLUMN IF NOT EXISTS category_names VARCHAR;  -- JSON list, ingested files only
 ALTER TABLE scoring_files ADD COLUMN IF NOT EXISTS category_names VARCHAR;
 ALTER TABLE labels_files ADD COLUMN IF NOT EXISTS category_names VARCHAR;
+ALTER TABLE predictions ADD COLUMN IF NOT EXISTS class_scores DOUBLE[];  -- multi-class: each class's score, in class order
+ALTER TABLE predictions ADD COLUMN IF NOT EXISTS lower DOUBLE;  -- regression: the 90% conformal interval; NULL where none
+ALTER TABLE predictions ADD COLUMN IF NOT EXISTS upper DOUBLE;
 CREATE TABLE IF NOT EXISTS experiment_log (
     run_id    VARCHAR NOT NULL,
     asset     VARCHAR NOT NULL,
@@ -399,6 +402,7 @@ class WarehouseSession:
         re-scoring the same rows with the same model writes no duplicates."""
         columns = ["sample_id", "model_version", "role", "score", "decision", "decided_by", "flagged", "latency_s",
                    "backend", "queue_s", "source", "run_id"]
+        columns += [name for name in ("class_scores", "lower", "upper") if name in frame.columns]  # per task
         self.connection.register("new_predictions", frame.select(columns).to_arrow())
         self.connection.execute(f"INSERT OR REPLACE INTO predictions ({', '.join(columns)}) "
                                 f"SELECT {', '.join(columns)} FROM new_predictions")

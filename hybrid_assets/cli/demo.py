@@ -158,7 +158,8 @@ def print_route_plan(demo: Demo) -> None:
     for route in report["routes"]:
         refused = " - refused by the time budget" if route["route"] in report["refused"] else ""
         print(f"  {route['route']:>9}: {route['circuits']:,} circuits, ${route['usd']:,.2f}, "
-              f"~{route['wall_time_s']:,.0f} s, expected accuracy {accuracy.get(route['route'], float('nan')):.4f}"
+              f"~{route['wall_time_s']:,.0f} s, expected {report.get('expected_metric', 'accuracy')} "
+              f"{accuracy.get(route['route'], float('nan')):.4f}"
               f"{refused}")
 
 

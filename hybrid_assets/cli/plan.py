@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
           f"qubits, on {report['device']} ({report['shots'] or 'exact'} shots); nothing was submitted.\n")
     print(format_plan(plans))
     if report["expected_accuracy"]:
-        print("\nExpected holdout accuracy on the exact simulator: "
+        print(f"\nExpected holdout {report.get('expected_metric', 'accuracy')} on the exact simulator: "
               + ", ".join(f"{route} {value:.4f}" for route, value in report["expected_accuracy"].items()))
     for route, message in report["refused"].items():
         print(f"\nrefused: {route}: {message}")

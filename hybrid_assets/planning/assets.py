@@ -51,7 +51,7 @@ def kernel_route_plan(config: RoutePlanConfig, reduced_embeddings: dict, kernel_
         "refused_by_time_budget": MetadataValue.json(report["refused"]),
         "time_budget_s": report["time_budget_s"],
         **({"expected_accuracy": MetadataValue.md(comparison_table(
-            {route: {"accuracy": value} for route, value in accuracy.items()}, ["accuracy"])),
+            {route: {report["expected_metric"]: value} for route, value in accuracy.items()}, [report["expected_metric"]])),
             "expected_accuracy_sample": MetadataValue.json(report["expected_accuracy_sample"])} if accuracy else {}),
     })
 

@@ -6,8 +6,8 @@ map), on the configured device (``HYBRID_QUANTUM_DEVICE``, ``HYBRID_QUANTUM_SHOT
 ``--device``/``--shots``), it prints the circuits, billed tasks, dollars and estimated wall time
 of the pairwise fidelity, projected and Nyström routes, and which of them the cost policy's time
 budget (``HYBRID_TIME_BUDGET_S``) would refuse. For the current data it also gives each route's
-expected holdout accuracy, computed on the exact simulator (``--no-accuracy`` to skip). It
-submits nothing.
+expected holdout accuracy (R² for a regression), computed on the exact simulator
+(``--no-accuracy`` to skip). It submits nothing.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn.svm import SVC
-
+from hybrid_assets.training.models import fit_precomputed_svm, precomputed_decision
 from hybrid_assets.training.scale import sample_note, stratified_sample
-from hybrid_assets.training.tuning import kfold_splits
+from hybrid_assets.training.tasks import holdout_metrics, task_of
+from hybrid_assets.training.tuning import kfold_splits, quantum_score
 from hybrid_resources.cost_policy import CostPolicy, SubmissionRefused
 from hybrid_resources.data.artifacts import ArtifactStore
 from hybrid_resources.quantum.backends import BackendConfig
@@ -55,23 +55,35 @@ def current_data(store: ArtifactStore) -> tuple[dict, dict]:
 
 def expected_accuracy(embeddings: dict, spec: FeatureMapSpec, C: float, landmarks: int, *, folds: int = 5,
                       seed: int = 0) -> dict[str, float]:
-    """Holdout accuracy of each route's classifier on the exact simulator (nothing submitted).
+    """Holdout figure of each route's model on the exact simulator (nothing submitted): accuracy
+    for classification, R² for regression (:func:`expected_metric`).
 
     pairwise: an SVM on the fidelity kernel with the tuned ``C``; projected: an SVM on the
     projected kernel with gamma and C tuned by ``folds``-fold CV on the train split; nystrom: the
-    least-squares classifier on ``landmarks`` Nyström features of the fidelity kernel (capped at
-    the train rows, as the plan caps them).
+    least-squares model on ``landmarks`` Nyström features of the fidelity kernel (capped at the
+    train rows, as the plan caps them).
     """
     X, y, X_test, y_test = (np.asarray(embeddings[k]) for k in ("X_train", "y_train", "X_test", "y_test"))
-    pairwise = SVC(kernel="precomputed", C=C).fit(quantum_kernel(X, spec=spec).matrix, y)
-    accuracy = {"pairwise": float(pairwise.score(quantum_kernel(X_test, X, spec=spec).matrix, y_test))}
-    best = tune_gamma(X, y, kfold_splits(y, folds=folds, seed=seed), spec)[0].params
+    task, metric = task_of(embeddings), expected_metric(embeddings)
+
+    def figure(decision: np.ndarray) -> float:
+        return float(holdout_metrics(y_test, decision, task=task)[metric])
+
+    pairwise = fit_precomputed_svm(quantum_kernel(X, spec=spec).matrix, y, C=C)
+    accuracy = {"pairwise": figure(precomputed_decision(pairwise, quantum_kernel(X_test, X, spec=spec).matrix))}
+    best = tune_gamma(X, y, kfold_splits(y, folds=folds, seed=seed), spec,
+                      score=lambda kernel, C: quantum_score(kernel, y, C, metric))[0].params
     train, test = projected_train_test(X, X_test, spec=ProjectedKernelSpec(spec, gamma=best["gamma"]))
-    accuracy["projected"] = float(SVC(kernel="precomputed", C=best["C"]).fit(train.matrix, y).score(test.matrix, y_test))
+    accuracy["projected"] = figure(precomputed_decision(fit_precomputed_svm(train.matrix, y, C=best["C"]), test.matrix))
     nystrom = NystromConfig(m=nystrom_landmarks(landmarks, len(X)), C=C, seed=seed)
     model = fit_nystrom(X, y, EngineKernel(spec), nystrom)
-    accuracy["nystrom"] = float(np.mean((nystrom_decision(model, X_test, EngineKernel(spec)) > 0) == (y_test == 1)))
+    accuracy["nystrom"] = figure(nystrom_decision(model, X_test, EngineKernel(spec)))
     return accuracy
+
+
+def expected_metric(embeddings: dict) -> str:
+    """The figure :func:`expected_accuracy` gives for these embeddings' task."""
+    return "r2" if task_of(embeddings) == "regression" else "accuracy"
 
 
 def refusals(plans: list[RoutePlan], time_budget_s: float) -> dict[str, str]:
@@ -128,4 +140,5 @@ def plan_current_data(embeddings: dict, tuning: dict, backend: BackendConfig, co
         sample, notes = accuracy_sample(embeddings, max_accuracy_rows)
         accuracy = expected_accuracy(sample, spec, tuning["C"], landmarks)
     plans, report = route_report(request, backend, cost_policy, accuracy)
-    return plans, {**report, **({"expected_accuracy_sample": notes} if notes else {})}
+    return plans, {**report, "expected_metric": expected_metric(embeddings),
+                   **({"expected_accuracy_sample": notes} if notes else {})}

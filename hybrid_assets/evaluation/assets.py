@@ -369,7 +369,7 @@ def evaluation_findings(evidence: Evidence, gates: EvaluationGates, run: Evaluat
 
 @asset(
     automation_condition=ON_NEW_DATA,
-    code_version="5",
+    code_version="6",  # 6: the report states task, judged_metric and classes (issue 25)
     group_name="models",
     pool="quantum",  # the reproducibility repeats submit quantum work
     kinds={"markdown"},

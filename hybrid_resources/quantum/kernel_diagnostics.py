@@ -11,8 +11,8 @@ kernels), in the manner of PennyLane's ``qml.kernels`` module:
   quantum advantage on the given data;
 - :func:`target_alignment`: kernel-target alignment (Cristianini et al. 2001), for binary labels
   the same quantity as ``qml.kernels.target_alignment`` computed from a precomputed matrix; for
-  K classes against the centered one-hot label kernel, for regression the centered target kernel
-  (concentration and geometric difference need no labels);
+  K classes the centered alignment with the one-hot label kernel, for regression with the
+  target kernel (concentration and geometric difference need no labels);
 - :func:`emulate_shots`: a noiseless compute-uncompute estimate with ``shots`` shots, sampled
   from the exact entries: each entry is Binomial(shots, p) / shots.
 """
@@ -120,19 +120,30 @@ def target_kernel(labels: np.ndarray, *, task: str | None = None, rescale_class_
     return np.outer(y, y)
 
 
+def _centered(matrix: np.ndarray) -> np.ndarray:
+    """H M H with H = I - 11^T / n: the matrix with its row and column means removed."""
+    return matrix - matrix.mean(axis=0, keepdims=True) - matrix.mean(axis=1, keepdims=True) + matrix.mean()
+
+
 def target_alignment(kernel: np.ndarray, labels: np.ndarray, *, task: str | None = None,
                      rescale_class_labels: bool = True) -> float:
     """Kernel-target alignment <K, T>_F / (||K||_F ||T||_F), T the labels' :func:`target_kernel`.
 
     ``task`` (binary | multiclass | regression) defaults to :func:`label_task` of ``labels``. For
     binary labels in {0, 1} (or -1, +1) with ``rescale_class_labels`` it equals
-    ``qml.kernels.target_alignment`` from a precomputed matrix. NaN when the target kernel is zero
-    (a constant regression target). In [-1, 1]; higher: the kernel's similarities follow the labels.
+    ``qml.kernels.target_alignment`` from a precomputed matrix. For multi-class and regression
+    the target is centered, and so is K (centered kernel alignment, Cortes, Mohri & Rostamizadeh,
+    JMLR 13, 2012): a fidelity kernel's entries are all positive, and uncentered its norm would be
+    mostly that common offset, not how it orders the samples. In [-1, 1]; NaN when either
+    (centered) matrix is zero, as for a constant regression target.
     """
+    task = task or label_task(labels)
     target = target_kernel(labels, task=task, rescale_class_labels=rescale_class_labels)
     kernel = np.asarray(kernel, dtype=np.float64)
+    if task != "binary":
+        kernel = _centered(kernel)
     norms = np.linalg.norm(kernel) * np.linalg.norm(target)
-    return float(np.sum(kernel * target) / norms) if norms > 0 else float("nan")
+    return float(np.sum(kernel * target) / norms) if norms > 1e-300 else float("nan")
 
 
 def emulate_shots(kernel: np.ndarray, shots: int, rng: np.random.Generator, *, symmetric: bool) -> np.ndarray:

@@ -105,7 +105,7 @@ def confusion_figure(y_true: np.ndarray, predictions: dict[str, np.ndarray], cla
     """One K x K confusion matrix panel per model (``predictions``: class indices per model), the
     axes named by ``classes``, each cell its count. Returns the matplotlib figure."""
     k = len(classes)
-    side = 1.2 + 0.45 * k
+    side = max(3.4, 1.2 + 0.45 * k)
     figure, axes = _pyplot().subplots(1, len(predictions), figsize=(side * len(predictions) + 0.6, side + 0.8),
                                       dpi=100, squeeze=False)
     for axis, (model, predicted) in zip(axes[0], predictions.items()):
@@ -117,7 +117,8 @@ def confusion_figure(y_true: np.ndarray, predictions: dict[str, np.ndarray], cla
         axis.set_xticks(range(k), classes, rotation=45 if k > 4 else 0, ha="right" if k > 4 else "center")
         axis.set_yticks(range(k), classes)
         accuracy = float(np.trace(counts)) / max(int(counts.sum()), 1)
-        axis.set(xlabel="predicted class", ylabel="true class", title=f"{model} (accuracy {accuracy:.3f})")
+        axis.set(xlabel="predicted class", ylabel="true class")
+        axis.set_title(f"{model}\naccuracy {accuracy:.3f}", fontsize=9)
     figure.suptitle(title, fontsize=9)
     return figure
 
@@ -140,8 +141,8 @@ def prediction_scatter_figure(y_true: np.ndarray, predictions: dict[str, np.ndar
         axis.scatter(y_true, predicted, s=12, alpha=0.7, color="tab:blue")
         axis.plot([low - pad, high + pad], [low - pad, high + pad], color="gray", linestyle="--", label="predicted = actual")
         rmse = float(np.sqrt(np.mean((np.asarray(predicted, dtype=np.float64) - y_true) ** 2)))
-        axis.set(xlim=(low - pad, high + pad), ylim=(low - pad, high + pad), xlabel="actual", ylabel="predicted",
-                 title=f"{model} (RMSE {rmse:.4g})")
+        axis.set(xlim=(low - pad, high + pad), ylim=(low - pad, high + pad), xlabel="actual", ylabel="predicted")
+        axis.set_title(f"{model}\nRMSE {rmse:.4g}", fontsize=9)
         axis.legend(fontsize=7, loc="upper left")
     figure.suptitle(title, fontsize=9)
     return figure

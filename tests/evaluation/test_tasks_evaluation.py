@@ -219,7 +219,7 @@ def test_the_confusion_matrix_is_k_by_k_with_the_class_names():
     first, second = figure.axes[:2]
     assert ticks(first, "x") == classes and ticks(first, "y") == classes
     assert (first.get_xlabel(), first.get_ylabel()) == ("predicted class", "true class")
-    assert first.get_title() == "quantum_svm (accuracy 0.714)" and second.get_title() == "classical_baseline (accuracy 1.000)"
+    assert first.get_title() == "quantum_svm\naccuracy 0.714" and second.get_title() == "classical_baseline\naccuracy 1.000"
     assert first.images[0].get_array().shape == (3, 3)
     assert sorted(text.get_text() for text in first.texts) == sorted(["1", "1", "0", "0", "2", "0", "1", "0", "2"])
 
@@ -230,7 +230,7 @@ def test_the_regression_plot_is_predicted_against_actual():
     axis = figure.axes[0]
     assert (axis.get_xlabel(), axis.get_ylabel()) == ("actual", "predicted")
     assert np.allclose(axis.collections[0].get_offsets(), np.column_stack([y, [1.1, 1.9, 3.2, 3.8]]))
-    assert axis.get_title().startswith("quantum_svm (RMSE 0.1")
+    assert axis.get_title().startswith("quantum_svm\nRMSE 0.1")
 
 
 def test_holdout_plot_per_task_from_decisions():

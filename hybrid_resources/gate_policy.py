@@ -10,7 +10,11 @@ from hybrid_resources.quantum.nystrom import DEFAULT_MAX_EXACT_TRAIN, NystromCon
 class GatePolicy(ConfigurableResource):
     """What "production-ready" means for the quantum stage. Every gate reports its figures."""
 
-    metric: str = Field(default="accuracy", description="Metric the tuning and the verdict compare: accuracy | f1 | roc_auc")
+    metric: str = Field(
+        default="accuracy",
+        description="Metric the tuning and the verdict compare for classification: accuracy | f1 | roc_auc (f1 is "
+                    "macro-F1 for more than two classes); a regression target is always judged on r2, whatever "
+                    "this says (set r2 to say so)")
     min_margin: float = Field(
         default=0.0,
         description="The business-value trigger: quantum must beat the tuned classical baseline by more than this "

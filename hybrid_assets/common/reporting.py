@@ -10,8 +10,9 @@ import io
 
 import numpy as np
 
-__all__ = ["DEVICE_TELEMETRY_COLUMNS", "code_block", "comparison_table", "device_telemetry_table", "heatmap_png",
-           "histograms_png", "markdown_image", "shot_plan_png", "training_curves_png", "verdict_png"]
+__all__ = ["DEVICE_TELEMETRY_COLUMNS", "code_block", "comparison_table", "confusion_counts", "confusion_figure",
+           "confusion_png", "device_telemetry_table", "heatmap_png", "histograms_png", "markdown_image",
+           "prediction_scatter_figure", "prediction_scatter_png", "shot_plan_png", "training_curves_png", "verdict_png"]
 
 DEVICE_TELEMETRY_COLUMNS = ["tasks", "failed_tasks", "failed_submissions", "median_queue_s", "median_run_s",
                             "median_latency_s", "max_latency_s", "failure_reasons"]
@@ -50,9 +51,10 @@ def code_block(text: str, language: str, *, max_lines: int = 120, whole: str = "
 
 
 def heatmap_png(matrix: np.ndarray, labels: np.ndarray, classes: list[str], title: str, max_side: int = 200) -> bytes:
-    """A PNG heatmap of a square kernel matrix with its samples ordered by class.
+    """A PNG heatmap of a square kernel matrix with its samples ordered by class (by target value
+    when ``classes`` is empty: a regression target has no classes).
 
-    At most ``max_side`` samples are shown, spread evenly over the class-ordered list so each class
+    At most ``max_side`` samples are shown, spread evenly over the ordered list so each class
     keeps its share. The colour scale spans the off-diagonal entries (1st to 99th percentile): on a
     fixed [0, 1] scale a concentrated kernel, all entries near 1, looks like one flat colour.
     """
@@ -67,7 +69,16 @@ def heatmap_png(matrix: np.ndarray, labels: np.ndarray, classes: list[str], titl
     figure, axis = _pyplot().subplots(figsize=(8, 6.8), dpi=100)
     image = axis.imshow(shown, cmap="viridis", vmin=low, vmax=high, interpolation="nearest")
     figure.colorbar(image, ax=axis).set_label("kernel value (off-diagonal 1st to 99th percentile)")
-    # One block per class: a line between classes, a tick at each block's middle.
+    if len(classes):
+        _class_blocks(axis, ordered, classes)
+    else:
+        axis.set(xlabel="train sample (ordered by target value)", ylabel="train sample (ordered by target value)")
+    axis.set_title(title, fontsize=10)
+    return _png(figure)
+
+
+def _class_blocks(axis, ordered: np.ndarray, classes: list[str]) -> None:
+    """One block per class on a class-ordered heatmap: a line between classes, a tick at each block's middle."""
     edges = np.concatenate([[0], np.flatnonzero(np.diff(ordered)) + 1, [len(ordered)]])
     for edge in edges[1:-1]:
         axis.axhline(edge - 0.5, color="white", linewidth=1.2)
@@ -77,8 +88,69 @@ def heatmap_png(matrix: np.ndarray, labels: np.ndarray, classes: list[str], titl
     axis.set_xticks(middles, names)
     axis.set_yticks(middles, names, rotation=90, va="center")
     axis.set(xlabel="train sample (ordered by class)", ylabel="train sample (ordered by class)")
-    axis.set_title(title, fontsize=10)
-    return _png(figure)
+
+
+def confusion_counts(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
+    """(K, K) int64 counts: row = true class index, column = predicted class index.
+
+    >>> confusion_counts(np.array([0, 1, 2, 2]), np.array([0, 2, 2, 2]), 3).tolist()
+    [[1, 0, 0], [0, 0, 1], [0, 0, 2]]
+    """
+    counts = np.zeros((n_classes, n_classes), dtype=np.int64)
+    np.add.at(counts, (np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)), 1)
+    return counts
+
+
+def confusion_figure(y_true: np.ndarray, predictions: dict[str, np.ndarray], classes: list[str], title: str):
+    """One K x K confusion matrix panel per model (``predictions``: class indices per model), the
+    axes named by ``classes``, each cell its count. Returns the matplotlib figure."""
+    k = len(classes)
+    side = max(3.4, 1.2 + 0.45 * k)
+    figure, axes = _pyplot().subplots(1, len(predictions), figsize=(side * len(predictions) + 0.6, side + 0.8),
+                                      dpi=100, squeeze=False)
+    for axis, (model, predicted) in zip(axes[0], predictions.items()):
+        counts = confusion_counts(y_true, predicted, k)
+        axis.imshow(counts, cmap="Blues", vmin=0, vmax=max(int(counts.max()), 1))
+        for (row, column), count in np.ndenumerate(counts):
+            axis.text(column, row, str(count), ha="center", va="center", fontsize=8,
+                      color="white" if count > counts.max() / 2 else "black")
+        axis.set_xticks(range(k), classes, rotation=45 if k > 4 else 0, ha="right" if k > 4 else "center")
+        axis.set_yticks(range(k), classes)
+        accuracy = float(np.trace(counts)) / max(int(counts.sum()), 1)
+        axis.set(xlabel="predicted class", ylabel="true class")
+        axis.set_title(f"{model}\naccuracy {accuracy:.3f}", fontsize=9)
+    figure.suptitle(title, fontsize=9)
+    return figure
+
+
+def confusion_png(y_true: np.ndarray, predictions: dict[str, np.ndarray], classes: list[str], title: str) -> bytes:
+    """:func:`confusion_figure` as PNG bytes."""
+    return _png(confusion_figure(y_true, predictions, classes, title))
+
+
+def prediction_scatter_figure(y_true: np.ndarray, predictions: dict[str, np.ndarray], title: str):
+    """One predicted-vs-actual scatter panel per model (``predictions``: values in target units),
+    with the identity line; the same limits on every panel. Returns the matplotlib figure."""
+    values = np.concatenate([np.asarray(y_true, dtype=np.float64).ravel()]
+                            + [np.asarray(p, dtype=np.float64).ravel() for p in predictions.values()])
+    low, high = float(np.min(values)), float(np.max(values))
+    pad = 0.05 * (high - low) or 0.5
+    figure, axes = _pyplot().subplots(1, len(predictions), figsize=(3.6 * len(predictions), 3.6), dpi=100,
+                                      squeeze=False)
+    for axis, (model, predicted) in zip(axes[0], predictions.items()):
+        axis.scatter(y_true, predicted, s=12, alpha=0.7, color="tab:blue")
+        axis.plot([low - pad, high + pad], [low - pad, high + pad], color="gray", linestyle="--", label="predicted = actual")
+        rmse = float(np.sqrt(np.mean((np.asarray(predicted, dtype=np.float64) - y_true) ** 2)))
+        axis.set(xlim=(low - pad, high + pad), ylim=(low - pad, high + pad), xlabel="actual", ylabel="predicted")
+        axis.set_title(f"{model}\nRMSE {rmse:.4g}", fontsize=9)
+        axis.legend(fontsize=7, loc="upper left")
+    figure.suptitle(title, fontsize=9)
+    return figure
+
+
+def prediction_scatter_png(y_true: np.ndarray, predictions: dict[str, np.ndarray], title: str) -> bytes:
+    """:func:`prediction_scatter_figure` as PNG bytes."""
+    return _png(prediction_scatter_figure(y_true, predictions, title))
 
 
 def _pyplot():

@@ -37,21 +37,24 @@ from hybrid_assets.evaluation.gates import (
     geometric_difference_gate,
     latency_gate,
     margin_gate,
+    not_applicable,
     reproducibility_study,
     restart_spread,
     verdict_gate,
 )
 from hybrid_assets.evaluation.report import (
-    METRICS,
     EvaluationFindings,
     evaluation_metadata,
     evaluation_report,
     evaluation_summary,
+    holdout_columns,
+    holdout_plot,
 )
 from hybrid_assets.evaluation.verdict import Verdict, compare, repeated_splits
 from hybrid_assets.training.models import (
     classical_decision,
     per_sample_latency,
+    quantum_svm_decision,
     support_decision,
 )
 from hybrid_assets.training.scale import (
@@ -60,6 +63,7 @@ from hybrid_assets.training.scale import (
     kernel_plan,
     sample_note,
 )
+from hybrid_assets.training.tasks import is_classification, judged_metric, task_of
 from hybrid_assets.training.tuning import classical_score, quantum_score
 from hybrid_resources.cost_policy import CostPolicy
 from hybrid_resources.data.artifacts import (
@@ -97,11 +101,22 @@ GATE_DESCRIPTIONS = {
                                            "classical one",
 }
 # What artifact_output puts first in every output's metadata; model_evaluation shows them last.
-def holdout_of(info: dict) -> dict[str, float]:
-    """A model's holdout metrics from its artifact info; NaN when it was degraded."""
-    if info.get("degraded") or "holdout" not in info:
-        return {name: math.nan for name in METRICS}
-    return {name: float(info["holdout"][name]) for name in METRICS}
+def refused_reason(info: dict) -> str:
+    """Why a model was refused for this task (the variational classifier for multi-class and
+    regression), "" when it was not: a refused model is absent from the comparison, not failed."""
+    return str(info.get("refused") or "")
+
+
+def holdout_of(info: dict, task: str = "binary") -> dict[str, float]:
+    """A model's holdout metrics from its artifact info: the task's columns (:func:`holdout_columns`),
+    then for multi-class and regression any further metric the model reported (log_loss); NaN
+    when it was degraded or refused."""
+    columns = holdout_columns(task)
+    if info.get("degraded") or refused_reason(info) or "holdout" not in info:
+        return {name: math.nan for name in columns}
+    holdout = info["holdout"]
+    extra = [name for name in holdout if name not in columns] if task != "binary" else []
+    return {name: float(holdout.get(name, math.nan)) for name in [*columns, *extra]}
 
 
 def dashboard_rows(infos: dict[str, dict], telemetry: dict[str, dict], metrics: dict, reproducibility: GateResult,
@@ -174,21 +189,25 @@ def labelled_kernel(embeddings: dict, spec: KernelSpec, cache: KernelCache,
     return Comparison(X, y, compute_kernel(X, spec=spec, cache=cache).matrix, n_train, note)
 
 
-def run_verdict(comparison: Comparison, quantum_C: float, classical: dict, policy: GatePolicy) -> Verdict:
-    """Both tuned models on the same repeated stratified splits of all labelled rows."""
+def run_verdict(comparison: Comparison, quantum_C: float, classical: dict, policy: GatePolicy,
+                metric: str) -> Verdict:
+    """Both tuned models on the same repeated splits of all labelled rows (stratified for classes),
+    scored on ``metric``, the task's judged metric."""
     splits = repeated_splits(comparison.y, repeats=policy.verdict_repeats, folds=policy.verdict_folds,
                              seed=policy.cv_seed)
-    return compare(quantum_score(comparison.kernel, comparison.y, quantum_C, policy.metric),
-                   classical_score(classical["kind"], classical["params"], comparison.X, comparison.y, policy.metric,
+    return compare(quantum_score(comparison.kernel, comparison.y, quantum_C, metric),
+                   classical_score(classical["kind"], classical["params"], comparison.X, comparison.y, metric,
                                    policy.cv_seed),
-                   splits, metric=policy.metric, min_margin=policy.min_margin, confidence=policy.confidence)
+                   splits, metric=metric, min_margin=policy.min_margin, confidence=policy.confidence)
 
 
 def tuned_rbf_kernel(X: np.ndarray, classical: dict) -> np.ndarray:
     """The RBF kernel of the best RBF candidate the classical tuning found (the classical kernel
-    the diagnostics compare with, whichever classical model won)."""
-    best = next(c for c in classical["candidates"] if c["model"] == "rbf_svm")
-    return rbf_kernel(X, gamma=best["params"]["gamma_scale"] / (X.shape[1] * X.var()))
+    the diagnostics compare with, whichever classical model won; scikit-learn's "scale" gamma when
+    no RBF candidate was tuned)."""
+    best = next((c for c in classical["candidates"] if c["model"] == "rbf_svm"), None)
+    gamma_scale = best["params"]["gamma_scale"] if best else 1.0
+    return rbf_kernel(X, gamma=gamma_scale / (X.shape[1] * X.var()))
 
 
 def inference_latency(models: dict, infos: dict, embeddings: dict, spec: KernelSpec) -> dict[str, float]:
@@ -205,7 +224,7 @@ def inference_latency(models: dict, infos: dict, embeddings: dict, spec: KernelS
     latency["classical_baseline"] = per_sample_latency(
         lambda: classical_decision(kind, models["classical_baseline"], X_test), len(X_test))
     vqc, vqc_info = models["vqc_model"], infos["vqc_model"]
-    if not vqc_info.get("degraded") and vqc_info["backend"]["shots"] is None:
+    if not vqc_info.get("degraded") and not refused_reason(vqc_info) and vqc_info["backend"]["shots"] is None:
         config = VqcConfig(**vqc_info["config"])
         latency["vqc_model"] = per_sample_latency(
             lambda: predict_proba(vqc["params"], float(vqc["bias"][0]), X_test, config), len(X_test), repeats=3)
@@ -229,26 +248,39 @@ class Evidence:
 
     inputs: dict[str, dict]  # the asset's inputs by name (models, kernels, embeddings, circuit, tuning)
     infos: dict[str, dict]  # each model artifact's info
-    metrics: dict[str, dict[str, float]]  # holdout metrics per model (NaN when degraded)
+    metrics: dict[str, dict[str, float]]  # holdout metrics per model, the task's names (NaN when degraded or refused)
     spec: KernelSpec
     plan: KernelPlan
     comparison: Comparison
     verdict: Verdict
     degraded_reason: str  # why the quantum stage degraded, "" when it did not
+    task: str  # binary | multiclass | regression
+    metric: str  # the judged metric: tuning's and the verdict's (tasks.judged_metric)
+    classes: list[str]  # class names by class index; empty for regression
+
+    @property
+    def refused(self) -> dict[str, str]:
+        """Model -> why it was refused for this task (absent from the comparison); {} when none was."""
+        return {name: refused_reason(info) for name, info in self.infos.items() if refused_reason(info)}
 
 
 def gather_evidence(inputs: dict[str, dict], gate_policy: GatePolicy) -> Evidence:
     """Each model's info and holdout metrics, the kernel path, and the verdict: both tuned models
-    on repeated splits of the exact kernel over the labelled rows (the kernel cache serves it)."""
+    on repeated splits of the exact kernel over the labelled rows (the kernel cache serves it),
+    judged on the task's metric."""
+    embeddings = inputs["reduced_embeddings"]
+    task = task_of(embeddings)
+    metric = judged_metric(task, gate_policy.metric)
     infos = {name: info_of(inputs[name]) for name in MODELS}
-    metrics = {name: holdout_of(info) for name, info in infos.items()}
-    embeddings, quantum = inputs["reduced_embeddings"], infos["quantum_svm"]
+    metrics = {name: holdout_of(info, task) for name, info in infos.items()}
+    quantum = infos["quantum_svm"]
     spec = kernel_spec(inputs["circuit_artifact"]["spec"])
     degraded_reason = quantum.get("degraded_reason", "") if quantum.get("degraded") else ""
     plan = kernel_plan(len(embeddings["y_train"]), gate_policy)
     comparison = labelled_kernel(embeddings, spec, KernelCache(DataLayout.from_env().kernel_cache), plan)
-    verdict = run_verdict(comparison, float(quantum["C"]), infos["classical_baseline"], gate_policy)
-    return Evidence(inputs, infos, metrics, spec, plan, comparison, verdict, degraded_reason)
+    verdict = run_verdict(comparison, float(quantum["C"]), infos["classical_baseline"], gate_policy, metric)
+    classes = [str(c) for c in embeddings["classes"]] if is_classification(task) else []
+    return Evidence(inputs, infos, metrics, spec, plan, comparison, verdict, degraded_reason, task, metric, classes)
 
 
 def reproducibility_gate(evidence: Evidence, run: EvaluationRun) -> GateResult:
@@ -262,7 +294,7 @@ def reproducibility_gate(evidence: Evidence, run: EvaluationRun) -> GateResult:
         return reproducibility_study(
             evidence.inputs["reduced_embeddings"], evidence.spec, run.backend, seeds=policy.reproducibility_seeds,
             samples=policy.reproducibility_samples, C=float(evidence.infos["quantum_svm"]["C"]),
-            metric=policy.metric, tolerance=policy.reproducibility_tolerance, ledger=ledger)
+            metric=evidence.metric, tolerance=policy.reproducibility_tolerance, ledger=ledger, task=evidence.task)
 
 
 def reported_gates(evidence: Evidence, shots: int | None, policy: GatePolicy) -> list[GateResult]:
@@ -276,16 +308,25 @@ def reported_gates(evidence: Evidence, shots: int | None, policy: GatePolicy) ->
     diagnostics = [
         concentration_gate(train_kernel, shots=shots or policy.reference_shots, configured_shots=shots),
         geometric_difference_gate(classical_kernel, train_kernel, ratio=policy.geometric_difference_ratio),
-        alignment_gate(classical_kernel, train_kernel, comparison.y[:n_train]),
+        alignment_gate(classical_kernel, train_kernel, comparison.y[:n_train], task=evidence.task),
     ]
+    return [*vqc_gates(evidence, policy), *diagnostics]
+
+
+def vqc_gates(evidence: Evidence, policy: GatePolicy) -> list[GateResult]:
+    """``vqc_beats_classical`` and ``vqc_reproducibility``, reported only: "not applicable" (passed)
+    when the variational classifier was refused for this task, failed when it degraded."""
     vqc = evidence.infos["vqc_model"]
-    vqc_margin = margin_gate(evidence.metrics, metric=policy.metric, min_margin=policy.min_margin,
+    if refused_reason(vqc):
+        return [not_applicable("vqc_beats_classical", refused_reason(vqc), metric=evidence.metric),
+                not_applicable("vqc_reproducibility", refused_reason(vqc))]
+    vqc_margin = margin_gate(evidence.metrics, metric=evidence.metric, min_margin=policy.min_margin,
                              candidate="vqc_model", name="vqc_beats_classical",
                              degraded_reason=vqc.get("degraded_reason", ""),
                              consequence="reported only: the variational classifier is never promoted")
     vqc_reproducibility = restart_spread(list(vqc.get("restart_val_accuracy") or []),
                                          metric="accuracy", tolerance=policy.reproducibility_tolerance)
-    return [vqc_margin, vqc_reproducibility, *diagnostics]
+    return [vqc_margin, vqc_reproducibility]
 
 
 def evaluation_gates(evidence: Evidence, run: EvaluationRun) -> EvaluationGates:
@@ -311,7 +352,7 @@ def evaluation_findings(evidence: Evidence, gates: EvaluationGates, run: Evaluat
     devices = run.warehouse.device_telemetry(run_id=run.run_id)
     reproducibility = next(gate for gate in gates.promotion if gate.name == "reproducibility")
     rows = dashboard_rows(infos, {name: telemetry_of(inputs[name]) for name in MODELS}, evidence.metrics,
-                          reproducibility, inputs["circuit_artifact"], run.gate_policy.metric)
+                          reproducibility, inputs["circuit_artifact"], evidence.metric)
     for name, row in rows.items():
         row["latency_ms"] = gates.latency_s[name] * 1e3 if name in gates.latency_s else "n/a"
     embeddings, comparison = inputs["reduced_embeddings"], evidence.comparison
@@ -322,12 +363,13 @@ def evaluation_findings(evidence: Evidence, gates: EvaluationGates, run: Evaluat
         gates=gates, candidates=candidate_rows(infos["classical_baseline"], inputs["kernel_tuning"]),
         dashboard=rows, failed_submissions=failed_submissions, tasks=tasks, devices=devices,
         n_train=int(embeddings["y_train"].size), n_test=int(embeddings["y_test"].size),
-        circuit_depth=int(inputs["circuit_artifact"]["resources"]["depth"]))
+        circuit_depth=int(inputs["circuit_artifact"]["resources"]["depth"]),
+        task=evidence.task, metric=evidence.metric, classes=evidence.classes, notes=evidence.refused)
 
 
 @asset(
     automation_condition=ON_NEW_DATA,
-    code_version="5",
+    code_version="6",  # 6: the report states task, judged_metric and classes (issue 25)
     group_name="models",
     pool="quantum",  # the reproducibility repeats submit quantum work
     kinds={"markdown"},
@@ -370,7 +412,9 @@ def model_evaluation(
                              {"metrics": evidence.metrics, "verdict": report["verdict"], "gates": report["gates"]})
     context.log.info(evaluation_summary(findings))
     plots = plots_metadata(evidence.verdict, *heatmap_kernel(quantum_kernel_train, reduced_embeddings["y_train"]),
-                           [str(c) for c in reduced_embeddings["classes"]])
+                           evidence.classes,
+                           holdout_plot(evidence.task, reduced_embeddings["y_test"], holdout_decisions(evidence),
+                                        evidence.classes))
     yield artifact_output(report, evaluation_metadata(findings, report, plots))
     for gate in gates.every:
         yield gate_check(gate)
@@ -385,10 +429,29 @@ def heatmap_kernel(kernel_train: dict, y_train: np.ndarray) -> tuple[np.ndarray,
     return kernel_train["matrix"], np.asarray(y_train), "quantum kernel, train split"
 
 
-def plots_metadata(verdict: Verdict, kernel: np.ndarray, labels: np.ndarray, title: str, classes: list[str]) -> dict:
+def holdout_decisions(evidence: Evidence) -> dict[str, np.ndarray]:
+    """Each model's decisions on the test split, for the holdout plot: the classical baseline's
+    from its arrays; the quantum SVM's from the verdict's exact kernel (test rows x train rows),
+    only when that kernel covers every row (exact path) and the quantum stage did not degrade. The
+    variational classifier is left out (its decisions would need the device again)."""
+    inputs, comparison = evidence.inputs, evidence.comparison
+    X_test = inputs["reduced_embeddings"]["X_test"]
+    kind = evidence.infos["classical_baseline"]["kind"]
+    decisions = {}
+    if not evidence.degraded_reason and comparison.sample is None:
+        n_train = comparison.n_train
+        decisions["quantum_svm (exact kernel)"] = quantum_svm_decision(inputs["quantum_svm"],
+                                                                       comparison.kernel[n_train:, :n_train])
+    decisions["classical_baseline"] = classical_decision(kind, inputs["classical_baseline"], X_test)
+    return decisions
+
+
+def plots_metadata(verdict: Verdict, kernel: np.ndarray, labels: np.ndarray, title: str, classes: list[str],
+                   holdout: tuple[str, bytes, str] | None = None) -> dict:
     """The plots, as Markdown images (the only images Dagster's UI shows; it opens Markdown over
     1,000 characters behind "[Show Markdown]", so a short entry first says where they are) and as
-    PNG files beside the artifacts."""
+    PNG files beside the artifacts: the verdict, the kernel heatmap (ordered by class, or by target
+    for regression: ``classes`` empty) and ``holdout`` (:func:`holdout_plot`: name, PNG, alt)."""
     folder = DataLayout.from_env().artifacts / "model_evaluation"
     folder.mkdir(parents=True, exist_ok=True)
     plots = {"verdict_plot": (verdict_png(verdict.differences, verdict.mean, verdict.low, verdict.high,
@@ -398,7 +461,11 @@ def plots_metadata(verdict: Verdict, kernel: np.ndarray, labels: np.ndarray, tit
     if kernel.size:  # empty when the quantum stage is degraded
         n = len(labels)
         plots["kernel_heatmap"] = (heatmap_png(kernel, labels, classes, f"{title} ({min(n, 200)} of {n} samples)"),
-                                   "quantum kernel heatmap, ordered by class")
+                                   "quantum kernel heatmap, ordered by class" if classes else
+                                   "quantum kernel heatmap, ordered by target value")
+    if holdout is not None:
+        name, png, alt = holdout
+        plots[name] = (png, alt)
     metadata = {"plots": MetadataValue.md(" and ".join(f"**{name}**" for name in plots)
                                           + ": click [Show Markdown] in their rows below; the PNG files "
                                           + ", ".join(f"`{name}.png`" for name in plots) + " are in plots_folder."),

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
 from hybrid_assets.common.gates import GateResult
 from hybrid_assets.evaluation.verdict import Verdict
-from hybrid_assets.training.models import (
-    fit_precomputed_svm,
-    holdout_metrics,
-    precomputed_decision,
-)
+from hybrid_assets.training.shot_planner import holdout_score
 from hybrid_resources.quantum.backends import BackendConfig, SubmissionLedger
 from hybrid_resources.quantum.kernel_diagnostics import (
     concentration,
@@ -68,14 +65,32 @@ def margin_gate(metrics: dict[str, dict[str, float]], *, metric: str, min_margin
                       f"(needs a margin above {min_margin:+.4f}); {consequence}", figures)
 
 
+def not_applicable(name: str, reason: str, **figures: Any) -> GateResult:
+    """A reported check that does not apply (the model it judges was refused for this task): it
+    passes, says why, and is marked ``not_applicable`` in its figures."""
+    return GateResult(name, True, f"not applicable: {reason}", {"not_applicable": True, "reason": reason, **figures})
+
+
+def scorable(y_train: np.ndarray, y_test: np.ndarray, task: str) -> bool:
+    """Whether a model fit on ``y_train`` can be scored on ``y_test``: a regression target that
+    varies, or class indices 0..k-1 (k >= 2, none missing, so decision columns are class indices)
+    covering every test class."""
+    if task == "regression":
+        return len(y_train) > 1 and float(np.ptp(y_train)) > 0
+    present = np.unique(y_train)
+    return present.size >= 2 and np.array_equal(present, np.arange(present.size)) and bool(
+        np.isin(y_test, present).all())
+
+
 def reproducibility_study(embeddings: dict[str, np.ndarray], spec: KernelSpec, backend: BackendConfig, *,
                           seeds: int, samples: int, C: float, metric: str, tolerance: float,
-                          ledger: SubmissionLedger | None = None) -> GateResult:
+                          ledger: SubmissionLedger | None = None, task: str = "binary") -> GateResult:
     """Re-run the quantum kernel on a fixed subsample with ``seeds`` different seeds.
 
-    Reports the spread of kernel entries and the std of the holdout metric across repeats
-    (exact simulators: zero by construction; shot devices: the shot noise). Every repeat is
-    admitted and recorded by ``ledger`` like any other device work.
+    Reports the spread of kernel entries and the std of ``metric`` (the judged metric of
+    ``task``) on the subsample's test rows across repeats (exact simulators: zero by construction;
+    shot devices: the shot noise); the metric only when the subsample is :func:`scorable`. Every
+    repeat is admitted and recorded by ``ledger`` like any other device work.
     """
     n_train = min(samples, len(embeddings["y_train"]))
     n_test = min(max(samples // 2, 4), len(embeddings["y_test"]))
@@ -87,9 +102,8 @@ def reproducibility_study(embeddings: dict[str, np.ndarray], spec: KernelSpec, b
         k_train = compute_kernel(X_train, spec=spec, backend=repeat_backend, ledger=ledger).matrix
         k_test = compute_kernel(X_test, X_train, spec=spec, backend=repeat_backend, ledger=ledger).matrix
         kernels.append(k_test)
-        if len(np.unique(y_train)) == 2:
-            model = fit_precomputed_svm(k_train, y_train, C=C)
-            scores.append(holdout_metrics(y_test, precomputed_decision(model, k_test))[metric])
+        if scorable(y_train, y_test, task):
+            scores.append(holdout_score(k_train, k_test, y_train, y_test, C=C, metric=metric, task=task))
     spread = float(np.max(np.ptp(np.stack(kernels), axis=0))) if kernels else 0.0
     std = float(np.std(scores)) if scores else 0.0
     figures = {"seeds": seeds, "train_rows": n_train, "test_rows": n_test, f"{metric}_per_seed": scores,
@@ -171,10 +185,15 @@ def geometric_difference_gate(classical: np.ndarray, quantum: np.ndarray, *, rat
                       figures)
 
 
-def alignment_gate(classical: np.ndarray, quantum: np.ndarray, labels: np.ndarray) -> GateResult:
-    """``kernel_target_alignment``: the quantum kernel aligns with the labels at least as well as the classical one."""
-    a_q, a_c = target_alignment(quantum, labels), target_alignment(classical, labels)
+def alignment_gate(classical: np.ndarray, quantum: np.ndarray, labels: np.ndarray, *,
+                   task: str = "binary") -> GateResult:
+    """``kernel_target_alignment``: the quantum kernel aligns with the labels at least as well as
+    the classical one (against the task's target kernel: ±1 labels, the centered one-hot label
+    kernel for K classes, the centered target kernel for regression)."""
+    a_q, a_c = target_alignment(quantum, labels, task=task), target_alignment(classical, labels, task=task)
     figures = {"quantum": a_q, "classical": a_c, "difference": a_q - a_c}
+    if task != "binary":
+        figures["task"] = task
     comparison = "at least as well with the labels ({:.4f}) as" if a_q >= a_c else "less well with the labels ({:.4f}) than"
     return GateResult("kernel_target_alignment", a_q >= a_c,
                       f"quantum kernel aligns {comparison.format(a_q)} the tuned classical one ({a_c:.4f})", figures)

@@ -1,7 +1,9 @@
 """Does the quantum model beat the classical one? A verdict with an interval, not one holdout.
 
-Both tuned models are compared on the same repeated stratified splits of all labelled data
-(default 5 repeats x 5 folds). From the paired per-split differences (quantum minus classical)
+Both tuned models are compared on the same repeated splits of all labelled data (default 5
+repeats x 5 folds; stratified by class for classification, plain shuffled folds for a regression
+target), scored on the task's judged metric (``tasks.judged_metric``: the policy's metric for
+classification, R² for regression; higher is better either way). From the paired per-split differences (quantum minus classical)
 the mean and a confidence interval come from the corrected resampled t-test of Nadeau & Bengio
 ("Inference for the generalization error", Machine Learning 52, 2003): the splits share
 training rows, so the plain variance of the differences is too small, and the correction adds
@@ -17,13 +19,20 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 from scipy import stats
-from sklearn.model_selection import RepeatedStratifiedKFold
+from sklearn.model_selection import RepeatedKFold, RepeatedStratifiedKFold
 
 from hybrid_assets.training.tuning import Split
 
 
 def repeated_splits(y: np.ndarray, *, repeats: int, folds: int, seed: int) -> list[Split]:
-    """``repeats`` x ``folds`` stratified (train, test) splits of all rows of ``y``."""
+    """``repeats`` x ``folds`` (train, test) splits of all rows of ``y``: stratified for class
+    indices (int; folds capped at the smallest class), shuffled k-fold for float regression
+    targets (folds capped at the rows)."""
+    y = np.asarray(y)
+    if y.dtype.kind == "f":
+        folds = max(2, min(folds, len(y)))
+        regression = RepeatedKFold(n_splits=folds, n_repeats=repeats, random_state=seed)
+        return list(regression.split(np.zeros(len(y))))
     folds = max(2, min(folds, int(np.bincount(y).min())))
     splitter = RepeatedStratifiedKFold(n_splits=folds, n_repeats=repeats, random_state=seed)
     return list(splitter.split(np.zeros(len(y)), y))
@@ -55,7 +64,7 @@ class Verdict:
     """The outcome of a paired comparison over repeated splits."""
 
     outcome: str  # won | lost | inconclusive
-    metric: str
+    metric: str  # the judged metric (higher is better): accuracy | f1 | roc_auc, or r2 for regression
     mean: float
     std: float
     low: float

@@ -9,8 +9,10 @@ kernels), in the manner of PennyLane's ``qml.kernels`` module:
 - :func:`geometric_difference`: g(K_C || K_Q) of Huang et al., "Power of data in quantum
   machine learning" (Nat. Commun. 12, 2631, 2021); a g far below sqrt(N) leaves no room for a
   quantum advantage on the given data;
-- :func:`target_alignment`: kernel-target alignment (Cristianini et al. 2001), the same
-  quantity as ``qml.kernels.target_alignment`` computed from a precomputed matrix;
+- :func:`target_alignment`: kernel-target alignment (Cristianini et al. 2001), for binary labels
+  the same quantity as ``qml.kernels.target_alignment`` computed from a precomputed matrix; for
+  K classes the centered alignment with the one-hot label kernel, for regression with the
+  target kernel (concentration and geometric difference need no labels);
 - :func:`emulate_shots`: a noiseless compute-uncompute estimate with ``shots`` shots, sampled
   from the exact entries: each entry is Binomial(shots, p) / shots.
 """
@@ -82,18 +84,66 @@ def geometric_difference(classical: np.ndarray, quantum: np.ndarray, *, regulari
     return float(math.sqrt(max(np.linalg.norm((inner + inner.T) / 2, ord=2), 0.0)))
 
 
-def target_alignment(kernel: np.ndarray, labels: np.ndarray, *, rescale_class_labels: bool = True) -> float:
-    """Kernel-target alignment <K, y y^T>_F / (||K||_F ||y y^T||_F) for labels in {0, 1} (or -1, +1).
+def label_task(labels: np.ndarray) -> str:
+    """The task labels imply when none is given: float targets are regression, class indices
+    above 1 multi-class, otherwise binary (labels 0/1 or -1/+1)."""
+    labels = np.asarray(labels)
+    if labels.dtype.kind == "f":
+        return "regression"
+    return "multiclass" if labels.size and labels.max() > 1 else "binary"
 
-    With ``rescale_class_labels`` each label is divided by its class size, as in
-    ``qml.kernels.target_alignment`` (which this equals, from a precomputed matrix).
+
+def target_kernel(labels: np.ndarray, *, task: str | None = None, rescale_class_labels: bool = True) -> np.ndarray:
+    """The ideal (n, n) kernel of the labels that :func:`target_alignment` compares a kernel with.
+
+    - ``binary``: y y^T with y in {-1, +1}, each divided by its class size when
+      ``rescale_class_labels`` (as ``qml.kernels.target_alignment``); not centered, as PennyLane.
+    - ``multiclass``: the one-hot label kernel Y Y^T (class indices 0..K-1; each column divided by
+      its class size when ``rescale_class_labels``), centered: Y's column means subtracted, so a
+      kernel gains nothing from the all-ones direction every class shares.
+    - ``regression``: the centered target kernel (y - mean y)(y - mean y)^T.
     """
-    y = np.where(np.asarray(labels) > 0, 1.0, -1.0)
+    labels = np.asarray(labels)
+    task = task or label_task(labels)
+    if task == "regression":
+        centered = labels.astype(np.float64) - labels.astype(np.float64).mean()
+        return np.outer(centered, centered)
+    if task == "multiclass":
+        onehot = (labels.astype(np.int64)[:, None] == np.arange(int(labels.max()) + 1)[None, :]).astype(np.float64)
+        if rescale_class_labels:
+            onehot = onehot / np.maximum(onehot.sum(axis=0), 1.0)
+        centered = onehot - onehot.mean(axis=0)
+        return centered @ centered.T
+    y = np.where(labels > 0, 1.0, -1.0)
     if rescale_class_labels:
         y = y / np.where(y > 0, np.count_nonzero(y > 0), np.count_nonzero(y < 0))
-    target = np.outer(y, y)
+    return np.outer(y, y)
+
+
+def _centered(matrix: np.ndarray) -> np.ndarray:
+    """H M H with H = I - 11^T / n: the matrix with its row and column means removed."""
+    return matrix - matrix.mean(axis=0, keepdims=True) - matrix.mean(axis=1, keepdims=True) + matrix.mean()
+
+
+def target_alignment(kernel: np.ndarray, labels: np.ndarray, *, task: str | None = None,
+                     rescale_class_labels: bool = True) -> float:
+    """Kernel-target alignment <K, T>_F / (||K||_F ||T||_F), T the labels' :func:`target_kernel`.
+
+    ``task`` (binary | multiclass | regression) defaults to :func:`label_task` of ``labels``. For
+    binary labels in {0, 1} (or -1, +1) with ``rescale_class_labels`` it equals
+    ``qml.kernels.target_alignment`` from a precomputed matrix. For multi-class and regression
+    the target is centered, and so is K (centered kernel alignment, Cortes, Mohri & Rostamizadeh,
+    JMLR 13, 2012): a fidelity kernel's entries are all positive, and uncentered its norm would be
+    mostly that common offset, not how it orders the samples. In [-1, 1]; NaN when either
+    (centered) matrix is zero, as for a constant regression target.
+    """
+    task = task or label_task(labels)
+    target = target_kernel(labels, task=task, rescale_class_labels=rescale_class_labels)
     kernel = np.asarray(kernel, dtype=np.float64)
-    return float(np.sum(kernel * target) / (np.linalg.norm(kernel) * np.linalg.norm(target)))
+    if task != "binary":
+        kernel = _centered(kernel)
+    norms = np.linalg.norm(kernel) * np.linalg.norm(target)
+    return float(np.sum(kernel * target) / norms) if norms > 1e-300 else float("nan")
 
 
 def emulate_shots(kernel: np.ndarray, shots: int, rng: np.random.Generator, *, symmetric: bool) -> np.ndarray:

@@ -38,7 +38,7 @@ from hybrid_assets.common.partitions import (
 from hybrid_assets.common.reporting import comparison_table
 from hybrid_assets.definitions import defs
 from hybrid_assets.evaluation.assets import GATE_DESCRIPTIONS, PROMOTION_GATES
-from hybrid_assets.evaluation.report import METRICS
+from hybrid_assets.evaluation.report import holdout_columns
 from hybrid_assets.optimization.maxcut import MAXCUT
 from hybrid_assets.optimization.portfolio import PORTFOLIO
 from hybrid_resources.data.artifacts import ArtifactStore
@@ -140,7 +140,7 @@ def print_evaluation(store: ArtifactStore, evaluations) -> None:
     report = store.read(["model_evaluation"])
     print(f"\nVerdict: {report['gates']['quantum_beats_classical']['message']}")
     print(f"\nHoldout comparison ({report['n_train']} train / {report['n_test']} test samples):\n")
-    print(comparison_table(report["metrics"], METRICS))
+    print(comparison_table(report["metrics"], holdout_columns(report.get("task", "binary"))))
     print(f"\nQuantum stage: {report['quantum_stage']}.")
     print_checks(evaluations)
     print("Promoted: " + ("yes (asset promoted_model)" if report["promotable"] else "no, the quantum model stays a candidate"))

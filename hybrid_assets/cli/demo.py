@@ -135,6 +135,14 @@ def print_checks(evaluations) -> None:
             print(f"  {'pass' if found[name].passed else 'FAIL'}  {name}: {found[name].metadata['message'].value}")
 
 
+def print_task(refresh) -> None:
+    """The task the refresh trained for, and whether it was declared or inferred (and how to pin it)."""
+    for event in refresh.asset_materializations_for_node("reduced_embeddings"):
+        resolution = event.metadata.get("task_resolution")
+        if resolution is not None:
+            print(f"\nTask: {resolution.value}")
+
+
 def print_evaluation(store: ArtifactStore, evaluations) -> None:
     """The verdict first, then the holdout table, the quantum stage, the gates and promotion."""
     report = store.read(["model_evaluation"])
@@ -172,8 +180,12 @@ def print_scored(key: str, layout: DataLayout) -> None:
         print(f"  scoring file {key!r}: {record.status if record else 'not ingested'}, no predictions"
               + (f" ({record.reason}; the file is in {layout.quarantine})" if quarantined else ""))
         return
-    decisions = dict(sorted(scored["decision"].value_counts().iter_rows()))
-    print(f"  scoring file {key!r}: {scored.height} rows by {scored['model_version'][0]}, decisions {decisions}, "
+    if "upper" in scored.columns and scored["upper"].is_not_null().any():  # a regression: values, not classes
+        values = scored["score"]
+        decisions = f"values {values.min():.4g}..{values.max():.4g} (median {values.median():.4g})"
+    else:
+        decisions = f"decisions {dict(sorted(scored['decision'].value_counts().iter_rows()))}"
+    print(f"  scoring file {key!r}: {scored.height} rows by {scored['model_version'][0]}, {decisions}, "
           f"{scored.filter(pl.col('flagged').is_not_null()).height} flagged; "
           f"export {layout.predictions / (key + '.parquet')}")
 
@@ -232,6 +244,8 @@ def run_demo(example: str = "breast_cancer") -> int:
     refresh = demo.execute("refresh_models", "refresh_models", run_config=refresh_run_config())
     store = ArtifactStore(layout.artifacts)
     if refresh.success and store.latest_version(["model_evaluation"]):
+        if example != "breast_cancer":
+            print_task(refresh)
         print_evaluation(store, refresh.get_asset_check_evaluations())
     if refresh.success:
         print_route_plan(demo)

@@ -74,4 +74,4 @@ bench: install
 	$(BIN)/python bench/kernel_bench.py
 
 clean:
-	rm -rf $(DAGSTER_HOME) data
+	rm -rf $(DAGSTER_HOME) $(if $(EXAMPLE),$(HYBRID_DATA_DIR),data)

@@ -197,7 +197,8 @@ def rescore(instance: DagsterInstance, asset: str | None = None, run_id: str | N
     except ValueError as error:
         raise LookupError(str(error)) from error
     recorded = {name.split("/", 1)[1]: value for name, value in node["metadata"].items() if name.startswith("holdout/")}
-    same = recorded.keys() == rescored.keys() and all(
+    # Every recorded figure must come out the same; a metric added since (e.g. balanced accuracy) is shown only.
+    same = bool(recorded) and recorded.keys() <= rescored.keys() and all(
         recorded[name] == rescored[name] or (math.isnan(recorded[name]) and math.isnan(rescored[name]))
         for name in recorded)
     return {"asset": node["asset"], "run_id": node["run_id"], "data_version": node["data_version"],

@@ -497,14 +497,14 @@ def score_stream_records(context, *, stream: ScoringStream, warehouse: Warehouse
     times, or anything else wrong with it) goes to the dead-letter stream with its reason; the others
     are scored like a file (champion, cheap first, shadow), committed, and only then acknowledged."""
     with warehouse.session(read_only=True) as session:
-        feature_names = session.established_feature_names() or []
+        feature_names, category_names = session.established_columns() or ([], [])
         plan = serving_plan(session.models())
         rows_used = session.quantum_rows_today()
     client = stream.client()
     entries = stream.read(client)
     if not entries:
         return {"records": 0}
-    records = [stream.parse(entry, feature_names) for entry in entries]
+    records = [stream.parse(entry, feature_names, category_names) for entry in entries]
     for record in records:
         if record.error:
             stream.reject(client, record)
@@ -512,7 +512,9 @@ def score_stream_records(context, *, stream: ScoringStream, warehouse: Warehouse
     good = {record.sample_id: record for record in records if not record.error}  # a re-sent record: the last wins
     if good:
         rows = pl.DataFrame({"sample_id": list(good),
-                             "features": [[r.features[name] for name in feature_names] for r in good.values()]})
+                             "features": [[r.features[name] for name in feature_names] for r in good.values()],
+                             "categories": pl.Series([r.categories or [] for r in good.values()],
+                                                     dtype=pl.List(pl.String))})
         frames, summary = score_batch(context, rows, plan, rows_used=rows_used, band=band,
                                       warehouse=warehouse, quantum_backend=quantum_backend, cost_policy=cost_policy,
                                       source=f"stream:{stream.stream}",

@@ -1,7 +1,8 @@
 """Scoring records from a Redis stream (a new record lands in a queue and is scored as it arrives).
 
 A record is a stream entry with the fields ``sample_id`` and ``features``, a JSON object of the
-training feature columns ({"f0": 1.2, ...}). The consumer group gives at-least-once delivery: an
+training feature columns ({"f0": 1.2, "plan": "pro", ...}): numbers for numeric columns, text for
+categorical ones, null for a missing value (imputed as a file's empty cell is). The consumer group gives at-least-once delivery: an
 entry read but not acknowledged stays pending and is read again next time, so a record is
 acknowledged only after its prediction is committed; predictions are idempotent by sample id and
 model version, so a re-delivery writes no duplicate.
@@ -47,8 +48,9 @@ class StreamRecord:
     entry_id: str
     fields: dict[str, str]
     sample_id: str = ""
-    features: dict[str, float] | None = None
+    features: dict[str, float] | None = None  # numeric columns; NaN where the record gives null (imputed)
     error: str = ""
+    categories: list[str | None] | None = None  # the dataset's categorical columns, in their order
 
     @property
     def received_at(self) -> float:
@@ -111,20 +113,37 @@ def finite_float(name: str, value: Any) -> float:
     return number
 
 
-def checked_features(fields: dict[str, str], feature_names: list[str], max_features: int) -> dict[str, float]:
+def category_value(name: str, value: Any) -> str | None:
+    """A categorical column's value as text (a number is its text); null is a missing value."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise UnscorableRecord(f"categorical feature {name!r} is not a text value: {quoted(value)}")
+    return str(value)
+
+
+def checked_features(fields: dict[str, str], feature_names: list[str], max_features: int,
+                     category_names: list[str] = ()) -> tuple[dict[str, float], list[str | None]]:
+    """(numeric features by name, categories in ``category_names`` order) of a record. A null
+    value is a missing value (imputed like a file's empty cell); any other value must be a finite
+    number (numeric columns) or a text (categorical columns)."""
     if "features" not in fields:
         raise UnscorableRecord("no features field")
     features = features_object(fields["features"], max_features)
-    missing = sorted(set(feature_names) - set(features))
-    extra = sorted(set(features) - set(feature_names))
+    expected = [*feature_names, *category_names]
+    missing = sorted(set(expected) - set(features))
+    extra = sorted(set(features) - set(expected))
     if missing or extra:
         raise UnscorableRecord(f"feature columns differ from the training data: missing {quoted(missing[:5])}, "
                                f"unexpected {quoted(extra[:5])}")
-    return {name: finite_float(name, features[name]) for name in feature_names}
+    numeric = {name: math.nan if features[name] is None else finite_float(name, features[name])
+               for name in feature_names}
+    return numeric, [category_value(name, features[name]) for name in category_names]
 
 
 def parse_record(entry_id: str, fields: dict[str, str], feature_names: list[str], *,
-                 max_bytes: int = MAX_RECORD_BYTES, max_features: int = MAX_FEATURES) -> StreamRecord:
+                 max_bytes: int = MAX_RECORD_BYTES, max_features: int = MAX_FEATURES,
+                 category_names: list[str] = ()) -> StreamRecord:
     """A record with its sample id and features in ``feature_names``, or with the reason it cannot
     be scored. The size cap (``max_bytes``) and the feature cap are checked before any JSON is
     parsed. Never raises: an error no rule foresaw is the record's reason too (its type and message)."""
@@ -133,7 +152,8 @@ def parse_record(entry_id: str, fields: dict[str, str], feature_names: list[str]
         if size > max_bytes:
             raise UnscorableRecord(f"record is {size} bytes, over the cap of {max_bytes} (max_record_bytes)")
         sample_id = checked_sample_id(fields)
-        return StreamRecord(entry_id, fields, sample_id, checked_features(fields, feature_names, max_features))
+        numeric, categories = checked_features(fields, feature_names, max_features, category_names)
+        return StreamRecord(entry_id, fields, sample_id, numeric, categories=categories)
     except UnscorableRecord as reason:
         return StreamRecord(entry_id, fields, error=str(reason))
     except Exception as error:  # noqa: BLE001 - fail safe: one record's surprise never stops the others
@@ -202,7 +222,7 @@ class ScoringStream(ConfigurableResource):
         reply = client.xreadgroup(self.group, CONSUMER, {self.stream: ">"}, count=self.batch)
         return [StreamEntry(entry_id, fields) for _, items in reply for entry_id, fields in items if fields]
 
-    def parse(self, entry: StreamEntry, feature_names: list[str]) -> StreamRecord:
+    def parse(self, entry: StreamEntry, feature_names: list[str], category_names: list[str] = ()) -> StreamRecord:
         """The entry as a record under this stream's caps. One already delivered ``max_deliveries``
         times is not parsed again (it may be what crashes the scorer): that is its reason."""
         if entry.earlier_deliveries >= self.max_deliveries:
@@ -210,7 +230,7 @@ class ScoringStream(ConfigurableResource):
                                 error=f"delivered {entry.earlier_deliveries} times without an acknowledgement "
                                       f"(max_deliveries {self.max_deliveries})")
         return parse_record(entry.entry_id, entry.fields, feature_names, max_bytes=self.max_record_bytes,
-                            max_features=self.max_features)
+                            max_features=self.max_features, category_names=category_names)
 
     def acknowledge(self, client, entry_ids: list[str]) -> None:
         if entry_ids:

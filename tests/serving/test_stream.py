@@ -5,6 +5,7 @@ often), at-least-once delivery through a kill, and the sensor backing off while 
 from __future__ import annotations
 
 import json
+import math
 import signal
 import subprocess
 import sys
@@ -222,3 +223,18 @@ def test_a_consumer_killed_between_prediction_and_acknowledgement_loses_and_dupl
     scored = stream_predictions(stream).filter(pl.col("role") == "champion")
     assert scored.height == 10 and scored["sample_id"].n_unique() == 10  # re-delivered, not duplicated
     assert stream.backlog(stream.client()) == {"pending": 0, "lag": 0}
+
+
+def test_a_record_may_carry_categories_and_missing_values_as_a_file_may():
+    from hybrid_resources.data.stream import parse_record
+
+    fields = {"sample_id": "r1", "features": json.dumps({"tenure": None, "spend": 3.5, "plan": "pro", "region": None})}
+    record = parse_record("1-0", fields, ["spend", "tenure"], category_names=["plan", "region"])
+    assert not record.error and record.categories == ["pro", None]
+    assert record.features["spend"] == 3.5 and math.isnan(record.features["tenure"])  # imputed when scored
+    wrong = parse_record("1-1", {**fields, "features": json.dumps({"tenure": 1, "spend": 3.5, "plan": ["x"],
+                                                                   "region": "n"})},
+                         ["spend", "tenure"], category_names=["plan", "region"])
+    assert "'plan' is not a text value" in wrong.error
+    numeric_only = parse_record("1-2", fields, ["spend", "tenure", "plan", "region"])
+    assert "not a finite number" in numeric_only.error  # a text where the dataset has a number

@@ -45,13 +45,7 @@ from hybrid_resources.quantum.kernels import compute_kernel
 BINARY_COLUMNS = ["sample_id", "model_version", "role", "score", "decision", "decided_by", "flagged", "latency_s",
                   "backend", "queue_s", "source", "run_id"]
 SPEC = FeatureMapSpec("iqp", 3, bandwidth=0.5)
-# The training helper's fit_classical serves multi-class and regression (issue 25); until that
-# branch is merged, the tests that need a multi-class classical model wait for it.
-needs_multiclass_models = pytest.mark.skipif(not hasattr(models, "classical_kinds"),
-                                             reason="needs fit_classical/classical_decision for multi-class")
-# A linear regressor is stored as coef (d,) and intercept (1,): "ridge" once the training helper's
-# kinds land, and the same arrays score identically as the binary linear decision before that.
-LINEAR_REGRESSOR = "ridge" if hasattr(models, "REGRESSION_KINDS") else "logistic_regression"
+LINEAR_REGRESSOR = "ridge"  # a linear regressor is stored as coef (d,) and intercept (1,)
 
 
 def raw_rows(n: int, seed: int, shift: float = 0.0) -> np.ndarray:
@@ -138,7 +132,6 @@ def test_multiclass_prediction_rows_carry_the_winning_class_and_every_score():
     assert np.allclose(frame["score"].to_numpy(), top_two_margin(logits))
 
 
-@needs_multiclass_models
 def test_multiclass_cascade_routes_close_calls_to_the_one_vs_rest_quantum_svm():
     train, y = three_classes(60, seed=5)
     transform = fitted_transform(train)
@@ -318,7 +311,6 @@ def test_registry_listings_and_dashboards_show_each_tasks_own_figures():
     assert decision_counts(champion.head(0), regression=True) == {}
 
 
-@pytest.mark.skipif(not hasattr(EmbeddingTransform, "unseen_categories"), reason="needs the categorical transform")
 def test_the_share_of_unseen_categories_comes_from_the_champions_transform():
     from hybrid_assets.training.embeddings import Preprocessor
     from hybrid_resources.data.contract import DatasetContract

@@ -772,7 +772,9 @@ def _explain(check: str, result: Any, df: pl.DataFrame, profile: pl.DataFrame,
 def _explain_required_columns(failed: _FailedCheck) -> tuple[str, dict[str, Any]]:
     contract, df = failed.contract, failed.df
     required = contract.label_column if contract.labelled else contract.id_column
-    return (f"required column {required!r} is missing; columns found: {quote_samples(df.columns)}",
+    hint = (f"; name the target column {required!r}, or declare `target:` in the dataset contract file (dataset.yaml)"
+            if contract.labelled else "")
+    return (f"required column {required!r} is missing; columns found: {quote_samples(df.columns)}{hint}",
             {"missing": [required], "columns": df.columns[:100]})
 
 
@@ -900,7 +902,8 @@ def _describe_non_numeric(df: pl.DataFrame, name: str) -> str:
         # Parquet can store numbers as text: the type itself is out of contract.
         return f"{sample(name)!r} holds numbers stored as {column.dtype}; the contract needs a numeric type"
     if n_bad == n_filled:
-        return f"{sample(name)!r} is a text column (e.g. {quote_samples(examples)})"
+        return (f"{sample(name)!r} is a text column (e.g. {quote_samples(examples)}) with too many distinct values to "
+                "be inferred categorical; declare it under `categorical:` in the dataset contract file, or drop it")
     where = ", ".join(str(int(i) + 1) for i in positions[:3])
     return f"{sample(name)!r} has {n_bad} non-number value(s), e.g. {quote_samples(examples)} at data row(s) {where}"
 
@@ -916,15 +919,25 @@ def derive_sample_ids(labels: list[str], features: np.ndarray, feature_names: li
 
     Features (and categories) are hashed in sorted column-name order, so the same row in another
     file (columns in another order, written by another tool) gets the same id. Identical rows in
-    one file get the same id: they are the same sample.
+    one file are distinct observations (a table of a few categories repeats rows all the time):
+    the k-th repeat of a row's content gets ``<hash>~k``, so re-landing the same rows gives the
+    same ids and every row of a file is kept.
     """
     order = np.argsort(np.asarray(feature_names, dtype=object), kind="stable")
     canonical = np.ascontiguousarray(features[:, order], dtype=np.float64)
     if not category_names:
-        return [row_hash(label, row) for label, row in zip(labels, canonical)]
-    category_order = np.argsort(np.asarray(category_names, dtype=object), kind="stable")
-    return [row_hash(label, row, [values[i] for i in category_order])
-            for label, row, values in zip(labels, canonical, categories)]
+        hashes = [row_hash(label, row) for label, row in zip(labels, canonical)]
+    else:
+        category_order = np.argsort(np.asarray(category_names, dtype=object), kind="stable")
+        hashes = [row_hash(label, row, [values[i] for i in category_order])
+                  for label, row, values in zip(labels, canonical, categories)]
+    seen: dict[str, int] = {}
+    ids = []
+    for digest in hashes:
+        repeat = seen.get(digest, 0)
+        seen[digest] = repeat + 1
+        ids.append(digest if repeat == 0 else f"{digest}~{repeat}")
+    return ids
 
 
 def to_landing_table(df: pl.DataFrame, contract: DatasetContract = DatasetContract(),

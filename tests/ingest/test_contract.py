@@ -116,7 +116,8 @@ def test_ids_are_derived_from_content_when_absent(tmp_path):
 def test_derived_ids_depend_on_label_and_values_only():
     features = np.array([[1.0, -0.0], [1.0, 0.0], [1.0, 2.0]])
     ids = derive_sample_ids(["a", "a", "a"], features, ["x", "y"])
-    assert ids[0] == ids[1] != ids[2]  # -0.0 and 0.0 are the same value
+    assert ids[1] == ids[0] + "~1" and ids[2] != ids[0]  # -0.0 and 0.0 are the same value: a repeat, kept
+    assert derive_sample_ids(["a", "a", "a"], features, ["x", "y"]) == ids  # the same rows, the same ids
     assert derive_sample_ids(["b"], features[:1], ["x", "y"]) != ids[:1]
     assert derive_sample_ids(["a"], features[:1, ::-1], ["y", "x"]) == ids[:1]
 

@@ -150,3 +150,25 @@ def test_without_categories_or_gaps_the_embedding_is_what_it_was(blobs):
     train = table.filter(pl.col("split") == "train")
     plain = EmbeddingTransform.fit(np.asarray(train["features"].to_list()), train["sample_id"].to_numpy(), n_qubits=3)
     assert np.allclose(bundle["X_train"], plain.encode(np.asarray(train["features"].to_list())))
+
+
+def test_a_table_of_categories_alone_keeps_every_row_and_embeds(tmp_path):
+    """Repeated rows are distinct observations: a few categories repeat rows all the time."""
+    rng = np.random.default_rng(5)
+    colour, size = rng.choice(["red", "green", "blue"], 120), rng.choice(["S", "M", "L"], 120)
+    frame = pl.DataFrame({"colour": colour, "size": size,
+                          "label": np.where((colour == "red") | (size == "L"), "yes", "no")})
+    frame.write_csv(tmp_path / "cats.csv")
+    table, report = load_landing_file(tmp_path / "cats.csv")
+    assert report.success and table.feature_names == [] and table.category_names == ["colour", "size"]
+    assert len(set(table.sample_ids)) == 120  # no row collapses into another
+    again, _ = load_landing_file(tmp_path / "cats.csv")
+    assert again.sample_ids == table.sample_ids  # the same rows landed again: the same ids
+    rows = pl.DataFrame({"sample_id": table.sample_ids, "label": table.labels,
+                         "features": [[] for _ in table.sample_ids],
+                         "categories": pl.Series(table.categories, dtype=pl.List(pl.String)),
+                         "file_hash": ["f"] * 120, "order": np.arange(120)},
+                        schema_overrides={"features": pl.List(pl.Float64)})
+    bundle = reduce_embeddings(build_features(rows, test_fraction=0.25, seed=0), n_qubits=3,
+                               columns=([], ["colour", "size"]))
+    assert bundle["X_train"].shape[1] == 3 and np.isfinite(bundle["X_train"]).all()

@@ -517,7 +517,8 @@ def categorical_columns(df: pl.DataFrame, contract: DatasetContract = DatasetCon
     if contract.categorical is not None:
         return [name for name in features if name in contract.categorical]
     schema = df.schema
-    candidates = [name for name in features if schema[name] in (pl.String, pl.Boolean, pl.Categorical)]
+    candidates = [name for name in features
+                  if schema[name] in (pl.String, pl.Boolean) or isinstance(schema[name], (pl.Categorical, pl.Enum))]
     if not candidates:
         return []
     text = df.select(pl.col(candidates).cast(pl.String).str.strip_chars())

@@ -22,8 +22,9 @@ launchpad shows which variable sets the field), and an unset one leaves the docu
 | ``HYBRID_WAREHOUSE_LOCK_WAIT_S`` | ``warehouse.lock_wait_s`` (read when the warehouse is opened) |
 | ``HYBRID_REDIS_URL``, ``HYBRID_SCORING_STREAM`` | ``scoring_stream.url``, ``.stream`` (records to score) |
 
-``HYBRID_DATA_DIR`` (the data root) and ``HYBRID_LANDING_URI``, ``HYBRID_SCORING_URI``,
-``HYBRID_LABELS_URI`` are read when a step or sensor runs; ``HYBRID_APPROVERS_FILE`` (who may sign
+``HYBRID_DATA_DIR`` (the data root), ``HYBRID_LANDING_URI``, ``HYBRID_SCORING_URI``,
+``HYBRID_LABELS_URI`` and ``HYBRID_DATASET_CONTRACT`` (the dataset contract file) are read when a
+step or sensor runs; ``HYBRID_APPROVERS_FILE`` (who may sign
 registry statements) when a registry action or a paid hardware run is checked. AWS credentials are boto3's own
 ``AWS_*`` variables and never pass through a resource.
 """

@@ -37,8 +37,8 @@ from hybrid_assets.training.models import (  # noqa: E402
     classical_decision,
     fit_classical,
     fit_precomputed_svm,
-    holdout_metrics,
 )
+from hybrid_assets.training.tasks import holdout_metrics  # noqa: E402
 from hybrid_assets.training.tuning import (  # noqa: E402
     classical_grid,
     cross_validate,

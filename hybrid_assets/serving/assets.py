@@ -63,7 +63,7 @@ from hybrid_assets.serving.scoring import (
     population_stability,
     predictions_frame,
 )
-from hybrid_assets.training.embeddings import EmbeddingTransform
+from hybrid_assets.training.embeddings import EmbeddingTransform, category_matrix
 from hybrid_assets.training.tasks import holdout_metrics, task_of
 from hybrid_resources.cost_policy import CostPolicy
 from hybrid_resources.data.dataset import load_dataset_contract
@@ -208,7 +208,7 @@ def score_batch(context, rows: pl.DataFrame, plan: dict, *, rows_used: int, band
     queue_s = np.maximum(time.time() - np.asarray(received_at, dtype=np.float64), 0.0)
     store, backend = registry_store(), cost_policy.with_program_sets(quantum_backend.backend_config())
     features = np.asarray(rows["features"].to_list(), dtype=np.float64)  # a missing value (null) becomes NaN
-    categories = category_matrix(rows)
+    categories = categories_of(rows)
     screen = load_scorer(plan["screen"], store)
     cache = KernelCache(DataLayout.from_env().kernel_cache)
     frames, summary = [], {"champion": plan["champion"]["version_id"], "screen": screen.version_id}
@@ -252,15 +252,11 @@ def decision_counts(champion: pl.DataFrame, *, regression: bool) -> dict:
     return dict(champion["decision"].value_counts().iter_rows())
 
 
-def category_matrix(rows: pl.DataFrame) -> np.ndarray | None:
-    """The categorical columns of ``rows`` as an (n, c) object array (str, None where missing), or
-    None when the rows carry none (no ``categories`` column, or empty lists: numeric datasets)."""
-    if "categories" not in rows.columns or rows.is_empty():
-        return None
-    values = rows["categories"].to_list()
-    if not any(values):
-        return None
-    return np.array(values, dtype=object).reshape(len(values), -1)
+def categories_of(rows: pl.DataFrame) -> np.ndarray | None:
+    """The categorical columns of ``rows`` (:func:`category_matrix`), or None when they carry none
+    (numeric datasets)."""
+    matrix = category_matrix(rows)
+    return matrix if matrix.size else None
 
 
 @asset(automation_condition=ON_NEW_DATA, deps=[predictions, scoring_labels], code_version="1", group_name="serving",
@@ -460,13 +456,13 @@ def category_drift(train: pl.DataFrame, scoring: pl.DataFrame, transform: Embedd
     Empty without categorical columns."""
     if "categories" not in scoring.columns or scoring.is_empty():
         return {}
-    actual = category_matrix(scoring)
+    actual = categories_of(scoring)
     if actual is None:
         return {}
     report: dict = {"cells": int(actual.size)}
     if transform is not None and hasattr(transform, "unseen_categories"):
         report["unseen_share"] = transform.unseen_categories(actual) / actual.size
-    expected = category_matrix(train) if "categories" in train.columns else None
+    expected = categories_of(train)
     preprocessor = getattr(transform, "preprocessor", None)
     names = ([str(name) for name in preprocessor.category_names] if preprocessor is not None
              and len(preprocessor.category_names) == actual.shape[1] else [f"category_{j}" for j in range(actual.shape[1])])

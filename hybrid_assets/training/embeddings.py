@@ -231,13 +231,18 @@ def refit_reason(previous: EmbeddingTransform | None, features: pl.DataFrame, *,
     return None
 
 
+def category_matrix(rows: pl.DataFrame) -> np.ndarray:
+    """The ``categories`` list column of warehouse rows (features, scoring rows) as an (n, c)
+    object array, None where missing; c = 0 for a dataset without categorical columns."""
+    values = rows["categories"].to_list() if "categories" in rows.columns else [[] for _ in range(rows.height)]
+    return _category_matrix(values, rows.height, max((len(row) for row in values), default=0))
+
+
 def split_arrays(part: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """(numeric (n, p) float64 with NaN where missing, categories (n, c) object with None) of a
     features frame's rows."""
     numeric = np.asarray(part["features"].to_list(), dtype=np.float64).reshape(part.height, -1)
-    rows = part["categories"].to_list() if "categories" in part.columns else [[] for _ in range(part.height)]
-    width = max((len(row) for row in rows), default=0)
-    return numeric, _category_matrix(rows, part.height, width)
+    return numeric, category_matrix(part)
 
 
 def task_targets(labels: list[str], task: str, classes: np.ndarray) -> np.ndarray:

@@ -23,35 +23,30 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+from sklearn.ensemble import (
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+)
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.metrics.pairwise import rbf_kernel
 from sklearn.svm import SVC, SVR
 
-from hybrid_assets.training import tasks
+from hybrid_assets.training.tasks import holdout_metrics, task_of
 from hybrid_resources.data.artifacts import info_of
 from hybrid_resources.quantum.backends import BackendConfig
+from hybrid_resources.quantum.kernel_diagnostics import label_task
 from hybrid_resources.quantum.nystrom import (
     NystromConfig,
     NystromModel,
     RbfKernel,
     TargetCoding,
     fit_nystrom,
-    label_task,
     nystrom_decision,
 )
 from hybrid_resources.quantum.vqc import VqcConfig, predict_proba
 
 SVR_EPSILON = 0.1
 """The SVR's epsilon-insensitive tube, on the standardized target (a tenth of its std)."""
-
-
-def holdout_metrics(y_true: np.ndarray, decision: np.ndarray, *, task: str | None = None,
-                    probabilistic: bool = False) -> dict[str, float]:
-    """The task's holdout metrics of decisions (:func:`hybrid_assets.training.tasks.holdout_metrics`):
-    accuracy, F1, balanced accuracy and ROC-AUC for classification (+ log_loss when
-    ``probabilistic``), r2, rmse and mae for regression."""
-    return tasks.holdout_metrics(y_true, decision, task=task, probabilistic=probabilistic)
 
 
 def svm_arrays(make: Callable[[bool], object], data: np.ndarray, y: np.ndarray, task: str) -> dict[str, np.ndarray]:
@@ -283,7 +278,7 @@ def model_holdout(model_asset: str, model: dict[str, np.ndarray], inputs: dict) 
     submit circuits; a refused or degraded VQC has nothing to rescore (ValueError).
     """
     embeddings = inputs["reduced_embeddings"]
-    task, y_test = tasks.task_of(embeddings), embeddings["y_test"]
+    task, y_test = task_of(embeddings), embeddings["y_test"]
     if model_asset == "quantum_svm":
         return holdout_metrics(y_test, quantum_svm_decision(model, inputs["quantum_kernel_test"]["matrix"]), task=task)
     if model_asset == "classical_baseline":

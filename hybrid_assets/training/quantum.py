@@ -39,7 +39,6 @@ from hybrid_assets.training.embeddings import (
 )
 from hybrid_assets.training.models import (
     fit_precomputed_svm,
-    holdout_metrics,
     model_holdout,
     precomputed_decision,
 )
@@ -59,7 +58,7 @@ from hybrid_assets.training.shot_planner import (
     recommend,
     shot_ladder,
 )
-from hybrid_assets.training.tasks import judged_metric, task_of
+from hybrid_assets.training.tasks import holdout_metrics, judged_metric, task_of
 from hybrid_assets.training.tuning import kfold_splits, quantum_score, tune_quantum
 from hybrid_resources.compute import DaskCluster
 from hybrid_resources.cost_policy import CostPolicy

@@ -21,12 +21,11 @@ from hybrid_assets.training.models import (
     classical_decision,
     fit_classical,
     fit_precomputed_svm,
-    holdout_metrics,
-    label_task,
     precomputed_decision,
 )
-from hybrid_assets.training.tasks import judged_metric
+from hybrid_assets.training.tasks import holdout_metrics, judged_metric
 from hybrid_resources.quantum.feature_maps import FeatureMapSpec
+from hybrid_resources.quantum.kernel_diagnostics import label_task
 from hybrid_resources.quantum.kernel_engine import quantum_kernel
 
 Split = tuple[np.ndarray, np.ndarray]

@@ -16,9 +16,8 @@ from pydantic import Field
 from hybrid_assets.common.automation import ON_NEW_DATA
 from hybrid_assets.common.outputs import artifact_output
 from hybrid_assets.common.reporting import markdown_image, training_curves_png
-from hybrid_assets.training.models import holdout_metrics
 from hybrid_assets.training.scale import sample_note, stratified_sample
-from hybrid_assets.training.tasks import task_of
+from hybrid_assets.training.tasks import holdout_metrics, task_of
 from hybrid_resources.cost_policy import CostPolicy, SpendLedger
 from hybrid_resources.data.artifacts import content_hash, with_info
 from hybrid_resources.data.paths import DataLayout

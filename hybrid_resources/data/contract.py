@@ -668,7 +668,8 @@ def _run_suite(name: str, frame: "pd.DataFrame", expectations: list[Any], result
     return list(batch.validate(suite, result_format=result_format).results)
 
 
-def validate_contract(df: pl.DataFrame, contract: DatasetContract = DatasetContract()) -> ValidationReport:
+def validate_contract(df: pl.DataFrame, contract: DatasetContract = DatasetContract(), *,
+                      categorical: list[str] | None = None) -> ValidationReport:
     """Validate a parsed landing table against the contract with Great Expectations 1.x.
 
     Checks (each a contract check name): ``required_columns`` (label present),
@@ -678,11 +679,11 @@ def validate_contract(df: pl.DataFrame, contract: DatasetContract = DatasetContr
     and ``numeric_target`` (:func:`target_violations`; declared classes),
     ``missing_sample_id`` and ``unique_sample_id`` (when the id column exists) and
     ``row_count`` (min_rows..max_rows). Never raises for bad data: see the report.
-    Accepts a polars or pandas DataFrame.
+    Accepts a polars or pandas DataFrame. ``categorical`` defaults to :func:`categorical_columns`.
     """
     if not isinstance(df, pl.DataFrame):
         df = pl.from_pandas(df)
-    profile = feature_profile(df, contract)
+    profile = feature_profile(df, contract, categorical)
     row_expectations, profile_expectations = build_expectations(contract, df.columns)
     results = _run_suite("rows", _row_frame(df, contract), row_expectations, "SUMMARY")
     results += _run_suite(
@@ -978,14 +979,16 @@ def load_landing_file(
     parsed = read_landing_file(path, contract)
     if contract.labelled and contract.label_column in parsed.frame.columns:
         refuse_non_finite_labels(parsed.frame[contract.label_column].drop_nulls().cast(pl.String).unique().to_list())
-    report = replace(validate_contract(parsed.frame, contract), blank_lines_skipped=parsed.blank_lines_skipped)
+    categorical = categorical_columns(parsed.frame, contract)  # once: the validation and the conversion agree
+    report = replace(validate_contract(parsed.frame, contract, categorical=categorical),
+                     blank_lines_skipped=parsed.blank_lines_skipped)
     if not report.success:
         raise ContractViolation(
             report.failed_checks[0],
             "; ".join(report.reasons),
             {**report.to_metadata(), "checks": report.details},
         )
-    return to_landing_table(parsed.frame, contract), report
+    return to_landing_table(parsed.frame, contract, categorical), report
 
 
 def _is_non_finite_number(text: str) -> bool:

@@ -86,7 +86,11 @@ def geometric_difference(classical: np.ndarray, quantum: np.ndarray, *, regulari
 
 def label_task(labels: np.ndarray) -> str:
     """The task labels imply when none is given: float targets are regression, class indices
-    above 1 multi-class, otherwise binary (labels 0/1 or -1/+1)."""
+    above 1 multi-class, otherwise binary (labels 0/1 or -1/+1).
+
+    >>> label_task(np.array([0, 2, 1])), label_task(np.array([0.5, 1.0])), label_task(np.array([1, 0]))
+    ('multiclass', 'regression', 'binary')
+    """
     labels = np.asarray(labels)
     if labels.dtype.kind == "f":
         return "regression"

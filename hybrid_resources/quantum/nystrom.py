@@ -36,6 +36,7 @@ from hybrid_resources.data.big_arrays import map_rows, row_blocks
 from hybrid_resources.quantum.backends import BackendConfig, SubmissionLedger
 from hybrid_resources.quantum.feature_maps import FeatureMapSpec
 from hybrid_resources.quantum.kernel_cache import KernelCache
+from hybrid_resources.quantum.kernel_diagnostics import label_task
 from hybrid_resources.quantum.kernel_engine import KernelStats, quantum_kernel
 
 LANDMARK_RULES = ("kmeans++", "uniform")
@@ -181,19 +182,6 @@ def nystrom_map(K_mm: np.ndarray, *, eps: float = 1e-10) -> tuple[np.ndarray, in
 # ---------------------------------------------------------------------------------------
 # The classifier
 # ---------------------------------------------------------------------------------------
-
-
-def label_task(y: np.ndarray) -> str:
-    """The task train labels ``y`` imply: float values are a regression target, a class index
-    above 1 means multi-class, otherwise binary.
-
-    >>> label_task(np.array([0, 2, 1])), label_task(np.array([0.5, 1.0])), label_task(np.array([1, 0]))
-    ('multiclass', 'regression', 'binary')
-    """
-    y = np.asarray(y)
-    if y.dtype.kind == "f":
-        return "regression"
-    return "multiclass" if y.size and int(y.max()) > 1 else "binary"
 
 
 @dataclass(frozen=True)

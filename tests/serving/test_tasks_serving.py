@@ -15,8 +15,8 @@ from sklearn.metrics import f1_score
 from sklearn.svm import SVR
 
 from hybrid_assets.serving.assets import (
+    categories_of,
     category_drift,
-    category_matrix,
     missing_shares,
     realized_metrics,
     shadow_report,
@@ -290,7 +290,7 @@ def test_categorical_level_drift_per_column():
     assert same == 0.0 and shifted > 0.2
     train = pl.DataFrame({"features": [[0.0]] * 4, "categories": [["red", "s"], ["blue", "s"], ["red", "m"], ["blue", None]]})
     scoring = pl.DataFrame({"features": [[0.0]] * 4, "categories": [["red", "s"], ["red", "s"], ["red", "s"], ["red", "s"]]})
-    assert category_matrix(scoring).shape == (4, 2) and category_matrix(pl.DataFrame({"categories": [[], []]})) is None
+    assert categories_of(scoring).shape == (4, 2) and categories_of(pl.DataFrame({"categories": [[], []]})) is None
     drift = category_drift(train, scoring, None)
     assert drift["cells"] == 8 and set(drift["level_psi"]) == {"category_0", "category_1"}
     assert drift["level_psi"]["category_0"] > 1.0 and "unseen_share" not in drift  # no transform: not counted

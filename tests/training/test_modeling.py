@@ -7,10 +7,10 @@ from hybrid_assets.common.reporting import code_block, comparison_table, heatmap
 from hybrid_assets.training.models import (
     fit_precomputed_svm,
     fit_rbf_svm,
-    holdout_metrics,
     precomputed_decision,
     rbf_decision,
 )
+from hybrid_assets.training.tasks import holdout_metrics
 
 
 @pytest.fixture

@@ -30,6 +30,7 @@ from sklearn.ensemble import (
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.metrics.pairwise import rbf_kernel
 from sklearn.svm import SVC, SVR
+from threadpoolctl import threadpool_limits
 
 from hybrid_assets.training.tasks import holdout_metrics, task_of
 from hybrid_resources.data.artifacts import info_of
@@ -210,8 +211,22 @@ def fit_classical(kind: str, params: dict, X_train: np.ndarray, y_train: np.ndar
         return {"coef": model.coef_.astype(np.float64), "intercept": np.array([model.intercept_], dtype=np.float64)}
     booster = HistGradientBoostingRegressor if task == "regression" else HistGradientBoostingClassifier
     model = booster(learning_rate=params["learning_rate"], max_leaf_nodes=params["max_leaf_nodes"], max_iter=100,
-                    early_stopping=False, random_state=seed).fit(X_train, y_train)
+                    early_stopping=False, random_state=seed)
+    with threadpool_limits(limits=boosting_threads(len(X_train)), user_api="openmp"):
+        model.fit(X_train, y_train)
     return _trees_as_arrays(model)
+
+
+BOOSTING_SHARED_ROWS = 50_000
+"""Gradient boosting fits on more train rows than this use every core (OpenMP); smaller ones one."""
+
+
+def boosting_threads(n_rows: int) -> int | None:
+    """OpenMP threads for a gradient boosting fit on ``n_rows`` rows: 1 up to
+    :data:`BOOSTING_SHARED_ROWS`, else None (every core). A small fit's trees take milliseconds,
+    and OpenMP's threads spin-wait for each other on every node: on a busy 2-core host (other steps,
+    other fits) one thread fitted a 3,200-row model in 0.07 s where two took 0.7 to 1.1 s."""
+    return 1 if n_rows <= BOOSTING_SHARED_ROWS else None
 
 
 def _trees_as_arrays(model) -> dict[str, np.ndarray]:

@@ -12,13 +12,14 @@ expected holdout accuracy (R² for a regression), computed on the exact simulato
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 from hybrid_assets.training.models import fit_precomputed_svm, precomputed_decision
 from hybrid_assets.training.scale import sample_note, stratified_sample
 from hybrid_assets.training.tasks import holdout_metrics, task_of
-from hybrid_assets.training.tuning import kfold_splits, quantum_score
+from hybrid_assets.training.tuning import cross_validate_Cs, kfold_splits
 from hybrid_resources.cost_policy import CostPolicy, SubmissionRefused
 from hybrid_resources.data.artifacts import ArtifactStore
 from hybrid_resources.quantum.backends import BackendConfig
@@ -54,14 +55,16 @@ def current_data(store: ArtifactStore) -> tuple[dict, dict]:
 
 
 def expected_accuracy(embeddings: dict, spec: FeatureMapSpec, C: float, landmarks: int, *, folds: int = 5,
-                      seed: int = 0) -> dict[str, float]:
+                      seed: int = 0, projected: dict | None = None) -> dict[str, float]:
     """Holdout figure of each route's model on the exact simulator (nothing submitted): accuracy
     for classification, R² for regression (:func:`expected_metric`).
 
     pairwise: an SVM on the fidelity kernel with the tuned ``C``; projected: an SVM on the
-    projected kernel with gamma and C tuned by ``folds``-fold CV on the train split; nystrom: the
-    least-squares model on ``landmarks`` Nyström features of the fidelity kernel (capped at the
-    train rows, as the plan caps them).
+    projected kernel with ``projected``'s (gamma, C, bandwidth, reps) when kernel_tuning
+    cross-validated the projected family (:func:`projected_choice`), else with the tuned ``C``
+    and gamma chosen by ``folds``-fold CV on the train split; nystrom: the least-squares model on
+    ``landmarks`` Nyström features of the fidelity kernel (capped at the train rows, as the plan
+    caps them).
     """
     X, y, X_test, y_test = (np.asarray(embeddings[k]) for k in ("X_train", "y_train", "X_test", "y_test"))
     task, metric = task_of(embeddings), expected_metric(embeddings)
@@ -71,14 +74,26 @@ def expected_accuracy(embeddings: dict, spec: FeatureMapSpec, C: float, landmark
 
     pairwise = fit_precomputed_svm(quantum_kernel(X, spec=spec).matrix, y, C=C)
     accuracy = {"pairwise": figure(precomputed_decision(pairwise, quantum_kernel(X_test, X, spec=spec).matrix))}
-    best = tune_gamma(X, y, kfold_splits(y, folds=folds, seed=seed), spec,
-                      score=lambda kernel, C: quantum_score(kernel, y, C, metric))[0].params
-    train, test = projected_train_test(X, X_test, spec=ProjectedKernelSpec(spec, gamma=best["gamma"]))
-    accuracy["projected"] = figure(precomputed_decision(fit_precomputed_svm(train.matrix, y, C=best["C"]), test.matrix))
+    if projected is None:  # kernel_tuning tuned the fidelity kernel only: gamma at its C
+        projected = tune_gamma(X, y, kfold_splits(y, folds=folds, seed=seed), spec, Cs=[C],
+                               score=lambda kernel, splits, Cs: cross_validate_Cs(kernel, y, splits, Cs, metric)
+                               )[0].params
+    projected_map = replace(spec, bandwidth=projected["bandwidth"], reps=int(projected["reps"]))
+    train, test = projected_train_test(X, X_test, spec=ProjectedKernelSpec(projected_map, gamma=projected["gamma"]))
+    accuracy["projected"] = figure(precomputed_decision(fit_precomputed_svm(train.matrix, y, C=projected["C"]),
+                                                        test.matrix))
     nystrom = NystromConfig(m=nystrom_landmarks(landmarks, len(X)), C=C, seed=seed)
     model = fit_nystrom(X, y, EngineKernel(spec), nystrom)
     accuracy["nystrom"] = figure(nystrom_decision(model, X_test, EngineKernel(spec)))
     return accuracy
+
+
+def projected_choice(tuning: dict) -> dict | None:
+    """The best projected-kernel candidate's params (gamma, C, bandwidth, reps) kernel_tuning
+    cross-validated (its ``kernel`` was projected or best), so the route plan does not fit them
+    again; None when it tuned the fidelity kernel only."""
+    projected = [c for c in tuning.get("candidates", []) if c.get("kernel") == "projected"]
+    return max(projected, key=lambda c: c["cv_mean"])["params"] if projected else None
 
 
 def expected_metric(embeddings: dict) -> str:
@@ -138,7 +153,7 @@ def plan_current_data(embeddings: dict, tuning: dict, backend: BackendConfig, co
     accuracy, notes = {}, {}
     if with_accuracy:
         sample, notes = accuracy_sample(embeddings, max_accuracy_rows)
-        accuracy = expected_accuracy(sample, spec, tuning["C"], landmarks)
+        accuracy = expected_accuracy(sample, spec, tuning["C"], landmarks, projected=projected_choice(tuning))
     plans, report = route_report(request, backend, cost_policy, accuracy)
     return plans, {**report, "expected_metric": expected_metric(embeddings),
                    **({"expected_accuracy_sample": notes} if notes else {})}

@@ -59,7 +59,7 @@ from hybrid_assets.training.shot_planner import (
     shot_ladder,
 )
 from hybrid_assets.training.tasks import holdout_metrics, judged_metric, task_of
-from hybrid_assets.training.tuning import kfold_splits, quantum_score, tune_quantum
+from hybrid_assets.training.tuning import cross_validate_Cs, kfold_splits, tune_quantum
 from hybrid_resources.compute import DaskCluster
 from hybrid_resources.cost_policy import CostPolicy
 from hybrid_resources.data.artifacts import (
@@ -265,7 +265,7 @@ def tune_kernel(X: np.ndarray, y: np.ndarray, grid: dict, gates: GatePolicy) -> 
         candidates += [{"model": "quantum_svm", "kernel": "projected", **c.to_dict()} for c in
                        tune_gamma(X, y, splits, base, gammas=grid["gammas"], Cs=grid["Cs"],
                                   bandwidths=grid["bandwidths"], reps=reps,
-                                  score=lambda K, C: quantum_score(K, y, C, metric))]
+                                  score=lambda K, splits, Cs: cross_validate_Cs(K, y, splits, Cs, metric))]
     candidates.sort(key=lambda c: -c["cv_mean"])  # stable: the fidelity kernel first on a tie
     best = candidates[0]
     spec = replace(base, bandwidth=best["params"]["bandwidth"], reps=best["params"]["reps"])

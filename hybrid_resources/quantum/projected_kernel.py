@@ -407,7 +407,8 @@ def _rows(X: np.ndarray, spec: FeatureMapSpec) -> np.ndarray:
 # ---------------------------------------------------------------------------------------
 
 Split = tuple[np.ndarray, np.ndarray]
-Scorer = Callable[[np.ndarray, float], Callable[[np.ndarray, np.ndarray], float]]
+FoldScorer = Callable[[np.ndarray, Sequence[Split], Sequence[float]], dict[float, list[float]]]
+"""``score(kernel, splits, Cs)``: C -> the per-split scores of a kernel SVM with that C on ``kernel``."""
 
 
 @dataclass(frozen=True)
@@ -423,28 +424,33 @@ class GammaCandidate:
         return asdict(self)
 
 
-def accuracy_scorer(y: np.ndarray) -> Scorer:
-    """Default ``score``: an SVM on the precomputed kernel, accuracy on the held-out fold."""
-    def score(kernel: np.ndarray, C: float) -> Callable[[np.ndarray, np.ndarray], float]:
-        def fit_and_score(train: np.ndarray, test: np.ndarray) -> float:
-            model = SVC(kernel="precomputed", C=C).fit(kernel[np.ix_(train, train)], y[train])
-            return float(accuracy_score(y[test], model.predict(kernel[np.ix_(test, train)])))
-        return fit_and_score
+def accuracy_scorer(y: np.ndarray) -> FoldScorer:
+    """Default ``score``: an SVM on the precomputed kernel, accuracy on the held-out fold; each
+    split's kernel blocks are sliced once for every C."""
+    def score(kernel: np.ndarray, splits: Sequence[Split], Cs: Sequence[float]) -> dict[float, list[float]]:
+        scores: dict[float, list[float]] = {float(C): [] for C in Cs}
+        for train, test in splits:
+            train_block, test_block = kernel[np.ix_(train, train)], kernel[np.ix_(test, train)]
+            for C in scores:
+                model = SVC(kernel="precomputed", C=C).fit(train_block, y[train])
+                scores[C].append(float(accuracy_score(y[test], model.predict(test_block))))
+        return scores
     return score
 
 
 def tune_gamma(X: np.ndarray, y: np.ndarray, splits: Sequence[Split], base: FeatureMapSpec, *,
                gammas: Sequence[float] = DEFAULT_GAMMAS, Cs: Sequence[float] = (0.1, 1.0, 10.0, 100.0),
                bandwidths: Sequence[float] | None = None, reps: Sequence[int] | None = None,
-               score: Scorer | None = None) -> list[GammaCandidate]:
+               score: FoldScorer | None = None) -> list[GammaCandidate]:
     """Every (bandwidth, reps, gamma, C) of a projected-kernel SVM scored on the same ``splits``,
     best first (ties keep grid order), on the exact simulator.
 
     One set of Bloch vectors per (bandwidth, reps): the distances do not depend on gamma, so the
-    gamma axis costs one ``exp`` per grid point. ``score(kernel, C)`` returns the
-    ``fit_and_score(train_idx, test_idx)`` of a fold; pass the verdict's own scorer (e.g.
-    ``lambda K, C: quantum_score(K, y, C, metric)`` from ``hybrid_assets.training.tuning``) so both kernel
-    families are judged by one protocol. Default: :func:`accuracy_scorer`.
+    gamma axis costs one ``exp`` per grid point. ``score(kernel, splits, Cs)`` gives every C's
+    per-split scores (:data:`FoldScorer`); pass tuning's own (e.g.
+    ``lambda K, splits, Cs: cross_validate_Cs(K, y, splits, Cs, metric)`` from
+    ``hybrid_assets.training.tuning``) so both kernel families are judged by one protocol.
+    Default: :func:`accuracy_scorer`.
     """
     score = score or accuracy_scorer(np.asarray(y))
     scored = []
@@ -454,9 +460,8 @@ def tune_gamma(X: np.ndarray, y: np.ndarray, splits: Sequence[Split], base: Feat
             distances = projected_distances(exact_bloch_vectors(X, fm))
             for gamma in gammas:
                 kernel = kernel_from_distances(distances, float(gamma))
-                for C in Cs:
-                    fold_scores = [float(score(kernel, float(C))(train, test)) for train, test in splits]
-                    params = {"gamma": float(gamma), "C": float(C), "bandwidth": float(bandwidth), "reps": int(rep)}
+                for C, fold_scores in score(kernel, splits, [float(C) for C in Cs]).items():
+                    params = {"gamma": float(gamma), "C": C, "bandwidth": float(bandwidth), "reps": int(rep)}
                     scored.append(GammaCandidate(params, float(np.mean(fold_scores)), float(np.std(fold_scores)),
                                                  fold_scores))
     return sorted(scored, key=lambda c: -c.cv_mean)

@@ -7,7 +7,12 @@ import json
 import numpy as np
 import pytest
 
+from sklearn.datasets import make_classification
+
 from hybrid_assets.cli.plan import main
+from hybrid_assets.planning.routes import expected_accuracy, projected_choice
+from hybrid_resources.quantum.feature_maps import FeatureMapSpec
+from hybrid_resources.quantum.projected_kernel import DEFAULT_GAMMAS
 
 GARNET = "arn:aws:braket:eu-north-1::device/qpu/iqm/Garnet"
 
@@ -117,3 +122,28 @@ def test_the_expected_accuracy_runs_on_a_stated_stratified_sample_above_its_row_
     assert notes["test"]["sampled"] is False and sample["X_test"].shape == (30, 2)
     again, _ = accuracy_sample(embeddings, 40)
     assert np.array_equal(again["X_train"], sample["X_train"])  # seeded
+
+
+def test_the_projected_route_reuses_what_kernel_tuning_cross_validated():
+    fidelity_only = {"candidates": [{"kernel": "fidelity", "params": {"bandwidth": 1.0, "reps": 1, "C": 1.0},
+                                     "cv_mean": 0.9}]}
+    assert projected_choice(fidelity_only) is None
+    best = {"gamma": 1.0, "C": 10.0, "bandwidth": 0.5, "reps": 1}
+    tuned = {"candidates": [*fidelity_only["candidates"],
+                            {"kernel": "projected", "params": {**best, "gamma": 0.1}, "cv_mean": 0.7},
+                            {"kernel": "projected", "params": best, "cv_mean": 0.8}]}
+    assert projected_choice(tuned) == best
+    X, y = make_classification(n_samples=80, n_features=3, n_informative=3, n_redundant=0, random_state=1)
+    X = np.pi * (X - X.min(0)) / (X.max(0) - X.min(0))
+    embeddings = {"X_train": X[:60], "y_train": y[:60], "X_test": X[60:], "y_test": y[60:]}
+    spec = FeatureMapSpec("iqp", 3)
+    # Another (gamma, C) gives another projected figure: the one kernel_tuning chose is the one used.
+    figures = {gamma: expected_accuracy(embeddings, spec, 1.0, 10, projected={**best, "gamma": gamma})["projected"]
+               for gamma in (0.01, 1.0, 100.0)}
+    assert len(set(figures.values())) > 1
+    # Without projected candidates, gamma is searched at the tuned C (1.0) on the feature map as tuned.
+    searched = expected_accuracy(embeddings, spec, 1.0, 10)["projected"]
+    at_tuned_C = {expected_accuracy(embeddings, spec, 1.0, 10, projected={"gamma": gamma, "C": 1.0, "bandwidth": 1.0,
+                                                                          "reps": 1})["projected"]
+                  for gamma in DEFAULT_GAMMAS}
+    assert searched in at_tuned_C

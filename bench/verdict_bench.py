@@ -67,7 +67,8 @@ def verdict_once(data: dict, policy: GatePolicy) -> dict[str, float]:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as cache:
         comparison = labelled_kernel(data, spec, KernelCache(Path(cache)))
-        verdict = run_verdict(comparison, best["C"], {"kind": classical[0].model, "params": classical[0].params}, policy)
+        verdict, _ = run_verdict(comparison, best["C"], {"kind": classical[0].model, "params": classical[0].params},
+                                 policy, policy.metric)
     timings["verdict_splits_s"] = time.perf_counter() - started
     started = time.perf_counter()
     train = quantum_kernel(X, spec=spec).matrix

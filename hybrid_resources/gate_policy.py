@@ -24,6 +24,11 @@ class GatePolicy(ConfigurableResource):
     verdict_repeats: int = Field(default=5, ge=1, description="Repeats of the stratified k-fold the verdict uses")
     verdict_folds: int = Field(default=5, ge=2, description="Folds per repeat of the verdict's splits")
     confidence: float = Field(default=0.95, gt=0.0, lt=1.0, description="Confidence of the verdict's interval")
+    verdict_ci_width: float = Field(
+        default=0.0, ge=0.0,
+        description="Widest interval the verdict needs, in the judged metric's units: above 0 it runs on the fewest "
+                    "labelled rows (a seeded stratified sample, grown by the 1/sqrt(rows) rule) whose interval is "
+                    "this narrow, stated in verdict_sample; 0 uses every row the kernel path allows")
     latency_ceiling_s: float = Field(default=1.0, gt=0.0, description="Max per-sample inference latency (s) to promote")
     reference_shots: int = Field(default=1000, ge=1, description="Shots the concentration check assumes when the "
                                                                   "backend is exact")

@@ -50,7 +50,7 @@ from hybrid_assets.evaluation.report import (
     holdout_columns,
     holdout_plot,
 )
-from hybrid_assets.evaluation.verdict import Verdict, compare, repeated_splits
+from hybrid_assets.evaluation.verdict import Verdict, compare, narrow_enough, repeated_splits
 from hybrid_assets.training.models import (
     classical_decision,
     per_sample_latency,
@@ -64,7 +64,7 @@ from hybrid_assets.training.scale import (
     sample_note,
 )
 from hybrid_assets.training.tasks import is_classification, judged_metric, task_of
-from hybrid_assets.training.tuning import classical_score, quantum_score
+from hybrid_assets.training.tuning import classical_score, kernel_block, quantum_score
 from hybrid_resources.cost_policy import CostPolicy
 from hybrid_resources.data.artifacts import (
     content_hash,
@@ -190,15 +190,26 @@ def labelled_kernel(embeddings: dict, spec: KernelSpec, cache: KernelCache,
 
 
 def run_verdict(comparison: Comparison, quantum_C: float, classical: dict, policy: GatePolicy,
-                metric: str) -> Verdict:
+                metric: str) -> tuple[Verdict, dict | None]:
     """Both tuned models on the same repeated splits of all labelled rows (stratified for classes),
-    scored on ``metric``, the task's judged metric."""
-    splits = repeated_splits(comparison.y, repeats=policy.verdict_repeats, folds=policy.verdict_folds,
-                             seed=policy.cv_seed)
-    return compare(quantum_score(comparison.kernel, comparison.y, quantum_C, metric),
-                   classical_score(classical["kind"], classical["params"], comparison.X, comparison.y, metric,
-                                   policy.cv_seed),
-                   splits, metric=metric, min_margin=policy.min_margin, confidence=policy.confidence)
+    scored on ``metric``, the task's judged metric. With ``policy.verdict_ci_width`` above 0, on
+    the fewest of those rows whose interval is that narrow (:func:`narrow_enough`), stated in the
+    returned note (None: every row)."""
+    def verdict_on(rows: np.ndarray) -> Verdict:
+        y = comparison.y[rows]
+        every = len(rows) == len(comparison.y)  # no copy of the whole kernel
+        kernel = comparison.kernel if every else kernel_block(comparison.kernel, rows, rows)
+        splits = repeated_splits(y, repeats=policy.verdict_repeats, folds=policy.verdict_folds, seed=policy.cv_seed)
+        return compare(quantum_score(kernel, y, quantum_C, metric),
+                       classical_score(classical["kind"], classical["params"], comparison.X[rows], y, metric,
+                                       policy.cv_seed),
+                       splits, metric=metric, min_margin=policy.min_margin, confidence=policy.confidence)
+
+    every_row = np.arange(len(comparison.y))
+    if policy.verdict_ci_width <= 0:
+        return verdict_on(every_row), None
+    verdict, note = narrow_enough(verdict_on, comparison.y, width=policy.verdict_ci_width, seed=policy.cv_seed)
+    return verdict, {**note, **({"within": comparison.sample} if comparison.sample else {})}
 
 
 def tuned_rbf_kernel(X: np.ndarray, classical: dict) -> np.ndarray:
@@ -257,6 +268,7 @@ class Evidence:
     task: str  # binary | multiclass | regression
     metric: str  # the judged metric: tuning's and the verdict's (tasks.judged_metric)
     classes: list[str]  # class names by class index; empty for regression
+    verdict_rows: dict | None = None  # the adaptive verdict's stated sample (GatePolicy.verdict_ci_width), else None
 
     @property
     def refused(self) -> dict[str, str]:
@@ -278,9 +290,11 @@ def gather_evidence(inputs: dict[str, dict], gate_policy: GatePolicy) -> Evidenc
     degraded_reason = quantum.get("degraded_reason", "") if quantum.get("degraded") else ""
     plan = kernel_plan(len(embeddings["y_train"]), gate_policy)
     comparison = labelled_kernel(embeddings, spec, KernelCache(DataLayout.from_env().kernel_cache), plan)
-    verdict = run_verdict(comparison, float(quantum["C"]), infos["classical_baseline"], gate_policy, metric)
+    verdict, verdict_rows = run_verdict(comparison, float(quantum["C"]), infos["classical_baseline"], gate_policy,
+                                        metric)
     classes = [str(c) for c in embeddings["classes"]] if is_classification(task) else []
-    return Evidence(inputs, infos, metrics, spec, plan, comparison, verdict, degraded_reason, task, metric, classes)
+    return Evidence(inputs, infos, metrics, spec, plan, comparison, verdict, degraded_reason, task, metric, classes,
+                    verdict_rows)
 
 
 def reproducibility_gate(evidence: Evidence, run: EvaluationRun) -> GateResult:
@@ -358,7 +372,7 @@ def evaluation_findings(evidence: Evidence, gates: EvaluationGates, run: Evaluat
     embeddings, comparison = inputs["reduced_embeddings"], evidence.comparison
     return EvaluationFindings(
         verdict=evidence.verdict, plan=evidence.plan,
-        verdict_sample=comparison.sample or {"rows": int(len(comparison.y)), "sampled": False},
+        verdict_sample=evidence.verdict_rows or comparison.sample or {"rows": int(len(comparison.y)), "sampled": False},
         metrics=evidence.metrics, infos=infos, inputs=inputs, degraded_reason=evidence.degraded_reason,
         gates=gates, candidates=candidate_rows(infos["classical_baseline"], inputs["kernel_tuning"]),
         dashboard=rows, failed_submissions=failed_submissions, tasks=tasks, devices=devices,

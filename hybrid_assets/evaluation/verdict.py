@@ -21,6 +21,7 @@ import numpy as np
 from scipy import stats
 from sklearn.model_selection import RepeatedKFold, RepeatedStratifiedKFold
 
+from hybrid_assets.training.scale import stratified_sample
 from hybrid_assets.training.tuning import Split
 
 
@@ -109,3 +110,33 @@ def compare(quantum: Callable[[np.ndarray, np.ndarray], float], classical: Calla
     train, test = splits[0]
     return judge(quantum_scores, classical_scores, metric=metric, min_margin=min_margin,
                  test_to_train=len(test) / len(train), confidence=confidence)
+
+
+ADAPTIVE_MIN_ROWS = 500
+"""The first sample an adaptive verdict (:func:`narrow_enough`) tries."""
+
+
+def narrow_enough(verdict_on: Callable[[np.ndarray], Verdict], y: np.ndarray, *, width: float, seed: int,
+                  min_rows: int = ADAPTIVE_MIN_ROWS) -> tuple[Verdict, dict]:
+    """The verdict on the fewest rows of ``y`` whose interval is at most ``width`` wide (or on
+    every row when even they give a wider one), and the stated sample.
+
+    ``verdict_on(rows)`` judges the rows (sorted indices into ``y``). Sizes grow from
+    ``min_rows`` by the rule that an interval's width falls as 1/sqrt(rows): the next size is the
+    current one times (width now / target)^2, plus 10%. Each sample is seeded and stratified
+    (:func:`~hybrid_assets.training.scale.stratified_sample`)."""
+    n_all, size, tried = len(y), min(len(y), min_rows), []
+    while True:
+        rows = stratified_sample(y, size, seed=seed)
+        verdict = verdict_on(rows)
+        reached = verdict.high - verdict.low
+        tried.append({"rows": int(len(rows)), "ci_width": float(reached)})
+        if reached <= width or len(rows) >= n_all:
+            break
+        growth = (reached / width) ** 2 * 1.1 if math.isfinite(reached) else 2.0
+        size = min(n_all, max(size + 1, math.ceil(size * growth)))
+    note = {"what": "verdict rows (train and test)", "rows": int(len(rows)), "of": int(n_all),
+            "sampled": len(rows) < n_all, "seed": seed, "ci_width_target": width, "ci_width": float(reached),
+            "tried": tried, "rule": "the fewest rows whose interval is this narrow: grown from "
+                                    f"{min_rows} by (width / target)^2, stratified, seeded"}
+    return verdict, note

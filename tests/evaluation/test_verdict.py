@@ -4,6 +4,7 @@ and a shot planner, checked on data where the right answer is known."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pennylane as qml
@@ -14,9 +15,11 @@ from hybrid_assets.evaluation.verdict import (
     compare,
     corrected_interval,
     judge,
+    narrow_enough,
     repeated_splits,
 )
 from hybrid_assets.training.models import classical_decision, fit_classical
+from hybrid_assets.training.scale import stratified_sample
 from hybrid_assets.training.tuning import (
     UNTUNED_CLASSICAL,
     classical_score,
@@ -165,3 +168,45 @@ def test_gradient_boosting_kept_as_arrays_decides_like_scikit_learn():
     np.testing.assert_allclose(classical_decision("gradient_boosting", stored, X_new),
                                reference.decision_function(X_new), atol=1e-10)
     assert all(array.dtype != object for array in stored.values())
+
+
+def test_geometric_difference_by_lanczos_equals_the_definition_on_a_larger_kernel():
+    """Above the dense size the top eigenvalue comes from Lanczos on L^-1 K_Q L^-T: the same g as
+    square roots, a solve and a 2-norm, on kernels of real data."""
+    rng = np.random.default_rng(3)
+    X = rng.uniform(0, np.pi, size=(150, 4))
+    classical = np.exp(-0.5 * ((X[:, None, :] - X[None, :, :]) ** 2).sum(-1))
+    quantum = quantum_kernel(X, spec=SPEC).matrix
+    scale = lambda k: k * (len(k) / np.trace(k))  # noqa: E731
+    k_c, k_q = scale(classical), scale(quantum)
+    values, vectors = np.linalg.eigh(k_q)
+    root = (vectors * np.sqrt(np.clip(values, 0.0, None))) @ vectors.T
+    regularization = 1e-6 * len(X)
+    inner = root @ np.linalg.solve(k_c + regularization * np.eye(len(X)), root)
+    expected = math.sqrt(np.linalg.norm((inner + inner.T) / 2, ord=2))
+    assert geometric_difference(classical, quantum, regularization=regularization) == pytest.approx(expected, rel=1e-9)
+
+
+def test_an_adaptive_verdict_stops_at_the_fewest_rows_whose_interval_is_narrow_enough():
+    rng = np.random.default_rng(0)
+    X = rng.uniform(0, np.pi, size=(1600, 4))
+    y = (np.sin(X[:, 0]) + 0.3 * rng.normal(size=1600) > 0.6).astype(int)
+    kernel = quantum_kernel(X, spec=replace(SPEC, reps=1, bandwidth=0.3)).matrix
+
+    def verdict_on(rows):
+        return compare(quantum_score(kernel[np.ix_(rows, rows)], y[rows], 10.0, "accuracy"),
+                       classical_score("logistic_regression", {"C": 1.0}, X[rows], y[rows], "accuracy", 0),
+                       repeated_splits(y[rows], repeats=5, folds=5, seed=0), metric="accuracy", min_margin=0.0)
+
+    whole = verdict_on(np.arange(len(y)))
+    target = 2.0 * (whole.high - whole.low)  # reachable with fewer rows than all of them
+    verdict, note = narrow_enough(verdict_on, y, width=target, seed=0, min_rows=200)
+    assert note["ci_width"] == pytest.approx(verdict.high - verdict.low) and note["ci_width"] <= target
+    assert note["sampled"] and 200 <= note["rows"] < len(y) and note["of"] == len(y)
+    assert [t["rows"] for t in note["tried"]] == sorted({t["rows"] for t in note["tried"]})  # grows, never repeats
+    assert all(t["ci_width"] > target for t in note["tried"][:-1])  # each smaller sample was too wide
+    rows = stratified_sample(y, note["rows"], seed=0)  # the stated sample reproduces the verdict
+    assert verdict_on(rows).differences == verdict.differences
+    # A width no sample reaches: every row, stated as such.
+    verdict, note = narrow_enough(verdict_on, y, width=1e-6, seed=0, min_rows=200)
+    assert note["rows"] == len(y) and not note["sampled"] and verdict.differences == whole.differences

@@ -11,6 +11,7 @@ from dagster import AssetKey, AssetSelection, materialize
 from hybrid_assets.common.partitions import safe_partition_key
 from hybrid_assets.definitions import all_assets
 from hybrid_resources.data.warehouse import Warehouse
+from hybrid_resources.gate_policy import GatePolicy
 from hybrid_resources.quantum.feature_maps import FeatureMapSpec
 from hybrid_resources.quantum.kernel_engine import quantum_kernel
 from tests.bad_files import write_good_csv
@@ -89,6 +90,12 @@ def test_landing_file_to_evaluated_models(data_layout, instance):
     assert again.success
     latest = instance.get_latest_materialization_event(AssetKey("model_evaluation")).asset_materialization
     assert latest.tags["dagster/data_version"] == materialization.tags["dagster/data_version"]
+    # An adaptive verdict states its target width, the width reached and the rows it ran on.
+    adaptive = materialize(all_assets, selection=AssetSelection.assets("model_evaluation"), instance=instance,
+                           resources={**RESOURCES, "gate_policy": GatePolicy(verdict_ci_width=0.9)})
+    assert adaptive.success
+    sample = latest_artifact(data_layout.artifacts, "model_evaluation")["verdict_sample"]
+    assert sample["ci_width_target"] == 0.9 and sample["ci_width"] <= 0.9 and sample["rows"] == sample["of"]
     # No artifact needs pickle to load.
     for path in data_layout.artifacts.rglob("*.np[yz]"):
         np.load(path, allow_pickle=False)

@@ -27,7 +27,9 @@ from tests.conftest import kill_when_ready
 
 WORKER = Path(__file__).parents[1] / "vqc_worker.py"
 # 20 training rows / batch 5 -> 4 steps per epoch: small, but enough for mid-epoch resumes.
-SMALL = VqcConfig(layers=1, optimizer="adam", step_size=0.1, batch_size=5, epochs=4, seed=3, restarts=1)
+# A checkpoint after every step, so an interruption at any step resumes from that step.
+SMALL = VqcConfig(layers=1, optimizer="adam", step_size=0.1, batch_size=5, epochs=4, seed=3, restarts=1,
+                  checkpoint_every=1)
 
 
 def blobs(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

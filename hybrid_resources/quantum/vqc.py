@@ -726,8 +726,9 @@ def _finish_epoch(run: _TrainingRun, state: _RunState, rng_state_after: dict) ->
     if state.epoch < config.epochs and plateaued(hist["val_loss"], config.early_stop_patience,
                                                  config.early_stop_min_delta):
         hist["stopped_epoch"] = state.epoch
-        hist["stop_reason"] = (f"validation loss {ev['loss']:.4f} not {config.early_stop_min_delta:g} below its best "
-                               f"before the last {config.early_stop_patience} epoch(s)")
+        before = min(hist["val_loss"][:-config.early_stop_patience])
+        hist["stop_reason"] = (f"validation loss plateau: {config.early_stop_patience} epoch(s) without a loss "
+                               f"{config.early_stop_min_delta:g} below {before:.4f} (now {ev['loss']:.4f})")
     if _restart_finished(state, config) and ev["loss"] < state.best_val_loss:
         state.best_val_loss = ev["loss"]
         state.best_restart = state.restart

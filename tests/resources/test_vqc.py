@@ -311,7 +311,7 @@ def test_early_stop_ends_a_restart_on_a_validation_plateau_and_resumes_exactly(t
     res = _train(cfg, tmp_path / "a", on_step=seen.append)
     for h in res.history:
         assert h["stopped_epoch"] == 2 and len(h["val_loss"]) == len(h["loss"]) == 2 and len(h["step_loss"]) == 8
-        assert "not 10 below its best before the last 1 epoch" in h["stop_reason"]
+        assert f"1 epoch(s) without a loss 10 below {h['val_loss'][0]:.4f}" in h["stop_reason"]
     assert res.steps_run == 16 < res.total_steps == 32  # the plan stays the upper bound
     assert [s["step"] for s in seen] == list(range(1, 17)) and seen[-1]["eta_s"] == 0.0
     assert res.val_loss == min(h["val_loss"][-1] for h in res.history)

@@ -14,10 +14,26 @@ The device comes from a :class:`~hybrid_resources.quantum.backends.BackendConfig
 simulator, ``braket.local.qubit``, or ``braket.aws.qubit`` with its ARN and S3 folder. With a
 ledger, every circuit it runs is recorded.
 
-Gradients: autograd through ``pennylane.numpy``. ``shots=None`` -> exact expectation values
-with ``backprop`` on ``default.qubit`` (``adjoint`` on lightning devices); ``shots=N`` ->
-``parameter-shift`` on sampled estimates. Each minibatch runs as one broadcast execution
+Gradients: exact (``shots=None``) on ``default.qubit`` or a ``lightning.*`` device, the circuit
+is simulated by :mod:`hybrid_resources.quantum.vqc_simulator` (numpy statevectors of the whole
+minibatch at once, the gradient of its BCE by the adjoint method: one forward and one backward
+pass; equal to PennyLane's backprop to ~1e-15). That device is still built (a paid one is refused
+without a ledger, as ever) and every circuit simulated is reported through its tracker, one per
+sample as ``default.qubit`` counted them, so a ledger records the same circuits and no shots.
+Validation and :func:`predict_proba` take the same path. Any other device, and every device with
+``shots=N``, runs the PennyLane QNode with autograd through ``pennylane.numpy``: ``parameter-shift``
+on sampled estimates, ``best`` for other exact devices; each minibatch is one broadcast execution
 (devices without broadcasting, such as Braket's, get one circuit per sample).
+
+Checkpoints: every ``checkpoint_every`` steps and at the lineage's last step; ``None`` (the default)
+is every step where a step is billed or sampled (shots, or a device the price table in effect does
+not list as free), and every :data:`EXACT_CHECKPOINT_STEPS` steps (at most an epoch) on a free
+exact simulator, where a step costs about a millisecond and a durable checkpoint more.
+
+Early stop: with ``early_stop_patience = k``, a restart ends after the epoch where its validation
+BCE has not improved by ``early_stop_min_delta`` on its best before the last ``k`` epochs; the
+epoch and reason are in the history, the checkpoint and the result. ``total_steps`` (and the
+admitted circuit count) are then upper bounds.
 
 Optimisers (Adam, plain gradient descent) are implemented here in numpy so their state is
 plain arrays that go into the checkpoint. Everything random comes from
@@ -43,13 +59,18 @@ import pennylane as qml
 from pennylane import numpy as pnp
 
 from hybrid_resources.data.checkpoints import CheckpointStore
+from hybrid_resources.price_table import is_free_device, price_table_in_effect
 from hybrid_resources.quantum.backends import (
     BackendConfig,
     SubmissionLedger,
     make_device,
 )
+from hybrid_resources.quantum.vqc_simulator import expval_z0, expval_z0_and_vjp
 
-TRAINER_VERSION = "vqc-2"  # 2: the device and shots come from a BackendConfig
+# 2: the device and shots come from a BackendConfig. 3: exact default.qubit / lightning.* training
+# runs the numpy adjoint simulation (results differ from backprop's in the last bits, so a vqc-2
+# checkpoint must not resume into it); checkpoint cadence and early stop in the config.
+TRAINER_VERSION = "vqc-3"
 # <Z> lies in [-1, 1]; a scale of 3 lets p reach sigmoid(3 + bias) ~ 0.95 without a bias,
 # enough confidence for BCE to be a useful signal, small enough to keep gradients tame.
 LOGIT_SCALE = 3.0
@@ -58,6 +79,9 @@ ADAM_BETA1 = 0.9
 ADAM_BETA2 = 0.999
 ADAM_EPS = 1e-8
 _OPTIMIZERS = ("adam", "gd")
+# Auto checkpoint cadence on a free exact simulator: a crash there loses at most this many steps
+# (~0.1 s) or one epoch, whichever is less, and 1,500 steps write ~15 checkpoints, not 1,500.
+EXACT_CHECKPOINT_STEPS = 100
 # Domain-separation tags for the derived seed streams (arbitrary, fixed forever).
 _TAG_VAL_SPLIT = 0x5A11
 _TAG_STEP_SHOTS = 0x5307
@@ -77,7 +101,11 @@ class VqcConfig:
     epochs: int = 10  # passes over the training split, per restart
     seed: int = 0  # root of every random stream
     restarts: int = 1  # independent seeded initialisations; best final val loss kept
-    checkpoint_every: int = 1  # optimiser steps between checkpoints (the final step always saves)
+    # optimiser steps between checkpoints (the lineage's last step always saves); None: by device
+    # (every step when steps are billed or sampled, see checkpoint_interval)
+    checkpoint_every: int | None = None
+    early_stop_patience: int | None = None  # epochs without a better validation BCE before a restart ends
+    early_stop_min_delta: float = 1e-3  # how much lower (BCE) counts as better
 
     def __post_init__(self) -> None:
         if self.layers < 1:
@@ -86,8 +114,13 @@ class VqcConfig:
             raise ValueError(f"optimizer must be one of {_OPTIMIZERS}, got {self.optimizer!r}")
         if not (self.step_size > 0 and math.isfinite(self.step_size)):
             raise ValueError("step_size must be a positive finite number")
-        if self.batch_size < 1 or self.epochs < 1 or self.restarts < 1 or self.checkpoint_every < 1:
-            raise ValueError("batch_size, epochs, restarts and checkpoint_every must be >= 1")
+        if self.batch_size < 1 or self.epochs < 1 or self.restarts < 1:
+            raise ValueError("batch_size, epochs and restarts must be >= 1")
+        if (self.checkpoint_every is not None and self.checkpoint_every < 1) or \
+                (self.early_stop_patience is not None and self.early_stop_patience < 1):
+            raise ValueError("checkpoint_every and early_stop_patience must be None or >= 1")
+        if not (self.early_stop_min_delta >= 0 and math.isfinite(self.early_stop_min_delta)):
+            raise ValueError("early_stop_min_delta must be a finite number >= 0")
         if self.seed < 0:
             raise ValueError("seed must be >= 0 (it seeds numpy SeedSequence)")
 
@@ -107,11 +140,14 @@ class TrainingResult:
     ``params``: circuit weights of the kept restart, shape ``(layers, d, 3)``, radians.
     ``bias``: the classical logit offset that goes with them.
     ``history``: one dict per restart ``{"restart", "loss", "val_loss", "val_accuracy",
-    "step_loss"}``; ``loss``/``val_*`` are per epoch (``loss`` = mean minibatch BCE over
-    the epoch), ``step_loss`` per optimiser step.
+    "step_loss", "stopped_epoch", "stop_reason"}``; ``loss``/``val_*`` are per epoch (``loss`` =
+    mean minibatch BCE over the epoch), ``step_loss`` per optimiser step; ``stopped_epoch`` is the
+    number of epochs the restart ran when an early stop ended it (None: it ran them all), with
+    ``stop_reason`` ("" otherwise).
     ``steps_run``: optimiser steps executed by *this call*; ``resumed_from_step``: the
     global step of the checkpoint it resumed from (None for a fresh start), so
-    ``steps_run + (resumed_from_step or 0) == total_steps``.
+    ``steps_run + (resumed_from_step or 0) <= total_steps``, the planned steps (equal unless a
+    restart stopped early). ``checkpoint_every``: the checkpoint interval in effect (steps).
     """
 
     params: np.ndarray
@@ -126,6 +162,7 @@ class TrainingResult:
     lineage: str = ""
     config_hash: str = ""
     checkpoint_warnings: tuple[str, ...] = field(default=())
+    checkpoint_every: int = 1
 
     def to_metadata(self) -> dict[str, Any]:
         """JSON-safe summary for asset metadata (no arrays beyond small lists)."""
@@ -141,6 +178,10 @@ class TrainingResult:
             "steps_run": self.steps_run,
             "resumed_from_step": self.resumed_from_step,
             "total_steps": self.total_steps,
+            "steps_completed": self.steps_run + (self.resumed_from_step or 0),
+            "early_stops": [{"restart": h["restart"], "epochs_run": h["stopped_epoch"], "reason": h["stop_reason"]}
+                            for h in self.history if h.get("stopped_epoch") is not None],
+            "checkpoint_every": self.checkpoint_every,
             "n_params": int(np.asarray(self.params).size) + 1,
             "params_shape": list(np.asarray(self.params).shape),
             "checkpoint_warnings": list(self.checkpoint_warnings),
@@ -196,13 +237,35 @@ def circuits_per_step(shots: int | None, batch_size: int, n_params: int) -> int:
 
 # ---------------------------------------------------------------------------- circuit
 def _diff_method(backend: BackendConfig) -> str:
-    if backend.shots is not None:
-        return "parameter-shift"
-    if backend.device_name == "default.qubit":
-        return "backprop"
-    if backend.device_name.startswith("lightning."):
-        return "adjoint"
-    return "best"
+    # Exact default.qubit / lightning.* take the numpy path (_uses_numpy); "best" is backprop there.
+    return "parameter-shift" if backend.shots is not None else "best"
+
+
+def _uses_numpy(backend: BackendConfig) -> bool:
+    """Whether the circuits run in :mod:`~hybrid_resources.quantum.vqc_simulator`: exact
+    (``shots=None``) ``default.qubit`` or ``lightning.*``, whose results are the exact ones."""
+    return backend.shots is None and (backend.device_name == "default.qubit"
+                                      or backend.device_name.startswith("lightning."))
+
+
+@dataclass(frozen=True)
+class _NumpyDevice:
+    """The backend's device, built and watched as for a QNode but never run: the numpy simulation
+    runs its circuits, and :meth:`record` reports them through the device's tracker, as the
+    device reports the circuits it executes (so a watching ledger counts and prices them alike)."""
+
+    device: Any
+
+    @classmethod
+    def of(cls, backend: BackendConfig, n_qubits: int, ledger: SubmissionLedger | None) -> _NumpyDevice:
+        return cls(make_device(backend, n_qubits, ledger=ledger))
+
+    def record(self, circuits: int) -> None:
+        """Report ``circuits`` analytic executions (no shots)."""
+        tracker = self.device.tracker
+        if tracker.active:  # a ledger watches the device
+            tracker.update(executions=circuits)
+            tracker.record()
 
 
 def _derived_seed(*entropy: int) -> int:
@@ -244,6 +307,18 @@ def _sigmoid(v: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * v))  # overflow-free sigmoid
 
 
+def _numpy_loss_and_grad(X: np.ndarray, y: np.ndarray, weights: np.ndarray, bias: float) -> tuple[float, np.ndarray]:
+    """Mean BCE of the minibatch ``X`` (B, d) radians, ``y`` (B,) in {0, 1}, and its gradient with
+    respect to ``[weights.ravel(), bias]`` (flat, ``weights.size + 1``), by the numpy adjoint pass."""
+    def dloss_dlogits(z: np.ndarray) -> np.ndarray:
+        return (_sigmoid(-LOGIT_SCALE * z + bias) - y) / len(y)  # d mean(softplus(l) - y l) / dl
+
+    z, grad_w = expval_z0_and_vjp(X, weights, lambda z: -LOGIT_SCALE * dloss_dlogits(z))
+    logits = -LOGIT_SCALE * z + bias
+    loss = float(np.mean(np.logaddexp(0.0, logits) - y * logits))
+    return loss, np.concatenate([grad_w.ravel(), [float(np.sum(dloss_dlogits(z)))]])
+
+
 def predict_proba(params: np.ndarray, bias: float, X: np.ndarray, config: VqcConfig,
                   backend: BackendConfig = BackendConfig(), *, shot_seed: int | None = None,
                   ledger: SubmissionLedger | None = None) -> np.ndarray:
@@ -260,6 +335,11 @@ def predict_proba(params: np.ndarray, bias: float, X: np.ndarray, config: VqcCon
         raise ValueError(f"params shape {params.shape} does not fit {X.shape[1]} features / config")
     if X.shape[0] == 0:
         return np.zeros(0)
+    if _uses_numpy(backend):
+        device = _NumpyDevice.of(backend, X.shape[1], ledger)
+        z = expval_z0(X, params)
+        device.record(X.shape[0])
+        return _sigmoid(-LOGIT_SCALE * z + float(bias))
     if shot_seed is None:
         shot_seed = _derived_seed(config.seed, _TAG_PREDICT_SHOTS)
     qnode = _make_qnode(backend, X.shape[1], shot_seed, ledger)
@@ -356,7 +436,7 @@ class _RunState:
     """Everything needed to continue training; position fields point at the NEXT step."""
 
     restart: int
-    epoch: int  # == config.epochs means this restart is finished
+    epoch: int  # == config.epochs (or an early stop in history) means this restart is finished
     batch: int  # next batch index within the epoch
     step: int  # global optimiser steps completed (across restarts)
     theta: np.ndarray  # flat [weights.ravel(), bias]
@@ -383,6 +463,8 @@ class _RunState:
         for r, h in enumerate(self.history):
             for key in ("loss", "val_loss", "val_accuracy", "step_loss"):
                 arrays[f"history_{r}_{key}"] = np.asarray(h[key], dtype=np.float64)
+            arrays[f"history_{r}_stopped_epoch"] = np.int64(-1 if h["stopped_epoch"] is None else h["stopped_epoch"])
+            arrays[f"history_{r}_stop_reason"] = np.array(h["stop_reason"])
         return arrays
 
     @classmethod
@@ -392,6 +474,9 @@ class _RunState:
             h = {"restart": r}
             for key in ("loss", "val_loss", "val_accuracy", "step_loss"):
                 h[key] = [float(v) for v in a[f"history_{r}_{key}"]]
+            stopped = int(a[f"history_{r}_stopped_epoch"])
+            h["stopped_epoch"] = None if stopped < 0 else stopped
+            h["stop_reason"] = str(a[f"history_{r}_stop_reason"])
             history.append(h)
         return cls(
             restart=int(a["restart"]), epoch=int(a["epoch"]), batch=int(a["batch"]), step=int(a["step"]),
@@ -414,7 +499,8 @@ def _begin_restart(state: _RunState | None, config: VqcConfig, restart: int, n_q
     weights = rng.uniform(0.0, 2 * np.pi, size=weight_shape(config, n_qubits))
     theta = np.concatenate([weights.ravel(), [0.0]])
     history = list(state.history) if state else []
-    history.append({"restart": restart, "loss": [], "val_loss": [], "val_accuracy": [], "step_loss": []})
+    history.append({"restart": restart, "loss": [], "val_loss": [], "val_accuracy": [], "step_loss": [],
+                    "stopped_epoch": None, "stop_reason": ""})
     return _RunState(
         restart=restart, epoch=0, batch=0, step=state.step if state else 0,
         theta=theta, adam_m=np.zeros_like(theta), adam_v=np.zeros_like(theta), adam_t=0,
@@ -519,7 +605,9 @@ class _TrainingRun:
     store: CheckpointStore
     meta: dict[str, Any]  # from _checkpoint_meta
     on_step: Callable[[dict], None] | None
-    exact_qnode: qml.QNode | None  # set when shots is None: one QNode serves every step
+    numpy_device: _NumpyDevice | None  # set when the numpy simulation runs the steps (_uses_numpy)
+    exact_qnode: qml.QNode | None  # set for another exact device: one QNode serves every step
+    checkpoint_every: int  # from checkpoint_interval
 
     def qnode_for(self, *seed_parts: int) -> qml.QNode:
         # With shots every step gets a device seeded from (seed, restart, step), so sampled
@@ -570,14 +658,18 @@ def _descend(run: _TrainingRun, state: _RunState, X_batch: np.ndarray, y_batch: 
     """
     plan, config = run.plan, run.config
     n_w, w_shape = plan.n_weights, plan.w_shape
-    qnode = run.qnode_for(_TAG_STEP_SHOTS, state.restart, state.step)
+    if run.numpy_device is not None:
+        loss, grad = _numpy_loss_and_grad(X_batch, y_batch, state.theta[:n_w].reshape(w_shape), state.theta[n_w])
+        run.numpy_device.record(len(y_batch))  # one circuit per sample, as default.qubit ran them
+    else:
+        qnode = run.qnode_for(_TAG_STEP_SHOTS, state.restart, state.step)
 
-    def cost(theta):
-        return _bce(_logits(qnode, X_batch, pnp.reshape(theta[:n_w], w_shape), theta[n_w]), y_batch)
+        def cost(theta):
+            return _bce(_logits(qnode, X_batch, pnp.reshape(theta[:n_w], w_shape), theta[n_w]), y_batch)
 
-    grad_fn = qml.grad(cost)
-    grad = np.asarray(grad_fn(pnp.array(state.theta, requires_grad=True)), dtype=np.float64)
-    loss = float(grad_fn.forward)
+        grad_fn = qml.grad(cost)
+        grad = np.asarray(grad_fn(pnp.array(state.theta, requires_grad=True)), dtype=np.float64)
+        loss = float(grad_fn.forward)
     if config.optimizer == "adam":
         state.theta, state.adam_m, state.adam_v, state.adam_t = adam_update(
             state.theta, grad, state.adam_m, state.adam_v, state.adam_t, config.step_size)
@@ -586,9 +678,37 @@ def _descend(run: _TrainingRun, state: _RunState, X_batch: np.ndarray, y_batch: 
     return loss
 
 
+def checkpoint_interval(config: VqcConfig, backend: BackendConfig, steps_per_epoch: int) -> int:
+    """Optimiser steps between checkpoints: ``config.checkpoint_every`` when set; else 1 where a
+    step is billed or sampled (``backend.shots`` set, or a device the price table in effect does not
+    list as free), and ``min(EXACT_CHECKPOINT_STEPS, steps_per_epoch)`` on a free exact simulator."""
+    if config.checkpoint_every is not None:
+        return config.checkpoint_every
+    if backend.shots is not None or not is_free_device(backend.device_name, price_table_in_effect()):
+        return 1
+    return max(1, min(EXACT_CHECKPOINT_STEPS, steps_per_epoch))
+
+
+def plateaued(val_losses: list[float], patience: int | None, min_delta: float) -> bool:
+    """Whether none of the last ``patience`` validation losses is ``min_delta`` below the best one
+    before them (False without ``patience``, or with ``patience`` epochs or fewer so far)."""
+    if patience is None or len(val_losses) <= patience:
+        return False
+    return not min(val_losses[-patience:]) < min(val_losses[:-patience]) - min_delta
+
+
+def _restart_finished(state: _RunState, config: VqcConfig) -> bool:
+    return state.epoch >= config.epochs or state.history[state.restart]["stopped_epoch"] is not None
+
+
+def _lineage_finished(state: _RunState, config: VqcConfig) -> bool:
+    return state.restart + 1 >= config.restarts and _restart_finished(state, config)
+
+
 def _finish_epoch(run: _TrainingRun, state: _RunState, rng_state_after: dict) -> None:
     """Record the epoch's mean train BCE and validation loss/accuracy, move ``state`` to the next
-    epoch, and keep ``state.theta`` as best-so-far if this ends a restart with a lower val loss."""
+    epoch, end the restart on a validation plateau (:func:`plateaued`), and keep ``state.theta`` as
+    best-so-far if this ends a restart with a lower val loss."""
     plan, config = run.plan, run.config
     hist = state.history[state.restart]
     hist["loss"].append(float(np.mean(hist["step_loss"][-plan.n_batches:])))
@@ -603,7 +723,13 @@ def _finish_epoch(run: _TrainingRun, state: _RunState, rng_state_after: dict) ->
     state.epoch += 1
     state.batch = 0
     state.epoch_rng_state = rng_state_after
-    if state.epoch == config.epochs and ev["loss"] < state.best_val_loss:
+    if state.epoch < config.epochs and plateaued(hist["val_loss"], config.early_stop_patience,
+                                                 config.early_stop_min_delta):
+        hist["stopped_epoch"] = state.epoch
+        before = min(hist["val_loss"][:-config.early_stop_patience])
+        hist["stop_reason"] = (f"validation loss plateau: {config.early_stop_patience} epoch(s) without a loss "
+                               f"{config.early_stop_min_delta:g} below {before:.4f} (now {ev['loss']:.4f})")
+    if _restart_finished(state, config) and ev["loss"] < state.best_val_loss:
         state.best_val_loss = ev["loss"]
         state.best_restart = state.restart
         state.best_theta = state.theta.copy()
@@ -624,21 +750,24 @@ def _run_step(run: _TrainingRun, state: _RunState, epoch: _EpochOrder, pace: _Pa
     if state.batch == plan.n_batches:
         _finish_epoch(run, state, epoch.rng_state_after)
     # The final step always saves, so a finished lineage resumes straight to its result.
-    if state.step % run.config.checkpoint_every == 0 or state.step == plan.total_steps:
+    finished = _lineage_finished(state, run.config)
+    if state.step % run.checkpoint_every == 0 or finished:
         run.save(state)
     if run.on_step is not None:
+        # Planned steps left: an upper bound once early stops may end restarts sooner.
+        position = (state.restart * run.config.epochs + state.epoch) * plan.n_batches + state.batch
         elapsed = time.perf_counter() - pace.started
         run.on_step({
             "restart": state.restart, "epoch": epoch_of_step,
             "step": state.step, "total_steps": plan.total_steps, "loss": loss,
-            "eta_s": elapsed / pace.steps * (plan.total_steps - state.step),
+            "eta_s": 0.0 if finished else elapsed / pace.steps * (plan.total_steps - position),
         })
 
 
 def _run_restart(run: _TrainingRun, state: _RunState, pace: _Pace) -> None:
     """Finish restart ``state.restart`` from wherever ``state`` points (mid-epoch after a resume,
     nothing at all if it is already finished): its remaining batches and epochs, in place."""
-    while state.epoch < run.config.epochs:
+    while not _restart_finished(state, run.config):
         epoch = _epoch_order(state, run.plan.X_fit.shape[0])
         for _ in range(state.batch, run.plan.n_batches):
             _run_step(run, state, epoch, pace)
@@ -665,6 +794,7 @@ def _training_result(run: _TrainingRun, state: _RunState, pace: _Pace,
         lineage=run.meta["lineage"],
         config_hash=run.meta["config_hash"],
         checkpoint_warnings=tuple(run.store.last_warnings),
+        checkpoint_every=run.checkpoint_every,
     )
 
 
@@ -687,14 +817,16 @@ def train_vqc(
     ``X_train`` (n, d) float radians in [0, pi]; ``y_train`` (n,) ints in {0, 1}. Circuits run on
     ``backend`` (its device, shots and options; every circuit recorded by ``ledger``). Without
     ``X_val``/``y_val`` a seeded stratified 20% of train is held out (:func:`split_validation`).
-    Checkpoints go to ``checkpoint_dir / lineage`` every ``config.checkpoint_every`` steps and
+    Checkpoints go to ``checkpoint_dir / lineage`` every :func:`checkpoint_interval` steps and
     at the final step; if that lineage already holds a verified checkpoint, training resumes
     from it (a finished lineage returns immediately). Corrupt newest checkpoints are skipped
     with a :class:`~hybrid_resources.data.checkpoints.CheckpointWarning`.
 
-    Kept model: the restart whose *final-epoch* validation BCE is lowest (ties -> earliest).
+    Kept model: the restart whose *final-epoch* validation BCE is lowest (ties -> earliest); a
+    restart's final epoch is its last, or the one an early stop ended it at.
     ``on_step`` gets ``{"restart", "epoch", "step", "total_steps", "loss", "eta_s"}`` after
-    every optimiser step (``step`` is global, 1-based; ``eta_s`` seconds, from this call's pace).
+    every optimiser step (``step`` is global, 1-based; ``total_steps`` the planned steps, an upper
+    bound with early stops; ``eta_s`` seconds for the planned steps left, from this call's pace).
 
     Raises ``ValueError`` if the lineage's checkpoints were written for another config or
     other data (lineages must encode both; see :func:`lineage_key`).
@@ -703,9 +835,12 @@ def train_vqc(
     meta = _checkpoint_meta(config, backend, plan, lineage)
     store = CheckpointStore(Path(checkpoint_dir), lineage, keep=keep_checkpoints)
     state, resumed_from = _resume_or_begin(store, meta, config, plan.n_qubits)
-    exact_qnode = _make_qnode(backend, plan.n_qubits, None, ledger) if backend.shots is None else None
+    numpy_device = _NumpyDevice.of(backend, plan.n_qubits, ledger) if _uses_numpy(backend) else None
+    exact_qnode = _make_qnode(backend, plan.n_qubits, None, ledger) \
+        if backend.shots is None and numpy_device is None else None
     run = _TrainingRun(config=config, backend=backend, ledger=ledger, plan=plan, store=store, meta=meta,
-                       on_step=on_step, exact_qnode=exact_qnode)
+                       on_step=on_step, numpy_device=numpy_device, exact_qnode=exact_qnode,
+                       checkpoint_every=checkpoint_interval(config, backend, plan.n_batches))
     pace = _Pace()
     while True:
         _run_restart(run, state, pace)

@@ -11,23 +11,29 @@ import numpy as np
 import pytest
 
 from hybrid_resources.data.checkpoints import CheckpointStore, CheckpointWarning
-from hybrid_resources.quantum.backends import BackendConfig
+from hybrid_resources.quantum.backends import BackendConfig, LedgerRequiredError
 from hybrid_resources.quantum.vqc import (
+    EXACT_CHECKPOINT_STEPS,
     TrainingResult,
     VqcConfig,
+    _make_qnode,
+    checkpoint_interval,
     circuits_per_step,
     evaluate_vqc,
     lineage_key,
     n_circuit_params,
+    plateaued,
     predict_proba,
     split_validation,
     train_vqc,
 )
-from tests.conftest import kill_when_ready
+from tests.conftest import kill_when_ready, priced_like_a_qpu
 
 WORKER = Path(__file__).parents[1] / "vqc_worker.py"
 # 20 training rows / batch 5 -> 4 steps per epoch: small, but enough for mid-epoch resumes.
-SMALL = VqcConfig(layers=1, optimizer="adam", step_size=0.1, batch_size=5, epochs=4, seed=3, restarts=1)
+# A checkpoint after every step, so an interruption at any step resumes from that step.
+SMALL = VqcConfig(layers=1, optimizer="adam", step_size=0.1, batch_size=5, epochs=4, seed=3, restarts=1,
+                  checkpoint_every=1)
 
 
 def blobs(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -233,3 +239,106 @@ def test_rejects_bad_inputs(tmp_path: Path) -> None:
 def test_gd_optimizer_trains(tmp_path: Path) -> None:
     res = _train(replace(SMALL, optimizer="gd", step_size=0.5, epochs=3), tmp_path)
     assert res.history[0]["loss"][-1] < res.history[0]["loss"][0]
+
+
+def test_exact_simulation_records_the_circuits_default_qubit_ran_and_prices_them(tmp_path: Path,
+                                                                                 priced_policy) -> None:
+    cfg = replace(SMALL, epochs=2)
+    exact = BackendConfig()
+    with priced_policy.ledger(run_id="vqc", asset="vqc_model", backend=exact) as ledger:
+        res = _train(cfg, tmp_path, ledger=ledger)
+        # 8 steps x 5 samples + 2 validation passes of 12: what default.qubit's backprop path (vqc-2) recorded.
+        assert (ledger.tasks, ledger.circuits, ledger.shots) == (8 * 5 + 2 * 12, 64, 0)
+        assert ledger.usd == pytest.approx(priced_policy.estimate(exact, 64, 0).usd) and ledger.usd > 0
+        p = predict_proba(res.params, res.bias, X_VA, cfg, exact, ledger=ledger)
+        assert ledger.tasks == 64 + 12
+    with priced_policy.ledger(run_id="qnode", asset="vqc_model", backend=exact) as qnode_ledger:
+        z = np.asarray(_make_qnode(exact, 2, None, qnode_ledger)(X_VA, res.params))
+    assert qnode_ledger.tasks == 12  # the QNode's device counts the same circuit per row
+    np.testing.assert_allclose(p, 1 / (1 + np.exp(3.0 * z - res.bias)), rtol=0, atol=1e-12)
+
+
+def test_a_priced_exact_simulator_still_needs_a_ledger_and_checkpoints_every_step(tmp_path: Path,
+                                                                                    monkeypatch) -> None:
+    cfg = replace(SMALL, checkpoint_every=None)
+    assert checkpoint_interval(cfg, BackendConfig(), 4) == 4
+    monkeypatch.setenv("HYBRID_PRICE_TABLE", str(priced_like_a_qpu(tmp_path)))
+    assert checkpoint_interval(cfg, BackendConfig(), 4) == 1  # a step costs money: every step
+    with pytest.raises(LedgerRequiredError, match="default.qubit is a paid device"):
+        _train(cfg, tmp_path)
+    with pytest.raises(LedgerRequiredError):
+        predict_proba(np.zeros((1, 2, 3)), 0.0, X_VA, cfg)
+
+
+def test_checkpoint_cadence_by_device() -> None:
+    auto = replace(SMALL, checkpoint_every=None)
+    assert checkpoint_interval(auto, BackendConfig(), 250) == EXACT_CHECKPOINT_STEPS == 100
+    assert checkpoint_interval(auto, BackendConfig("lightning.qubit"), 3) == 3  # at most an epoch
+    assert checkpoint_interval(auto, BackendConfig(shots=100), 250) == 1  # sampled steps
+    assert checkpoint_interval(auto, BackendConfig("braket.local.qubit", shots=10), 250) == 1
+    assert checkpoint_interval(replace(auto, checkpoint_every=7), BackendConfig(shots=100), 250) == 7
+    assert checkpoint_interval(SMALL, BackendConfig(), 250) == 1
+
+
+def test_auto_cadence_resumes_exactly_from_its_last_checkpoint(tmp_path: Path) -> None:
+    cfg = replace(SMALL, epochs=3, restarts=2, checkpoint_every=None)  # 4 steps per epoch: one checkpoint each
+
+    def stop(info: dict) -> None:
+        if info["step"] == 15:
+            raise _Interrupt
+
+    with pytest.raises(_Interrupt):
+        _train(cfg, tmp_path / "a", on_step=stop)
+    assert CheckpointStore(tmp_path / "a", lineage_key("data-v1", "circ-v1", cfg)).steps_on_disk() == [4, 8, 12]
+    resumed = _train(cfg, tmp_path / "a")
+    assert resumed.resumed_from_step == 12 and resumed.steps_run == 12 and resumed.checkpoint_every == 4
+    _assert_same_model(resumed, _train(cfg, tmp_path / "b"))
+    _assert_same_model(resumed, _train(replace(cfg, checkpoint_every=1), tmp_path / "c"))  # cadence: no effect
+
+
+def test_plateau_rule() -> None:
+    assert not plateaued([0.7, 0.71, 0.72], None, 0.0)  # off
+    assert not plateaued([0.7], 1, 0.0)  # nothing to compare with yet
+    assert plateaued([0.7, 0.7], 1, 0.0) and not plateaued([0.7, 0.69], 1, 0.0)
+    assert plateaued([0.7, 0.695], 1, 0.01)  # better, but by less than min_delta
+    assert not plateaued([0.7, 0.75, 0.65], 2, 0.01) and plateaued([0.7, 0.75, 0.695], 2, 0.01)
+
+
+def test_early_stop_ends_a_restart_on_a_validation_plateau_and_resumes_exactly(tmp_path: Path) -> None:
+    # A min_delta no epoch can beat: every restart stops after its second epoch.
+    cfg = replace(SMALL, epochs=4, restarts=2, early_stop_patience=1, early_stop_min_delta=10.0)
+    seen: list[dict] = []
+    res = _train(cfg, tmp_path / "a", on_step=seen.append)
+    for h in res.history:
+        assert h["stopped_epoch"] == 2 and len(h["val_loss"]) == len(h["loss"]) == 2 and len(h["step_loss"]) == 8
+        assert f"1 epoch(s) without a loss 10 below {h['val_loss'][0]:.4f}" in h["stop_reason"]
+    assert res.steps_run == 16 < res.total_steps == 32  # the plan stays the upper bound
+    assert [s["step"] for s in seen] == list(range(1, 17)) and seen[-1]["eta_s"] == 0.0
+    assert res.val_loss == min(h["val_loss"][-1] for h in res.history)
+    meta = res.to_metadata()
+    assert meta["steps_completed"] == 16 and [e["restart"] for e in meta["early_stops"]] == [0, 1]
+    assert meta["early_stops"][0]["epochs_run"] == 2
+    # restart 0's first two epochs are those of a run without the early stop
+    full = _train(replace(cfg, early_stop_patience=None, restarts=1), tmp_path / "full")
+    np.testing.assert_array_equal(full.history[0]["val_loss"][:2], res.history[0]["val_loss"])
+    assert full.history[0]["stopped_epoch"] is None and full.to_metadata()["early_stops"] == []
+
+    def stop(info: dict) -> None:
+        if info["step"] == 10:  # in restart 1, after restart 0 stopped
+            raise _Interrupt
+
+    with pytest.raises(_Interrupt):
+        _train(cfg, tmp_path / "b", on_step=stop)
+    resumed = _train(cfg, tmp_path / "b")
+    assert resumed.resumed_from_step == 10 and resumed.steps_run == 6
+    _assert_same_model(resumed, res)
+    assert [h["stopped_epoch"] for h in resumed.history] == [2, 2]
+    again = _train(cfg, tmp_path / "b")  # a finished, early-stopped lineage returns without training
+    assert again.steps_run == 0 and again.resumed_from_step == 16
+
+
+def test_lightning_takes_the_same_exact_simulation(tmp_path: Path) -> None:
+    cfg = replace(SMALL, epochs=1)
+    lightning, default = (_train(cfg, tmp_path / name, backend=BackendConfig(name))
+                          for name in ("lightning.qubit", "default.qubit"))
+    _assert_same_model(lightning, default)

@@ -1,4 +1,5 @@
-"""vqc_model as an asset: a materialization killed with SIGKILL resumes from its checkpoint."""
+"""vqc_model as an asset: a materialization killed with SIGKILL resumes from its checkpoint; what it
+records on the exact simulator; an early stop in its metadata."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import sys
 import time
 
 import numpy as np
-from dagster import AssetKey, DagsterInstance, DagsterRunStatus, materialize
+import pytest
+from dagster import AssetKey, DagsterInstance, DagsterRunStatus, asset, materialize
 
+from hybrid_assets.common.outputs import artifact_output
 from hybrid_assets.definitions import all_assets
 from hybrid_assets.training.variational import vqc_model
 from hybrid_resources.data.artifacts import content_hash
@@ -83,3 +86,44 @@ def test_a_killed_training_run_resumes_from_its_checkpoint(local_project, monkey
     np.testing.assert_allclose(resumed["params"], uninterrupted.params, atol=1e-8)
     np.testing.assert_allclose(resumed["bias"][0], uninterrupted.bias, atol=1e-8)
     assert "data:image/png;base64," in metadata["training_curves"].value
+
+
+def _blob_embeddings() -> dict:
+    """50 train rows (25 per class) and 10 test rows of 3 features in [0, pi], a binary task."""
+    rng = np.random.default_rng(4)
+
+    def rows(n: int) -> tuple[np.ndarray, np.ndarray]:
+        y = np.arange(n) % 2
+        return np.clip(np.where(y[:, None] == 1, 2.2, 0.9) + 0.4 * rng.normal(size=(n, 3)), 0, np.pi), y
+
+    (X_train, y_train), (X_test, y_test) = rows(50), rows(10)
+    return {"X_train": X_train, "y_train": y_train, "X_test": X_test, "y_test": y_test,
+            "task": np.array(["binary"]), "classes": np.array(["0", "1"])}
+
+
+@pytest.mark.parametrize("early_stop", [False, True])
+def test_on_the_exact_simulator_the_asset_records_what_ran_and_states_an_early_stop(early_stop, data_layout,
+                                                                                     instance):
+    @asset(name="reduced_embeddings", group_name="quantum")
+    def given_embeddings():
+        return artifact_output(_blob_embeddings(), {})
+
+    # 40 fit rows / batch 8: 5 steps per epoch; a min_delta no epoch beats stops each restart after epoch 2.
+    config = {"layers": 1, "batch_size": 8, "epochs": 4, "restarts": 2,
+              **({"early_stop_patience": 1, "early_stop_min_delta": 10.0} if early_stop else {})}
+    result = materialize([given_embeddings, vqc_model], instance=instance, resources=RESOURCES,
+                         run_config={"ops": {"vqc_model": {"config": config}}})
+    assert result.success
+    metadata = result.asset_materializations_for_node("vqc_model")[0].metadata
+    training = metadata["training"].value
+    assert training["checkpoint_every"] == 5 and training["total_steps"] == 40  # the plan
+    assert metadata["shots_executed"].value == 0
+    # The plan: 5 steps x 8 rows + 10 validation rows per epoch, 8 epochs, then 10 test predictions.
+    assert metadata["planned_circuits"].value == 8 * (40 + 10) + 10
+    if not early_stop:
+        assert training["early_stops"] == [] and training["steps_completed"] == 40
+        assert metadata["circuits_executed"].value == metadata["planned_circuits"].value
+        return
+    assert [(stop["restart"], stop["epochs_run"]) for stop in training["early_stops"]] == [(0, 2), (1, 2)]
+    assert "plateau" in training["early_stops"][0]["reason"] and training["steps_completed"] == 20
+    assert metadata["circuits_executed"].value == 4 * (40 + 10) + 10  # what ran: half the epochs

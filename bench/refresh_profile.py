@@ -6,7 +6,8 @@ Not a test. Each size runs in its own process with a fresh data folder and Dagst
 embedded defaults (``resources_from_env()``, no run config), in process. Step times come from
 the instance's step stats. Prints one table per size (step, seconds, share of the refresh) and
 what a speed-up must leave unchanged (the tuned choices, the shot plan's recommendation, the
-verdict), and writes ``bench/results/refresh_profile-<timestamp>.json``.
+verdict), and writes ``bench/results/refresh_profile-<timestamp>.json``. After the refresh it
+materializes ``kernel_route_plan`` (``make demo`` plans the routes too), timed on its own.
 
 ``--tasks binary,multiclass,regression`` profiles each task on the same rows (5 classes for
 multiclass, ``make_regression`` with 8 informative features for regression) and prints the
@@ -80,8 +81,17 @@ def profile_child(rows: int, out: Path, task: str = "binary") -> None:
             steps = {s.step_key: round(s.end_time - s.start_time, 2)
                      for s in instance.get_run_step_stats(result.run_id) if s.end_time and s.start_time}
             outcomes = refresh_outcomes(result) if result.success else {}
+            # make demo plans the kernel routes after the refresh (its own job): timed on its own.
+            started = time.perf_counter()
+            plan = materialize(all_assets, selection=AssetSelection.assets("kernel_route_plan"), instance=instance,
+                               resources=resources, raise_on_error=False)
+            route_plan_s = time.perf_counter() - started
+            if plan.success:
+                (event,) = plan.asset_materializations_for_node("kernel_route_plan")
+                outcomes["route_plan_expected"] = getattr(event.metadata.get("expected_accuracy"), "value", None)
     out.write_text(json.dumps({
         "rows": rows, "task": task, "success": result.success, "ingest_s": round(ingest_s, 2), "refresh_s": round(refresh_s, 2),
+        "route_plan_s": round(route_plan_s, 2), "route_plan_success": plan.success,
         "step_s": steps, "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3),
         "outcomes": outcomes}, default=str))
 
@@ -105,7 +115,8 @@ def table(run: dict, top: int) -> list[str]:
     if "failed" in run:
         return [f"{run['rows']:,} rows: FAILED", run["failed"][-800:]]
     lines = [f"{run['rows']:,} rows ({run.get('task', 'binary')}): ingest {run['ingest_s']:.1f} s, refresh {run['refresh_s']:.1f} s "
-             f"({'succeeded' if run['success'] else 'FAILED'}), peak RSS {run['peak_rss_gib']:.2f} GiB",
+             f"({'succeeded' if run['success'] else 'FAILED'}), kernel_route_plan {run.get('route_plan_s', 0):.1f} s, "
+             f"peak RSS {run['peak_rss_gib']:.2f} GiB",
              f"  {'step':<28}{'s':>9}{'share':>8}"]
     lines.append(f"  outcomes: {json.dumps(run.get('outcomes', {}), default=str)[:600]}")
     steps = sorted(run["step_s"].items(), key=lambda kv: -kv[1])

@@ -1,34 +1,57 @@
 """How many shots does the kernel need? Estimated on the exact simulator before paying for any.
 
-Each rung of a shot ladder replaces every exact kernel entry p by a Binomial(shots, p) / shots
-draw (:func:`~hybrid_resources.quantum.kernel_diagnostics.emulate_shots`, the exact distribution
-of a noiseless compute-uncompute estimate), refits the tuned SVM on the noisy train kernel and
-scores it on the noisy test kernel, over several seeds, on the task's judged metric
-(``tasks.judged_metric``: the configured one for classification, R² for a regression target). The
-recommendation is the cheapest rung whose mean metric is within ``tolerance`` of the exact one
-(every judged metric is higher-is-better, so one rule serves R² too, in R² units). A projected kernel's noise is in
-its Bloch vectors, not its entries: its ladder passes ``emulate``, which draws those instead.
+Each rung of a shot ladder answers two questions about ``shots`` shots per circuit:
+
+- the kernel error: every estimated entry p (each off-diagonal train pair once, every test entry;
+  the train diagonal is 1 and not estimated) is Binomial(shots, p) / shots on a noiseless device
+  (:func:`~hybrid_resources.quantum.kernel_diagnostics.emulate_shots`), so its expected absolute
+  error follows from p in closed form
+  (:func:`~hybrid_resources.quantum.kernel_diagnostics.expected_shot_errors`): no draw, the mean
+  over the entries and the worst entry's;
+- the holdout metric: the tuned SVM is refit on an emulated noisy train kernel and scored on
+  noisy test entries, drawn only against its support rows (the decision reads no other column),
+  on the task's judged metric (``tasks.judged_metric``: the configured one for classification,
+  R² for a regression target). Repeats stop early (:class:`SeedStop`) once the mean is clearly on
+  one side of the tolerance line, so a rung far from it costs ``min_seeds`` refits, not ``seeds``.
+
+The recommendation is the cheapest rung whose mean metric is within ``tolerance`` of the exact one
+(every judged metric is higher-is-better, so one rule serves R² too, in R² units). A projected
+kernel's noise is in its Bloch vectors, not its entries, with no closed form used here: its ladder
+passes ``emulate``, which draws those, and its kernel error is measured on the draws.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
+from typing import NamedTuple
 
 import numpy as np
+from scipy import stats
 
-from hybrid_assets.training.models import fit_precomputed_svm, precomputed_decision
+from hybrid_assets.training.models import (
+    dual_decision,
+    fit_precomputed_svm,
+    precomputed_decision,
+)
 from hybrid_assets.training.tasks import holdout_metrics, judged_metric
 from hybrid_resources.cost_policy import CostPolicy, UnknownPriceError, device_identity
 from hybrid_resources.quantum.backends import BackendConfig
-from hybrid_resources.quantum.kernel_diagnostics import emulate_shots, label_task
+from hybrid_resources.quantum.kernel_diagnostics import (
+    emulate_shots,
+    estimated_entries,
+    expected_shot_errors,
+    label_task,
+)
 
 SHOT_LADDER = (100, 300, 1000, 3000, 10000)
 
 
 @dataclass(frozen=True)
 class ShotRung:
-    """What ``shots`` shots per circuit give, over seeds: the holdout metric and the kernel error."""
+    """What ``shots`` shots per circuit give: the holdout metric over ``seeds`` emulated repeats,
+    the expected mean |error| of the estimated kernel entries and the worst entry's expected
+    |error| (closed form; measured on the draws for a projected kernel)."""
 
     shots: int
     metric_mean: float
@@ -37,9 +60,42 @@ class ShotRung:
     kernel_max_abs_error: float
     circuits: int
     usd: dict[str, float | None]  # planned cost per device (None: no price)
+    seeds: int | None = None  # emulated repeats behind the metric (None: not recorded)
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+class LadderRung(NamedTuple):
+    """One rung of :func:`shot_ladder`: the judged metric per repeat and the kernel error
+    (mean |error| over the estimated entries, the worst entry's)."""
+
+    shots: int
+    scores: list[float]
+    kernel_error: tuple[float, float]
+
+
+@dataclass(frozen=True)
+class SeedStop:
+    """When a rung has drawn enough repeats: after ``min_seeds`` (at least 2), as soon as a
+    two-sided t interval at ``confidence`` around the mean of the scores excludes ``threshold``
+    (the exact metric less the tolerance), so more repeats would almost surely leave the rung on
+    the same side of it. The scores' std is floored at ``resolution`` (a metric moves by about
+    one test row, 1 / test rows): identical scores of a few repeats do not count as certainty."""
+
+    threshold: float
+    min_seeds: int
+    resolution: float
+    confidence: float = 0.99
+
+    def clear(self, scores: Sequence[float]) -> bool:
+        """Whether ``scores`` (one per repeat so far) settle the rung's side of ``threshold``."""
+        k = len(scores)
+        if k < max(2, self.min_seeds) or not np.isfinite(self.threshold):
+            return False
+        spread = max(float(np.std(scores, ddof=1)), self.resolution)
+        t = float(stats.t.ppf(0.5 + self.confidence / 2, k - 1))
+        return abs(float(np.mean(scores)) - self.threshold) > t * spread / np.sqrt(k)
 
 
 def ladder_metric(y: np.ndarray, configured: str, task: str | None = None) -> str:
@@ -58,29 +114,69 @@ def holdout_score(train: np.ndarray, test: np.ndarray, y_train: np.ndarray, y_te
     return holdout_metrics(y_test, precomputed_decision(model, test), task=task)[judged_metric(task, metric)]
 
 
+def noisy_score(train: np.ndarray, test: np.ndarray, y_train: np.ndarray, y_test: np.ndarray, *, shots: int,
+                rng: np.random.Generator, C: float, metric: str, task: str) -> float:
+    """One emulated repeat at ``shots`` shots: the judged metric of the SVM refit on a noisy copy
+    of the exact (n, n) train kernel, scored on noisy test entries (m, n) drawn against its
+    support rows only (its decision reads no other column: the others would be drawn unread)."""
+    model = fit_precomputed_svm(emulate_shots(train, shots, rng, symmetric=True), y_train, C=C, task=task)
+    noisy = emulate_shots(test[:, model["support"]], shots, rng, symmetric=False)
+    return holdout_metrics(y_test, dual_decision(model, noisy), task=task)[judged_metric(task, metric)]
+
+
+def repeat_until(draw: Callable[[int], float], seeds: int, stop: SeedStop | None) -> list[float]:
+    """``draw(0)``, ``draw(1)``, ... up to ``seeds`` repeats, fewer once ``stop`` is clear."""
+    scores: list[float] = []
+    for s in range(seeds):
+        scores.append(float(draw(s)))
+        if stop is not None and stop.clear(scores):
+            break
+    return scores
+
+
 def shot_ladder(train: np.ndarray, test: np.ndarray, y_train: np.ndarray, y_test: np.ndarray, *, C: float,
                 metric: str, ladder: Sequence[int] = SHOT_LADDER, seeds: int = 5, seed: int = 0,
                 emulate: Callable[[int, int], tuple[np.ndarray, np.ndarray]] | None = None,
-                task: str | None = None) -> list[tuple[int, list[float], list[float]]]:
-    """For each rung: (shots, judged metric per seed, mean |error| per seed) from emulated shot kernels.
+                task: str | None = None, stop: SeedStop | None = None) -> list[LadderRung]:
+    """For each rung: (shots, judged metric per repeat, kernel error) from emulated shot kernels.
 
-    ``emulate(shots, repeat)`` returns one noisy (train, test) pair; default: every entry of the
-    exact kernels drawn as Binomial(shots, p) / shots. ``task`` defaults to what ``y_train`` implies."""
+    Default: the kernel error in closed form from the exact entries and each repeat a
+    :func:`noisy_score` seeded by (``seed``, shots, repeat). ``emulate(shots, repeat)`` (a
+    projected kernel) returns one noisy (train, test) pair instead, and the kernel error is then
+    measured on the draws (:func:`measured_rung`). ``stop``: when a rung may stop short of
+    ``seeds`` repeats (None: every rung draws them all). ``task`` defaults to what ``y_train`` implies."""
+    task = task or label_task(y_train)
+    if emulate is not None:
+        return [measured_rung(train, test, y_train, y_test, emulate, int(shots), C=C, metric=metric, task=task,
+                              seeds=seeds, stop=stop) for shots in ladder]
+    errors = expected_shot_errors(estimated_entries(train, test), [int(shots) for shots in ladder])
     rungs = []
-    for shots in ladder:
-        scores, errors = [], []
-        for s in range(seeds):
-            if emulate is not None:
-                noisy_train, noisy_test = emulate(int(shots), s)
-            else:
-                rng = np.random.default_rng([seed, int(shots), s])
-                noisy_train = emulate_shots(train, int(shots), rng, symmetric=True)
-                noisy_test = emulate_shots(test, int(shots), rng, symmetric=False)
-            scores.append(holdout_score(noisy_train, noisy_test, y_train, y_test, C=C, metric=metric, task=task))
-            errors.append(float(np.mean(np.abs(np.concatenate([(noisy_train - train).ravel(),
-                                                                (noisy_test - test).ravel()])))))
-        rungs.append((int(shots), scores, errors))
+    for shots, error in zip(ladder, errors):
+        def draw(s: int, shots: int = int(shots)) -> float:
+            return noisy_score(train, test, y_train, y_test, shots=shots, rng=np.random.default_rng([seed, shots, s]),
+                               C=C, metric=metric, task=task)
+        rungs.append(LadderRung(int(shots), repeat_until(draw, seeds, stop), error))
     return rungs
+
+
+def measured_rung(train: np.ndarray, test: np.ndarray, y_train: np.ndarray, y_test: np.ndarray,
+                  emulate: Callable[[int, int], tuple[np.ndarray, np.ndarray]], shots: int, *, C: float, metric: str,
+                  task: str, seeds: int, stop: SeedStop | None) -> LadderRung:
+    """One rung from ``emulate``'s noisy kernel pairs: the judged metric per repeat and the kernel
+    error measured on the estimated entries (the mean |error| over entries and repeats; the
+    largest per-entry |error| averaged over the repeats, which overstates the worst entry's
+    expected |error| when the repeats are few)."""
+    exact = estimated_entries(train, test)
+    total = np.zeros_like(exact)
+
+    def draw(s: int) -> float:
+        noisy_train, noisy_test = emulate(shots, s)
+        total[:] += np.abs(estimated_entries(noisy_train, noisy_test) - exact)
+        return holdout_score(noisy_train, noisy_test, y_train, y_test, C=C, metric=metric, task=task)
+
+    scores = repeat_until(draw, seeds, stop)
+    mean_error = total / len(scores)
+    return LadderRung(shots, scores, (float(np.mean(mean_error)), float(np.max(mean_error, initial=0.0))))
 
 
 def recommend(rungs: Sequence[ShotRung], exact_metric: float, *, tolerance: float, device: str) -> ShotRung | None:
@@ -105,12 +201,12 @@ def rung_usd(devices: dict[str, BackendConfig], circuits: int, shots: int, cost_
     return usd
 
 
-def priced_rungs(ladder: Sequence[tuple[int, list[float], list[float]]], devices: dict[str, BackendConfig],
-                 circuits: int, cost_policy: CostPolicy) -> list[ShotRung]:
+def priced_rungs(ladder: Sequence[LadderRung], devices: dict[str, BackendConfig], circuits: int,
+                 cost_policy: CostPolicy) -> list[ShotRung]:
     """The rungs of :func:`shot_ladder`'s output, each with its planned cost on every device."""
-    return [ShotRung(shots, float(np.mean(scores)), float(np.std(scores)), float(np.mean(errors)),
-                     float(np.max(errors)), circuits, rung_usd(devices, circuits, shots, cost_policy))
-            for shots, scores, errors in ladder]
+    return [ShotRung(shots, float(np.mean(scores)), float(np.std(scores)), *map(float, error), circuits,
+                     rung_usd(devices, circuits, shots, cost_policy), len(scores))
+            for shots, scores, error in ladder]
 
 
 @dataclass(frozen=True)
@@ -126,11 +222,26 @@ class ShotPlan:
     devices: dict[str, BackendConfig]
     rungs: list[ShotRung]
     best: ShotRung | None
+    emulation: dict = field(default_factory=dict)  # how the rungs were estimated (:func:`emulation_note`)
 
     def to_dict(self) -> dict:
         """The shot plan artifact (the samples only when the ladder ran on a sample)."""
         return {"metric": self.metric, "exact": self.exact, "tolerance": self.tolerance, "circuits": self.circuits,
                 **({"samples": self.samples} if self.samples["train_sample"]["sampled"] else {}),
+                **({"emulation": self.emulation} if self.emulation else {}),
                 "devices": {name: device_identity(backend) for name, backend in self.devices.items()},
                 "rungs": [rung.to_dict() for rung in self.rungs],
                 "recommended_shots": self.best.shots if self.best else None}
+
+
+def emulation_note(*, seeds: int, stop: SeedStop | None, measured: bool) -> dict:
+    """How a ladder's rungs were estimated, for the artifact and its metadata: the kernel error
+    (closed form, or ``measured`` on a projected kernel's draws) and the repeats per rung."""
+    kernel_error = ("measured on the emulated Bloch-vector draws (no closed form for a projected kernel)" if measured
+                    else "expected |error| of Binomial(shots, p) / shots over the estimated entries, in closed form "
+                         "(de Moivre); the train diagonal is not estimated")
+    repeats = (f"{seeds} per rung" if stop is None else
+               f"{stop.min_seeds} to {seeds} per rung: stop once a {stop.confidence:.0%} t interval of the mean "
+               f"excludes exact - tolerance (std floored at {stop.resolution:.3g})")
+    return {"kernel_error": kernel_error, "repeats": repeats,
+            "test_entries_drawn": "all" if measured else "against each refit's support rows only"}

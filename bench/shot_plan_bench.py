@@ -8,7 +8,8 @@ Not a test. For each dataset a child process lands it, materializes what ``shot_
   entry of both kernels drawn on every rung x ``seeds`` repeats, the kernel error measured;
 - after: the ladder as ``shot_plan`` runs it now (its ``ShotPlanConfig`` defaults): the kernel
   error in closed form, test entries drawn against the support rows only, repeats that stop once
-  a rung's side of ``exact - tolerance`` is clear.
+  a rung's side of ``exact - tolerance`` is clear, and only the rungs the recommendation needs
+  emulated (``climb``: the top rung, then from the fewest shots up to the first within).
 
 Datasets: ``bench`` (``refresh_profile.py``'s make_classification, 30 features, 8 informative),
 ``separable`` (make_classification with 6 informative features, class_sep 1.5, no label noise:
@@ -152,6 +153,7 @@ def run_ladder(module: types.ModuleType, data: dict, tolerance: float | None) ->
     if tolerance is not None:
         kwargs["stop"] = module.SeedStop(data["exact"] - tolerance, min(config.min_seeds, config.seeds),
                                          1.0 / len(labels[1]))
+        kwargs["climb"] = config.climb and data["emulate"] is None  # no device price: costs do not fall
     started = time.perf_counter()
     ladder = module.shot_ladder(data["train"], data["test"], *labels, **kwargs)
     seconds = time.perf_counter() - started
@@ -163,8 +165,8 @@ def summary(module: types.ModuleType, run: tuple[float, list, list], exact: floa
     seconds, ladder, rungs = run
     best = module.recommend(rungs, exact, tolerance=tolerance, device="configured")
     return {"seconds": round(seconds, 2), "recommended_shots": best.shots if best else "none within tolerance",
-            "rungs": [{"shots": rung.shots, "metric_mean": round(rung.metric_mean, 4),
-                       "metric_std": round(rung.metric_std, 4), "seeds": len(scores),
+            "rungs": [{"shots": rung.shots, "metric_mean": None if not scores else round(rung.metric_mean, 4),
+                       "metric_std": None if not scores else round(rung.metric_std, 4), "seeds": len(scores),
                        "kernel_mean_abs_error": round(rung.kernel_mean_abs_error, 6),
                        "kernel_max_abs_error": round(rung.kernel_max_abs_error, 6)}
                       for rung, (_, scores, _) in zip(rungs, ladder)]}
@@ -200,8 +202,10 @@ def table(result: dict) -> list[str]:
         lines.append(f"    {'shots':>6} {'before mean±std (seeds)':>26} {'after mean±std (seeds)':>26} "
                      f"{'error measured':>15} {'error expected':>15} {'worst entry':>12}")
         for b, a in zip(before["rungs"], after["rungs"]):
+            emulated = f"{a['metric_mean']:>12.4f}±{a['metric_std']:.4f} ({a['seeds']})" if a["seeds"] else \
+                f"{'not emulated':>22}"
             lines.append(f"    {b['shots']:>6} {b['metric_mean']:>12.4f}±{b['metric_std']:.4f} ({b['seeds']})"
-                         f" {a['metric_mean']:>12.4f}±{a['metric_std']:.4f} ({a['seeds']})"
+                         f" {emulated:>26}"
                          f" {b['kernel_mean_abs_error']:>15.6f} {a['kernel_mean_abs_error']:>15.6f}"
                          f" {a['kernel_max_abs_error']:>12.6f}")
     return lines

@@ -49,13 +49,14 @@ SHOT_LADDER = (100, 300, 1000, 3000, 10000)
 
 @dataclass(frozen=True)
 class ShotRung:
-    """What ``shots`` shots per circuit give: the holdout metric over ``seeds`` emulated repeats,
+    """What ``shots`` shots per circuit give: the holdout metric over ``seeds`` emulated repeats (0:
+    not emulated, the recommendation did not need it),
     the expected mean |error| of the estimated kernel entries and the worst entry's expected
     |error| (closed form; measured on the draws for a projected kernel)."""
 
     shots: int
-    metric_mean: float
-    metric_std: float
+    metric_mean: float | None  # None: not emulated (:func:`climb_ladder`)
+    metric_std: float | None
     kernel_mean_abs_error: float
     kernel_max_abs_error: float
     circuits: int
@@ -137,26 +138,57 @@ def repeat_until(draw: Callable[[int], float], seeds: int, stop: SeedStop | None
 def shot_ladder(train: np.ndarray, test: np.ndarray, y_train: np.ndarray, y_test: np.ndarray, *, C: float,
                 metric: str, ladder: Sequence[int] = SHOT_LADDER, seeds: int = 5, seed: int = 0,
                 emulate: Callable[[int, int], tuple[np.ndarray, np.ndarray]] | None = None,
-                task: str | None = None, stop: SeedStop | None = None) -> list[LadderRung]:
+                task: str | None = None, stop: SeedStop | None = None, climb: bool = False) -> list[LadderRung]:
     """For each rung: (shots, judged metric per repeat, kernel error) from emulated shot kernels.
 
     Default: the kernel error in closed form from the exact entries and each repeat a
     :func:`noisy_score` seeded by (``seed``, shots, repeat). ``emulate(shots, repeat)`` (a
     projected kernel) returns one noisy (train, test) pair instead, and the kernel error is then
     measured on the draws (:func:`measured_rung`). ``stop``: when a rung may stop short of
-    ``seeds`` repeats (None: every rung draws them all). ``task`` defaults to what ``y_train`` implies."""
+    ``seeds`` repeats (None: every rung draws them all); with it, ``climb`` emulates only the
+    rungs the recommendation needs (:func:`climb_ladder`; not with ``emulate``, whose kernel
+    error needs the draws): the others have no scores. ``task`` defaults to what ``y_train`` implies."""
     task = task or label_task(y_train)
     if emulate is not None:
         return [measured_rung(train, test, y_train, y_test, emulate, int(shots), C=C, metric=metric, task=task,
                               seeds=seeds, stop=stop) for shots in ladder]
-    errors = expected_shot_errors(estimated_entries(train, test), [int(shots) for shots in ladder])
-    rungs = []
-    for shots, error in zip(ladder, errors):
-        def draw(s: int, shots: int = int(shots)) -> float:
+    shots_list = [int(shots) for shots in ladder]
+    errors = expected_shot_errors(estimated_entries(train, test), shots_list)
+
+    def scores_of(shots: int) -> list[float]:
+        def draw(s: int) -> float:
             return noisy_score(train, test, y_train, y_test, shots=shots, rng=np.random.default_rng([seed, shots, s]),
                                C=C, metric=metric, task=task)
-        rungs.append(LadderRung(int(shots), repeat_until(draw, seeds, stop), error))
-    return rungs
+        return repeat_until(draw, seeds, stop)
+
+    emulated = (climb_ladder(shots_list, scores_of, stop) if climb and stop is not None
+                else {shots: scores_of(shots) for shots in shots_list})
+    return [LadderRung(shots, emulated.get(shots, []), error) for shots, error in zip(shots_list, errors)]
+
+
+def climb_ladder(ladder: Sequence[int], scores_of: Callable[[int], list[float]],
+                 stop: SeedStop) -> dict[int, list[float]]:
+    """The scores of the rungs the recommendation needs, by shots, when a rung's cost rises with
+    its shots: first the top rung, and if it is clearly below ``stop.threshold`` (:meth:`SeedStop.clear`)
+    no rung is taken to be within (fewer shots, more noise: the metric does not rise as shots
+    fall); otherwise from the fewest shots up to the first rung whose mean is within, the
+    cheapest such rung (those above it cannot be recommended). Today's rule on the same scores."""
+    top = max(ladder)
+    emulated = {top: scores_of(top)}
+    if stop.clear(emulated[top]) and float(np.mean(emulated[top])) < stop.threshold:
+        return emulated
+    for shots in sorted(set(ladder)):
+        if shots not in emulated:
+            emulated[shots] = scores_of(shots)
+        if float(np.mean(emulated[shots])) >= stop.threshold:
+            break
+    return emulated
+
+
+def costs_rise_with_shots(usd: Sequence[float | None]) -> bool:
+    """Whether planned costs (None: no price, counted as 0), listed by increasing shots, never fall."""
+    costs = [cost or 0.0 for cost in usd]
+    return all(a <= b for a, b in zip(costs, costs[1:]))
 
 
 def measured_rung(train: np.ndarray, test: np.ndarray, y_train: np.ndarray, y_test: np.ndarray,
@@ -182,8 +214,9 @@ def measured_rung(train: np.ndarray, test: np.ndarray, y_train: np.ndarray, y_te
 def recommend(rungs: Sequence[ShotRung], exact_metric: float, *, tolerance: float, device: str) -> ShotRung | None:
     """The cheapest rung on ``device`` (then the fewest shots) whose mean metric is within
     ``tolerance`` of the exact one (higher is better: accuracy, F1, ROC-AUC or R², which may be
-    negative); None when no rung is close enough or the exact metric is NaN."""
-    close = [r for r in rungs if r.metric_mean >= exact_metric - tolerance]
+    negative); None when no rung is close enough or the exact metric is NaN. A rung not emulated
+    (``metric_mean`` None) is not a candidate."""
+    close = [r for r in rungs if r.metric_mean is not None and r.metric_mean >= exact_metric - tolerance]
     priced = [r for r in close if r.usd.get(device) is not None]
     return min(priced or close, key=lambda r: (r.usd.get(device) or 0.0, r.shots), default=None)
 
@@ -203,9 +236,10 @@ def rung_usd(devices: dict[str, BackendConfig], circuits: int, shots: int, cost_
 
 def priced_rungs(ladder: Sequence[LadderRung], devices: dict[str, BackendConfig], circuits: int,
                  cost_policy: CostPolicy) -> list[ShotRung]:
-    """The rungs of :func:`shot_ladder`'s output, each with its planned cost on every device."""
-    return [ShotRung(shots, float(np.mean(scores)), float(np.std(scores)), *map(float, error), circuits,
-                     rung_usd(devices, circuits, shots, cost_policy), len(scores))
+    """The rungs of :func:`shot_ladder`'s output, each with its planned cost on every device (the
+    metric None where the rung was not emulated)."""
+    return [ShotRung(shots, float(np.mean(scores)) if scores else None, float(np.std(scores)) if scores else None,
+                     *map(float, error), circuits, rung_usd(devices, circuits, shots, cost_policy), len(scores))
             for shots, scores, error in ladder]
 
 
@@ -234,14 +268,17 @@ class ShotPlan:
                 "recommended_shots": self.best.shots if self.best else None}
 
 
-def emulation_note(*, seeds: int, stop: SeedStop | None, measured: bool) -> dict:
+def emulation_note(*, seeds: int, stop: SeedStop | None, measured: bool, climb: bool = False) -> dict:
     """How a ladder's rungs were estimated, for the artifact and its metadata: the kernel error
-    (closed form, or ``measured`` on a projected kernel's draws) and the repeats per rung."""
+    (closed form, or ``measured`` on a projected kernel's draws), the repeats per rung and which
+    rungs were emulated (every one, or only those the recommendation needs: ``climb``)."""
     kernel_error = ("measured on the emulated Bloch-vector draws (no closed form for a projected kernel)" if measured
                     else "expected |error| of Binomial(shots, p) / shots over the estimated entries, in closed form "
                          "(de Moivre); the train diagonal is not estimated")
     repeats = (f"{seeds} per rung" if stop is None else
                f"{stop.min_seeds} to {seeds} per rung: stop once a {stop.confidence:.0%} t interval of the mean "
                f"excludes exact - tolerance (std floored at {stop.resolution:.3g})")
-    return {"kernel_error": kernel_error, "repeats": repeats,
+    rungs = ("the top rung first (clearly below exact - tolerance: none within, no other rung emulated), then from "
+             "the fewest shots up to the first within tolerance (costs rise with shots)" if climb else "every rung")
+    return {"kernel_error": kernel_error, "repeats": repeats, "rungs_emulated": rungs,
             "test_entries_drawn": "all" if measured else "against each refit's support rows only"}

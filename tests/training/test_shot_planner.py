@@ -13,6 +13,8 @@ from hybrid_assets.training.shot_planner import (
     SeedStop,
     ShotPlan,
     ShotRung,
+    climb_ladder,
+    costs_rise_with_shots,
     emulation_note,
     holdout_score,
     noisy_score,
@@ -152,3 +154,44 @@ def test_the_plan_states_how_its_rungs_were_estimated():
     samples = {"train_sample": {"sampled": False}}
     plan = ShotPlan("accuracy", 0.81, 0.01, 10, samples, {}, [rung], rung, note).to_dict()
     assert plan["emulation"] == note and plan["rungs"][0]["seeds"] == 3 and plan["recommended_shots"] == 100
+
+
+def test_climbing_emulates_only_the_rungs_the_recommendation_needs():
+    means = {100: 0.70, 300: 0.78, 1000: 0.85, 3000: 0.86, 10000: 0.86}
+    asked = []
+
+    def scores_of(shots: int) -> list[float]:
+        asked.append(shots)
+        return [means[shots] - 0.001, means[shots] + 0.001, means[shots]]
+
+    ladder = list(means)
+    emulated = climb_ladder(ladder, scores_of, SeedStop(0.84, 2, 0.001))
+    assert asked == [10000, 100, 300, 1000] and set(emulated) == {10000, 100, 300, 1000}  # 1000: the first within
+    asked.clear()
+    assert list(climb_ladder(ladder, scores_of, SeedStop(0.95, 2, 0.001))) == [10000]  # clearly none within
+    asked.clear()
+    # The top rung below the line but not clearly: every rung is tried, none within.
+    assert set(climb_ladder(ladder, scores_of, SeedStop(0.861, 2, 0.01))) == set(ladder)
+    assert costs_rise_with_shots([None, 0.5, 0.5, 2.0]) and not costs_rise_with_shots([1.0, None])
+
+
+def test_a_climbing_ladder_recommends_what_every_rung_would_and_reports_the_rest_as_not_emulated():
+    train, test, y_train, y_test = rbf_problem(80, 200, seed=2, width=0.3, shift=3.0)
+    kwargs = dict(C=10.0, metric="accuracy", ladder=[1, 3, 30, 300, 10000], seeds=5, seed=0)
+    exact = holdout_score(train, test, y_train, y_test, C=10.0, metric="accuracy")
+    stop = SeedStop(exact - 0.02, 2, 1 / len(y_test))
+    every = priced_rungs(shot_ladder(train, test, y_train, y_test, stop=stop, **kwargs), {}, 10, CostPolicy())
+    climbed = priced_rungs(shot_ladder(train, test, y_train, y_test, stop=stop, climb=True, **kwargs), {}, 10,
+                           CostPolicy())
+    best = [recommend(rungs, exact, tolerance=0.02, device="configured").shots for rungs in (every, climbed)]
+    assert best == [30, 30]
+    skipped = [r for r in climbed if r.seeds == 0]
+    assert [r.shots for r in skipped] == [300] and skipped[0].metric_mean is None
+    assert skipped[0].kernel_mean_abs_error == every[3].kernel_mean_abs_error > 0  # closed form: still there
+    plan = ShotPlan("accuracy", exact, 0.02, 10, {"kernel_path": "exact", "train_sample": {"sampled": False}}, {},
+                    climbed, climbed[2], emulation_note(seeds=5, stop=stop, measured=False, climb=True))
+    from hybrid_assets.training.quantum import shot_plan_metadata
+
+    metadata = shot_plan_metadata(plan)
+    assert "| 300 shots | not emulated | not emulated | 0 |" in metadata["ladder"].value
+    assert metadata["recommended_shots"] == 30 and "top rung first" in metadata["emulation"].value["rungs_emulated"]

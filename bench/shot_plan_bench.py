@@ -7,8 +7,8 @@ Not a test. For each dataset a child process lands it, materializes what ``shot_
 - before: the ladder as it was at commit ``BEFORE`` (its ``shot_planner.py`` read from git): every
   entry of both kernels drawn on every rung x ``seeds`` repeats, the kernel error measured;
 - after: the ladder as ``shot_plan`` runs it now (its ``ShotPlanConfig`` defaults): the kernel
-  error in closed form, test entries drawn against the support rows only, repeats that stop once
-  a rung's side of ``exact - tolerance`` is clear, and only the rungs the recommendation needs
+  error in closed form, repeats (the same draws, seed by seed) that stop once a rung's side of
+  ``exact - tolerance`` is clear, and only the rungs the recommendation needs
   emulated (``climb``: the top rung, then from the fewest shots up to the first within).
 
 Datasets: ``bench`` (``refresh_profile.py``'s make_classification, 30 features, 8 informative),

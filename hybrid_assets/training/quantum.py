@@ -52,10 +52,14 @@ from hybrid_assets.training.scale import (
 )
 from hybrid_assets.training.shot_planner import (
     SHOT_LADDER,
+    SeedStop,
     ShotPlan,
+    costs_rise_with_shots,
+    emulation_note,
     holdout_score,
     priced_rungs,
     recommend,
+    rung_usd,
     shot_ladder,
 )
 from hybrid_assets.training.tasks import holdout_metrics, judged_metric, task_of
@@ -665,7 +669,12 @@ def fit_nystrom_svm(kernel_train: dict, kernel_test: dict, embeddings: dict, *, 
 
 class ShotPlanConfig(Config):
     ladder: list[int] = Field(default=list(SHOT_LADDER), description="Shots per circuit to try")
-    seeds: int = Field(default=5, ge=2, description="Emulated repeats per rung (the std is across them)")
+    seeds: int = Field(default=5, ge=2, description="Emulated repeats per rung at most (the std is across them)")
+    min_seeds: int = Field(default=2, ge=2, description="Emulated repeats per rung at least: a rung stops there once "
+                           "a 99% t interval of its mean excludes exact - tolerance (= seeds: every rung draws seeds)")
+    climb: bool = Field(default=True, description="Emulate only the rungs the recommendation needs (the top rung, "
+                        "then from the fewest shots up to the first within tolerance) when costs rise with shots; "
+                        "False: every rung (the whole curve)")
     tolerance: float = Field(default=0.01, ge=0.0, description="How far below the exact metric a rung may score")
     max_train_rows: int = Field(default=2000, ge=20, description="Train rows the ladder refits on at most (a seeded "
                                 "stratified sample above it; every refit is an SVM on this many rows)")
@@ -706,10 +715,14 @@ def shot_plan_metadata(plan: ShotPlan) -> dict:
     """The shot plan's metadata: the recommendation, the ladder as a table and as a plot."""
     devices = list(plan.devices)
     rungs = plan.rungs
-    table = {f"{r.shots} shots": {"mean": r.metric_mean, "std": r.metric_std, "kernel_error": r.kernel_mean_abs_error,
+    skipped = "not emulated"
+    table = {f"{r.shots} shots": {"mean": skipped if r.metric_mean is None else r.metric_mean,
+                                  "std": skipped if r.metric_std is None else r.metric_std, "seeds": r.seeds,
+                                  "kernel_error": r.kernel_mean_abs_error, "worst_entry_error": r.kernel_max_abs_error,
                                   **{f"usd_{name}": r.usd[name] if r.usd[name] is not None else "no price"
                                      for name in devices}} for r in rungs}
-    png = shot_plan_png([r.shots for r in rungs], [r.metric_mean for r in rungs], [r.metric_std for r in rungs],
+    png = shot_plan_png([r.shots for r in rungs], [np.nan if r.metric_mean is None else r.metric_mean for r in rungs],
+                        [np.nan if r.metric_std is None else r.metric_std for r in rungs],
                         [r.kernel_mean_abs_error for r in rungs], plan.exact, plan.metric)
     return {
         "recommended_shots": plan.best.shots if plan.best else "none within tolerance",
@@ -717,20 +730,23 @@ def shot_plan_metadata(plan: ShotPlan) -> dict:
         "circuits_per_run": plan.circuits,
         "kernel_path": plan.samples["kernel_path"],
         "ladder_sample": MetadataValue.json(plan.samples),
-        "ladder": MetadataValue.md(comparison_table(table, ["mean", "std", "kernel_error",
+        "emulation": MetadataValue.json(plan.emulation),
+        "ladder": MetadataValue.md(comparison_table(table, ["mean", "std", "seeds", "kernel_error", "worst_entry_error",
                                                             *[f"usd_{name}" for name in devices]])),
         "plot": MetadataValue.md(markdown_image(png, "metric and kernel error against shots")),
     }
 
 
-@asset(automation_condition=ON_NEW_DATA, code_version="2", group_name="quantum", kinds={"numpy"})
+@asset(automation_condition=ON_NEW_DATA, code_version="3", group_name="quantum", kinds={"numpy"})
 def shot_plan(config: ShotPlanConfig, circuit_artifact: dict, kernel_tuning: dict, reduced_embeddings: dict,
               quantum_backend: QuantumBackend, hardware_backend: QuantumBackend, cost_policy: CostPolicy,
               gate_policy: GatePolicy) -> Output:
     """Before paying for a shot-based device: how the holdout metric and the kernel error change
-    with shots (emulated from the exact kernels of the tuned spec), each rung's planned cost on the
-    configured device (and on the hardware device, when one is set), and the cheapest rung within
-    ``tolerance`` of exact. Nothing is sent to a device."""
+    with shots (emulated from the exact kernels of the tuned spec; the kernel error in closed form
+    for a fidelity kernel), each rung's planned cost on the configured device (and on the hardware
+    device, when one is set), and the cheapest rung within ``tolerance`` of exact. With ``climb``
+    only the rungs that recommendation needs get a metric (the artifact's ``emulation`` says how).
+    Nothing is sent to a device."""
     spec, C = kernel_spec(circuit_artifact["spec"]), float(kernel_tuning["C"])
     metric = judged_metric(task_of(reduced_embeddings), gate_policy.metric)
     kernel_path = kernel_plan(len(reduced_embeddings["y_train"]), gate_policy)
@@ -747,9 +763,14 @@ def shot_plan(config: ShotPlanConfig, circuit_artifact: dict, kernel_tuning: dic
     devices = {"configured": quantum_backend.backend_config()}
     if hardware_backend.device_arn:
         devices["hardware"] = hardware_backend.backend_config()
+    stop = SeedStop(exact - config.tolerance, min(config.min_seeds, config.seeds), 1.0 / len(split["y_test"]))
+    emulate = projected_emulator(spec, split, gate_policy.cv_seed)
+    climb = config.climb and emulate is None and costs_rise_with_shots(
+        [rung_usd(devices, circuits, shots, cost_policy)["configured"] for shots in sorted(set(config.ladder))])
     ladder = shot_ladder(train, test, *labels, C=C, metric=metric, ladder=config.ladder, seeds=config.seeds,
-                         seed=gate_policy.cv_seed, emulate=projected_emulator(spec, split, gate_policy.cv_seed))
+                         seed=gate_policy.cv_seed, emulate=emulate, stop=stop, climb=climb)
     rungs = priced_rungs(ladder, devices, circuits, cost_policy)
     plan = ShotPlan(metric, exact, config.tolerance, circuits, samples, devices, rungs,
-                    recommend(rungs, exact, tolerance=config.tolerance, device="configured"))
+                    recommend(rungs, exact, tolerance=config.tolerance, device="configured"),
+                    emulation_note(seeds=config.seeds, stop=stop, measured=emulate is not None, climb=climb))
     return artifact_output(plan.to_dict(), shot_plan_metadata(plan))

@@ -22,7 +22,7 @@ from scipy import stats
 from sklearn.model_selection import RepeatedKFold, RepeatedStratifiedKFold
 
 from hybrid_assets.training.scale import stratified_sample
-from hybrid_assets.training.tuning import Split
+from hybrid_assets.training.tuning import Split, map_fits
 
 
 def repeated_splits(y: np.ndarray, *, repeats: int, folds: int, seed: int) -> list[Split]:
@@ -105,8 +105,8 @@ def judge(quantum_scores: Sequence[float], classical_scores: Sequence[float], *,
 def compare(quantum: Callable[[np.ndarray, np.ndarray], float], classical: Callable[[np.ndarray, np.ndarray], float],
             splits: Sequence[Split], *, metric: str, min_margin: float, confidence: float = 0.95) -> Verdict:
     """Score both ``fit_and_score`` functions on every split and judge the paired differences."""
-    quantum_scores = [quantum(train, test) for train, test in splits]
-    classical_scores = [classical(train, test) for train, test in splits]
+    quantum_scores = map_fits(lambda split: quantum(*split), list(splits))
+    classical_scores = map_fits(lambda split: classical(*split), list(splits))
     train, test = splits[0]
     return judge(quantum_scores, classical_scores, metric=metric, min_margin=min_margin,
                  test_to_train=len(test) / len(train), confidence=confidence)

@@ -167,11 +167,16 @@ def refresh(instance, run_config: dict = SMALL_RUN_CONFIG, **resources):
 
 
 @pytest.fixture
-def instance():
-    """A real, temporary Dagster instance."""
+def instance(request, tmp_path):
+    """A real, temporary Dagster instance; for a test of a trained project (the ``trained``
+    fixture), its own copy of the trained template's instance."""
     from dagster import instance_for_test
 
-    with instance_for_test() as test_instance:
+    folder = None
+    if "trained" in request.fixturenames:
+        folder = tmp_path / "instance"
+        shutil.copytree(request.getfixturevalue("trained_template") / "instance", folder)
+    with instance_for_test(temp_dir=str(folder) if folder else None) as test_instance:
         yield test_instance
 
 
@@ -297,16 +302,34 @@ def postgres_server():
         shutil.rmtree(root, ignore_errors=True)
 
 
-@pytest.fixture
-def trained(data_layout, instance):
-    """Training data ingested and every model evaluated and registered; the quantum model passes
-    its gates (margin -1), so it scores in shadow beside the classical champion."""
+@pytest.fixture(scope="session")
+def trained_template(tmp_path_factory) -> Path:
+    """One trained project per test process, ``data/`` and ``instance/`` under the returned
+    folder: training data ingested and every model evaluated and registered; the quantum model
+    passes its gates (margin -1), so it scores in shadow beside the classical champion. Tests never
+    touch it: ``trained`` and ``instance`` give each test its own copy (training is the slow part)."""
+    from dagster import instance_for_test
+
     from hybrid_resources.gate_policy import GatePolicy
     from tests.bad_files import write_good_csv
 
-    write_good_csv(data_layout.landing, n_rows=48, n_features=5, seed=4, name="train.csv")
-    ingest(instance, "train.csv")
-    assert refresh(instance, gate_policy=GatePolicy(min_margin=-1.0)).success
+    root = tmp_path_factory.mktemp("trained_template")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HYBRID_DATA_DIR", str(root / "data"))
+        layout = DataLayout.from_env().ensure()
+        (root / "instance").mkdir()
+        with instance_for_test(temp_dir=str(root / "instance")) as template:
+            write_good_csv(layout.landing, n_rows=48, n_features=5, seed=4, name="train.csv")
+            ingest(template, "train.csv")
+            assert refresh(template, gate_policy=GatePolicy(min_margin=-1.0)).success
+    return root
+
+
+@pytest.fixture
+def trained(trained_template, data_layout, instance):
+    """This test's copy of :func:`trained_template`: its data folder (HYBRID_DATA_DIR) and, through
+    the ``instance`` fixture, its Dagster instance."""
+    shutil.copytree(trained_template / "data", data_layout.root, dirs_exist_ok=True)
     return data_layout
 
 

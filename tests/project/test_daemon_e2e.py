@@ -54,7 +54,7 @@ def wait_for(condition, timeout_s: float, what: str, daemon: subprocess.Popen, l
         if value:
             return value
         assert daemon.poll() is None, f"dagster-daemon exited:\n{log.read_text()[-4000:]}"
-        time.sleep(2)
+        time.sleep(0.5)  # the instance is local sqlite: a poll costs milliseconds
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what}\n{log.read_text()[-4000:]}")
 
 

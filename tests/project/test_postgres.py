@@ -129,7 +129,7 @@ def test_the_pipeline_sensor_and_audit_run_on_a_postgres_instance(postgres_serve
                     break
             except (OSError, KeyError, TypeError):
                 pass
-            time.sleep(2)
+            time.sleep(0.5)
         (repository,) = served["repositoriesOrError"]["nodes"]
         assert repository["location"]["name"] == "hybrid_quantum"
         assert {"refresh_models", "ingest_landing_file"} <= {job["name"] for job in repository["jobs"]}

@@ -55,7 +55,7 @@ def test_the_ui_shows_the_graph_with_the_last_materializations_and_their_metadat
                     break
             except (OSError, KeyError, TypeError):
                 pass
-            time.sleep(2)
+            time.sleep(0.5)
         assert result and result["assetNodes"], "the webserver never served the asset graph"
         keys = {"/".join(node["assetKey"]["path"]) for node in result["assetNodes"]}
         assert {"raw_samples", "features", "reduced_embeddings", "circuit_artifact", "quantum_kernel_train",

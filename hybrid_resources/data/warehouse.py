@@ -46,7 +46,8 @@ CREATE TABLE IF NOT EXISTS landing_files (
     feature_names VARCHAR,                   -- JSON list, ingested files only
     reason        VARCHAR,
     run_id        VARCHAR,
-    recorded_at   TIMESTAMP DEFAULT current_timestamp
+    recorded_at   TIMESTAMP DEFAULT current_timestamp,
+    category_names VARCHAR                  -- JSON list, ingested files only
 );
 CREATE TABLE IF NOT EXISTS raw_rows (
     file_hash  VARCHAR NOT NULL,
@@ -54,6 +55,7 @@ CREATE TABLE IF NOT EXISTS raw_rows (
     sample_id  VARCHAR NOT NULL,
     label      VARCHAR NOT NULL,
     features   DOUBLE[] NOT NULL,
+    categories VARCHAR[] DEFAULT [],     -- categorical values (NULL where missing), in category_names order
     PRIMARY KEY (file_hash, row_number)
 );
 CREATE TABLE IF NOT EXISTS features (
@@ -62,7 +64,8 @@ CREATE TABLE IF NOT EXISTS features (
     features    DOUBLE[] NOT NULL,
     split       VARCHAR NOT NULL,            -- train | test
     row_hash    VARCHAR NOT NULL,            -- content hash of (label, features)
-    file_hash   VARCHAR NOT NULL             -- first file that delivered the row
+    file_hash   VARCHAR NOT NULL,            -- first file that delivered the row
+    categories  VARCHAR[] DEFAULT []
 );
 CREATE TABLE IF NOT EXISTS quarantine (
     file_hash        VARCHAR NOT NULL,
@@ -125,7 +128,8 @@ CREATE TABLE IF NOT EXISTS scoring_files (
     feature_names VARCHAR,
     reason        VARCHAR,
     run_id        VARCHAR,
-    recorded_at   TIMESTAMP DEFAULT current_timestamp
+    recorded_at   TIMESTAMP DEFAULT current_timestamp,
+    category_names VARCHAR
 );
 CREATE TABLE IF NOT EXISTS labels_files (
     partition_key VARCHAR PRIMARY KEY,
@@ -136,13 +140,15 @@ CREATE TABLE IF NOT EXISTS labels_files (
     feature_names VARCHAR,
     reason        VARCHAR,
     run_id        VARCHAR,
-    recorded_at   TIMESTAMP DEFAULT current_timestamp
+    recorded_at   TIMESTAMP DEFAULT current_timestamp,
+    category_names VARCHAR
 );
 CREATE TABLE IF NOT EXISTS scoring_rows (
     file_hash  VARCHAR NOT NULL,
     row_number BIGINT NOT NULL,
     sample_id  VARCHAR NOT NULL,
     features   DOUBLE[] NOT NULL,
+    categories VARCHAR[] DEFAULT [],
     PRIMARY KEY (file_hash, row_number)
 );
 CREATE TABLE IF NOT EXISTS predictions (
@@ -159,6 +165,9 @@ CREATE TABLE IF NOT EXISTS predictions (
     source        VARCHAR NOT NULL,          -- scoring partition key, or stream:<name>
     run_id        VARCHAR NOT NULL,
     scored_at     TIMESTAMP DEFAULT current_timestamp,
+    class_scores  DOUBLE[],                  -- multi-class: each class's score, in class order
+    lower         DOUBLE,                    -- regression: the 90% conformal interval; NULL where none
+    upper         DOUBLE,
     PRIMARY KEY (sample_id, model_version, role)
 );
 CREATE TABLE IF NOT EXISTS labels (
@@ -194,19 +203,9 @@ CREATE TABLE IF NOT EXISTS approvals (
     actor       VARCHAR NOT NULL,
     reason      VARCHAR NOT NULL,
     approved_at TIMESTAMP DEFAULT current_timestamp,
-    used_by     VARCHAR                      -- the action or run that consumed it
+    used_by     VARCHAR,                     -- the action or run that consumed it
+    signed      VARCHAR                      -- the signed statement (JSON); NULL: unsigned, never valid
 );
-ALTER TABLE approvals ADD COLUMN IF NOT EXISTS signed VARCHAR;  -- the signed statement (JSON); NULL: unsigned, never valid
--- Categorical columns (text; NULL where missing), in the order of category_names; numeric missing values are NaN.
-ALTER TABLE raw_rows ADD COLUMN IF NOT EXISTS categories VARCHAR[] DEFAULT [];
-ALTER TABLE features ADD COLUMN IF NOT EXISTS categories VARCHAR[] DEFAULT [];
-ALTER TABLE scoring_rows ADD COLUMN IF NOT EXISTS categories VARCHAR[] DEFAULT [];
-ALTER TABLE landing_files ADD COLUMN IF NOT EXISTS category_names VARCHAR;  -- JSON list, ingested files only
-ALTER TABLE scoring_files ADD COLUMN IF NOT EXISTS category_names VARCHAR;
-ALTER TABLE labels_files ADD COLUMN IF NOT EXISTS category_names VARCHAR;
-ALTER TABLE predictions ADD COLUMN IF NOT EXISTS class_scores DOUBLE[];  -- multi-class: each class's score, in class order
-ALTER TABLE predictions ADD COLUMN IF NOT EXISTS lower DOUBLE;  -- regression: the 90% conformal interval; NULL where none
-ALTER TABLE predictions ADD COLUMN IF NOT EXISTS upper DOUBLE;
 CREATE TABLE IF NOT EXISTS experiment_log (
     run_id    VARCHAR NOT NULL,
     asset     VARCHAR NOT NULL,
@@ -216,6 +215,49 @@ CREATE TABLE IF NOT EXISTS experiment_log (
 );
 """
 
+
+UPGRADES: tuple[tuple[str, str, str, str | None], ...] = (
+    ("approvals", "signed", "VARCHAR", None),
+    ("raw_rows", "categories", "VARCHAR[]", "[]"),
+    ("features", "categories", "VARCHAR[]", "[]"),
+    ("scoring_rows", "categories", "VARCHAR[]", "[]"),
+    ("landing_files", "category_names", "VARCHAR", None),
+    ("scoring_files", "category_names", "VARCHAR", None),
+    ("labels_files", "category_names", "VARCHAR", None),
+    ("predictions", "class_scores", "DOUBLE[]", None),
+    ("predictions", "lower", "DOUBLE", None),
+    ("predictions", "upper", "DOUBLE", None),
+)
+"""(table, column, type, value for the rows already there) of every column added to a table after
+its first release: :data:`SCHEMA` creates them, a warehouse made before gets them from
+:func:`upgrade_schema`."""
+
+
+def upgrade_schema(connection: duckdb.DuckDBPyConnection) -> list[str]:
+    """Add the :data:`UPGRADES` columns a warehouse lacks, in one transaction, then checkpoint;
+    returns them as ``table.column`` (empty when there were none: nothing is written).
+
+    Added without a DEFAULT, existing rows set to the value instead: DuckDB cannot replay from its
+    write-ahead log an ``ALTER ... ADD COLUMN`` whose default is an expression such as ``[]``, so a
+    process killed before the next checkpoint would leave a warehouse that never opens again. The
+    checkpoint right after folds the change into the file."""
+    present = set(connection.execute("SELECT table_name, column_name FROM duckdb_columns() "
+                                     "WHERE database_name = current_database()").fetchall())
+    missing = [upgrade for upgrade in UPGRADES if (upgrade[0], upgrade[1]) not in present]
+    if not missing:
+        return []
+    connection.execute("BEGIN TRANSACTION")
+    try:
+        for table, column, kind, value in missing:
+            connection.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+            if value is not None:
+                connection.execute(f"UPDATE {table} SET {column} = {value}")
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("CHECKPOINT")
+    return [f"{table}.{column}" for table, column, _, _ in missing]
 
 def _is_lock_error(error: Exception) -> bool:
     text = str(error).lower()
@@ -262,6 +304,7 @@ def open_warehouse(
     try:
         if not read_only:
             connection.execute(SCHEMA)
+            upgrade_schema(connection)
         yield connection
     finally:
         connection.close()

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hybrid_resources.data.warehouse import Warehouse, open_warehouse
+from hybrid_resources.data.warehouse import UPGRADES, Warehouse, open_warehouse, upgrade_schema
 from tests.bad_files import write_good_csv
 
 WRITER = """
@@ -124,3 +124,43 @@ def test_features_are_computed_with_the_warehouse_let_go(data_layout, instance, 
     with Warehouse().connect(read_only=True) as connection:
         assert connection.execute("SELECT count(*) FROM experiment_log WHERE run_id = 'other'").fetchone() == (1,)
         assert connection.execute("SELECT count(*) FROM features").fetchone() == (30,)
+
+
+KILLED_AFTER_OPEN = """
+import os, signal, sys
+from pathlib import Path
+from hybrid_resources.data.warehouse import open_warehouse
+with open_warehouse(Path(sys.argv[1])):
+    os.kill(os.getpid(), signal.SIGKILL)  # before any checkpoint: what the schema wrote is in the WAL only
+"""
+
+
+def killed_right_after_opening(path: Path) -> None:
+    """Open the warehouse at ``path`` in another process that is SIGKILLed as soon as it is open."""
+    done = subprocess.run([sys.executable, "-c", KILLED_AFTER_OPEN, str(path)], cwd=Path(__file__).parents[2],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == -9, done.stderr[-2000:]
+
+
+def test_a_process_killed_right_after_creating_the_warehouse_leaves_one_that_opens(tmp_path):
+    """DuckDB could not replay an ALTER ... DEFAULT [] from its write-ahead log: a worker killed in
+    its first seconds left a warehouse that no run could open again."""
+    path = tmp_path / "warehouse.duckdb"
+    killed_right_after_opening(path)
+    with open_warehouse(path) as connection:
+        columns = set(connection.execute("SELECT table_name, column_name FROM duckdb_columns()").fetchall())
+    assert {(table, column) for table, column, _, _ in UPGRADES} <= columns
+
+
+def test_a_warehouse_from_before_the_added_columns_is_upgraded_once_and_survives_a_kill(tmp_path):
+    path = tmp_path / "warehouse.duckdb"
+    with open_warehouse(path) as connection:
+        connection.execute("INSERT INTO raw_rows (file_hash, row_number, sample_id, label, features) "
+                           "VALUES ('f', 0, 's0', '1', [1.0, 2.0])")
+        for table, column, _, _ in UPGRADES:  # as the first release created the tables
+            connection.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+        connection.execute("CHECKPOINT")
+    killed_right_after_opening(path)  # the upgrade ran in it, then the kill
+    with open_warehouse(path) as connection:
+        assert connection.execute("SELECT sample_id, categories FROM raw_rows").fetchall() == [("s0", [])]
+        assert upgrade_schema(connection) == []  # nothing left to add

@@ -444,3 +444,39 @@ def signers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Signers:
     made = make_signers(tmp_path / "keys")
     monkeypatch.setenv("HYBRID_APPROVERS_FILE", str(made.file))
     return made
+
+
+# The longest scenarios (1 to 3.5 minutes each on 2 cores, most of it waiting on a daemon's ticks
+# or a subprocess), longest first. pytest-xdist's worksteal hands each worker a contiguous share of
+# the collected tests and lets an idle worker steal from the end of another's share: putting these
+# at the head of the shares, dealt in turn, starts them at once on different workers, instead of
+# one of them starting after the others ran out of work.
+LONGEST_FIRST = (
+    "tests/project/test_daemon_e2e.py::test_train_promote_and_score_files_and_stream_records_without_a_click",
+    "tests/project/test_daemon_e2e.py::test_dropped_files_refresh_the_model_without_a_click",
+    "tests/cli/test_audit.py::test_audit_trail_follows_the_event_log_across_new_data",
+    "tests/project/test_daemon_e2e.py::test_a_worker_killed_mid_ingest_is_retried_and_the_file_is_ingested_exactly_once",
+    "tests/project/test_ui_browser.py::test_a_person_opens_the_ui_after_the_demo_and_materializes_from_it",
+    "tests/cli/test_demo.py::test_demo_fills_an_empty_landing_zone_and_prints_both_models",
+    "tests/project/test_daemon_e2e.py::test_starting_the_daemon_after_make_demo_starts_no_run",
+    "tests/project/test_postgres.py::test_the_pipeline_sensor_and_audit_run_on_a_postgres_instance",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist, each worker's share of the tests starts with its turn of
+    :data:`LONGEST_FIRST` (the shares sized as worksteal sizes them); in one process, nothing moves."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+    if workers < 2:
+        return
+    rank = {nodeid: i for i, nodeid in enumerate(LONGEST_FIRST)}
+    longest = sorted((item for item in items if item.nodeid in rank), key=lambda item: rank[item.nodeid])
+    others = [item for item in items if item.nodeid not in rank]
+    ordered, remaining = [], len(items)
+    for worker in range(workers):
+        share = remaining // (workers - worker)  # worksteal's first distribution
+        head = longest[worker::workers]
+        ordered += head + others[:share - len(head)]
+        others = others[share - len(head):]
+        remaining -= share
+    items[:] = ordered + others

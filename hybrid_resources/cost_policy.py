@@ -25,6 +25,7 @@ import math
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -525,6 +526,7 @@ class SpendLedger:
         self.device = device_identity(backend)
         self.ledger_id = uuid.uuid4().hex
         self._journal: SpendJournal | None = None
+        self._end_lease: Callable[[], None] = lambda: None
         self._prices: dict[int, float] = {}
         self._tasks: list[Any] = []  # the Braket tasks the watched devices created
 
@@ -564,8 +566,12 @@ class SpendLedger:
             replay_spend_journals(self.policy.warehouse, session)
             with session.transaction():
                 live = live_journal_entries(directory)
-                session.release_reservations([r["ledger_id"] for r in session.open_reservations()
-                                              if r["ledger_id"] not in live or r["age_s"] > self.RESERVATION_TTL_S])
+                reservations = session.open_reservations()
+                # Alive: its journal is locked here, or its process holds its lease (another host).
+                leased = session.leased([r["ledger_id"] for r in reservations if r["ledger_id"] not in live])
+                session.release_reservations([r["ledger_id"] for r in reservations
+                                              if (r["ledger_id"] not in live and r["ledger_id"] not in leased)
+                                              or r["age_s"] > self.RESERVATION_TTL_S])
                 spent_run, spent_today = committed_spend(session, live, self.run_id)
                 admit(estimate, spent_this_run=spent_run, spent_today=spent_today,
                       run_budget_usd=self.policy.run_budget_usd, daily_budget_usd=self.policy.daily_budget_usd)
@@ -645,8 +651,11 @@ class SpendLedger:
             self._write(release=False)
 
     def _open_journal(self) -> SpendJournal:
+        """The ledger's journal, opened (and locked) on first use, with its lease in the warehouse,
+        which proves to other hosts' admissions that this ledger lives."""
         if self._journal is None:
             self._journal = SpendJournal(journal_dir(self.policy.warehouse.file), self.ledger_id)
+            self._end_lease = self.policy.warehouse.lease(self.ledger_id)
         return self._journal
 
     def _write(self, *, release: bool) -> bool:
@@ -683,6 +692,7 @@ class SpendLedger:
         recorded = self._write(release=True)
         if self._journal is not None:
             self._journal.close(recorded=recorded)
+            self._end_lease()
         with self._lock:
             tasks, self._tasks = self._tasks, []
         rows = [self._task_row(task) for task in tasks]

@@ -227,7 +227,8 @@ def run_pattern3(demo: Demo) -> None:
 
 def print_where_to_look(layout: DataLayout, instance: DagsterInstance, started: float) -> None:
     print(f"\nDone in {time.perf_counter() - started:.1f} s (after imports).")
-    print(f"  data, warehouse, artifacts: {layout.root}")
+    print(f"  data, artifacts: {layout.root}")
+    print(f"  warehouse: {Warehouse().describe()}")
     print(f"  Dagster instance (run history): {instance.root_directory}")
     print("  UI: `make ui`, then open http://127.0.0.1:3000 (Catalog -> model_evaluation; Lineage for the graph)")
     print("  pattern 3: Catalog -> portfolio_report, maxcut_report (ROI, gates, objective histogram); "

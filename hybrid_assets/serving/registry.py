@@ -391,7 +391,7 @@ def describe(warehouse: Warehouse) -> dict[str, Any]:
 def history(warehouse: Warehouse, *, versions: set[str], run_ids: set[str]) -> dict[str, list[dict[str, Any]]]:
     """What the registry recorded about these model versions (status, every event, the approvals of
     their promotion) and the approvals these runs used (paid hardware runs), JSON-safe."""
-    if not warehouse.file.exists():
+    if not warehouse.exists():
         return {"models": [], "events": [], "approvals": []}
     everything = describe(warehouse)
     subjects = {f"promote:{vid}" for vid in versions}

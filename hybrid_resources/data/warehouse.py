@@ -14,19 +14,28 @@ again to write), and opening waits for another holder with backoff (:func:`open_
 up to ``HYBRID_WAREHOUSE_LOCK_WAIT_S``, 120 s by default). The ingest steps are additionally
 serialized by the Dagster pool ``warehouse`` (limit 1 in ``dagster.yaml``); the steps that
 submit circuits sit in pool ``quantum`` instead and rely on the short holds alone.
+
+In production the same tables live in a PostgreSQL schema (``HYBRID_WAREHOUSE_URL``, see
+:class:`PostgresWarehouse`): the statements stay DuckDB's, run by an in-memory DuckDB with the
+schema attached through DuckDB's postgres extension, so PostgreSQL holds every row and this
+module stays the only SQL. A writing session then holds a PostgreSQL advisory lock instead of
+the file lock (the same one-writer rule, across hosts); reading sessions take none.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
+import re
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import duckdb
 import numpy as np
@@ -233,16 +242,18 @@ its first release: :data:`SCHEMA` creates them, a warehouse made before gets the
 :func:`upgrade_schema`."""
 
 
-def upgrade_schema(connection: duckdb.DuckDBPyConnection) -> list[str]:
-    """Add the :data:`UPGRADES` columns a warehouse lacks, in one transaction, then checkpoint;
-    returns them as ``table.column`` (empty when there were none: nothing is written).
+def upgrade_schema(connection: duckdb.DuckDBPyConnection, *, checkpoint: bool = True) -> list[str]:
+    """Add the :data:`UPGRADES` columns a warehouse lacks, in one transaction, then checkpoint
+    (a DuckDB file; ``checkpoint=False`` on PostgreSQL); returns them as ``table.column`` (empty
+    when there were none: nothing is written).
 
     Added without a DEFAULT, existing rows set to the value instead: DuckDB cannot replay from its
     write-ahead log an ``ALTER ... ADD COLUMN`` whose default is an expression such as ``[]``, so a
     process killed before the next checkpoint would leave a warehouse that never opens again. The
     checkpoint right after folds the change into the file."""
-    present = set(connection.execute("SELECT table_name, column_name FROM duckdb_columns() "
-                                     "WHERE database_name = current_database()").fetchall())
+    present = set()
+    for table in {upgrade[0] for upgrade in UPGRADES}:  # the columns as the connection sees them (either engine)
+        present |= {(table, column[0]) for column in connection.execute(f"SELECT * FROM {table} LIMIT 0").description}
     missing = [upgrade for upgrade in UPGRADES if (upgrade[0], upgrade[1]) not in present]
     if not missing:
         return []
@@ -256,8 +267,10 @@ def upgrade_schema(connection: duckdb.DuckDBPyConnection) -> list[str]:
     except BaseException:
         connection.execute("ROLLBACK")
         raise
-    connection.execute("CHECKPOINT")
+    if checkpoint:
+        connection.execute("CHECKPOINT")
     return [f"{table}.{column}" for table, column, _, _ in missing]
+
 
 def _is_lock_error(error: Exception) -> bool:
     text = str(error).lower()
@@ -271,17 +284,39 @@ class WarehouseLockTimeout(RuntimeError):
     """Another process held the warehouse file for longer than the wait allowed."""
 
 
+class WarehouseUnavailable(RuntimeError):
+    """The PostgreSQL warehouse could not be reached (the message never carries its password)."""
+
+
+def _backoff(attempt: int, backoff_s: float, remaining: float) -> None:
+    """Sleep before retry ``attempt``: doubling from ``backoff_s``, capped at 2 s and at ``remaining``, jittered."""
+    time.sleep(min(backoff_s * 2**attempt, 2.0, remaining) * (0.5 + random.random()))
+
+
+def _timed_out(where: str, wait_s: float) -> WarehouseLockTimeout:
+    return WarehouseLockTimeout(
+        f"the warehouse {where} was held by another process for more than {wait_s:.0f} s: see which run "
+        "or command holds it (dagster runs in progress, hybrid-audit), or wait longer with HYBRID_WAREHOUSE_LOCK_WAIT_S")
+
+
 @contextmanager
 def open_warehouse(
-    path: Path, *, read_only: bool = False, wait_s: float = DEFAULT_LOCK_WAIT_S, backoff_s: float = 0.1
+    target: Path | PostgresWarehouse, *, read_only: bool = False, wait_s: float = DEFAULT_LOCK_WAIT_S,
+    backoff_s: float = 0.1,
 ) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Open the DuckDB file briefly, creating the schema; wait while another process holds it.
+    """Open the warehouse briefly, creating the schema; wait while another process holds it.
 
+    ``target``: the DuckDB file, or a :class:`PostgresWarehouse` (see :func:`open_postgres`).
     DuckDB lets one process hold a file. Every holder here only reads inputs or writes results
     (never computes while holding), so a hold lasts seconds; opening retries the lock error with
     backoff doubling from ``backoff_s`` (capped at 2 s, with jitter) for up to ``wait_s`` seconds,
     then raises :class:`WarehouseLockTimeout` naming the file and the setting that waits longer.
     """
+    if isinstance(target, PostgresWarehouse):
+        with open_postgres(target, read_only=read_only, wait_s=wait_s, backoff_s=backoff_s) as connection:
+            yield connection
+        return
+    path = target
     path.parent.mkdir(parents=True, exist_ok=True)
     read_only = read_only and path.exists()  # a missing file is created (with the schema) first
     deadline = time.monotonic() + wait_s
@@ -295,11 +330,8 @@ def open_warehouse(
             if not _is_lock_error(error):
                 raise
             if remaining <= 0:
-                raise WarehouseLockTimeout(
-                    f"the warehouse {path} was held by another process for more than {wait_s:.0f} s: see which run "
-                    "or command holds it (dagster runs in progress, hybrid-audit), or wait longer with "
-                    "HYBRID_WAREHOUSE_LOCK_WAIT_S") from error
-            time.sleep(min(backoff_s * 2**attempt, 2.0, remaining) * (0.5 + random.random()))
+                raise _timed_out(str(path), wait_s) from error
+            _backoff(attempt, backoff_s, remaining)
             attempt += 1
     try:
         if not read_only:
@@ -308,6 +340,158 @@ def open_warehouse(
         yield connection
     finally:
         connection.close()
+
+
+WAREHOUSE_URL_ENV = "HYBRID_WAREHOUSE_URL"
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+@dataclass(frozen=True)
+class PostgresWarehouse:
+    """The warehouse in one schema of a PostgreSQL database.
+
+    ``url``: a libpq URI, ``postgresql://user@host:port/database``; the password comes from
+    ``PGPASSWORD`` or ``~/.pgpass`` (libpq's own rules), or from the URI, and never appears in a
+    message (:meth:`hide`). ``schema``: where the tables live (created on first use), so the
+    warehouse can share a server, even a database, with the Dagster instance's storage.
+    """
+
+    url: str
+    schema: str = "hybrid"
+
+    @classmethod
+    def from_url(cls, url: str) -> PostgresWarehouse:
+        """From ``postgresql://...[?schema=name]`` (the ``schema`` parameter is ours; the others go to libpq)."""
+        parts = urlsplit(url.strip())
+        if parts.scheme not in ("postgresql", "postgres"):
+            raise ValueError(f"{WAREHOUSE_URL_ENV} must be a postgresql:// URL, got a {parts.scheme or 'schemeless'} one")
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        schema = next((value for key, value in query if key == "schema"), cls.schema)
+        if not _SCHEMA_NAME.match(schema):
+            raise ValueError(f"warehouse schema {schema!r} must be a lower-case SQL identifier")
+        rest = urlencode([(key, value) for key, value in query if key != "schema"])
+        return cls(urlunsplit(parts._replace(query=rest)), schema)
+
+    def hide(self, text: str) -> str:
+        """``text`` with the URL's password (raw and decoded) replaced by ``***``."""
+        password = urlsplit(self.url).password
+        for secret in {password, unquote(password)} if password else ():
+            text = text.replace(secret, "***")
+        return text
+
+    def describe(self) -> str:
+        """Where the warehouse is, safe to print or log."""
+        return self.hide(f"{self.url} (schema {self.schema})")
+
+    @property
+    def lock_key(self) -> int:
+        """The advisory lock id of this schema's writers."""
+        return advisory_key(f"hybrid-warehouse:{self.schema}")
+
+    def connect(self) -> Any:
+        """A plain psycopg2 connection (for advisory locks), failing with :class:`WarehouseUnavailable`."""
+        import psycopg2
+
+        try:
+            return psycopg2.connect(self.url)
+        except psycopg2.Error as error:
+            raise WarehouseUnavailable(f"cannot reach the warehouse {self.describe()}: "
+                                       f"{self.hide(str(error)).strip()}") from None
+
+
+def advisory_key(name: str) -> int:
+    """A PostgreSQL advisory lock id for ``name``: 63 bits of its hash (never negative)."""
+    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "little") >> 1
+
+
+def postgres_extension() -> str:
+    """The postgres extension file of the installed DuckDB (the ``duckdb-extension-postgres_scanner``
+    wheel of the same version, in the lock), loaded by path: nothing is downloaded at run time."""
+    import duckdb_extension_postgres_scanner as extension
+
+    path = Path(extension.__file__).parent / "extensions" / f"v{duckdb.__version__}" / "postgres_scanner.duckdb_extension"
+    if not path.exists():
+        raise WarehouseUnavailable(f"DuckDB {duckdb.__version__} has no postgres extension installed: install "
+                                   f"duckdb-extension-postgres_scanner=={duckdb.__version__} (requirements.lock pins both)")
+    return str(path)
+
+
+@contextmanager
+def writer_lock(target: PostgresWarehouse, *, wait_s: float, backoff_s: float) -> Iterator[None]:
+    """Hold the schema's writer lock (a session-level ``pg_advisory_lock``) on a connection of its
+    own: what DuckDB's file lock is for the file, across processes and hosts. It is released when
+    the connection closes, so a killed process gives it back with its socket."""
+    connection = target.connect()
+    try:
+        deadline, attempt = time.monotonic() + wait_s, 0
+        with connection.cursor() as cursor:
+            while True:
+                cursor.execute("SELECT pg_try_advisory_lock(%s)", (target.lock_key,))
+                if cursor.fetchone()[0]:
+                    break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise _timed_out(target.describe(), wait_s)
+                _backoff(attempt, backoff_s, remaining)
+                attempt += 1
+        yield
+    finally:
+        connection.close()
+
+
+_PREPARED: set[PostgresWarehouse] = set()  # schemas this process created or upgraded already
+_FOUND: set[PostgresWarehouse] = set()  # schemas this process found with their tables
+
+
+def _has_tables(target: PostgresWarehouse) -> bool:
+    """Whether ``target``'s schema has its tables (the last one :data:`SCHEMA` creates)."""
+    if target in _FOUND or target in _PREPARED:
+        return True
+    connection = target.connect()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{target.schema}.experiment_log",))
+            found = bool(cursor.fetchone()[0])
+    finally:
+        connection.close()
+    if found:
+        _FOUND.add(target)
+    return found
+
+
+@contextmanager
+def open_postgres(target: PostgresWarehouse, *, read_only: bool = False, wait_s: float = DEFAULT_LOCK_WAIT_S,
+                  backoff_s: float = 0.1) -> Iterator[duckdb.DuckDBPyConnection]:
+    """An in-memory DuckDB with ``target``'s schema attached (``READ_ONLY`` for a reader) and in
+    use, so every statement of this module runs unchanged on PostgreSQL's tables. A writer holds
+    :func:`writer_lock` meanwhile; the first writing session of a process creates and upgrades the
+    tables (under the lock). A reader never waits for a writer: it only creates the tables (as a
+    writer) when there are none yet, as a reader of a missing DuckDB file does."""
+    if read_only and not _has_tables(target):
+        with open_postgres(target, wait_s=wait_s, backoff_s=backoff_s):
+            pass
+    with nullcontext() if read_only else writer_lock(target, wait_s=wait_s, backoff_s=backoff_s):
+        connection = duckdb.connect()
+        try:
+            connection.execute(f"LOAD '{postgres_extension()}'")
+            url = target.url.replace("'", "''")
+            try:
+                connection.execute(f"ATTACH '{url}' AS warehouse (TYPE postgres{', READ_ONLY' if read_only else ''})")
+            except duckdb.Error as error:  # its message quotes the whole URL
+                raise WarehouseUnavailable(f"cannot reach the warehouse {target.describe()}: "
+                                           f"{target.hide(str(error))}") from None
+            prepare = not read_only and target not in _PREPARED
+            if prepare:
+                connection.execute(f"CREATE SCHEMA IF NOT EXISTS warehouse.{target.schema}")
+            connection.execute(f"USE warehouse.{target.schema}")
+            if prepare:
+                # PostgreSQL takes an empty array default as its literal, not DuckDB's [] (list_value()).
+                connection.execute(SCHEMA.replace("DEFAULT []", "DEFAULT '{}'"))
+                upgrade_schema(connection, checkpoint=False)
+                _PREPARED.add(target)
+            yield connection
+        finally:
+            connection.close()
 
 
 @dataclass(frozen=True)
@@ -339,10 +523,23 @@ _REGISTER = {"landing": "landing_files", "scoring": "scoring_files", "labels": "
 
 
 class WarehouseSession:
-    """The warehouse's statements, on one open connection (see :meth:`Warehouse.session`)."""
+    """The warehouse's statements, on one open connection (see :meth:`Warehouse.session`);
+    ``postgres``: the connection has a PostgreSQL warehouse attached (:func:`open_postgres`)."""
 
-    def __init__(self, connection: duckdb.DuckDBPyConnection):
+    def __init__(self, connection: duckdb.DuckDBPyConnection, *, postgres: bool = False):
         self.connection = connection
+        self.postgres = postgres
+
+    def leased(self, names: list[str]) -> set[str]:
+        """Which of ``names`` some process, on any host, holds a :meth:`Warehouse.lease` on: the
+        advisory locks granted on the PostgreSQL server. Always empty on a DuckDB file (no process
+        there holds one; its spend ledgers prove they live by their journal files' locks)."""
+        if not self.postgres or not names:
+            return set()
+        held = {int(row[0]) for row in self.connection.execute(
+            "SELECT * FROM postgres_query('warehouse', 'SELECT (classid::bigint << 32) | objid::bigint FROM pg_locks "
+            "WHERE locktype = ''advisory'' AND objsubid = 1 AND granted')").fetchall()}
+        return {name for name in names if advisory_key(f"hybrid-lease:{name}") in held}
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -724,34 +921,72 @@ class WarehouseSession:
 
 
 class Warehouse(ConfigurableResource):
-    """The DuckDB warehouse file (default ``$HYBRID_DATA_DIR/warehouse.duckdb``)."""
+    """The warehouse: the DuckDB file (default ``$HYBRID_DATA_DIR/warehouse.duckdb``), or a
+    PostgreSQL schema when ``url`` or ``$HYBRID_WAREHOUSE_URL`` names one (an explicit ``path``
+    keeps the file)."""
 
     path: str = Field(default="", description="DuckDB file; empty means $HYBRID_DATA_DIR/warehouse.duckdb")
+    url: str = Field(default="", description="postgresql://user@host:port/database[?schema=name] (default schema "
+                     "hybrid; the password from PGPASSWORD): the warehouse on PostgreSQL. Empty means "
+                     "$HYBRID_WAREHOUSE_URL, and without it (or with `path` set) the DuckDB file")
     lock_wait_s: float = Field(default=0.0, ge=0, description="Seconds to wait while another process holds the "
                                "file; 0 means $HYBRID_WAREHOUSE_LOCK_WAIT_S, else 120")
 
     @property
     def file(self) -> Path:
+        """The DuckDB file; on PostgreSQL, where it would be, beside which local state such as the
+        spend journal lives."""
         return Path(self.path) if self.path else DataLayout.from_env().warehouse
 
     @property
+    def target(self) -> Path | PostgresWarehouse:
+        """What :func:`open_warehouse` opens: the PostgreSQL schema, or the DuckDB file."""
+        url = self.url or ("" if self.path else os.environ.get(WAREHOUSE_URL_ENV, "").strip())
+        return PostgresWarehouse.from_url(url) if url else self.file
+
+    def describe(self) -> str:
+        """Where the warehouse is, safe to print (a URL's password hidden)."""
+        target = self.target
+        return target.describe() if isinstance(target, PostgresWarehouse) else str(target)
+
+    def exists(self) -> bool:
+        """Whether there is a warehouse to read (a PostgreSQL schema is created on first use)."""
+        target = self.target
+        return isinstance(target, PostgresWarehouse) or target.exists()
+
+    @property
     def wait_s(self) -> float:
-        """How long opening the file waits for another holder (see :func:`open_warehouse`)."""
+        """How long opening waits for another holder (see :func:`open_warehouse`)."""
         return self.lock_wait_s or float(os.environ.get("HYBRID_WAREHOUSE_LOCK_WAIT_S") or DEFAULT_LOCK_WAIT_S)
 
     @contextmanager
     def connect(self, read_only: bool = False, *, wait_s: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
         """A raw connection, for tools and tests that query the tables directly. ``wait_s``: how
         long to wait for another holder (default :attr:`wait_s`), then :class:`WarehouseLockTimeout`."""
-        with open_warehouse(self.file, read_only=read_only, wait_s=self.wait_s if wait_s is None else wait_s) as connection:
+        with open_warehouse(self.target, read_only=read_only,
+                            wait_s=self.wait_s if wait_s is None else wait_s) as connection:
             yield connection
 
     @contextmanager
     def session(self, read_only: bool = False, *, wait_s: float | None = None) -> Iterator[WarehouseSession]:
-        """Several statements under one connection (one process holds the file meanwhile); ``wait_s``
-        as for :meth:`connect` (the spend ledger waits briefly: its journal keeps what it could not write)."""
+        """Several statements under one connection (one process holds the file, or the writer lock,
+        meanwhile); ``wait_s`` as for :meth:`connect` (the spend ledger waits briefly: its journal
+        keeps what it could not write)."""
         with self.connect(read_only=read_only, wait_s=wait_s) as connection:
-            yield WarehouseSession(connection)
+            yield WarehouseSession(connection, postgres=isinstance(self.target, PostgresWarehouse))
+
+    def lease(self, name: str) -> Callable[[], None]:
+        """Hold a lease on ``name`` (an open spend ledger's id) until the returned function is
+        called or the process dies: on PostgreSQL a session advisory lock on a connection of its
+        own, which :meth:`WarehouseSession.leased` sees from every host, and which the server
+        drops with a killed process's socket. On a DuckDB file there is nothing to hold."""
+        target = self.target
+        if not isinstance(target, PostgresWarehouse):
+            return lambda: None
+        connection = target.connect()
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock(%s)", (advisory_key(f"hybrid-lease:{name}"),))
+        return connection.close
 
     def landing_record(self, partition_key: str, zone: str = "landing") -> LandingRecord | None:
         with self.session(read_only=True) as session:

@@ -38,7 +38,11 @@ def test_the_pipeline_sensor_and_audit_run_on_a_postgres_instance(postgres_serve
     home.mkdir()
     (data / "landing").mkdir(parents=True)
     shutil.copy(REPO / "deploy" / "dagster.yaml", home / "dagster.yaml")
+    # The warehouse shares the instance's server and database, in its own schema (password from PGPASSWORD).
+    warehouse_url = (f"postgresql://{postgres_server.user}@127.0.0.1:{postgres_server.port}/{postgres_server.db}"
+                     "?schema=hybrid")
     env = {"DAGSTER_HOME": str(home), "HYBRID_DATA_DIR": str(data), **postgres_server.env,
+           "HYBRID_WAREHOUSE_URL": warehouse_url, "PGPASSWORD": postgres_server.password,
            # Credentials a quantum provider would read from the environment: they must never leak.
            "AWS_SECRET_ACCESS_KEY": CANARY, "HYBRID_QUANTUM_API_TOKEN": CANARY}
     project = LocalProject(home, data, {**os.environ, **env})
@@ -83,6 +87,15 @@ def test_the_pipeline_sensor_and_audit_run_on_a_postgres_instance(postgres_serve
     stored = set(postgres_server.client("psql", "-At", "-c", "SELECT run_id FROM runs").split())
     assert stored == run_ids
     assert not (home / "history").exists() and not (home / "schedules").exists()
+
+    # The warehouse is PostgreSQL's too: both landing files, the features and the registered
+    # models are rows of schema `hybrid`, and no DuckDB file was written.
+    psql = lambda sql: postgres_server.client("psql", "-At", "-c", sql).split()
+    assert set(psql("SELECT file_name FROM hybrid.landing_files WHERE status = 'ingested'")) == {"first.csv",
+                                                                                                 "second.csv"}
+    assert int(psql("SELECT count(*) FROM hybrid.features")[0]) == 40
+    assert set(psql("SELECT asset FROM hybrid.model_registry")) >= {"classical_baseline", "quantum_svm"}
+    assert not list(data.rglob("*.duckdb")) and not list(data.rglob("*.duckdb.wal"))
 
     # hybrid-audit reads the lineage from PostgreSQL: the model's trail back to the landing file.
     audit = project.command("hybrid-audit", "--format", "json")

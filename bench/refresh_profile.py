@@ -15,6 +15,9 @@ refresh time of each against binary: issue 25's target is within 2x of binary.
 
     .venv/bin/python bench/refresh_profile.py [--rows 1000,10000,100000,1000000] [--top 12]
     .venv/bin/python bench/refresh_profile.py --rows 5000 --tasks binary,multiclass,regression
+
+With ``HYBRID_WAREHOUSE_URL`` set, the warehouse is that PostgreSQL database, in a new schema per
+size (``profile_<pid>``), against the DuckDB file without it.
 """
 
 from __future__ import annotations
@@ -52,10 +55,26 @@ def landing_file(path: Path, rows: int, seed: int = 0, task: str = "binary") -> 
                        pl.Series("sample_id", [f"s{i:07d}" for i in range(rows)])).write_csv(path)
 
 
+def fresh_warehouse_schema(schema: str) -> str:
+    """With ``HYBRID_WAREHOUSE_URL`` set (a PostgreSQL warehouse), point it at a new ``schema`` so
+    each size starts empty, as the fresh data folder does for DuckDB; returns which warehouse
+    the run uses ("duckdb" or "postgresql")."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    url = os.environ.get("HYBRID_WAREHOUSE_URL", "").strip()
+    if not url:
+        return "duckdb"
+    parts = urlsplit(url)
+    query = [(key, value) for key, value in parse_qsl(parts.query) if key != "schema"] + [("schema", schema)]
+    os.environ["HYBRID_WAREHOUSE_URL"] = urlunsplit(parts._replace(query=urlencode(query)))
+    return "postgresql"
+
+
 def profile_child(rows: int, out: Path, task: str = "binary") -> None:
     """Ingest and refresh at ``rows`` in this process; write step times and totals to ``out``."""
     with tempfile.TemporaryDirectory() as folder:
         os.environ["HYBRID_DATA_DIR"] = str(Path(folder) / "data")
+        warehouse = fresh_warehouse_schema(f"profile_{os.getpid()}")
         from dagster import AssetSelection, instance_for_test, materialize
 
         from hybrid_assets.common.partitions import landing_files_partitions, safe_partition_key
@@ -90,7 +109,7 @@ def profile_child(rows: int, out: Path, task: str = "binary") -> None:
                 (event,) = plan.asset_materializations_for_node("kernel_route_plan")
                 outcomes["route_plan_expected"] = getattr(event.metadata.get("expected_accuracy"), "value", None)
     out.write_text(json.dumps({
-        "rows": rows, "task": task, "success": result.success, "ingest_s": round(ingest_s, 2), "refresh_s": round(refresh_s, 2),
+        "rows": rows, "task": task, "warehouse": warehouse, "success": result.success, "ingest_s": round(ingest_s, 2), "refresh_s": round(refresh_s, 2),
         "route_plan_s": round(route_plan_s, 2), "route_plan_success": plan.success,
         "step_s": steps, "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3),
         "outcomes": outcomes}, default=str))
@@ -114,7 +133,7 @@ def table(run: dict, top: int) -> list[str]:
     """The run's steps, slowest first, with their share of the refresh."""
     if "failed" in run:
         return [f"{run['rows']:,} rows: FAILED", run["failed"][-800:]]
-    lines = [f"{run['rows']:,} rows ({run.get('task', 'binary')}): ingest {run['ingest_s']:.1f} s, refresh {run['refresh_s']:.1f} s "
+    lines = [f"{run['rows']:,} rows ({run.get('task', 'binary')}, {run.get('warehouse', 'duckdb')} warehouse): ingest {run['ingest_s']:.1f} s, refresh {run['refresh_s']:.1f} s "
              f"({'succeeded' if run['success'] else 'FAILED'}), kernel_route_plan {run.get('route_plan_s', 0):.1f} s, "
              f"peak RSS {run['peak_rss_gib']:.2f} GiB",
              f"  {'step':<28}{'s':>9}{'share':>8}"]

@@ -318,13 +318,30 @@ def open_warehouse(
         return
     path = target
     path.parent.mkdir(parents=True, exist_ok=True)
-    read_only = read_only and path.exists()  # a missing file is created (with the schema) first
-    deadline = time.monotonic() + wait_s
-    attempt = 0
+    writable = not (read_only and path.exists())  # a missing file is created (with the schema) first
+    connection = _connect_file(path, read_only=not writable, wait_s=wait_s, backoff_s=backoff_s)
+    try:
+        if not writable and not connection.execute(
+                "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'experiment_log'").fetchone()[0]:
+            # A file without the tables: its first writer was killed while it created them. A
+            # reader creates them first, as for a missing file.
+            connection.close()
+            connection = _connect_file(path, read_only=False, wait_s=wait_s, backoff_s=backoff_s)
+            writable = True
+        if writable:
+            connection.execute(SCHEMA)
+            upgrade_schema(connection)
+        yield connection
+    finally:
+        connection.close()
+
+
+def _connect_file(path: Path, *, read_only: bool, wait_s: float, backoff_s: float) -> duckdb.DuckDBPyConnection:
+    """``duckdb.connect`` retrying the lock error with backoff for up to ``wait_s`` (see :func:`open_warehouse`)."""
+    deadline, attempt = time.monotonic() + wait_s, 0
     while True:
         try:
-            connection = duckdb.connect(str(path), read_only=read_only)
-            break
+            return duckdb.connect(str(path), read_only=read_only)
         except duckdb.IOException as error:
             remaining = deadline - time.monotonic()
             if not _is_lock_error(error):
@@ -333,13 +350,6 @@ def open_warehouse(
                 raise _timed_out(str(path), wait_s) from error
             _backoff(attempt, backoff_s, remaining)
             attempt += 1
-    try:
-        if not read_only:
-            connection.execute(SCHEMA)
-            upgrade_schema(connection)
-        yield connection
-    finally:
-        connection.close()
 
 
 WAREHOUSE_URL_ENV = "HYBRID_WAREHOUSE_URL"

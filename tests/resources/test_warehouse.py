@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hybrid_resources.data.warehouse import UPGRADES, Warehouse, open_warehouse, upgrade_schema
+from hybrid_resources.data.warehouse import SCHEMA, UPGRADES, Warehouse, open_warehouse, upgrade_schema
 from tests.bad_files import write_good_csv
 
 WRITER = """
@@ -164,3 +164,20 @@ def test_a_warehouse_from_before_the_added_columns_is_upgraded_once_and_survives
     with open_warehouse(path) as connection:
         assert connection.execute("SELECT sample_id, categories FROM raw_rows").fetchall() == [("s0", [])]
         assert upgrade_schema(connection) == []  # nothing left to add
+
+
+def test_a_reader_of_a_file_whose_first_writer_died_creating_the_tables_creates_them(tmp_path):
+    """Each CREATE TABLE of the schema commits on its own: a first writer killed halfway leaves a
+    file with some tables. A read-only session on it (the first thing an ingest does) creates the
+    rest, as for a missing file, instead of failing on every retry (seen under load in the daemon
+    kill test)."""
+    import duckdb
+
+    path = tmp_path / "warehouse.duckdb"
+    with duckdb.connect(str(path)) as connection:
+        connection.execute(SCHEMA.split(";")[0])  # the first table, and then killed
+    with Warehouse(path=str(path)).session(read_only=True) as session:
+        assert session.established_columns() is None
+        assert session.spent_usd() == 0.0
+    with open_warehouse(path, read_only=True) as connection:
+        assert connection.execute("SELECT count(*) FROM experiment_log").fetchone() == (0,)

@@ -479,14 +479,16 @@ def replay_spend_journals(warehouse: Warehouse, session: WarehouseSession | None
 class SpendLedger:
     """Admission before submission and a record of what one step's devices were billed for.
 
-    - :meth:`admit` prices planned work and, in one warehouse transaction (DuckDB's file lock
-      serializes processes), reads the run's and the day's committed spend (recorded, journaled
+    - :meth:`admit` prices planned work and, in one warehouse transaction (the warehouse's one
+      writer at a time serializes processes: DuckDB's file lock, or PostgreSQL's advisory lock
+      across hosts), reads the run's and the day's committed spend (recorded, journaled
       but not yet recorded, and what other open ledgers reserved and may still spend: see
       :func:`committed_spend`), refuses the plan over a budget (:class:`BudgetExceededError`;
       :class:`UnknownPriceError` for an unpriced paid device), else reserves its estimate. Two
       steps admitted at once cannot jointly overspend. :meth:`close` releases the reservation; a
       ledger whose process died is found out by the next admission (its journal file is no
-      longer locked) or, at the latest, after :attr:`RESERVATION_TTL_S`, and released then.
+      longer locked, and on PostgreSQL its lease is no longer held: another host's live ledger
+      keeps its reservation) or, at the latest, after :attr:`RESERVATION_TTL_S`, and released then.
     - Billing is counted when a Braket device creates a task (:meth:`watch` wraps the device's
       ``run`` / ``run_batch``): a task created is a task billed, priced from the price table by
       its shots, one task per program set, whether its result ever comes back or not. PennyLane's

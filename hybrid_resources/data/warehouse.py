@@ -398,15 +398,38 @@ class PostgresWarehouse:
         """The advisory lock id of this schema's writers."""
         return advisory_key(f"hybrid-warehouse:{self.schema}")
 
-    def connect(self) -> Any:
-        """A plain psycopg2 connection (for advisory locks), failing with :class:`WarehouseUnavailable`."""
+    def connect(self, *, wait_s: float = 0.0, backoff_s: float = 0.1) -> Any:
+        """A plain psycopg2 connection (for advisory locks), through :func:`reach`."""
         import psycopg2
 
+        return reach(self, lambda: psycopg2.connect(self.url), wait_s=wait_s, backoff_s=backoff_s)
+
+
+# Connection failures worth waiting out (libpq's words): the server down, restarting or full.
+_TRANSIENT = ("could not connect", "connection refused", "starting up", "shutting down", "timeout expired",
+              "too many clients", "server closed the connection", "no route to host")
+
+
+def reach(target: PostgresWarehouse, connect: Callable[[], Any], *, wait_s: float, backoff_s: float) -> Any:
+    """``connect()``, retried with backoff while ``target``'s server cannot be reached (refused,
+    starting up, out of connections) for up to ``wait_s`` seconds; then, and at once for any other
+    failure (a wrong password, a missing database), :class:`WarehouseUnavailable`, its message
+    free of the password and saying how many attempts were made."""
+    import psycopg2
+
+    deadline, attempt = time.monotonic() + wait_s, 0
+    while True:
         try:
-            return psycopg2.connect(self.url)
-        except psycopg2.Error as error:
-            raise WarehouseUnavailable(f"cannot reach the warehouse {self.describe()}: "
-                                       f"{self.hide(str(error)).strip()}") from None
+            return connect()
+        except (psycopg2.Error, duckdb.Error) as error:
+            text, remaining = target.hide(str(error)).strip(), deadline - time.monotonic()
+            if remaining <= 0 or not any(word in text.lower() for word in _TRANSIENT):
+                plural = "s" if attempt else ""
+                raise WarehouseUnavailable(f"cannot reach the warehouse {target.describe()} ({attempt + 1} attempt"
+                                           f"{plural}; a server that is down is waited for up to "
+                                           f"HYBRID_WAREHOUSE_LOCK_WAIT_S): {text}") from None
+        _backoff(attempt, backoff_s, remaining)
+        attempt += 1
 
 
 def advisory_key(name: str) -> int:
@@ -431,7 +454,7 @@ def writer_lock(target: PostgresWarehouse, *, wait_s: float, backoff_s: float) -
     """Hold the schema's writer lock (a session-level ``pg_advisory_lock``) on a connection of its
     own: what DuckDB's file lock is for the file, across processes and hosts. It is released when
     the connection closes, so a killed process gives it back with its socket."""
-    connection = target.connect()
+    connection = target.connect(wait_s=wait_s, backoff_s=backoff_s)
     try:
         deadline, attempt = time.monotonic() + wait_s, 0
         with connection.cursor() as cursor:
@@ -453,11 +476,11 @@ _PREPARED: set[PostgresWarehouse] = set()  # schemas this process created or upg
 _FOUND: set[PostgresWarehouse] = set()  # schemas this process found with their tables
 
 
-def _has_tables(target: PostgresWarehouse) -> bool:
+def _has_tables(target: PostgresWarehouse, *, wait_s: float, backoff_s: float) -> bool:
     """Whether ``target``'s schema has its tables (the last one :data:`SCHEMA` creates)."""
     if target in _FOUND or target in _PREPARED:
         return True
-    connection = target.connect()
+    connection = target.connect(wait_s=wait_s, backoff_s=backoff_s)
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{target.schema}.experiment_log",))
@@ -477,19 +500,16 @@ def open_postgres(target: PostgresWarehouse, *, read_only: bool = False, wait_s:
     :func:`writer_lock` meanwhile; the first writing session of a process creates and upgrades the
     tables (under the lock). A reader never waits for a writer: it only creates the tables (as a
     writer) when there are none yet, as a reader of a missing DuckDB file does."""
-    if read_only and not _has_tables(target):
+    if read_only and not _has_tables(target, wait_s=wait_s, backoff_s=backoff_s):
         with open_postgres(target, wait_s=wait_s, backoff_s=backoff_s):
             pass
     with nullcontext() if read_only else writer_lock(target, wait_s=wait_s, backoff_s=backoff_s):
         connection = duckdb.connect()
         try:
             connection.execute(f"LOAD '{postgres_extension()}'")
-            url = target.url.replace("'", "''")
-            try:
-                connection.execute(f"ATTACH '{url}' AS warehouse (TYPE postgres{', READ_ONLY' if read_only else ''})")
-            except duckdb.Error as error:  # its message quotes the whole URL
-                raise WarehouseUnavailable(f"cannot reach the warehouse {target.describe()}: "
-                                           f"{target.hide(str(error))}") from None
+            quoted = target.url.replace("'", "''")
+            attach = f"ATTACH '{quoted}' AS warehouse (TYPE postgres{', READ_ONLY' if read_only else ''})"
+            reach(target, lambda: connection.execute(attach), wait_s=wait_s, backoff_s=backoff_s)
             prepare = not read_only and target not in _PREPARED
             if prepare:
                 connection.execute(f"CREATE SCHEMA IF NOT EXISTS warehouse.{target.schema}")
@@ -993,7 +1013,7 @@ class Warehouse(ConfigurableResource):
         target = self.target
         if not isinstance(target, PostgresWarehouse):
             return lambda: None
-        connection = target.connect()
+        connection = target.connect(wait_s=self.wait_s)
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_lock(%s)", (advisory_key(f"hybrid-lease:{name}"),))
         return connection.close

@@ -5,6 +5,7 @@ back), a schema from before upgraded, and the password kept out of every message
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -176,9 +177,9 @@ def test_a_wrong_password_fails_with_a_message_that_does_not_carry_it(postgres_s
     url = f"postgresql://{postgres_server.user}:{secret}@127.0.0.1:{postgres_server.port}/{postgres_server.db}"
     for read_only in (False, True):
         monkeypatch.setattr(warehouse_module, "_FOUND", {PostgresWarehouse(url)} if read_only else set())
-        with pytest.raises(WarehouseUnavailable, match="cannot reach the warehouse") as failed:
+        with pytest.raises(WarehouseUnavailable, match=r"cannot reach the warehouse .*\(1 attempt;") as failed:
             with Warehouse(url=url).session(read_only=read_only):
-                pass
+                pass  # a wrong password is not waited out
         shown = "".join(traceback.format_exception(failed.value))
         assert secret not in shown and "***" in shown
 
@@ -281,3 +282,18 @@ def test_two_hosts_ingesting_at_once_lose_nothing_and_take_a_shared_file_once(pg
         assert count("SELECT count(*), count(DISTINCT file_hash), count(DISTINCT sample_id) FROM raw_rows") == (225, 9, 225)
         assert count("SELECT count(*) FROM landing_files WHERE status = 'ingested'") == (9,)
         assert count("SELECT count(*) FROM experiment_log") == (50,)
+
+
+def test_a_server_that_cannot_be_reached_is_retried_then_named_without_its_password(monkeypatch):
+    """Nothing listens on the port: the session retries with backoff for the wait it was given,
+    then fails saying where, after how many attempts, and what waits longer."""
+    from tests.conftest import free_port
+
+    url = f"postgresql://app:not-the-password-5d1e@127.0.0.1:{free_port()}/warehouse"
+    for read_only in (False, True):
+        with pytest.raises(WarehouseUnavailable, match=r"\(\d+ attempts;.*HYBRID_WAREHOUSE_LOCK_WAIT_S") as failed:
+            with Warehouse(url=url, lock_wait_s=1.0).session(read_only=read_only):
+                pass
+        message = str(failed.value)
+        assert "127.0.0.1" in message and "not-the-password" not in message
+        assert int(re.search(r"\((\d+) attempts;", message).group(1)) >= 2

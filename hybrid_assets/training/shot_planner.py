@@ -118,9 +118,9 @@ def noisy_score(train: np.ndarray, test: np.ndarray, y_train: np.ndarray, y_test
     from ``rng`` in that order. Every test entry is drawn although the decision reads only the
     support columns: drawing those alone would be cheaper but would change every realisation, and
     with them a borderline rung's side of the tolerance line, against plans made before."""
-    model = fit_precomputed_svm(emulate_shots(train, shots, rng, symmetric=True), y_train, C=C, task=task)
-    noisy = emulate_shots(test, shots, rng, symmetric=False)
-    return holdout_metrics(y_test, precomputed_decision(model, noisy), task=task)[judged_metric(task, metric)]
+    noisy_train = emulate_shots(train, shots, rng, symmetric=True)
+    return holdout_score(noisy_train, emulate_shots(test, shots, rng, symmetric=False), y_train, y_test, C=C,
+                         metric=metric, task=task)
 
 
 def repeat_until(draw: Callable[[int], float], seeds: int, stop: SeedStop | None) -> list[float]:

@@ -333,9 +333,11 @@ def trained(trained_template, data_layout, instance):
     return data_layout
 
 
-def kill_when_ready(command: list[str], ready, *, env: dict[str, str] | None = None, timeout_s: float = 60.0) -> None:
-    """Start a worker process in the repository, SIGKILL it as soon as ``ready()`` is true (or
-    the file ``ready`` exists), and check it died of the signal; its stderr if it exits first."""
+def start_when_ready(command: list[str], ready, *, env: dict[str, str] | None = None,
+                     timeout_s: float = 60.0) -> subprocess.Popen:
+    """Start a worker process in the repository and return it as soon as ``ready()`` is true (or
+    the file ``ready`` exists); its stderr if it exits first. The caller stops it (a worker not
+    ready in time is killed here)."""
     is_ready = ready.exists if isinstance(ready, Path) else ready
     worker = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
@@ -344,6 +346,20 @@ def kill_when_ready(command: list[str], ready, *, env: dict[str, str] | None = N
             assert worker.poll() is None, worker.stderr.read().decode()[-3000:]
             assert time.monotonic() < deadline, f"the worker was not ready within {timeout_s:.0f} s"
             time.sleep(0.02)
+    except BaseException:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+        worker.stderr.close()
+        raise
+    return worker
+
+
+def kill_when_ready(command: list[str], ready, *, env: dict[str, str] | None = None, timeout_s: float = 60.0) -> None:
+    """Start a worker process in the repository, SIGKILL it as soon as ``ready()`` is true (or
+    the file ``ready`` exists), and check it died of the signal; its stderr if it exits first."""
+    worker = start_when_ready(command, ready, env=env, timeout_s=timeout_s)
+    try:
         os.kill(worker.pid, signal.SIGKILL)
         worker.wait(timeout=30)
     finally:

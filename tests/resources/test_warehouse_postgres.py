@@ -6,12 +6,9 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
-import time
 import traceback
-from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -25,7 +22,7 @@ from hybrid_resources.data.warehouse import (
     WarehouseLockTimeout,
     WarehouseUnavailable,
 )
-from tests.conftest import REPO
+from tests.conftest import REPO, start_when_ready
 
 
 def warehouse_url(server, schema: str = "hybrid") -> str:
@@ -41,7 +38,8 @@ def pg_warehouse(postgres_server, monkeypatch, tmp_path) -> Warehouse:
 
 
 def test_a_url_names_the_schema_and_its_password_is_hidden():
-    target = PostgresWarehouse.from_url("postgresql://app:p%40ss%3Aw0rd@db.internal:5433/prod?schema=ml&sslmode=require")
+    target = PostgresWarehouse.from_url(
+        "postgresql://app:p%40ss%3Aw0rd@db.internal:5433/prod?schema=ml&sslmode=require")
     assert target.schema == "ml"
     assert target.url == "postgresql://app:p%40ss%3Aw0rd@db.internal:5433/prod?sslmode=require"
     for text in (target.describe(), target.hide("failed for p%40ss%3Aw0rd and p@ss:w0rd")):
@@ -115,19 +113,6 @@ def test_a_failed_transaction_leaves_nothing(pg_warehouse, postgres_server):
     assert postgres_server.client("psql", "-At", "-c", "SELECT count(*) FROM hybrid.landing_files").strip() == "0"
 
 
-def start_when_ready(code: str, *args: str, ready: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
-    """Run ``code`` with ``args`` and then ``ready`` in a process group of its own (another
-    "host"), and return once it wrote ``ready``; its stderr if it exits first."""
-    process = subprocess.Popen([sys.executable, "-c", code, *args, str(ready)], cwd=REPO, start_new_session=True,
-                               env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})}, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 120
-    while not ready.exists():
-        assert process.poll() is None, process.stderr.read().decode()[-3000:]
-        assert time.monotonic() < deadline, "the process was not ready within 120 s"
-        time.sleep(0.05)
-    return process
-
-
 HOLDER = """
 import sys, time
 from pathlib import Path
@@ -140,7 +125,9 @@ with Warehouse(url=sys.argv[1]).session() as session:
 
 
 def test_one_writer_at_a_time_across_processes_and_a_killed_writer_lets_go(pg_warehouse, postgres_server, tmp_path):
-    holder = start_when_ready(HOLDER, warehouse_url(postgres_server), ready=tmp_path / "holding")
+    holding = tmp_path / "holding"
+    holder = start_when_ready([sys.executable, "-c", HOLDER, warehouse_url(postgres_server), str(holding)], holding,
+                              env={**os.environ, "PYTHONPATH": str(REPO)})
     try:
         with pytest.raises(WarehouseLockTimeout, match="HYBRID_WAREHOUSE_LOCK_WAIT_S") as refused:
             with pg_warehouse.session(wait_s=0.5):
@@ -149,8 +136,9 @@ def test_one_writer_at_a_time_across_processes_and_a_killed_writer_lets_go(pg_wa
         with pg_warehouse.session(read_only=True) as reader:  # readers take no lock
             assert reader.connection.execute("SELECT count(*) FROM experiment_log").fetchone()[0] == 1
     finally:
-        os.killpg(holder.pid, signal.SIGKILL)
+        holder.kill()  # SIGKILL: its sockets close with it
         holder.wait()
+        holder.stderr.close()
     with pg_warehouse.session(wait_s=60) as session:  # the kill closed its socket: the lock is free
         session.log_experiment("after", "test", {}, {})
     with pg_warehouse.session(read_only=True) as reader:
@@ -214,15 +202,17 @@ def test_a_reservation_on_another_host_holds_the_budget_until_that_host_dies(pg_
     backend = BackendConfig("braket.local.qubit", shots=100)
     other = tmp_path / "other-host"
     other.mkdir()
-    holder = start_when_ready(RESERVE_ON_ANOTHER_HOST, warehouse_url(postgres_server), str(prices),
-                              ready=other / "ready", env={"HYBRID_DATA_DIR": str(other)})
+    holder = start_when_ready([sys.executable, "-c", RESERVE_ON_ANOTHER_HOST, warehouse_url(postgres_server),
+                               str(prices), str(other / "ready")], other / "ready",
+                              env={**os.environ, "PYTHONPATH": str(REPO), "HYBRID_DATA_DIR": str(other)})
     try:
         with policy.ledger(run_id="this-host", asset="k", backend=backend) as ledger:
             with pytest.raises(BudgetExceededError):
                 ledger.admit(3, 100)  # $3.90 here + $3.90 reserved there > $5
     finally:
-        os.killpg(holder.pid, signal.SIGKILL)
+        holder.kill()  # SIGKILL: its sockets close with it
         holder.wait()
+        holder.stderr.close()
     with policy.ledger(run_id="this-host", asset="k", backend=backend) as ledger:
         assert ledger.admit(3, 100).usd == pytest.approx(3.9)  # the dead host's reservation was released
 
@@ -279,7 +269,8 @@ def test_two_hosts_ingesting_at_once_lose_nothing_and_take_a_shared_file_once(pg
     assert [status for name, status in statuses.items() if name not in shared] == ["ingested"] * 8
     with pg_warehouse.session(read_only=True) as session:
         count = lambda sql: session.connection.execute(sql).fetchone()
-        assert count("SELECT count(*), count(DISTINCT file_hash), count(DISTINCT sample_id) FROM raw_rows") == (225, 9, 225)
+        rows = "SELECT count(*), count(DISTINCT file_hash), count(DISTINCT sample_id) FROM raw_rows"
+        assert count(rows) == (225, 9, 225)
         assert count("SELECT count(*) FROM landing_files WHERE status = 'ingested'") == (9,)
         assert count("SELECT count(*) FROM experiment_log") == (50,)
 

@@ -87,16 +87,15 @@ def write_examples_into_empty_zones(layout: DataLayout, example: str = "breast_c
         return
     if example != "breast_cancer":
         scoring = zone_location("scoring")
-        local_empty = not zone_files(scoring) and scoring.protocol in ("", "file")
-        for path in write_task_example(example, layout.landing, Path(scoring.path) if local_empty else None,
+        for path in write_task_example(example, landing_location(), None if zone_files(scoring) else scoring,
                                        layout.dataset_contract):
             print(f"Wrote the {example} example: {path}")
         return
-    write_example_dataset(layout.landing / EXAMPLE_FILE_NAME)
-    print(f"Landing zone was empty: wrote the example dataset to {layout.landing / EXAMPLE_FILE_NAME}")
+    write_example_dataset(landing_location() / EXAMPLE_FILE_NAME)
+    print(f"Landing zone was empty: wrote the example dataset to {landing_location() / EXAMPLE_FILE_NAME}")
     scoring = zone_location("scoring")
-    if not zone_files(scoring) and scoring.protocol in ("", "file"):
-        write_example_scoring(Path(scoring.path) / EXAMPLE_SCORING_FILE_NAME)
+    if not zone_files(scoring):
+        write_example_scoring(scoring / EXAMPLE_SCORING_FILE_NAME)
         print(f"Scoring zone was empty: wrote example records to score to {scoring / EXAMPLE_SCORING_FILE_NAME}")
 
 

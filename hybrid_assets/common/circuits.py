@@ -10,7 +10,7 @@ from dagster import AssetCheckResult, MetadataValue
 
 from hybrid_assets.common.gates import circuit_ceilings
 from hybrid_assets.common.reporting import code_block
-from hybrid_resources.data.paths import DataLayout
+from hybrid_resources.data.paths import DataLayout, atomic_write
 from hybrid_resources.gate_policy import GatePolicy
 
 __all__ = ["Ceilings", "circuit_report"]
@@ -36,8 +36,7 @@ def circuit_report(asset_name: str, openqasm: str, resources: dict[str, Any], ce
     (width, depth, two-qubit gates, gate counts, the OpenQASM cut after ``max_lines`` lines, its path),
     to follow the asset's own keys, and the ``circuit_ceilings`` check of ``resources``."""
     qasm_path = DataLayout.from_env().artifacts / asset_name / "circuit.qasm"
-    qasm_path.parent.mkdir(parents=True, exist_ok=True)
-    qasm_path.write_text(openqasm)
+    atomic_write(qasm_path, lambda handle: handle.write(openqasm.encode()))
     metadata = {
         "width": resources["width"],
         "depth": resources["depth"],

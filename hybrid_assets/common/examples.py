@@ -37,8 +37,7 @@ EXAMPLE_SECTORS = {"tech": 4, "energy": 4, "health": 4}
 
 
 def write_csv(path: Path, frame: pl.DataFrame) -> Path:
-    """``frame`` as a CSV at ``path`` (folders created), written whole."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """``frame`` as a CSV at ``path`` (a Path or UPath; folders created), written whole."""
     atomic_write(path, frame.write_csv)
     return path
 
@@ -132,7 +131,6 @@ def write_task_example(name: str, landing: Path, scoring: Path | None, contract_
             ("new-" + pl.col("sample_id")).alias("sample_id"))
         written.append(write_csv(scoring / f"{name}_new.csv", drawn))
     if name == "customers" and not contract_file.exists():
-        contract_file.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(contract_file, lambda handle: handle.write(CUSTOMERS_CONTRACT.encode()))
         written.append(contract_file)
     return written

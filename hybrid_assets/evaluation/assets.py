@@ -71,7 +71,7 @@ from hybrid_resources.data.artifacts import (
     info_of,
     telemetry_of,
 )
-from hybrid_resources.data.paths import DataLayout
+from hybrid_resources.data.paths import DataLayout, atomic_write
 from hybrid_resources.data.warehouse import Warehouse
 from hybrid_resources.gate_policy import GatePolicy
 from hybrid_resources.quantum.backends import BackendConfig, QuantumBackend
@@ -467,7 +467,6 @@ def plots_metadata(verdict: Verdict, kernel: np.ndarray, labels: np.ndarray, tit
     PNG files beside the artifacts: the verdict, the kernel heatmap (ordered by class, or by target
     for regression: ``classes`` empty) and ``holdout`` (:func:`holdout_plot`: name, PNG, alt)."""
     folder = DataLayout.from_env().artifacts / "model_evaluation"
-    folder.mkdir(parents=True, exist_ok=True)
     plots = {"verdict_plot": (verdict_png(verdict.differences, verdict.mean, verdict.low, verdict.high,
                                           verdict.min_margin,
                                           f"quantum - classical {verdict.metric} per split ({verdict.outcome})"),
@@ -485,7 +484,7 @@ def plots_metadata(verdict: Verdict, kernel: np.ndarray, labels: np.ndarray, tit
                                           + ", ".join(f"`{name}.png`" for name in plots) + " are in plots_folder."),
                 "plots_folder": MetadataValue.path(str(folder))}
     for name, (png, alt) in plots.items():
-        (folder / f"{name}.png").write_bytes(png)
+        atomic_write(folder / f"{name}.png", lambda handle, png=png: handle.write(png))
         metadata[name] = MetadataValue.md(markdown_image(png, alt))
     return metadata
 

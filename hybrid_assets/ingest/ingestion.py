@@ -229,7 +229,7 @@ def ingest_file(
     replaces its rows.
     """
     try:
-        staged = stage_zone_file(source, layout.root / "staging")
+        staged = stage_zone_file(source, layout.staging)
     except ZoneRefusal as refusal:
         return refuse_entry(warehouse, source, refusal, partition_key=partition_key, run_id=run_id, zone=zone)
     try:

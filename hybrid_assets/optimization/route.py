@@ -151,7 +151,7 @@ def judge_entry(kind: ProblemKind, entry: ZoneEntry, warehouse: Warehouse) -> tu
     or anything else that is not a regular file is refused unread (``refuse_and_record``)."""
     layout, name = DataLayout.from_env(), printable_name(entry.name)
     try:
-        staged = stage_zone_file(entry.path, layout.root / "staging")
+        staged = stage_zone_file(entry.path, layout.staging)
     except ZoneRefusal as refusal:
         with warehouse.session() as session:
             refuse_and_record(session, entry.path, refusal)

@@ -443,7 +443,7 @@ def compute_kernel_arrays(job: KernelJob, plan: KernelPlan, backend: BackendConf
                                   cache=KernelCache(DataLayout.from_env().kernel_cache), ledger=ledger)
 
         def compute_rows(A, landmarks):
-            out = scratch_array(DataLayout.from_env().artifacts / ".scratch", len(A), len(landmarks))
+            out = scratch_array(DataLayout.from_env().scratch, len(A), len(landmarks))
             return streamed_kernel(A, landmarks, spec=kernel_spec(job.circuit["spec"]), backend=backend, out=out,
                                    block_rows=block_rows_of(out), client=client)
         try:

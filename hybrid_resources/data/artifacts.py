@@ -19,19 +19,23 @@ the value (:func:`content_hash`), so an old version stays loadable after newer o
 - JSON-safe ``dict``        -> ``.json``; its ``"telemetry"`` key, if any, is likewise left out of
   the content hash (an evaluation's measured latencies)
 
-Files are written to a temporary name and renamed, so a crash never leaves half an artifact.
-Retention keeps the last ``keep_versions`` versions of each asset, the latest always, and every
-version pinned by a promoted model.
+The root is a local folder or an object store (``s3://bucket/prefix/artifacts``, see
+:mod:`hybrid_resources.data.paths`). Files are written whole or not at all (a temporary name and
+a rename locally, one put on an object store), so a crash never leaves half an artifact. Versions
+are ordered by their write time on the store's clock (``clock``; the warehouse server's when the
+warehouse is PostgreSQL, so hosts' clocks never decide), and ``latest.json`` moves only forward,
+by compare-and-swap (:func:`~hybrid_resources.data.paths.publish_newest`). Retention keeps the
+last ``keep_versions`` versions of each asset, the latest always, and every version pinned by a
+promoted model. Materializations record the version, not a path, so any host resolves it against
+its own configured root (:func:`recorded_base`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import time
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -44,7 +48,16 @@ from hybrid_resources.data.big_arrays import (
     store_mapped,
     stored_name,
 )
-from hybrid_resources.data.paths import DataLayout, atomic_write
+from hybrid_resources.data.paths import (
+    DataLayout,
+    Location,
+    atomic_write,
+    is_local,
+    location,
+    publish_newest,
+    remove_tree,
+)
+from hybrid_resources.data.warehouse import Warehouse
 
 ArrayBundle = dict[str, np.ndarray]
 INFO_KEY = "info"
@@ -109,7 +122,7 @@ def _is_bundle(value: Any) -> bool:
     return isinstance(value, dict) and bool(value) and all(isinstance(v, np.ndarray) for v in value.values())
 
 
-def write_artifact(base: Path, value: np.ndarray | ArrayBundle | dict[str, Any]) -> Path:
+def write_artifact(base: Location, value: np.ndarray | ArrayBundle | dict[str, Any]) -> Location:
     """Write ``value`` next to ``base`` (suffix chosen by type), atomically. Returns the file."""
     if isinstance(value, np.ndarray):
         path, write = base.with_suffix(".npy"), lambda f: np.save(f, value, allow_pickle=False)
@@ -127,29 +140,39 @@ def write_artifact(base: Path, value: np.ndarray | ArrayBundle | dict[str, Any])
     return path
 
 
-def read_artifact(base: Path) -> np.ndarray | ArrayBundle | dict[str, Any]:
+def read_artifact(base: Location) -> np.ndarray | ArrayBundle | dict[str, Any]:
     """Read what :func:`write_artifact` wrote for ``base``; arrays never unpickle."""
     for suffix in (".npy", ".npz", ".json"):
         path = base.with_suffix(suffix)
-        if path.exists():
+        try:
+            handle = path.open("rb")
+        except FileNotFoundError:
+            continue
+        with handle:
             if suffix == ".npy":
-                return np.load(path, allow_pickle=False)
+                return np.load(handle, allow_pickle=False)
             if suffix == ".npz":
-                with np.load(path, allow_pickle=False) as bundle:
-                    return {**{name: bundle[name] for name in bundle.files}, **load_mapped(base)}
-            return json.loads(path.read_text())
+                with np.load(handle, allow_pickle=False) as bundle:
+                    copies = None if is_local(base) else DataLayout.from_env().local / "artifact_copies"
+                    return {**{name: bundle[name] for name in bundle.files}, **load_mapped(base, copies)}
+            return json.loads(handle.read())
     raise FileNotFoundError(f"no artifact at {base}.(npy|npz|json); materialize the upstream asset first")
 
 
-def recorded_base(metadata: dict[str, Any], key: Sequence[str], partition: str | None = None) -> Path | None:
+def recorded_base(metadata: dict[str, Any], key: Sequence[str], partition: str | None = None) -> Location | None:
     """Where a materialization stored its artifact (without the suffix), from its plain metadata
-    values: ``artifact_root`` / key / [partition /] ``artifact_version`` / value; materializations
-    recorded before the root and the version were split name the file in ``artifact_path``."""
+    values: key / [partition /] ``artifact_version`` / value under this host's configured
+    artifacts root when that holds the version (the recorded ``artifact_root`` may be another
+    host's folder), else under ``artifact_root``; materializations recorded before the root and
+    the version were split name the file in ``artifact_path``."""
     root, version = metadata.get("artifact_root"), metadata.get("artifact_version")
-    if root and version:
-        return ArtifactStore(Path(root)).folder(key, partition) / version / "value"
+    if version:
+        here = ArtifactStore(DataLayout.from_env().artifacts).folder(key, partition) / version
+        if here.exists() or not root:
+            return here / "value"
+        return ArtifactStore(location(root)).folder(key, partition) / version / "value"
     legacy = metadata.get("artifact_path")
-    return Path(legacy).with_suffix("") if legacy else None
+    return location(legacy).with_suffix("") if legacy else None
 
 
 class ArtifactIntegrityError(RuntimeError):
@@ -157,28 +180,35 @@ class ArtifactIntegrityError(RuntimeError):
 
 
 class ArtifactStore:
-    """The versions of every asset's artifacts under one root (see the module docstring)."""
+    """The versions of every asset's artifacts under one root (see the module docstring).
 
-    def __init__(self, root: Path):
-        self.root = Path(root)
+    ``clock``: nanoseconds since the epoch on the clock that orders writes (default this host's;
+    :meth:`~hybrid_resources.data.warehouse.Warehouse.clock_ns` when several hosts write)."""
 
-    def folder(self, key: Sequence[str], partition: str | None = None) -> Path:
+    def __init__(self, root: Location | str, clock: Callable[[], int] = time.time_ns):
+        self.root = location(root) if isinstance(root, str) else root
+        self.clock = clock
+
+    def folder(self, key: Sequence[str], partition: str | None = None) -> Location:
         folder = self.root.joinpath(*key)
         return folder / partition if partition else folder
 
     def write(self, key: Sequence[str], value: Any, *, version: str, run_id: str = "",
-              partition: str | None = None) -> Path:
-        """Store ``value`` as ``version`` of ``key`` and make it the latest; returns the file."""
+              partition: str | None = None) -> Location:
+        """Store ``value`` as ``version`` of ``key`` and make it the latest unless a newer write
+        (by :attr:`clock`) already is; returns the file."""
         folder = self.folder(key, partition)
         path = write_artifact(folder / version / "value", value)
-        stamp = json.dumps({"run_id": run_id, "written_at_ns": time.time_ns()}).encode()
-        atomic_write(folder / version / "written.json", lambda f: f.write(stamp))
-        atomic_write(folder / "latest.json", lambda f: f.write(json.dumps({"version": version}).encode()))
+        written = {"run_id": run_id, "written_at_ns": self.clock()}
+        atomic_write(folder / version / "written.json", lambda f: f.write(json.dumps(written).encode()))
+        publish_newest(folder / "latest.json", {"version": version, "written_at_ns": written["written_at_ns"]})
         return path
 
     def latest_version(self, key: Sequence[str], partition: str | None = None) -> str | None:
-        pointer = self.folder(key, partition) / "latest.json"
-        return json.loads(pointer.read_text())["version"] if pointer.exists() else None
+        try:
+            return json.loads((self.folder(key, partition) / "latest.json").read_text())["version"]
+        except FileNotFoundError:
+            return None
 
     def read(self, key: Sequence[str], version: str | None = None, partition: str | None = None) -> Any:
         """Version ``version`` of ``key`` (default: the latest written)."""
@@ -210,8 +240,12 @@ class ArtifactStore:
     def versions(self, key: Sequence[str], partition: str | None = None) -> list[str]:
         """Stored versions of ``key``, oldest write first."""
         folder = self.folder(key, partition)
-        stamped = [(json.loads((v / "written.json").read_text())["written_at_ns"], v.name)
-                   for v in folder.iterdir() if (v / "written.json").exists()] if folder.exists() else []
+        stamped = []
+        for entry in folder.iterdir() if folder.exists() else ():
+            try:
+                stamped.append((json.loads((entry / "written.json").read_text())["written_at_ns"], entry.name))
+            except (FileNotFoundError, NotADirectoryError):  # latest.json, or a version being written
+                continue
         return [name for _, name in sorted(stamped)]
 
     def pin(self, key: Sequence[str], version: str, holder: str, partition: str | None = None) -> None:
@@ -229,7 +263,7 @@ class ArtifactStore:
         for version in versions[: max(0, len(versions) - keep)]:
             folder = self.folder(key, partition) / version
             if version != latest and not any(folder.glob("pinned-by-*.json")):
-                shutil.rmtree(folder, ignore_errors=True)
+                remove_tree(folder)
                 removed.append(version)
         return removed
 
@@ -253,7 +287,8 @@ class ArtifactIOManager(ConfigurableIOManager):
                                                             "every version a promoted model references)")
 
     def store(self) -> ArtifactStore:
-        return ArtifactStore(Path(self.root) if self.root else DataLayout.from_env().artifacts)
+        root = location(self.root) if self.root else DataLayout.from_env().artifacts
+        return ArtifactStore(root, clock=time.time_ns if is_local(root) else Warehouse().clock_ns)
 
     def handle_output(self, context: OutputContext, obj: Any) -> None:
         if obj is None:

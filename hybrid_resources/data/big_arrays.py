@@ -104,15 +104,27 @@ def map_rows(fn, array: np.ndarray, block_rows: int | None = None) -> np.ndarray
     return np.concatenate(parts) if parts else fn(np.asarray(array[:0]))
 
 
-def stored_name(base: Path, name: str) -> Path:
+def stored_name(base, name: str):
     """Where a bundle's memory-mapped array ``name`` is stored beside ``base`` (``value``)."""
     return base.with_name(f"{base.name}.{name}.npy")
 
 
-def store_mapped(path: Path, array: np.ndarray) -> None:
-    """Put a memory-mapped array at ``path`` as a ``.npy`` file: a scratch file is moved there
-    (no copy), any other map is copied block by block."""
+def store_mapped(path, array: np.ndarray) -> None:
+    """Put a memory-mapped array at ``path`` (a Path or an object store's UPath) as a ``.npy``
+    file: a scratch file is moved there (no copy) or uploaded (then removed), any other map is
+    copied block by block."""
     array.flush()
+    if getattr(path, "protocol", "") not in ("", "file", "local"):
+        if not is_scratch(array):  # a map of a file that is not ours to move: a local copy to upload
+            local = scratch_array(Path(array.filename).parent, *array.shape)
+            for rows, block in iter_row_blocks(array):
+                local[rows] = block
+                release(local)
+            local.flush()
+            array = local
+        path.fs.put_file(array.filename, path.path)
+        Path(array.filename).unlink(missing_ok=True)
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     if is_scratch(array):
         Path(array.filename).replace(path)
@@ -127,8 +139,22 @@ def store_mapped(path: Path, array: np.ndarray) -> None:
     temporary.replace(path)
 
 
-def load_mapped(base: Path) -> dict[str, np.ndarray]:
-    """The memory-mapped arrays stored beside ``base`` by :func:`store_mapped`, read-only."""
+def load_mapped(base, local_copies: Path | None = None) -> dict[str, np.ndarray]:
+    """The memory-mapped arrays stored beside ``base`` by :func:`store_mapped`, read-only. On an
+    object store each is first downloaded into ``local_copies`` (a map needs a local file; the
+    path holds the content-addressed version, so a copy already there is that same content)."""
     prefix = f"{base.name}."
-    return {path.name[len(prefix):-len(".npy")]: np.load(path, mmap_mode="r", allow_pickle=False)
-            for path in sorted(base.parent.glob(f"{base.name}.*.npy"))}
+    mapped = {}
+    for path in sorted(base.parent.glob(f"{base.name}.*.npy")):
+        if getattr(path, "protocol", "") not in ("", "file", "local"):
+            if local_copies is None:
+                raise ValueError(f"{path} is on an object store: give a local folder to map it from")
+            copy = local_copies / path.path
+            if not copy.exists() or copy.stat().st_size != path.stat().st_size:
+                copy.parent.mkdir(parents=True, exist_ok=True)
+                partial = copy.with_name(f".{copy.name}.{os.getpid()}.partial")
+                path.fs.get_file(path.path, str(partial))
+                partial.replace(copy)
+            path = copy
+        mapped[path.name[len(prefix):-len(".npy")]] = np.load(path, mmap_mode="r", allow_pickle=False)
+    return mapped

@@ -31,7 +31,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from hybrid_resources.data.paths import atomic_write
+from hybrid_resources.data.paths import Location, atomic_write, is_local, location
 
 FORMAT_VERSION = 1
 _STEP_RE = re.compile(r"^step-(\d{6,})\.(npz|json)$")
@@ -55,7 +55,7 @@ class Checkpoint:
     step: int
     state: dict[str, np.ndarray]
     meta: dict[str, Any]
-    npz_path: Path
+    npz_path: Location
     skipped: tuple[str, ...] = field(default=())
 
 
@@ -97,12 +97,12 @@ class CheckpointStore:
     than one is what lets :meth:`latest` fall back past a corrupt newest file.
     """
 
-    def __init__(self, root: Path, lineage: str, keep: int = 3) -> None:
+    def __init__(self, root: Location | str, lineage: str, keep: int = 3) -> None:
         if not lineage or "/" in lineage or "\\" in lineage or lineage in {".", ".."}:
             raise ValueError(f"lineage must be a plain directory name, got {lineage!r}")
         if keep < 1:
             raise ValueError("keep must be >= 1")
-        self.root = Path(root)
+        self.root = location(root) if isinstance(root, str) else root
         self.lineage = lineage
         self.keep = keep
         self.directory = self.root / lineage
@@ -110,7 +110,7 @@ class CheckpointStore:
         self.last_warnings: list[str] = []
 
     # ------------------------------------------------------------------ paths
-    def _paths(self, step: int) -> tuple[Path, Path]:
+    def _paths(self, step: int) -> tuple[Location, Location]:
         stem = f"step-{step:06d}"
         return self.directory / f"{stem}.npz", self.directory / f"{stem}.json"
 
@@ -135,7 +135,9 @@ class CheckpointStore:
         """
         if step < 0:
             raise ValueError("step must be >= 0")
-        self.directory.mkdir(parents=True, exist_ok=True)
+        local = is_local(self.directory)
+        if local:
+            self.directory.mkdir(parents=True, exist_ok=True)
         npz_path, json_path = self._paths(step)
         payload = _npz_bytes(state)
         sidecar = {
@@ -153,7 +155,8 @@ class CheckpointStore:
         atomic_write(npz_path, lambda f: f.write(payload), durable=True)
         # last: its presence marks the checkpoint complete
         atomic_write(json_path, lambda f: f.write(sidecar_bytes), durable=True)
-        _fsync_dir(self.directory)
+        if local:  # an object store's puts are durable once they return
+            _fsync_dir(self.directory)
         self._prune(keep_step=step)
         return npz_path
 

@@ -1,22 +1,60 @@
-"""Where the platform keeps its data: one root, `HYBRID_DATA_DIR` (default `./data`)."""
+"""Where the platform keeps its data: one root, `HYBRID_DATA_DIR` (default `./data`).
+
+The root is a local folder or any fsspec URI (``s3://bucket/prefix``): then what hosts share
+(artifacts, checkpoints, quarantine, prediction exports, the zones) lives there, and what is
+private to one host (staging copies, scratch memory maps, the kernel cache) in a local folder,
+``HYBRID_SCRATCH_DIR`` (:attr:`DataLayout.local`). Every write to the root goes through
+:func:`atomic_write`, and every pointer that several writers move through :func:`publish_newest`.
+"""
 
 from __future__ import annotations
 
+import fcntl
+import io
+import json
 import os
+import shutil
 import stat
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
+Location = Any  # a Path, or a UPath of any protocol (the same methods: /, open, exists, iterdir, glob)
 
-def atomic_write(path: Path, write: Callable[[BinaryIO], object], *, durable: bool = False) -> None:
+
+def location(text: str | os.PathLike[str]) -> Location:
+    """``text`` as a Path, or as a UPath when it is a URI with a remote protocol (``s3://...``)."""
+    text = os.fspath(text)
+    if "://" in text and not text.startswith("file://"):
+        from upath import UPath
+
+        return UPath(text)
+    return Path(text.removeprefix("file://"))
+
+
+def remove_tree(folder: Location) -> None:
+    """Delete ``folder`` and everything under it (nothing when it is missing)."""
+    if is_local(folder):
+        shutil.rmtree(folder, ignore_errors=True)
+    elif folder.exists():
+        folder.fs.rm(folder.path, recursive=True)
+
+
+def atomic_write(path: Location, write: Callable[[BinaryIO], object], *, durable: bool = False) -> None:
     """Create or replace ``path`` so readers see the old file (or none) or the whole new one.
 
-    ``write`` fills a temporary file in the same folder (``.<name>.<random>.tmp``) that then
-    replaces ``path``; on any error the temporary is removed and the error raised.
+    Locally, ``write`` fills a temporary file in the same folder (``.<name>.<random>.tmp``) that
+    then replaces ``path``; on any error the temporary is removed and the error raised.
     ``durable`` also fsyncs the bytes before the rename (survives a power cut, costs a flush).
+    On an object store the bytes are buffered and put in one request, which is atomic there.
     """
+    if not is_local(path):
+        buffer = io.BytesIO()
+        write(buffer)
+        path.fs.pipe_file(path.path, buffer.getvalue())
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -29,6 +67,51 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], object], *, durable: bo
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+class PointerContention(RuntimeError):
+    """A pointer that other writers kept moving while this one tried to publish."""
+
+
+def publish_newest(pointer: Location, record: dict[str, Any], *, order: str = "written_at_ns",
+                   attempts: int = 50) -> bool:
+    """Make the JSON file ``pointer`` hold ``record`` unless it already holds a record with a
+    larger ``record[order]``; returns whether ``record`` was published.
+
+    Never last-writer-wins: the read and the write are one compare-and-swap. On an object store
+    it is a conditional put (``If-None-Match: *`` to create, ``If-Match: <ETag read>`` to
+    replace), retried when another writer got in between; locally, both happen under an
+    exclusive ``flock`` on a sibling lock file.
+    """
+    body = json.dumps(record, sort_keys=True).encode()
+    if is_local(pointer):
+        pointer.parent.mkdir(parents=True, exist_ok=True)
+        with open(pointer.with_name(f".{pointer.name}.lock"), "a") as lock:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+            current = json.loads(pointer.read_text()) if pointer.exists() else None
+            if current is not None and current.get(order, 0) > record[order]:
+                return False
+            atomic_write(pointer, lambda handle: handle.write(body))
+            return True
+    fs, key = pointer.fs, pointer.path
+    for attempt in range(attempts):
+        try:
+            info = fs.info(key, refresh=True)
+        except FileNotFoundError:
+            try:
+                fs.pipe_file(key, body, mode="create")
+                return True
+            except FileExistsError:  # created by another writer since: compare with theirs
+                continue
+        current = json.loads(fs.cat_file(key))
+        if current.get(order, 0) > record[order]:
+            return False
+        try:
+            fs.pipe_file(key, body, IfMatch=info["ETag"])
+            return True
+        except OSError:  # 412 Precondition Failed: replaced since it was read; read it again
+            time.sleep(min(0.01 * 2 ** attempt, 0.5))
+    raise PointerContention(f"could not publish {pointer} in {attempts} attempts: other writers kept moving it")
 
 
 @dataclass(frozen=True)
@@ -45,11 +128,34 @@ class DataLayout:
       missing-value policy; optional, ``HYBRID_DATASET_CONTRACT`` names another file)
     """
 
-    root: Path
+    root: Location
 
     @classmethod
     def from_env(cls) -> "DataLayout":
-        return cls(Path(os.environ.get("HYBRID_DATA_DIR", "data")).resolve())
+        root = location(os.environ.get("HYBRID_DATA_DIR", "").strip() or "data")
+        return cls(root.resolve() if is_local(root) else root)
+
+    @property
+    def shared(self) -> bool:
+        """Whether the root is on an object store that several hosts share."""
+        return not is_local(self.root)
+
+    @property
+    def local(self) -> Path:
+        """This host's own folder: the root when it is local, else ``HYBRID_SCRATCH_DIR`` (default
+        ``<temp>/hybrid-scratch``). Staging copies, scratch files and the kernel cache live here."""
+        if not self.shared:
+            return self.root
+        return Path(os.environ.get("HYBRID_SCRATCH_DIR", "").strip()
+                    or Path(tempfile.gettempdir()) / "hybrid-scratch").resolve()
+
+    @property
+    def staging(self) -> Path:
+        return self.local / "staging"
+
+    @property
+    def scratch(self) -> Path:
+        return self.local / "scratch"
 
     @property
     def landing(self) -> Path:
@@ -73,11 +179,14 @@ class DataLayout:
 
     @property
     def warehouse(self) -> Path:
-        return self.root / "warehouse.duckdb"
+        """The default DuckDB file: under a local root; beside the local folder when the root is
+        shared (a DuckDB file cannot live on an object store: set ``HYBRID_WAREHOUSE_URL``)."""
+        return self.local / "warehouse.duckdb"
 
     @property
-    def dataset_contract(self) -> Path:
-        return Path(os.environ.get("HYBRID_DATASET_CONTRACT", "").strip() or self.root / "dataset.yaml")
+    def dataset_contract(self) -> Location:
+        contract = os.environ.get("HYBRID_DATASET_CONTRACT", "").strip()
+        return location(contract) if contract else self.root / "dataset.yaml"
 
     @property
     def artifacts(self) -> Path:
@@ -85,13 +194,17 @@ class DataLayout:
 
     @property
     def kernel_cache(self) -> Path:
-        return self.root / "kernel_cache"
+        """Kernel entries already computed: a cache, so each host keeps its own (see :attr:`local`)."""
+        return self.local / "kernel_cache"
 
     @property
     def checkpoints(self) -> Path:
         return self.root / "checkpoints"
 
     def ensure(self) -> "DataLayout":
+        if self.shared:  # an object store has no folders to make
+            self.local.mkdir(parents=True, exist_ok=True)
+            return self
         for folder in (self.landing, self.scoring, self.labels, self.quarantine, self.artifacts):
             folder.mkdir(parents=True, exist_ok=True)
         return self

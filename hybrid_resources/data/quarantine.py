@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from hybrid_resources.data.contract import ContractViolation, file_sha256
-from hybrid_resources.data.paths import atomic_write, printable_name
+from hybrid_resources.data.paths import atomic_write, is_local, location, printable_name
 from hybrid_resources.data.warehouse import WarehouseSession
 from hybrid_resources.data.zones import (
     ZoneRefusal,
@@ -61,9 +61,27 @@ def _destination(folder: Path, name: str, file_hash: str) -> Path:
     raise OSError(f"no free quarantine name for {name!r} in {folder}")
 
 
-def _keep_copy(source: Path, folder: Path, expected: str | None) -> tuple[Path, str]:
+def _keep_copy(source: Path, folder, expected: str | None) -> tuple[Any, str]:
     """Copy ``source`` (read once, ``O_NOFOLLOW``) into ``folder`` under a free name (0600, fsynced),
-    verified against the hash of the bytes read (and ``expected`` when given); returns where and the hash."""
+    verified against the hash of the bytes read (and ``expected`` when given); returns where and the hash.
+    On an object store the verified local copy is uploaded in one put (atomic there) and read back."""
+    if not is_local(folder):
+        temporary = source.with_name(f".{plain_name(source.name)}.{os.getpid()}.copying")
+        try:
+            with os.fdopen(open_zone_file(source.parent, source.name), "rb") as reader:
+                file_hash, _ = copy_and_hash(reader, temporary)
+            if expected is not None and file_hash != expected:
+                raise OSError(f"quarantine copy of {printable_name(source.name)!r} does not match the bytes judged; "
+                              "the original was kept in place")
+            destination = _destination(folder, plain_name(source.name), file_hash)
+            if not destination.exists():
+                folder.fs.put_file(str(temporary), destination.path)
+            if file_sha256(destination) != file_hash:
+                raise OSError(f"the uploaded quarantine copy {destination} does not match {printable_name(source.name)!r}; "
+                              "the original was kept in place")
+            return destination, file_hash
+        finally:
+            temporary.unlink(missing_ok=True)
     temporary = folder / f".{plain_name(source.name)}.{os.getpid()}.copying"
     temporary.unlink(missing_ok=True)
     reader = os.fdopen(open_zone_file(source.parent, source.name), "rb")  # before the temporary exists
@@ -102,8 +120,10 @@ def quarantine_file(
     are written with ``str``).
     """
     source = Path(path)
-    folder = Path(quarantine_dir)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = location(quarantine_dir) if isinstance(quarantine_dir, str) else quarantine_dir
+    if is_local(folder):
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
     destination, file_hash = _keep_copy(source, folder, expected_hash)
     sidecar = destination.with_name(destination.name + SIDECAR_SUFFIX)
     record = QuarantineRecord(
@@ -156,5 +176,5 @@ def refuse_and_record(session: WarehouseSession, path: str | os.PathLike[str], r
 
 def read_sidecar(quarantined_path: str | os.PathLike[str]) -> dict[str, Any]:
     """The reason record written beside a quarantined file."""
-    path = Path(quarantined_path)
+    path = location(quarantined_path)
     return json.loads(path.with_name(path.name + SIDECAR_SUFFIX).read_text(encoding="utf-8"))

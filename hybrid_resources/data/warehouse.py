@@ -1005,6 +1005,21 @@ class Warehouse(ConfigurableResource):
         with self.connect(read_only=read_only, wait_s=wait_s) as connection:
             yield WarehouseSession(connection, postgres=isinstance(self.target, PostgresWarehouse))
 
+    def clock_ns(self) -> int:
+        """Now, in nanoseconds since the epoch, on the warehouse's clock: the PostgreSQL server's
+        (microsecond resolution), which orders writes from several hosts whatever their own clocks
+        say; this host's for a DuckDB file (one host holds it)."""
+        target = self.target
+        if not isinstance(target, PostgresWarehouse):
+            return time.time_ns()
+        connection = target.connect(wait_s=self.wait_s)
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint")
+                return int(cursor.fetchone()[0]) * 1000
+        finally:
+            connection.close()
+
     def lease(self, name: str) -> Callable[[], None]:
         """Hold a lease on ``name`` (an open spend ledger's id) until the returned function is
         called or the process dies: on PostgreSQL a session advisory lock on a connection of its

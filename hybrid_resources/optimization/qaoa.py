@@ -407,7 +407,7 @@ def optimize_parameters(circuit: QaoaCircuit, config: QaoaConfig, *, checkpoint_
     total_steps = config.steps * config.restarts
     meta_base = {"version": QAOA_VERSION, "config_hash": config.config_hash(),
                  "circuit_hash": circuit.circuit_hash(), "lineage": lineage, "total_steps": total_steps}
-    store = CheckpointStore(Path(checkpoint_dir), lineage, keep=keep_checkpoints)
+    store = CheckpointStore(checkpoint_dir, lineage, keep=keep_checkpoints)
     ckpt = store.latest()
     if ckpt is not None:
         for key in ("version", "config_hash", "circuit_hash"):

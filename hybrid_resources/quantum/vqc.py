@@ -833,7 +833,7 @@ def train_vqc(
     """
     plan = _plan_training(X_train, y_train, config, X_val, y_val)
     meta = _checkpoint_meta(config, backend, plan, lineage)
-    store = CheckpointStore(Path(checkpoint_dir), lineage, keep=keep_checkpoints)
+    store = CheckpointStore(checkpoint_dir, lineage, keep=keep_checkpoints)
     state, resumed_from = _resume_or_begin(store, meta, config, plan.n_qubits)
     numpy_device = _NumpyDevice.of(backend, plan.n_qubits, ledger) if _uses_numpy(backend) else None
     exact_qnode = _make_qnode(backend, plan.n_qubits, None, ledger) \

@@ -245,7 +245,7 @@ def test_a_nystrom_kernel_over_the_ram_budget_is_streamed_to_a_memory_map_and_th
         metadata = _metadata(result, asset)
         assert "kernel_ram_budget_mb" in metadata["streamed_to_disk"]
         assert metadata["blocks_engine"] == engine
-    assert not list((data_layout.artifacts / ".scratch").iterdir())  # every scratch file became an artifact
+    assert not list(data_layout.scratch.iterdir())  # every scratch file became an artifact
     if cluster is not None:  # the blocks ran as tasks on that cluster's workers
         assert {"states", "gram_task"} <= set(cluster.scheduler.task_prefixes)  # key prefixes drop the "_"
 

@@ -261,6 +261,52 @@ def postgres_bin_dir() -> Path | None:
     return found[-1].parent if found else None
 
 
+BUCKET = "hybrid-data"
+S3_SECRET = "moto-canary-secret-91c2"  # moto accepts any key: a canary that must reach nothing we write
+
+
+@dataclass
+class S3Server:
+    """A running S3-compatible server: a boto3 ``client`` and the AWS variables (``env``) that
+    point s3fs and boto3 at it, for subprocesses."""
+
+    client: object
+    env: dict[str, str]
+
+
+@pytest.fixture
+def s3_server(monkeypatch, tmp_path) -> S3Server:
+    """``moto_server`` (an S3-compatible server) as a process on a free loopback port, with bucket
+    BUCKET; this process's AWS variables point at it."""
+    import urllib.request
+
+    port = free_port()
+    server = start_service([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+                           stdout=subprocess.DEVNULL, stderr=(tmp_path / "moto.log").open("w"))
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(endpoint + "/moto-api/", timeout=1)
+            break
+        except OSError:
+            assert server.poll() is None and time.monotonic() < deadline, (tmp_path / "moto.log").read_text()[-2000:]
+            time.sleep(0.2)
+    env = {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": S3_SECRET,
+           "AWS_DEFAULT_REGION": "us-east-1"}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    import boto3
+    import s3fs
+
+    s3fs.S3FileSystem.clear_instance_cache()  # fsspec keeps filesystems (and their endpoint) per process
+    client = boto3.client("s3")
+    client.create_bucket(Bucket=BUCKET)
+    yield S3Server(client, env)
+    s3fs.S3FileSystem.clear_instance_cache()
+    stop_process_group(server)
+
+
 @pytest.fixture
 def postgres_server():
     """A real PostgreSQL server (initdb + pg_ctl) with password authentication on a free loopback

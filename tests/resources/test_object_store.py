@@ -1,0 +1,128 @@
+"""The shared data root on an S3-compatible server (moto as a process on loopback, through s3fs):
+artifacts, their pointer, retention and memory-mapped arrays, checkpoints and the quarantine behave
+there as they do on a local disk, and nothing but scratch lands on the local one."""
+
+from __future__ import annotations
+
+import json
+import threading
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from upath import UPath
+
+from hybrid_resources.data.artifacts import ArtifactStore, content_hash, recorded_base
+from hybrid_resources.data.big_arrays import scratch_array
+from hybrid_resources.data.checkpoints import CheckpointStore, CheckpointWarning
+from hybrid_resources.data.paths import DataLayout, publish_newest
+from hybrid_resources.data.quarantine import quarantine_file, read_sidecar
+from tests.conftest import BUCKET
+
+
+@pytest.fixture
+def shared_root(s3_server, tmp_path, monkeypatch) -> DataLayout:
+    """HYBRID_DATA_DIR on the bucket, this host's folder under tmp_path."""
+    monkeypatch.setenv("HYBRID_DATA_DIR", f"s3://{BUCKET}/data")
+    monkeypatch.setenv("HYBRID_SCRATCH_DIR", str(tmp_path / "scratch"))
+    return DataLayout.from_env()
+
+
+def objects(s3_server, prefix: str = "data/") -> set[str]:
+    listed = s3_server.client.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", [])
+    return {item["Key"][len(prefix):] for item in listed}
+
+
+def test_the_layout_splits_shared_and_local(shared_root, tmp_path):
+    assert shared_root.shared and isinstance(shared_root.artifacts, UPath)
+    assert str(shared_root.artifacts) == f"s3://{BUCKET}/data/artifacts"
+    assert shared_root.local == tmp_path / "scratch"
+    assert shared_root.scratch.parent == shared_root.kernel_cache.parent == shared_root.staging.parent == tmp_path / "scratch"
+
+
+def test_artifacts_round_trip_and_keep_their_order_and_retention(shared_root, s3_server):
+    ticks = iter(range(1, 100))
+    store = ArtifactStore(shared_root.artifacts, clock=lambda: next(ticks))
+    values = [np.arange(4.0) + i for i in range(4)]
+    versions = [content_hash(value) for value in values]
+    for version, value in zip(versions, values):
+        store.write(["kernel"], value, version=version, run_id="r")
+    assert store.versions(["kernel"]) == versions and store.latest_version(["kernel"]) == versions[-1]
+    np.testing.assert_array_equal(store.read(["kernel"]), values[-1])
+    np.testing.assert_array_equal(store.read(["kernel"], versions[0]), values[0])
+    store.write(["model"], {"w": np.ones(2)}, version="m1")
+    store.pin(["kernel"], versions[0], holder="model@m1")
+    assert store.prune(["kernel"], keep=1) == versions[1:3]  # the pinned first and the latest stay
+    assert store.versions(["kernel"]) == [versions[0], versions[-1]]
+    assert {key for key in objects(s3_server) if key.startswith("artifacts/kernel/")} == {
+        "artifacts/kernel/latest.json", *(f"artifacts/kernel/{v}/{name}" for v in (versions[0], versions[-1])
+                                          for name in ("value.npy", "written.json")),
+        f"artifacts/kernel/{versions[0]}/pinned-by-{__import__('hashlib').sha256(b'model@m1').hexdigest()[:16]}.json"}
+
+
+def test_a_slower_writer_of_an_older_version_never_moves_the_pointer_back(shared_root):
+    pointer = shared_root.artifacts / "race" / "latest.json"
+    assert publish_newest(pointer, {"version": "new", "written_at_ns": 20})
+    assert not publish_newest(pointer, {"version": "old", "written_at_ns": 10})
+    assert json.loads(pointer.read_text())["version"] == "new"
+
+
+@pytest.mark.parametrize("where", ["s3", "local"])
+def test_concurrent_writers_leave_the_pointer_on_the_newest(where, shared_root, tmp_path):
+    pointer = (shared_root.artifacts if where == "s3" else tmp_path / "artifacts") / "contended" / "latest.json"
+    stamps = list(range(1, 17))
+    np.random.default_rng(0).shuffle(stamps)
+    threads = [threading.Thread(target=publish_newest, args=(pointer, {"version": f"v{s}", "written_at_ns": s}))
+               for s in stamps]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert json.loads(pointer.read_text()) == {"version": "v16", "written_at_ns": 16}
+
+
+def test_a_memory_mapped_array_is_uploaded_and_mapped_back_from_a_local_copy(shared_root, s3_server):
+    kernel = scratch_array(shared_root.scratch, 300, 7)
+    kernel[:] = np.arange(2100.0).reshape(300, 7)
+    bundle = {"train_kernel": kernel, "labels": np.arange(300)}
+    version = content_hash(bundle)
+    ArtifactStore(shared_root.artifacts).write(["quantum_svm"], bundle, version=version)
+    assert not list(shared_root.scratch.iterdir())  # the scratch file was uploaded, then removed
+    assert f"artifacts/quantum_svm/{version}/value.train_kernel.npy" in objects(s3_server)
+    loaded = ArtifactStore(shared_root.artifacts).read(["quantum_svm"], version)
+    assert isinstance(loaded["train_kernel"], np.memmap) and Path(loaded["train_kernel"].filename).is_relative_to(
+        shared_root.local)
+    assert content_hash(loaded) == version
+
+
+def test_a_materialization_resolves_its_version_under_this_hosts_root(shared_root):
+    ArtifactStore(shared_root.artifacts).write(["features"], np.ones(3), version="abc")
+    recorded = {"artifact_root": "/some/other/host/data/artifacts", "artifact_version": "abc"}
+    assert str(recorded_base(recorded, ["features"])) == f"s3://{BUCKET}/data/artifacts/features/abc/value"
+
+
+def test_checkpoints_save_prune_and_fall_back_past_a_corrupt_newest(shared_root, s3_server):
+    store = CheckpointStore(shared_root.checkpoints, "vqc-a", keep=2)
+    for step in (1, 2, 3):
+        store.save(step, {"params": np.full(3, float(step))}, {"step": step})
+    assert store.steps_on_disk() == [2, 3]
+    (shared_root.checkpoints / "vqc-a" / "step-000003.npz").write_bytes(b"truncated")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        found = CheckpointStore(shared_root.checkpoints, "vqc-a", keep=2).latest()
+    assert found.step == 2 and found.meta == {"step": 2}
+    assert any(issubclass(w.category, CheckpointWarning) for w in caught)
+    assert {key for key in objects(s3_server) if key.startswith("checkpoints/")} == {
+        f"checkpoints/vqc-a/step-00000{s}.{suffix}" for s in (2, 3) for suffix in ("npz", "json")}
+
+
+def test_a_quarantined_file_is_kept_on_the_object_store_with_its_reason(shared_root, s3_server, tmp_path):
+    staged = tmp_path / "staged" / "bad.csv"
+    staged.parent.mkdir()
+    staged.write_bytes(b"id,label\n1,\n")
+    record = quarantine_file(staged, shared_root.quarantine, check="missing_label", reason="a row has no label")
+    assert record.quarantined_path == f"s3://{BUCKET}/data/quarantine/bad.csv"
+    assert UPath(record.quarantined_path).read_bytes() == b"id,label\n1,\n"
+    assert read_sidecar(record.quarantined_path)["reason"] == "a row has no label"
+    assert not staged.exists() and not list(staged.parent.iterdir())  # no local temporary left

@@ -45,7 +45,7 @@ home: install
 	elif ! cmp -s dagster.yaml "$(DAGSTER_HOME)/dagster.yaml"; then \
 	  echo "Keeping $(DAGSTER_HOME)/dagster.yaml, which differs from the local default ./dagster.yaml (diff them to compare)."; \
 	fi
-	@$(BIN)/dagster instance concurrency set quantum 1 >/dev/null
+	@for pool in quantum warehouse scoring_stream; do $(BIN)/dagster instance concurrency set $$pool 1 >/dev/null; done
 
 demo: home
 	$(BIN)/hybrid-demo $(if $(EXAMPLE),--example $(EXAMPLE))

@@ -23,6 +23,11 @@ import yaml
 from dagster import ExecutorDefinition, in_process_executor, multiprocess_executor
 
 EXECUTORS = ("in_process", "multiprocess", "k8s")
+# Every pool a step of ours sits in. Deploying sets each one's limit explicitly, once, before runs
+# start (`make home`, the compose file's daemon): a pool left to dagster.yaml's default_limit gets
+# its row on first use, and two hosts doing that at once on a PostgreSQL instance collide
+# (dagster-io/dagster#33552: the run fails with a UniqueViolation).
+POOLS = ("quantum", "warehouse", "scoring_stream")
 K8S_EXECUTOR_CONFIG = Path(__file__).resolve().parent.parent / "deploy" / "executors" / "k8s_job_executor.yaml"
 
 

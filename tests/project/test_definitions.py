@@ -15,6 +15,7 @@ from dagster import AssetKey, Definitions
 from hybrid_assets.definitions import defs
 
 SNAPSHOT = Path(__file__).parents[1] / "snapshots" / "asset_specs.json"
+REPO = Path(__file__).parents[2]
 
 
 def graph_snapshot() -> dict:
@@ -65,6 +66,17 @@ def test_quantum_steps_run_in_the_quantum_pool():
     assert snapshot["quantum_kernel_train"]["pools"] == ["quantum"]
     assert snapshot["quantum_kernel_test"]["pools"] == ["quantum"]
     assert snapshot["raw_samples"]["pools"] == ["warehouse"]
+
+
+def test_every_pool_is_listed_and_set_explicitly_where_deploys_start():
+    from hybrid_assets.executors import POOLS
+
+    used = {pool for spec in graph_snapshot()["assets"].values() for pool in spec["pools"]}
+    used |= {node.pool for job in defs.resolve_all_job_defs() for node in job.graph.node_defs
+             if getattr(node, "pool", None)}
+    assert used == set(POOLS)
+    for where in (REPO / "Makefile", REPO / "deploy" / "docker-compose.yaml"):
+        assert f"for pool in {' '.join(POOLS)}; do" in where.read_text(), where
 
 
 def test_settings_come_from_the_environment_through_envvars(monkeypatch):

@@ -461,7 +461,7 @@ def replay_spend_journals(warehouse: Warehouse, session: WarehouseSession | None
     if session is None:
         with warehouse.session() as opened:
             return replay_spend_journals(warehouse, opened)
-    claimed = claim_dead_journals(journal_dir(warehouse.file))
+    claimed = claim_dead_journals(journal_dir(warehouse), claim=warehouse.try_lease)
     recorded: list[str] = []
     try:
         with session.transaction():
@@ -563,11 +563,11 @@ class SpendLedger:
     def _reserve(self, estimate: CostEstimate) -> None:
         """Admit ``estimate`` against the committed spend and reserve it, in one transaction."""
         self._open_journal()  # locked first: a reservation whose journal is unlocked is a dead one
-        directory = journal_dir(self.policy.warehouse.file)
+        directory = journal_dir(self.policy.warehouse)
         with self.policy.warehouse.session() as session:
             replay_spend_journals(self.policy.warehouse, session)
             with session.transaction():
-                live = live_journal_entries(directory)
+                live = live_journal_entries(directory, leased=session.leased)
                 reservations = session.open_reservations()
                 # Alive: its journal is locked here, or its process holds its lease (another host).
                 leased = session.leased([r["ledger_id"] for r in reservations if r["ledger_id"] not in live])
@@ -656,8 +656,9 @@ class SpendLedger:
         """The ledger's journal, opened (and locked) on first use, with its lease in the warehouse,
         which proves to other hosts' admissions that this ledger lives."""
         if self._journal is None:
-            self._journal = SpendJournal(journal_dir(self.policy.warehouse.file), self.ledger_id)
+            # The lease first: on an object store it is the only proof that this journal's ledger lives.
             self._end_lease = self.policy.warehouse.lease(self.ledger_id)
+            self._journal = SpendJournal(journal_dir(self.policy.warehouse), self.ledger_id)
         return self._journal
 
     def _write(self, *, release: bool) -> bool:
@@ -678,7 +679,7 @@ class SpendLedger:
         except WarehouseLockTimeout:  # only a locked warehouse is left to the journal
             get_dagster_logger("hybrid_quantum.ledger").warning(
                 f"{self.asset}: warehouse locked, {len(entries)} spend entries stay in the journal "
-                f"{journal_dir(self.policy.warehouse.file)} and are recorded by the next ledger")
+                f"{journal_dir(self.policy.warehouse)} and are recorded by the next ledger")
             return False
         with self._lock:
             del self._pending[:len(entries)]  # entries added meanwhile stay pending

@@ -1033,6 +1033,20 @@ class Warehouse(ConfigurableResource):
             cursor.execute("SELECT pg_advisory_lock(%s)", (advisory_key(f"hybrid-lease:{name}"),))
         return connection.close
 
+    def try_lease(self, name: str) -> Any:
+        """The lease on ``name`` when no process holds it: a connection whose ``close()`` gives it
+        back; None when another process holds it, and always on a DuckDB file (see :meth:`lease`)."""
+        target = self.target
+        if not isinstance(target, PostgresWarehouse):
+            return None
+        connection = target.connect(wait_s=self.wait_s)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_lock(%s)", (advisory_key(f"hybrid-lease:{name}"),))
+            if cursor.fetchone()[0]:
+                return connection
+        connection.close()
+        return None
+
     def landing_record(self, partition_key: str, zone: str = "landing") -> LandingRecord | None:
         with self.session(read_only=True) as session:
             return session.landing_record(partition_key, zone)

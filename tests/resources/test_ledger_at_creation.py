@@ -164,12 +164,12 @@ def test_spend_the_locked_warehouse_refused_stays_journaled_and_is_recorded_once
         release(holder)
     assert device.created == 5
     assert recorded(policy.warehouse) == (0, 0, 0.0)  # nothing reached the warehouse ...
-    (journal,) = journal_dir(policy.warehouse.file).glob("*.jsonl")
+    (journal,) = journal_dir(policy.warehouse).glob("*.jsonl")
     assert sum(entry["usd"] for entry in read_entries(journal)) == pytest.approx(5 * TASK_USD)  # ... nor was lost
     assert replay_spend_journals(policy.warehouse) == 5
     assert replay_spend_journals(policy.warehouse) == 0  # idempotent
     assert recorded(policy.warehouse) == (5, 500, pytest.approx(5 * TASK_USD))
-    assert not list(journal_dir(policy.warehouse.file).glob("*.jsonl"))
+    assert not list(journal_dir(policy.warehouse).glob("*.jsonl"))
 
 
 def test_a_replayed_entry_the_warehouse_already_holds_is_not_counted_twice(tmp_path, monkeypatch):
@@ -180,7 +180,7 @@ def test_a_replayed_entry_the_warehouse_already_holds_is_not_counted_twice(tmp_p
         execute_tapes(tapes(2), LOCAL, 2, ledger=ledger)
         entries = list(ledger._pending)
     # A journal left behind after its entries were recorded (a kill between the two): replay skips them.
-    (journal_dir(policy.warehouse.file) / "leftover.jsonl").write_text(
+    (journal_dir(policy.warehouse) / "leftover.jsonl").write_text(
         "".join(__import__("json").dumps(entry) + "\n" for entry in entries) + '{"torn')
     assert replay_spend_journals(policy.warehouse) == 0
     assert recorded(policy.warehouse) == (2, 200, pytest.approx(2 * TASK_USD))

@@ -5,6 +5,8 @@ there as they do on a local disk, and nothing but scratch lands on the local one
 from __future__ import annotations
 
 import json
+import os
+import sys
 import threading
 import warnings
 from pathlib import Path
@@ -126,3 +128,62 @@ def test_a_quarantined_file_is_kept_on_the_object_store_with_its_reason(shared_r
     assert UPath(record.quarantined_path).read_bytes() == b"id,label\n1,\n"
     assert read_sidecar(record.quarantined_path)["reason"] == "a row has no label"
     assert not staged.exists() and not list(staged.parent.iterdir())  # no local temporary left
+
+
+KILLED_HOST = """
+import sys, time
+from pathlib import Path
+import numpy as np, pytest
+from hybrid_resources.cost_policy import CostPolicy
+from hybrid_resources.data import spend_journal
+from hybrid_resources.data.warehouse import Warehouse
+from hybrid_resources.quantum.feature_maps import FeatureMapSpec
+from hybrid_resources.quantum.kernel_engine import quantum_kernel
+from tests.fake_braket import install_fake_braket
+from tests.resources.test_ledger import paid_backend
+
+count_file, ready = sys.argv[1:3]
+install_fake_braket(pytest.MonkeyPatch(), count_file=count_file)
+append, journaled = spend_journal.SpendJournal.append, []
+def append_then_wait(self, entry):
+    append(self, entry)
+    journaled.append(entry)
+    if len(journaled) == 5:  # the test kills this host here: 5 paid tasks journaled, none recorded
+        Path(ready).write_text("5 journaled")
+        time.sleep(600)
+spend_journal.SpendJournal.append = append_then_wait
+backend = paid_backend().backend_config()
+policy = CostPolicy(warehouse=Warehouse(), run_budget_usd=5000.0, daily_budget_usd=5000.0)
+with policy.ledger(run_id="killed-host", asset="kernel", backend=backend) as ledger:
+    ledger.FLUSH_EVERY, ledger.FLUSH_INTERVAL_S = 10**6, 10**6  # nothing reaches the warehouse before the kill
+    quantum_kernel(np.random.default_rng(0).uniform(0, np.pi, size=(6, 2)), spec=FeatureMapSpec("iqp", 2, reps=1),
+                   backend=backend, ledger=ledger)
+"""
+
+
+def test_a_killed_hosts_paid_spend_is_recorded_by_another_host(shared_root, s3_server, postgres_server, aws_env,
+                                                              tmp_path, monkeypatch):
+    from hybrid_resources.cost_policy import replay_spend_journals
+    from hybrid_resources.data.spend_journal import journal_dir
+    from hybrid_resources.data.warehouse import Warehouse
+    from tests.conftest import REPO, kill_when_ready
+    from tests.fake_braket import counted_tasks
+    from tests.resources.test_ledger import recorded
+
+    url = f"postgresql://{postgres_server.user}@127.0.0.1:{postgres_server.port}/{postgres_server.db}?schema=hybrid"
+    for name, value in {**s3_server.env, "PGPASSWORD": postgres_server.password, "HYBRID_WAREHOUSE_URL": url}.items():
+        monkeypatch.setenv(name, value)  # s3_server's AWS variables again: aws_env removed the keys
+    warehouse = Warehouse()
+    assert str(journal_dir(warehouse)) == f"s3://{BUCKET}/data/spend-journal/hybrid"
+    count_file, ready = tmp_path / "device_tasks.txt", tmp_path / "ready"
+    other_host = {**os.environ, "PYTHONPATH": str(REPO), "HYBRID_SCRATCH_DIR": str(tmp_path / "host-a")}
+    kill_when_ready([sys.executable, "-c", KILLED_HOST, str(count_file), str(ready)], ready, env=other_host,
+                    timeout_s=300)
+    sent_before_kill, _ = counted_tasks(count_file)
+    assert sent_before_kill == 5 and recorded(warehouse)[0] == 0
+    assert len(objects(s3_server, "data/spend-journal/hybrid/")) == 5  # one object per journaled task
+
+    # This host (its own scratch) replays the dead host's journal: its lease died with its connection.
+    assert replay_spend_journals(warehouse) == 5
+    assert recorded(warehouse, "killed-host")[0] == 5 and replay_spend_journals(warehouse) == 0
+    assert not objects(s3_server, "data/spend-journal/")

@@ -17,7 +17,9 @@ refresh time of each against binary: issue 25's target is within 2x of binary.
     .venv/bin/python bench/refresh_profile.py --rows 5000 --tasks binary,multiclass,regression
 
 With ``HYBRID_WAREHOUSE_URL`` set, the warehouse is that PostgreSQL database, in a new schema per
-size (``profile_<pid>``), against the DuckDB file without it.
+size (``profile_<pid>``), against the DuckDB file without it. With ``HYBRID_DATA_DIR`` an object
+store URI (``s3://bucket/prefix``), the data root is a new prefix under it per size, against a
+temporary local folder without it.
 """
 
 from __future__ import annotations
@@ -73,7 +75,12 @@ def fresh_warehouse_schema(schema: str) -> str:
 def profile_child(rows: int, out: Path, task: str = "binary") -> None:
     """Ingest and refresh at ``rows`` in this process; write step times and totals to ``out``."""
     with tempfile.TemporaryDirectory() as folder:
-        os.environ["HYBRID_DATA_DIR"] = str(Path(folder) / "data")
+        shared = os.environ.get("HYBRID_DATA_DIR", "").strip()
+        if "://" in shared:  # an object store: a new prefix per size, this host's scratch in the temporary folder
+            os.environ["HYBRID_DATA_DIR"] = f"{shared.rstrip('/')}/profile_{os.getpid()}"
+            os.environ["HYBRID_SCRATCH_DIR"] = str(Path(folder) / "scratch")
+        else:
+            os.environ["HYBRID_DATA_DIR"] = str(Path(folder) / "data")
         warehouse = fresh_warehouse_schema(f"profile_{os.getpid()}")
         from dagster import AssetSelection, instance_for_test, materialize
 
@@ -84,7 +91,10 @@ def profile_child(rows: int, out: Path, task: str = "binary") -> None:
         from hybrid_resources.data.paths import DataLayout
 
         layout = DataLayout.from_env().ensure()
-        landing_file(layout.landing / "profile.csv", rows, task=task)
+        landing_file(Path(folder) / "profile.csv", rows, task=task)
+        upload = layout.landing / "profile.csv"
+        upload.parent.mkdir(parents=True, exist_ok=True)
+        upload.write_bytes((Path(folder) / "profile.csv").read_bytes())
         resources = resources_from_env()
         with instance_for_test() as instance:
             key = safe_partition_key("profile.csv")
@@ -109,7 +119,8 @@ def profile_child(rows: int, out: Path, task: str = "binary") -> None:
                 (event,) = plan.asset_materializations_for_node("kernel_route_plan")
                 outcomes["route_plan_expected"] = getattr(event.metadata.get("expected_accuracy"), "value", None)
     out.write_text(json.dumps({
-        "rows": rows, "task": task, "warehouse": warehouse, "success": result.success, "ingest_s": round(ingest_s, 2), "refresh_s": round(refresh_s, 2),
+        "rows": rows, "task": task, "warehouse": warehouse, "data_root": "object store" if layout.shared else "local disk",
+        "success": result.success, "ingest_s": round(ingest_s, 2), "refresh_s": round(refresh_s, 2),
         "route_plan_s": round(route_plan_s, 2), "route_plan_success": plan.success,
         "step_s": steps, "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3),
         "outcomes": outcomes}, default=str))

@@ -208,6 +208,29 @@ def test_the_helm_values_run_this_code_location_with_the_same_limits_as_the_inst
                             "tagConcurrencyLimits": instance["runs"]["tag_concurrency_limits"]}
 
 
+def test_pods_share_only_postgres_and_the_bucket_so_they_need_no_claim_and_no_node_affinity():
+    values_text = (DEPLOY / "helm" / "values.yaml").read_text() + (DEPLOY / "executors" / "k8s_job_executor.yaml").read_text()
+    for pinned in ("persistentVolumeClaim", "ReadWriteOnce", "nodeSelector", "affinity"):
+        assert pinned not in values_text.replace("no node affinity", ""), pinned
+    values = load("helm/values.yaml")
+    (deployment,) = values["dagster-user-deployments"]["deployments"]
+    run_pods = values["runLauncher"]["config"]["k8sRunLauncher"]
+    steps = yaml.safe_load((DEPLOY / "executors" / "k8s_job_executor.yaml").read_text())["execution"]["config"]
+    code = {item["name"]: item["value"] for item in deployment["env"]}
+    for settings in (dict(var.split("=", 1) for var in run_pods["envVars"]), dict(var.split("=", 1) for var in steps["env_vars"])):
+        for name in ("HYBRID_DATA_DIR", "HYBRID_SCRATCH_DIR", "HYBRID_WAREHOUSE_URL"):
+            assert settings[name] == code[name], name
+    assert code["HYBRID_DATA_DIR"].startswith("s3://") and code["HYBRID_WAREHOUSE_URL"].startswith("postgresql://")
+    assert ":" not in code["HYBRID_WAREHOUSE_URL"].split("//")[1].split("@")[0]  # no password: PGPASSWORD, a Secret
+    for pod in (deployment, run_pods):
+        assert {"name": "scratch", "emptyDir": {}} in pod["volumes"]
+        assert {"name": "scratch", "mountPath": code["HYBRID_SCRATCH_DIR"]} in pod["volumeMounts"]
+        assert "hybrid-quantum-warehouse" in {secret["name"] for secret in pod["envSecrets"]}
+    logs = values["computeLogManager"]
+    assert logs["type"] == "S3ComputeLogManager"
+    assert code["HYBRID_DATA_DIR"].startswith(f"s3://{logs['config']['s3ComputeLogManager']['bucket']}/")
+
+
 def locked_versions() -> dict[str, str]:
     pins = re.findall(r"^([A-Za-z0-9_.\-]+)==([^\s;]+)", (REPO / "requirements.lock").read_text(), re.M)
     return {re.sub(r"[-_.]+", "-", name).lower(): version for name, version in pins}
@@ -242,7 +265,7 @@ def test_the_k8s_step_executor_file_validates_against_dagster_k8s_and_matches_th
     validated = process_config(schema, config)
     assert validated.success, validated.errors
     assert not process_config(schema, {**config, "max_concurrent": "four"}).success  # the check can fail
-    # Step pods get what the Helm chart's run pods get: the provider's secret and the data volume.
+    # Step pods get what the Helm chart's run pods get: the secrets and the scratch volume.
     run_pods = load("helm/values.yaml")["runLauncher"]["config"]["k8sRunLauncher"]
     assert config["env_secrets"] == [secret["name"] for secret in run_pods["envSecrets"]]
     assert config["volumes"] == run_pods["volumes"] and config["volume_mounts"] == run_pods["volumeMounts"]

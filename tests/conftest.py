@@ -522,6 +522,7 @@ LONGEST_FIRST = (
     "tests/cli/test_demo.py::test_demo_fills_an_empty_landing_zone_and_prints_both_models",
     "tests/project/test_daemon_e2e.py::test_starting_the_daemon_after_make_demo_starts_no_run",
     "tests/project/test_postgres.py::test_the_pipeline_sensor_and_audit_run_on_a_postgres_instance",
+    "tests/project/test_two_hosts.py::test_two_hosts_share_postgres_and_the_object_store_only",
 )
 
 

@@ -1,8 +1,9 @@
 """Two hosts that share only a PostgreSQL server (the Dagster instance's storage and the warehouse)
 and an S3-compatible object store (the data root): each is a separate process tree with its own
 DAGSTER_HOME, working folder and local scratch. They run the demo at the same time, then the second
-audits (re-scoring the model from the object store) and rolls the champion back; nothing but
-scratch and the instance's config file is written to either host's disk."""
+audits (re-scoring the model from the object store), consumes the Redis scoring stream and rolls
+the champion back; nothing but scratch and the instance's config file is written to either host's
+disk."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import polars as pl
+import redis
 from dagster import DagsterInstance
 
 from hybrid_assets.executors import POOLS
@@ -53,14 +56,15 @@ def make_host(tmp_path: Path, name: str, shared: dict[str, str]) -> Host:
     return Host(folder, env)
 
 
-def test_two_hosts_share_postgres_and_the_object_store_only(postgres_server, s3_server, tmp_path, monkeypatch):
+def test_two_hosts_share_postgres_and_the_object_store_only(postgres_server, s3_server, redis_url, tmp_path,
+                                                           monkeypatch):
     signers = make_signers(tmp_path / "keys")
     shared = {**postgres_server.env, **s3_server.env, "PGPASSWORD": postgres_server.password,
               "HYBRID_DATA_DIR": f"s3://{BUCKET}/shared", "DAGSTER_COMPUTE_LOGS_BUCKET": BUCKET,
               "HYBRID_WAREHOUSE_URL": f"postgresql://{postgres_server.user}@127.0.0.1:{postgres_server.port}/"
                                       f"{postgres_server.db}?schema=hybrid",
               "HYBRID_APPROVERS_FILE": str(signers.file),
-              "HYBRID_MIN_MARGIN": "-1"}  # the quantum model passes its gates: it scores in shadow, and may be promoted
+              "HYBRID_MIN_MARGIN": "-1", "HYBRID_REDIS_URL": redis_url}  # the quantum model passes its gates: it scores in shadow, and may be promoted
     first, second = make_host(tmp_path, "host-a", shared), make_host(tmp_path, "host-b", shared)
 
     # Deploying sets every pool's limit once (as deploy/docker-compose.yaml's daemon does): Dagster
@@ -96,6 +100,17 @@ def test_two_hosts_share_postgres_and_the_object_store_only(postgres_server, s3_
     assert audit.returncode == 0, audit.stderr[-3000:]
     rescored = json.loads(audit.stdout)
     assert rescored["reproduced"] is True and rescored["rescored"] == rescored["recorded"]
+
+    # ... consumes the scoring stream with the models the bucket holds ...
+    scoring = pl.read_csv(s3_server.client.get_object(Bucket=BUCKET, Key="shared/scoring/breast_cancer_new.csv")["Body"])
+    stream = redis.Redis.from_url(redis_url, decode_responses=True)
+    for row in scoring.head(5).iter_rows(named=True):
+        features = {name: value for name, value in row.items() if name != "sample_id"}
+        stream.xadd("hybrid:scoring", {"sample_id": f"streamed-{row['sample_id']}", "features": json.dumps(features)})
+    consumed = second.run("dagster", "job", "execute", "-m", "hybrid_assets.definitions", "-j", "score_stream_job")
+    assert consumed.returncode == 0, consumed.stderr[-3000:]
+    assert psql("SELECT count(*) FROM hybrid.predictions WHERE source = 'stream:hybrid:scoring' "
+                "AND role = 'champion' AND sample_id LIKE 'streamed-%'") == ["5"]
 
     # ... and, signed by two people, promotes the quantum model, then rolls back to the classical one.
     quantum, classical = (psql(f"SELECT version_id FROM hybrid.model_registry WHERE asset = '{asset}'")[0]

@@ -247,7 +247,7 @@ def run_demo(example: str = "breast_cancer") -> int:
     demo = Demo(DagsterInstance.get())
     ingest_landing_files(demo)
     refresh = demo.execute("refresh_models", "refresh_models", run_config=refresh_run_config())
-    store = ArtifactStore(layout.artifacts)
+    store = ArtifactStore.at(layout.artifacts)
     if refresh.success and store.latest_version(["model_evaluation"]):
         if example != "breast_cancer":
             print_task(refresh)

@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> None:
                                   args.landmarks)
             plans, report = route_report(request, backend, cost_policy, {})
         else:
-            embeddings, tuning = current_data(ArtifactStore(DataLayout.from_env().artifacts))
+            embeddings, tuning = current_data(ArtifactStore.at(DataLayout.from_env().artifacts))
             plans, report = plan_current_data(embeddings, tuning, backend, cost_policy, landmarks=args.landmarks,
                                               with_accuracy=not args.no_accuracy)
     except SubmissionRefused as refusal:

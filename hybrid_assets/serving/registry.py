@@ -55,7 +55,7 @@ class RegistryError(RuntimeError):
 
 def registry_store() -> ArtifactStore:
     """Where the registered versions' artifacts are stored (``$HYBRID_DATA_DIR/artifacts``)."""
-    return ArtifactStore(DataLayout.from_env().artifacts)
+    return ArtifactStore.at(DataLayout.from_env().artifacts)
 
 
 def version_id(asset: str, data_version: str) -> str:

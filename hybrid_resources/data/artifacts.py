@@ -57,7 +57,7 @@ from hybrid_resources.data.paths import (
     publish_newest,
     remove_tree,
 )
-from hybrid_resources.data.warehouse import Warehouse
+from hybrid_resources.data.warehouse import PostgresWarehouse, Warehouse
 
 ArrayBundle = dict[str, np.ndarray]
 INFO_KEY = "info"
@@ -183,11 +183,30 @@ class ArtifactStore:
     """The versions of every asset's artifacts under one root (see the module docstring).
 
     ``clock``: nanoseconds since the epoch on the clock that orders writes (default this host's;
-    :meth:`~hybrid_resources.data.warehouse.Warehouse.clock_ns` when several hosts write)."""
+    :meth:`~hybrid_resources.data.warehouse.Warehouse.clock_ns` when several hosts write).
+    ``readers``: a PostgreSQL warehouse through which every read holds a lease on the version it
+    reads, from any host, and retention skips versions leased (None: one host, nothing to hold)."""
 
-    def __init__(self, root: Location | str, clock: Callable[[], int] = time.time_ns):
+    def __init__(self, root: Location | str, clock: Callable[[], int] = time.time_ns,
+                 readers: Warehouse | None = None):
         self.root = location(root) if isinstance(root, str) else root
         self.clock = clock
+        self.readers = readers
+
+    @classmethod
+    def at(cls, root: Location) -> ArtifactStore:
+        """The store at ``root`` as hosts share it: on an object store, ordered by the warehouse's
+        clock and, with the warehouse on PostgreSQL, with reader leases; locally, one host's."""
+        if is_local(root):
+            return cls(root)
+        warehouse = Warehouse()
+        return cls(root, clock=warehouse.clock_ns,
+                   readers=warehouse if isinstance(warehouse.target, PostgresWarehouse) else None)
+
+    @staticmethod
+    def lease_name(key: Sequence[str], version: str, partition: str | None = None) -> str:
+        """The lease a reader of ``version`` of ``key`` holds while it reads."""
+        return f"artifact:{'/'.join(key)}{'/' + partition if partition else ''}@{version}"
 
     def folder(self, key: Sequence[str], partition: str | None = None) -> Location:
         folder = self.root.joinpath(*key)
@@ -219,11 +238,15 @@ class ArtifactStore:
                 return read_artifact(folder / "value")
             raise FileNotFoundError(f"no artifact for {'/'.join(key)} under {self.root}; "
                                     "materialize the upstream asset first")
+        release = self.readers.lease(self.lease_name(key, version, partition), shared=True) if self.readers else None
         try:
             return read_artifact(folder / version / "value")
         except FileNotFoundError as missing:
             raise FileNotFoundError(f"version {version[:12]} of {'/'.join(key)} is no longer stored under "
                                     f"{self.root} (removed by retention, or written elsewhere)") from missing
+        finally:  # what was read is in memory, or mapped from a local copy: the stored files may go
+            if release is not None:
+                release()
 
     def read_verified(self, key: Sequence[str], version: str, partition: str | None = None) -> Any:
         """Version ``version`` of ``key``, re-hashed: raises ArtifactIntegrityError when the stored
@@ -256,13 +279,20 @@ class ArtifactStore:
             atomic_write(folder / f"pinned-by-{safe}.json", lambda f: f.write(json.dumps({"holder": holder}).encode()))
 
     def prune(self, key: Sequence[str], keep: int, partition: str | None = None) -> list[str]:
-        """Remove all but the newest ``keep`` versions of ``key``; the latest and pinned ones stay."""
+        """Remove all but the newest ``keep`` versions of ``key``; the latest, pinned ones and those
+        a reader holds (:attr:`readers`) stay."""
         latest = self.latest_version(key, partition)
         versions = self.versions(key, partition)
+        candidates = versions[: max(0, len(versions) - keep)]
+        read_now = set()
+        if self.readers is not None and candidates:
+            with self.readers.session(read_only=True) as session:
+                held = session.leased([self.lease_name(key, version, partition) for version in candidates])
+            read_now = {version for version in candidates if self.lease_name(key, version, partition) in held}
         removed = []
-        for version in versions[: max(0, len(versions) - keep)]:
+        for version in candidates:
             folder = self.folder(key, partition) / version
-            if version != latest and not any(folder.glob("pinned-by-*.json")):
+            if version != latest and version not in read_now and not any(folder.glob("pinned-by-*.json")):
                 remove_tree(folder)
                 removed.append(version)
         return removed
@@ -287,8 +317,7 @@ class ArtifactIOManager(ConfigurableIOManager):
                                                             "every version a promoted model references)")
 
     def store(self) -> ArtifactStore:
-        root = location(self.root) if self.root else DataLayout.from_env().artifacts
-        return ArtifactStore(root, clock=time.time_ns if is_local(root) else Warehouse().clock_ns)
+        return ArtifactStore.at(location(self.root) if self.root else DataLayout.from_env().artifacts)
 
     def handle_output(self, context: OutputContext, obj: Any) -> None:
         if obj is None:

@@ -29,6 +29,7 @@ import json
 import os
 import random
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -472,6 +473,21 @@ def writer_lock(target: PostgresWarehouse, *, wait_s: float, backoff_s: float) -
         connection.close()
 
 
+_READERS: dict[PostgresWarehouse, tuple[Any, threading.Lock]] = {}  # each server's reader-lease connection
+
+
+def _reader_connection(target: PostgresWarehouse, wait_s: float) -> tuple[Any, threading.Lock]:
+    """This process's connection for shared (reader) leases on ``target``, autocommit, opened once;
+    the lock serializes its use across threads. A killed process's leases go with its socket."""
+    with _READERS_LOCK:
+        if target not in _READERS or _READERS[target][0].closed:
+            connection = target.connect(wait_s=wait_s)
+            connection.autocommit = True
+            _READERS[target] = (connection, threading.Lock())
+        return _READERS[target]
+
+
+_READERS_LOCK = threading.Lock()
 _PREPARED: set[PostgresWarehouse] = set()  # schemas this process created or upgraded already
 _FOUND: set[PostgresWarehouse] = set()  # schemas this process found with their tables
 
@@ -1012,25 +1028,33 @@ class Warehouse(ConfigurableResource):
         target = self.target
         if not isinstance(target, PostgresWarehouse):
             return time.time_ns()
-        connection = target.connect(wait_s=self.wait_s)
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint")
-                return int(cursor.fetchone()[0]) * 1000
-        finally:
-            connection.close()
+        connection, lock = _reader_connection(target, self.wait_s)
+        with lock, connection.cursor() as cursor:
+            cursor.execute("SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint")
+            return int(cursor.fetchone()[0]) * 1000
 
-    def lease(self, name: str) -> Callable[[], None]:
-        """Hold a lease on ``name`` (an open spend ledger's id) until the returned function is
-        called or the process dies: on PostgreSQL a session advisory lock on a connection of its
-        own, which :meth:`WarehouseSession.leased` sees from every host, and which the server
-        drops with a killed process's socket. On a DuckDB file there is nothing to hold."""
+    def lease(self, name: str, *, shared: bool = False) -> Callable[[], None]:
+        """Hold a lease on ``name`` (an open spend ledger's id; ``shared``: one of many readers of
+        an artifact version) until the returned function is called or the process dies: on
+        PostgreSQL a session advisory lock on a connection of its own, which
+        :meth:`WarehouseSession.leased` sees from every host, and which the server drops with a
+        killed process's socket. On a DuckDB file there is nothing to hold."""
         target = self.target
         if not isinstance(target, PostgresWarehouse):
             return lambda: None
+        key = advisory_key(f"hybrid-lease:{name}")
+        if shared:  # many short reads: one connection per process holds them all
+            connection, lock = _reader_connection(target, self.wait_s)
+            with lock, connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_lock_shared(%s)", (key,))
+
+            def release() -> None:
+                with lock, connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_advisory_unlock_shared(%s)", (key,))
+            return release
         connection = target.connect(wait_s=self.wait_s)
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_lock(%s)", (advisory_key(f"hybrid-lease:{name}"),))
+            cursor.execute("SELECT pg_advisory_lock(%s)", (key,))
         return connection.close
 
     def try_lease(self, name: str) -> Any:

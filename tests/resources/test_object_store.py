@@ -187,3 +187,42 @@ def test_a_killed_hosts_paid_spend_is_recorded_by_another_host(shared_root, s3_s
     assert replay_spend_journals(warehouse) == 5
     assert recorded(warehouse, "killed-host")[0] == 5 and replay_spend_journals(warehouse) == 0
     assert not objects(s3_server, "data/spend-journal/")
+
+
+HOLD_A_READ = """
+import sys, time
+from pathlib import Path
+from hybrid_resources.data.warehouse import Warehouse
+url, name, ready = sys.argv[1:4]
+release = Warehouse(url=url).lease(name, shared=True)  # a reader on another host, in the middle of its read
+Path(ready).write_text("reading")
+time.sleep(600)  # the test kills this reader here
+"""
+
+
+def test_retention_keeps_a_version_a_reader_on_another_host_holds(shared_root, postgres_server, tmp_path, monkeypatch):
+    from tests.conftest import REPO, start_when_ready
+
+    url = f"postgresql://{postgres_server.user}@127.0.0.1:{postgres_server.port}/{postgres_server.db}?schema=hybrid"
+    monkeypatch.setenv("PGPASSWORD", postgres_server.password)
+    monkeypatch.setenv("HYBRID_WAREHOUSE_URL", url)
+    store = ArtifactStore.at(shared_root.artifacts)
+    assert store.readers is not None  # an object store with a PostgreSQL warehouse: reads hold leases
+    versions = []
+    for i in range(3):
+        value = np.full(3, float(i))
+        versions.append(content_hash(value))
+        store.write(["kernel"], value, version=versions[-1])
+    assert store.versions(["kernel"]) == versions  # ordered by the server's clock
+    np.testing.assert_array_equal(store.read(["kernel"], versions[0]), np.zeros(3))  # a read's lease ends with it
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    reader = start_when_ready([sys.executable, "-c", HOLD_A_READ, url, store.lease_name(["kernel"], versions[0]),
+                               str(tmp_path / "reading")], tmp_path / "reading", env=env)
+    try:
+        assert store.prune(["kernel"], keep=1) == [versions[1]]  # the version being read stays
+    finally:
+        reader.kill()
+        reader.wait()
+        reader.stderr.close()
+    assert store.prune(["kernel"], keep=1) == [versions[0]]  # its reader is gone
+    assert store.versions(["kernel"]) == [versions[2]]

@@ -3,7 +3,8 @@
 Each domain slice brings its own Definitions (assets, checks, jobs, sensors); they are merged here,
 and the cross-cutting policy is applied once: resources from the environment
 (:mod:`hybrid_assets.resources`), the step executor (:mod:`hybrid_assets.executors`), the
-automation sensor that refreshes downstream assets on new data, and the one-click refresh job.
+automation sensor that refreshes downstream assets on new data, the removal of a failed run's
+scratch (:mod:`hybrid_assets.common.scratch`), and the one-click refresh job.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from hybrid_assets import (
     serving,
     training,
 )
+from hybrid_assets.common.scratch import scratch_cleanup_sensor
 from hybrid_assets.executors import executor_from_env
 from hybrid_assets.resources import resources_from_env
 
@@ -61,7 +63,7 @@ defs = Definitions.merge(
     *(domain.defs for domain in SLICES),
     Definitions(
         jobs=[refresh_models_job],
-        sensors=[automation_sensor],
+        sensors=[automation_sensor, scratch_cleanup_sensor],
         resources=resources_from_env(),
         # One process per run unless HYBRID_EXECUTOR says otherwise: each step is seconds of work at
         # small sizes, while a fresh step process would pay the pennylane/dagster imports again.

@@ -78,7 +78,7 @@ from hybrid_resources.data.big_arrays import (
     scratch_array,
 )
 from hybrid_resources.data.dataset import load_dataset_contract, resolve_task
-from hybrid_resources.data.paths import DataLayout
+from hybrid_resources.data.paths import DataLayout, remove_tree
 from hybrid_resources.data.warehouse import Warehouse
 from hybrid_resources.gate_policy import GatePolicy
 from hybrid_resources.quantum.backends import (
@@ -442,14 +442,20 @@ def compute_kernel_arrays(job: KernelJob, plan: KernelPlan, backend: BackendConf
             return compute_kernel(A, B, spec=kernel_spec(job.circuit["spec"]), backend=backend,
                                   cache=KernelCache(DataLayout.from_env().kernel_cache), ledger=ledger)
 
+        scratch = DataLayout.from_env().scratch_for(run_id, asset)
+
         def compute_rows(A, landmarks):
-            out = scratch_array(DataLayout.from_env().scratch, len(A), len(landmarks))
+            out = scratch_array(scratch, len(A), len(landmarks))
             return streamed_kernel(A, landmarks, spec=kernel_spec(job.circuit["spec"]), backend=backend, out=out,
                                    block_rows=block_rows_of(out), client=client)
         try:
             arrays, calls = kernel_arrays(job.X, job.X_train, plan, compute, compute_rows if streamed else None)
-        except BackendUnavailableError as unavailable:
+        except BackendUnavailableError as unavailable:  # degraded: nothing streamed is kept
             reason = str(unavailable)
+            remove_tree(scratch)
+        except BaseException:
+            remove_tree(scratch)
+            raise
     note = {"streamed_to_disk": f"rows x landmarks kernel over kernel_ram_budget_mb "
                                 f"({job.gates.kernel_ram_budget_mb}): written in row blocks to a memory-mapped "
                                 ".npy, no entry cache",

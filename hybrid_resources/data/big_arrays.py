@@ -124,10 +124,12 @@ def store_mapped(path, array: np.ndarray) -> None:
             array = local
         path.fs.put_file(array.filename, path.path)
         Path(array.filename).unlink(missing_ok=True)
+        _drop_emptied(Path(array.filename).parent)
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     if is_scratch(array):
         Path(array.filename).replace(path)
+        _drop_emptied(Path(array.filename).parent)
         return
     temporary = path.with_name(path.name + ".partial")
     out = open_memmap(temporary, mode="w+", dtype=array.dtype, shape=array.shape)
@@ -137,6 +139,18 @@ def store_mapped(path, array: np.ndarray) -> None:
     out.flush()
     del out
     temporary.replace(path)
+
+
+def _drop_emptied(folder: Path) -> None:
+    """Remove the step folder a scratch file was in, then its run folder, each only when empty
+    (``scratch/<run id>/<step>/``, :meth:`~hybrid_resources.data.paths.DataLayout.scratch_for`)."""
+    if folder.parent.parent.name != "scratch":
+        return  # a folder the caller chose: left as it is
+    for emptied in (folder, folder.parent):
+        try:
+            emptied.rmdir()
+        except OSError:  # not empty (another step's files), or gone
+            return
 
 
 def load_mapped(base, local_copies: Path | None = None) -> dict[str, np.ndarray]:

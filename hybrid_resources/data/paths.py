@@ -157,6 +157,11 @@ class DataLayout:
     def scratch(self) -> Path:
         return self.local / "scratch"
 
+    def scratch_for(self, run_id: str, step: str | None = None) -> Path:
+        """The scratch folder of one run (and one of its steps), on this host."""
+        folder = self.scratch / run_id
+        return folder / step if step else folder
+
     @property
     def landing(self) -> Path:
         return self.root / "landing"

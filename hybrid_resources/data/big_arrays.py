@@ -34,22 +34,24 @@ def scratch_array(folder: Path, n_rows: int, n_cols: int) -> np.memmap:
     """A new float64 (n_rows, n_cols) ``.npy`` file in ``folder``, open as a writable memmap. The
     artifact store moves it into the artifact's version folder when a bundle holding it is
     written (no copy). Its name records this host and process, so scratch files left by a step
-    that crashed are removed here, by the next one on the same host (:func:`remove_orphaned_scratch`)."""
+    that crashed are removed here too, by the next one on the same host, in any run's folder
+    (:func:`remove_orphaned_scratch`; the run-failure sensor ``scratch_cleanup`` is the first way)."""
     folder.mkdir(parents=True, exist_ok=True)
-    remove_orphaned_scratch(folder)
+    remove_orphaned_scratch(folder.parent.parent if folder.parent.parent.name == "scratch" else folder)
     name = f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex}{SCRATCH_SUFFIX}"
     return open_kernel_file(folder / name, n_rows, n_cols)
 
 
 def remove_orphaned_scratch(folder: Path) -> None:
-    """Delete the scratch files in ``folder`` (named ``<host>.<pid>.<uuid>``) whose writer was a
-    process on this host that is no longer running. Files from other hosts (a shared artifact
-    store) and from running processes are left alone."""
+    """Delete the scratch files under ``folder`` (named ``<host>.<pid>.<uuid>``, in it or in its
+    run and step folders) whose writer was a process on this host that is no longer running, and
+    the folders that leaves empty. Files from other hosts and from running processes stay."""
     host = socket.gethostname()
-    for path in folder.glob(f"*{SCRATCH_SUFFIX}"):
+    for path in list(folder.rglob(f"*{SCRATCH_SUFFIX}")):  # listed first: emptied folders go as it removes
         parts = path.name.removesuffix(SCRATCH_SUFFIX).rsplit(".", 2)
         if len(parts) == 3 and parts[0] == host and parts[1].isdigit() and not _process_is_running(int(parts[1])):
             path.unlink(missing_ok=True)
+            _drop_emptied(path.parent)
 
 
 def _process_is_running(pid: int) -> bool:

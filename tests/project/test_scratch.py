@@ -45,3 +45,18 @@ def test_a_stored_scratch_file_leaves_no_empty_run_folder(data_layout):
     bundle = {"kernel": kernel}
     ArtifactStore(data_layout.artifacts).write(["quantum_kernel_train"], bundle, version=content_hash(bundle))
     assert list(data_layout.scratch.iterdir()) == []  # moved into the store, then its folders went
+
+
+def test_the_next_streamed_kernel_on_a_host_removes_what_a_killed_process_left_in_any_run(data_layout):
+    import socket
+    import subprocess
+    import sys
+
+    from hybrid_resources.data.big_arrays import SCRATCH_SUFFIX
+
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    killed = data_layout.scratch_for("killed-run", "quantum_kernel_train")
+    killed.mkdir(parents=True)
+    (killed / f"{socket.gethostname()}.{int(finished.stdout)}.0123abcd{SCRATCH_SUFFIX}").write_bytes(b"partial")
+    scratch_array(data_layout.scratch_for("next-run", "quantum_kernel_train"), 2, 2)
+    assert not data_layout.scratch_for("killed-run").exists()  # the file, then its emptied folders

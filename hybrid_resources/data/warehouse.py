@@ -487,6 +487,27 @@ def _reader_connection(target: PostgresWarehouse, wait_s: float) -> tuple[Any, t
         return _READERS[target]
 
 
+def _on_reader_connection(target: PostgresWarehouse, wait_s: float, sql: str, args: tuple = ()) -> tuple[Any, Any]:
+    """(the connection, the first row) of ``sql`` run on this process's reader connection; one
+    the server dropped (a restart, an administrator) is opened again once, and its leases are gone."""
+    import psycopg2
+
+    for attempt in (0, 1):
+        connection, lock = _reader_connection(target, wait_s)
+        try:
+            with lock, connection.cursor() as cursor:
+                cursor.execute(sql, args)
+                return connection, cursor.fetchone()
+        except (psycopg2.OperationalError, psycopg2.InterfaceError):
+            with _READERS_LOCK:
+                if _READERS.get(target, (None,))[0] is connection:
+                    del _READERS[target]
+            connection.close()
+            if attempt:
+                raise
+    raise AssertionError("unreachable")
+
+
 _READERS_LOCK = threading.Lock()
 _PREPARED: set[PostgresWarehouse] = set()  # schemas this process created or upgraded already
 _FOUND: set[PostgresWarehouse] = set()  # schemas this process found with their tables
@@ -1028,10 +1049,9 @@ class Warehouse(ConfigurableResource):
         target = self.target
         if not isinstance(target, PostgresWarehouse):
             return time.time_ns()
-        connection, lock = _reader_connection(target, self.wait_s)
-        with lock, connection.cursor() as cursor:
-            cursor.execute("SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint")
-            return int(cursor.fetchone()[0]) * 1000
+        _, (micros,) = _on_reader_connection(target, self.wait_s,
+                                             "SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint")
+        return int(micros) * 1000
 
     def lease(self, name: str, *, shared: bool = False) -> Callable[[], None]:
         """Hold a lease on ``name`` (an open spend ledger's id; ``shared``: one of many readers of
@@ -1044,13 +1064,11 @@ class Warehouse(ConfigurableResource):
             return lambda: None
         key = advisory_key(f"hybrid-lease:{name}")
         if shared:  # many short reads: one connection per process holds them all
-            connection, lock = _reader_connection(target, self.wait_s)
-            with lock, connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_lock_shared(%s)", (key,))
+            holder, _ = _on_reader_connection(target, self.wait_s, "SELECT pg_advisory_lock_shared(%s)", (key,))
 
             def release() -> None:
-                with lock, connection.cursor() as cursor:
-                    cursor.execute("SELECT pg_advisory_unlock_shared(%s)", (key,))
+                if _READERS.get(target, (None,))[0] is holder:  # else the lease went with its connection
+                    _on_reader_connection(target, self.wait_s, "SELECT pg_advisory_unlock_shared(%s)", (key,))
             return release
         connection = target.connect(wait_s=self.wait_s)
         with connection.cursor() as cursor:

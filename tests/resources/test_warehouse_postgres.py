@@ -288,3 +288,23 @@ def test_a_server_that_cannot_be_reached_is_retried_then_named_without_its_passw
         message = str(failed.value)
         assert "127.0.0.1" in message and "not-the-password" not in message
         assert int(re.search(r"\((\d+) attempts;", message).group(1)) >= 2
+
+
+def test_reader_leases_survive_a_dropped_connection(pg_warehouse, postgres_server):
+    """Artifact reads lease their version on one kept connection; a server that drops it (a restart,
+    an administrator) loses those leases, and the next read or clock opens it again."""
+    def leased(*names):
+        with pg_warehouse.session(read_only=True) as session:
+            return session.leased(list(names))
+
+    release = pg_warehouse.lease("artifact:kernel@v1", shared=True)
+    assert leased("artifact:kernel@v1") == {"artifact:kernel@v1"}
+    terminated = postgres_server.client("psql", "-At", "-c", "SELECT count(pg_terminate_backend(pid)) FROM pg_locks "
+                                        "WHERE locktype = 'advisory' AND mode = 'ShareLock'")
+    assert terminated.strip() == "1"
+    release()  # its lease went with the connection: nothing to give back, no error
+    assert pg_warehouse.clock_ns() > 0  # opened again
+    again = pg_warehouse.lease("artifact:kernel@v2", shared=True)
+    assert leased("artifact:kernel@v1", "artifact:kernel@v2") == {"artifact:kernel@v2"}
+    again()
+    assert leased("artifact:kernel@v2") == set()

@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 from numpy.lib.format import open_memmap
 
+from hybrid_resources.data.paths import is_local
+
 SCRATCH_SUFFIX = ".scratch.npy"
 DEFAULT_BLOCK_BYTES = 64 * 2**20
 
@@ -37,7 +39,7 @@ def scratch_array(folder: Path, n_rows: int, n_cols: int) -> np.memmap:
     that crashed are removed here too, by the next one on the same host, in any run's folder
     (:func:`remove_orphaned_scratch`; the run-failure sensor ``scratch_cleanup`` is the first way)."""
     folder.mkdir(parents=True, exist_ok=True)
-    remove_orphaned_scratch(folder.parent.parent if folder.parent.parent.name == "scratch" else folder)
+    remove_orphaned_scratch(folder.parent.parent if _is_run_step_folder(folder) else folder)
     name = f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex}{SCRATCH_SUFFIX}"
     return open_kernel_file(folder / name, n_rows, n_cols)
 
@@ -116,7 +118,7 @@ def store_mapped(path, array: np.ndarray) -> None:
     file: a scratch file is moved there (no copy) or uploaded (then removed), any other map is
     copied block by block."""
     array.flush()
-    if getattr(path, "protocol", "") not in ("", "file", "local"):
+    if not is_local(path):
         if not is_scratch(array):  # a map of a file that is not ours to move: a local copy to upload
             local = scratch_array(Path(array.filename).parent, *array.shape)
             for rows, block in iter_row_blocks(array):
@@ -143,10 +145,14 @@ def store_mapped(path, array: np.ndarray) -> None:
     temporary.replace(path)
 
 
+def _is_run_step_folder(folder: Path) -> bool:
+    """Whether ``folder`` is ``scratch/<run id>/<step>/`` (:meth:`~hybrid_resources.data.paths.DataLayout.scratch_for`)."""
+    return folder.parent.parent.name == "scratch"
+
+
 def _drop_emptied(folder: Path) -> None:
-    """Remove the step folder a scratch file was in, then its run folder, each only when empty
-    (``scratch/<run id>/<step>/``, :meth:`~hybrid_resources.data.paths.DataLayout.scratch_for`)."""
-    if folder.parent.parent.name != "scratch":
+    """Remove the step folder a scratch file was in, then its run folder, each only when empty."""
+    if not _is_run_step_folder(folder):
         return  # a folder the caller chose: left as it is
     for emptied in (folder, folder.parent):
         try:
@@ -162,7 +168,7 @@ def load_mapped(base, local_copies: Path | None = None) -> dict[str, np.ndarray]
     prefix = f"{base.name}."
     mapped = {}
     for path in sorted(base.parent.glob(f"{base.name}.*.npy")):
-        if getattr(path, "protocol", "") not in ("", "file", "local"):
+        if not is_local(path):
             if local_copies is None:
                 raise ValueError(f"{path} is on an object store: give a local folder to map it from")
             copy = local_copies / path.path

@@ -64,25 +64,10 @@ def _destination(folder: Path, name: str, file_hash: str) -> Path:
 def _keep_copy(source: Path, folder, expected: str | None) -> tuple[Any, str]:
     """Copy ``source`` (read once, ``O_NOFOLLOW``) into ``folder`` under a free name (0600, fsynced),
     verified against the hash of the bytes read (and ``expected`` when given); returns where and the hash.
-    On an object store the verified local copy is uploaded in one put (atomic there) and read back."""
-    if not is_local(folder):
-        temporary = source.with_name(f".{plain_name(source.name)}.{os.getpid()}.copying")
-        try:
-            with os.fdopen(open_zone_file(source.parent, source.name), "rb") as reader:
-                file_hash, _ = copy_and_hash(reader, temporary)
-            if expected is not None and file_hash != expected:
-                raise OSError(f"quarantine copy of {printable_name(source.name)!r} does not match the bytes judged; "
-                              "the original was kept in place")
-            destination = _destination(folder, plain_name(source.name), file_hash)
-            if not destination.exists():
-                folder.fs.put_file(str(temporary), destination.path)
-            if file_sha256(destination) != file_hash:
-                raise OSError(f"the uploaded quarantine copy {destination} does not match {printable_name(source.name)!r}; "
-                              "the original was kept in place")
-            return destination, file_hash
-        finally:
-            temporary.unlink(missing_ok=True)
-    temporary = folder / f".{plain_name(source.name)}.{os.getpid()}.copying"
+    Locally the copy is made in ``folder`` and renamed into place; for an object store it is made
+    beside ``source``, uploaded in one put (atomic there) and the object re-hashed."""
+    local = is_local(folder)
+    temporary = (folder if local else source.parent) / f".{plain_name(source.name)}.{os.getpid()}.copying"
     temporary.unlink(missing_ok=True)
     reader = os.fdopen(open_zone_file(source.parent, source.name), "rb")  # before the temporary exists
     try:
@@ -92,12 +77,16 @@ def _keep_copy(source: Path, folder, expected: str | None) -> tuple[Any, str]:
             raise OSError(f"quarantine copy of {printable_name(source.name)!r} does not match the original; "
                           "the original was kept in place")
         destination = _destination(folder, plain_name(source.name), file_hash)
-        if destination.resolve().parent != folder.resolve():  # belt and braces against traversal
+        if local and destination.resolve().parent != folder.resolve():  # belt and braces against traversal
             raise OSError(f"refusing to quarantine {printable_name(source.name)!r} outside {folder}")
-        if destination.exists():  # the same bytes, kept by an earlier try
-            temporary.unlink()
-        else:
-            os.replace(temporary, destination)
+        if not destination.exists():  # else the same bytes, kept by an earlier try
+            if local:
+                os.replace(temporary, destination)
+            else:
+                folder.fs.put_file(str(temporary), destination.path)
+        if not local and file_sha256(destination) != file_hash:
+            raise OSError(f"the uploaded quarantine copy {destination} does not match {printable_name(source.name)!r}; "
+                          "the original was kept in place")
         return destination, file_hash
     finally:
         temporary.unlink(missing_ok=True)

@@ -137,8 +137,10 @@ class ClaimedJournal:
     entries: list[dict[str, Any]] = field(default_factory=list)
 
     def done(self, *, recorded: bool) -> None:
-        if recorded:
-            remove_tree(self.path) if not is_local(self.path) else self.path.unlink(missing_ok=True)
+        if recorded and is_local(self.path):
+            self.path.unlink(missing_ok=True)
+        elif recorded:
+            remove_tree(self.path)
         self.handle.close()
 
 

@@ -21,6 +21,7 @@ from dagster import DagsterInstance
 
 from hybrid_assets.executors import POOLS
 from tests.conftest import BUCKET, REPO, S3_SECRET, make_signers
+from tests.resources.test_warehouse_postgres import warehouse_url
 
 
 @dataclass
@@ -61,8 +62,7 @@ def test_two_hosts_share_postgres_and_the_object_store_only(postgres_server, s3_
     signers = make_signers(tmp_path / "keys")
     shared = {**postgres_server.env, **s3_server.env, "PGPASSWORD": postgres_server.password,
               "HYBRID_DATA_DIR": f"s3://{BUCKET}/shared", "DAGSTER_COMPUTE_LOGS_BUCKET": BUCKET,
-              "HYBRID_WAREHOUSE_URL": f"postgresql://{postgres_server.user}@127.0.0.1:{postgres_server.port}/"
-                                      f"{postgres_server.db}?schema=hybrid",
+              "HYBRID_WAREHOUSE_URL": warehouse_url(postgres_server),
               "HYBRID_APPROVERS_FILE": str(signers.file),
               "HYBRID_MIN_MARGIN": "-1", "HYBRID_REDIS_URL": redis_url}  # the quantum model passes its gates: it scores in shadow, and may be promoted
     first, second = make_host(tmp_path, "host-a", shared), make_host(tmp_path, "host-b", shared)

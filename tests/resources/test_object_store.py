@@ -21,6 +21,7 @@ from hybrid_resources.data.checkpoints import CheckpointStore, CheckpointWarning
 from hybrid_resources.data.paths import DataLayout, publish_newest
 from hybrid_resources.data.quarantine import quarantine_file, read_sidecar
 from tests.conftest import BUCKET
+from tests.resources.test_warehouse_postgres import warehouse_url
 
 
 @pytest.fixture
@@ -170,7 +171,7 @@ def test_a_killed_hosts_paid_spend_is_recorded_by_another_host(shared_root, s3_s
     from tests.fake_braket import counted_tasks
     from tests.resources.test_ledger import recorded
 
-    url = f"postgresql://{postgres_server.user}@127.0.0.1:{postgres_server.port}/{postgres_server.db}?schema=hybrid"
+    url = warehouse_url(postgres_server)
     for name, value in {**s3_server.env, "PGPASSWORD": postgres_server.password, "HYBRID_WAREHOUSE_URL": url}.items():
         monkeypatch.setenv(name, value)  # s3_server's AWS variables again: aws_env removed the keys
     warehouse = Warehouse()
@@ -203,7 +204,7 @@ time.sleep(600)  # the test kills this reader here
 def test_retention_keeps_a_version_a_reader_on_another_host_holds(shared_root, postgres_server, tmp_path, monkeypatch):
     from tests.conftest import REPO, start_when_ready
 
-    url = f"postgresql://{postgres_server.user}@127.0.0.1:{postgres_server.port}/{postgres_server.db}?schema=hybrid"
+    url = warehouse_url(postgres_server)
     monkeypatch.setenv("PGPASSWORD", postgres_server.password)
     monkeypatch.setenv("HYBRID_WAREHOUSE_URL", url)
     store = ArtifactStore.at(shared_root.artifacts)

@@ -57,6 +57,27 @@ def make_host(tmp_path: Path, name: str, shared: dict[str, str]) -> Host:
     return Host(folder, env)
 
 
+def consume_five_streamed_records(host: Host, s3_server, redis_url: str) -> None:
+    """Five rows of the example scoring file, pushed to the Redis stream (new sample ids
+    ``streamed-*``) and consumed by one ``score_stream_job`` run on ``host``."""
+    scoring = pl.read_csv(s3_server.client.get_object(Bucket=BUCKET, Key="shared/scoring/breast_cancer_new.csv")["Body"])
+    stream = redis.Redis.from_url(redis_url, decode_responses=True)
+    for row in scoring.head(5).iter_rows(named=True):
+        features = {name: value for name, value in row.items() if name != "sample_id"}
+        stream.xadd("hybrid:scoring", {"sample_id": f"streamed-{row['sample_id']}", "features": json.dumps(features)})
+    consumed = host.run("dagster", "job", "execute", "-m", "hybrid_assets.definitions", "-j", "score_stream_job")
+    assert consumed.returncode == 0, consumed.stderr[-3000:]
+
+
+def hand_in_signed(host: Host, signers, action: str, target: str, *, by: str) -> None:
+    """``hybrid-registry sign`` as ``by``, then ``hybrid-registry ACTION --statement``, both on ``host``."""
+    statement = signers.folder / f"{action}.json"
+    signed = host.run("hybrid-registry", *signers.sign_args(action, target, by=by, out=statement))
+    assert signed.returncode == 0, signed.stderr
+    handed = host.run("hybrid-registry", action, "--statement", str(statement))
+    assert handed.returncode == 0, handed.stdout + handed.stderr
+
+
 def test_two_hosts_share_postgres_and_the_object_store_only(postgres_server, s3_server, redis_url, tmp_path,
                                                            monkeypatch):
     signers = make_signers(tmp_path / "keys")
@@ -102,13 +123,7 @@ def test_two_hosts_share_postgres_and_the_object_store_only(postgres_server, s3_
     assert rescored["reproduced"] is True and rescored["rescored"] == rescored["recorded"]
 
     # ... consumes the scoring stream with the models the bucket holds ...
-    scoring = pl.read_csv(s3_server.client.get_object(Bucket=BUCKET, Key="shared/scoring/breast_cancer_new.csv")["Body"])
-    stream = redis.Redis.from_url(redis_url, decode_responses=True)
-    for row in scoring.head(5).iter_rows(named=True):
-        features = {name: value for name, value in row.items() if name != "sample_id"}
-        stream.xadd("hybrid:scoring", {"sample_id": f"streamed-{row['sample_id']}", "features": json.dumps(features)})
-    consumed = second.run("dagster", "job", "execute", "-m", "hybrid_assets.definitions", "-j", "score_stream_job")
-    assert consumed.returncode == 0, consumed.stderr[-3000:]
+    consume_five_streamed_records(second, s3_server, redis_url)
     assert psql("SELECT count(*) FROM hybrid.predictions WHERE source = 'stream:hybrid:scoring' "
                 "AND role = 'champion' AND sample_id LIKE 'streamed-%'") == ["5"]
 
@@ -117,13 +132,8 @@ def test_two_hosts_share_postgres_and_the_object_store_only(postgres_server, s3_
                           for asset in ("quantum_svm", "classical_baseline"))
     for action, target, by in (("approve", f"promote:{quantum}", "alice"), ("promote", quantum, "bob"),
                                ("rollback", "", "bob")):
-        statement = tmp_path / "keys" / f"{action}.json"
-        signed = second.run("hybrid-registry", *signers.sign_args(action, target, by=by, out=statement))
-        assert signed.returncode == 0, signed.stderr
-        handed = second.run("hybrid-registry", action, "--statement", str(statement))
-        assert handed.returncode == 0, handed.stdout + handed.stderr
-    champion = psql("SELECT version_id FROM hybrid.model_registry WHERE status = 'champion'")
-    assert champion == [classical]
+        hand_in_signed(second, signers, action, target, by=by)
+    assert psql("SELECT version_id FROM hybrid.model_registry WHERE status = 'champion'") == [classical]
     assert {"rollback"} <= set(psql("SELECT action FROM hybrid.registry_events WHERE actor = 'bob'"))
 
     # Nothing but scratch on either host: its instance config file, no warehouse, artifact or log.

@@ -16,6 +16,7 @@ launchpad shows which variable sets the field), and an unset one leaves the docu
 | ``HYBRID_QUANTUM_ROWS_PER_DAY`` | ``cost_policy.quantum_rows_per_day`` (scoring quota, default 1000) |
 | ``HYBRID_MIN_MARGIN`` | ``gate_policy.min_margin`` (read when the code location loads, like the budgets) |
 | ``HYBRID_KERNEL_PATH``, ``HYBRID_MAX_EXACT_TRAIN`` | ``gate_policy.kernel_path`` (auto, exact, nystrom), ``.max_exact_train`` |
+| ``HYBRID_TARGET_DEVICES`` | ``gate_policy.target_devices`` (devices whose transpiled circuit the ceilings judge, comma-separated) |
 | ``HYBRID_DASK``, ``HYBRID_DASK_SCHEDULER`` | ``dask.enabled`` (a LocalCluster per step), ``dask.scheduler_address`` (a running cluster; enables it); read when the code location loads |
 | ``HYBRID_EXECUTOR``, ``HYBRID_MAX_CONCURRENT_STEPS`` | the step executor (in_process, multiprocess, k8s; ``hybrid_assets.executors``) |
 | ``HYBRID_ARTIFACT_KEEP_VERSIONS`` | ``io_manager.keep_versions`` |
@@ -116,6 +117,7 @@ def resources_from_env() -> dict[str, Any]:
         "gate_policy": GatePolicy(min_margin=decimal_from_env("HYBRID_MIN_MARGIN", 0.0),
                                   kernel_path=from_env("HYBRID_KERNEL_PATH", "auto"),
                                   max_exact_train=from_env("HYBRID_MAX_EXACT_TRAIN", 5000),
+                                  target_devices=from_env("HYBRID_TARGET_DEVICES", ""),
                                   verdict_ci_width=decimal_from_env("HYBRID_VERDICT_CI_WIDTH", 0.0)),
         "dask": dask_from_env(),
         "scoring_stream": ScoringStream(url=from_env("HYBRID_REDIS_URL", ""),

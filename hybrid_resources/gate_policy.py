@@ -43,6 +43,14 @@ class GatePolicy(ConfigurableResource):
     max_width: int = Field(default=20, ge=1, description="Ceiling on qubits")
     max_depth: int = Field(default=400, ge=1, description="Ceiling on circuit depth after decomposition")
     max_two_qubit_gates: int = Field(default=1000, ge=0, description="Ceiling on two-qubit gates after decomposition")
+    target_devices: str = Field(
+        default="",
+        description="Devices the circuit ceilings also judge after transpilation to their coupling map and native "
+                    "gates, comma-separated: snapshot names (iqm_garnet, rigetti_ankaa_3, ionq_forte_1), Braket ARNs "
+                    "or IBM backend names (ibm_torino); every known device is transpiled and reported either way")
+    transpile_optimization_level: int = Field(default=1, ge=0, le=3, description="Qiskit preset pass manager level "
+                                                                                 "of the per-device transpilation")
+    transpile_seed: int = Field(default=7, description="Seed of the SABRE layout and routing (same seed, same circuit)")
     reproducibility_seeds: int = Field(default=3, ge=2, description="Repeated kernel runs with different seeds")
     reproducibility_samples: int = Field(default=40, ge=8, description="Train rows re-computed per repeat (test rows: half)")
     reproducibility_tolerance: float = Field(default=0.05, ge=0.0,

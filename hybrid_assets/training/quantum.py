@@ -86,6 +86,7 @@ from hybrid_resources.quantum.backends import (
     BackendUnavailableError,
     QuantumBackend,
 )
+from hybrid_resources.quantum.devices import UnknownDeviceError, known_devices
 from hybrid_resources.quantum.feature_maps import (
     FEATURE_MAPS,
     FeatureMapSpec,
@@ -116,6 +117,7 @@ from hybrid_resources.quantum.projected_kernel import (
     projected_train_test,
     tune_gamma,
 )
+from hybrid_resources.quantum.transpilation import TranspileSettings, transpile_on_devices
 
 # The circuit artifact's code version is the registry's feature-map and kernel-family versions: bumping a
 # semantic version marks the circuit and everything downstream stale.
@@ -299,7 +301,8 @@ def _within_ceilings(spec: FeatureMapSpec, gates: GatePolicy) -> bool:
 
 @asset(automation_condition=ON_NEW_DATA, code_version=FEATURE_MAP_VERSIONS, group_name="quantum", kinds={"pennylane"},
        check_specs=[AssetCheckSpec("circuit_ceilings", asset="circuit_artifact", blocking=True,
-                                   description="Width, depth and two-qubit gates after decomposition under the ceilings")])
+                                   description="Width, depth and two-qubit gates under the ceilings, after "
+                                               "decomposition and after transpilation to each target device")])
 def circuit_artifact(kernel_tuning: dict, reduced_embeddings: dict, gate_policy: GatePolicy) -> Iterator:
     """The tuned kernel at the registry's current versions: ``spec`` the feature map's spec dict
     (fidelity kernel) or the projected kernel's (family, gamma, feature map), its OpenQASM 2.0
@@ -310,21 +313,33 @@ def circuit_artifact(kernel_tuning: dict, reduced_embeddings: dict, gate_policy:
     spec = ProjectedKernelSpec(fm, float(kernel["gamma"])) if kernel["family"] == "projected" else fm
     reference_input = reduced_embeddings["X_train"][0]
     resources = circuit_resources(fm)
+    try:
+        ceilings = Ceilings.of(gate_policy)
+    except UnknownDeviceError as unknown:
+        raise Failure(description=f"gate_policy.target_devices: {unknown}") from unknown
+    settings = TranspileSettings(optimization_level=gate_policy.transpile_optimization_level,
+                                 seed=gate_policy.transpile_seed)
+    openqasm = to_openqasm(fm, reference_input)
+    # The device circuits are part of the artifact: a new snapshot or setting is a new data version.
+    transpiled = transpile_on_devices(openqasm, dict.fromkeys(known_devices() + ceilings.target_devices), settings)
     artifact = {
         "spec": spec.to_dict(),
         "spec_hash": spec.spec_hash,
         "kernel": kernel,
         "reference_input": reference_input.tolist(),
-        "openqasm": to_openqasm(fm, reference_input),
+        "openqasm": openqasm,
         "resources": resources,
+        "transpiled": transpiled,
     }
-    metadata, check = circuit_report("circuit_artifact", artifact["openqasm"], resources, Ceilings.of(gate_policy))
+    metadata, check = circuit_report("circuit_artifact", openqasm, resources, ceilings, transpiled=transpiled)
     yield artifact_output(artifact, {
         "kernel": kernel["family"],
         **({"gamma": kernel["gamma"]} if "gamma" in kernel else {}),
         "feature_map": fm.name,
         "circuit_version": circuit_version(spec),
         "spec_hash": spec.spec_hash,
+        "transpile_settings": MetadataValue.json(settings.to_dict()),
+        "target_devices": ", ".join(ceilings.target_devices) or "none (ceilings judge the logical circuit)",
         **metadata,
     })
     yield check

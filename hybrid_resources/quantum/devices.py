@@ -1,0 +1,190 @@
+"""Device snapshots: what a quantum device is, as far as circuits and their cost are concerned.
+
+A :class:`DeviceSnapshot` holds a device's qubits, its coupling map, its native gates (named as
+Qiskit names them, so Qiskit's transpiler can target them) and, where published, its calibration.
+Two sources:
+
+- files shipped in ``device_snapshots/`` for the Braket devices (IQM Garnet, Rigetti Ankaa-3, IonQ
+  Forte-1): each file says where its figures come from; their calibrations are typical medians,
+  not one day's values;
+- IBM devices from ``qiskit-ibm-runtime``'s fake backends (``ibm_torino``, ``ibm_brisbane``, ...),
+  which carry a real topology and a real per-qubit, per-pair calibration offline.
+
+Devices are named by snapshot name (``iqm_garnet``), Braket ARN or IBM backend name
+(:func:`device_snapshot`). Nothing here talks to a provider.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+SNAPSHOT_FOLDER = Path(__file__).with_name("device_snapshots")
+# IBM backends offered by default (a Heron with CZ, an Eagle with directed ECR); any other fake
+# backend of qiskit-ibm-runtime is reachable by its name.
+DEFAULT_IBM_DEVICES = ("ibm_torino", "ibm_brisbane")
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Error rates in [0, 1): average gate infidelity of one- and two-qubit native gates and the
+    readout misassignment probability, as medians, with per-qubit / per-pair figures where the
+    source has them (they win over the medians)."""
+
+    one_qubit_error: float
+    two_qubit_error: float
+    readout_error: float
+    kind: str  # "typical medians, ..." or "per qubit and pair, ..."
+    # Not part of equality or the hash (the snapshot hash covers the medians): a snapshot stays hashable.
+    per_qubit_1q: dict[int, float] = field(default_factory=dict, compare=False)
+    per_pair_2q: dict[tuple[int, int], float] = field(default_factory=dict, compare=False)
+    per_qubit_readout: dict[int, float] = field(default_factory=dict, compare=False)
+
+    def error_1q(self, qubit: int) -> float:
+        return self.per_qubit_1q.get(qubit, self.one_qubit_error)
+
+    def error_2q(self, a: int, b: int) -> float:
+        return self.per_pair_2q.get((a, b), self.per_pair_2q.get((b, a), self.two_qubit_error))
+
+    def readout(self, qubit: int) -> float:
+        return self.per_qubit_readout.get(qubit, self.readout_error)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The medians and the kind (per-qubit figures are summarised by their count)."""
+        return {"one_qubit_error": self.one_qubit_error, "two_qubit_error": self.two_qubit_error,
+                "readout_error": self.readout_error, "kind": self.kind,
+                "per_qubit_figures": len(self.per_qubit_1q) + len(self.per_pair_2q) + len(self.per_qubit_readout)}
+
+
+@dataclass(frozen=True)
+class DeviceSnapshot:
+    """One device: ``qubits`` physical qubits 0..qubits-1; ``coupling_map`` the directed pairs
+    (control, target) a two-qubit native gate may act on; ``native_gates`` Qiskit gate names
+    (``measure`` is implied); ``virtual_gates`` those done in software (no error, no time)."""
+
+    name: str
+    provider: str  # "braket" | "ibm"
+    identifier: str  # Braket ARN or IBM backend name
+    qubits: int
+    native_gates: tuple[str, ...]
+    coupling_map: tuple[tuple[int, int], ...]
+    virtual_gates: tuple[str, ...]
+    calibration: Calibration | None
+    source: str
+    captured: str
+
+    @property
+    def edges(self) -> frozenset[tuple[int, int]]:
+        return frozenset(self.coupling_map)
+
+    @property
+    def snapshot_hash(self) -> str:
+        """Content hash of what transpilation depends on (topology and native gates) and of the
+        calibration's medians: a changed snapshot gives circuits a new version."""
+        content = {"name": self.name, "qubits": self.qubits, "native_gates": list(self.native_gates),
+                   "coupling_map": [list(pair) for pair in sorted(self.coupling_map)],
+                   "calibration": self.calibration.to_dict() if self.calibration else None}
+        return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
+
+    def describe(self) -> dict[str, Any]:
+        """What a report shows of the device (no coupling map: it can be thousands of pairs)."""
+        return {"device": self.name, "provider": self.provider, "identifier": self.identifier,
+                "qubits": self.qubits, "native_gates": list(self.native_gates),
+                "couplers": len({tuple(sorted(pair)) for pair in self.coupling_map}),
+                "calibration": self.calibration.to_dict() if self.calibration else None,
+                "snapshot_hash": self.snapshot_hash, "source": self.source, "captured": self.captured}
+
+
+class UnknownDeviceError(ValueError):
+    pass
+
+
+def _from_file(path: Path) -> DeviceSnapshot:
+    data = json.loads(path.read_text())
+    qubits = int(data["qubits"])
+    pairs = (itertools.combinations(range(qubits), 2) if data["coupling_map"] == "all_to_all"
+             else (tuple(pair) for pair in data["coupling_map"]))
+    coupling = tuple((a, b) for a, b in pairs)
+    if data.get("bidirectional", True):
+        coupling = coupling + tuple((b, a) for a, b in coupling)
+    calibration = data.get("calibration")
+    return DeviceSnapshot(
+        name=data["name"], provider=data["provider"], identifier=data["identifier"], qubits=qubits,
+        native_gates=tuple(data["native_gates"]), coupling_map=coupling,
+        virtual_gates=tuple(data.get("virtual_gates", ())),
+        calibration=Calibration(**calibration) if calibration else None,
+        source=data["source"], captured=data["captured"])
+
+
+def _median(values: list[float], default: float = 0.0) -> float:
+    values = sorted(v for v in values if v is not None)
+    return float(values[len(values) // 2]) if values else default
+
+
+def _from_ibm_fake(backend_name: str) -> DeviceSnapshot:
+    from qiskit_ibm_runtime import fake_provider
+
+    # FakeTorino is ibm_torino; the fake backends of retired devices are listed the same way.
+    fakes = {name.removeprefix("Fake").removesuffix("V2").lower(): cls for name, cls in vars(fake_provider).items()
+             if name.startswith("Fake") and isinstance(cls, type) and "Provider" not in name
+             and not name.endswith("Backend")}
+    key = backend_name.removeprefix("ibm_")
+    if key not in fakes:
+        raise UnknownDeviceError(f"no IBM fake backend {backend_name!r}; known: "
+                                 f"{', '.join(sorted('ibm_' + k for k in fakes))}")
+    backend = fakes[key]()
+    target = backend.target
+    two_qubit = [name for name in ("cz", "ecr", "cx") if name in target.operation_names]
+    one_qubit = [name for name in ("sx", "x", "rz") if name in target.operation_names]
+    per_pair = {pair: props.error for name in two_qubit for pair, props in target[name].items()
+                if props is not None and props.error is not None}
+    per_qubit = {qubits[0]: props.error for qubits, props in target["sx"].items()
+                 if props is not None and props.error is not None}
+    readout = {qubits[0]: props.error for qubits, props in target["measure"].items()
+               if props is not None and props.error is not None}
+    calibration = Calibration(
+        one_qubit_error=_median(list(per_qubit.values())), two_qubit_error=_median(list(per_pair.values())),
+        readout_error=_median(list(readout.values())),
+        kind=f"per qubit and pair, from qiskit-ibm-runtime's {type(backend).__name__}",
+        per_qubit_1q=per_qubit, per_pair_2q=per_pair, per_qubit_readout=readout)
+    # A coupler calibrated at error 1 is out of service: routing must not use it.
+    coupling = tuple(sorted({pair for name in two_qubit for pair, props in target[name].items()
+                             if props is None or props.error is None or props.error < 1.0}))
+    return DeviceSnapshot(
+        name=f"ibm_{key}", provider="ibm", identifier=f"ibm_{key}", qubits=target.num_qubits,
+        native_gates=tuple(two_qubit + one_qubit), coupling_map=coupling, virtual_gates=("rz",),
+        calibration=calibration,
+        source=f"qiskit-ibm-runtime fake backend {type(backend).__name__}: the device's real topology, gates and a "
+               "recorded calibration",
+        captured=str(getattr(backend.properties(), "last_update_date", "") or ""))
+
+
+def shipped_devices() -> tuple[str, ...]:
+    """The names of the snapshots shipped as files (the Braket devices)."""
+    return tuple(sorted(path.stem for path in SNAPSHOT_FOLDER.glob("*.json")))
+
+
+def known_devices() -> tuple[str, ...]:
+    """The devices every report covers by default: the shipped snapshots and :data:`DEFAULT_IBM_DEVICES`."""
+    return shipped_devices() + DEFAULT_IBM_DEVICES
+
+
+@lru_cache(maxsize=64)
+def device_snapshot(device: str) -> DeviceSnapshot:
+    """The snapshot of ``device``: a shipped snapshot's name, a Braket ARN one of them carries, or
+    an IBM backend name (``ibm_torino``) with a fake backend in qiskit-ibm-runtime. Raises
+    UnknownDeviceError naming the known ones otherwise."""
+    device = device.strip()
+    for name in shipped_devices():
+        snapshot = _from_file(SNAPSHOT_FOLDER / f"{name}.json")
+        if device in (name, snapshot.identifier) or device.lower() == snapshot.identifier.lower():
+            return snapshot
+    if device.startswith("ibm_") or device.startswith("fake_"):
+        return _from_ibm_fake(device.removeprefix("fake_"))
+    raise UnknownDeviceError(f"unknown device {device!r}: name a snapshot ({', '.join(shipped_devices())}), its "
+                             f"Braket ARN, or an IBM backend such as {DEFAULT_IBM_DEVICES[0]}")

@@ -3,7 +3,7 @@
 Each kernel entry K(x, y) = |<0|U(y)^dagger U(x)|0>|^2 is the probability of reading all zeros
 after the compute-uncompute circuit. Here that circuit is transpiled to the device
 (:mod:`~hybrid_resources.quantum.transpilation`) and run on Qiskit Aer's density-matrix simulator
-with a noise model built from the device's :class:`~hybrid_resources.quantum.devices.Calibration`:
+with noise channels built from the device's :class:`~hybrid_resources.quantum.devices.Calibration`:
 
 - after every native gate that is not virtual, a depolarizing channel on its qubits whose average
   gate infidelity equals the calibrated error (depolarizing parameter r * d / (d - 1), d = 2**k);
@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from functools import lru_cache
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -54,40 +55,44 @@ def depolarizing_parameter(error: float, qubits: int) -> float:
     return min(error * d / (d - 1), 1.0)
 
 
-def _compact(transpiled: TranspiledCircuit) -> tuple[Any, list[int]]:
-    """The transpiled circuit on its active qubits only (measurements dropped), and the physical
-    qubit behind each of its qubits."""
-    from qiskit import QuantumCircuit
+@lru_cache(maxsize=1)
+def _aer_gates() -> frozenset[str]:
+    from qiskit_aer import AerSimulator
 
-    circuit = transpiled.circuit
+    return frozenset(AerSimulator(method="density_matrix").configuration().basis_gates)
+
+
+@lru_cache(maxsize=4096)
+def _depolarizing(parameter: float, qubits: int) -> Any:
+    from qiskit_aer.noise import depolarizing_error
+
+    return depolarizing_error(parameter, qubits).to_instruction()
+
+
+def _noisy_compact(transpiled: TranspiledCircuit, snapshot: DeviceSnapshot) -> tuple[Any, list[int]]:
+    """The transpiled circuit on its active qubits only, measurements dropped, each non-virtual
+    gate followed by its calibrated depolarizing channel; and the physical qubit behind each qubit.
+    Gates Aer does not know (ISWAP) go in as their unitary."""
+    from qiskit import QuantumCircuit
+    from qiskit.circuit.library import UnitaryGate
+    from qiskit.quantum_info import Operator
+    calibration, circuit, known = snapshot.calibration, transpiled.circuit, _aer_gates()
     active = sorted(set(transpiled.active_qubits) | set(transpiled.final_layout))
     position = {physical: index for index, physical in enumerate(active)}
-    compact = QuantumCircuit(len(active))
+    noisy = QuantumCircuit(len(active))
     for instruction in circuit.data:
-        if instruction.operation.name in NON_GATES:
+        operation = instruction.operation
+        if operation.name in NON_GATES:
             continue
-        compact.append(instruction.operation, [position[circuit.find_bit(qubit).index] for qubit in instruction.qubits])
-    return compact, active
-
-
-def _noise_model(snapshot: DeviceSnapshot, compact: Any, physical: list[int]) -> Any:
-    from qiskit_aer.noise import NoiseModel, depolarizing_error
-
-    calibration = snapshot.calibration
-    model = NoiseModel(basis_gates=list(snapshot.native_gates))
-    seen: set[tuple[str, tuple[int, ...]]] = set()
-    for instruction in compact.data:
-        name = instruction.operation.name
-        qubits = tuple(compact.find_bit(qubit).index for qubit in instruction.qubits)
-        if name not in snapshot.native_gates or name in snapshot.virtual_gates or (name, qubits) in seen:
+        physical = [circuit.find_bit(qubit).index for qubit in instruction.qubits]
+        qubits = [position[q] for q in physical]
+        noisy.append(operation if operation.name in known else UnitaryGate(Operator(operation)), qubits)
+        if operation.name in snapshot.virtual_gates:
             continue
-        seen.add((name, qubits))
-        on_device = [physical[q] for q in qubits]
-        error = calibration.error_1q(on_device[0]) if len(qubits) == 1 else calibration.error_2q(*on_device)
+        error = calibration.error_1q(physical[0]) if len(physical) == 1 else calibration.error_2q(*physical)
         if error > 0:
-            model.add_quantum_error(depolarizing_error(depolarizing_parameter(error, len(qubits)), len(qubits)),
-                                    name, list(qubits))
-    return model
+            noisy.append(_depolarizing(depolarizing_parameter(error, len(qubits)), len(qubits)), qubits)
+    return noisy, active
 
 
 def read_all_zeros(probabilities: np.ndarray, flip: list[float]) -> float:
@@ -100,23 +105,27 @@ def read_all_zeros(probabilities: np.ndarray, flip: list[float]) -> float:
     return float(remaining.sum())
 
 
-def simulate_noisy_entry(transpiled: TranspiledCircuit, snapshot: DeviceSnapshot) -> float:
-    """One kernel entry as the calibrated device would return it with infinitely many shots."""
+def simulate_noisy_entries(transpiled: Sequence[TranspiledCircuit], snapshot: DeviceSnapshot) -> list[float]:
+    """Kernel entries (one per transpiled kernel circuit) as the calibrated device would return
+    them with infinitely many shots; the circuits run as one batch on Aer's density matrix."""
     from qiskit_aer import AerSimulator
 
-    compact, physical = _compact(transpiled)
-    if len(physical) > MAX_SIMULATED_QUBITS:
-        raise ValueError(f"{len(physical)} active qubits on {snapshot.name}: above {MAX_SIMULATED_QUBITS}, the "
-                         "density matrix is not simulated")
-    measured = [physical.index(q) for q in transpiled.final_layout]
-    compact.save_probabilities(measured)
-    simulator = AerSimulator(method="density_matrix", noise_model=_noise_model(snapshot, compact, physical))
+    circuits, flips = [], []
+    for circuit in transpiled:
+        compact, physical = _noisy_compact(circuit, snapshot)
+        if len(physical) > MAX_SIMULATED_QUBITS:
+            raise ValueError(f"{len(physical)} active qubits on {snapshot.name}: above {MAX_SIMULATED_QUBITS}, the "
+                             "density matrix is not simulated")
+        compact.save_probabilities([physical.index(q) for q in circuit.final_layout])
+        circuits.append(compact)
+        flips.append([snapshot.calibration.readout(q) for q in circuit.final_layout])
+    if not circuits:
+        return []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        probabilities = simulator.run(compact).result().data()["probabilities"]
+        result = AerSimulator(method="density_matrix").run(circuits).result()
     # save_probabilities orders outcomes with the first listed qubit as the least significant bit.
-    flips = [snapshot.calibration.readout(q) for q in transpiled.final_layout]
-    return read_all_zeros(np.asarray(probabilities), flips)
+    return [read_all_zeros(np.asarray(result.data(index)["probabilities"]), flip) for index, flip in enumerate(flips)]
 
 
 @dataclass(frozen=True)
@@ -151,11 +160,41 @@ def predict_kernel_error(spec: FeatureMapSpec, pairs: list[tuple[np.ndarray, np.
     calibration. Raises ValueError for a device without a calibration or too wide to simulate."""
     if snapshot.calibration is None:
         raise ValueError(f"{snapshot.name} has no calibration to predict from")
-    noisy, depth, two_qubit = [], 0, 0
-    for x, y in pairs:
-        transpiled = transpile_for(kernel_circuit(spec, x, y), snapshot, settings)
-        noisy.append(simulate_noisy_entry(transpiled, snapshot))
-        if transpiled.depth > depth:
-            depth, two_qubit = transpiled.depth, transpiled.two_qubit_gates
+    transpiled = [transpile_for(kernel_circuit(spec, x, y), snapshot, settings) for x, y in pairs]
+    noisy = simulate_noisy_entries(transpiled, snapshot)
+    deepest = max(transpiled, key=lambda circuit: circuit.depth)
+    depth, two_qubit = deepest.depth, deepest.two_qubit_gates
     return PredictedKernelError(snapshot.name, np.asarray(exact, dtype=np.float64), np.asarray(noisy), depth,
                                 two_qubit, snapshot.calibration.kind)
+
+
+def sample_pairs(rows: int, pairs: int) -> list[tuple[int, int]]:
+    """The first ``pairs`` off-diagonal entries (i < j) of a ``rows`` x ``rows`` Gram matrix, row
+    by row: the entries a device prediction simulates (the diagonal is 1 by construction)."""
+    return [(i, j) for i in range(rows) for j in range(i + 1, rows)][:pairs]
+
+
+def predict_on_devices(spec: FeatureMapSpec, X: np.ndarray, devices: Sequence[str], *, pairs: int = 6,
+                       settings: TranspileSettings = TranspileSettings()) -> list[dict[str, Any]]:
+    """For each of ``devices``: :meth:`PredictedKernelError.to_dict` on the first ``pairs``
+    off-diagonal entries of X's Gram matrix, or ``{"device", "error"}`` saying why it cannot be
+    predicted (no calibration, too wide to simulate)."""
+    from hybrid_resources.quantum.devices import device_snapshot
+    from hybrid_resources.quantum.kernel_engine import quantum_kernel
+
+    X = np.asarray(X, dtype=np.float64)
+    entries = sample_pairs(len(X), pairs)
+    if not entries:
+        return []
+    exact_kernel = quantum_kernel(X, spec=spec).matrix
+    exact = np.array([exact_kernel[i, j] for i, j in entries])
+    predictions = []
+    for device in devices:
+        snapshot = device_snapshot(device)
+        try:
+            predicted = predict_kernel_error(spec, [(X[i], X[j]) for i, j in entries], exact, snapshot, settings)
+        except ValueError as unpredictable:
+            predictions.append({"device": snapshot.name, "error": str(unpredictable)})
+            continue
+        predictions.append(predicted.to_dict())
+    return predictions

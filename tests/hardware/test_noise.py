@@ -115,6 +115,35 @@ def test_the_noise_spread_asset_mitigates_and_its_check_reports_the_spread(data_
     assert not check.passed and "above 1e-09" in check.metadata["message"].value
 
 
+def test_the_noise_spread_predicts_each_devices_error_from_its_calibration_and_names_those_within(
+        data_layout, instance):
+    from hybrid_resources.data.artifacts import ArtifactStore, info_of
+
+    devices = "iqm_garnet,ibm_torino"
+    loose = _materialize_spread(instance, data_layout, "fidelity", {"rows": 4, "devices": devices, "device_pairs": 3,
+                                                                    "device_tolerance": 1.0})
+    assert loose.success
+    predicted = info_of(ArtifactStore(data_layout.artifacts).read(["noisy_kernel_spread"]))["devices"]
+    assert [entry["device"] for entry in predicted] == ["iqm_garnet", "ibm_torino"]
+    for entry in predicted:
+        assert entry["pairs"] == 3 and 0 < entry["predicted_mean_abs_error"] <= entry["predicted_max_abs_error"] < 1
+        assert entry["kernel_circuit_depth"] > 0
+    (check,) = [c for c in loose.get_asset_check_evaluations() if c.check_name == "device_noise"]
+    assert check.passed and check.metadata["within_tolerance"].value == ["iqm_garnet", "ibm_torino"]
+
+    # Between the two predictions: one device keeps the kernel, the other does not, and the check says which.
+    low, high = sorted(entry["predicted_mean_abs_error"] for entry in predicted)
+    split = _materialize_spread(instance, data_layout, "fidelity", {"rows": 4, "devices": devices, "device_pairs": 3,
+                                                                    "device_tolerance": (low + high) / 2})
+    (check,) = [c for c in split.get_asset_check_evaluations() if c.check_name == "device_noise"]
+    best = min(predicted, key=lambda entry: entry["predicted_mean_abs_error"])["device"]
+    assert check.passed and check.metadata["within_tolerance"].value == [best]
+    none = _materialize_spread(instance, data_layout, "fidelity", {"rows": 4, "devices": devices, "device_pairs": 3,
+                                                                   "device_tolerance": 0.0})
+    (check,) = [c for c in none.get_asset_check_evaluations() if c.check_name == "device_noise"]
+    assert not check.passed and check.metadata["message"].value.startswith("within 0.0: none")
+
+
 def test_a_projected_kernel_refuses_a_diagonal_based_mitigation_with_the_choices(data_layout, instance):
     result = _materialize_spread(instance, data_layout, "projected", {"rows": 6, "mitigation": "depolarizing_average"})
     assert not result.success

@@ -10,6 +10,7 @@ launchpad shows which variable sets the field), and an unset one leaves the docu
 | ``HYBRID_SHOT_EMULATION`` (``1``/``true``) | ``quantum_backend.shot_emulation`` (read when the code location loads) |
 | ``HYBRID_BRAKET_DEVICE_ARN``, ``HYBRID_BRAKET_S3_DESTINATION`` | ``.device_arn``, ``.s3_destination`` of both backends |
 | ``HYBRID_HARDWARE_SHOTS`` | ``hardware_backend.shots`` (default 100) |
+| ``HYBRID_IBM_BACKEND``, ``HYBRID_IBM_INSTANCE`` | ``quantum_backend.ibm_backend``, ``.ibm_instance`` (with ``HYBRID_QUANTUM_DEVICE=qiskit.remote``; the API key is ``QISKIT_IBM_TOKEN``, read from the environment only) |
 | ``HYBRID_RUN_BUDGET_USD``, ``HYBRID_DAILY_BUDGET_USD`` | ``cost_policy.run_budget_usd``, ``.daily_budget_usd`` |
 | ``HYBRID_PRICE_TABLE`` | ``cost_policy.price_table_path`` |
 | ``HYBRID_TIME_BUDGET_S`` | ``cost_policy.time_budget_s`` (estimated device wall time of one step; ``hybrid-plan``; read when the code location loads) |
@@ -78,6 +79,8 @@ def quantum_backend_from_env() -> QuantumBackend:
         shot_emulation=flag_from_env("HYBRID_SHOT_EMULATION"),
         device_arn=from_env("HYBRID_BRAKET_DEVICE_ARN", ""),
         s3_destination=from_env("HYBRID_BRAKET_S3_DESTINATION", ""),
+        ibm_backend=from_env("HYBRID_IBM_BACKEND", ""),
+        ibm_instance=from_env("HYBRID_IBM_INSTANCE", ""),
     )
 
 

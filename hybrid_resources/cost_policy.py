@@ -52,7 +52,7 @@ from hybrid_resources.price_table import (
     is_free_device,
     load_price_table,
 )
-from hybrid_resources.quantum.backends import BackendConfig
+from hybrid_resources.quantum.backends import BackendConfig, is_managed
 from hybrid_resources.quantum.latency import (
     LatencyModel,
     default_latency,
@@ -90,10 +90,20 @@ class Price:
     per_minute: float = 0.0  # USD per simulator minute (managed simulators)
     max_programs_per_task: int = 1  # circuits one task may hold (Braket program sets); 1 = no program sets
     max_shots_per_task: int = 0     # total shots one program set may hold; 0 = no limit
+    per_qpu_second: float = 0.0     # USD per second of QPU time (IBM Quantum bills time, not shots)
+    qpu_seconds_per_circuit: float = 0.0  # modelled QPU seconds of one circuit's setup (per_qpu_second devices)
+    qpu_seconds_per_shot: float = 0.0     # ... and of each shot (repetition delay and circuit)
 
     @property
     def is_free(self) -> bool:
-        return not (self.per_task or self.per_shot or self.per_minute)
+        return not (self.per_task or self.per_shot or self.per_minute or self.per_qpu_second)
+
+    def qpu_seconds(self, circuits: int, shots_per_circuit: int) -> float:
+        """Modelled QPU time of ``circuits`` circuits of ``shots_per_circuit`` shots (0 unless
+        the device bills time)."""
+        if not self.per_qpu_second:
+            return 0.0
+        return circuits * (self.qpu_seconds_per_circuit + shots_per_circuit * self.qpu_seconds_per_shot)
 
 
 @dataclass(frozen=True)
@@ -112,6 +122,7 @@ class CostEstimate:
     circuits: int = -1  # -1: one circuit per task
     task_fee_usd: float = 0.0
     shot_fee_usd: float = 0.0
+    qpu_seconds: float = 0.0  # modelled QPU time, on devices billed by the second (IBM Quantum)
 
     def __post_init__(self) -> None:
         if self.circuits < 0:
@@ -127,8 +138,11 @@ class CostEstimate:
 
 def device_identity(backend: BackendConfig) -> str:
     """The device a price applies to: the Braket ARN's device path (e.g. ``qpu/ionq/forte-1``)
-    for managed devices, else the PennyLane device name."""
-    arn = dict(backend.device_options).get("device_arn", "")
+    for managed Braket devices, ``qpu/ibm/<backend>`` on IBM Quantum, else the PennyLane device name."""
+    options = dict(backend.device_options)
+    if backend.device_name == "qiskit.remote" and options.get("backend"):
+        return f"qpu/ibm/{options['backend'].lower()}"
+    arn = options.get("device_arn", "")
     return arn.split("device/", 1)[1].lower() if "device/" in arn else backend.device_name
 
 
@@ -150,6 +164,10 @@ def price_of(backend: BackendConfig, table: dict[str, Any]) -> Price:
             "Set HYBRID_BRAKET_DEVICE_ARN (or the quantum backend resource's device_arn) to the device's ARN, "
             f"e.g. {EXAMPLE_DEVICE_ARN} (format arn:aws:braket:<region>::device/<qpu|quantum-simulator>/<provider>/<device>)."
         )
+    if backend.device_name == "qiskit.remote" and identity == backend.device_name:
+        raise UnknownPriceError(
+            "Device 'qiskit.remote' needs an IBM Quantum backend name: it names the device and its price. Set "
+            "HYBRID_IBM_BACKEND (or the quantum backend resource's ibm_backend), e.g. ibm_torino.")
     entry = table.get("devices", {}).get(identity)
     if entry is None:
         raise UnknownPriceError(
@@ -186,16 +204,19 @@ def estimate_cost(
     With ``programs_per_task`` > 1 the circuits go ``programs_per_task`` to a quantum task
     (Braket program sets): ceil(circuits / programs_per_task) per-task fees, every shot billed.
     Managed simulators bill per minute; ``simulator_seconds_per_task`` is the assumed billed
-    duration of one task (Braket bills at least 3 s per simulator task).
+    duration of one task (Braket bills at least 3 s per simulator task). A device priced per QPU
+    second (IBM Quantum) bills the modelled time of :meth:`Price.qpu_seconds`.
     """
     price = price_of(backend, table)
     circuits = tasks
     billed = math.ceil(circuits / max(1, programs_per_task))
     minutes = billed * simulator_seconds_per_task / 60.0 if price.per_minute else 0.0
     task_fee, shot_fee = billed * price.per_task, circuits * shots_per_task * price.per_shot
-    usd = task_fee + shot_fee + minutes * price.per_minute
+    qpu_seconds = price.qpu_seconds(circuits, shots_per_task)
+    usd = task_fee + shot_fee + minutes * price.per_minute + qpu_seconds * price.per_qpu_second
     return CostEstimate(device_identity(backend), billed, shots_per_task, minutes, round(usd, 6), circuits=circuits,
-                        task_fee_usd=round(task_fee, 6), shot_fee_usd=round(shot_fee, 6))
+                        task_fee_usd=round(task_fee, 6), shot_fee_usd=round(shot_fee, 6),
+                        qpu_seconds=round(qpu_seconds, 6))
 
 
 def program_set_savings(backend: BackendConfig, circuits: int, shots_per_circuit: int,
@@ -296,8 +317,7 @@ class CostPolicy(ConfigurableResource):
         included), or None before it has run any. Local simulators have none: the planner's
         defaults are measured end to end here, while a local task's own timestamps leave out the
         plugin's per-circuit work, most of a local circuit's time."""
-        recorded = self.warehouse.task_latency(device_identity(backend)) \
-            if backend.device_name.startswith("braket.aws") else None
+        recorded = self.warehouse.task_latency(device_identity(backend)) if is_managed(backend.device_name) else None
         if recorded is None:
             return None
         median, tasks = recorded
@@ -338,7 +358,9 @@ class _SubmissionTracker(qml.Tracker):
         self.active = True
 
     def update(self, **kwargs: Any) -> None:
-        self.latest = kwargs
+        # Only the latest update is kept, as totals and history too: pennylane-qiskit's devices
+        # read and delete keys of all three after each execution.
+        self.latest, self.totals, self.history = kwargs, dict(kwargs), {key: [value] for key, value in kwargs.items()}
         self._on_update(kwargs)
 
     def record(self) -> None:

@@ -8,6 +8,8 @@ Switching simulator -> hardware is configuration (launchpad, env), not code:
 - ``braket.local.qubit``: the Amazon Braket local simulator
 - ``braket.aws.qubit`` + ``device_arn`` + ``s3_destination``: a managed Braket device;
   AWS credentials come from the environment (boto3's own variables), never from config.
+- ``qiskit.remote`` + ``ibm_backend`` (+ ``ibm_instance``): an IBM Quantum device through
+  pennylane-qiskit and Qiskit Runtime; the API key comes from ``QISKIT_IBM_TOKEN`` only.
 
 A :class:`BackendConfig` is plain, hashable data (no credentials): AWS credentials come from
 the environment (boto3's own variables), never from here. ``cache_key()`` identifies which
@@ -17,6 +19,7 @@ shot counts or seeds.
 
 from __future__ import annotations
 
+import os
 import random
 import re
 import time
@@ -71,6 +74,16 @@ class TransientBackendError(RuntimeError):
 
 class BackendUnavailableError(RuntimeError):
     """Raised when retries are exhausted; the message says what to do next."""
+
+
+# Devices on a provider's service: billed, and timed by the ledger's telemetry once they have run.
+MANAGED_DEVICES = ("braket.aws.qubit", "qiskit.remote")
+IBM_TOKEN_VARIABLE = "QISKIT_IBM_TOKEN"
+
+
+def is_managed(device_name: str) -> bool:
+    """Whether ``device_name`` runs on a provider's service (Braket managed devices, IBM Quantum)."""
+    return device_name.startswith("braket.aws") or device_name == "qiskit.remote"
 
 
 class LedgerRequiredError(RuntimeError):
@@ -249,6 +262,8 @@ def make_device(config: BackendConfig, wires: int, *, seed: int | None = None,
             raise BackendUnavailableError(
                 "amazon-braket-pennylane-plugin is not installed: pip install amazon-braket-pennylane-plugin"
             ) from exc
+    elif name == "qiskit.remote":
+        kwargs = {"backend": ibm_backend(kwargs.get("backend", ""), kwargs.get("instance", ""))}
     elif name in ("default.qubit", "default.mixed", "lightning.qubit", "lightning.gpu", "lightning.kokkos"):
         kwargs.setdefault("seed", config.seed if seed is None else seed)
     device = qml.device(name, wires=wires, **kwargs)
@@ -256,6 +271,31 @@ def make_device(config: BackendConfig, wires: int, *, seed: int | None = None,
     if ledger is not None:
         ledger.watch(device)
     return device
+
+
+def ibm_service(token: str, instance: str) -> Any:
+    """A Qiskit Runtime service on IBM Quantum Platform: the boundary to IBM (tests fake it here)."""
+    from qiskit_ibm_runtime import QiskitRuntimeService
+
+    return QiskitRuntimeService(channel="ibm_quantum_platform", token=token, instance=instance or None)
+
+
+def ibm_backend(name: str, instance: str) -> Any:
+    """The IBM Quantum backend ``name`` (e.g. ``ibm_torino``) of ``instance`` (its CRN, or empty
+    for the account's default), with the API key from ``QISKIT_IBM_TOKEN``. Raises
+    BackendUnavailableError saying what to set when either is missing or the service refuses."""
+    token = os.environ.get(IBM_TOKEN_VARIABLE, "").strip()
+    missing = ([] if name else ["the backend: set HYBRID_IBM_BACKEND (or quantum_backend.ibm_backend), e.g. ibm_torino"]) \
+        + ([] if token else [f"the API key: set {IBM_TOKEN_VARIABLE} in the environment (never in config)"])
+    if missing:
+        raise BackendUnavailableError("IBM Quantum (qiskit.remote) is not configured. Missing: " + "; ".join(missing))
+    try:
+        return ibm_service(token, instance).backend(name)
+    except Exception as refused:  # noqa: BLE001 - the service's own errors, reported without the key
+        raise BackendUnavailableError(
+            f"IBM Quantum refused backend {name!r}{' of instance ' + instance if instance else ''}: "
+            f"{type(refused).__name__}: {str(refused).replace(token, '***')}. Check the backend name and instance "
+            f"(HYBRID_IBM_BACKEND, HYBRID_IBM_INSTANCE) and the API key in {IBM_TOKEN_VARIABLE}.") from refused
 
 
 def _fit_program_sets(device: Any, config: BackendConfig) -> None:
@@ -376,6 +416,10 @@ class QuantumBackend(ConfigurableResource):
     shot_emulation: bool = Field(
         default=False, description="With shots on default.qubit/lightning.qubit: draw kernel entries from their exact "
                                    "binomial distribution instead of running circuits")
+    ibm_backend: str = Field(default="", description="IBM Quantum backend name, e.g. ibm_torino (qiskit.remote only; "
+                                                     "the API key comes from QISKIT_IBM_TOKEN)")
+    ibm_instance: str = Field(default="", description="IBM Quantum instance CRN (qiskit.remote only; empty: the "
+                                                      "account's default)")
 
     def backend_config(self) -> BackendConfig:
         options: dict[str, str] = {}
@@ -383,6 +427,8 @@ class QuantumBackend(ConfigurableResource):
             options["device_arn"] = self.device_arn
         if self.s3_destination:
             options["s3_destination_folder"] = self.s3_destination
+        if self.device_name == "qiskit.remote":
+            options |= {"backend": self.ibm_backend, **({"instance": self.ibm_instance} if self.ibm_instance else {})}
         return BackendConfig(
             device_name=self.device_name,
             shots=self.shots,

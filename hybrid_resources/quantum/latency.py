@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from hybrid_resources.quantum.backends import BackendConfig
+from hybrid_resources.quantum.backends import BackendConfig, is_managed
 
 __all__ = ["MANAGED_SHOT_S", "MANAGED_TASK_OVERHEAD_S", "MEASURED_LATENCY_S", "LatencyModel", "ProgressETA",
            "default_latency", "format_duration"]
@@ -63,7 +63,7 @@ def default_latency(backend: BackendConfig, n_qubits: int, route: str = "pairwis
     the slower Braket figure. Managed devices: :data:`MANAGED_TASK_OVERHEAD_S` per task and
     :data:`MANAGED_SHOT_S` per shot (assumptions).
     """
-    if backend.device_name.startswith("braket.aws"):
+    if is_managed(backend.device_name):
         return LatencyModel(per_task_s=MANAGED_TASK_OVERHEAD_S, per_shot_s=MANAGED_SHOT_S,
                             source=f"default: assumed {MANAGED_TASK_OVERHEAD_S:g} s/task + {MANAGED_SHOT_S:g} s/shot")
     name = backend.device_name if backend.device_name in MEASURED_LATENCY_S else "braket.local.qubit"

@@ -37,7 +37,7 @@ from hybrid_resources.cost_policy import (
     estimate_cost,
     programs_per_task,
 )
-from hybrid_resources.quantum.backends import BackendConfig
+from hybrid_resources.quantum.backends import BackendConfig, is_managed
 from hybrid_resources.quantum.feature_maps import FeatureMapSpec
 from hybrid_resources.quantum.kernel_engine import quantum_kernel
 from hybrid_resources.quantum.latency import (
@@ -239,7 +239,7 @@ def measure_circuit_latency(backend: BackendConfig, spec: FeatureMapSpec, *, sam
     """Per-circuit latency of ``backend`` on the kernel engine's compute-uncompute circuits: one
     warm-up, then a ``samples`` x ``samples`` symmetric kernel (samples(samples-1)/2 circuits).
     Free devices only: nothing is admitted or recorded (a paid device would be charged)."""
-    if backend.device_name.startswith("braket.aws"):
+    if is_managed(backend.device_name):
         raise ValueError("measure_circuit_latency runs circuits: measure a paid device from the ledger instead")
     backend = replace(backend, shots=backend.shots or 1000, shot_emulation=False)
     X = np.random.default_rng(seed).uniform(0.0, np.pi, size=(samples, spec.n_qubits))

@@ -154,7 +154,8 @@ def print_evaluation(store: ArtifactStore, evaluations) -> None:
 
 
 def print_route_plan(demo: Demo) -> None:
-    """Run plan_kernel_routes (submits nothing) and print each route's circuits, dollars and time."""
+    """Run plan_kernel_routes (submits nothing) and print each route's circuits, dollars and time,
+    then the provider scorecard's top three devices."""
     result = demo.execute("plan_kernel_routes", "plan_kernel_routes")
     if not result.success:
         return
@@ -168,6 +169,20 @@ def print_route_plan(demo: Demo) -> None:
               f"~{route['wall_time_s']:,.0f} s, expected {report.get('expected_metric', 'accuracy')} "
               f"{accuracy.get(route['route'], float('nan')):.4f}"
               f"{refused}")
+    print_scorecard(result.output_for_node("provider_scorecard"))
+
+
+def print_scorecard(scorecard: dict) -> None:
+    """The provider scorecard's top three devices, and its recommendation."""
+    print(f"\nProvider scorecard, {scorecard['route']} route at {scorecard['shots_per_circuit']:,} shots, top three "
+          "of every known device (asset provider_scorecard; nothing submitted):")
+    for row in scorecard["devices"][:3]:
+        usd = f"${row['planned_usd']:,.2f}" if row["planned_usd"] is not None else "no price"
+        error = f"{row['predicted_error']:.4f}" if row["predicted_error"] is not None else "not predicted"
+        print(f"  {row['device']:>16}: {usd}, depth {row['transpiled_depth']} after transpilation "
+              f"({row['swaps']} SWAPs), predicted kernel error {error}, failure rate {row['failure_rate']:.2f}"
+              + ("" if row["fits"] else f" - does not fit: {'; '.join(row['reasons'])}"))
+    print(f"  recommended: {scorecard['recommended'] or 'none fits the gates'}")
 
 
 def print_scored(key: str, layout: DataLayout) -> None:

@@ -1,11 +1,14 @@
-"""The kernel-route plan as an asset (job ``plan_kernel_routes``): what the pairwise fidelity,
-projected and Nyström routes would submit for the current data on the configured device, in
-circuits, tasks, dollars and wall time, and which ones the time budget refuses. Submits nothing;
-the same report as ``hybrid-plan``."""
+"""The kernel-route plan and the provider scorecard as assets (job ``plan_kernel_routes``): what the
+pairwise fidelity, projected and Nyström routes would submit for the current data on the configured
+device, in circuits, tasks, dollars and wall time, and which ones the time budget refuses (the same
+report as ``hybrid-plan``); and, for every known device, the current route's cost and time, the
+ledger's failure rate, the transpiled circuit and the predicted kernel error, with the cheapest
+device that fits. Both submit nothing."""
 
 from dagster import (
     AssetSelection,
     Config,
+    Failure,
     MetadataValue,
     Output,
     asset,
@@ -13,13 +16,20 @@ from dagster import (
 )
 from pydantic import Field
 
+from hybrid_assets.common.circuits import Ceilings
 from hybrid_assets.common.outputs import artifact_output
 from hybrid_assets.common.reporting import comparison_table
 from hybrid_assets.planning.routes import plan_current_data
+from hybrid_assets.planning.scorecard import current_route, request_for, score_devices, scorecard_table
 from hybrid_resources.cost_policy import CostPolicy
+from hybrid_resources.data.artifacts import info_of
+from hybrid_resources.data.warehouse import Warehouse
+from hybrid_resources.gate_policy import GatePolicy
 from hybrid_resources.quantum.backends import QuantumBackend
+from hybrid_resources.quantum.devices import UnknownDeviceError, device_snapshot, known_devices
 from hybrid_resources.quantum.nystrom import NystromConfig
 from hybrid_resources.quantum.planning import format_plan
+from hybrid_resources.quantum.transpilation import transpile_on_devices
 
 
 class RoutePlanConfig(Config):
@@ -56,6 +66,49 @@ def kernel_route_plan(config: RoutePlanConfig, reduced_embeddings: dict, kernel_
     })
 
 
+
+class ScorecardConfig(Config):
+    devices: str = Field(default="", description="Devices to score, comma-separated (snapshot names, Braket ARNs, IBM "
+                                                 "backend names); empty: every known device")
+    shots: int = Field(default=1000, ge=1, description="Shots per circuit the plans assume")
+    error_tolerance: float = Field(default=0.1, ge=0.0, description="Largest predicted mean |exact - device| kernel "
+                                                                     "entry a recommended device may have")
+
+
+@asset(code_version="1", group_name="planning", kinds={"python"})
+def provider_scorecard(config: ScorecardConfig, reduced_embeddings: dict, kernel_tuning: dict, circuit_artifact: dict,
+                       noisy_kernel_spread: dict, cost_policy: CostPolicy, gate_policy: GatePolicy,
+                       warehouse: Warehouse) -> Output:
+    """JSON report: per device (``devices``, fitting ones first, cheapest first) the current kernel
+    route's planned circuits, tasks, USD and wall time (s); the ledger's failure rate in [0, 1],
+    median queue and run time (s) and spend, or the stated default; the circuit's transpiled depth,
+    two-qubit gates and SWAPs (circuit_artifact); the predicted mean kernel error
+    (noisy_kernel_spread); ``fits`` and ``reasons``. ``recommended``: the cheapest device whose
+    predicted error, time, cost and transpiled circuit fit the gates. Submits nothing."""
+    names = [name.strip() for name in config.devices.split(",") if name.strip()] or list(known_devices())
+    try:
+        snapshots = [device_snapshot(name) for name in names]
+        ceilings = Ceilings.of(gate_policy)
+    except UnknownDeviceError as unknown:
+        raise Failure(description=f"provider_scorecard: {unknown}") from unknown
+    route = current_route(circuit_artifact, len(reduced_embeddings["X_train"]), gate_policy)
+    transpiled = dict(circuit_artifact.get("transpiled", {}))
+    for snapshot in snapshots:  # a device circuit_artifact did not cover is transpiled here
+        if snapshot.name not in transpiled:
+            transpiled |= transpile_on_devices(circuit_artifact["openqasm"], [snapshot.name])
+    scorecard = score_devices(snapshots, request=request_for(reduced_embeddings, kernel_tuning, gate_policy),
+                              route=route, shots=config.shots, cost_policy=cost_policy, warehouse=warehouse,
+                              transpiled=transpiled, predictions=info_of(noisy_kernel_spread).get("devices", []),
+                              ceilings=ceilings, error_tolerance=config.error_tolerance)
+    return artifact_output(scorecard, {
+        "recommended": scorecard["recommended"] or "none fits the gates",
+        "route": route,
+        "submitted": "nothing: a plan",
+        "scorecard": MetadataValue.md(scorecard_table(scorecard)),
+    })
+
+
 plan_kernel_routes_job = define_asset_job(
-    "plan_kernel_routes", selection=AssetSelection.assets(kernel_route_plan),
-    description="Plan every kernel route on the configured device for the current data; submits nothing")
+    "plan_kernel_routes", selection=AssetSelection.assets(kernel_route_plan, provider_scorecard),
+    description="Plan every kernel route on the configured device, and score every known device for the current "
+                "kernel, for the current data; submits nothing")

@@ -905,6 +905,24 @@ class WarehouseSession:
             row |= {"failed_submissions": n, "failure_reasons": sorted(reasons)}
         return sorted(rows.values(), key=lambda r: (r["provider"], r["device"]))
 
+    def device_record(self, device: str) -> dict[str, Any]:
+        """What the ledger holds on ``device`` (an identity such as ``qpu/iqm/garnet``), all time:
+        billed tasks, shots and USD (``quantum_spend``), failed submissions (``device_failures``),
+        and from ``device_tasks`` the tasks timed, failed tasks and median queue, run and total
+        latency (s, None when no task was timed)."""
+        tasks, shots, usd = self.connection.execute(
+            "SELECT coalesce(sum(tasks), 0), coalesce(sum(shots), 0), coalesce(sum(estimated_usd), 0) "
+            "FROM quantum_spend WHERE device = ?", [device]).fetchone()
+        failed_submissions = self.connection.execute(
+            "SELECT count(*) FROM device_failures WHERE device = ?", [device]).fetchone()[0]
+        timed, failed_tasks, queue, run, latency = self.connection.execute(
+            "SELECT count(*), count(*) FILTER (WHERE status != 'COMPLETED'), median(queue_s), median(run_s), "
+            "median(latency_s) FROM device_tasks WHERE device = ?", [device]).fetchone()
+        return {"tasks": int(tasks), "shots": int(shots), "usd": float(usd),
+                "failed_submissions": int(failed_submissions), "tasks_timed": int(timed),
+                "failed_tasks": int(failed_tasks or 0), "median_queue_s": queue, "median_run_s": run,
+                "median_latency_s": latency}
+
     def task_latency(self, device: str, *, last: int = 1000) -> tuple[float, int] | None:
         """(median seconds from creation to end, tasks) of the ``last`` completed tasks recorded for
         ``device`` (an identity such as ``qpu/iqm/garnet``), or None when none was recorded."""

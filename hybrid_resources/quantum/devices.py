@@ -100,6 +100,16 @@ class DeviceSnapshot:
                 "snapshot_hash": self.snapshot_hash, "source": self.source, "captured": self.captured}
 
 
+    def backend_config(self, shots: int) -> Any:
+        """The BackendConfig that would run on this device with ``shots`` shots per circuit (Braket
+        by its ARN, IBM Quantum by its backend name); plain data, nothing is opened."""
+        from hybrid_resources.quantum.backends import BackendConfig
+
+        if self.provider == "ibm":
+            return BackendConfig(device_name="qiskit.remote", shots=shots, device_options=(("backend", self.identifier),))
+        return BackendConfig(device_name="braket.aws.qubit", shots=shots, device_options=(("device_arn", self.identifier),))
+
+
 class UnknownDeviceError(ValueError):
     pass
 

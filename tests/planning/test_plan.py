@@ -77,6 +77,8 @@ def test_the_plan_job_stores_the_same_report_as_the_command_and_submits_nothing(
                                                                                   instance):
     from dagster import materialize
 
+    from dagster import AssetKey
+
     from hybrid_assets.definitions import all_assets, defs
     from hybrid_resources.data.artifacts import ArtifactStore, content_hash
     from hybrid_resources.quantum.feature_maps import FeatureMapSpec
@@ -103,8 +105,9 @@ def test_the_plan_job_stores_the_same_report_as_the_command_and_submits_nothing(
     assert stored == plan(capsys, "--landmarks", "5")
     assert {route["route"]: route["circuits"] for route in stored["routes"]} == {
         "pairwise": 20 * 19 // 2 + 10 * 20, "projected": 3 * 30, "nystrom": 5 * 4 // 2 + (20 - 5) * 5 + 10 * 5}
+    # The job plans the routes and scores the devices; nothing else.
     assert defs.resolve_job_def("plan_kernel_routes").asset_layer.executable_asset_keys == {
-        result.asset_materializations_for_node("kernel_route_plan")[0].asset_key}
+        result.asset_materializations_for_node("kernel_route_plan")[0].asset_key, AssetKey("provider_scorecard")}
 
 
 def test_the_expected_accuracy_runs_on_a_stated_stratified_sample_above_its_row_limit():

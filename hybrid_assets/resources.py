@@ -10,7 +10,8 @@ launchpad shows which variable sets the field), and an unset one leaves the docu
 | ``HYBRID_SHOT_EMULATION`` (``1``/``true``) | ``quantum_backend.shot_emulation`` (read when the code location loads) |
 | ``HYBRID_BRAKET_DEVICE_ARN``, ``HYBRID_BRAKET_S3_DESTINATION`` | ``.device_arn``, ``.s3_destination`` of both backends |
 | ``HYBRID_HARDWARE_SHOTS`` | ``hardware_backend.shots`` (default 100) |
-| ``HYBRID_IBM_BACKEND``, ``HYBRID_IBM_INSTANCE`` | ``quantum_backend.ibm_backend``, ``.ibm_instance`` (with ``HYBRID_QUANTUM_DEVICE=qiskit.remote``; the API key is ``QISKIT_IBM_TOKEN``, read from the environment only) |
+| ``HYBRID_HARDWARE_DEVICE`` | ``hardware_backend.device_name`` (``braket.aws.qubit`` by default, or ``qiskit.remote``) |
+| ``HYBRID_IBM_BACKEND``, ``HYBRID_IBM_INSTANCE`` | ``quantum_backend.ibm_backend``, ``.ibm_instance`` of both backends (with ``qiskit.remote``; the API key is ``QISKIT_IBM_TOKEN``, read from the environment only) |
 | ``HYBRID_RUN_BUDGET_USD``, ``HYBRID_DAILY_BUDGET_USD`` | ``cost_policy.run_budget_usd``, ``.daily_budget_usd`` |
 | ``HYBRID_PRICE_TABLE`` | ``cost_policy.price_table_path`` |
 | ``HYBRID_TIME_BUDGET_S`` | ``cost_policy.time_budget_s`` (estimated device wall time of one step; ``hybrid-plan``; read when the code location loads) |
@@ -85,9 +86,12 @@ def quantum_backend_from_env() -> QuantumBackend:
 
 
 def hardware_backend_from_env() -> QuantumBackend:
-    """The managed Braket device of the hardware evaluation job (braket.aws.qubit)."""
+    """The managed device of the hardware evaluation job: braket.aws.qubit, or qiskit.remote (IBM
+    Quantum) with ``HYBRID_HARDWARE_DEVICE=qiskit.remote``."""
     return QuantumBackend(
-        device_name="braket.aws.qubit",
+        device_name=from_env("HYBRID_HARDWARE_DEVICE", "braket.aws.qubit"),
+        ibm_backend=from_env("HYBRID_IBM_BACKEND", ""),
+        ibm_instance=from_env("HYBRID_IBM_INSTANCE", ""),
         shots=from_env("HYBRID_HARDWARE_SHOTS", DEFAULT_HARDWARE_SHOTS),
         device_arn=from_env("HYBRID_BRAKET_DEVICE_ARN", ""),
         s3_destination=from_env("HYBRID_BRAKET_S3_DESTINATION", ""),

@@ -1,9 +1,10 @@
-"""Hardware evaluation: re-run the promoted circuit's kernel on a managed Braket device, within budget.
+"""Hardware evaluation: re-run the promoted circuit's kernel on a managed device, within budget.
 
 Launched on purpose (job ``hardware_evaluation``), never by automation: it spends money. It
 computes the test x train kernel of the first ``samples`` x ``train_samples`` embeddings on the
-``hardware_backend`` (``braket.aws.qubit`` + device ARN + S3 results location; AWS credentials
-come from the environment only) and records how far it lies from the simulator's
+``hardware_backend`` (``braket.aws.qubit`` + device ARN + S3 results location, AWS credentials
+from the environment only; or ``qiskit.remote`` + IBM backend name, the API key from
+``QISKIT_IBM_TOKEN`` only) and records how far it lies from the simulator's
 ``quantum_kernel_test`` on the same entries. The plan is estimated and admitted by the same
 ``cost_admission`` as the kernel assets, so an over-budget plan fails before any task is sent.
 
@@ -11,6 +12,7 @@ No kernel cache here on purpose: a hardware evaluation is a measurement of the d
 now (calibrations drift), so each launch submits its circuits again.
 """
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -34,10 +36,12 @@ from hybrid_assets.serving.registry import (
     registry_store,
 )
 from hybrid_resources.approvals import Approvers, StatementRefused
-from hybrid_resources.cost_policy import CostPolicy, SpendLedger, SubmissionRefused
+from hybrid_resources.cost_policy import CostPolicy, SpendLedger, SubmissionRefused, device_identity
 from hybrid_resources.data.artifacts import info_of
 from hybrid_resources.data.warehouse import Warehouse
 from hybrid_resources.quantum.backends import (
+    IBM_TOKEN_VARIABLE,
+    MANAGED_DEVICES,
     BackendConfig,
     BackendUnavailableError,
     QuantumBackend,
@@ -50,7 +54,6 @@ from hybrid_resources.quantum.kernels import (
     planned_circuits,
 )
 
-MANAGED_DEVICES = ("braket.aws.qubit",)
 DEFAULT_HARDWARE_SHOTS = 100
 HARDWARE_JOB = "hardware_evaluation"
 
@@ -60,12 +63,17 @@ def missing_device_settings(backend: QuantumBackend) -> list[str]:
     if backend.device_name not in MANAGED_DEVICES:
         return []
     missing = []
-    if not backend.device_arn:
+    if backend.device_name == "qiskit.remote":
+        if not backend.ibm_backend:
+            missing.append("the IBM backend: set HYBRID_IBM_BACKEND (or hardware_backend.ibm_backend), e.g. ibm_torino")
+        if not os.environ.get(IBM_TOKEN_VARIABLE, "").strip():
+            missing.append(f"the IBM Quantum API key: set {IBM_TOKEN_VARIABLE} in the environment")
+    elif not backend.device_arn:
         missing.append("the device ARN: set HYBRID_BRAKET_DEVICE_ARN (or hardware_backend.device_arn), e.g. "
                        "arn:aws:braket:eu-north-1::device/qpu/iqm/Garnet")
     elif not backend.device_arn.startswith("arn:aws:braket:"):
         missing.append(f"a Braket device ARN (arn:aws:braket:...) in HYBRID_BRAKET_DEVICE_ARN, got {backend.device_arn!r}")
-    if not backend.s3_destination:
+    if backend.device_name != "qiskit.remote" and not backend.s3_destination:
         missing.append("the results location: set HYBRID_BRAKET_S3_DESTINATION (or hardware_backend.s3_destination) "
                        "to 'bucket/prefix'")
     if not backend.shots:
@@ -130,8 +138,8 @@ class PaidSubmission:
 
     @property
     def device_label(self) -> str:
-        """The device as messages name it: its ARN, else its device name."""
-        return self.device_arn or self.backend.device_name
+        """The device as messages name it: its ARN, else its identity (``qpu/ibm/ibm_torino``)."""
+        return self.device_arn or device_identity(self.backend)
 
 
 @dataclass(frozen=True)
@@ -304,6 +312,6 @@ def hardware_kernel_spread(
 hardware_evaluation_job = define_asset_job(
     HARDWARE_JOB,
     selection=AssetSelection.assets(hardware_kernel_spread),
-    description="Re-run the promoted circuit's kernel on the managed Braket device within budget; "
+    description="Re-run the promoted circuit's kernel on the managed device (Braket or IBM Quantum) within budget; "
                 "record the simulator-vs-hardware spread.",
 )

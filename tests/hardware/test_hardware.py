@@ -37,7 +37,7 @@ from hybrid_assets.resources import hardware_backend_from_env
 from hybrid_assets.serving.registry import HARDWARE_SUBJECT
 from hybrid_assets.training import classical, quantum, variational
 from hybrid_resources.compute import DaskCluster
-from hybrid_resources.cost_policy import CostPolicy
+from hybrid_resources.cost_policy import CostPolicy, load_price_table
 from hybrid_resources.data.artifacts import ArtifactIOManager
 from hybrid_resources.data.paths import DataLayout
 from hybrid_resources.data.warehouse import Warehouse
@@ -45,6 +45,7 @@ from hybrid_resources.gate_policy import GatePolicy
 from hybrid_resources.quantum.backends import QuantumBackend
 from tests.conftest import Signers, blobs_frame, latest_artifact, make_signers
 from tests.fake_braket import install_fake_braket
+from tests.fake_ibm import install_fake_ibm
 
 GARNET = "arn:aws:braket:eu-north-1::device/qpu/iqm/Garnet"    # 0.30/task + 0.00145/shot: 16 x 100 = $7.12
 FORTE = "arn:aws:braket:us-east-1::device/qpu/ionq/Forte-1"     # 0.30/task + 0.08/shot: 16 x 100 = $132.80
@@ -166,6 +167,40 @@ def test_hardware_job_runs_within_budget_on_the_paid_device(promoted, instance, 
     metadata = hardware_metadata(result)
     assert metadata["circuits_submitted"] == 16 and metadata["device_arn"] == GARNET
     assert metadata["max_abs_diff"] == pytest.approx(report["max_abs_diff"])
+
+
+def test_hardware_job_runs_on_ibm_quantum_by_configuration_alone(promoted, instance, signers, monkeypatch, tmp_path):
+    # The second provider: the same job, other settings; the service is faked at its boundary.
+    monkeypatch.setenv("QISKIT_IBM_TOKEN", CANARY)
+    fake = install_fake_ibm(monkeypatch)
+    table = load_price_table()
+    table["devices"]["qpu/ibm/ibm_manila"] = table["devices"]["qpu/ibm/ibm_torino"]
+    prices = tmp_path / "prices.json"
+    prices.write_text(json.dumps(table))
+    ibm = QuantumBackend(device_name="qiskit.remote", shots=100, ibm_backend="ibm_manila", max_retries=2)
+    result = run_hardware_job(instance, signers, hardware_backend=ibm,
+                              cost_policy=CostPolicy(daily_budget_usd=1000.0, price_table_path=str(prices)))
+    assert result.success
+    report = latest_artifact(promoted.artifacts, "hardware_kernel_spread")
+    assert np.array(report["hardware_kernel"]).shape == (4, 4) and report["device"] == "qpu/ibm/ibm_manila"
+    assert fake.circuits == report["circuits_submitted"] == 16 and fake.shots == report["shots_submitted"] == 1600
+    assert fake.services == [(CANARY, "")]
+    price = table["devices"]["qpu/ibm/ibm_torino"]
+    seconds = 16 * (price["qpu_seconds_per_circuit"] + 100 * price["qpu_seconds_per_shot"])
+    assert report["estimated_cost_usd"] == pytest.approx(seconds * price["per_qpu_second"])
+    assert spend_rows(result.run_id) == [("hardware_kernel_spread", "qpu/ibm/ibm_manila", 16, 1600,
+                                          pytest.approx(report["estimated_cost_usd"]))]
+    assert CANARY not in json.dumps(report) and CANARY not in json.dumps(hardware_metadata(result), default=str)
+
+
+def test_ibm_without_its_key_is_refused_before_anything_is_sent(promoted, instance, signers, monkeypatch):
+    monkeypatch.delenv("QISKIT_IBM_TOKEN", raising=False)
+    fake = install_fake_ibm(monkeypatch)
+    result = run_hardware_job(instance, signers, approved=False, hardware_backend=QuantumBackend(
+        device_name="qiskit.remote", shots=100, ibm_backend=""))
+    assert not result.success and fake.services == [] and fake.circuits == 0
+    message = failure_message(result)
+    assert "HYBRID_IBM_BACKEND" in message and "QISKIT_IBM_TOKEN" in message and "nothing was submitted" in message
 
 
 def test_over_budget_plan_is_refused_before_any_task(promoted, instance, aws_env, signers):

@@ -336,3 +336,20 @@ def test_hardware_backend_settings_come_from_the_environment_at_run_time(monkeyp
     monkeypatch.setenv("HYBRID_BRAKET_DEVICE_ARN", GARNET)  # changed after the code location loaded
     backend = configured.process_config_and_initialize()
     assert backend.shots == 250 and dict(backend.backend_config().device_options)["device_arn"] == GARNET
+
+
+def test_ibm_quantum_is_chosen_by_the_environment_alone(monkeypatch):
+    from hybrid_assets.resources import quantum_backend_from_env
+    from hybrid_resources.cost_policy import device_identity
+
+    monkeypatch.setenv("HYBRID_HARDWARE_DEVICE", "qiskit.remote")
+    monkeypatch.setenv("HYBRID_QUANTUM_DEVICE", "qiskit.remote")
+    monkeypatch.setenv("HYBRID_IBM_BACKEND", "ibm_torino")
+    monkeypatch.setenv("HYBRID_IBM_INSTANCE", "crn:v1:instance")
+    monkeypatch.setenv("QISKIT_IBM_TOKEN", CANARY)
+    for backend in (hardware_backend_from_env().process_config_and_initialize(),
+                    quantum_backend_from_env().process_config_and_initialize()):
+        config = backend.backend_config()
+        assert config.device_name == "qiskit.remote" and device_identity(config) == "qpu/ibm/ibm_torino"
+        assert dict(config.device_options) == {"backend": "ibm_torino", "instance": "crn:v1:instance"}
+        assert CANARY not in json.dumps(backend.describe())  # the key stays in the environment

@@ -55,6 +55,7 @@ from hybrid_resources.data.paths import (
     is_local,
     location,
     publish_newest,
+    read_whole,
     remove_tree,
 )
 from hybrid_resources.data.warehouse import PostgresWarehouse, Warehouse
@@ -225,7 +226,7 @@ class ArtifactStore:
 
     def latest_version(self, key: Sequence[str], partition: str | None = None) -> str | None:
         try:
-            return json.loads((self.folder(key, partition) / "latest.json").read_text())["version"]
+            return json.loads(read_whole(self.folder(key, partition) / "latest.json"))["version"]
         except FileNotFoundError:
             return None
 

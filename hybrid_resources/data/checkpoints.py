@@ -31,7 +31,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from hybrid_resources.data.paths import Location, atomic_write, is_local, location
+from hybrid_resources.data.paths import Location, atomic_write, is_local, location, read_whole
 
 FORMAT_VERSION = 1
 _STEP_RE = re.compile(r"^step-(\d{6,})\.(npz|json)$")
@@ -185,14 +185,14 @@ class CheckpointStore:
         if not json_path.exists():
             raise ValueError(f"{npz_path.name}: no JSON sidecar (write interrupted)")
         try:
-            sidecar = json.loads(json_path.read_text(encoding="utf-8"))
+            sidecar = json.loads(read_whole(json_path).decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ValueError(f"{json_path.name}: unreadable JSON ({exc})") from exc
         if not isinstance(sidecar, dict) or "npz_sha256" not in sidecar or "meta" not in sidecar:
             raise ValueError(f"{json_path.name}: not a checkpoint sidecar")
         if sidecar.get("step") != step:
             raise ValueError(f"{json_path.name}: records step {sidecar.get('step')}, expected {step}")
-        payload = npz_path.read_bytes()
+        payload = read_whole(npz_path)
         digest = _sha256(payload)
         if digest != sidecar["npz_sha256"]:
             raise ValueError(

@@ -69,6 +69,15 @@ def atomic_write(path: Location, write: Callable[[BinaryIO], object], *, durable
         raise
 
 
+def read_whole(path: Location) -> bytes:
+    """The bytes of ``path`` as one read. On an object store that is one GET: s3fs's file objects
+    fetch ranges pinned to the ETag they saw first and fail (``FileExpired``) when another host
+    replaced the object in between, which a moving pointer such as ``latest.json`` is made for."""
+    if is_local(path):
+        return Path(path).read_bytes()
+    return path.fs.cat_file(path.path)
+
+
 class PointerContention(RuntimeError):
     """A pointer that other writers kept moving while this one tried to publish."""
 

@@ -12,7 +12,7 @@ with noise channels built from the device's :class:`~hybrid_resources.quantum.de
 
 Only the physical qubits the transpiled circuit touches are simulated (2**(2 * active) reals).
 The prediction is checked against Aer's own ``NoiseModel.from_backend`` (which adds thermal
-relaxation from the gate times) in ``tests/quantum/test_calibrated_noise.py``.
+relaxation from the gate times) in ``tests/hardware/test_calibrated_noise.py``.
 """
 
 from __future__ import annotations

@@ -71,6 +71,19 @@ def test_a_slower_writer_of_an_older_version_never_moves_the_pointer_back(shared
     assert json.loads(pointer.read_text())["version"] == "new"
 
 
+def test_a_pointer_another_host_replaced_is_read_whole_not_against_a_stale_etag(shared_root, s3_server):
+    # This process lists the key's folder (s3fs caches each object's size and ETag), then another
+    # host moves the pointer. Read as a file, the pointer would be fetched against the cached ETag
+    # and fail with FileExpired; read whole, it is the other host's.
+    ticks = iter(range(1, 100))
+    store = ArtifactStore(shared_root.artifacts, clock=lambda: next(ticks))
+    store.write(["moving"], np.zeros(2), version="v1")
+    assert store.versions(["moving"]) == ["v1"]  # the listing that caches the pointer's ETag
+    s3_server.client.put_object(Bucket=BUCKET, Key="data/artifacts/moving/latest.json",
+                                Body=json.dumps({"version": "v2", "written_at_ns": 50}).encode())
+    assert store.latest_version(["moving"]) == "v2"
+
+
 @pytest.mark.parametrize("where", ["s3", "local"])
 def test_concurrent_writers_leave_the_pointer_on_the_newest(where, shared_root, tmp_path):
     pointer = (shared_root.artifacts if where == "s3" else tmp_path / "artifacts") / "contended" / "latest.json"

@@ -77,7 +77,7 @@ def _noisy_compact(transpiled: TranspiledCircuit, snapshot: DeviceSnapshot) -> t
     from qiskit.circuit.library import UnitaryGate
     from qiskit.quantum_info import Operator
     calibration, circuit, known = snapshot.calibration, transpiled.circuit, _aer_gates()
-    active = sorted(set(transpiled.active_qubits) | set(transpiled.final_layout))
+    active = list(transpiled.simulated_qubits)
     position = {physical: index for index, physical in enumerate(active)}
     noisy = QuantumCircuit(len(active))
     for instruction in circuit.data:

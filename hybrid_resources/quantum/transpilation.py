@@ -80,6 +80,12 @@ class TranspiledCircuit:
         return tuple(sorted({self.circuit.find_bit(qubit).index
                              for instruction in self.circuit.data for qubit in instruction.qubits}))
 
+    @property
+    def simulated_qubits(self) -> tuple[int, ...]:
+        """The physical qubits a simulation needs: those a gate touches and those the logical
+        qubits end on, ascending (a simulation's qubit ``i`` is the ``i``-th of them)."""
+        return tuple(sorted(set(self.active_qubits) | set(self.final_layout)))
+
     def resources(self) -> dict[str, Any]:
         """The sizes the ceilings judge, like ``circuit_resources``: width (physical qubits used),
         depth, two-qubit gates, gate counts, total gates, and the SWAPs routing inserted."""
@@ -202,7 +208,7 @@ def verify_transpiled(original: Any, transpiled: TranspiledCircuit, snapshot: De
             pair = tuple(circuit.find_bit(qubit).index for qubit in instruction.qubits)
             if pair not in snapshot.edges:
                 off_map.add(pair)
-    active = sorted(set(transpiled.active_qubits) | set(transpiled.final_layout))
+    active = transpiled.simulated_qubits
     position = {physical: index for index, physical in enumerate(active)}
     compact = QuantumCircuit(len(active))
     compact.global_phase = circuit.global_phase

@@ -19,8 +19,8 @@ from dagster import (
 from pydantic import Field
 
 from hybrid_assets.common.automation import ON_NEW_DATA
-from hybrid_assets.common.circuits import Ceilings, circuit_report
-from hybrid_assets.common.gates import GateResult, circuit_ceilings, kernel_health
+from hybrid_assets.common.circuits import Ceilings, ceilings_gate, circuit_report
+from hybrid_assets.common.gates import GateResult, kernel_health
 from hybrid_assets.common.outputs import (
     artifact_output,
     latest_metadata,
@@ -197,7 +197,7 @@ def kernel_tuning(context: AssetExecutionContext, config: KernelTuningConfig, re
     """The quantum kernel SVM tuned like the classical baseline: k-fold CV on the train split over
     bandwidth x reps x C (a one-value list pins a value), on the exact simulator whatever the
     device, so only the chosen configuration is ever sent to one. Candidates over the circuit
-    ceilings are not tried. Holds the chosen ``spec``, ``C`` and every candidate's CV score,
+    ceilings (logically, and after transpilation to the gate policy's target devices) are not tried. Holds the chosen ``spec``, ``C`` and every candidate's CV score,
     ranked by the task's judged metric (``cv_metric``: the policy's metric, R² for regression;
     one-vs-rest SVMs for a multi-class task, an SVR for regression).
 
@@ -217,6 +217,12 @@ def kernel_tuning(context: AssetExecutionContext, config: KernelTuningConfig, re
     if config.kernel != "fidelity":
         # Absent for the fidelity kernel, so a tuning recorded before the option keeps its choice.
         grid |= {"kernel": config.kernel, "gammas": config.gammas}
+    try:
+        target_devices = Ceilings.of(gate_policy).target_devices
+    except UnknownDeviceError as unknown:
+        raise Failure(description=f"gate_policy.target_devices: {unknown}") from unknown
+    if target_devices:  # the candidates' ceilings hold on these devices too; absent when none, as before
+        grid["target_devices"] = list(target_devices)
     # Above max_exact_train (the Nyström path) the CV runs on a seeded stratified sample: its
     # kernel is square in the rows it tunes on.
     plan = kernel_plan(len(y), gate_policy)
@@ -294,9 +300,19 @@ def retune_reason(previous: dict | None, grid: dict, n_train: int, retune_growth
     return None
 
 
+def transpile_settings(gates: GatePolicy) -> TranspileSettings:
+    """The per-device transpilation settings of the gate policy."""
+    return TranspileSettings(optimization_level=gates.transpile_optimization_level, seed=gates.transpile_seed)
+
+
 def _within_ceilings(spec: FeatureMapSpec, gates: GatePolicy) -> bool:
-    return circuit_ceilings(circuit_resources(spec), max_width=gates.max_width, max_depth=gates.max_depth,
-                            max_two_qubit_gates=gates.max_two_qubit_gates).passed
+    """Whether ``spec``'s circuit (generic angles) is within the ceilings, logically and, when the
+    policy names target devices, after transpilation to each of them."""
+    ceilings = Ceilings.of(gates)
+    transpiled = (transpile_on_devices(to_openqasm(spec, np.linspace(0.3, 1.1, spec.n_qubits)),
+                                       ceilings.target_devices, transpile_settings(gates))
+                  if ceilings.target_devices else None)
+    return ceilings_gate(circuit_resources(spec), ceilings, transpiled).passed
 
 
 @asset(automation_condition=ON_NEW_DATA, code_version=FEATURE_MAP_VERSIONS, group_name="quantum", kinds={"pennylane"},
@@ -317,8 +333,7 @@ def circuit_artifact(kernel_tuning: dict, reduced_embeddings: dict, gate_policy:
         ceilings = Ceilings.of(gate_policy)
     except UnknownDeviceError as unknown:
         raise Failure(description=f"gate_policy.target_devices: {unknown}") from unknown
-    settings = TranspileSettings(optimization_level=gate_policy.transpile_optimization_level,
-                                 seed=gate_policy.transpile_seed)
+    settings = transpile_settings(gate_policy)
     openqasm = to_openqasm(fm, reference_input)
     # The device circuits are part of the artifact: a new snapshot or setting is a new data version.
     transpiled = transpile_on_devices(openqasm, dict.fromkeys(known_devices() + ceilings.target_devices), settings)

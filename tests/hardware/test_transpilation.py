@@ -147,3 +147,17 @@ def test_circuit_artifact_reports_every_device_and_blocks_on_a_target_device(dat
     assert check.metadata["depth"].value <= 400 < check.metadata["rigetti_ankaa_3_depth"].value
     assert not blocked.success  # blocking: the kernel is not computed for a circuit the device cannot run
     assert len(instance.fetch_materializations(AssetKey("quantum_kernel_train"), limit=5).records) == 1
+
+
+def test_tuning_tries_only_the_candidates_within_the_ceilings_on_the_target_devices():
+    from hybrid_assets.training.quantum import tune_kernel
+
+    rng = np.random.default_rng(2)
+    X, y = rng.uniform(0, np.pi, size=(30, 6)), np.arange(30) % 2
+    grid = {"feature_map": "iqp", "entanglement": "full", "bandwidths": [1.0], "reps": [1, 2], "Cs": [1.0],
+            "n_qubits": 6, "metric": "accuracy"}
+    # IQP full on 6 qubits: reps 2 is depth 49 logically but 566 on Ankaa-3, over the ceiling of 400.
+    anywhere = tune_kernel(X, y, grid, GatePolicy())
+    assert {c["params"]["reps"] for c in anywhere["candidates"]} == {1, 2}
+    on_rigetti = tune_kernel(X, y, grid, GatePolicy(target_devices="rigetti_ankaa_3"))
+    assert {c["params"]["reps"] for c in on_rigetti["candidates"]} == {1} and on_rigetti["spec"]["reps"] == 1

@@ -217,10 +217,7 @@ def kernel_tuning(context: AssetExecutionContext, config: KernelTuningConfig, re
     if config.kernel != "fidelity":
         # Absent for the fidelity kernel, so a tuning recorded before the option keeps its choice.
         grid |= {"kernel": config.kernel, "gammas": config.gammas}
-    try:
-        target_devices = Ceilings.of(gate_policy).target_devices
-    except UnknownDeviceError as unknown:
-        raise Failure(description=f"gate_policy.target_devices: {unknown}") from unknown
+    target_devices = ceilings_of(gate_policy).target_devices
     if target_devices:  # the candidates' ceilings hold on these devices too; absent when none, as before
         grid["target_devices"] = list(target_devices)
     # Above max_exact_train (the Nyström path) the CV runs on a seeded stratified sample: its
@@ -300,6 +297,14 @@ def retune_reason(previous: dict | None, grid: dict, n_train: int, retune_growth
     return None
 
 
+def ceilings_of(gates: GatePolicy) -> Ceilings:
+    """The gate policy's ceilings; a target device no snapshot knows fails the step, naming the known ones."""
+    try:
+        return Ceilings.of(gates)
+    except UnknownDeviceError as unknown:
+        raise Failure(description=f"gate_policy.target_devices: {unknown}") from unknown
+
+
 def transpile_settings(gates: GatePolicy) -> TranspileSettings:
     """The per-device transpilation settings of the gate policy."""
     return TranspileSettings(optimization_level=gates.transpile_optimization_level, seed=gates.transpile_seed)
@@ -329,11 +334,7 @@ def circuit_artifact(kernel_tuning: dict, reduced_embeddings: dict, gate_policy:
     spec = ProjectedKernelSpec(fm, float(kernel["gamma"])) if kernel["family"] == "projected" else fm
     reference_input = reduced_embeddings["X_train"][0]
     resources = circuit_resources(fm)
-    try:
-        ceilings = Ceilings.of(gate_policy)
-    except UnknownDeviceError as unknown:
-        raise Failure(description=f"gate_policy.target_devices: {unknown}") from unknown
-    settings = transpile_settings(gate_policy)
+    ceilings, settings = ceilings_of(gate_policy), transpile_settings(gate_policy)
     openqasm = to_openqasm(fm, reference_input)
     # The device circuits are part of the artifact: a new snapshot or setting is a new data version.
     transpiled = transpile_on_devices(openqasm, dict.fromkeys(known_devices() + ceilings.target_devices), settings)

@@ -161,3 +161,14 @@ def test_tuning_tries_only_the_candidates_within_the_ceilings_on_the_target_devi
     assert {c["params"]["reps"] for c in anywhere["candidates"]} == {1, 2}
     on_rigetti = tune_kernel(X, y, grid, GatePolicy(target_devices="rigetti_ankaa_3"))
     assert {c["params"]["reps"] for c in on_rigetti["candidates"]} == {1} and on_rigetti["spec"]["reps"] == 1
+
+
+def test_an_unknown_target_device_fails_the_step_naming_the_known_ones(data_layout, instance):
+    write_good_csv(data_layout.landing, n_rows=30, n_features=4, seed=4, name="data.csv")
+    ingest(instance, "data.csv")
+    result = materialize(all_assets, selection=["features", "reduced_embeddings", "kernel_tuning"], instance=instance,
+                         run_config=SMALL_RUN_CONFIG, raise_on_error=False,
+                         resources={**RESOURCES, "gate_policy": GatePolicy(target_devices="qpu/acme/nothing")})
+    (failure,) = [e for e in result.all_events if e.is_step_failure]
+    message = failure.step_failure_data.user_failure_data.description
+    assert "gate_policy.target_devices" in message and "qpu/acme/nothing" in message and "iqm_garnet" in message

@@ -146,6 +146,7 @@ class RoutePlan:
     wall_time_s: float
     latency_source: str
     note: str = ""
+    qpu_seconds: float = 0.0  # modelled QPU time billed, on devices priced by the second (IBM Quantum)
 
     @property
     def total_shots(self) -> int:
@@ -175,7 +176,8 @@ def plan_route(route: str, request: PlanRequest, backend: BackendConfig, table: 
                                max_parallel=backend.max_parallel)
     return RoutePlan(route, device_identity(backend), circuits, tasks, group, shots,
                      round(sum(p.usd for p in parts), 6), round(sum(p.task_fee_usd for p in parts), 6),
-                     round(sum(p.shot_fee_usd for p in parts), 6), wall, latency.source, note=cap)
+                     round(sum(p.shot_fee_usd for p in parts), 6), wall, latency.source, note=cap,
+                     qpu_seconds=round(sum(p.qpu_seconds for p in parts), 6))
 
 
 def plan_routes(request: PlanRequest, backend: BackendConfig, table: dict[str, Any], *,
@@ -219,13 +221,17 @@ def refuse_over_time_budget(plan: RoutePlan, time_budget_s: float) -> None:
 
 
 def format_plan(plans: Sequence[RoutePlan]) -> str:
-    """A Markdown table of plans (for the plan command and asset metadata)."""
-    lines = ["| route | circuits | tasks | programs/task | shots | USD | task fees | shot fees | wall time | latency |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+    """A Markdown table of plans (for the plan command and asset metadata); a QPU-time column
+    when a device bills by the second."""
+    timed = any(p.qpu_seconds for p in plans)
+    lines = ["| route | circuits | tasks | programs/task | shots | USD | task fees | shot fees | "
+             + ("QPU time | " if timed else "") + "wall time | latency |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | " + ("---: | " if timed else "") + "---: | --- |"]
     for p in plans:
         lines.append(f"| {p.route} | {p.circuits:,} | {p.tasks:,} | {p.programs_per_task} | {p.shots_per_circuit:,} | "
-                     f"${p.usd:,.2f} | ${p.task_fee_usd:,.2f} | ${p.shot_fee_usd:,.2f} | {format_duration(p.wall_time_s)} | "
-                     f"{p.latency_source}{' (' + p.note + ')' if p.note else ''} |")
+                     f"${p.usd:,.2f} | ${p.task_fee_usd:,.2f} | ${p.shot_fee_usd:,.2f} | "
+                     + (f"{format_duration(p.qpu_seconds)} | " if timed else "")
+                     + f"{format_duration(p.wall_time_s)} | {p.latency_source}{' (' + p.note + ')' if p.note else ''} |")
     return "\n".join(lines)
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from hybrid_resources.cost_policy import CostPolicy, UnknownPriceError, estimate_cost, load_price_table
 from hybrid_resources.data.warehouse import Warehouse
-from hybrid_resources.quantum.backends import BackendUnavailableError, QuantumBackend
+from hybrid_resources.quantum.backends import BackendConfig, BackendUnavailableError, QuantumBackend
 from hybrid_resources.quantum.feature_maps import FeatureMapSpec
 from hybrid_resources.quantum.kernels import compute_kernel
 from tests.fake_ibm import install_fake_ibm
@@ -81,3 +81,20 @@ def test_ibm_without_its_key_or_backend_fails_with_what_to_set_and_submits_nothi
         with ibm_policy.ledger(run_id="run-nokey", asset="quantum_kernel_train", backend=config) as ledger:
             compute_kernel(X, spec=SPEC, backend=config, ledger=ledger)
     assert fake.services == [] and fake.circuits == 0
+
+
+def test_the_route_plan_shows_ibms_qpu_time_and_prices_it():
+    from hybrid_resources.quantum.planning import PlanRequest, format_plan, plan_routes
+
+    table = load_price_table()
+    config = ibm_backend(ibm_backend="ibm_torino", shots=1000).backend_config()
+    plans = plan_routes(PlanRequest(20, 5, FeatureMapSpec("iqp", 4)), config, table)
+    price = table["devices"]["qpu/ibm/ibm_torino"]
+    for plan in plans:
+        seconds = plan.circuits * (price["qpu_seconds_per_circuit"] + 1000 * price["qpu_seconds_per_shot"])
+        assert plan.device == "qpu/ibm/ibm_torino" and plan.qpu_seconds == pytest.approx(seconds)
+        assert plan.usd == pytest.approx(seconds * price["per_qpu_second"], rel=1e-6)
+    assert "| QPU time |" in format_plan(plans)
+    garnet = BackendConfig(device_name="braket.aws.qubit", shots=1000,
+                           device_options=(("device_arn", "arn:aws:braket:eu-north-1::device/qpu/iqm/Garnet"),))
+    assert "QPU time" not in format_plan(plan_routes(PlanRequest(20, 5, FeatureMapSpec("iqp", 4)), garnet, table))

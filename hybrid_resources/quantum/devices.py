@@ -19,12 +19,15 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-from dataclasses import dataclass, field
+import os
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 SNAPSHOT_FOLDER = Path(__file__).with_name("device_snapshots")
+# A folder of Braket standardized calibrations, one <snapshot name>.json each (a day's figures).
+CALIBRATIONS_VARIABLE = "HYBRID_DEVICE_CALIBRATIONS"
 # IBM backends offered by default (a Heron with CZ, an Eagle with directed ECR); any other fake
 # backend of qiskit-ibm-runtime is reachable by its name.
 DEFAULT_IBM_DEVICES = ("ibm_torino", "ibm_brisbane")
@@ -59,6 +62,43 @@ class Calibration:
         return {"one_qubit_error": self.one_qubit_error, "two_qubit_error": self.two_qubit_error,
                 "readout_error": self.readout_error, "kind": self.kind,
                 "per_qubit_figures": len(self.per_qubit_1q) + len(self.per_pair_2q) + len(self.per_qubit_readout)}
+
+
+def braket_fidelities(properties: dict[str, Any]) -> tuple[dict[str, float], dict[str, float],
+                                                          dict[tuple[str, str], float]]:
+    """From a Braket standardized calibration (``AwsDevice(arn).properties.standardized``, as a
+    dict): per qubit label its randomized-benchmarking and its readout fidelity, and per coupled
+    pair of labels the mean fidelity of the two-qubit gates listed for it."""
+    rb, readout = {}, {}
+    for qubit, figures in properties.get("oneQubitProperties", {}).items():
+        for fidelity in figures.get("oneQubitFidelity", []):
+            kind = fidelity["fidelityType"]["name"]
+            if kind == "RANDOMIZED_BENCHMARKING":
+                rb[qubit] = float(fidelity["fidelity"])
+            elif kind == "READOUT":
+                readout[qubit] = float(fidelity["fidelity"])
+    pairs = {}
+    for pair, figures in properties.get("twoQubitProperties", {}).items():
+        listed = [float(gate["fidelity"]) for gate in figures.get("twoQubitGateFidelity", [])]
+        if listed:
+            a, b = pair.split("-")
+            pairs[(a, b)] = sum(listed) / len(listed)
+    return rb, readout, pairs
+
+
+def calibration_from_braket(properties: dict[str, Any], *, qubit_offset: int = 0, source: str = "") -> Calibration:
+    """A :class:`Calibration` from a Braket standardized calibration: errors are 1 - fidelity, per
+    qubit and pair, with medians; the device's qubit label ``k`` is snapshot qubit ``k - qubit_offset``
+    (IQM numbers its qubits from 1)."""
+    rb, readout, pairs = braket_fidelities(properties)
+    per_qubit = {int(q) - qubit_offset: 1.0 - f for q, f in rb.items()}
+    per_readout = {int(q) - qubit_offset: 1.0 - f for q, f in readout.items()}
+    per_pair = {(int(a) - qubit_offset, int(b) - qubit_offset): 1.0 - f for (a, b), f in pairs.items()}
+    return Calibration(one_qubit_error=_median(list(per_qubit.values())),
+                       two_qubit_error=_median(list(per_pair.values())),
+                       readout_error=_median(list(per_readout.values())),
+                       kind=f"per qubit and pair, from the Braket calibration {source}".rstrip(),
+                       per_qubit_1q=per_qubit, per_pair_2q=per_pair, per_qubit_readout=per_readout)
 
 
 @dataclass(frozen=True)
@@ -184,16 +224,29 @@ def known_devices() -> tuple[str, ...]:
     return shipped_devices() + DEFAULT_IBM_DEVICES
 
 
-@lru_cache(maxsize=64)
 def device_snapshot(device: str) -> DeviceSnapshot:
     """The snapshot of ``device``: a shipped snapshot's name, a Braket ARN one of them carries, or
     an IBM backend name (``ibm_torino``) with a fake backend in qiskit-ibm-runtime. Raises
-    UnknownDeviceError naming the known ones otherwise."""
-    device = device.strip()
+    UnknownDeviceError naming the known ones otherwise.
+
+    A shipped snapshot takes a day's calibration from ``$HYBRID_DEVICE_CALIBRATIONS/<name>.json``
+    when that file exists: the device's Braket standardized properties, e.g. saved with
+    ``AwsDevice(arn).properties.standardized.json()``."""
+    return _snapshot(device.strip(), os.environ.get(CALIBRATIONS_VARIABLE, "").strip())
+
+
+@lru_cache(maxsize=64)
+def _snapshot(device: str, calibrations: str) -> DeviceSnapshot:
     for name in shipped_devices():
         snapshot = _from_file(SNAPSHOT_FOLDER / f"{name}.json")
         if device in (name, snapshot.identifier) or device.lower() == snapshot.identifier.lower():
-            return snapshot
+            calibration = Path(calibrations) / f"{name}.json" if calibrations else None
+            if calibration is None or not calibration.is_file():
+                return snapshot
+            offset = int(json.loads((SNAPSHOT_FOLDER / f"{name}.json").read_text()).get("braket_qubit_offset", 0))
+            return replace(snapshot, calibration=calibration_from_braket(
+                json.loads(calibration.read_text()), qubit_offset=offset, source=str(calibration)),
+                captured=f"calibration {calibration.name}")
     if device.startswith("ibm_") or device.startswith("fake_"):
         return _from_ibm_fake(device.removeprefix("fake_"))
     raise UnknownDeviceError(f"unknown device {device!r}: name a snapshot ({', '.join(shipped_devices())}), its "

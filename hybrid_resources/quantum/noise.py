@@ -30,6 +30,7 @@ import numpy as np
 import pennylane as qml
 
 from hybrid_resources.quantum.backends import BackendConfig, SubmissionLedger
+from hybrid_resources.quantum.devices import braket_fidelities
 from hybrid_resources.quantum.execution import execute_tapes
 from hybrid_resources.quantum.feature_maps import BASIC_GATE_SET, FeatureMapSpec
 from hybrid_resources.quantum.kernel_engine import KernelStats
@@ -78,8 +79,8 @@ class NoiseModel:
     def from_calibration(cls, calibration: str | Path | dict[str, Any] = EXAMPLE_CALIBRATION) -> NoiseModel:
         """Rates from a Braket standardized calibration (a dict, or the path of its JSON).
 
-        Averaged over the listed qubits and pairs (the circuit's wires are not mapped to physical
-        qubits here). Conversions, for PennyLane's channel convention
+        Averaged over the listed qubits and pairs (a pair's gates averaged first; the circuit's
+        wires are not mapped to physical qubits here). Conversions, for PennyLane's channel convention
         rho -> (1 - p) rho + p/3 (X rho X + Y rho Y + Z rho Z):
 
         - one-qubit RB fidelity F (average gate fidelity): p = 3/2 (1 - F);
@@ -91,12 +92,7 @@ class NoiseModel:
         if not isinstance(calibration, dict):
             source = Path(calibration).name
             calibration = json.loads(Path(calibration).read_text())
-        one = calibration.get("oneQubitProperties", {}).values()
-        rb = [f["fidelity"] for q in one for f in q.get("oneQubitFidelity", [])
-              if f["fidelityType"]["name"] == "RANDOMIZED_BENCHMARKING"]
-        ro = [f["fidelity"] for q in one for f in q.get("oneQubitFidelity", []) if f["fidelityType"]["name"] == "READOUT"]
-        two = [g["fidelity"] for pair in calibration.get("twoQubitProperties", {}).values()
-               for g in pair.get("twoQubitGateFidelity", [])]
+        rb, ro, two = (list(figures.values()) for figures in braket_fidelities(calibration))
         p1 = 1.5 * (1.0 - float(np.mean(rb))) if rb else 0.0
         p2 = 1.0 - float(np.sqrt(max(0.0, 1.0 - 1.25 * (1.0 - float(np.mean(two)))))) if two else 0.0
         readout = 1.0 - float(np.mean(ro)) if ro else 0.0

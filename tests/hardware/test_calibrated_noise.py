@@ -78,3 +78,30 @@ def test_a_noisier_calibration_predicts_a_larger_error_and_none_cannot_predict()
     assert noisy.mean_abs_error > quiet.mean_abs_error > 0
     with pytest.raises(ValueError, match="no calibration"):
         predict_kernel_error(SPEC, pairs, exact, replace(garnet, calibration=None))
+
+
+def test_a_days_braket_calibration_replaces_a_snapshots_medians(tmp_path, monkeypatch):
+    import json
+
+    from hybrid_resources.quantum.noise import EXAMPLE_CALIBRATION
+
+    # The shipped example (a Braket standardized calibration of qubits 0..5) saved as Ankaa-3's day.
+    properties = json.loads(EXAMPLE_CALIBRATION.read_text())
+    (tmp_path / "rigetti_ankaa_3.json").write_text(json.dumps(properties))
+    shipped = device_snapshot("rigetti_ankaa_3")
+    monkeypatch.setenv("HYBRID_DEVICE_CALIBRATIONS", str(tmp_path))
+    day = device_snapshot("rigetti_ankaa_3")
+    assert day.calibration.kind.startswith("per qubit and pair, from the Braket calibration")
+    assert day.snapshot_hash != shipped.snapshot_hash and day.coupling_map == shipped.coupling_map
+    rb = next(f["fidelity"] for f in properties["oneQubitProperties"]["2"]["oneQubitFidelity"]
+              if f["fidelityType"]["name"] == "RANDOMIZED_BENCHMARKING")
+    cz = properties["twoQubitProperties"]["0-1"]["twoQubitGateFidelity"][0]["fidelity"]
+    assert day.calibration.error_1q(2) == pytest.approx(1 - rb)
+    assert day.calibration.error_2q(1, 0) == pytest.approx(1 - cz)
+    assert day.calibration.error_2q(70, 71) == day.calibration.two_qubit_error  # unlisted: the day's median
+    # IQM numbers its qubits from 1: the same file on Garnet shifts by one.
+    (tmp_path / "iqm_garnet.json").write_text(json.dumps(properties))
+    assert device_snapshot("iqm_garnet").calibration.error_1q(1) == pytest.approx(1 - rb)
+    exact = np.array([quantum_kernel(X, spec=SPEC).matrix[0, 1]])
+    assert predict_kernel_error(SPEC, [(X[0], X[1])], exact, day).mean_abs_error != pytest.approx(
+        predict_kernel_error(SPEC, [(X[0], X[1])], exact, shipped).mean_abs_error)

@@ -5,6 +5,7 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from hybrid_resources.quantum.nystrom import DEFAULT_MAX_EXACT_TRAIN, NystromConfig
+from hybrid_resources.quantum.transpilation import TranspileSettings
 
 
 class GatePolicy(ConfigurableResource):
@@ -74,3 +75,8 @@ class GatePolicy(ConfigurableResource):
                     "and stored as a memory-mapped .npy (exact simulators; on the dask resource when enabled)")
     nystrom_eps: float = Field(default=NystromConfig.eps, ge=0.0, description="Eigenvalues of K_mm below eps * the largest are "
                                                                   "dropped from the Nyström map")
+
+    def transpile_settings(self) -> TranspileSettings:
+        """The settings every per-device transpilation uses (the circuit artifact, tuning's
+        ceilings, the noise prediction and the scorecard)."""
+        return TranspileSettings(optimization_level=self.transpile_optimization_level, seed=self.transpile_seed)

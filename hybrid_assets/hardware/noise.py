@@ -20,6 +20,7 @@ from hybrid_assets.common.automation import ON_NEW_DATA
 from hybrid_assets.common.outputs import artifact_output
 from hybrid_resources.cost_policy import CostPolicy
 from hybrid_resources.data.artifacts import with_info
+from hybrid_resources.gate_policy import GatePolicy
 from hybrid_resources.quantum.calibrated_noise import predict_on_devices
 from hybrid_resources.quantum.devices import known_devices
 from hybrid_resources.quantum.kernels import KernelSpec, family_of, kernel_spec
@@ -31,6 +32,7 @@ from hybrid_resources.quantum.noise import (
     noise_spread,
     noisy_backend,
 )
+from hybrid_resources.quantum.transpilation import TranspileSettings
 
 NOISE_SPREAD_DESCRIPTION = ("Reported, never blocks promotion: the maximum |exact - noisy mitigated| kernel entry "
                             "on the noisy simulator within the tolerance")
@@ -73,7 +75,7 @@ class NoiseSpreadConfig(Config):
        check_specs=[AssetCheckSpec("noise_spread", asset="noisy_kernel_spread", description=NOISE_SPREAD_DESCRIPTION),
                     AssetCheckSpec("device_noise", asset="noisy_kernel_spread", description=DEVICE_NOISE_DESCRIPTION)])
 def noisy_kernel_spread(context: AssetExecutionContext, config: NoiseSpreadConfig, circuit_artifact: dict,
-                        reduced_embeddings: dict, cost_policy: CostPolicy) -> Iterator:
+                        reduced_embeddings: dict, cost_policy: CostPolicy, gate_policy: GatePolicy) -> Iterator:
     """The circuit artifact's kernel on the first ``rows`` train rows: ``exact``, ``noisy`` (the same
     circuits with the configured noise channels, on the density-matrix simulator) and
     ``mitigated`` ((rows, rows) float64 each), with ``info`` the noise model, the mitigation and
@@ -86,7 +88,7 @@ def noisy_kernel_spread(context: AssetExecutionContext, config: NoiseSpreadConfi
                                 backend=noisy_backend(config.device)) as ledger:
             kernels, report = noise_spread(X, spec, noise, mitigation=config.mitigation, tolerance=config.tolerance,
                                            device=config.device, ledger=ledger)
-        devices = device_predictions(spec, X, config)
+        devices = device_predictions(spec, X, config, gate_policy.transpile_settings())
     except (ValueError, OSError) as bad_config:
         raise Failure(description=f"noisy_kernel_spread: {bad_config}") from bad_config
     report |= {"kernel": family_of(spec), "spec_hash": circuit_artifact["spec_hash"], "devices": devices}
@@ -114,12 +116,13 @@ def noisy_kernel_spread(context: AssetExecutionContext, config: NoiseSpreadConfi
     yield device_noise_check(devices, config.device_tolerance)
 
 
-def device_predictions(spec: KernelSpec, X: np.ndarray, config: NoiseSpreadConfig) -> list[dict]:
-    """:func:`predict_on_devices` for a fidelity kernel; a projected kernel's measured circuits are
-    not predicted (one row per device saying so)."""
+def device_predictions(spec: KernelSpec, X: np.ndarray, config: NoiseSpreadConfig,
+                       settings: TranspileSettings) -> list[dict]:
+    """:func:`predict_on_devices` for a fidelity kernel, its circuits transpiled with ``settings``;
+    a projected kernel's measured circuits are not predicted (one row per device saying so)."""
     if family_of(spec) != "fidelity":
         return [{"device": device, "error": "predicted for fidelity kernels only"} for device in config.device_names()]
-    return predict_on_devices(spec, X, config.device_names(), pairs=config.device_pairs)
+    return predict_on_devices(spec, X, config.device_names(), pairs=config.device_pairs, settings=settings)
 
 
 def device_table(devices: list[dict], tolerance: float) -> str:

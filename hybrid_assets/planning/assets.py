@@ -93,9 +93,9 @@ def provider_scorecard(config: ScorecardConfig, reduced_embeddings: dict, kernel
         raise Failure(description=f"provider_scorecard: {unknown}") from unknown
     route = current_route(circuit_artifact, len(reduced_embeddings["X_train"]), gate_policy)
     transpiled = dict(circuit_artifact.get("transpiled", {}))
-    for snapshot in snapshots:  # a device circuit_artifact did not cover is transpiled here
-        if snapshot.name not in transpiled:
-            transpiled |= transpile_on_devices(circuit_artifact["openqasm"], [snapshot.name])
+    uncovered = [snapshot.name for snapshot in snapshots if snapshot.name not in transpiled]
+    if uncovered:  # devices circuit_artifact did not cover: transpiled here, with the same settings
+        transpiled |= transpile_on_devices(circuit_artifact["openqasm"], uncovered, gate_policy.transpile_settings())
     scorecard = score_devices(snapshots, request=request_for(reduced_embeddings, kernel_tuning, gate_policy),
                               route=route, shots=config.shots, cost_policy=cost_policy, warehouse=warehouse,
                               transpiled=transpiled, predictions=info_of(noisy_kernel_spread).get("devices", []),

@@ -117,7 +117,7 @@ from hybrid_resources.quantum.projected_kernel import (
     projected_train_test,
     tune_gamma,
 )
-from hybrid_resources.quantum.transpilation import TranspileSettings, transpile_on_devices
+from hybrid_resources.quantum.transpilation import transpile_on_devices
 
 # The circuit artifact's code version is the registry's feature-map and kernel-family versions: bumping a
 # semantic version marks the circuit and everything downstream stale.
@@ -305,17 +305,12 @@ def ceilings_of(gates: GatePolicy) -> Ceilings:
         raise Failure(description=f"gate_policy.target_devices: {unknown}") from unknown
 
 
-def transpile_settings(gates: GatePolicy) -> TranspileSettings:
-    """The per-device transpilation settings of the gate policy."""
-    return TranspileSettings(optimization_level=gates.transpile_optimization_level, seed=gates.transpile_seed)
-
-
 def _within_ceilings(spec: FeatureMapSpec, gates: GatePolicy) -> bool:
     """Whether ``spec``'s circuit (generic angles) is within the ceilings, logically and, when the
     policy names target devices, after transpilation to each of them."""
     ceilings = Ceilings.of(gates)
     transpiled = (transpile_on_devices(to_openqasm(spec, np.linspace(0.3, 1.1, spec.n_qubits)),
-                                       ceilings.target_devices, transpile_settings(gates))
+                                       ceilings.target_devices, gates.transpile_settings())
                   if ceilings.target_devices else None)
     return ceilings_gate(circuit_resources(spec), ceilings, transpiled).passed
 
@@ -334,7 +329,7 @@ def circuit_artifact(kernel_tuning: dict, reduced_embeddings: dict, gate_policy:
     spec = ProjectedKernelSpec(fm, float(kernel["gamma"])) if kernel["family"] == "projected" else fm
     reference_input = reduced_embeddings["X_train"][0]
     resources = circuit_resources(fm)
-    ceilings, settings = ceilings_of(gate_policy), transpile_settings(gate_policy)
+    ceilings, settings = ceilings_of(gate_policy), gate_policy.transpile_settings()
     openqasm = to_openqasm(fm, reference_input)
     # The device circuits are part of the artifact: a new snapshot or setting is a new data version.
     transpiled = transpile_on_devices(openqasm, dict.fromkeys(known_devices() + ceilings.target_devices), settings)

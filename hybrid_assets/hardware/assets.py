@@ -12,7 +12,6 @@ No kernel cache here on purpose: a hardware evaluation is a measurement of the d
 now (calibrations drift), so each launch submits its circuits again.
 """
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -40,11 +39,11 @@ from hybrid_resources.cost_policy import CostPolicy, SpendLedger, SubmissionRefu
 from hybrid_resources.data.artifacts import info_of
 from hybrid_resources.data.warehouse import Warehouse
 from hybrid_resources.quantum.backends import (
-    IBM_TOKEN_VARIABLE,
     MANAGED_DEVICES,
     BackendConfig,
     BackendUnavailableError,
     QuantumBackend,
+    missing_ibm_settings,
 )
 from hybrid_resources.quantum.kernel_engine import KernelResult
 from hybrid_resources.quantum.kernels import (
@@ -64,10 +63,7 @@ def missing_device_settings(backend: QuantumBackend) -> list[str]:
         return []
     missing = []
     if backend.device_name == "qiskit.remote":
-        if not backend.ibm_backend:
-            missing.append("the IBM backend: set HYBRID_IBM_BACKEND (or hardware_backend.ibm_backend), e.g. ibm_torino")
-        if not os.environ.get(IBM_TOKEN_VARIABLE, "").strip():
-            missing.append(f"the IBM Quantum API key: set {IBM_TOKEN_VARIABLE} in the environment")
+        missing += missing_ibm_settings(backend.ibm_backend)
     elif not backend.device_arn:
         missing.append("the device ARN: set HYBRID_BRAKET_DEVICE_ARN (or hardware_backend.device_arn), e.g. "
                        "arn:aws:braket:eu-north-1::device/qpu/iqm/Garnet")

@@ -280,15 +280,23 @@ def ibm_service(token: str, instance: str) -> Any:
     return QiskitRuntimeService(channel="ibm_quantum_platform", token=token, instance=instance or None)
 
 
+def missing_ibm_settings(name: str) -> list[str]:
+    """What IBM Quantum (``qiskit.remote``) still needs before backend ``name`` can be reached:
+    the backend name and the API key in the environment (empty when both are there)."""
+    return ([] if name else ["the IBM backend: set HYBRID_IBM_BACKEND (or the backend resource's ibm_backend), "
+                             "e.g. ibm_torino"]) \
+        + ([] if os.environ.get(IBM_TOKEN_VARIABLE, "").strip() else
+           [f"the IBM Quantum API key: set {IBM_TOKEN_VARIABLE} in the environment (never in config)"])
+
+
 def ibm_backend(name: str, instance: str) -> Any:
     """The IBM Quantum backend ``name`` (e.g. ``ibm_torino``) of ``instance`` (its CRN, or empty
     for the account's default), with the API key from ``QISKIT_IBM_TOKEN``. Raises
     BackendUnavailableError saying what to set when either is missing or the service refuses."""
-    token = os.environ.get(IBM_TOKEN_VARIABLE, "").strip()
-    missing = ([] if name else ["the backend: set HYBRID_IBM_BACKEND (or quantum_backend.ibm_backend), e.g. ibm_torino"]) \
-        + ([] if token else [f"the API key: set {IBM_TOKEN_VARIABLE} in the environment (never in config)"])
+    missing = missing_ibm_settings(name)
     if missing:
         raise BackendUnavailableError("IBM Quantum (qiskit.remote) is not configured. Missing: " + "; ".join(missing))
+    token = os.environ[IBM_TOKEN_VARIABLE].strip()
     try:
         return ibm_service(token, instance).backend(name)
     except Exception as refused:  # noqa: BLE001 - the service's own errors, reported without the key

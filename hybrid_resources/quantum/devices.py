@@ -20,7 +20,7 @@ import hashlib
 import itertools
 import json
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -154,7 +154,9 @@ class UnknownDeviceError(ValueError):
     pass
 
 
-def _from_file(path: Path) -> DeviceSnapshot:
+def _from_file(path: Path, calibrations: str = "") -> DeviceSnapshot:
+    """A shipped snapshot; with ``calibrations`` (a folder) holding ``<its name>.json``, that day's
+    Braket calibration replaces its medians."""
     data = json.loads(path.read_text())
     qubits = int(data["qubits"])
     pairs = (itertools.combinations(range(qubits), 2) if data["coupling_map"] == "all_to_all"
@@ -162,13 +164,17 @@ def _from_file(path: Path) -> DeviceSnapshot:
     coupling = tuple((a, b) for a, b in pairs)
     if data.get("bidirectional", True):
         coupling = coupling + tuple((b, a) for a, b in coupling)
-    calibration = data.get("calibration")
+    calibration = Calibration(**data["calibration"]) if data.get("calibration") else None
+    captured, day = data["captured"], Path(calibrations) / path.name if calibrations else None
+    if day is not None and day.is_file():
+        calibration = calibration_from_braket(json.loads(day.read_text()),
+                                              qubit_offset=int(data.get("braket_qubit_offset", 0)), source=str(day))
+        captured = f"calibration {day.name}"
     return DeviceSnapshot(
         name=data["name"], provider=data["provider"], identifier=data["identifier"], qubits=qubits,
         native_gates=tuple(data["native_gates"]), coupling_map=coupling,
-        virtual_gates=tuple(data.get("virtual_gates", ())),
-        calibration=Calibration(**calibration) if calibration else None,
-        source=data["source"], captured=data["captured"])
+        virtual_gates=tuple(data.get("virtual_gates", ())), calibration=calibration, source=data["source"],
+        captured=captured)
 
 
 def _median(values: list[float], default: float = 0.0) -> float:
@@ -238,15 +244,9 @@ def device_snapshot(device: str) -> DeviceSnapshot:
 @lru_cache(maxsize=64)
 def _snapshot(device: str, calibrations: str) -> DeviceSnapshot:
     for name in shipped_devices():
-        snapshot = _from_file(SNAPSHOT_FOLDER / f"{name}.json")
+        snapshot = _from_file(SNAPSHOT_FOLDER / f"{name}.json", calibrations)
         if device in (name, snapshot.identifier) or device.lower() == snapshot.identifier.lower():
-            calibration = Path(calibrations) / f"{name}.json" if calibrations else None
-            if calibration is None or not calibration.is_file():
-                return snapshot
-            offset = int(json.loads((SNAPSHOT_FOLDER / f"{name}.json").read_text()).get("braket_qubit_offset", 0))
-            return replace(snapshot, calibration=calibration_from_braket(
-                json.loads(calibration.read_text()), qubit_offset=offset, source=str(calibration)),
-                captured=f"calibration {calibration.name}")
+            return snapshot
     if device.startswith("ibm_") or device.startswith("fake_"):
         return _from_ibm_fake(device.removeprefix("fake_"))
     raise UnknownDeviceError(f"unknown device {device!r}: name a snapshot ({', '.join(shipped_devices())}), its "

@@ -27,7 +27,6 @@ import numpy as np
 from hybrid_resources.quantum.devices import DeviceSnapshot
 from hybrid_resources.quantum.feature_maps import FeatureMapSpec, to_openqasm
 from hybrid_resources.quantum.transpilation import (
-    NON_GATES,
     TranspiledCircuit,
     TranspileSettings,
     parse_openqasm,
@@ -76,16 +75,9 @@ def _noisy_compact(transpiled: TranspiledCircuit, snapshot: DeviceSnapshot) -> t
     from qiskit import QuantumCircuit
     from qiskit.circuit.library import UnitaryGate
     from qiskit.quantum_info import Operator
-    calibration, circuit, known = snapshot.calibration, transpiled.circuit, _aer_gates()
-    active = list(transpiled.simulated_qubits)
-    position = {physical: index for index, physical in enumerate(active)}
+    calibration, known, active = snapshot.calibration, _aer_gates(), list(transpiled.simulated_qubits)
     noisy = QuantumCircuit(len(active))
-    for instruction in circuit.data:
-        operation = instruction.operation
-        if operation.name in NON_GATES:
-            continue
-        physical = [circuit.find_bit(qubit).index for qubit in instruction.qubits]
-        qubits = [position[q] for q in physical]
+    for operation, physical, qubits in transpiled.gates():
         noisy.append(operation if operation.name in known else UnitaryGate(Operator(operation)), qubits)
         if operation.name in snapshot.virtual_gates:
             continue

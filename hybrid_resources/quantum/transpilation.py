@@ -17,7 +17,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -85,6 +85,15 @@ class TranspiledCircuit:
         """The physical qubits a simulation needs: those a gate touches and those the logical
         qubits end on, ascending (a simulation's qubit ``i`` is the ``i``-th of them)."""
         return tuple(sorted(set(self.active_qubits) | set(self.final_layout)))
+
+    def gates(self) -> Iterator[tuple[Any, tuple[int, ...], tuple[int, ...]]]:
+        """Each gate in order (measurements and barriers skipped): the operation, the physical
+        qubits it acts on, and their indices among :attr:`simulated_qubits`."""
+        position = {physical: index for index, physical in enumerate(self.simulated_qubits)}
+        for instruction in self.circuit.data:
+            if instruction.operation.name not in NON_GATES:
+                physical = tuple(self.circuit.find_bit(qubit).index for qubit in instruction.qubits)
+                yield instruction.operation, physical, tuple(position[qubit] for qubit in physical)
 
     def resources(self) -> dict[str, Any]:
         """The sizes the ceilings judge, like ``circuit_resources``: width (physical qubits used),
@@ -196,26 +205,17 @@ def verify_transpiled(original: Any, transpiled: TranspiledCircuit, snapshot: De
 
     if isinstance(original, str):
         original = parse_openqasm(original)
-    circuit = transpiled.circuit
     off_map, foreign = set(), set()
-    for instruction in circuit.data:
-        name = instruction.operation.name
-        if name in NON_GATES:
-            continue
-        if name not in snapshot.native_gates:
-            foreign.add(name)
-        if len(instruction.qubits) == 2:
-            pair = tuple(circuit.find_bit(qubit).index for qubit in instruction.qubits)
-            if pair not in snapshot.edges:
-                off_map.add(pair)
     active = transpiled.simulated_qubits
-    position = {physical: index for index, physical in enumerate(active)}
     compact = QuantumCircuit(len(active))
-    compact.global_phase = circuit.global_phase
-    for instruction in _without_measurements(circuit).data:
-        if instruction.operation.name == "barrier":
-            continue
-        compact.append(instruction.operation, [position[circuit.find_bit(qubit).index] for qubit in instruction.qubits])
+    compact.global_phase = transpiled.circuit.global_phase
+    for operation, physical, qubits in transpiled.gates():
+        if operation.name not in snapshot.native_gates:
+            foreign.add(operation.name)
+        if len(physical) == 2 and physical not in snapshot.edges:
+            off_map.add(physical)
+        compact.append(operation, qubits)
+    position = {physical: index for index, physical in enumerate(active)}
     expected = QuantumCircuit(len(active))
     expected.compose(_without_measurements(original),
                      qubits=[position[physical] for physical in transpiled.final_layout], inplace=True)

@@ -127,6 +127,19 @@ def noisy_backend(device: str = "default.mixed", *, shots: int | None = None, se
     raise ValueError(f"noisy device must be one of {NOISY_DEVICES}, got {device!r}")
 
 
+BROADCAST_BYTES = 64 * 2**20  # the density matrices of one broadcast tape on default.mixed
+
+
+def broadcast_size(device: str, n_qubits: int) -> int:
+    """Kernel circuits per parameter-broadcast tape on ``device``: as many (2^n, 2^n) complex
+    density matrices as fit in :data:`BROADCAST_BYTES` on ``default.mixed``, which simulates a
+    broadcast tape in one pass and counts each of its circuits as an execution; 1 (a tape per
+    circuit) on Braket's simulator, which would unroll it."""
+    if device != "default.mixed":
+        return 1
+    return max(1, BROADCAST_BYTES // (16 * 4**n_qubits))
+
+
 @dataclass(frozen=True)
 class NoisyKernelResult:
     matrix: np.ndarray  # float64 (N, M) in [0, 1]; diagonal measured (not set to 1) when square
@@ -155,22 +168,25 @@ def noisy_kernel(X: np.ndarray, Y: np.ndarray | None = None, *, spec: FeatureMap
     X = np.asarray(X, dtype=np.float64)
     symmetric = Y is None
     Y = X if symmetric else np.asarray(Y, dtype=np.float64)
-    pairs = [(i, j) for i in range(len(X)) for j in range(i if symmetric else 0, len(Y))]
+    rows, cols = np.triu_indices(len(X), m=len(Y)) if symmetric else np.indices((len(X), len(Y))).reshape(2, -1)
     backend = noisy_backend(device, shots=shots, seed=seed)
-    # The engine's own compute-uncompute circuits, with the noise channels inserted.
-    tapes = [noisy_tape(pair_tape(spec, X[i], Y[j], shots), noise) for i, j in pairs]
+    # The engine's own compute-uncompute circuits, with the noise channels inserted: on
+    # default.mixed, ``size`` pairs share one parameter-broadcast tape (one pass, the same circuits).
+    size = broadcast_size(device, spec.n_qubits)
+    tapes = [noisy_tape(pair_tape(spec, X[rows[s]], Y[cols[s]], shots), noise) for s in range(len(rows))] if size == 1 \
+        else [noisy_tape(pair_tape(spec, X[rows[s:s + size]], Y[cols[s:s + size]], shots), noise)
+              for s in range(0, len(rows), size)]
     if ledger is not None:
-        ledger.admit(len(tapes), shots or 0, n_qubits=spec.n_qubits)
+        ledger.admit(len(rows), shots or 0, n_qubits=spec.n_qubits)
     results, retries = execute_tapes(tapes, backend, spec.n_qubits, ledger=ledger)
     out = np.empty((len(X), len(Y)))
-    for (i, j), probs in zip(pairs, results):
-        out[i, j] = float(np.asarray(probs).reshape(-1)[0])
-        if symmetric:
-            out[j, i] = out[i, j]
+    out[rows, cols] = np.concatenate([np.asarray(probs).reshape(-1, 2**spec.n_qubits)[:, 0] for probs in results])
+    if symmetric:
+        out[cols, rows] = out[rows, cols]
     np.clip(out, 0.0, 1.0, out=out)
     stats = KernelStats(n_rows=len(X), n_cols=len(Y), method="noisy-density-matrix", device_name=device,
                         shots=shots, seed=seed, entries_computed=out.size, entries_from_cache=0,
-                        circuits_executed=len(tapes), shots_executed=len(tapes) * (shots or 0),
+                        circuits_executed=len(rows), shots_executed=len(rows) * (shots or 0),
                         wall_time_s=time.perf_counter() - t0, retries=retries, spec_hash=spec.spec_hash)
     return NoisyKernelResult(out, stats, noise)
 

@@ -63,6 +63,21 @@ def test_braket_density_matrix_simulator_agrees_with_default_mixed():
     assert np.max(np.abs(pennylane - braket)) < 1e-9
 
 
+def test_broadcast_tapes_give_the_circuit_by_circuit_kernel_and_the_ledger_counts_each_circuit(monkeypatch, priced_policy):
+    from hybrid_resources.quantum import noise as noise_module
+    from hybrid_resources.quantum.backends import BackendConfig
+
+    noise = NoiseModel(depolarizing=0.03, gate_error_2q=0.01, readout=0.02)
+    with priced_policy.ledger(run_id="broadcast", asset="noisy", backend=BackendConfig()) as ledger:
+        broadcast = noisy_kernel(X[:6], X[:4], spec=SPEC, noise=noise, ledger=ledger)
+    assert ledger.circuits == 24 and broadcast.stats.circuits_executed == 24
+    for size in (1, 5):  # a tape per circuit, and tapes of 5 circuits with a shorter last one
+        monkeypatch.setattr(noise_module, "broadcast_size", lambda device, n_qubits, size=size: size)
+        assert np.allclose(noisy_kernel(X[:6], X[:4], spec=SPEC, noise=noise).matrix, broadcast.matrix, atol=1e-12)
+        symmetric = noisy_kernel(X[:5], spec=SPEC, noise=noise).matrix
+        assert np.allclose(symmetric, symmetric.T) and np.allclose(symmetric[:4, :4], broadcast.matrix[:4, :4], atol=1e-12)
+
+
 def test_bad_names_fail_with_the_choices():
     with pytest.raises(ValueError, match="depolarizing_average"):
         mitigation_steps("depolarising")

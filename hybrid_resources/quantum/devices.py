@@ -8,7 +8,9 @@ Two sources:
   Forte-1): each file says where its figures come from; their calibrations are typical medians,
   not one day's values;
 - IBM devices from ``qiskit-ibm-runtime``'s fake backends (``ibm_torino``, ``ibm_brisbane``, ...),
-  which carry a real topology and a real per-qubit, per-pair calibration offline.
+  which carry a real topology and a real per-qubit, per-pair calibration offline. The default ones
+  ship in ``device_snapshots/ibm/``, written from the fake backends by :func:`write_ibm_snapshot`
+  (a test keeps them equal), so a run does not import qiskit-ibm-runtime to read them.
 
 Devices are named by snapshot name (``iqm_garnet``), Braket ARN or IBM backend name
 (:func:`device_snapshot`). Nothing here talks to a provider.
@@ -26,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 SNAPSHOT_FOLDER = Path(__file__).with_name("device_snapshots")
+IBM_SNAPSHOT_FOLDER = SNAPSHOT_FOLDER / "ibm"
 # A folder of Braket standardized calibrations, one <snapshot name>.json each (a day's figures).
 CALIBRATIONS_VARIABLE = "HYBRID_DEVICE_CALIBRATIONS"
 # IBM backends offered by default (a Heron with CZ, an Eagle with directed ECR); any other fake
@@ -220,6 +223,48 @@ def _from_ibm_fake(backend_name: str) -> DeviceSnapshot:
         captured=str(getattr(backend.properties(), "last_update_date", "") or ""))
 
 
+def ibm_snapshot_json(snapshot: DeviceSnapshot) -> dict[str, Any]:
+    """An IBM snapshot as shipped in ``device_snapshots/ibm/``: every field, its per-qubit and
+    per-pair figures as ``[qubit, error]`` and ``[a, b, error]`` rows (:func:`_from_ibm_file` reads it)."""
+    calibration = snapshot.calibration
+    return {
+        "name": snapshot.name, "provider": snapshot.provider, "identifier": snapshot.identifier,
+        "qubits": snapshot.qubits, "native_gates": list(snapshot.native_gates),
+        "virtual_gates": list(snapshot.virtual_gates), "source": snapshot.source, "captured": snapshot.captured,
+        "coupling_map": [list(pair) for pair in snapshot.coupling_map],
+        "calibration": {"one_qubit_error": calibration.one_qubit_error, "two_qubit_error": calibration.two_qubit_error,
+                        "readout_error": calibration.readout_error, "kind": calibration.kind,
+                        "per_qubit_1q": [[q, e] for q, e in calibration.per_qubit_1q.items()],
+                        "per_pair_2q": [[a, b, e] for (a, b), e in calibration.per_pair_2q.items()],
+                        "per_qubit_readout": [[q, e] for q, e in calibration.per_qubit_readout.items()]},
+    }
+
+
+def write_ibm_snapshot(backend_name: str, folder: Path = IBM_SNAPSHOT_FOLDER) -> Path:
+    """Write the snapshot of qiskit-ibm-runtime's fake backend ``backend_name`` to
+    ``folder/<name>.json`` (after upgrading qiskit-ibm-runtime, for each of :data:`DEFAULT_IBM_DEVICES`)."""
+    snapshot = _from_ibm_fake(backend_name)
+    path = folder / f"{snapshot.name}.json"
+    path.write_text(json.dumps(ibm_snapshot_json(snapshot), indent=1) + "\n")
+    return path
+
+
+def _from_ibm_file(path: Path) -> DeviceSnapshot:
+    data = json.loads(path.read_text())
+    figures = data["calibration"]
+    calibration = Calibration(
+        one_qubit_error=figures["one_qubit_error"], two_qubit_error=figures["two_qubit_error"],
+        readout_error=figures["readout_error"], kind=figures["kind"],
+        per_qubit_1q={int(q): e for q, e in figures["per_qubit_1q"]},
+        per_pair_2q={(int(a), int(b)): e for a, b, e in figures["per_pair_2q"]},
+        per_qubit_readout={int(q): e for q, e in figures["per_qubit_readout"]})
+    return DeviceSnapshot(
+        name=data["name"], provider=data["provider"], identifier=data["identifier"], qubits=int(data["qubits"]),
+        native_gates=tuple(data["native_gates"]), coupling_map=tuple((a, b) for a, b in data["coupling_map"]),
+        virtual_gates=tuple(data["virtual_gates"]), calibration=calibration, source=data["source"],
+        captured=data["captured"])
+
+
 def shipped_devices() -> tuple[str, ...]:
     """The names of the snapshots shipped as files (the Braket devices)."""
     return tuple(sorted(path.stem for path in SNAPSHOT_FOLDER.glob("*.json")))
@@ -248,6 +293,7 @@ def _snapshot(device: str, calibrations: str) -> DeviceSnapshot:
         if device in (name, snapshot.identifier) or device.lower() == snapshot.identifier.lower():
             return snapshot
     if device.startswith("ibm_") or device.startswith("fake_"):
-        return _from_ibm_fake(device.removeprefix("fake_"))
+        shipped = IBM_SNAPSHOT_FOLDER / f"ibm_{device.removeprefix('fake_').removeprefix('ibm_')}.json"
+        return _from_ibm_file(shipped) if shipped.is_file() else _from_ibm_fake(device.removeprefix("fake_"))
     raise UnknownDeviceError(f"unknown device {device!r}: name a snapshot ({', '.join(shipped_devices())}), its "
                              f"Braket ARN, or an IBM backend such as {DEFAULT_IBM_DEVICES[0]}")

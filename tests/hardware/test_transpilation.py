@@ -14,7 +14,10 @@ from hybrid_assets.common.circuits import Ceilings, ceilings_gate
 from hybrid_assets.definitions import all_assets
 from hybrid_resources.gate_policy import GatePolicy
 from hybrid_resources.quantum.devices import (
+    DEFAULT_IBM_DEVICES,
+    IBM_SNAPSHOT_FOLDER,
     UnknownDeviceError,
+    _from_ibm_fake,
     device_snapshot,
     known_devices,
     shipped_devices,
@@ -50,6 +53,17 @@ def test_the_shipped_snapshots_are_the_three_braket_devices():
     assert len(torino.calibration.per_pair_2q) > 100 and 0 < torino.calibration.two_qubit_error < 0.05
     with pytest.raises(UnknownDeviceError, match="iqm_garnet"):
         device_snapshot("qpu/acme/nothing")
+
+
+@pytest.mark.parametrize("name", DEFAULT_IBM_DEVICES)
+def test_a_shipped_ibm_snapshot_is_what_qiskit_ibm_runtimes_fake_backend_gives(name):
+    shipped, fake = device_snapshot(name), _from_ibm_fake(name)
+    assert (IBM_SNAPSHOT_FOLDER / f"{name}.json").is_file()
+    regenerate = f"regenerate with hybrid_resources.quantum.devices.write_ibm_snapshot({name!r})"
+    assert shipped == fake and shipped.snapshot_hash == fake.snapshot_hash, regenerate
+    for figures in ("per_qubit_1q", "per_pair_2q", "per_qubit_readout"):
+        assert getattr(shipped.calibration, figures) == getattr(fake.calibration, figures), regenerate
+    assert device_snapshot(f"fake_{name.removeprefix('ibm_')}") == shipped
 
 
 @pytest.mark.parametrize("device", DEVICES)

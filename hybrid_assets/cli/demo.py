@@ -1,290 +1,32 @@
 """``hybrid-demo`` (``make demo``): materialize the whole pipeline on the landing data against the
-local instance, print the results and say where to look.
+local instance, print the results and say where to look (what it runs: :mod:`hybrid_assets.cli.demo_run`).
 
-Writes the bundled example (scikit-learn's breast-cancer data, no download) into the landing zone
-only when it is empty (and then example records into an empty scoring zone), ingests every landing
-file as its own partition, refreshes the models (with the run config of ``HYBRID_RUN_CONFIG``, a
-YAML file, when set), prints the verdict, the holdout table and the gates, plans the kernel routes
-on the configured device, scores every scoring file with the registry's champion, materializes the
-serving dashboard, runs pattern 3 on the newest returns and graph files (bundled examples in empty
-folders), and exits non-zero if any step or blocking check failed.
+Pattern 3 does not depend on the models, so by default it runs beside them: a second process,
+started before this one imports the pipeline, materializes the portfolio and max-cut jobs on the
+same instance while the models refresh, and its lines are printed in their place.
+``HYBRID_DEMO_PATTERN3=after`` runs it in this process after the scoring instead (one process,
+the order of earlier releases). This module imports only what parsing the arguments needs, so
+``--help`` answers at once and the second process starts early.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import time
-from pathlib import Path
 
-import polars as pl
-import yaml
-from dagster import AssetCheckSeverity, DagsterInstance
+from hybrid_assets.cli.pattern3_process import start_pattern3
+from hybrid_assets.common.examples import TASK_EXAMPLES
 
-from hybrid_assets.common.examples import (
-    EXAMPLE_FILE_NAME,
-    EXAMPLE_SCORING_FILE_NAME,
-    TASK_EXAMPLES,
-    write_example_dataset,
-    write_example_scoring,
-    write_task_example,
-)
-from hybrid_assets.common.partitions import (
-    landing_files_partitions,
-    safe_partition_key,
-    scoring_files_partitions,
-)
-from hybrid_assets.common.reporting import comparison_table
-from hybrid_assets.definitions import defs
-from hybrid_assets.evaluation.assets import GATE_DESCRIPTIONS, PROMOTION_GATES
-from hybrid_assets.evaluation.report import holdout_columns
-from hybrid_assets.optimization.maxcut import MAXCUT
-from hybrid_assets.optimization.portfolio import PORTFOLIO
-from hybrid_resources.data.artifacts import ArtifactStore
-from hybrid_resources.data.paths import (
-    DataLayout,
-    landing_location,
-    zone_files,
-    zone_location,
-)
-from hybrid_resources.data.warehouse import Warehouse
-
-__all__ = ["main", "run_demo"]
-
-# Step logs stay in the instance (and the UI); the terminal gets warnings and the summary.
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-
-
-class Demo:
-    """One demo run: the instance, the run config and the failures collected on the way."""
-
-    def __init__(self, instance: DagsterInstance):
-        self.instance = instance
-        self.failures: list[str] = []
-
-    def execute(self, job: str, what: str, *, run_config: dict = QUIET, **kwargs):
-        """Run ``job`` in process; a failed run or a failed blocking (ERROR) check is a failure."""
-        result = defs.resolve_job_def(job).execute_in_process(instance=self.instance, raise_on_error=False,
-                                                              run_config=run_config, **kwargs)
-        if not result.success:
-            self.failures.append(f"{what} (run {result.run_id})")
-        for evaluation in result.get_asset_check_evaluations():
-            # A failed WARN gate only blocks promotion; a failed ERROR check stops what depends on it.
-            if not evaluation.passed and evaluation.severity == AssetCheckSeverity.ERROR:
-                self.failures.append(f"check {evaluation.asset_key.to_user_string()}:{evaluation.check_name}")
-        return result
-
-    def add_partition(self, partitions_name: str, key: str) -> None:
-        if not self.instance.has_dynamic_partition(partitions_name, key):
-            self.instance.add_dynamic_partitions(partitions_name, [key])
-
-
-def write_examples_into_empty_zones(layout: DataLayout, example: str = "breast_cancer") -> None:
-    """The bundled example (``example``: breast_cancer or a name of ``TASK_EXAMPLES``) into an empty
-    landing zone, and records to score into an empty local scoring zone."""
-    if zone_files(landing_location()):
-        return
-    if example != "breast_cancer":
-        scoring = zone_location("scoring")
-        for path in write_task_example(example, landing_location(), None if zone_files(scoring) else scoring,
-                                       layout.dataset_contract):
-            print(f"Wrote the {example} example: {path}")
-        return
-    write_example_dataset(landing_location() / EXAMPLE_FILE_NAME)
-    print(f"Landing zone was empty: wrote the example dataset to {landing_location() / EXAMPLE_FILE_NAME}")
-    scoring = zone_location("scoring")
-    if not zone_files(scoring):
-        write_example_scoring(scoring / EXAMPLE_SCORING_FILE_NAME)
-        print(f"Scoring zone was empty: wrote example records to score to {scoring / EXAMPLE_SCORING_FILE_NAME}")
-
-
-def ingest_landing_files(demo: Demo) -> None:
-    """Every landing file as its own partition, as the landing sensor does."""
-    for path in zone_files(landing_location()):
-        key = safe_partition_key(path.name)
-        demo.add_partition(landing_files_partitions.name, key)
-        result = demo.execute("ingest_landing_file", f"ingest of {key!r}", partition_key=key)
-        status = result.asset_materializations_for_node("raw_samples")[-1].metadata["status"].value \
-            if result.success else "failed"
-        print(f"  landing file {key!r}: {status}")
-
-
-def refresh_run_config() -> dict:
-    """The refresh's run config: QUIET plus the ``ops`` of the YAML file ``HYBRID_RUN_CONFIG``
-    names (the same file pastes into the launchpad), e.g. ``deploy/run_config/shot_devices.yaml``."""
-    path = os.environ.get("HYBRID_RUN_CONFIG", "").strip()
-    if not path:
-        return QUIET
-    loaded = yaml.safe_load(Path(path).read_text()) or {}
-    print(f"Run config for refresh_models: {path}")
-    return {**QUIET, "ops": loaded.get("ops", {})}
-
-
-def print_checks(evaluations) -> None:
-    """model_evaluation's checks as the UI's Checks tab shows them: the promotion gates, then the
-    checks that are only reported."""
-    found = {e.check_name: e for e in evaluations if e.asset_key.to_user_string() == "model_evaluation"}
-    groups = {"Promotion gates (a failure blocks promoted_model):": PROMOTION_GATES,
-              "Other checks (reported; they never block promotion):": [name for name in GATE_DESCRIPTIONS
-                                                                      if name not in PROMOTION_GATES]}
-    for title, names in groups.items():
-        print(title)
-        for name in (n for n in names if n in found):
-            print(f"  {'pass' if found[name].passed else 'FAIL'}  {name}: {found[name].metadata['message'].value}")
-
-
-def print_task(refresh) -> None:
-    """The task the refresh trained for, and whether it was declared or inferred (and how to pin it)."""
-    for event in refresh.asset_materializations_for_node("reduced_embeddings"):
-        resolution = event.metadata.get("task_resolution")
-        if resolution is not None:
-            print(f"\nTask: {resolution.value}")
-
-
-def print_evaluation(store: ArtifactStore, evaluations) -> None:
-    """The verdict first, then the holdout table, the quantum stage, the gates and promotion."""
-    report = store.read(["model_evaluation"])
-    print(f"\nVerdict: {report['gates']['quantum_beats_classical']['message']}")
-    print(f"\nHoldout comparison ({report['n_train']} train / {report['n_test']} test samples):\n")
-    print(comparison_table(report["metrics"], holdout_columns(report.get("task", "binary"))))
-    print(f"\nQuantum stage: {report['quantum_stage']}.")
-    print_checks(evaluations)
-    print("Promoted: " + ("yes (asset promoted_model)" if report["promotable"] else "no, the quantum model stays a candidate"))
-
-
-def print_route_plan(demo: Demo) -> None:
-    """Run plan_kernel_routes (submits nothing) and print each route's circuits, dollars and time,
-    then the provider scorecard's top three devices."""
-    result = demo.execute("plan_kernel_routes", "plan_kernel_routes")
-    if not result.success:
-        return
-    report = result.output_for_node("kernel_route_plan")
-    accuracy = report["expected_accuracy"]
-    print(f"\nKernel routes on {report['device']} ({report['shots'] or 'exact'} shots), planned, nothing submitted "
-          "(asset kernel_route_plan; `hybrid-plan` prints the same):")
-    for route in report["routes"]:
-        refused = " - refused by the time budget" if route["route"] in report["refused"] else ""
-        print(f"  {route['route']:>9}: {route['circuits']:,} circuits, ${route['usd']:,.2f}, "
-              f"~{route['wall_time_s']:,.0f} s, expected {report.get('expected_metric', 'accuracy')} "
-              f"{accuracy.get(route['route'], float('nan')):.4f}"
-              f"{refused}")
-    print_scorecard(result.output_for_node("provider_scorecard"))
-
-
-def print_scorecard(scorecard: dict) -> None:
-    """The provider scorecard's top three devices, and its recommendation."""
-    print(f"\nProvider scorecard, {scorecard['route']} route at {scorecard['shots_per_circuit']:,} shots, top three "
-          "of every known device (asset provider_scorecard; nothing submitted):")
-    for row in scorecard["devices"][:3]:
-        usd = f"${row['planned_usd']:,.2f}" if row["planned_usd"] is not None else "no price"
-        error = f"{row['predicted_error']:.4f}" if row["predicted_error"] is not None else "not predicted"
-        print(f"  {row['device']:>16}: {usd}, depth {row['transpiled_depth']} after transpilation "
-              f"({row['swaps']} SWAPs), predicted kernel error {error}, failure rate {row['failure_rate']:.2f}"
-              + ("" if row["fits"] else f" - does not fit: {'; '.join(row['reasons'])}"))
-    print(f"  recommended: {scorecard['recommended'] or 'none fits the gates'}")
-
-
-def print_scored(key: str, layout: DataLayout) -> None:
-    with Warehouse().session(read_only=True) as session:
-        scored = session.predictions().filter((pl.col("source") == key) & (pl.col("role") == "champion"))
-        record = session.landing_record(key, "scoring")
-    if scored.is_empty():
-        quarantined = record is not None and record.status == "quarantined"
-        print(f"  scoring file {key!r}: {record.status if record else 'not ingested'}, no predictions"
-              + (f" ({record.reason}; the file is in {layout.quarantine})" if quarantined else ""))
-        return
-    if "upper" in scored.columns and scored["upper"].is_not_null().any():  # a regression: values, not classes
-        values = scored["score"]
-        decisions = f"values {values.min():.4g}..{values.max():.4g} (median {values.median():.4g})"
-    else:
-        decisions = f"decisions {dict(sorted(scored['decision'].value_counts().iter_rows()))}"
-    print(f"  scoring file {key!r}: {scored.height} rows by {scored['model_version'][0]}, {decisions}, "
-          f"{scored.filter(pl.col('flagged').is_not_null()).height} flagged; "
-          f"export {layout.predictions / (key + '.parquet')}")
-
-
-def score_files(demo: Demo, layout: DataLayout) -> None:
-    """Score every file of the scoring zone (one partition each), as the scoring sensor does, then
-    materialize the serving dashboard (serving_monitor)."""
-    files = zone_files(zone_location("scoring"))
-    if not files:
-        print(f"  no files in {zone_location('scoring')}: drop unlabelled CSV or Parquet files (sample_id and the "
-              "feature columns) there to score them")
-    for path in files:
-        key = safe_partition_key(path.name)
-        demo.add_partition(scoring_files_partitions.name, key)
-        if demo.execute("ingest_scoring_file", f"scoring of {key!r}", partition_key=key).success:
-            print_scored(key, layout)
-    if demo.execute("serving_dashboard", "serving_dashboard").success:
-        print("  serving dashboard: asset serving_monitor (drift, spend, latency, shadow)")
-
-
-def run_pattern3(demo: Demo) -> None:
-    """Pattern 3 on the newest returns and graph files: each route's job, then its best ranked
-    candidate against the optimum and the heuristics, P(optimum) and the reported gates."""
-    for kind in (PORTFOLIO, MAXCUT):
-        job, started = kind.job[0], time.perf_counter()
-        result = demo.execute(job, job)
-        if not result.success:
-            continue
-        landing, ranked = result.output_for_node(kind.names["landing"]), result.output_for_node(kind.names["ranked"])
-        report, best = result.output_for_node(kind.names["report"]), ranked["ranked"][0]
-        roi, gates = report["roi"], report["gates"]
-        heuristics = ", ".join(f"{name} {ratio:.3f}" for name, ratio in roi["heuristic_approximation_ratio"].items())
-        print(f"  {job} on {landing['file']} ({time.perf_counter() - started:.1f} s): best {kind.chosen} "
-              f"[{', '.join(best['chosen'])}], objective {best['objective']:.4g}, approximation ratio "
-              f"{roi['quantum_approximation_ratio']:.3f} (heuristics: {heuristics})\n    P(optimum) "
-              f"{roi['p_optimum_per_shot']:.4f} per shot, {roi['p_optimum_per_shot'] / roi['p_optimum_uniform_feasible']:.1f}x "
-              "uniform; gates (reported): " + "; ".join(f"{'pass' if g['passed'] else 'FAIL'} {g['name']}" for g in gates))
-
-
-def print_where_to_look(layout: DataLayout, instance: DagsterInstance, started: float) -> None:
-    print(f"\nDone in {time.perf_counter() - started:.1f} s (after imports).")
-    print(f"  data, artifacts: {layout.root}")
-    print(f"  warehouse: {Warehouse().describe()}")
-    print(f"  Dagster instance (run history): {instance.root_directory}")
-    print("  UI: `make ui`, then open http://127.0.0.1:3000 (Catalog -> model_evaluation; Lineage for the graph)")
-    print("  pattern 3: Catalog -> portfolio_report, maxcut_report (ROI, gates, objective histogram); "
-          "ranked_candidates, ranked_cuts")
-    print("  models that serve: `.venv/bin/hybrid-registry list`; audit trail: `.venv/bin/hybrid-audit`")
-
-
-def run_demo(example: str = "breast_cancer") -> int:
-    """The whole demo against ``DagsterInstance.get()`` (``$DAGSTER_HOME``); 0 when nothing failed."""
-    # The landing contract imports Great Expectations when it first validates a file (3 s), so that
-    # a process that never validates does not pay it: here it is an import like the others, paid
-    # before the clock that reports the demo's time after imports starts.
-    import great_expectations  # noqa: F401
-
-    layout, started = DataLayout.from_env().ensure(), time.perf_counter()
-    write_examples_into_empty_zones(layout, example)
-    demo = Demo(DagsterInstance.get())
-    ingest_landing_files(demo)
-    refresh = demo.execute("refresh_models", "refresh_models", run_config=refresh_run_config())
-    store = ArtifactStore.at(layout.artifacts)
-    if refresh.success and store.latest_version(["model_evaluation"]):
-        if example != "breast_cancer":
-            print_task(refresh)
-        print_evaluation(store, refresh.get_asset_check_evaluations())
-    if refresh.success:
-        print_route_plan(demo)
-        print("\nScoring (the registry's champion; warehouse table `predictions`):")
-        score_files(demo, layout)
-    print("\nPattern 3, QAOA candidates ranked classically (returns/ and graphs/; see docs/pattern3.md):")
-    run_pattern3(demo)
-    print_where_to_look(layout, demo.instance, started)
-    if demo.failures:
-        print("\nFAILED: " + "; ".join(demo.failures), file=sys.stderr)
-        return 1
-    return 0
+__all__ = ["main", "parser"]
 
 
 def parser() -> argparse.ArgumentParser:
     cli = argparse.ArgumentParser(
-        prog="hybrid-demo", description=__doc__.split("\n\n")[0].replace("``", "`"),
+        prog="hybrid-demo", description=__doc__.split("\n\n")[0].replace("``", "`").split(" (what it runs")[0] + ".",
         epilog="Settings come from the environment: DAGSTER_HOME (the instance), HYBRID_DATA_DIR (the data root, "
-               "default ./data), HYBRID_RUN_CONFIG (a run config for refresh_models); see docs/configuration.md.")
+               "default ./data), HYBRID_RUN_CONFIG (a run config for refresh_models), HYBRID_DEMO_PATTERN3 (beside, "
+               "the default: pattern 3 in a second process while the models refresh; after: in this process, after "
+               "the scoring); see docs/configuration.md.")
     cli.add_argument("--example", choices=["breast_cancer", *TASK_EXAMPLES], default="breast_cancer",
                      help="the example written into an empty landing zone (one per task; docs/tasks.md); "
                           "default breast_cancer (binary)")
@@ -292,7 +34,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
-    sys.exit(run_demo(parser().parse_args(argv).example))
+    example = parser().parse_args(argv).example
+    pattern3 = start_pattern3()
+    from hybrid_assets.cli.demo_run import run_demo  # the pipeline's imports, while pattern 3 starts
+
+    sys.exit(run_demo(example, pattern3))
 
 
 if __name__ == "__main__":

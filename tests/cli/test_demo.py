@@ -18,7 +18,14 @@ def readme_demo_output() -> str:
     return block.split("```\n", 1)[1].rsplit("```", 1)[0]
 
 
+def pattern3_lines(stdout: str) -> list[str]:
+    """The demo's pattern-3 lines, their measured seconds masked."""
+    block = stdout.split("\nPattern 3, QAOA candidates", 1)[1].split("\n", 1)[1].split("\nDone in", 1)[0]
+    return [re.sub(r"\([0-9.]+ s\)", "(_ s)", line) for line in block.splitlines()]
+
+
 def test_demo_fills_an_empty_landing_zone_and_prints_both_models(local_project):
+    local_project.env.pop("HYBRID_DEMO_PATTERN3")  # the default: pattern 3 beside the refresh
     completed = local_project.command("hybrid-demo")
     assert completed.returncode == 0, completed.stdout + completed.stderr
     # The README shows this output; it must be what the demo prints, not a hand-copied memory of it.
@@ -50,14 +57,19 @@ def test_demo_fills_an_empty_landing_zone_and_prints_both_models(local_project):
     assert (data / "returns" / "example_returns.csv").exists() and (data / "graphs" / "example_graph.csv").exists()
     assert "portfolio_candidates on example_returns.csv" in completed.stdout
     assert "maxcut_candidates on example_graph.csv" in completed.stdout
+    assert "run beside the refresh in a second process:" in completed.stdout
     ranked_cuts = latest_artifact(data / "artifacts", "ranked_cuts")
     assert ranked_cuts["lineage"]["graph_file"] == "example_graph.csv" and ranked_cuts["ranked"]
     assert latest_artifact(data / "artifacts", "portfolio_report")["gates"]
 
     # A second demo on the same instance re-uses the landing data (nothing rewritten) and passes;
-    # scoring the same file with the same champion again writes no duplicates.
+    # scoring the same file with the same champion again writes no duplicates. Pattern 3 run after
+    # the scoring, in the demo's own process, prints what it printed from its second process.
+    local_project.env["HYBRID_DEMO_PATTERN3"] = "after"
     again = local_project.command("hybrid-demo")
     assert again.returncode == 0, again.stdout + again.stderr
+    assert pattern3_lines(again.stdout) == pattern3_lines(completed.stdout) and len(pattern3_lines(again.stdout)) == 4
+    assert "run beside the refresh" not in again.stdout
     assert "Landing zone was empty" not in again.stdout and "Scoring zone was empty" not in again.stdout
     with Warehouse(path=str(data / "warehouse.duckdb")).connect(read_only=True) as connection:
         assert connection.execute("SELECT count(*), count(DISTINCT sample_id) FROM predictions").fetchone() == (200, 200)
@@ -79,3 +91,27 @@ def test_demo_runs_another_csv_in_another_data_dir(local_project):
     assert report["n_train"] + report["n_test"] == 90
     embeddings = latest_artifact(local_project.data / "artifacts", "reduced_embeddings")
     assert embeddings["classes"].tolist() == ["setosa", "virginica"]
+
+
+def test_pattern3_beside_reports_its_lines_its_failures_and_a_process_that_died():
+    import subprocess
+    import sys
+    import tempfile
+
+    from hybrid_assets.cli.pattern3_process import Pattern3Beside
+
+    def beside(code: str) -> Pattern3Beside:
+        output = tempfile.TemporaryFile("w+")
+        return Pattern3Beside(subprocess.Popen([sys.executable, "-c", code], stdout=output), output)
+
+    assert beside("print('  line'); print('{\"failures\": [\"maxcut_candidates (run 1)\"]}')").result() == (
+        ["  line"], ["maxcut_candidates (run 1)"])
+    lines, failures = beside("print('  started'); raise SystemExit(3)").result()
+    assert lines == ["  started"] and failures == ["pattern 3 (its process exited with code 3; its error is above)"]
+
+
+def test_a_wrong_pattern3_place_is_refused_before_anything_runs(local_project):
+    local_project.env["HYBRID_DEMO_PATTERN3"] = "later"
+    completed = local_project.command("hybrid-demo")
+    assert completed.returncode != 0 and "HYBRID_DEMO_PATTERN3 must be one of beside, after, got 'later'" in completed.stderr
+    assert not any(local_project.home.rglob("*.db")) and not (local_project.data / "landing" / "breast_cancer.csv").exists()

@@ -18,6 +18,7 @@ __all__ = ["PATTERN3_PLACES", "PATTERN3_VARIABLE", "Pattern3Beside", "start_patt
 
 PATTERN3_VARIABLE = "HYBRID_DEMO_PATTERN3"
 PATTERN3_PLACES = ("beside", "after")
+PATTERN3_NICENESS = 10
 
 
 @dataclass
@@ -48,4 +49,7 @@ def start_pattern3() -> Pattern3Beside | None:
     if place == "after":
         return None
     output = tempfile.TemporaryFile("w+")
-    return Pattern3Beside(subprocess.Popen([sys.executable, "-m", "hybrid_assets.cli.demo_run"], stdout=output), output)
+    # Niced: the refresh is the demo's longest path, and pattern 3 finishes well before it anyway.
+    process = subprocess.Popen([sys.executable, "-m", "hybrid_assets.cli.demo_run"], stdout=output,
+                               preexec_fn=lambda: os.nice(PATTERN3_NICENESS))
+    return Pattern3Beside(process, output)

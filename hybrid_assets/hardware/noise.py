@@ -2,7 +2,6 @@
 mitigation, and the spread to the exact kernel, before any hardware is paid for."""
 
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from dagster import (
@@ -85,15 +84,11 @@ def noisy_kernel_spread(context: AssetExecutionContext, config: NoiseSpreadConfi
     X = np.asarray(reduced_embeddings["X_train"][:config.rows], dtype=np.float64)
     try:
         noise = config.noise_model()
-        # The device predictions (Qiskit, Aer) and the noisy kernel (PennyLane's einsums) are
-        # independent and spend most of their time outside the GIL: side by side, not one after the other.
-        with ThreadPoolExecutor(max_workers=1) as side:
-            predicted = side.submit(device_predictions, spec, X, config, gate_policy.transpile_settings())
-            with cost_policy.ledger(run_id=context.run_id, asset=context.asset_key.to_user_string(),
-                                    backend=noisy_backend(config.device)) as ledger:
-                kernels, report = noise_spread(X, spec, noise, mitigation=config.mitigation,
-                                               tolerance=config.tolerance, device=config.device, ledger=ledger)
-            devices = predicted.result()
+        with cost_policy.ledger(run_id=context.run_id, asset=context.asset_key.to_user_string(),
+                                backend=noisy_backend(config.device)) as ledger:
+            kernels, report = noise_spread(X, spec, noise, mitigation=config.mitigation, tolerance=config.tolerance,
+                                           device=config.device, ledger=ledger)
+        devices = device_predictions(spec, X, config, gate_policy.transpile_settings())
     except (ValueError, OSError) as bad_config:
         raise Failure(description=f"noisy_kernel_spread: {bad_config}") from bad_config
     report |= {"kernel": family_of(spec), "spec_hash": circuit_artifact["spec_hash"], "devices": devices}

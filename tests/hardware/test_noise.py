@@ -71,11 +71,12 @@ def test_broadcast_tapes_give_the_circuit_by_circuit_kernel_and_the_ledger_count
     with priced_policy.ledger(run_id="broadcast", asset="noisy", backend=BackendConfig()) as ledger:
         broadcast = noisy_kernel(X[:6], X[:4], spec=SPEC, noise=noise, ledger=ledger)
     assert ledger.circuits == 24 and broadcast.stats.circuits_executed == 24
-    for size in (1, 5):  # a tape per circuit, and tapes of 5 circuits with a shorter last one
+    # A tape per circuit; tapes of 5 circuits, the last of 4 (24 pairs) or of 1 (the 21 pairs of 6 rows).
+    for size in (1, 5):
         monkeypatch.setattr(noise_module, "broadcast_size", lambda device, n_qubits, size=size: size)
         assert np.allclose(noisy_kernel(X[:6], X[:4], spec=SPEC, noise=noise).matrix, broadcast.matrix, atol=1e-12)
-        symmetric = noisy_kernel(X[:5], spec=SPEC, noise=noise).matrix
-        assert np.allclose(symmetric, symmetric.T) and np.allclose(symmetric[:4, :4], broadcast.matrix[:4, :4], atol=1e-12)
+        symmetric = noisy_kernel(X[:6], spec=SPEC, noise=noise).matrix
+        assert np.allclose(symmetric, symmetric.T) and np.allclose(symmetric[:, :4], broadcast.matrix, atol=1e-12)
 
 
 def test_bad_names_fail_with_the_choices():

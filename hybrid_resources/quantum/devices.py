@@ -10,7 +10,7 @@ Two sources:
 - IBM devices from ``qiskit-ibm-runtime``'s fake backends (``ibm_torino``, ``ibm_brisbane``, ...),
   which carry a real topology and a real per-qubit, per-pair calibration offline. The default ones
   ship in ``device_snapshots/ibm/``, written from the fake backends by :func:`write_ibm_snapshot`
-  (a test keeps them equal), so a run does not import qiskit-ibm-runtime to read them.
+  (a test keeps them equal), so a run does not build the fake backends to read them.
 
 Devices are named by snapshot name (``iqm_garnet``), Braket ARN or IBM backend name
 (:func:`device_snapshot`). Nothing here talks to a provider.

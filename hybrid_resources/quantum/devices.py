@@ -60,6 +60,25 @@ class Calibration:
     def readout(self, qubit: int) -> float:
         return self.per_qubit_readout.get(qubit, self.readout_error)
 
+    def to_json(self) -> dict[str, Any]:
+        """Every figure, the per-qubit and per-pair ones as ``[qubit, error]`` and ``[a, b, error]``
+        rows (JSON has no tuple keys); :meth:`from_json` reads it back."""
+        return {"one_qubit_error": self.one_qubit_error, "two_qubit_error": self.two_qubit_error,
+                "readout_error": self.readout_error, "kind": self.kind,
+                "per_qubit_1q": [[q, e] for q, e in self.per_qubit_1q.items()],
+                "per_pair_2q": [[a, b, e] for (a, b), e in self.per_pair_2q.items()],
+                "per_qubit_readout": [[q, e] for q, e in self.per_qubit_readout.items()]}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Calibration:
+        """A calibration as a snapshot file holds it: the medians and the kind, and the per-qubit and
+        per-pair rows of :meth:`to_json` where the file has them."""
+        return cls(one_qubit_error=data["one_qubit_error"], two_qubit_error=data["two_qubit_error"],
+                   readout_error=data["readout_error"], kind=data["kind"],
+                   per_qubit_1q={int(q): e for q, e in data.get("per_qubit_1q", [])},
+                   per_pair_2q={(int(a), int(b)): e for a, b, e in data.get("per_pair_2q", [])},
+                   per_qubit_readout={int(q): e for q, e in data.get("per_qubit_readout", [])})
+
     def to_dict(self) -> dict[str, Any]:
         """The medians and the kind (per-qubit figures are summarised by their count)."""
         return {"one_qubit_error": self.one_qubit_error, "two_qubit_error": self.two_qubit_error,
@@ -167,7 +186,7 @@ def _from_file(path: Path, calibrations: str = "") -> DeviceSnapshot:
     coupling = tuple((a, b) for a, b in pairs)
     if data.get("bidirectional", True):
         coupling = coupling + tuple((b, a) for a, b in coupling)
-    calibration = Calibration(**data["calibration"]) if data.get("calibration") else None
+    calibration = Calibration.from_json(data["calibration"]) if data.get("calibration") else None
     captured, day = data["captured"], Path(calibrations) / path.name if calibrations else None
     if day is not None and day.is_file():
         calibration = calibration_from_braket(json.loads(day.read_text()),
@@ -223,46 +242,20 @@ def _from_ibm_fake(backend_name: str) -> DeviceSnapshot:
         captured=str(getattr(backend.properties(), "last_update_date", "") or ""))
 
 
-def ibm_snapshot_json(snapshot: DeviceSnapshot) -> dict[str, Any]:
-    """An IBM snapshot as shipped in ``device_snapshots/ibm/``: every field, its per-qubit and
-    per-pair figures as ``[qubit, error]`` and ``[a, b, error]`` rows (:func:`_from_ibm_file` reads it)."""
-    calibration = snapshot.calibration
-    return {
+def write_ibm_snapshot(backend_name: str, folder: Path = IBM_SNAPSHOT_FOLDER) -> Path:
+    """Write the snapshot of qiskit-ibm-runtime's fake backend ``backend_name`` to
+    ``folder/<name>.json`` in the shipped snapshots' format (after upgrading qiskit-ibm-runtime, for
+    each of :data:`DEFAULT_IBM_DEVICES`)."""
+    snapshot = _from_ibm_fake(backend_name)
+    path = folder / f"{snapshot.name}.json"
+    path.write_text(json.dumps({
         "name": snapshot.name, "provider": snapshot.provider, "identifier": snapshot.identifier,
         "qubits": snapshot.qubits, "native_gates": list(snapshot.native_gates),
         "virtual_gates": list(snapshot.virtual_gates), "source": snapshot.source, "captured": snapshot.captured,
+        "bidirectional": False,  # the coupling map is already directed (ECR couplers go one way)
         "coupling_map": [list(pair) for pair in snapshot.coupling_map],
-        "calibration": {"one_qubit_error": calibration.one_qubit_error, "two_qubit_error": calibration.two_qubit_error,
-                        "readout_error": calibration.readout_error, "kind": calibration.kind,
-                        "per_qubit_1q": [[q, e] for q, e in calibration.per_qubit_1q.items()],
-                        "per_pair_2q": [[a, b, e] for (a, b), e in calibration.per_pair_2q.items()],
-                        "per_qubit_readout": [[q, e] for q, e in calibration.per_qubit_readout.items()]},
-    }
-
-
-def write_ibm_snapshot(backend_name: str, folder: Path = IBM_SNAPSHOT_FOLDER) -> Path:
-    """Write the snapshot of qiskit-ibm-runtime's fake backend ``backend_name`` to
-    ``folder/<name>.json`` (after upgrading qiskit-ibm-runtime, for each of :data:`DEFAULT_IBM_DEVICES`)."""
-    snapshot = _from_ibm_fake(backend_name)
-    path = folder / f"{snapshot.name}.json"
-    path.write_text(json.dumps(ibm_snapshot_json(snapshot), indent=1) + "\n")
+        "calibration": snapshot.calibration.to_json()}, indent=1) + "\n")
     return path
-
-
-def _from_ibm_file(path: Path) -> DeviceSnapshot:
-    data = json.loads(path.read_text())
-    figures = data["calibration"]
-    calibration = Calibration(
-        one_qubit_error=figures["one_qubit_error"], two_qubit_error=figures["two_qubit_error"],
-        readout_error=figures["readout_error"], kind=figures["kind"],
-        per_qubit_1q={int(q): e for q, e in figures["per_qubit_1q"]},
-        per_pair_2q={(int(a), int(b)): e for a, b, e in figures["per_pair_2q"]},
-        per_qubit_readout={int(q): e for q, e in figures["per_qubit_readout"]})
-    return DeviceSnapshot(
-        name=data["name"], provider=data["provider"], identifier=data["identifier"], qubits=int(data["qubits"]),
-        native_gates=tuple(data["native_gates"]), coupling_map=tuple((a, b) for a, b in data["coupling_map"]),
-        virtual_gates=tuple(data["virtual_gates"]), calibration=calibration, source=data["source"],
-        captured=data["captured"])
 
 
 def shipped_devices() -> tuple[str, ...]:
@@ -294,6 +287,6 @@ def _snapshot(device: str, calibrations: str) -> DeviceSnapshot:
             return snapshot
     if device.startswith("ibm_") or device.startswith("fake_"):
         shipped = IBM_SNAPSHOT_FOLDER / f"ibm_{device.removeprefix('fake_').removeprefix('ibm_')}.json"
-        return _from_ibm_file(shipped) if shipped.is_file() else _from_ibm_fake(device.removeprefix("fake_"))
+        return _from_file(shipped) if shipped.is_file() else _from_ibm_fake(device.removeprefix("fake_"))
     raise UnknownDeviceError(f"unknown device {device!r}: name a snapshot ({', '.join(shipped_devices())}), its "
                              f"Braket ARN, or an IBM backend such as {DEFAULT_IBM_DEVICES[0]}")

@@ -173,9 +173,8 @@ def noisy_kernel(X: np.ndarray, Y: np.ndarray | None = None, *, spec: FeatureMap
     # The engine's own compute-uncompute circuits, with the noise channels inserted: on
     # default.mixed, ``size`` pairs share one parameter-broadcast tape (one pass, the same circuits).
     size = broadcast_size(device, spec.n_qubits)
-    tapes = [noisy_tape(pair_tape(spec, X[rows[s]], Y[cols[s]], shots), noise) for s in range(len(rows))] if size == 1 \
-        else [noisy_tape(pair_tape(spec, X[rows[s:s + size]], Y[cols[s:s + size]], shots), noise)
-              for s in range(0, len(rows), size)]
+    batches = range(len(rows)) if size == 1 else [slice(s, s + size) for s in range(0, len(rows), size)]
+    tapes = [noisy_tape(pair_tape(spec, X[rows[batch]], Y[cols[batch]], shots), noise) for batch in batches]
     if ledger is not None:
         ledger.admit(len(rows), shots or 0, n_qubits=spec.n_qubits)
     results, retries = execute_tapes(tapes, backend, spec.n_qubits, ledger=ledger)

@@ -1,7 +1,7 @@
 """``hybrid-demo`` (``make demo``): materialize the whole pipeline on the landing data against the
-local instance, print the results and say where to look (what it runs: :mod:`hybrid_assets.cli.demo_run`).
+local instance, print the results and say where to look.
 
-Pattern 3 does not depend on the models, so by default it runs beside them: a second process,
+What it runs and prints: :mod:`hybrid_assets.cli.demo_run`. Pattern 3 does not depend on the models, so by default it runs beside them: a second process,
 started before this one imports the pipeline, materializes the portfolio and max-cut jobs on the
 same instance while the models refresh, and its lines are printed in their place.
 ``HYBRID_DEMO_PATTERN3=after`` runs it in this process after the scoring instead (one process,
@@ -22,7 +22,7 @@ __all__ = ["main", "parser"]
 
 def parser() -> argparse.ArgumentParser:
     cli = argparse.ArgumentParser(
-        prog="hybrid-demo", description=__doc__.split("\n\n")[0].replace("``", "`").split(" (what it runs")[0] + ".",
+        prog="hybrid-demo", description=__doc__.split("\n\n")[0].replace("``", "`"),
         epilog="Settings come from the environment: DAGSTER_HOME (the instance), HYBRID_DATA_DIR (the data root, "
                "default ./data), HYBRID_RUN_CONFIG (a run config for refresh_models), HYBRID_DEMO_PATTERN3 (beside, "
                "the default: pattern 3 in a second process while the models refresh; after: in this process, after "

@@ -70,7 +70,7 @@ def expected_accuracy(embeddings: dict, spec: FeatureMapSpec, C: float, landmark
     task, metric = task_of(embeddings), expected_metric(embeddings)
 
     def figure(decision: np.ndarray) -> float:
-        return float(holdout_metrics(y_test, decision, task=task)[metric])
+        return float(holdout_metrics(y_test, decision, task=task, only=metric)[metric])
 
     pairwise = fit_precomputed_svm(quantum_kernel(X, spec=spec).matrix, y, C=C)
     accuracy = {"pairwise": figure(precomputed_decision(pairwise, quantum_kernel(X_test, X, spec=spec).matrix))}

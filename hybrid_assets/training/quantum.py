@@ -672,7 +672,7 @@ def fit_quantum_svm(kernel_train: dict, kernel_test: dict, embeddings: dict, *, 
         size = {"n_support_vectors": int(model["support"].size)}
         decision = precomputed_decision(model, kernel_train["matrix"])
     name = "r2" if task == "regression" else "accuracy"
-    return model, size, {f"train_{name}": holdout_metrics(y_train, decision, task=task)[name]}
+    return model, size, {f"train_{name}": holdout_metrics(y_train, decision, task=task, only=name)[name]}
 
 
 def kernel_path_of(kernel: dict) -> dict:

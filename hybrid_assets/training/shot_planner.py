@@ -108,7 +108,8 @@ def holdout_score(train: np.ndarray, test: np.ndarray, y_train: np.ndarray, y_te
     scored on the test kernel. ``task`` defaults to what ``y_train`` implies."""
     task = task or label_task(y_train)
     model = fit_precomputed_svm(train, y_train, C=C)
-    return holdout_metrics(y_test, precomputed_decision(model, test), task=task)[judged_metric(task, metric)]
+    metric = judged_metric(task, metric)
+    return holdout_metrics(y_test, precomputed_decision(model, test), task=task, only=metric)[metric]
 
 
 def noisy_score(train: np.ndarray, test: np.ndarray, y_train: np.ndarray, y_test: np.ndarray, *, shots: int,

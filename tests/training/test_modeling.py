@@ -45,6 +45,22 @@ def test_metrics_follow_the_decision_sign():
     assert inverted["accuracy"] == 0.0 and inverted["roc_auc"] == 0.0
 
 
+@pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
+def test_one_metric_alone_is_the_same_figure_as_among_all(task):
+    rng = np.random.default_rng(3)
+    if task == "regression":
+        y, decision = rng.normal(size=12), rng.normal(size=12)
+    elif task == "multiclass":
+        y, decision = np.arange(12) % 3, rng.normal(size=(12, 3))
+    else:
+        y, decision = np.arange(12) % 2, rng.normal(size=12)
+    every = holdout_metrics(y, decision, task=task, probabilistic=task != "regression")
+    for name, value in every.items():
+        assert holdout_metrics(y, decision, task=task, probabilistic=task != "regression", only=name) == {name: value}
+    with pytest.raises(KeyError):
+        holdout_metrics(y, decision, task=task, only="no_such_metric")
+
+
 def test_comparison_table_lists_every_model_and_metric():
     table = comparison_table({"q": {"accuracy": 0.5, "f1": 0.25}, "c": {"accuracy": 1.0, "f1": 1.0}}, ["accuracy", "f1"])
     lines = table.splitlines()

@@ -26,9 +26,7 @@ from typing import Any
 from dagster import AssetKey, AssetRecordsFilter, DagsterEventType, DagsterInstance
 from dagster._core.event_api import EventLogRecord
 
-from hybrid_assets.definitions import defs
 from hybrid_assets.serving.registry import SERVABLE, history, version_id
-from hybrid_assets.training.models import model_holdout
 from hybrid_resources.data.artifacts import read_artifact, recorded_base
 from hybrid_resources.data.warehouse import Warehouse
 
@@ -130,8 +128,12 @@ def find_target(instance: DagsterInstance, asset: str | None, run_id: str | None
 
 def audit_trail(instance: DagsterInstance, asset: str | None = None, run_id: str | None = None) -> dict[str, Any]:
     """The whole upstream chain of one materialization, as JSON-safe data."""
-    graph = defs.get_repository_def().asset_graph
     target = find_target(instance, asset, run_id)
+    # Imported here, like model_holdout in rescore: the graph brings every slice's libraries, which
+    # `--help`, a usage error and an unknown asset do not need.
+    from hybrid_assets.definitions import defs
+
+    graph = defs.get_repository_def().asset_graph
     chain: list[dict[str, Any]] = []
     seen: set[int] = set()
     queue: deque[EventLogRecord] = deque([target])
@@ -192,6 +194,8 @@ def rescore(instance: DagsterInstance, asset: str | None = None, run_id: str | N
         upstream = _record_by_storage_id(instance, parent, pointer["storage_id"])
         if upstream is not None:
             inputs[parent] = stored_value(upstream)
+    from hybrid_assets.training.models import model_holdout
+
     try:
         rescored = model_holdout(node["asset"], stored_value(target), inputs)
     except ValueError as error:

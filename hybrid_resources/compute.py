@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from dagster import ConfigurableResource
-from distributed import Client, LocalCluster
 from pydantic import Field
+
+if TYPE_CHECKING:  # distributed is imported when a cluster is used: it costs about 0.3 s per process
+    from distributed import Client
 
 
 @contextmanager
@@ -30,6 +32,8 @@ def dask_client(scheduler_address: str = "", n_workers: int = 0) -> Iterator[Cli
     (0 = one per core, ``os.cpu_count()``), one thread each, its HTTP server on a free port (so
     several can run side by side); it is shut down on exit.
     """
+    from distributed import Client, LocalCluster
+
     if n_workers < 0:
         raise ValueError(f"n_workers must be >= 0 (0 = one per core), got {n_workers}")
     if scheduler_address:

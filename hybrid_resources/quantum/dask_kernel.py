@@ -22,10 +22,9 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
-from distributed import Client, Future, as_completed
 
 from hybrid_resources.data.big_arrays import release, row_blocks
 from hybrid_resources.quantum.backends import BackendConfig
@@ -39,6 +38,9 @@ from hybrid_resources.quantum.kernel_engine import (
     output_array,
 )
 from hybrid_resources.quantum.kernel_request import KernelRequest
+
+if TYPE_CHECKING:  # distributed is imported where a client is used (see hybrid_resources.compute)
+    from distributed import Client, Future
 
 DEFAULT_BLOCK_BUDGET = 256 * 2**20  # bytes per block task
 
@@ -118,6 +120,8 @@ def _gram_blocks(client: Client, row_states: list[Future], col_states: list[Futu
     """((i, j), |A_i B_j^H|^2) for every block (j >= i only when symmetric), in the order the
     cluster finishes them. At most two block tasks per worker thread are submitted ahead, so
     finished blocks never pile up in worker or client memory faster than they are written."""
+    from distributed import as_completed
+
     todo = iter([(i, j) for i in range(len(row_states)) for j in range(len(col_states)) if not symmetric or j >= i])
     pending, where = as_completed(), {}
 

@@ -4,7 +4,8 @@ click and the file is ingested exactly once; starting the daemon after ``make de
 a model promoted from the CLI scores dropped files and Redis stream records with no click.
 
 Starts a real ``dagster-daemon`` (sensors, declarative automation, run queue) on a temporary
-DAGSTER_HOME and data dir, against this repository's workspace.yaml.
+DAGSTER_HOME and data dir, against the code location of this repository's workspace.yaml (served
+by one code server, see :func:`running_daemon`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -33,7 +35,7 @@ from hybrid_assets.common.outputs import latest_metadata
 from hybrid_resources.data.stream import ScoringStream
 from hybrid_resources.data.warehouse import Warehouse
 from tests.bad_files import good_frame, write_good_csv, write_nan_and_inf
-from tests.conftest import REPO, start_service, stop_process_group
+from tests.conftest import REPO, free_port, start_service, stop_process_group
 
 UNFINISHED = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
               DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
@@ -60,15 +62,44 @@ def wait_for(condition, timeout_s: float, what: str, daemon: subprocess.Popen, l
 
 @contextmanager
 def running_daemon(project, log: Path):
-    """A real ``dagster-daemon`` on the project's instance, stopped (with its children) at the end."""
-    executable = Path(sys.executable).with_name("dagster-daemon")
+    """A real ``dagster-daemon`` on the project's instance, stopped (with its children) at the end.
+
+    The code location is served by one code server for the whole test, the module of
+    workspace.yaml loaded as ``dagster dev`` and the compose file serve it (``dagster code-server
+    start``; the daemon reaches it through a ``grpc_server`` entry). Given workspace.yaml itself,
+    the daemon would start a fresh code server at each of its 60-s workspace refreshes, each
+    importing the pipeline again (about 4 s of CPU) while sensors wait for it."""
+    bin_dir, port = Path(sys.executable).parent, free_port()
+    workspace = log.with_name("workspace.yaml")
+    workspace.write_text(f"load_from:\n  - grpc_server: {{host: 127.0.0.1, port: {port}, "
+                         "location_name: hybrid_assets.definitions}\n")
     with open(log, "w") as output:
-        process = start_service([str(executable), "run", "-w", str(REPO / "workspace.yaml")], cwd=REPO,
-                                env=project.env, stdout=output, stderr=subprocess.STDOUT)
+        code_server = start_service([str(bin_dir / "dagster"), "code-server", "start", "-h", "127.0.0.1", "-p",
+                                     str(port), "-m", "hybrid_assets.definitions"], cwd=REPO, env=project.env,
+                                    stdout=output, stderr=subprocess.STDOUT)
     try:
-        yield process, log
+        wait_for_port(port, code_server, log)  # it listens once the module is loaded
+        with open(log, "a") as output:
+            process = start_service([str(bin_dir / "dagster-daemon"), "run", "-w", str(workspace)], cwd=REPO,
+                                    env=project.env, stdout=output, stderr=subprocess.STDOUT)
+        try:
+            yield process, log
+        finally:
+            stop_process_group(process)
     finally:
-        stop_process_group(process)
+        stop_process_group(code_server)
+
+
+def wait_for_port(port: int, server: subprocess.Popen, log: Path, timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            assert server.poll() is None, f"the code server exited:\n{log.read_text()[-4000:]}"
+            assert time.monotonic() < deadline, f"the code server did not listen within {timeout_s:.0f} s"
+            time.sleep(0.2)
 
 
 @pytest.fixture

@@ -37,3 +37,14 @@ def test_a_wrong_argument_is_a_usage_error_not_a_run(tmp_path):
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 2 and "unrecognized arguments" in result.stderr
     assert not (tmp_path / "data").exists() and not (tmp_path / "home").exists()
+
+
+def test_the_registry_and_audit_commands_start_without_the_quantum_and_learning_libraries():
+    """hybrid-registry never needs the pipeline's libraries, and hybrid-audit only once it walks a
+    trail or rescores: importing either leaves PennyLane, scikit-learn and Dask unimported (the
+    slices build their definitions on first use of ``defs``)."""
+    probe = ("import sys, hybrid_assets.cli.registry, hybrid_assets.cli.audit; "
+             "print(sorted(m for m in ('pennylane', 'sklearn', 'distributed') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -1,4 +1,6 @@
 """What several slices share: automation conditions, partitions, outputs and reports, the shared
-gates, the one folder sensor and the bundled examples. No assets live here."""
+gates, the one folder sensor, the bundled examples and the slices' ``defs`` on first use. No
+assets live here."""
 
-__all__ = ["automation", "circuits", "examples", "folder_sensor", "gates", "outputs", "partitions", "reporting"]
+__all__ = ["automation", "circuits", "examples", "folder_sensor", "gates", "outputs", "partitions", "reporting",
+           "slice_defs"]

@@ -4,14 +4,8 @@ candidates ranked classically, beside the classical heuristics, for portfolios a
 Public surface: ``defs`` (both groups' assets, their jobs and landing sensors).
 """
 
+from hybrid_assets.common.slice_defs import defs_on_first_use
+
 __all__ = ["defs"]
 
-
-def __getattr__(name: str):
-    """``defs`` on first use (PEP 562): importing one of this slice's modules (the CLIs import the
-    registry, say) does not build every asset of the slice and import their libraries."""
-    if name == "defs":
-        from hybrid_assets.optimization.definitions import defs
-
-        return defs
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = defs_on_first_use(__name__)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from hybrid_assets.training.models import fit_precomputed_svm, precomputed_decision
 from hybrid_assets.training.scale import sample_note, stratified_sample
-from hybrid_assets.training.tasks import holdout_metrics, task_of
+from hybrid_assets.training.tasks import holdout_metric, task_of
 from hybrid_assets.training.tuning import cross_validate_Cs, kfold_splits
 from hybrid_resources.cost_policy import CostPolicy, SubmissionRefused
 from hybrid_resources.data.artifacts import ArtifactStore
@@ -70,7 +70,7 @@ def expected_accuracy(embeddings: dict, spec: FeatureMapSpec, C: float, landmark
     task, metric = task_of(embeddings), expected_metric(embeddings)
 
     def figure(decision: np.ndarray) -> float:
-        return float(holdout_metrics(y_test, decision, task=task, only=metric)[metric])
+        return holdout_metric(y_test, decision, metric, task=task)
 
     pairwise = fit_precomputed_svm(quantum_kernel(X, spec=spec).matrix, y, C=C)
     accuracy = {"pairwise": figure(precomputed_decision(pairwise, quantum_kernel(X_test, X, spec=spec).matrix))}

@@ -62,7 +62,7 @@ from hybrid_assets.training.shot_planner import (
     rung_usd,
     shot_ladder,
 )
-from hybrid_assets.training.tasks import holdout_metrics, judged_metric, task_of
+from hybrid_assets.training.tasks import holdout_metric, judged_metric, task_of
 from hybrid_assets.training.tuning import cross_validate_Cs, kfold_splits, tune_quantum
 from hybrid_resources.compute import DaskCluster
 from hybrid_resources.cost_policy import CostPolicy
@@ -672,7 +672,7 @@ def fit_quantum_svm(kernel_train: dict, kernel_test: dict, embeddings: dict, *, 
         size = {"n_support_vectors": int(model["support"].size)}
         decision = precomputed_decision(model, kernel_train["matrix"])
     name = "r2" if task == "regression" else "accuracy"
-    return model, size, {f"train_{name}": holdout_metrics(y_train, decision, task=task, only=name)[name]}
+    return model, size, {f"train_{name}": holdout_metric(y_train, decision, name, task=task)}
 
 
 def kernel_path_of(kernel: dict) -> dict:

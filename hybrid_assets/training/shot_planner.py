@@ -30,7 +30,7 @@ import numpy as np
 from scipy import stats
 
 from hybrid_assets.training.models import fit_precomputed_svm, precomputed_decision
-from hybrid_assets.training.tasks import holdout_metrics, judged_metric
+from hybrid_assets.training.tasks import holdout_metric, judged_metric
 from hybrid_resources.cost_policy import CostPolicy, UnknownPriceError, device_identity
 from hybrid_resources.quantum.backends import BackendConfig
 from hybrid_resources.quantum.kernel_diagnostics import (
@@ -108,8 +108,7 @@ def holdout_score(train: np.ndarray, test: np.ndarray, y_train: np.ndarray, y_te
     scored on the test kernel. ``task`` defaults to what ``y_train`` implies."""
     task = task or label_task(y_train)
     model = fit_precomputed_svm(train, y_train, C=C)
-    metric = judged_metric(task, metric)
-    return holdout_metrics(y_test, precomputed_decision(model, test), task=task, only=metric)[metric]
+    return holdout_metric(y_test, precomputed_decision(model, test), judged_metric(task, metric), task=task)
 
 
 def noisy_score(train: np.ndarray, test: np.ndarray, y_train: np.ndarray, y_test: np.ndarray, *, shots: int,

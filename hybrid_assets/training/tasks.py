@@ -93,7 +93,7 @@ def probabilities(decision: np.ndarray) -> np.ndarray:
 
 
 def holdout_metrics(y_true: np.ndarray, decision: np.ndarray, *, task: str | None = None,
-                    probabilistic: bool = False, only: str | None = None) -> dict[str, float]:
+                    probabilistic: bool = False) -> dict[str, float]:
     """The task's metrics of decisions against ``y_true``.
 
     ``task`` defaults to what the arrays say: float ``y_true`` is regression, a (n, K) decision is
@@ -101,18 +101,28 @@ def holdout_metrics(y_true: np.ndarray, decision: np.ndarray, *, task: str | Non
     binary, macro for K classes), ``balanced_accuracy``, ``roc_auc`` (one-vs-rest macro for K
     classes; NaN when ``y_true`` lacks a class), and ``log_loss`` when ``probabilistic`` (the
     decisions are log-odds or logits). Regression: ``r2``, ``rmse`` and ``mae`` in target units.
-
-    ``only`` names the one metric to compute (the same figure, alone in the dict): tuning, the
-    verdict and the shot planner score hundreds of folds on one metric, and scikit-learn's metric
-    functions cost about a millisecond each at fold sizes.
     """
+    return {name: formula() for name, formula in _formulas(y_true, decision, task, probabilistic).items()}
+
+
+def holdout_metric(y_true: np.ndarray, decision: np.ndarray, name: str, *, task: str | None = None) -> float:
+    """One metric of :func:`holdout_metrics`, the same figure, computed alone: tuning, the verdict
+    and the shot planner score hundreds of folds on one metric, and scikit-learn's metric
+    functions cost about a millisecond each at fold sizes. KeyError for a metric the task lacks
+    (and for ``log_loss``, which only :func:`holdout_metrics` reports)."""
+    return _formulas(y_true, decision, task, probabilistic=False)[name]()
+
+
+def _formulas(y_true: np.ndarray, decision: np.ndarray, task: str | None,
+              probabilistic: bool) -> dict[str, Callable[[], float]]:
+    """Each metric of the task (see :func:`holdout_metrics`) as a call that computes it."""
     y_true = np.asarray(y_true)
     decision = np.asarray(decision, dtype=np.float64)
     if task is None:
         task = "regression" if y_true.dtype.kind == "f" else "multiclass" if decision.ndim == 2 else "binary"
-    formulas = _regression_formulas(y_true, decision) if task == "regression" else \
-        _classification_formulas(y_true, decision, task, probabilistic)
-    return {name: formulas[name]() for name in ([only] if only else formulas)}
+    if task == "regression":
+        return _regression_formulas(y_true, decision)
+    return _classification_formulas(y_true, decision, task, probabilistic)
 
 
 def _regression_formulas(y_true: np.ndarray, decision: np.ndarray) -> dict[str, Callable[[], float]]:

@@ -26,7 +26,7 @@ from hybrid_assets.training.models import (
     fit_precomputed_svm,
     precomputed_decision,
 )
-from hybrid_assets.training.tasks import holdout_metrics, judged_metric
+from hybrid_assets.training.tasks import holdout_metric, judged_metric
 from hybrid_resources.quantum.feature_maps import FeatureMapSpec
 from hybrid_resources.quantum.kernel_diagnostics import label_task
 from hybrid_resources.quantum.kernel_engine import quantum_kernel
@@ -107,7 +107,7 @@ def classical_score(model: str, params: dict, X: np.ndarray, y: np.ndarray, metr
 
     def fit_and_score(train: np.ndarray, test: np.ndarray) -> float:
         fitted = fit_classical(model, params, X[train], y[train], seed=seed, task=task)
-        return holdout_metrics(y[test], classical_decision(model, fitted, X[test]), task=task, only=metric)[metric]
+        return holdout_metric(y[test], classical_decision(model, fitted, X[test]), metric, task=task)
     return fit_and_score
 
 
@@ -122,7 +122,7 @@ def precomputed_score(train_block: np.ndarray, test_block: np.ndarray, y_train: 
     """``metric`` of a kernel SVM with ``C`` fitted on a (n_train, n_train) kernel block and scored
     on the (n_test, n_train) block (an SVC, one-vs-rest SVCs or an SVR by ``task``)."""
     model = fit_precomputed_svm(train_block, y_train, C=C, task=task)
-    return holdout_metrics(y_test, precomputed_decision(model, test_block), task=task, only=metric)[metric]
+    return holdout_metric(y_test, precomputed_decision(model, test_block), metric, task=task)
 
 
 def quantum_score(kernel: np.ndarray, y: np.ndarray, C: float, metric: str):

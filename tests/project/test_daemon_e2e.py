@@ -49,13 +49,15 @@ def land(landing: Path, writer, *args, **kwargs) -> Path:
     return Path(shutil.move(str(written), landing / written.name))
 
 
-def wait_for(condition, timeout_s: float, what: str, daemon: subprocess.Popen, log: Path):
+def wait_for(condition, timeout_s: float, what: str, process: subprocess.Popen, log: Path):
+    """``condition()``'s first true value, polled while ``process`` (the daemon, or the code server
+    it reaches) runs; its log's tail if it exits first."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         value = condition()
         if value:
             return value
-        assert daemon.poll() is None, f"dagster-daemon exited:\n{log.read_text()[-4000:]}"
+        assert process.poll() is None, f"{process.args[0]} exited, waiting for {what}:\n{log.read_text()[-4000:]}"
         time.sleep(0.5)  # the instance is local sqlite: a poll costs milliseconds
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what}\n{log.read_text()[-4000:]}")
 
@@ -78,7 +80,8 @@ def running_daemon(project, log: Path):
                                      str(port), "-m", "hybrid_assets.definitions"], cwd=REPO, env=project.env,
                                     stdout=output, stderr=subprocess.STDOUT)
     try:
-        wait_for_port(port, code_server, log)  # it listens once the module is loaded
+        # It listens once it has loaded the module.
+        wait_for(lambda: listening(port), 120, "the code server to listen", code_server, log)
         with open(log, "a") as output:
             process = start_service([str(bin_dir / "dagster-daemon"), "run", "-w", str(workspace)], cwd=REPO,
                                     env=project.env, stdout=output, stderr=subprocess.STDOUT)
@@ -90,16 +93,12 @@ def running_daemon(project, log: Path):
         stop_process_group(code_server)
 
 
-def wait_for_port(port: int, server: subprocess.Popen, log: Path, timeout_s: float = 120) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            assert server.poll() is None, f"the code server exited:\n{log.read_text()[-4000:]}"
-            assert time.monotonic() < deadline, f"the code server did not listen within {timeout_s:.0f} s"
-            time.sleep(0.2)
+def listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
 
 
 @pytest.fixture

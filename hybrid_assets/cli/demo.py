@@ -1,9 +1,10 @@
 """``hybrid-demo`` (``make demo``): materialize the whole pipeline on the landing data against the
 local instance, print the results and say where to look.
 
-What it runs and prints: :mod:`hybrid_assets.cli.demo_run`. Pattern 3 does not depend on the models, so by default it runs beside them: a second process,
-started before this one imports the pipeline, materializes the portfolio and max-cut jobs on the
-same instance while the models refresh, and its lines are printed in their place.
+What it runs and prints: :mod:`hybrid_assets.cli.demo_run`. Pattern 3 does not depend on the
+models, so by default it runs beside them: a second process, started before this one imports the
+pipeline, materializes the portfolio and max-cut jobs on the same instance while the models
+refresh, and its lines are printed in their place.
 ``HYBRID_DEMO_PATTERN3=after`` runs it in this process after the scoring instead (one process,
 the order of earlier releases). This module imports only what parsing the arguments needs, so
 ``--help`` answers at once and the second process starts early.

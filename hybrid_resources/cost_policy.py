@@ -20,6 +20,7 @@ estimates, admission and the ledger then count billed tasks, not circuits.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 import threading
@@ -31,7 +32,6 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import pennylane as qml
 from dagster import ConfigurableResource, Failure, get_dagster_logger
 from pydantic import Field
 
@@ -47,6 +47,7 @@ from hybrid_resources.data.warehouse import (
     WarehouseSession,
     provider_of,
 )
+from hybrid_resources.lazy_modules import module_on_first_use
 from hybrid_resources.price_table import (
     DEFAULT_PRICE_TABLE,
     is_free_device,
@@ -58,6 +59,8 @@ from hybrid_resources.quantum.latency import (
     default_latency,
     format_duration,
 )
+
+qml = module_on_first_use("pennylane")
 
 # The form of a managed device's ARN, for messages that ask for one.
 EXAMPLE_DEVICE_ARN = "arn:aws:braket:us-east-1::device/qpu/ionq/Forte-1"
@@ -348,23 +351,31 @@ def program_set_size(device: Any) -> int | None:
     return int(size) if size else None
 
 
-class _SubmissionTracker(qml.Tracker):
-    """A PennyLane device tracker that hands every update to a callback and keeps no history
-    (a long run would otherwise hold one record per circuit in memory)."""
+@functools.cache
+def _submission_tracker() -> type:
+    """The class ``_SubmissionTracker``, defined on first use: it subclasses PennyLane's Tracker, and
+    defining it with this module would import PennyLane in every process that loads the definitions."""
 
-    def __init__(self, device: Any, on_update):
-        super().__init__(device)
-        self._on_update = on_update
-        self.active = True
+    class _SubmissionTracker(qml.Tracker):
+        """A PennyLane device tracker that hands every update to a callback and keeps no history
+        (a long run would otherwise hold one record per circuit in memory)."""
 
-    def update(self, **kwargs: Any) -> None:
-        # Only the latest update is kept, as totals and history too: pennylane-qiskit's devices
-        # read and delete keys of all three after each execution.
-        self.latest, self.totals, self.history = kwargs, dict(kwargs), {key: [value] for key, value in kwargs.items()}
-        self._on_update(kwargs)
+        def __init__(self, device: Any, on_update):
+            super().__init__(device)
+            self._on_update = on_update
+            self.active = True
 
-    def record(self) -> None:
-        pass
+        def update(self, **kwargs: Any) -> None:
+            # Only the latest update is kept, as totals and history too: pennylane-qiskit's devices
+            # read and delete keys of all three after each execution.
+            self.latest, self.totals = kwargs, dict(kwargs)
+            self.history = {key: [value] for key, value in kwargs.items()}
+            self._on_update(kwargs)
+
+        def record(self) -> None:
+            pass
+
+    return _SubmissionTracker
 
 
 def billed_task(specification: Any, shots: Any) -> tuple[int, int]:
@@ -609,7 +620,7 @@ class SpendLedger:
         price_of(self.backend, self._table)  # an unpriced paid device is refused before it can run
         counted = _count_tasks(getattr(device, "_device", None), self)
         per_task = program_set_size(device) or 1
-        _SubmissionTracker(device, lambda update: self._on_update(update, per_task, counted))
+        _submission_tracker()(device, lambda update: self._on_update(update, per_task, counted))
 
     def _task_price(self, shots: int) -> float:
         price = self._prices.get(shots)

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-from sklearn.datasets import load_breast_cancer, load_diabetes, load_digits, load_wine
 
 from hybrid_resources.data.paths import atomic_write
 
@@ -44,6 +43,8 @@ def write_csv(path: Path, frame: pl.DataFrame) -> Path:
 
 def example_frame() -> pl.DataFrame:
     """The breast-cancer data (569 rows, 30 features, labels 0/1) with sample ids."""
+    from sklearn.datasets import load_breast_cancer
+
     data = load_breast_cancer()
     frame = pl.DataFrame(data.data, schema=[str(name) for name in data.feature_names], orient="row")
     return frame.with_columns(
@@ -79,9 +80,12 @@ missing:
 """
 
 
-def _sklearn_frame(loader, prefix: str) -> pl.DataFrame:
-    """A scikit-learn toy dataset (bundled, no download) as sample_id, label, features."""
-    data = loader()
+def _sklearn_frame(loader: str, prefix: str) -> pl.DataFrame:
+    """The scikit-learn toy dataset ``sklearn.datasets.<loader>()`` (bundled, no download) as
+    sample_id, label, features."""
+    import sklearn.datasets
+
+    data = getattr(sklearn.datasets, loader)()
     names = [str(name).replace(" ", "_") for name in getattr(data, "feature_names", [])] or \
         [f"x{i}" for i in range(data.data.shape[1])]
     target = data.target if data.target.dtype.kind == "f" else data.target.astype(int)
@@ -112,9 +116,9 @@ def customers_frame(rows: int = 600, *, seed: int = 7, missing: float = 0.05) ->
 
 
 TASK_EXAMPLES = {
-    "wine": lambda: _sklearn_frame(load_wine, "wine"),
-    "digits": lambda: _sklearn_frame(load_digits, "digit"),
-    "diabetes": lambda: _sklearn_frame(load_diabetes, "diab"),
+    "wine": lambda: _sklearn_frame("load_wine", "wine"),
+    "digits": lambda: _sklearn_frame("load_digits", "digit"),
+    "diabetes": lambda: _sklearn_frame("load_diabetes", "diab"),
     "customers": customers_frame,
 }
 """Examples by name (besides the default breast-cancer one), one per task: ``hybrid-demo --example NAME``."""

@@ -19,7 +19,6 @@ from dagster import (
     MetadataValue,
     asset,
 )
-from sklearn.metrics.pairwise import rbf_kernel
 
 from hybrid_assets.common.automation import ON_NEW_DATA
 from hybrid_assets.common.gates import GateResult
@@ -216,6 +215,8 @@ def tuned_rbf_kernel(X: np.ndarray, classical: dict) -> np.ndarray:
     """The RBF kernel of the best RBF candidate the classical tuning found (the classical kernel
     the diagnostics compare with, whichever classical model won; scikit-learn's "scale" gamma when
     no RBF candidate was tuned)."""
+    from sklearn.metrics.pairwise import rbf_kernel
+
     best = next((c for c in classical["candidates"] if c["model"] == "rbf_svm"), None)
     gamma_scale = best["params"]["gamma_scale"] if best else 1.0
     return rbf_kernel(X, gamma=gamma_scale / (X.shape[1] * X.var()))

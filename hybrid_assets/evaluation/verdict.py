@@ -18,8 +18,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy import stats
-from sklearn.model_selection import RepeatedKFold, RepeatedStratifiedKFold
 
 from hybrid_assets.training.scale import stratified_sample
 from hybrid_assets.training.tuning import Split, map_fits
@@ -29,6 +27,8 @@ def repeated_splits(y: np.ndarray, *, repeats: int, folds: int, seed: int) -> li
     """``repeats`` x ``folds`` (train, test) splits of all rows of ``y``: stratified for class
     indices (int; folds capped at the smallest class), shuffled k-fold for float regression
     targets (folds capped at the rows)."""
+    from sklearn.model_selection import RepeatedKFold, RepeatedStratifiedKFold
+
     y = np.asarray(y)
     if y.dtype.kind == "f":
         folds = max(2, min(folds, len(y)))
@@ -55,6 +55,8 @@ def corrected_interval(differences: Sequence[float], *, test_to_train: float,
     mean = float(d.mean())
     if J < 2:
         return mean, math.inf, -math.inf, math.inf
+    from scipy import stats
+
     std = float(math.sqrt((1.0 / J + test_to_train) * d.var(ddof=1)))
     half = float(stats.t.ppf(0.5 + confidence / 2, J - 1)) * std
     return mean, std, mean - half, mean + half

@@ -39,7 +39,6 @@ from dagster import (
     asset,
 )
 from pydantic import Field
-from sklearn.metrics import accuracy_score, f1_score
 
 from hybrid_assets.common.automation import ON_NEW_DATA
 from hybrid_assets.common.outputs import artifact_output
@@ -417,6 +416,8 @@ def realized_metrics(labels: list[str], decisions: list[str], scores: np.ndarray
         return {"labelled_rows": int(usable.sum()), **metrics, "non_numeric_labels": int((~usable).sum())}
     if not labels:
         return {"labelled_rows": 0, "accuracy": math.nan, "macro_f1": math.nan}
+    from sklearn.metrics import accuracy_score, f1_score
+
     return {"labelled_rows": len(labels), "accuracy": float(accuracy_score(labels, decisions)),
             "macro_f1": float(f1_score(labels, decisions, average="macro", zero_division=0.0))}
 

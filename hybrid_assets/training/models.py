@@ -23,13 +23,6 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from sklearn.ensemble import (
-    HistGradientBoostingClassifier,
-    HistGradientBoostingRegressor,
-)
-from sklearn.linear_model import LogisticRegression, Ridge
-from sklearn.metrics.pairwise import rbf_kernel
-from sklearn.svm import SVC, SVR
 from threadpoolctl import threadpool_limits
 
 from hybrid_assets.training.tasks import holdout_metrics, task_of
@@ -104,6 +97,8 @@ def fit_precomputed_svm(kernel_train: np.ndarray, y_train: np.ndarray, *, C: flo
     set), ``dual_coef`` (n_support,), ``intercept`` (1,). The decision on new points needs only
     the kernel between them and the support vectors (see :func:`precomputed_decision`).
     """
+    from sklearn.svm import SVC, SVR
+
     def make(regression: bool):
         return SVR(kernel="precomputed", C=C, epsilon=SVR_EPSILON) if regression else SVC(kernel="precomputed", C=C)
     return svm_arrays(make, kernel_train, np.asarray(y_train), task or label_task(y_train))
@@ -146,6 +141,8 @@ def fit_rbf_svm(X_train: np.ndarray, y_train: np.ndarray, *, C: float, gamma: fl
     """Fit the classical RBF baseline for ``task`` (default: from ``y_train``); returns
     ``support_vectors``, ``dual_coef``, ``intercept``, ``gamma`` (and ``target_mean``,
     ``target_scale`` for an SVR), laid out as :func:`svm_arrays`."""
+    from sklearn.svm import SVC, SVR
+
     if gamma == "scale":
         gamma = 1.0 / (X_train.shape[1] * X_train.var()) if X_train.var() > 0 else 1.0
     gamma = float(gamma)
@@ -164,6 +161,8 @@ def rbf_decision(model: dict[str, np.ndarray], X: np.ndarray) -> np.ndarray:
     Nyström RBF model (:func:`fit_rbf_nystrom`) needs only X's entries against its landmarks."""
     if "projection" in model:
         return nystrom_decision(NystromModel.from_arrays(model), X, RbfKernel(float(model["gamma"][0])))
+    from sklearn.metrics.pairwise import rbf_kernel
+
     return dual_decision(model, rbf_kernel(X, model["support_vectors"], gamma=float(model["gamma"][0])))
 
 
@@ -202,6 +201,9 @@ def fit_classical(kind: str, params: dict, X_train: np.ndarray, y_train: np.ndar
         if nystrom is not None:
             return fit_rbf_nystrom(X_train, y_train, C=params["C"], gamma=gamma, task=task, **nystrom)
         return fit_rbf_svm(X_train, y_train, C=params["C"], gamma=gamma, task=task)
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+    from sklearn.linear_model import LogisticRegression, Ridge
+
     if kind == "logistic_regression":
         model = LogisticRegression(C=params["C"], max_iter=2000).fit(X_train, y_train)
         coef = model.coef_ if task == "multiclass" else model.coef_[0]

@@ -27,7 +27,6 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import NamedTuple
 
 import numpy as np
-from scipy import stats
 
 from hybrid_assets.training.models import fit_precomputed_svm, precomputed_decision
 from hybrid_assets.training.tasks import holdout_metric, judged_metric
@@ -90,6 +89,8 @@ class SeedStop:
         k = len(scores)
         if k < max(2, self.min_seeds) or not np.isfinite(self.threshold):
             return False
+        from scipy import stats
+
         spread = max(float(np.std(scores, ddof=1)), self.resolution)
         t = float(stats.t.ppf(0.5 + self.confidence / 2, k - 1))
         return abs(float(np.mean(scores)) - self.threshold) > t * spread / np.sqrt(k)

@@ -22,15 +22,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from sklearn.metrics import (
-    accuracy_score,
-    balanced_accuracy_score,
-    f1_score,
-    log_loss,
-    mean_absolute_error,
-    r2_score,
-    roc_auc_score,
-)
 
 __all__ = ["TASKS", "CLASSIFICATION_METRICS", "REGRESSION_METRICS", "task_of", "is_classification",
            "judged_metric", "predicted", "holdout_metrics", "probabilities", "metric_names"]
@@ -126,6 +117,8 @@ def _formulas(y_true: np.ndarray, decision: np.ndarray, task: str | None,
 
 
 def _regression_formulas(y_true: np.ndarray, decision: np.ndarray) -> dict[str, Callable[[], float]]:
+    from sklearn.metrics import mean_absolute_error, r2_score
+
     error = decision - y_true
     return {"r2": lambda: float(r2_score(y_true, decision)) if len(y_true) > 1 and np.ptp(y_true) > 0
             else float("nan"),
@@ -135,6 +128,8 @@ def _regression_formulas(y_true: np.ndarray, decision: np.ndarray) -> dict[str, 
 
 def _classification_formulas(y_true: np.ndarray, decision: np.ndarray, task: str,
                              probabilistic: bool) -> dict[str, Callable[[], float]]:
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, log_loss, roc_auc_score
+
     labels = np.arange(decision.shape[1]) if decision.ndim == 2 else np.array([0, 1])
     predictions = predicted(decision, task)
     multiclass = decision.ndim == 2

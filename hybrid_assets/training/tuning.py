@@ -18,7 +18,6 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import TypeVar
 
 import numpy as np
-from sklearn.model_selection import KFold, StratifiedKFold
 
 from hybrid_assets.training.models import (
     classical_decision,
@@ -71,6 +70,8 @@ def kfold_splits(y: np.ndarray, *, folds: int, seed: int) -> list[Split]:
     """Shuffled k-fold (train indices, test indices) over ``y``, seeded: stratified by class for
     class indices, plain k-fold for a regression target (float ``y``). Fewer folds when the
     smallest class (or the row count) cannot fill ``folds``; never fewer than 2."""
+    from sklearn.model_selection import KFold, StratifiedKFold
+
     y = np.asarray(y)
     if label_task(y) == "regression":
         folds = max(2, min(folds, len(y)))

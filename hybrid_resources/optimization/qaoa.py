@@ -44,9 +44,9 @@ from typing import Any
 
 import networkx as nx
 import numpy as np
-import pennylane as qml
 
 from hybrid_resources.data.checkpoints import CheckpointStore
+from hybrid_resources.lazy_modules import module_on_first_use
 from hybrid_resources.optimization.portfolio import Qubo
 from hybrid_resources.quantum.backends import (
     BackendConfig,
@@ -55,6 +55,8 @@ from hybrid_resources.quantum.backends import (
 )
 from hybrid_resources.quantum.feature_maps import tape_resources
 from hybrid_resources.quantum.vqc import adam_update
+
+qml = module_on_first_use("pennylane")
 
 QAOA_VERSION = "qaoa-1"
 MIXERS = ("x", "xy")

@@ -26,11 +26,13 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Protocol, TypeVar
 
-import pennylane as qml
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from hybrid_resources.lazy_modules import module_on_first_use
 from hybrid_resources.price_table import is_free_device, price_table_in_effect
+
+qml = module_on_first_use("pennylane")
 
 T = TypeVar("T")
 

@@ -22,14 +22,15 @@ import hashlib
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Sequence
 
-import pennylane as qml
-
+from hybrid_resources.lazy_modules import module_on_first_use
 from hybrid_resources.quantum.backends import (
     BackendConfig,
     SubmissionLedger,
     call_with_retries,
     make_device,
 )
+
+qml = module_on_first_use("pennylane")
 
 
 def call_seed(seed: int, call_index: int) -> int:

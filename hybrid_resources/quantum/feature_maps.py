@@ -22,7 +22,10 @@ from functools import lru_cache
 from typing import Any, Callable, Sequence
 
 import numpy as np
-import pennylane as qml
+
+from hybrid_resources.lazy_modules import module_on_first_use
+
+qml = module_on_first_use("pennylane")
 
 ENTANGLEMENTS = ("linear", "circular", "full")
 

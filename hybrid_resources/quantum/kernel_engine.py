@@ -32,9 +32,9 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any, Sequence
 
 import numpy as np
-import pennylane as qml
 from dagster import get_dagster_logger
 
+from hybrid_resources.lazy_modules import module_on_first_use
 from hybrid_resources.quantum.backends import (
     BackendConfig,
     SubmissionLedger,
@@ -60,6 +60,8 @@ from hybrid_resources.quantum.kernel_diagnostics import emulate_shots
 from hybrid_resources.quantum.kernel_request import KernelRequest
 from hybrid_resources.quantum.latency import ProgressETA
 from hybrid_resources.quantum.simulator import simulate_states
+
+qml = module_on_first_use("pennylane")
 
 
 @dataclass(frozen=True)

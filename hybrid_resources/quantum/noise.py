@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-import pennylane as qml
 
+from hybrid_resources.lazy_modules import module_on_first_use
 from hybrid_resources.quantum.backends import BackendConfig, SubmissionLedger
 from hybrid_resources.quantum.devices import braket_fidelities
 from hybrid_resources.quantum.execution import execute_tapes
@@ -42,6 +42,8 @@ from hybrid_resources.quantum.projected_kernel import (
     measured_bloch_vectors,
     projected_distances,
 )
+
+qml = module_on_first_use("pennylane")
 
 NOISY_DEVICES = ("default.mixed", "braket_dm")
 EXAMPLE_CALIBRATION = Path(__file__).resolve().parents[1] / "calibration_example.json"

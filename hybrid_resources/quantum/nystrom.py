@@ -29,8 +29,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Iterator, Protocol
 
 import numpy as np
-from sklearn.cluster import kmeans_plusplus
-from sklearn.metrics.pairwise import rbf_kernel
 
 from hybrid_resources.data.big_arrays import map_rows, row_blocks
 from hybrid_resources.quantum.backends import BackendConfig, SubmissionLedger
@@ -92,6 +90,8 @@ class RbfKernel:
     gamma: float
 
     def __call__(self, A: np.ndarray, B: np.ndarray | None = None) -> np.ndarray:
+        from sklearn.metrics.pairwise import rbf_kernel
+
         return rbf_kernel(A, B, gamma=self.gamma)
 
     def describe(self) -> dict[str, Any]:
@@ -157,6 +157,8 @@ def choose_landmarks(X: np.ndarray, m: int, *, rule: str = "kmeans++", seed: int
         raise ValueError(f"m must be in [1, {X.shape[0]}] (the train rows), got {m}")
     if rule == "uniform":
         return np.sort(np.random.default_rng(seed).choice(X.shape[0], size=m, replace=False)).astype(np.int64)
+    from sklearn.cluster import kmeans_plusplus
+
     _, indices = kmeans_plusplus(X, n_clusters=m, random_state=seed)
     return indices.astype(np.int64)
 

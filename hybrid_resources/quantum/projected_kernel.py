@@ -36,10 +36,8 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable, Sequence
 
 import numpy as np
-import pennylane as qml
-from sklearn.metrics import accuracy_score
-from sklearn.svm import SVC
 
+from hybrid_resources.lazy_modules import module_on_first_use
 from hybrid_resources.quantum.backends import BackendConfig, SubmissionLedger
 from hybrid_resources.quantum.execution import execute_tapes
 from hybrid_resources.quantum.feature_maps import FeatureMapSpec, apply_feature_map
@@ -51,12 +49,14 @@ from hybrid_resources.quantum.kernel_engine import (
 )
 from hybrid_resources.quantum.kernel_request import sample_keys
 
+qml = module_on_first_use("pennylane")
+
 FAMILY = "projected"
 VERSION = "1.0.0"  # bump on any change to what a (spec, inputs) pair computes
 DEFAULT_GAMMA = 1.0
 DEFAULT_GAMMAS = (0.03, 0.1, 0.3, 1.0, 3.0)
 BASES = ("X", "Y", "Z")
-_PAULI = {"X": qml.PauliX, "Y": qml.PauliY, "Z": qml.PauliZ}
+_PAULI = {"X": "PauliX", "Y": "PauliY", "Z": "PauliZ"}  # PennyLane's observable per basis
 _CHUNK = 2048  # samples simulated at once (bounds temporaries like the engine's state chunks)
 
 
@@ -209,7 +209,7 @@ def basis_tape(spec: FeatureMapSpec, x: np.ndarray, basis: str, shots: int | Non
         apply_feature_map(spec, x, wires)
     # PennyLane's own diagonalizing gates (H for X; Z, S, H for Y; none for Z), built outside the
     # queue so the observable itself is not recorded as a gate.
-    rotations = [gate for w in wires for gate in _PAULI[basis](w).diagonalizing_gates()]
+    rotations = [gate for w in wires for gate in getattr(qml, _PAULI[basis])(w).diagonalizing_gates()]
     return qml.tape.QuantumScript(q.queue + rotations, [qml.probs(wires=wires)], shots=shots)
 
 
@@ -427,6 +427,9 @@ class GammaCandidate:
 def accuracy_scorer(y: np.ndarray) -> FoldScorer:
     """Default ``score``: an SVM on the precomputed kernel, accuracy on the held-out fold; each
     split's kernel blocks are sliced once for every C."""
+    from sklearn.metrics import accuracy_score
+    from sklearn.svm import SVC
+
     def score(kernel: np.ndarray, splits: Sequence[Split], Cs: Sequence[float]) -> dict[float, list[float]]:
         scores: dict[float, list[float]] = {float(C): [] for C in Cs}
         for train, test in splits:

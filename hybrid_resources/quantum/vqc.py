@@ -55,10 +55,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-import pennylane as qml
-from pennylane import numpy as pnp
 
 from hybrid_resources.data.checkpoints import CheckpointStore
+from hybrid_resources.lazy_modules import module_on_first_use
 from hybrid_resources.price_table import is_free_device, price_table_in_effect
 from hybrid_resources.quantum.backends import (
     BackendConfig,
@@ -66,6 +65,9 @@ from hybrid_resources.quantum.backends import (
     make_device,
 )
 from hybrid_resources.quantum.vqc_simulator import expval_z0, expval_z0_and_vjp
+
+qml = module_on_first_use("pennylane")
+pnp = module_on_first_use("pennylane.numpy")
 
 # 2: the device and shots come from a BackendConfig. 3: exact default.qubit / lightning.* training
 # runs the numpy adjoint simulation (results differ from backprop's in the last bits, so a vqc-2

@@ -6,7 +6,7 @@ models, so by default it runs beside them: a second process, started before this
 pipeline, materializes the portfolio and max-cut jobs on the same instance while the models
 refresh, and its lines are printed in their place.
 ``HYBRID_DEMO_PATTERN3=after`` runs it in this process after the scoring instead (one process,
-the order of earlier releases). This module imports only what parsing the arguments needs, so
+the order of earlier releases); ``off`` skips it. This module imports only what parsing the arguments needs, so
 ``--help`` answers at once and the second process starts early.
 """
 
@@ -27,7 +27,7 @@ def parser() -> argparse.ArgumentParser:
         epilog="Settings come from the environment: DAGSTER_HOME (the instance), HYBRID_DATA_DIR (the data root, "
                "default ./data), HYBRID_RUN_CONFIG (a run config for refresh_models), HYBRID_DEMO_PATTERN3 (beside, "
                "the default: pattern 3 in a second process while the models refresh; after: in this process, after "
-               "the scoring); see docs/configuration.md.")
+               "the scoring; off: not at all); see docs/configuration.md.")
     cli.add_argument("--example", choices=["breast_cancer", *TASK_EXAMPLES], default="breast_cancer",
                      help="the example written into an empty landing zone (one per task; docs/tasks.md); "
                           "default breast_cancer (binary)")

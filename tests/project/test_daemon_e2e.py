@@ -202,6 +202,7 @@ def test_a_worker_killed_mid_ingest_is_retried_and_the_file_is_ingested_exactly_
 
 
 def test_starting_the_daemon_after_make_demo_starts_no_run(local_project, tmp_path):
+    local_project.env["HYBRID_DEMO_PATTERN3"] = "after"  # the whole demo: pattern 3's sensors see its files too
     write_good_csv(local_project.data / "landing", n_rows=40, name="data.csv")
     assert local_project.command("hybrid-demo").returncode == 0
     instance = DagsterInstance.from_config(str(local_project.home))

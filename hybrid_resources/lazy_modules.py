@@ -31,8 +31,8 @@ def module_on_first_use(name: str) -> types.ModuleType:
     return _ModuleOnFirstUse(name)
 
 
-DEFERRED = ("pennylane", "sklearn.ensemble", "sklearn.linear_model", "sklearn.metrics", "sklearn.model_selection",
-            "sklearn.svm", "scipy.stats")
+DEFERRED = ("pennylane", "sklearn.cluster", "sklearn.datasets", "sklearn.ensemble", "sklearn.linear_model",
+            "sklearn.metrics", "sklearn.model_selection", "sklearn.svm", "scipy.stats")
 """The libraries this project imports on first use (besides Qiskit, matplotlib and Great
 Expectations, which only some steps need)."""
 

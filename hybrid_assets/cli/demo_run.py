@@ -45,8 +45,10 @@ from hybrid_assets.optimization.maxcut import MAXCUT
 from hybrid_assets.optimization.portfolio import PORTFOLIO
 from hybrid_resources.data.artifacts import ArtifactStore
 from hybrid_resources.data.paths import (
+    REFUSED_KINDS,
     DataLayout,
     landing_location,
+    zone_entries,
     zone_files,
     zone_location,
 )
@@ -103,9 +105,11 @@ def write_examples_into_empty_zones(layout: DataLayout, example: str = "breast_c
 
 
 def ingest_landing_files(demo: Demo) -> None:
-    """Every landing file as its own partition, as the landing sensor does."""
-    for path in zone_files(landing_location()):
-        key = safe_partition_key(path.name)
+    """Every entry of the landing zone as its own partition, as the landing sensor does: a regular
+    file is ingested (or quarantined with its reason), and a link, folder or FIFO is refused unread,
+    with its reason recorded."""
+    for entry in zone_entries(landing_location()):
+        key = safe_partition_key(entry.name)
         demo.add_partition(landing_files_partitions.name, key)
         result = demo.execute("ingest_landing_file", f"ingest of {key!r}", partition_key=key)
         status = result.asset_materializations_for_node("raw_samples")[-1].metadata["status"].value \
@@ -194,8 +198,10 @@ def print_scored(key: str, layout: DataLayout) -> None:
         record = session.landing_record(key, "scoring")
     if scored.is_empty():
         quarantined = record is not None and record.status == "quarantined"
+        # A link, folder or FIFO is refused unread: nothing of it was copied into quarantine.
+        kept = quarantined and not any(why in record.reason for why in REFUSED_KINDS.values())
         print(f"  scoring file {key!r}: {record.status if record else 'not ingested'}, no predictions"
-              + (f" ({record.reason}; the file is in {layout.quarantine})" if quarantined else ""))
+              + (f" ({record.reason}" + (f"; the file is in {layout.quarantine})" if kept else ")") if quarantined else ""))
         return
     if "upper" in scored.columns and scored["upper"].is_not_null().any():  # a regression: values, not classes
         values = scored["score"]
@@ -209,13 +215,14 @@ def print_scored(key: str, layout: DataLayout) -> None:
 
 def score_files(demo: Demo, layout: DataLayout) -> None:
     """Score every file of the scoring zone (one partition each), as the scoring sensor does, then
-    materialize the serving dashboard (serving_monitor)."""
-    files = zone_files(zone_location("scoring"))
-    if not files:
+    materialize the serving dashboard (serving_monitor). A link, folder or FIFO there is refused
+    unread and recorded, as the sensor's runs do."""
+    entries = zone_entries(zone_location("scoring"))
+    if not entries:
         print(f"  no files in {zone_location('scoring')}: drop unlabelled CSV or Parquet files (sample_id and the "
               "feature columns) there to score them")
-    for path in files:
-        key = safe_partition_key(path.name)
+    for entry in entries:
+        key = safe_partition_key(entry.name)
         demo.add_partition(scoring_files_partitions.name, key)
         if demo.execute("ingest_scoring_file", f"scoring of {key!r}", partition_key=key).success:
             print_scored(key, layout)

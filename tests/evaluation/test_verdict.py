@@ -170,6 +170,31 @@ def test_gradient_boosting_kept_as_arrays_decides_like_scikit_learn():
     assert all(array.dtype != object for array in stored.values())
 
 
+def test_a_small_boosting_fit_runs_on_one_openmp_thread_and_gives_the_others_back(monkeypatch):
+    """The fit caps scikit-learn's OpenMP at one thread through one ThreadpoolController, taken
+    after scikit-learn loaded its OpenMP (else the cap would reach nothing), and restores it."""
+    import sklearn.ensemble._hist_gradient_boosting.gradient_boosting as boosting
+
+    from hybrid_assets.training.models import thread_pools
+
+    seen = []
+    original_fit = boosting.BaseHistGradientBoosting.fit
+
+    def spying_fit(self, X, y, *args, **kwargs):
+        seen.append(threads())
+        return original_fit(self, X, y, *args, **kwargs)
+
+    threads = lambda: [pool["num_threads"] for pool in thread_pools().select(user_api="openmp").info()]  # noqa: E731
+    rng = np.random.default_rng(8)
+    X, y = rng.uniform(0, np.pi, size=(60, 3)), rng.integers(0, 2, 60)
+    before = threads()
+    monkeypatch.setattr(boosting.BaseHistGradientBoosting, "fit", spying_fit)
+    fit_classical("gradient_boosting", {"learning_rate": 0.1, "max_leaf_nodes": 7}, X, y)
+    assert thread_pools() is thread_pools()
+    assert before and seen == [[1] * len(before)]  # scikit-learn's OpenMP is among those capped
+    assert threads() == before
+
+
 def test_geometric_difference_by_lanczos_equals_the_definition_on_a_larger_kernel():
     """Above the dense size the top eigenvalue comes from Lanczos on L^-1 K_Q L^-T: the same g as
     square roots, a solve and a 2-norm, on kernels of real data."""

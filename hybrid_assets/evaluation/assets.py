@@ -52,6 +52,7 @@ from hybrid_assets.evaluation.report import (
 from hybrid_assets.evaluation.verdict import Verdict, compare, narrow_enough, repeated_splits
 from hybrid_assets.training.models import (
     classical_decision,
+    fits_side_by_side,
     per_sample_latency,
     quantum_svm_decision,
     support_decision,
@@ -202,7 +203,8 @@ def run_verdict(comparison: Comparison, quantum_C: float, classical: dict, polic
         return compare(quantum_score(kernel, y, quantum_C, metric),
                        classical_score(classical["kind"], classical["params"], comparison.X[rows], y, metric,
                                        policy.cv_seed),
-                       splits, metric=metric, min_margin=policy.min_margin, confidence=policy.confidence)
+                       splits, metric=metric, min_margin=policy.min_margin, confidence=policy.confidence,
+                       classical_side_by_side=fits_side_by_side(classical["kind"]))
 
     every_row = np.arange(len(comparison.y))
     if policy.verdict_ci_width <= 0:

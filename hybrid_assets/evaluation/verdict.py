@@ -105,10 +105,13 @@ def judge(quantum_scores: Sequence[float], classical_scores: Sequence[float], *,
 
 
 def compare(quantum: Callable[[np.ndarray, np.ndarray], float], classical: Callable[[np.ndarray, np.ndarray], float],
-            splits: Sequence[Split], *, metric: str, min_margin: float, confidence: float = 0.95) -> Verdict:
-    """Score both ``fit_and_score`` functions on every split and judge the paired differences."""
+            splits: Sequence[Split], *, metric: str, min_margin: float, confidence: float = 0.95,
+            classical_side_by_side: bool = True) -> Verdict:
+    """Score both ``fit_and_score`` functions on every split and judge the paired differences
+    (the classical fits one after another when ``classical_side_by_side`` is False, see
+    :func:`~hybrid_assets.training.tuning.map_fits`)."""
     quantum_scores = map_fits(lambda split: quantum(*split), list(splits))
-    classical_scores = map_fits(lambda split: classical(*split), list(splits))
+    classical_scores = map_fits(lambda split: classical(*split), list(splits), side_by_side=classical_side_by_side)
     train, test = splits[0]
     return judge(quantum_scores, classical_scores, metric=metric, min_margin=min_margin,
                  test_to_train=len(test) / len(train), confidence=confidence)

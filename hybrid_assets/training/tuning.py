@@ -23,6 +23,7 @@ from hybrid_assets.training.models import (
     classical_decision,
     fit_classical,
     fit_precomputed_svm,
+    fits_side_by_side,
     precomputed_decision,
 )
 from hybrid_assets.training.tasks import holdout_metric, judged_metric
@@ -80,23 +81,25 @@ def kfold_splits(y: np.ndarray, *, folds: int, seed: int) -> list[Split]:
     return list(StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y))
 
 
-def map_fits(fit: Callable[[T], R], items: Sequence[T]) -> list[R]:
-    """``[fit(item) for item in items]``, the items side by side on one thread per core.
+def map_fits(fit: Callable[[T], R], items: Sequence[T], *, side_by_side: bool = True) -> list[R]:
+    """``[fit(item) for item in items]``, the items side by side on one thread per core unless
+    ``side_by_side`` is False (fits that hold the GIL: :func:`~hybrid_assets.training.models.fits_side_by_side`).
 
-    For independent model fits: libsvm and gradient boosting (one OpenMP thread per fit below
-    ``models.BOOSTING_SHARED_ROWS``) release the GIL while they fit, and each fit is seeded, so the
-    results are those of the loop, in order."""
-    workers = min(len(items), os.cpu_count() or 1)
+    For independent model fits: libsvm releases the GIL while it fits, and each fit is seeded, so
+    the results are those of the loop, in order."""
+    workers = min(len(items), os.cpu_count() or 1) if side_by_side else 1
     if workers < 2:
         return [fit(item) for item in items]
     with ThreadPoolExecutor(max_workers=workers) as pool:
         return list(pool.map(fit, items))
 
 
-def cross_validate(fit_and_score: Callable[[np.ndarray, np.ndarray], float], splits: Sequence[Split]) -> tuple[float, float, list[float]]:
+def cross_validate(fit_and_score: Callable[[np.ndarray, np.ndarray], float], splits: Sequence[Split], *,
+                   side_by_side: bool = True) -> tuple[float, float, list[float]]:
     """(mean, std, per-fold scores) of ``fit_and_score(train_idx, test_idx)`` over ``splits``
-    (the folds side by side, :func:`map_fits`)."""
-    scores = [float(score) for score in map_fits(lambda split: fit_and_score(*split), list(splits))]
+    (the folds side by side unless ``side_by_side`` is False, :func:`map_fits`)."""
+    scores = [float(score) for score in map_fits(lambda split: fit_and_score(*split), list(splits),
+                                                 side_by_side=side_by_side)]
     return float(np.mean(scores)), float(np.std(scores)), scores
 
 
@@ -168,7 +171,8 @@ def tune_classical(X: np.ndarray, y: np.ndarray, splits: Sequence[Split], *, met
     scored = []
     for model, params_list in (grid if grid is not None else classical_grid(label_task(y))).items():
         for params in params_list:
-            mean, std, scores = cross_validate(classical_score(model, params, X, y, metric, seed), splits)
+            mean, std, scores = cross_validate(classical_score(model, params, X, y, metric, seed), splits,
+                                               side_by_side=fits_side_by_side(model))
             scored.append(Candidate(model, params, mean, std, scores))
     return ranked(scored)
 

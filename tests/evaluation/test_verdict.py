@@ -195,6 +195,30 @@ def test_a_small_boosting_fit_runs_on_one_openmp_thread_and_gives_the_others_bac
     assert threads() == before
 
 
+def test_gradient_boosting_folds_are_fitted_one_after_another_with_the_scores_of_the_loop(monkeypatch):
+    """Gradient boosting holds the GIL while it grows trees: its folds are fitted on the calling
+    thread; the other kinds side by side. Either way the scores are those of a plain loop."""
+    import threading
+
+    import hybrid_assets.training.tuning as tuning
+
+    rng = np.random.default_rng(4)
+    X, y = rng.uniform(0, np.pi, size=(80, 3)), rng.integers(0, 2, 80)
+    splits = kfold_splits(y, folds=4, seed=0)
+    fitted_on, fit = [], tuning.fit_classical
+
+    def recording_fit(kind, *args, **kwargs):
+        fitted_on.append((kind, threading.get_ident()))
+        return fit(kind, *args, **kwargs)
+
+    monkeypatch.setattr(tuning, "fit_classical", recording_fit)
+    side_by_side = tune_classical(X, y, splits, metric="accuracy")
+    assert {thread for kind, thread in fitted_on if kind == "gradient_boosting"} == {threading.get_ident()}
+    assert len(fitted_on) == 4 * sum(len(grid) for grid in tuning.CLASSICAL_GRID.values())
+    monkeypatch.setattr(tuning, "map_fits", lambda fit_one, items, **_: [fit_one(item) for item in items])
+    assert tune_classical(X, y, splits, metric="accuracy") == side_by_side
+
+
 def test_geometric_difference_by_lanczos_equals_the_definition_on_a_larger_kernel():
     """Above the dense size the top eigenvalue comes from Lanczos on L^-1 K_Q L^-T: the same g as
     square roots, a solve and a 2-norm, on kernels of real data."""

@@ -20,7 +20,7 @@ import os
 from pathlib import Path
 
 import yaml
-from dagster import ExecutorDefinition, in_process_executor, multiprocess_executor
+from dagster import DagsterInstance, ExecutorDefinition, in_process_executor, multiprocess_executor
 
 EXECUTORS = ("in_process", "multiprocess", "k8s")
 # Every pool a step of ours sits in. Deploying sets each one's limit explicitly, once, before runs
@@ -29,6 +29,22 @@ EXECUTORS = ("in_process", "multiprocess", "k8s")
 # (dagster-io/dagster#33552: the run fails with a UniqueViolation).
 POOLS = ("quantum", "warehouse", "scoring_stream")
 K8S_EXECUTOR_CONFIG = Path(__file__).resolve().parent.parent / "deploy" / "executors" / "k8s_job_executor.yaml"
+
+
+def set_missing_pool_limits(instance: DagsterInstance) -> list[str]:
+    """Give every pool of :data:`POOLS` that has no limit yet the instance's ``default_limit``,
+    explicitly, as deploying does; returns the pools it set. For a process that may be the first to
+    use a fresh instance beside another (``hybrid-demo`` and its pattern-3 process, under their
+    instance lock): left to first use, both would insert the pool's row. Nothing is set when the
+    instance has no default limit (a pool without a row is then unlimited)."""
+    default = instance.global_op_concurrency_default_limit
+    if default is None:
+        return []
+    storage = instance.event_log_storage
+    missing = [pool for pool in POOLS if pool not in storage.get_concurrency_keys()]
+    for pool in missing:
+        storage.set_concurrency_slots(pool, default)
+    return missing
 
 
 def k8s_executor_config(path: Path = K8S_EXECUTOR_CONFIG) -> dict:

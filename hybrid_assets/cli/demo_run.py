@@ -44,6 +44,7 @@ from hybrid_assets.common.reporting import comparison_table
 from hybrid_assets.definitions import defs
 from hybrid_assets.evaluation.assets import GATE_DESCRIPTIONS, PROMOTION_GATES
 from hybrid_assets.evaluation.report import holdout_columns
+from hybrid_assets.executors import set_missing_pool_limits
 from hybrid_assets.optimization.maxcut import MAXCUT
 from hybrid_assets.optimization.portfolio import PORTFOLIO
 from hybrid_resources.data.artifacts import ArtifactStore
@@ -95,15 +96,19 @@ def instance_lock(home: Path) -> Path:
 
 
 def open_instance() -> DagsterInstance:
-    """``DagsterInstance.get()``, one demo process at a time: the demo and its pattern-3 process
-    both open ``$DAGSTER_HOME``, and two processes creating a fresh SQLite instance at once can
-    both stamp its run storage's schema version, after which the instance no longer opens."""
+    """``DagsterInstance.get()`` with every pool's limit set (:func:`set_missing_pool_limits`), one
+    demo process at a time: the demo and its pattern-3 process both open ``$DAGSTER_HOME``, and
+    two processes creating a fresh SQLite instance at once can both stamp its run storage's schema
+    version, after which the instance no longer opens; on a fresh PostgreSQL instance both would
+    insert a pool's row on its first use, and one run fails (dagster-io/dagster#33552)."""
     home = os.environ.get("DAGSTER_HOME", "").strip()
     if not home or not Path(home).is_dir():
         return DagsterInstance.get()  # it says what is wrong
     with open(instance_lock(Path(home)), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-        return DagsterInstance.get()
+        instance = DagsterInstance.get()
+        set_missing_pool_limits(instance)
+        return instance
 
 
 def write_examples_into_empty_zones(layout: DataLayout, example: str = "breast_cancer") -> None:

@@ -79,6 +79,22 @@ def test_every_pool_is_listed_and_set_explicitly_where_deploys_start():
         assert f"for pool in {' '.join(POOLS)}; do" in where.read_text(), where
 
 
+def test_pools_without_a_limit_get_the_default_explicitly_and_a_set_limit_is_kept():
+    from dagster import instance_for_test
+
+    from hybrid_assets.executors import POOLS, set_missing_pool_limits
+
+    with instance_for_test(overrides={"concurrency": {"pools": {"default_limit": 2}}}) as instance:
+        instance.event_log_storage.set_concurrency_slots("quantum", 5)  # raised by hand: kept
+        assert set_missing_pool_limits(instance) == [pool for pool in POOLS if pool != "quantum"]
+        limits = {pool: instance.event_log_storage.get_concurrency_info(pool).slot_count for pool in POOLS}
+        assert limits == {"quantum": 5, "warehouse": 2, "scoring_stream": 2}
+        assert set_missing_pool_limits(instance) == []
+    with instance_for_test() as instance:  # no default limit: a pool without a row is unlimited
+        assert set_missing_pool_limits(instance) == []
+        assert not set(POOLS) & instance.event_log_storage.get_concurrency_keys()
+
+
 def test_settings_come_from_the_environment_through_envvars(monkeypatch):
     from dagster import EnvVar
 

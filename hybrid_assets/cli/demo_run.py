@@ -76,7 +76,7 @@ class Demo:
         result = defs.resolve_job_def(job).execute_in_process(instance=self.instance, raise_on_error=False,
                                                               run_config=run_config, **kwargs)
         if not result.success:
-            self.failures.append(f"{what} (run {result.run_id})")
+            self.failures.append(f"{what} (run {result.run_id}{''.join(f'; {step}' for step in failed_steps(result))})")
         for evaluation in result.get_asset_check_evaluations():
             # A failed WARN gate only blocks promotion; a failed ERROR check stops what depends on it.
             if not evaluation.passed and evaluation.severity == AssetCheckSeverity.ERROR:
@@ -86,6 +86,20 @@ class Demo:
     def add_partition(self, partitions_name: str, key: str) -> None:
         if not self.instance.has_dynamic_partition(partitions_name, key):
             self.instance.add_dynamic_partitions(partitions_name, [key])
+
+
+def failed_steps(result) -> list[str]:
+    """``"<step>: <first line of its error>"`` for each failed step of an in-process run's
+    ``result``, so that the demo's last line says what failed, however much the steps logged after."""
+    failed = []
+    for event in (event for event in result.all_events if event.is_step_failure):
+        data, error = event.step_failure_data, event.step_failure_data.error
+        while error is not None and error.cause is not None:  # Dagster wraps the step's own exception
+            error = error.cause
+        described = data.user_failure_data.description if data.user_failure_data else None
+        text = (described or (error.message if error else "") or "failed").strip()
+        failed.append(f"{event.step_key}: {text.splitlines()[0]}")
+    return failed
 
 
 def instance_lock(home: Path) -> Path:

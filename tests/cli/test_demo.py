@@ -168,3 +168,31 @@ def test_demo_processes_create_a_fresh_instance_one_at_a_time(tmp_path):
     assert opener.communicate(timeout=300)[0].strip() == "opened" and opener.returncode == 0
     assert (home / "history" / "runs.db").exists() and sorted(p.name for p in home.iterdir()) == [
         "dagster.yaml", "history", "schedules"]  # the lock is not in the home
+
+
+def test_a_failed_run_names_each_failed_step_and_the_first_line_of_its_error():
+    from dagster import Failure, job, op
+
+    from hybrid_assets.cli.demo_run import failed_steps
+
+    @op
+    def refused():
+        raise Failure(description="Refused before submission: $12.00 over run_budget_usd\nmore detail")
+
+    @op
+    def crashed():
+        raise RuntimeError("the device went away")
+
+    @op
+    def fine():
+        return 1
+
+    @job
+    def three_steps():
+        refused()
+        crashed()
+        fine()
+
+    result = three_steps.execute_in_process(raise_on_error=False)
+    assert sorted(failed_steps(result)) == ["crashed: RuntimeError: the device went away",
+                                            "refused: Refused before submission: $12.00 over run_budget_usd"]

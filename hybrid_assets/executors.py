@@ -41,7 +41,8 @@ def set_missing_pool_limits(instance: DagsterInstance) -> list[str]:
     if default is None:
         return []
     storage = instance.event_log_storage
-    missing = [pool for pool in POOLS if pool not in storage.get_concurrency_keys()]
+    limited = storage.get_concurrency_keys()
+    missing = [pool for pool in POOLS if pool not in limited]
     for pool in missing:
         storage.set_concurrency_slots(pool, default)
     return missing

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from hybrid_resources.data import warehouse
 from hybrid_resources.data.warehouse import SCHEMA, UPGRADES, Warehouse, open_warehouse, upgrade_schema
 from tests.bad_files import write_good_csv
 
@@ -159,11 +160,26 @@ def test_a_warehouse_from_before_the_added_columns_is_upgraded_once_and_survives
                            "VALUES ('f', 0, 's0', '1', [1.0, 2.0])")
         for table, column, _, _ in UPGRADES:  # as the first release created the tables
             connection.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+        connection.execute("DROP TABLE warehouse_schema")  # which recorded no fingerprint
         connection.execute("CHECKPOINT")
     killed_right_after_opening(path)  # the upgrade ran in it, then the kill
     with open_warehouse(path) as connection:
         assert connection.execute("SELECT sample_id, categories FROM raw_rows").fetchall() == [("s0", [])]
         assert upgrade_schema(connection) == []  # nothing left to add
+
+
+def test_a_file_that_records_this_schema_is_not_prepared_again_and_one_from_another_is(tmp_path, monkeypatch):
+    path = tmp_path / "warehouse.duckdb"
+    has_log = "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'experiment_log'"
+    with open_warehouse(path) as connection:
+        assert connection.execute("SELECT * FROM warehouse_schema").fetchall() == [(warehouse.SCHEMA_FINGERPRINT,)]
+        connection.execute("DROP TABLE experiment_log")  # behind the fingerprint's back
+    with open_warehouse(path) as connection:  # the fingerprint matches: the schema is not run again
+        assert connection.execute(has_log).fetchone() == (0,)
+    monkeypatch.setattr(warehouse, "SCHEMA_FINGERPRINT", "another-schema")  # code with other tables
+    with open_warehouse(path) as connection:
+        assert connection.execute(has_log).fetchone() == (1,)
+        assert connection.execute("SELECT * FROM warehouse_schema").fetchall() == [("another-schema",)]
 
 
 def test_a_reader_of_a_file_whose_first_writer_died_creating_the_tables_creates_them(tmp_path):

@@ -1,11 +1,13 @@
 """Libraries imported when first used, not when the modules that use them are imported.
 
-PennyLane takes about 1.7 s to import, and scikit-learn (with pandas) and SciPy's statistics
-about 1 s more. Every process that loads the definitions imports the modules that run circuits
-and fit models, but most of them never do either: code servers, the daemon's ingest runs,
-``hybrid-audit``. So a module that uses PennyLane throughout names it through
+PennyLane takes about 1.7 s to import, and scikit-learn (with pandas) and SciPy about 1 s more
+(SciPy's linear algebra alone, which the kernel diagnostics use, was a quarter of the 2 s of CPU
+that loading the definitions took). Every process that loads the definitions imports the modules
+that run circuits and fit models, but most of them never do either: code servers, the daemon's
+ingest runs, ``hybrid-audit``. So a module that uses PennyLane throughout names it through
 :func:`module_on_first_use` (``qml = module_on_first_use("pennylane")``), and a function that
-uses a scikit-learn or SciPy name imports it in its body, as Qiskit and matplotlib already are.
+uses a scikit-learn, SciPy or networkx name imports it in its body, as Qiskit and matplotlib
+already are.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ def module_on_first_use(name: str) -> types.ModuleType:
 
 
 DEFERRED = ("pennylane", "sklearn.cluster", "sklearn.datasets", "sklearn.ensemble", "sklearn.linear_model",
-            "sklearn.metrics", "sklearn.model_selection", "sklearn.svm", "scipy.stats")
+            "sklearn.metrics", "sklearn.model_selection", "sklearn.svm", "scipy.linalg", "scipy.sparse.linalg",
+            "scipy.special", "scipy.stats", "networkx")
 """The libraries this project imports on first use (besides Qiskit, matplotlib and Great
 Expectations, which only some steps need)."""
 

@@ -42,7 +42,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import networkx as nx
 import numpy as np
 
 from hybrid_resources.data.checkpoints import CheckpointStore
@@ -118,6 +117,8 @@ class QaoaCircuit:
 
     @cached_property
     def _hamiltonians(self) -> tuple[qml.Hamiltonian, float, qml.Hamiltonian]:
+        import networkx as nx
+
         cost_h, scale = cost_hamiltonian(self.qubo)
         graph = nx.cycle_graph(self.n) if self.mixer_graph == "ring" else nx.complete_graph(self.n)
         mixer_h = qml.qaoa.xy_mixer(graph) if self.mixer == "xy" else qml.qaoa.x_mixer(range(self.n))

@@ -26,9 +26,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import special
-from scipy.linalg import solve_triangular
-from scipy.sparse.linalg import LinearOperator, eigsh
 
 
 @dataclass(frozen=True)
@@ -88,6 +85,9 @@ def geometric_difference(classical: np.ndarray, quantum: np.ndarray, *, regulari
     >>> round(geometric_difference(np.array([[1, .5, 0], [.5, 1, 0], [0, 0, 1.]]), np.eye(3)), 6)
     1.414214
     """
+    from scipy.linalg import solve_triangular
+    from scipy.sparse.linalg import LinearOperator, eigsh
+
     k_c, k_q = _normalized(classical), _normalized(quantum)
     n = len(k_c)
     lower = np.linalg.cholesky(k_c + regularization * np.eye(n))
@@ -232,6 +232,8 @@ class _InteriorEntries:
 
     def abs_error(self, shots: int) -> np.ndarray:
         """:func:`binomial_abs_error` of these entries (in place, one array: millions of them)."""
+        from scipy import special
+
         k = np.arange(shots + 1, dtype=np.float64)
         log_choose = special.gammaln(shots + 1.0) - special.gammaln(k + 1.0) - special.gammaln(shots - k + 1.0)
         v = (shots * self.p).astype(np.int64) + 1  # floor(np) + 1 <= shots, as p < 1

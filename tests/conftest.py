@@ -389,6 +389,17 @@ def trained(trained_template, data_layout, instance):
     return data_layout
 
 
+@pytest.fixture
+def trained_project(local_project, trained_template) -> LocalProject:
+    """:func:`local_project` holding a copy of :func:`trained_template`: its instance (under our
+    dagster.yaml) and its data. For a test whose processes start from trained models, instead of
+    running a demo of its own first."""
+    shutil.copytree(trained_template / "instance", local_project.home, dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("dagster.yaml"))
+    shutil.copytree(trained_template / "data", local_project.data, dirs_exist_ok=True)
+    return local_project
+
+
 def start_when_ready(command: list[str], ready, *, env: dict[str, str] | None = None,
                      timeout_s: float = 60.0) -> subprocess.Popen:
     """Start a worker process in the repository and return it as soon as ``ready()`` is true (or

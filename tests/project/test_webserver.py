@@ -4,7 +4,6 @@ materializations (tests/project/test_ui_browser.py opens the UI after the demo i
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import subprocess
 import sys
@@ -37,13 +36,8 @@ def graphql(port: int, query: str) -> dict:
         return json.loads(response.read())
 
 
-def test_the_ui_shows_the_graph_with_the_last_materializations_and_their_metadata(local_project, trained_template):
-    # The webserver only reads: a copy of the worker's trained project (its instance under our
-    # dagster.yaml) instead of a demo of its own.
-    shutil.copytree(trained_template / "instance", local_project.home, dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns("dagster.yaml"))
-    shutil.copytree(trained_template / "data", local_project.data, dirs_exist_ok=True)
-    env, bin_dir = local_project.env, Path(sys.executable).parent
+def test_the_ui_shows_the_graph_with_the_last_materializations_and_their_metadata(trained_project):
+    env, bin_dir = trained_project.env, Path(sys.executable).parent
 
     port = free_port()
     server = start_service([str(bin_dir / "dagster-webserver"), "-w", str(REPO / "workspace.yaml"), "-p", str(port)],

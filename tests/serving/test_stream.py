@@ -199,9 +199,8 @@ with DagsterInstance.get() as instance:
 
 
 def test_a_consumer_killed_between_prediction_and_acknowledgement_loses_and_duplicates_nothing(
-        local_project, redis_url, monkeypatch):
-    write_good_csv(local_project.data / "landing", n_rows=48, n_features=5, seed=4, name="train.csv")
-    assert local_project.command("hybrid-demo").returncode == 0
+        trained_project, redis_url, monkeypatch):
+    local_project = trained_project  # a champion to score with, in an instance other processes open
     monkeypatch.setenv("HYBRID_DATA_DIR", str(local_project.data))
     stream = ScoringStream(url=redis_url, stream="test:scoring")
     push(stream, good_records(10))

@@ -13,11 +13,23 @@ CANARY = "canary-SECRET-7f3a9c"
 MODEL_CHAIN = {"quantum_svm", "quantum_kernel_train", "reduced_embeddings", "circuit_artifact", "features", "raw_samples"}
 
 
+def with_canary(project):
+    """``project``'s home, data and itself, with a credential the quantum backend would read from
+    the environment in its environment: it must never leak."""
+    project.env.update({"AWS_SECRET_ACCESS_KEY": CANARY, "HYBRID_QUANTUM_API_TOKEN": CANARY})
+    return project.home, project.data, project
+
+
 @pytest.fixture
 def workspace(local_project):
-    # A credential the quantum backend would read from the environment: it must never leak.
-    local_project.env.update({"AWS_SECRET_ACCESS_KEY": CANARY, "HYBRID_QUANTUM_API_TOKEN": CANARY})
-    return local_project.home, local_project.data, local_project
+    return with_canary(local_project)
+
+
+@pytest.fixture
+def trained_workspace(trained_project):
+    """:func:`workspace` holding a copy of the worker's trained project, for a test that starts
+    from trained models rather than from a demo of its own."""
+    return with_canary(trained_project)
 
 
 def command(name: str, project, *args: str) -> str:
@@ -109,16 +121,14 @@ def test_audit_trail_follows_the_event_log_across_new_data(workspace, signers):
     assert CANARY not in markdown and CANARY not in json.dumps(second)
 
 
-def test_an_evaluation_reports_the_versions_it_was_given_not_the_latest(workspace, monkeypatch):
+def test_an_evaluation_reports_the_versions_it_was_given_not_the_latest(trained_workspace, monkeypatch):
     from dagster import materialize
 
     from hybrid_assets.definitions import all_assets
     from hybrid_resources.data.artifacts import ArtifactStore, info_of
     from tests.conftest import RESOURCES
 
-    home, data, project = workspace
-    write_good_csv(data / "landing", n_rows=40, name="first.csv")
-    command("hybrid-demo", project)  # run A: C = 1.0 (the default)
+    home, data, project = trained_workspace  # run A: C = 1.0 (the default)
     monkeypatch.setenv("HYBRID_DATA_DIR", str(data))
     store = ArtifactStore(data / "artifacts")
     with DagsterInstance.from_config(str(home)) as instance:
@@ -151,7 +161,7 @@ def test_unknown_asset_or_run_gives_an_actionable_error(workspace):
     assert completed.returncode == 2 and "make demo" in completed.stderr
 
 
-def test_a_circuit_version_bump_marks_downstream_stale(workspace, monkeypatch):
+def test_a_circuit_version_bump_marks_downstream_stale(trained_workspace, monkeypatch):
     import dataclasses
 
     from dagster import materialize
@@ -164,9 +174,7 @@ def test_a_circuit_version_bump_marks_downstream_stale(workspace, monkeypatch):
     from hybrid_assets.definitions import defs
     from hybrid_resources.quantum.feature_maps import FEATURE_MAPS
 
-    home, data, project = workspace
-    write_good_csv(data / "landing", n_rows=40, name="first.csv")
-    command("hybrid-demo", project)
+    home, data, project = trained_workspace
     with DagsterInstance.from_config(str(home)) as instance:
         def status(definitions: Definitions, asset: str) -> StaleStatus:
             resolver = CachingStaleStatusResolver(instance, definitions.get_repository_def().asset_graph,

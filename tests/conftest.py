@@ -171,6 +171,18 @@ def refresh(instance, run_config: dict = SMALL_RUN_CONFIG, **resources):
                        run_config=run_config)
 
 
+def train_in_process(project: LocalProject, *landing_files: str) -> None:
+    """``landing_files`` ingested and every model refreshed in ``project``'s on-disk instance and
+    data folder, in this process: the models a demo would leave there, for a test whose other
+    processes start from them (without the demo's own imports, scoring and reports)."""
+    from dagster import DagsterInstance
+
+    with pytest.MonkeyPatch.context() as patch, DagsterInstance.from_config(str(project.home)) as on_disk:
+        patch.setenv("HYBRID_DATA_DIR", str(project.data))
+        ingest(on_disk, *landing_files)
+        assert refresh(on_disk).success
+
+
 @pytest.fixture
 def instance(request, tmp_path):
     """A real, temporary Dagster instance: in memory (``DagsterInstance.ephemeral()``: its SQLite

@@ -28,7 +28,7 @@ from hybrid_resources.quantum.feature_maps import FeatureMapSpec
 from hybrid_resources.quantum.kernel_cache import KernelCache
 from hybrid_resources.quantum.kernel_engine import planned_circuits, quantum_kernel
 from tests.bad_files import write_good_csv
-from tests.conftest import RESOURCES, ingest, kill_when_ready, refresh
+from tests.conftest import RESOURCES, ingest, kill_when_ready, refresh, train_in_process
 from tests.fake_braket import counted_tasks, install_fake_braket
 
 GARNET = "arn:aws:braket:eu-north-1::device/qpu/iqm/Garnet"  # $0.30 per task + $0.00145 per shot
@@ -156,7 +156,7 @@ VQC_CONFIG = {"layers": 1, "batch_size": 4, "epochs": 2, "restarts": 1, "seed": 
 def test_a_vqc_resumed_after_a_sigkill_records_only_the_circuits_it_ran(local_project, monkeypatch, aws_env):
     monkeypatch.setenv("HYBRID_DATA_DIR", str(local_project.data))
     write_good_csv(local_project.data / "landing", n_rows=16, n_features=2, name="data.csv")
-    assert local_project.command("hybrid-demo").returncode == 0
+    train_in_process(local_project, "data.csv")
     count_file, ready = local_project.data / "device_tasks.txt", local_project.data / "ready"
     env = {name: value for name, value in local_project.env.items() if not name.startswith("AWS_")}
     env |= {name: os.environ[name] for name in ("AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE",

@@ -25,7 +25,7 @@ from hybrid_resources.quantum.vqc import (
     train_vqc,
 )
 from tests.bad_files import write_good_csv
-from tests.conftest import REPO, RESOURCES, latest_artifact
+from tests.conftest import REPO, RESOURCES, latest_artifact, train_in_process
 
 VQC_CONFIG = {"layers": 1, "batch_size": 8, "epochs": 4, "seed": 3, "restarts": 2, "log_every": 1}
 
@@ -50,7 +50,7 @@ with DagsterInstance.get() as instance:
 def test_a_killed_training_run_resumes_from_its_checkpoint(local_project, monkeypatch):
     monkeypatch.setenv("HYBRID_DATA_DIR", str(local_project.data))
     write_good_csv(local_project.data / "landing", n_rows=60, n_features=4, name="data.csv")
-    assert local_project.command("hybrid-demo").returncode == 0
+    train_in_process(local_project, "data.csv")
     embeddings = latest_artifact(local_project.data / "artifacts", "reduced_embeddings")
     config = VqcConfig(**{k: v for k, v in VQC_CONFIG.items() if k != "log_every"})
     lineage = lineage_key(content_hash(embeddings), TRAINER_VERSION, config, QuantumBackend().backend_config())

@@ -33,6 +33,7 @@ its own configured root (:func:`recorded_base`).
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -142,11 +143,16 @@ def write_artifact(base: Location, value: np.ndarray | ArrayBundle | dict[str, A
 
 
 def read_artifact(base: Location) -> np.ndarray | ArrayBundle | dict[str, Any]:
-    """Read what :func:`write_artifact` wrote for ``base``; arrays never unpickle."""
+    """Read what :func:`write_artifact` wrote for ``base``; arrays never unpickle.
+
+    From an object store, each file is one whole GET (:func:`read_whole`): two hosts that
+    materialize the same content both write its version, and an ``.npz`` differs in its zip
+    timestamps, so a read in ranges pinned to the first ETag failed (412 Precondition Failed)
+    when the other host's copy replaced it in between."""
     for suffix in (".npy", ".npz", ".json"):
         path = base.with_suffix(suffix)
         try:
-            handle = path.open("rb")
+            handle = path.open("rb") if is_local(path) else io.BytesIO(read_whole(path))
         except FileNotFoundError:
             continue
         with handle:
@@ -267,7 +273,7 @@ class ArtifactStore:
         stamped = []
         for entry in folder.iterdir() if folder.exists() else ():
             try:
-                stamped.append((json.loads((entry / "written.json").read_text())["written_at_ns"], entry.name))
+                stamped.append((json.loads(read_whole(entry / "written.json"))["written_at_ns"], entry.name))
             except (FileNotFoundError, NotADirectoryError):  # latest.json, or a version being written
                 continue
         return [name for _, name in sorted(stamped)]

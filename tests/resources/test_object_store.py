@@ -84,6 +84,27 @@ def test_a_pointer_another_host_replaced_is_read_whole_not_against_a_stale_etag(
     assert store.latest_version(["moving"]) == "v2"
 
 
+def test_a_version_another_host_rewrote_while_this_one_read_it_is_read_whole(shared_root, s3_server):
+    # Two hosts that materialize the same content both write its version, and their .npz files
+    # differ in the zip's timestamps. This host lists the version's folder (s3fs caches each file's
+    # ETag), then the other host's copy replaces the file: read in ranges against the cached ETag,
+    # the read failed with 412 Precondition Failed (seen in test_two_hosts); read whole, it is the
+    # other host's copy of the same arrays.
+    import io
+
+    store = ArtifactStore(shared_root.artifacts)
+    value = {"weights": np.arange(3.0), "bias": np.ones(2)}
+    store.write(["model"], value, version="v1")
+    assert {entry.name for entry in (store.folder(["model"]) / "v1").iterdir()} == {"value.npz", "written.json"}
+    other_hosts_copy = io.BytesIO()
+    np.savez(other_hosts_copy, extra=np.zeros(1), **value)  # other bytes, hence another ETag
+    s3_server.client.put_object(Bucket=BUCKET, Key="data/artifacts/model/v1/value.npz",
+                                Body=other_hosts_copy.getvalue())
+    read = store.read(["model"], "v1")
+    np.testing.assert_array_equal(read["weights"], value["weights"])
+    assert set(read) == {"weights", "bias", "extra"}  # the other host's copy, read whole
+
+
 @pytest.mark.parametrize("where", ["s3", "local"])
 def test_concurrent_writers_leave_the_pointer_on_the_newest(where, shared_root, tmp_path):
     pointer = (shared_root.artifacts if where == "s3" else tmp_path / "artifacts") / "contended" / "latest.json"

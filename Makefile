@@ -19,14 +19,19 @@ export HYBRID_DATA_DIR ?= $(CURDIR)/data
 install: $(STAMP)
 
 # Exact versions from requirements.lock (the stack of the last green run), then this project
-# without resolving anything again. CI and the Dockerfile install the same lock. pip compiles what
-# it installs one file after another (about 45 s of a 75-s install here); compileall does the same
-# on every core, and, as pip does, leaves a file it cannot compile to be read from source.
+# without resolving anything again. CI and the Dockerfile install the same lock. uv (pinned) does it
+# with parallel downloads and byte-compiles on every core: 28 s from an empty cache here, where pip
+# took 57 s with every wheel already in its cache. uv reads neither pip's configuration nor its
+# cache, so where it cannot reach the packages (a machine whose index or certificates only pip is
+# configured for), pip installs the same lock instead.
+UV_VERSION := 0.13.9
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet --no-compile -r requirements.lock
-	$(BIN)/python -m compileall -qq -j 0 $$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))') || true
+	{ $(BIN)/python -m pip install --quiet uv==$(UV_VERSION) && \
+	  $(BIN)/uv pip install --quiet --python $(BIN)/python --compile-bytecode -r requirements.lock; } || \
+	{ echo "uv could not install requirements.lock; installing it with pip"; \
+	  $(BIN)/python -m pip install --quiet --upgrade pip && \
+	  $(BIN)/python -m pip install --quiet -r requirements.lock; }
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -372,25 +373,41 @@ def postgres_server():
 
 @pytest.fixture(scope="session")
 def trained_template(tmp_path_factory) -> Path:
-    """One trained project per test process, ``data/`` and ``instance/`` under the returned
+    """One trained project per test session, ``data/`` and ``instance/`` under the returned
     folder: training data ingested and every model evaluated and registered; the quantum model
     passes its gates (margin -1), so it scores in shadow beside the classical champion. Tests never
-    touch it: ``trained`` and ``instance`` give each test its own copy (training is the slow part)."""
+    touch it: ``trained`` and ``instance`` give each test its own copy (training is the slow part).
+
+    Under pytest-xdist the first worker that needs it trains it, under a lock, in the folder the
+    workers share; the others wait for it and read the same one, instead of each training its own."""
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # this session's folder, above each worker's own
+    root = shared / "trained_template"
+    with open(shared / "trained_template.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not (root / "trained").exists():
+            shutil.rmtree(root, ignore_errors=True)  # what a worker that failed to train left
+            train_template(root)
+            (root / "trained").touch()
+    return root
+
+
+def train_template(root: Path) -> None:
+    """:func:`trained_template`'s project, trained in ``root``."""
     from dagster import instance_for_test
 
     from hybrid_resources.gate_policy import GatePolicy
     from tests.bad_files import write_good_csv
 
-    root = tmp_path_factory.mktemp("trained_template")
+    (root / "instance").mkdir(parents=True)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("HYBRID_DATA_DIR", str(root / "data"))
         layout = DataLayout.from_env().ensure()
-        (root / "instance").mkdir()
         with instance_for_test(temp_dir=str(root / "instance")) as template:
             write_good_csv(layout.landing, n_rows=48, n_features=5, seed=4, name="train.csv")
             ingest(template, "train.csv")
             assert refresh(template, gate_policy=GatePolicy(min_margin=-1.0)).success
-    return root
 
 
 @pytest.fixture

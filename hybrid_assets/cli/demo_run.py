@@ -324,7 +324,7 @@ def run_demo(example: str = "breast_cancer", pattern3: Pattern3Beside | None = N
     without, pattern 3 runs here after the scoring (not at all when ``HYBRID_DEMO_PATTERN3`` is off)."""
     # The landing contract imports Great Expectations when it first validates a file (3 s), the
     # steps import PennyLane and scikit-learn when they first run a circuit or fit a model, and
-    # Qiskit with its plugins when they first transpile (1 s), so that a process that never does
+    # Qiskit with its plugins when they first transpile (0.7 s), so that a process that never does
     # does not pay for them: here they are imports like the others, paid before the clock that
     # reports the demo's time after imports starts.
     import great_expectations  # noqa: F401

@@ -172,16 +172,23 @@ def refresh(instance, run_config: dict = SMALL_RUN_CONFIG, **resources):
                        run_config=run_config)
 
 
+def ingest_and_refresh(instance, data: Path, *landing_files: str, **resources) -> None:
+    """``landing_files`` (in ``data``'s landing zone) ingested and every model refreshed in
+    ``instance``, with ``data`` as HYBRID_DATA_DIR."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HYBRID_DATA_DIR", str(data))
+        ingest(instance, *landing_files)
+        assert refresh(instance, **resources).success
+
+
 def train_in_process(project: LocalProject, *landing_files: str) -> None:
-    """``landing_files`` ingested and every model refreshed in ``project``'s on-disk instance and
-    data folder, in this process: the models a demo would leave there, for a test whose other
-    processes start from them (without the demo's own imports, scoring and reports)."""
+    """:func:`ingest_and_refresh` in ``project``'s on-disk instance and data folder, in this
+    process: the models a demo would leave there, for a test whose other processes start from
+    them (without the demo's own imports, scoring and reports)."""
     from dagster import DagsterInstance
 
-    with pytest.MonkeyPatch.context() as patch, DagsterInstance.from_config(str(project.home)) as on_disk:
-        patch.setenv("HYBRID_DATA_DIR", str(project.data))
-        ingest(on_disk, *landing_files)
-        assert refresh(on_disk).success
+    with DagsterInstance.from_config(str(project.home)) as on_disk:
+        ingest_and_refresh(on_disk, project.data, *landing_files)
 
 
 @pytest.fixture
@@ -401,13 +408,10 @@ def train_template(root: Path) -> None:
     from tests.bad_files import write_good_csv
 
     (root / "instance").mkdir(parents=True)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("HYBRID_DATA_DIR", str(root / "data"))
-        layout = DataLayout.from_env().ensure()
-        with instance_for_test(temp_dir=str(root / "instance")) as template:
-            write_good_csv(layout.landing, n_rows=48, n_features=5, seed=4, name="train.csv")
-            ingest(template, "train.csv")
-            assert refresh(template, gate_policy=GatePolicy(min_margin=-1.0)).success
+    layout = DataLayout(root / "data").ensure()
+    write_good_csv(layout.landing, n_rows=48, n_features=5, seed=4, name="train.csv")
+    with instance_for_test(temp_dir=str(root / "instance")) as template:
+        ingest_and_refresh(template, layout.root, "train.csv", gate_policy=GatePolicy(min_margin=-1.0))
 
 
 @pytest.fixture

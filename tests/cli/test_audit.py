@@ -27,7 +27,7 @@ def workspace(local_project):
 
 @pytest.fixture
 def trained_workspace(trained_project):
-    """:func:`workspace` holding a copy of the worker's trained project, for a test that starts
+    """:func:`workspace` holding a copy of the session's trained project, for a test that starts
     from trained models rather than from a demo of its own."""
     return with_canary(trained_project)
 

@@ -29,8 +29,13 @@ from hybrid_assets import (
 from hybrid_assets.common.scratch import scratch_cleanup_sensor
 from hybrid_assets.executors import executor_from_env
 from hybrid_assets.resources import resources_from_env
+from hybrid_resources.process_exit import freeze_heap_at_exit
 
 __all__ = ["SLICES", "all_assets", "automation_sensor", "defs", "refresh_models_job"]
+
+# Every process that loads the code location holds its libraries' millions of objects: it ends
+# without walking them all again (hybrid_resources.process_exit).
+freeze_heap_at_exit()
 
 SLICES = (ingest, training, evaluation, serving, planning, hardware, optimization)
 all_assets = [asset for domain in SLICES for asset in domain.defs.assets]

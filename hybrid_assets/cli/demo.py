@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from hybrid_assets.cli.pattern3_process import start_pattern3
+from hybrid_assets.cli.pattern3_process import start_beside
 from hybrid_assets.common.examples import TASK_EXAMPLES
 
 __all__ = ["main", "parser"]
@@ -36,10 +36,10 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     example = parser().parse_args(argv).example
-    pattern3 = start_pattern3()
-    from hybrid_assets.cli.demo_run import run_demo  # the pipeline's imports, while pattern 3 starts
+    beside = start_beside()
+    from hybrid_assets.cli.demo_run import run_demo  # the pipeline's imports, while the second process starts
 
-    sys.exit(run_demo(example, pattern3))
+    sys.exit(run_demo(example, beside))
 
 
 if __name__ == "__main__":

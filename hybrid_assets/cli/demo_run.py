@@ -3,31 +3,34 @@
 Writes the bundled example (scikit-learn's breast-cancer data, no download) into the landing zone
 only when it is empty (and then example records into an empty scoring zone), ingests every landing
 file as its own partition, refreshes the models (with the run config of ``HYBRID_RUN_CONFIG``, a
-YAML file, when set), prints the verdict, the holdout table and the gates, plans the kernel routes
-on the configured device, scores every scoring file with the registry's champion, materializes the
-serving dashboard, prints pattern 3's results on the newest returns and graph files (bundled
+YAML file, when set), prints the verdict, the holdout table and the gates, scores every scoring file
+with the registry's champion, materializes the serving dashboard, plans the kernel routes on the
+configured device, prints pattern 3's results on the newest returns and graph files (bundled
 examples in empty folders), and exits non-zero if any step or blocking check failed.
 
-Run as ``python -m hybrid_assets.cli.demo_run``, it is the process that runs pattern 3 beside the
-refresh (:func:`pattern3_main`).
+Run as ``python -m hybrid_assets.cli.demo_run``, it is the second process, beside the refresh
+(:func:`beside_main`): pattern 3, then the refresh's noise spread and the route plan.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
+import io
 import json
 import os
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import polars as pl
 import yaml
-from dagster import AssetCheckSeverity, DagsterInstance
+from dagster import AssetCheckSeverity, AssetKey, DagsterInstance
 
-from hybrid_assets.cli.pattern3_process import Pattern3Beside, pattern3_place
+from hybrid_assets.cli.pattern3_process import BesideOutput, BesideRefresh, pattern3_place
 from hybrid_assets.common.examples import (
     EXAMPLE_FILE_NAME,
     EXAMPLE_SCORING_FILE_NAME,
@@ -59,7 +62,7 @@ from hybrid_resources.data.warehouse import Warehouse
 from hybrid_resources.lazy_modules import import_deferred
 from hybrid_resources.quantum.transpilation import import_transpiler
 
-__all__ = ["pattern3_main", "run_demo"]
+__all__ = ["beside_main", "run_demo"]
 
 # Step logs stay in the instance (and the UI); the terminal gets warnings and the summary.
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -158,15 +161,78 @@ def ingest_landing_files(demo: Demo) -> None:
         print(f"  landing file {key!r}: {status}")
 
 
+def refresh_run_config_path() -> str:
+    """``HYBRID_RUN_CONFIG``: a YAML file of run config for refresh_models; empty when unset."""
+    return os.environ.get("HYBRID_RUN_CONFIG", "").strip()
+
+
 def refresh_run_config() -> dict:
     """The refresh's run config: QUIET plus the ``ops`` of the YAML file ``HYBRID_RUN_CONFIG``
     names (the same file pastes into the launchpad), e.g. ``deploy/run_config/shot_devices.yaml``."""
-    path = os.environ.get("HYBRID_RUN_CONFIG", "").strip()
+    path = refresh_run_config_path()
     if not path:
         return QUIET
     loaded = yaml.safe_load(Path(path).read_text()) or {}
-    print(f"Run config for refresh_models: {path}")
     return {**QUIET, "ops": loaded.get("ops", {})}
+
+
+NOISE_SPREAD = AssetKey("noisy_kernel_spread")
+"""The one refresh asset that only the route plan reads: with a second process, that process
+materializes it, beside the rest of the refresh."""
+
+
+def refresh_models(demo: Demo, beside: BesideRefresh | None):
+    """Run refresh_models. With ``beside``, this run leaves out :data:`NOISE_SPREAD` and hands its
+    run id to the second process, which materializes it (a refresh_models run of its own) once this
+    run has materialized what it reads."""
+    if refresh_run_config_path():
+        print(f"Run config for refresh_models: {refresh_run_config_path()}")
+    if beside is None:
+        return demo.execute("refresh_models", "refresh_models", run_config=refresh_run_config())
+    run_id = str(uuid.uuid4())
+    beside.follow(run_id)
+    refreshed = [key for key in defs.resolve_job_def("refresh_models").asset_layer.selected_asset_keys
+                 if key != NOISE_SPREAD]
+    return demo.execute("refresh_models", "refresh_models", run_config=refresh_run_config(), run_id=run_id,
+                        asset_selection=refreshed)
+
+
+def planned_assets() -> set[AssetKey]:
+    """:data:`NOISE_SPREAD` and the route plan's assets (job plan_kernel_routes)."""
+    return {NOISE_SPREAD, *defs.resolve_job_def("plan_kernel_routes").asset_layer.selected_asset_keys}
+
+
+def wait_for_materializations(instance: DagsterInstance, run_id: str, keys: set[AssetKey],
+                              poll_s: float = 0.1) -> bool:
+    """Wait until run ``run_id`` has materialized every asset of ``keys``: True; False when the run
+    ended without (or the demo process that started this one is gone)."""
+    parent = os.getppid()
+
+    def materialized() -> bool:
+        return all(getattr(instance.get_latest_materialization_event(key), "run_id", None) == run_id for key in keys)
+
+    while not materialized():
+        run = instance.get_run_by_id(run_id)
+        if (run is not None and run.is_finished) or os.getppid() != parent:
+            return materialized()  # it may have materialized them just before it ended
+        time.sleep(poll_s)
+    return True
+
+
+def spread_and_plan(demo: Demo, run_id: str) -> list[str] | None:
+    """Once the refresh ``run_id`` has materialized what they read: noisy_kernel_spread, then the
+    route plan; the lines :func:`print_route_plan` printed, or None when either did not run."""
+    graph = defs.resolve_asset_graph()
+    planned = planned_assets()
+    read = {parent for key in planned for parent in graph.get(key).parent_keys} - planned
+    if not wait_for_materializations(demo.instance, run_id, read):
+        return None
+    if not demo.execute("refresh_models", NOISE_SPREAD.to_user_string(), run_config=refresh_run_config(),
+                        asset_selection=[NOISE_SPREAD]).success:
+        return None
+    with contextlib.redirect_stdout(io.StringIO()) as printed:
+        print_route_plan(demo)
+    return printed.getvalue().splitlines()
 
 
 def print_checks(evaluations) -> None:
@@ -291,20 +357,18 @@ def run_pattern3(demo: Demo) -> None:
               "uniform; gates (reported): " + "; ".join(f"{'pass' if g['passed'] else 'FAIL'} {g['name']}" for g in gates))
 
 
-def print_pattern3(demo: Demo, pattern3: Pattern3Beside | None) -> None:
-    """Pattern 3's lines: from its process beside the refresh, or run here; nothing but a line
-    saying so when ``HYBRID_DEMO_PATTERN3`` is ``off``."""
+def print_pattern3(demo: Demo, beside: BesideOutput | None) -> None:
+    """Pattern 3's lines: from the second process, or run here; nothing but a line saying so when
+    ``HYBRID_DEMO_PATTERN3`` is ``off``."""
     if pattern3_place() == "off":
         print("\nPattern 3: not run (HYBRID_DEMO_PATTERN3=off).")
         return
     print("\nPattern 3, QAOA candidates ranked classically (returns/ and graphs/; see docs/pattern3.md)"
-          + (", run beside the refresh in a second process:" if pattern3 else ":"))
-    if pattern3 is None:
+          + (", run beside the refresh in a second process:" if beside else ":"))
+    if beside is None:
         run_pattern3(demo)
         return
-    lines, failures = pattern3.result()
-    print(*lines, sep="\n")
-    demo.failures += failures
+    print(*beside.pattern3, sep="\n")
 
 
 def print_where_to_look(layout: DataLayout, instance: DagsterInstance, started: float) -> None:
@@ -318,10 +382,11 @@ def print_where_to_look(layout: DataLayout, instance: DagsterInstance, started: 
     print("  models that serve: `.venv/bin/hybrid-registry list`; audit trail: `.venv/bin/hybrid-audit`")
 
 
-def run_demo(example: str = "breast_cancer", pattern3: Pattern3Beside | None = None) -> int:
+def run_demo(example: str = "breast_cancer", beside: BesideRefresh | None = None) -> int:
     """The whole demo against ``DagsterInstance.get()`` (``$DAGSTER_HOME``); 0 when nothing failed.
-    With ``pattern3`` (started beside this process), its lines and failures are taken from it;
-    without, pattern 3 runs here after the scoring (not at all when ``HYBRID_DEMO_PATTERN3`` is off)."""
+    With ``beside`` (the second process, started before this one's imports), pattern 3, the noise
+    spread and the route plan run there, and their lines and failures are taken from it; without,
+    they run here after the scoring (pattern 3 not at all when ``HYBRID_DEMO_PATTERN3`` is off)."""
     # The landing contract imports Great Expectations when it first validates a file (3 s), the
     # steps import PennyLane and scikit-learn when they first run a circuit or fit a model, Qiskit
     # with its plugins when they first transpile (0.7 s), and Dagster its storage modules (alembic,
@@ -337,17 +402,22 @@ def run_demo(example: str = "breast_cancer", pattern3: Pattern3Beside | None = N
     write_examples_into_empty_zones(layout, example)
     demo = Demo(open_instance())
     ingest_landing_files(demo)
-    refresh = demo.execute("refresh_models", "refresh_models", run_config=refresh_run_config())
+    refresh = refresh_models(demo, beside)
     store = ArtifactStore.at(layout.artifacts)
     if refresh.success and store.latest_version(["model_evaluation"]):
         if example != "breast_cancer":
             print_task(refresh)
         print_evaluation(store, refresh.get_asset_check_evaluations())
     if refresh.success:
-        print_route_plan(demo)
         print("\nScoring (the registry's champion; warehouse table `predictions`):")
         score_files(demo, layout)
-    print_pattern3(demo, pattern3)
+    second = beside.result() if beside else None
+    demo.failures += second.failures if second else []
+    if refresh.success and second is None:
+        print_route_plan(demo)
+    elif refresh.success and second.route_plan is not None:
+        print(*second.route_plan, sep="\n")
+    print_pattern3(demo, second)
     print_where_to_look(layout, demo.instance, started)
     if demo.failures:
         print("\nFAILED: " + "; ".join(demo.failures), file=sys.stderr)
@@ -355,15 +425,19 @@ def run_demo(example: str = "breast_cancer", pattern3: Pattern3Beside | None = N
     return 0
 
 
-def pattern3_main() -> int:
-    """Pattern 3 on this process's instance, its lines printed and then, as the last line, the JSON
-    ``{"failures": [...]}`` that :class:`~hybrid_assets.cli.pattern3_process.Pattern3Beside` reads."""
+def beside_main() -> int:
+    """The second process: pattern 3 on this process's instance, its lines printed; then, when the
+    demo hands it a refresh's run id on standard input, :func:`spread_and_plan`; last, the JSON
+    ``{"failures": [...], "route_plan": [...] | null}`` that
+    :class:`~hybrid_assets.cli.pattern3_process.BesideRefresh` reads."""
     import_deferred()  # as run_demo does, before the refresh beside it starts its clock
     demo = Demo(open_instance())
     run_pattern3(demo)
-    print(json.dumps({"failures": demo.failures}), flush=True)
+    run_id = sys.stdin.readline().strip()
+    route_plan = spread_and_plan(demo, run_id) if run_id else None
+    print(json.dumps({"failures": demo.failures, "route_plan": route_plan}), flush=True)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(pattern3_main())
+    sys.exit(beside_main())

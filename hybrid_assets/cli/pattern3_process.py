@@ -1,4 +1,5 @@
-"""The demo's pattern 3 in a process of its own, beside the model refresh (``HYBRID_DEMO_PATTERN3``).
+"""The demo's second process, beside the model refresh (``HYBRID_DEMO_PATTERN3=beside``): pattern 3,
+then the refresh's noise spread and the kernel routes' plan.
 
 Light on purpose: ``hybrid-demo`` starts this process before it imports the pipeline, and the
 process (``python -m hybrid_assets.cli.demo_run``) imports it itself.
@@ -12,33 +13,56 @@ import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, NamedTuple
 
-__all__ = ["PATTERN3_PLACES", "PATTERN3_VARIABLE", "Pattern3Beside", "pattern3_place", "start_pattern3"]
+__all__ = ["PATTERN3_PLACES", "PATTERN3_VARIABLE", "BesideOutput", "BesideRefresh", "pattern3_place", "start_beside"]
 
 PATTERN3_VARIABLE = "HYBRID_DEMO_PATTERN3"
 PATTERN3_PLACES = ("beside", "after", "off")
 PATTERN3_NICENESS = 10
 
 
+class BesideOutput(NamedTuple):
+    """What the second process printed: pattern 3's lines, the route plan's lines (None when it did
+    not plan: no refresh to follow, or the refresh ended before it materialized what the plan reads)
+    and the failures of its runs."""
+
+    pattern3: list[str]
+    route_plan: list[str] | None
+    failures: list[str]
+
+
 @dataclass
-class Pattern3Beside:
-    """Pattern 3 running in its own process (``python -m hybrid_assets.cli.demo_run``): its lines go
-    to ``output``, the last one the JSON ``{"failures": [...]}``; its warnings go to our stderr."""
+class BesideRefresh:
+    """The second process (``python -m hybrid_assets.cli.demo_run``): its lines go to ``output``, the
+    last one the JSON ``{"failures": [...], "route_plan": [...] | null}``; its warnings go to our
+    stderr. It reads the refresh's run id from its standard input (:meth:`follow`)."""
 
     process: subprocess.Popen
     output: IO[str]
 
-    def result(self) -> tuple[list[str], list[str]]:
-        """Wait for it: (the lines it printed, its failures). A process that ended without its
-        failures line failed as a whole, and says so."""
+    def follow(self, run_id: str) -> None:
+        """Hand it the refresh run ``run_id``: after pattern 3, once that run has materialized what
+        noisy_kernel_spread and the route plan read, it materializes them."""
+        try:
+            self.process.stdin.write(run_id + "\n")
+            self.process.stdin.flush()
+        except (OSError, ValueError):  # it has ended (a broken pipe), or its input was closed: result() says how
+            pass
+
+    def result(self) -> BesideOutput:
+        """Wait for it. A process that ended without its last line failed as a whole, and says so."""
+        if self.process.stdin is not None:
+            self.process.stdin.close()  # no refresh to follow, if none was handed to it
         self.process.wait()
         self.output.seek(0)
         lines = self.output.read().splitlines()
         try:
-            return lines[:-1], list(json.loads(lines[-1])["failures"])
-        except (IndexError, ValueError, KeyError, TypeError):
-            return lines, [f"pattern 3 (its process exited with code {self.process.returncode}; its error is above)"]
+            last = json.loads(lines[-1])
+            return BesideOutput(lines[:-1], last.get("route_plan"), list(last["failures"]))
+        except (IndexError, ValueError, KeyError, TypeError, AttributeError):
+            return BesideOutput(lines, None, [f"the demo's second process (exited with code "
+                                              f"{self.process.returncode}; its error is above)"])
 
 
 def pattern3_place() -> str:
@@ -50,12 +74,13 @@ def pattern3_place() -> str:
     return place
 
 
-def start_pattern3() -> Pattern3Beside | None:
-    """Start pattern 3 beside the refresh; None unless ``HYBRID_DEMO_PATTERN3`` is ``beside``."""
+def start_beside() -> BesideRefresh | None:
+    """Start the second process; None unless ``HYBRID_DEMO_PATTERN3`` is ``beside``."""
     if pattern3_place() != "beside":
         return None
     output = tempfile.TemporaryFile("w+")
-    # Niced: the refresh is the demo's longest path, and pattern 3 finishes well before it anyway.
+    # Niced: while the refresh runs it is the demo's longest path; by the time the demo waits for
+    # this process, the refresh is over and each has a core.
     process = subprocess.Popen([sys.executable, "-m", "hybrid_assets.cli.demo_run"], stdout=output,
-                               preexec_fn=lambda: os.nice(PATTERN3_NICENESS))
-    return Pattern3Beside(process, output)
+                               stdin=subprocess.PIPE, text=True, preexec_fn=lambda: os.nice(PATTERN3_NICENESS))
+    return BesideRefresh(process, output)

@@ -65,6 +65,17 @@ def test_demo_fills_an_empty_landing_zone_and_prints_both_models(local_project):
     ranked_cuts = latest_artifact(data / "artifacts", "ranked_cuts")
     assert ranked_cuts["lineage"]["graph_file"] == "example_graph.csv" and ranked_cuts["ranked"]
     assert latest_artifact(data / "artifacts", "portfolio_report")["gates"]
+    # The second process also materialized the noise spread, in a refresh_models run of its own that
+    # followed the demo's refresh, and planned the routes; the demo's refresh left it out.
+    from dagster import AssetKey, DagsterInstance
+    with DagsterInstance.from_config(str(local_project.home)) as instance:
+        refreshes = {run.run_id: run.asset_selection for run in instance.get_runs() if run.job_name == "refresh_models"}
+        spread = instance.get_latest_materialization_event(AssetKey("noisy_kernel_spread")).run_id
+        plan = instance.get_latest_materialization_event(AssetKey("provider_scorecard")).run_id
+        assert refreshes[spread] == {AssetKey("noisy_kernel_spread")} and len(refreshes) == 2
+        assert [AssetKey("noisy_kernel_spread") not in keys and len(keys) == 13
+                for run_id, keys in refreshes.items() if run_id != spread] == [True]
+        assert instance.get_run_by_id(plan).job_name == "plan_kernel_routes"
 
     # A second demo on the same instance re-uses the landing data (nothing rewritten) and passes;
     # scoring the same file with the same champion again writes no duplicates. Pattern 3 run after
@@ -117,21 +128,54 @@ def test_demo_runs_another_csv_in_another_data_dir(local_project):
     assert "portfolio_candidates" not in completed.stdout and not (local_project.data / "graphs" / "example_graph.csv").exists()
 
 
-def test_pattern3_beside_reports_its_lines_its_failures_and_a_process_that_died():
+def test_the_second_process_reports_its_lines_its_plan_its_failures_and_a_process_that_died():
     import subprocess
     import sys
     import tempfile
 
-    from hybrid_assets.cli.pattern3_process import Pattern3Beside
+    from hybrid_assets.cli.pattern3_process import BesideOutput, BesideRefresh
 
-    def beside(code: str) -> Pattern3Beside:
+    def beside(code: str) -> BesideRefresh:
         output = tempfile.TemporaryFile("w+")
-        return Pattern3Beside(subprocess.Popen([sys.executable, "-c", code], stdout=output), output)
+        return BesideRefresh(subprocess.Popen([sys.executable, "-c", code], stdout=output, stdin=subprocess.PIPE,
+                                              text=True), output)
 
-    assert beside("print('  line'); print('{\"failures\": [\"maxcut_candidates (run 1)\"]}')").result() == (
-        ["  line"], ["maxcut_candidates (run 1)"])
-    lines, failures = beside("print('  started'); raise SystemExit(3)").result()
-    assert lines == ["  started"] and failures == ["pattern 3 (its process exited with code 3; its error is above)"]
+    # It reads the run id it is handed, and ends its output with its failures and the plan's lines.
+    echo = beside("import json, sys; run = sys.stdin.readline().strip(); print('  line')\n"
+                  "print(json.dumps({'failures': ['maxcut_candidates (run 1)'], 'route_plan': ['plan of ' + run]}))")
+    echo.follow("run-7")
+    assert echo.result() == BesideOutput(["  line"], ["plan of run-7"], ["maxcut_candidates (run 1)"])
+    # Handed nothing: its standard input ends, and it did not plan.
+    idle = beside("import json, sys; print(json.dumps({'failures': [], 'route_plan': sys.stdin.readline() or None}))")
+    assert idle.result() == BesideOutput([], None, [])
+    died = beside("print('  started'); raise SystemExit(3)")
+    assert died.result() == BesideOutput(["  started"], None, [
+        "the demo's second process (exited with code 3; its error is above)"])
+    died.follow("run-8")  # a process that has ended is handed nothing, and nothing fails
+
+
+def test_the_second_process_waits_for_what_the_refresh_materializes_and_not_for_a_run_that_ended(tmp_path):
+    from dagster import AssetKey, DagsterInstance, asset, materialize
+
+    from hybrid_assets.cli.demo_run import wait_for_materializations
+
+    @asset
+    def upstream() -> int:
+        return 1
+
+    @asset
+    def other() -> int:
+        return 2
+
+    with DagsterInstance.ephemeral() as instance:
+        both = materialize([upstream, other], instance=instance)
+        assert wait_for_materializations(instance, both.run_id, {AssetKey("upstream"), AssetKey("other")})
+        only_other = materialize([other], instance=instance)
+        # A finished run that did not materialize one of them: no waiting for it.
+        assert not wait_for_materializations(instance, only_other.run_id, {AssetKey("upstream")})
+        # A later run of it: the earlier run's materialization is no longer the latest one.
+        materialize([upstream], instance=instance)
+        assert not wait_for_materializations(instance, both.run_id, {AssetKey("upstream")})
 
 
 def test_a_wrong_pattern3_place_is_refused_before_anything_runs(local_project):

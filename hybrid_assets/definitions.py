@@ -29,13 +29,9 @@ from hybrid_assets import (
 from hybrid_assets.common.scratch import scratch_cleanup_sensor
 from hybrid_assets.executors import executor_from_env
 from hybrid_assets.resources import resources_from_env
-from hybrid_resources.process_exit import freeze_heap_at_exit
+from hybrid_resources.process_heap import freeze_heap
 
 __all__ = ["SLICES", "all_assets", "automation_sensor", "defs", "refresh_models_job"]
-
-# Every process that loads the code location holds its libraries' millions of objects: it ends
-# without walking them all again (hybrid_resources.process_exit).
-freeze_heap_at_exit()
 
 SLICES = (ingest, training, evaluation, serving, planning, hardware, optimization)
 all_assets = [asset for domain in SLICES for asset in domain.defs.assets]
@@ -75,3 +71,7 @@ defs = Definitions.merge(
         executor=executor_from_env(),
     ),
 )
+
+# What the code location loaded lives as long as the process: the garbage collector no longer
+# walks it, while the process runs or as it exits (hybrid_resources.process_heap).
+freeze_heap()

@@ -2,4 +2,4 @@
 ``data/``: paths, artifacts, checkpoints, contract, quarantine, warehouse. At the top: the cost and
 gate policies. Nothing here imports ``hybrid_assets``."""
 
-__all__ = ["compute", "cost_policy", "gate_policy", "data", "optimization", "process_exit", "quantum"]
+__all__ = ["compute", "cost_policy", "gate_policy", "data", "optimization", "process_heap", "quantum"]

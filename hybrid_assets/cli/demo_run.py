@@ -60,6 +60,7 @@ from hybrid_resources.data.paths import (
 )
 from hybrid_resources.data.warehouse import Warehouse
 from hybrid_resources.lazy_modules import import_deferred
+from hybrid_resources.process_heap import freeze_heap
 from hybrid_resources.quantum.transpilation import import_transpiler
 
 __all__ = ["beside_main", "run_demo"]
@@ -197,11 +198,6 @@ def refresh_models(demo: Demo, beside: BesideRefresh | None):
                         asset_selection=refreshed)
 
 
-def planned_assets() -> set[AssetKey]:
-    """:data:`NOISE_SPREAD` and the route plan's assets (job plan_kernel_routes)."""
-    return {NOISE_SPREAD, *defs.resolve_job_def("plan_kernel_routes").asset_layer.selected_asset_keys}
-
-
 def wait_for_materializations(instance: DagsterInstance, run_id: str, keys: set[AssetKey],
                               poll_s: float = 0.1) -> bool:
     """Wait until run ``run_id`` has materialized every asset of ``keys``: True; False when the run
@@ -222,9 +218,8 @@ def wait_for_materializations(instance: DagsterInstance, run_id: str, keys: set[
 def spread_and_plan(demo: Demo, run_id: str) -> list[str] | None:
     """Once the refresh ``run_id`` has materialized what they read: noisy_kernel_spread, then the
     route plan; the lines :func:`print_route_plan` printed, or None when either did not run."""
-    graph = defs.resolve_asset_graph()
-    planned = planned_assets()
-    read = {parent for key in planned for parent in graph.get(key).parent_keys} - planned
+    planned = {NOISE_SPREAD, *defs.resolve_job_def("plan_kernel_routes").asset_layer.selected_asset_keys}
+    read = {parent for key in planned for parent in defs.resolve_asset_graph().get(key).parent_keys} - planned
     if not wait_for_materializations(demo.instance, run_id, read):
         return None
     if not demo.execute("refresh_models", NOISE_SPREAD.to_user_string(), run_config=refresh_run_config(),
@@ -398,6 +393,7 @@ def run_demo(example: str = "breast_cancer", beside: BesideRefresh | None = None
 
     import_deferred()
     import_transpiler()
+    freeze_heap()
     layout, started = DataLayout.from_env().ensure(), time.perf_counter()
     write_examples_into_empty_zones(layout, example)
     demo = Demo(open_instance())
@@ -431,6 +427,7 @@ def beside_main() -> int:
     ``{"failures": [...], "route_plan": [...] | null}`` that
     :class:`~hybrid_assets.cli.pattern3_process.BesideRefresh` reads."""
     import_deferred()  # as run_demo does, before the refresh beside it starts its clock
+    freeze_heap()
     demo = Demo(open_instance())
     run_pattern3(demo)
     run_id = sys.stdin.readline().strip()

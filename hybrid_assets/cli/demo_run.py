@@ -430,7 +430,7 @@ def beside_main() -> int:
     freeze_heap()
     demo = Demo(open_instance())
     run_pattern3(demo)
-    run_id = sys.stdin.readline().strip()
+    run_id = "" if sys.stdin.isatty() else sys.stdin.readline().strip()  # run by hand: no refresh to follow
     route_plan = spread_and_plan(demo, run_id) if run_id else None
     print(json.dumps({"failures": demo.failures, "route_plan": route_plan}), flush=True)
     return 0

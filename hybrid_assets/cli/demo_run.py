@@ -186,8 +186,8 @@ def refresh_models(demo: Demo, beside: BesideRefresh | None):
     """Run refresh_models. With ``beside``, this run leaves out :data:`NOISE_SPREAD` and hands its
     run id to the second process, which materializes it (a refresh_models run of its own) once this
     run has materialized what it reads."""
-    if refresh_run_config_path():
-        print(f"Run config for refresh_models: {refresh_run_config_path()}")
+    if path := refresh_run_config_path():
+        print(f"Run config for refresh_models: {path}")
     if beside is None:
         return demo.execute("refresh_models", "refresh_models", run_config=refresh_run_config())
     run_id = str(uuid.uuid4())
@@ -352,6 +352,15 @@ def run_pattern3(demo: Demo) -> None:
               "uniform; gates (reported): " + "; ".join(f"{'pass' if g['passed'] else 'FAIL'} {g['name']}" for g in gates))
 
 
+def print_plan(demo: Demo, beside: BesideOutput | None) -> None:
+    """The route plan's lines: from the second process (none when its runs failed: their failures
+    say why), or planned here (:func:`print_route_plan`)."""
+    if beside is None:
+        print_route_plan(demo)
+    elif beside.route_plan is not None:
+        print(*beside.route_plan, sep="\n")
+
+
 def print_pattern3(demo: Demo, beside: BesideOutput | None) -> None:
     """Pattern 3's lines: from the second process, or run here; nothing but a line saying so when
     ``HYBRID_DEMO_PATTERN3`` is ``off``."""
@@ -409,10 +418,8 @@ def run_demo(example: str = "breast_cancer", beside: BesideRefresh | None = None
         score_files(demo, layout)
     second = beside.result() if beside else None
     demo.failures += second.failures if second else []
-    if refresh.success and second is None:
-        print_route_plan(demo)
-    elif refresh.success and second.route_plan is not None:
-        print(*second.route_plan, sep="\n")
+    if refresh.success:
+        print_plan(demo, second)
     print_pattern3(demo, second)
     print_where_to_look(layout, demo.instance, started)
     if demo.failures:

@@ -568,15 +568,15 @@ def signers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Signers:
 # at the head of the shares, dealt in turn, starts them at once on different workers, instead of
 # one of them starting after the others ran out of work.
 LONGEST_FIRST = (
-    "tests/project/test_daemon_e2e.py::test_train_promote_and_score_files_and_stream_records_without_a_click",
+    "tests/project/test_two_hosts.py::test_two_hosts_share_postgres_and_the_object_store_only",
     "tests/project/test_daemon_e2e.py::test_dropped_files_refresh_the_model_without_a_click",
     "tests/cli/test_audit.py::test_audit_trail_follows_the_event_log_across_new_data",
-    "tests/project/test_daemon_e2e.py::test_a_worker_killed_mid_ingest_is_retried_and_the_file_is_ingested_exactly_once",
     "tests/project/test_ui_browser.py::test_a_person_opens_the_ui_after_the_demo_and_materializes_from_it",
-    "tests/cli/test_demo.py::test_demo_fills_an_empty_landing_zone_and_prints_both_models",
+    "tests/project/test_daemon_e2e.py::test_promote_and_score_files_and_stream_records_without_a_click",
+    "tests/project/test_daemon_e2e.py::test_a_worker_killed_mid_ingest_is_retried_and_the_file_is_ingested_exactly_once",
     "tests/project/test_daemon_e2e.py::test_starting_the_daemon_after_make_demo_starts_no_run",
     "tests/project/test_postgres.py::test_the_pipeline_sensor_and_audit_run_on_a_postgres_instance",
-    "tests/project/test_two_hosts.py::test_two_hosts_share_postgres_and_the_object_store_only",
+    "tests/cli/test_demo.py::test_demo_fills_an_empty_landing_zone_and_prints_both_models",
 )
 
 

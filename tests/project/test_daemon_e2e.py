@@ -235,21 +235,20 @@ def registry(project, *args: str) -> str:
     return completed.stdout
 
 
-def test_train_promote_and_score_files_and_stream_records_without_a_click(local_project, tmp_path, redis_url,
-                                                                         signers):
-    """Train, approve and promote the quantum model from the CLI, then scoring files and stream
-    records get predictions with no click; a rollback from the CLI changes the next file's model."""
-    project, data = local_project, local_project.data
-    project.env.update({"HYBRID_MIN_MARGIN": "-1",  # the quantum model's gates pass on any margin
+def test_promote_and_score_files_and_stream_records_without_a_click(trained_project, tmp_path, redis_url,
+                                                                   signers):
+    """From trained models (the quantum one in shadow), approve and promote the quantum model from
+    the CLI, then scoring files and stream records get predictions with no click; a rollback from
+    the CLI changes the next file's model. (That a dropped file trains the models with no click is
+    test_dropped_files_refresh_the_model_without_a_click's.)"""
+    project, data = trained_project, trained_project.data
+    project.env.update({"HYBRID_MIN_MARGIN": "-1",  # as trained: the quantum model's gates pass on any margin
                         "HYBRID_REDIS_URL": redis_url, "HYBRID_SCORING_STREAM": "e2e:scoring",
                         "HYBRID_APPROVERS_FILE": str(signers.file)})
-    (data / "scoring").mkdir()
+    (data / "scoring").mkdir(exist_ok=True)
     instance = DagsterInstance.from_config(str(project.home))
-    instance.get_runs(limit=1)
+    before, trained_model = {run.run_id for run in instance.get_runs()}, latest_version(instance, "quantum_svm")
     with running_daemon(project, tmp_path / "daemon.log") as (process, log):
-        land(data / "landing", write_good_csv, n_rows=60, n_features=5, name="train.csv")
-        wait_for(lambda: latest_version(instance, "model_registry"), 400, "the registered models", process, log)
-        wait_for(lambda: idle(instance), 180, "runs to finish", process, log)
         with Warehouse(path=str(data / "warehouse.duckdb")).session(read_only=True) as session:
             status = {m["version_id"]: m["status"] for m in session.models()}
         (quantum,) = [v for v, s in status.items() if v.startswith("quantum_svm@") and s == "shadow"]
@@ -287,4 +286,9 @@ def test_train_promote_and_score_files_and_stream_records_without_a_click(local_
                  "the serving monitor", process, log)
         wait_for(lambda: idle(instance), 180, "runs to finish", process, log)
         assert not instance.get_runs(RunsFilter(statuses=[DagsterRunStatus.FAILURE]))
+        # Serving ran on the trained models: no retraining, one run per scoring file and stream batch.
+        assert latest_version(instance, "quantum_svm") == trained_model
+        jobs = [run.job_name for run in runs_since(instance, before)]
+        assert sorted(job for job in jobs if job != "__ASSET_JOB") == [
+            "ingest_scoring_file", "ingest_scoring_file", "score_stream_job"], jobs
     instance.dispose()

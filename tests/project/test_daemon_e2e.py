@@ -180,7 +180,7 @@ def test_a_worker_killed_mid_ingest_is_retried_and_the_file_is_ingested_exactly_
     instance, data, process, log = daemon
     # Small: the kill lands while the step imports Great Expectations (seconds), before it reads the
     # file, whatever its size; the models the retry leads to are then trained on these rows.
-    land(data / "landing", write_good_csv, n_rows=400, n_features=20, name="big.csv")
+    land(data / "landing", write_good_csv, n_rows=80, n_features=5, name="big.csv")
     ingest = wait_for(lambda: next(iter(instance.get_runs(RunsFilter(job_name="ingest_landing_file"))), None),
                       120, "the ingest run", process, log)
     pid = wait_for(lambda: worker_pid(instance, ingest.run_id), 120, "the ingest step to start", process, log)
@@ -197,10 +197,10 @@ def test_a_worker_killed_mid_ingest_is_retried_and_the_file_is_ingested_exactly_
     assert retry.status == DagsterRunStatus.SUCCESS
     assert not instance.event_log_storage.get_concurrency_run_ids() & {ingest.run_id}
     with Warehouse(path=str(data / "warehouse.duckdb")).connect(read_only=True) as connection:
-        assert connection.execute("SELECT count(*), count(DISTINCT sample_id) FROM raw_rows").fetchone() == (400, 400)
-        assert connection.execute("SELECT status, n_rows FROM landing_files").fetchall() == [("ingested", 400)]
+        assert connection.execute("SELECT count(*), count(DISTINCT sample_id) FROM raw_rows").fetchone() == (80, 80)
+        assert connection.execute("SELECT status, n_rows FROM landing_files").fetchall() == [("ingested", 80)]
     features = instance.get_latest_materialization_event(AssetKey("features")).asset_materialization
-    assert features.metadata["row_count"].value == 400
+    assert features.metadata["row_count"].value == 80
 
 
 def test_starting_the_daemon_after_make_demo_starts_no_run(local_project, tmp_path):

@@ -218,8 +218,9 @@ def wait_for_materializations(instance: DagsterInstance, run_id: str, keys: set[
 def spread_and_plan(demo: Demo, run_id: str) -> list[str] | None:
     """Once the refresh ``run_id`` has materialized what they read: noisy_kernel_spread, then the
     route plan; the lines :func:`print_route_plan` printed, or None when either did not run."""
+    graph = defs.resolve_asset_graph()
     planned = {NOISE_SPREAD, *defs.resolve_job_def("plan_kernel_routes").asset_layer.selected_asset_keys}
-    read = {parent for key in planned for parent in defs.resolve_asset_graph().get(key).parent_keys} - planned
+    read = {parent for key in planned for parent in graph.get(key).parent_keys} - planned
     if not wait_for_materializations(demo.instance, run_id, read):
         return None
     if not demo.execute("refresh_models", NOISE_SPREAD.to_user_string(), run_config=refresh_run_config(),

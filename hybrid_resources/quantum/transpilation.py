@@ -159,20 +159,28 @@ def parse_openqasm(openqasm: str) -> Any:
     return qasm2.loads(openqasm)
 
 
+@lru_cache(maxsize=32)
+def preset_pass_manager(snapshot: DeviceSnapshot, settings: TranspileSettings) -> Any:
+    """Qiskit's preset pass manager for ``snapshot``'s target under ``settings``, built once per
+    pair (about 10 ms each): a pass manager keeps no state between runs, and its seeded passes
+    start from the same seed on every run, so a reused one transpiles as a new one would."""
+    from qiskit.transpiler import generate_preset_pass_manager
+
+    return generate_preset_pass_manager(
+        optimization_level=settings.optimization_level, target=device_target(snapshot),
+        seed_transpiler=settings.seed, layout_method=settings.layout_method, routing_method=settings.routing_method)
+
+
 def transpile_for(circuit: Any, snapshot: DeviceSnapshot,
                   settings: TranspileSettings = TranspileSettings()) -> TranspiledCircuit:
     """``circuit`` (a QuantumCircuit, or OpenQASM 2.0 text) transpiled to ``snapshot``'s coupling
     map and native gates with Qiskit's preset pass manager under ``settings``. Raises ValueError
     when the circuit is wider than the device."""
-    from qiskit.transpiler import generate_preset_pass_manager
-
     if isinstance(circuit, str):
         circuit = parse_openqasm(circuit)
     if circuit.num_qubits > snapshot.qubits:
         raise ValueError(f"{circuit.num_qubits} qubits do not fit {snapshot.name} ({snapshot.qubits} qubits)")
-    manager = generate_preset_pass_manager(
-        optimization_level=settings.optimization_level, target=device_target(snapshot),
-        seed_transpiler=settings.seed, layout_method=settings.layout_method, routing_method=settings.routing_method)
+    manager = preset_pass_manager(snapshot, settings)
     inserted = [0]
 
     def count_swaps(dag: Any = None, **_: Any) -> None:

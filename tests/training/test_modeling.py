@@ -83,3 +83,25 @@ def test_a_code_block_is_cut_with_a_note_of_what_was_left_out():
     cut = code_block(text, "qasm", max_lines=3, whole="/tmp/circuit.qasm")
     assert cut.startswith("```qasm\nline 0\nline 1\nline 2\n```") and "line 3" not in cut
     assert cut.endswith("7 more lines in `/tmp/circuit.qasm`")
+
+
+def test_fold_blocks_are_each_splits_kernel_blocks_in_reused_buffers():
+    from hybrid_assets.training.tuning import cross_validate_Cs, fold_blocks, kernel_block, kfold_splits, quantum_score
+
+    rng = np.random.default_rng(3)
+    X, y = rng.normal(size=(203, 4)), rng.integers(0, 3, 203)  # folds of unequal sizes, three classes
+    kernel = rbf_kernel(X, gamma=0.3)
+    splits = kfold_splits(y, folds=5, seed=2)
+    seen = []
+    for (train, test), (train_block, test_block) in zip(splits, fold_blocks(kernel, splits), strict=True):
+        assert np.array_equal(train_block, kernel_block(kernel, train, train))
+        assert np.array_equal(test_block, kernel_block(kernel, test, train))
+        assert train_block.flags["C_CONTIGUOUS"] and test_block.flags["C_CONTIGUOUS"]
+        seen.append(train_block.__array_interface__["data"][0])
+    assert len(set(seen)) == 1  # one buffer, refilled for every split
+    # The scores are those of a fresh pair of blocks per fit.
+    scores = cross_validate_Cs(kernel, y, splits, [0.5, 4.0], "accuracy")
+    for C in (0.5, 4.0):
+        assert scores[C] == [quantum_score(kernel, y, C, "accuracy")(*split) for split in splits]
+    with pytest.raises(IndexError, match="outside the 203-row kernel"):
+        next(fold_blocks(kernel, [(np.arange(10), np.array([203]))]))

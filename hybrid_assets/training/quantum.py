@@ -190,8 +190,14 @@ class KernelTuningConfig(Config):
                     "tuning, so a refresh keeps the circuit and its cached kernel entries; 0 re-tunes on any growth")
 
 
+# What the noise spread and the route plan read beyond the embeddings: a refresh runs these two
+# first among its ready steps (Dagster's step priority), so what waits for them (`make demo`'s
+# second process) starts while the classical baseline fits; the steps' results do not change.
+BEFORE_THE_BASELINE = {"dagster/priority": "1"}
+
+
 @asset(automation_condition=ON_NEW_DATA, code_version=FEATURE_MAP_VERSIONS, group_name="quantum",
-       kinds={"sklearn", "numpy"})
+       kinds={"sklearn", "numpy"}, op_tags=BEFORE_THE_BASELINE)
 def kernel_tuning(context: AssetExecutionContext, config: KernelTuningConfig, reduced_embeddings: dict,
                   gate_policy: GatePolicy) -> Output:
     """The quantum kernel SVM tuned like the classical baseline: k-fold CV on the train split over
@@ -316,6 +322,7 @@ def _within_ceilings(spec: FeatureMapSpec, gates: GatePolicy) -> bool:
 
 
 @asset(automation_condition=ON_NEW_DATA, code_version=FEATURE_MAP_VERSIONS, group_name="quantum", kinds={"pennylane"},
+       op_tags=BEFORE_THE_BASELINE,
        check_specs=[AssetCheckSpec("circuit_ceilings", asset="circuit_artifact", blocking=True,
                                    description="Width, depth and two-qubit gates under the ceilings, after "
                                                "decomposition and after transpilation to each target device")])

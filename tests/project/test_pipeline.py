@@ -36,6 +36,9 @@ def test_landing_file_to_evaluated_models(data_layout, instance):
     assert result.success
     evaluations = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert evaluations["features_contract"] is True
+    # What the noise spread and the route plan read comes first, before the classical baseline.
+    started = [event.step_key for event in result.all_events if event.event_type_value == "STEP_START"]
+    assert started.index("kernel_tuning") < started.index("circuit_artifact") < started.index("classical_baseline")
 
     kernel = latest_artifact(data_layout.artifacts, "quantum_kernel_train")["matrix"]
     assert kernel.shape[0] == kernel.shape[1] > 30
